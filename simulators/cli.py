@@ -1,0 +1,13 @@
+"""`citygate-sim`: device simulators speaking real protocol bytes, and the whole-system demo."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def main() -> None:
+    """Simulated field devices (real protocol bytes) and the demo."""
+
+
+# Each simulator module contributes one click command; register it here.
