@@ -1,0 +1,61 @@
+"""Typed, strict access to one TOML table, shared by the agent core and every driver's config parser.
+
+Every mistake becomes drivers.errors.ConfigError with the dotted key and the reason; `done()`
+refuses unknown keys (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drivers.errors import ConfigError
+
+
+class ConfigTable:
+    """Typed access to one TOML table; every mistake becomes a ConfigError with the dotted key."""
+
+    def __init__(self, raw: Any, key: str) -> None:
+        if not isinstance(raw, dict):
+            raise ConfigError(key, "expected a table")
+        self.raw = raw
+        self.key = key
+        self.used: set[str] = set()
+
+    def _get(self, name: str, kind: type | tuple[type, ...], required: bool, default: Any) -> Any:
+        self.used.add(name)
+        if name not in self.raw:
+            if required:
+                raise ConfigError(f"{self.key}.{name}", "missing")
+            return default
+        value = self.raw[name]
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise ConfigError(f"{self.key}.{name}", f"expected {_kind_name(kind)}, got a boolean")
+        if not isinstance(value, kind):
+            raise ConfigError(f"{self.key}.{name}", f"expected {_kind_name(kind)}, got {type(value).__name__}")
+        return value
+
+    def text(self, name: str, default: str | None = None, *, required: bool = False) -> Any:
+        return self._get(name, str, required, default)
+
+    def number(self, name: str, default: float, *, lo: float, hi: float) -> float:
+        value = float(self._get(name, (int, float), False, default))
+        if not lo <= value <= hi:
+            raise ConfigError(f"{self.key}.{name}", f"{value} is out of range [{lo}, {hi}]")
+        return value
+
+    def integer(self, name: str, default: int, *, lo: int, hi: int) -> int:
+        value = self._get(name, int, False, default)
+        if not lo <= value <= hi:
+            raise ConfigError(f"{self.key}.{name}", f"{value} is out of range [{lo}, {hi}]")
+        return int(value)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.raw) - self.used)
+        if unknown:
+            raise ConfigError(f"{self.key}.{unknown[0]}", "unknown key")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean"}
+    return " or ".join(dict.fromkeys(names.get(k.__name__, k.__name__) for k in kinds))
