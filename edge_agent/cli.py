@@ -2,15 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from pathlib import Path
+
 import click
 
 from edge_agent.cli_decode import decode
+from edge_agent.config import AgentConfigError, load_config
 
 
 @click.group()
 @click.version_option(package_name="citygate")
 def main() -> None:
     """citygate gateway agent."""
+
+
+@main.command()
+@click.option("--config", "config_file", required=True, type=click.Path(path_type=Path), help="Agent TOML config.")
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+def run(config_file: Path, log_level: str) -> None:
+    """Run the agent until SIGTERM/SIGINT."""
+    from edge_agent.agent import run_agent
+    from edge_agent.logs import setup_logging
+
+    setup_logging(log_level)
+    try:
+        config = load_config(config_file)
+    except AgentConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(2)
+    asyncio.run(run_agent(config))
+
+
+@main.command("check-config")
+@click.argument("config_file", type=click.Path(path_type=Path))
+def check_config(config_file: Path) -> None:
+    """Validate a config file: exit 0 if usable, 2 with file, key and reason if not."""
+    try:
+        config = load_config(config_file)
+    except AgentConfigError as exc:
+        click.echo(f"config error: {exc}", err=True)
+        sys.exit(2)
+    devices = sum(len(bus.states()) for bus in config.buses)
+    click.echo(f"{config_file}: ok (gateway {config.gateway.id}, {len(config.buses)} bus(es), {devices} device(s))")
 
 
 main.add_command(decode)

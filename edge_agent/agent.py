@@ -1,0 +1,127 @@
+"""The agent: journal, bus pollers, uploader and feature services, supervised in one event loop.
+
+Every record a driver accepts goes to the journal first; observers (lighting feedback,
+analytics) see it only once it is committed. A bus or service that crashes is logged and
+restarted after a pause, so one faulty driver never stops the others, nor the uploader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from drivers.base import Bus
+from drivers.model import Record
+from edge_agent.clock import Clock, SystemClock
+from edge_agent.config import AgentConfig
+from edge_agent.journal import Journal
+from edge_agent.service import AgentContext, Service
+from edge_agent.uploader import Uploader
+
+log = logging.getLogger("citygate.agent")
+
+#: Feature services built from parsed config sections: section name -> "module:function(section_cfg) -> Service".
+SERVICES: dict[str, str] = {}
+
+RESTART_DELAY_S = 5.0
+
+
+@dataclass
+class Agent:
+    config: AgentConfig
+    clock: Clock = field(default_factory=SystemClock)
+    journal: Journal = field(init=False)
+    uploader: Uploader = field(init=False)
+    context: AgentContext = field(init=False)
+    services: list[Service] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+    healthy: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.journal = Journal(
+            cfg.journal.path(cfg.gateway), max_records=cfg.journal.max_records, synchronous=cfg.journal.synchronous
+        )
+        self.uploader = Uploader(cfg.gateway, cfg.uplink, self.journal, self.clock)
+        self.context = AgentContext(
+            gateway_id=cfg.gateway.id,
+            commune=cfg.gateway.commune,
+            state_dir=cfg.gateway.state_dir,
+            clock=self.clock,
+            buses={bus.name: bus for bus in cfg.buses},
+            emit=self.emit,
+        )
+        self.journal.observers.append(self._notify)
+        for name, target in SERVICES.items():
+            if name in cfg.sections:
+                module, func = target.split(":")
+                factory: Callable[[object], Service] = getattr(importlib.import_module(module), func)
+                self.services.append(factory(cfg.sections[name]))
+
+    def emit(self, record: Record) -> None:
+        self.journal.append(record)
+
+    def _notify(self, record: Record) -> None:
+        for observer in self.context.observers:
+            try:
+                observer(record)
+            except Exception:
+                log.exception("observer %r failed on a record of %s", observer, record.device)
+
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Run until cancelled; on the way out flush the journal and close every bus."""
+        self.context.state_dir.mkdir(parents=True, exist_ok=True)
+        async with self.journal:
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    for bus in self.config.buses:
+                        tg.create_task(self._supervise(f"bus {bus.name}", self._bus_runner(bus)))
+                    tg.create_task(self._supervise("uploader", self.uploader.run))
+                    for service in self.services:
+                        tg.create_task(self._supervise(f"service {service.name}", self._service_runner(service)))
+                    log.info(
+                        "agent %s started: %d bus(es), %d service(s), uplink %s",
+                        self.config.gateway.id, len(self.config.buses), len(self.services), self.config.uplink.url,
+                    )
+                    if ready is not None:
+                        ready()
+            finally:
+                for bus in self.config.buses:
+                    with contextlib.suppress(Exception):
+                        await bus.aclose()
+
+    def _bus_runner(self, bus: Bus) -> Callable[[], Awaitable[None]]:
+        return lambda: bus.run(self.emit)
+
+    def _service_runner(self, service: Service) -> Callable[[], Awaitable[None]]:
+        return lambda: service.run(self.context)
+
+    async def _supervise(self, name: str, start: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            try:
+                await start()
+                log.error("%s stopped by itself; restarting in %.0f s", name, RESTART_DELAY_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s crashed; restarting in %.0f s", name, RESTART_DELAY_S)
+            await asyncio.sleep(RESTART_DELAY_S)
+
+
+async def run_agent(config: AgentConfig, clock: Clock | None = None) -> None:
+    """Run the agent in the current loop until SIGTERM or SIGINT."""
+    agent = Agent(config, clock or SystemClock())
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await agent.run()
+    log.info("agent %s stopped", config.gateway.id)
