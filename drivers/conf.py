@@ -43,6 +43,9 @@ class ConfigTable:
             raise ConfigError(f"{self.key}.{name}", f"{value} is out of range [{lo}, {hi}]")
         return value
 
+    def boolean(self, name: str, default: bool) -> bool:
+        return bool(self._get(name, bool, False, default))
+
     def integer(self, name: str, default: int, *, lo: int, hi: int) -> int:
         value = self._get(name, int, False, default)
         if not lo <= value <= hi:
