@@ -20,6 +20,14 @@ Example::
     max_records = 5000000                # oldest samples go first beyond this, events never
     synchronous = "full"                 # "full" (survives power loss) or "normal"
 
+    [local_api]                          # the technician's CLI talks to the agent here
+    socket = "/run/citygate/agent.sock"
+    group = "citygate"                   # members may read; the socket is mode 0660
+    technician = false                   # true enables write calls (lamp tests, overrides)
+
+    [watchdog]
+    bus_silence_s = 900                  # a bus with neither a reading nor a failure this long is wedged
+
     [[bus]]                              # one table per bus; keys per driver (drivers/*)
     name = "rs485-1"
     type = "modbus-rtu"
@@ -81,12 +89,26 @@ class JournalConfig:
 
 
 @dataclass(frozen=True)
+class LocalApiConfig:
+    socket: Path = Path("/run/citygate/agent.sock")
+    group: str = "citygate"
+    technician: bool = False
+
+
+@dataclass(frozen=True)
+class WatchdogConfig:
+    bus_silence_s: float = 900.0
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     file: Path
     gateway: GatewayConfig
     uplink: UplinkConfig
     journal: JournalConfig
     buses: list[Bus]
+    local_api: LocalApiConfig = field(default_factory=LocalApiConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     #: Parsed feature sections by name, each the typed object its package's parser returned.
     sections: dict[str, Any] = field(default_factory=dict)
 
@@ -165,6 +187,25 @@ def _journal(raw: Any) -> JournalConfig:
     return cfg
 
 
+def parse_local_api(raw: Any, base: Path) -> LocalApiConfig:
+    """The [local_api] table; public because the technician's CLI reads only this table of the file."""
+    t = ConfigTable(raw, "local_api")
+    cfg = LocalApiConfig(
+        socket=_resolve(base, t.text("socket", str(LocalApiConfig.socket))),
+        group=t.text("group", LocalApiConfig.group),
+        technician=t.boolean("technician", False),
+    )
+    t.done()
+    return cfg
+
+
+def _watchdog(raw: Any) -> WatchdogConfig:
+    t = ConfigTable(raw, "watchdog")
+    cfg = WatchdogConfig(bus_silence_s=t.number("bus_silence_s", 900.0, lo=1, hi=86_400))
+    t.done()
+    return cfg
+
+
 def _section_parser(name: str) -> Callable[[Mapping[str, Any], str, Path], Any]:
     module, func = SECTIONS[name].split(":")
     parser: Callable[[Mapping[str, Any], str, Path], Any] = getattr(importlib.import_module(module), func)
@@ -175,7 +216,7 @@ def parse_config(doc: Mapping[str, Any], file: Path) -> AgentConfig:
     """Validate a parsed TOML document; raise AgentConfigError naming file, key and reason."""
     base = file.parent
     try:
-        known = {"gateway", "uplink", "journal", "bus", *SECTIONS}
+        known = {"gateway", "uplink", "journal", "local_api", "watchdog", "bus", *SECTIONS}
         for key in doc:
             if key not in known:
                 raise ConfigError(key, f"unknown section; known: {', '.join(sorted(known))}")
@@ -186,6 +227,8 @@ def parse_config(doc: Mapping[str, Any], file: Path) -> AgentConfig:
         gateway = _gateway(doc["gateway"], base)
         uplink = _uplink(doc["uplink"], base)
         journal = _journal(doc.get("journal", {}))
+        local_api = parse_local_api(doc.get("local_api", {}), base)
+        watchdog = _watchdog(doc.get("watchdog", {}))
         raw_buses = doc.get("bus", [])
         if not isinstance(raw_buses, list):
             raise ConfigError("bus", "expected an array of tables ([[bus]])")
@@ -202,7 +245,7 @@ def parse_config(doc: Mapping[str, Any], file: Path) -> AgentConfig:
         sections = {name: _section_parser(name)(doc[name], name, base) for name in SECTIONS if name in doc}
     except ConfigError as exc:
         raise AgentConfigError(file, exc.key, exc.reason) from None
-    return AgentConfig(file, gateway, uplink, journal, buses, sections)
+    return AgentConfig(file, gateway, uplink, journal, buses, local_api=local_api, watchdog=watchdog, sections=sections)
 
 
 def load_config(file: Path | str) -> AgentConfig:
