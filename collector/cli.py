@@ -1,0 +1,137 @@
+"""`citygate-collector`: serve the ingest/read API, and manage the gateway registry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+import click
+
+from collector.app import DEFAULT_MAX_BODY_BYTES, create_app, start
+from collector.errors import CollectorError
+from collector.store import DEFAULT_SQLITE_PATH, open_store
+from collector.tokens import hash_token, new_token
+
+DB_ENV = "CITYGATE_DB"
+
+
+def default_db() -> str:
+    return os.environ.get(DB_ENV) or str(DEFAULT_SQLITE_PATH)
+
+
+db_option = click.option(
+    "--db", "db_url", default=default_db, show_default=f"${DB_ENV} or {DEFAULT_SQLITE_PATH}",
+    help="Database URL: sqlite:///path, a path, or postgresql://...",
+)
+
+
+@click.group()
+@click.version_option(package_name="citygate")
+def main() -> None:
+    """citygate central collector."""
+
+
+@main.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=click.IntRange(1024),
+              help="Largest accepted batch, decompressed.")
+def serve(db_url: str, host: str, port: int, max_body_bytes: int) -> None:
+    """Serve the batch endpoint and the read API until SIGINT/SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_serve(db_url, host, port, max_body_bytes))
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+async def _serve(db_url: str, host: str, port: int, max_body_bytes: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_store(db_url) as store:
+        runner, url = await start(create_app(store, max_body_bytes=max_body_bytes), host, port)
+        try:
+            # the demo and the tests wait for exactly this line
+            click.echo(f"citygate-collector listening on {url}")
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+
+@main.group()
+def gateway() -> None:
+    """The gateway registry."""
+
+
+@gateway.command("add")
+@click.argument("name")
+@click.option("--commune", required=True, help="INSEE code of the gateway's commune.")
+@click.option("--cabinet", default=None, help="Street cabinet identifier.")
+@click.option("--lat", type=click.FloatRange(-90, 90), default=None)
+@click.option("--lon", type=click.FloatRange(-180, 180), default=None)
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the token to this file (mode 600) instead of printing it.")
+@db_option
+def gateway_add(
+    name: str, commune: str, cabinet: str | None, lat: float | None, lon: float | None,
+    token_file: Path | None, db_url: str,
+) -> None:
+    """Register gateway NAME and issue its token (shown once, stored hashed)."""
+    token = new_token()
+
+    async def add() -> None:
+        async with open_store(db_url) as store:
+            await store.add_gateway(name, commune, hash_token(token), cabinet=cabinet, lat=lat, lon=lon)
+
+    try:
+        asyncio.run(add())
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    if token_file is None:
+        click.echo(token)
+        click.echo(f"gateway {name} added (commune {commune}); the token above is not shown again", err=True)
+        return
+    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    click.echo(f"gateway {name} added (commune {commune}); token written to {token_file}")
+
+
+@gateway.command("list")
+@db_option
+def gateway_list(db_url: str) -> None:
+    """Gateways with their commune and last-seen time."""
+    from rich.console import Console
+    from rich.table import Table
+
+    async def fetch() -> list[tuple[str, ...]]:
+        async with open_store(db_url) as store:
+            infos = await store.gateways()
+        return [
+            (i.gateway.name, i.gateway.commune, i.gateway.cabinet or "", _when(i.last_seen_ms),
+             "" if i.last_seq is None else str(i.last_seq))
+            for i in infos
+        ]
+
+    try:
+        rows = asyncio.run(fetch())
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    table = Table("gateway", "commune", "cabinet", "last seen (UTC)", "last seq")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "never"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,73 @@
+"""Typed values the store hands out and takes in; the HTTP layer turns them into JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """A registered gateway. `id` is the store's key; `name` is what the gateway calls itself."""
+
+    id: int
+    name: str
+    commune: str  # canonical INSEE code (a former commune's code is mapped on registration)
+    cabinet: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayInfo:
+    gateway: Gateway
+    created_ms: int
+    last_seen_ms: int | None  # last accepted batch (even one holding only duplicates)
+    last_seq: int | None  # highest seq stored
+
+    def as_json(self) -> dict[str, Any]:
+        g = self.gateway
+        return {
+            "name": g.name, "commune": g.commune, "cabinet": g.cabinet, "lat": g.lat, "lon": g.lon,
+            "created_ms": self.created_ms, "last_seen_ms": self.last_seen_ms, "last_seq": self.last_seq,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSample:
+    seq: int
+    ts_ms: int
+    values: Mapping[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "ts_ms": self.ts_ms, "values": self.values}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    seq: int | None  # None for an event the collector derived itself (e.g. counter_reset)
+    device: str
+    ts_ms: int
+    code: str
+    severity: str
+    detail: Mapping[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "device": self.device, "ts_ms": self.ts_ms, "code": self.code,
+                "severity": self.severity, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordCounts:
+    samples: int
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What one batch did: the reply to the gateway is built from it."""
+
+    ack_seq: int
+    stored: int
+    duplicates: int

@@ -1,0 +1,74 @@
+"""RFC 9457 problem details: every 4xx/5xx the collector sends is application/problem+json.
+
+Handlers raise `Problem`; the middleware also turns aiohttp's own HTTP errors (unknown route,
+wrong method) into problem bodies, so a client never has to parse an HTML or plain-text error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger("citygate.collector")
+
+CONTENT_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:citygate:problem:"  # the list of types is in docs/collector-api.md
+
+
+class Problem(Exception):
+    """An HTTP error with a problem body. `slug` names the type; `extra` adds members (`pointer` ...)."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(f"{status} {slug}: {detail}")
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+    def response(self) -> web.Response:
+        body = {"type": TYPE_PREFIX + self.slug, "title": self.title, "status": self.status, "detail": self.detail}
+        body.update(self.extra)
+        return problem_response(self.status, body, self.headers)
+
+
+def problem_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        # keep Allow (405) and the like; drop the plain-text body and its type
+        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
+        body = {"type": "about:blank", "title": exc.reason, "status": exc.status,
+                "detail": f"{request.method} {request.path}: {exc.reason}"}
+        return problem_response(exc.status, body, headers)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        body = {"type": "about:blank", "title": "Internal Server Error", "status": 500,
+                "detail": "the collector failed on this request; it is logged"}
+        return problem_response(500, body)

@@ -1,0 +1,291 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+One writer thread owns the write connection (SQLite has one writer anyway) and a reader thread
+owns a second connection, so reads never wait for an ingest transaction. `synchronous=FULL`
+by default: a batch is acknowledged only after its transaction is on disk, and the gateway
+deletes what was acknowledged, so a power cut after the ack must not lose it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import orjson
+
+from citygate_wire.batch import WireRecord
+from collector.errors import GatewayExists, StoreError
+from collector.model import Gateway, GatewayInfo, IngestResult, RecordCounts, StoredEvent, StoredSample
+
+T = TypeVar("T")
+
+#: (version, script). Applied in order at open, each in its own transaction; never edit a released one.
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+CREATE TABLE gateways (
+    id           INTEGER PRIMARY KEY,
+    name         TEXT    NOT NULL UNIQUE,
+    commune      TEXT    NOT NULL,
+    cabinet      TEXT,
+    lat          REAL,
+    lon          REAL,
+    token_hash   TEXT    NOT NULL UNIQUE,
+    created_ms   INTEGER NOT NULL,
+    last_seen_ms INTEGER,
+    last_seq     INTEGER
+);
+CREATE TABLE samples (
+    gateway_id INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    device     TEXT    NOT NULL,
+    ts_ms      INTEGER NOT NULL,
+    vals       TEXT    NOT NULL,   -- the sample's values, JSON
+    PRIMARY KEY (gateway_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX samples_by_device ON samples (gateway_id, device, ts_ms);
+CREATE TABLE events (
+    id         INTEGER PRIMARY KEY,
+    gateway_id INTEGER NOT NULL,
+    seq        INTEGER,            -- NULL for events the collector itself derives
+    device     TEXT    NOT NULL,
+    ts_ms      INTEGER NOT NULL,
+    code       TEXT    NOT NULL,
+    severity   TEXT    NOT NULL,
+    detail     TEXT    NOT NULL    -- JSON
+);
+CREATE UNIQUE INDEX events_by_seq ON events (gateway_id, seq);
+CREATE INDEX events_by_time ON events (ts_ms);
+"""),
+]
+
+_GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
+
+
+def _gateway(row: Sequence[Any]) -> Gateway:
+    return Gateway(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SqliteStore:
+    def __init__(self, path: Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000) -> None:
+        self.path = path
+        self.url = f"sqlite://{path}"
+        self.synchronous = synchronous
+        self.busy_timeout_ms = busy_timeout_ms
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-w")
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-r")
+        self._w: sqlite3.Connection | None = None
+        self._r: sqlite3.Connection | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self._on(self._writer, self._open_writer)
+        await self._on(self._reader, self._open_reader)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._on(self._reader, self._close_reader)
+        await self._on(self._writer, self._close_writer)
+        self._reader.shutdown(wait=True)
+        self._writer.shutdown(wait=True)
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_ms)}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open: {exc}") from exc
+        return db
+
+    def _open_writer(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = self._connect()
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self.synchronous}")
+            self._migrate(db)
+        except sqlite3.Error as exc:
+            db.close()
+            raise StoreError(f"{self.path}: {exc}") from exc
+        self._w = db
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        for version, script in MIGRATIONS:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                current = db.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+                if version > current:
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    def _open_reader(self) -> None:
+        db = self._connect()
+        db.execute("PRAGMA query_only=ON")
+        self._r = db
+
+    def _close_writer(self) -> None:
+        if self._w is not None:
+            self._w.close()
+            self._w = None
+
+    def _close_reader(self) -> None:
+        if self._r is not None:
+            self._r.close()
+            self._r = None
+
+    async def _on(self, executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+
+    def _wdb(self) -> sqlite3.Connection:
+        if self._w is None:
+            raise StoreError(f"{self.path}: store is not open")
+        return self._w
+
+    def _rdb(self) -> sqlite3.Connection:
+        if self._r is None:
+            raise StoreError(f"{self.path}: store is not open")
+        return self._r
+
+    # -- gateways -----------------------------------------------------------------------------
+
+    async def add_gateway(
+        self,
+        name: str,
+        commune: str,
+        token_hash: str,
+        *,
+        cabinet: str | None = None,
+        lat: float | None = None,
+        lon: float | None = None,
+    ) -> Gateway:
+        return await self._on(self._writer, self._add_gateway, name, commune, token_hash, cabinet, lat, lon)
+
+    def _add_gateway(
+        self, name: str, commune: str, token_hash: str, cabinet: str | None, lat: float | None, lon: float | None
+    ) -> Gateway:
+        db = self._wdb()
+        try:
+            cur = db.execute(
+                "INSERT INTO gateways (name, commune, cabinet, lat, lon, token_hash, created_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, commune, cabinet, lat, lon, token_hash, now_ms()),
+            )
+        except sqlite3.IntegrityError as exc:
+            if "gateways.name" in str(exc):
+                raise GatewayExists(name) from None
+            raise StoreError(f"cannot add gateway {name!r}: {exc}") from exc
+        assert cur.lastrowid is not None
+        return Gateway(cur.lastrowid, name, commune, cabinet, lat, lon)
+
+    async def gateway_for_token(self, token_hash: str) -> Gateway | None:
+        return await self._on(self._reader, self._gateway_where, "token_hash", token_hash)
+
+    async def gateway(self, name: str) -> Gateway | None:
+        return await self._on(self._reader, self._gateway_where, "name", name)
+
+    def _gateway_where(self, column: str, value: str) -> Gateway | None:
+        row = self._rdb().execute(f"SELECT {_GATEWAY_COLS} FROM gateways WHERE {column} = ?", (value,)).fetchone()
+        return _gateway(row) if row else None
+
+    async def gateways(self) -> list[GatewayInfo]:
+        return await self._on(self._reader, self._gateways)
+
+    def _gateways(self) -> list[GatewayInfo]:
+        rows = self._rdb().execute(
+            f"SELECT {_GATEWAY_COLS}, created_ms, last_seen_ms, last_seq FROM gateways ORDER BY name"
+        ).fetchall()
+        return [GatewayInfo(_gateway(r), r[6], r[7], r[8]) for r in rows]
+
+    # -- ingest -------------------------------------------------------------------------------
+
+    async def ingest(self, gateway: Gateway, records: Sequence[WireRecord]) -> IngestResult:
+        return await self._on(self._writer, self._ingest, gateway, records)
+
+    def _ingest(self, gateway: Gateway, records: Sequence[WireRecord]) -> IngestResult:
+        db = self._wdb()
+        gid = gateway.id
+        lo, hi = records[0].seq, records[-1].seq
+        dumps = orjson.dumps
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            seen = {
+                seq for (seq,) in db.execute(
+                    "SELECT seq FROM samples WHERE gateway_id = ?1 AND seq BETWEEN ?2 AND ?3"
+                    " UNION ALL SELECT seq FROM events WHERE gateway_id = ?1 AND seq BETWEEN ?2 AND ?3",
+                    (gid, lo, hi),
+                )
+            }
+            new = [r for r in records if r.seq not in seen] if seen else records
+            db.executemany(
+                "INSERT INTO samples (gateway_id, seq, device, ts_ms, vals) VALUES (?, ?, ?, ?, ?)",
+                [(gid, r.seq, r.device, r.ts_ms, dumps(r.values).decode()) for r in new if r.kind == "sample"],
+            )
+            events = [r for r in new if r.kind == "event"]
+            if events:
+                db.executemany(
+                    "INSERT INTO events (gateway_id, seq, device, ts_ms, code, severity, detail)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(gid, r.seq, r.device, r.ts_ms, r.code, r.severity, dumps(r.detail).decode()) for r in events],
+                )
+            db.execute(
+                "UPDATE gateways SET last_seen_ms = ?1, last_seq = MAX(COALESCE(last_seq, ?2), ?2) WHERE id = ?3",
+                (now_ms(), hi, gid),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return IngestResult(ack_seq=hi, stored=len(new), duplicates=len(records) - len(new))
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def recent_samples(self, gateway: Gateway, device: str, limit: int = 100) -> list[StoredSample]:
+        return await self._on(self._reader, self._recent_samples, gateway.id, device, limit)
+
+    def _recent_samples(self, gid: int, device: str, limit: int) -> list[StoredSample]:
+        rows = self._rdb().execute(
+            "SELECT seq, ts_ms, vals FROM samples WHERE gateway_id = ? AND device = ?"
+            " ORDER BY ts_ms DESC, seq DESC LIMIT ?",
+            (gid, device, limit),
+        )
+        return [StoredSample(seq, ts, orjson.loads(vals)) for seq, ts, vals in rows]
+
+    async def recent_events(self, gateway: Gateway, limit: int = 100) -> list[StoredEvent]:
+        return await self._on(self._reader, self._recent_events, gateway.id, limit)
+
+    def _recent_events(self, gid: int, limit: int) -> list[StoredEvent]:
+        rows = self._rdb().execute(
+            "SELECT seq, device, ts_ms, code, severity, detail FROM events WHERE gateway_id = ?"
+            " ORDER BY ts_ms DESC, id DESC LIMIT ?",
+            (gid, limit),
+        )
+        return [StoredEvent(seq, dev, ts, code, sev, orjson.loads(detail)) for seq, dev, ts, code, sev, detail in rows]
+
+    async def count_records(self, gateway: Gateway | None = None) -> RecordCounts:
+        return await self._on(self._reader, self._count_records, None if gateway is None else gateway.id)
+
+    def _count_records(self, gid: int | None) -> RecordCounts:
+        db = self._rdb()
+        where, args = ("WHERE gateway_id = ?", (gid,)) if gid is not None else ("", ())
+        samples = db.execute(f"SELECT COUNT(*) FROM samples {where}", args).fetchone()[0]
+        events = db.execute(f"SELECT COUNT(*) FROM events {where}", args).fetchone()[0]
+        return RecordCounts(samples, events)
