@@ -20,7 +20,10 @@ from drivers.base import Bus
 from drivers.model import Record
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import AgentConfig
+from edge_agent.health import JOURNAL, UPLOADER, HealthMonitor, bus_loop, limits_for
 from edge_agent.journal import Journal
+from edge_agent.localapi import LocalApi
+from edge_agent.sdnotify import Notifier, watch, watchdog_interval_s
 from edge_agent.service import AgentContext, Service
 from edge_agent.uploader import Uploader
 
@@ -42,6 +45,8 @@ class Agent:
     services: list[Service] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     healthy: dict[str, float] = field(default_factory=dict)
+    health: HealthMonitor = field(init=False)
+    notifier: Notifier = field(default_factory=Notifier.from_env)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -49,6 +54,8 @@ class Agent:
             cfg.journal.path(cfg.gateway), max_records=cfg.journal.max_records, synchronous=cfg.journal.synchronous
         )
         self.uploader = Uploader(cfg.gateway, cfg.uplink, self.journal, self.clock)
+        self.uploader.heartbeat = lambda: self.tick(UPLOADER)
+        self.health = HealthMonitor(self.healthy, cfg.buses, self.journal, limits_for(cfg))
         self.context = AgentContext(
             gateway_id=cfg.gateway.id,
             commune=cfg.gateway.commune,
@@ -67,7 +74,12 @@ class Agent:
     def emit(self, record: Record) -> None:
         self.journal.append(record)
 
+    def tick(self, loop: str) -> None:
+        """`loop` made progress (edge_agent.health judges the silences)."""
+        self.healthy[loop] = time.monotonic()
+
     def _notify(self, record: Record) -> None:
+        self.tick(JOURNAL)
         for observer in self.context.observers:
             try:
                 observer(record)
@@ -77,12 +89,14 @@ class Agent:
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         """Run until cancelled; on the way out flush the journal and close every bus."""
         self.context.state_dir.mkdir(parents=True, exist_ok=True)
-        async with self.journal:
+        async with self.journal, LocalApi(self, self.health):
             try:
                 async with asyncio.TaskGroup() as tg:
                     for bus in self.config.buses:
                         tg.create_task(self._supervise(f"bus {bus.name}", self._bus_runner(bus)))
                     tg.create_task(self._supervise("uploader", self.uploader.run))
+                    tg.create_task(self._supervise(
+                        "watchdog", lambda: watch(self.health, self.notifier, watchdog_interval_s())))
                     for service in self.services:
                         tg.create_task(self._supervise(f"service {service.name}", self._service_runner(service)))
                     log.info(
@@ -97,7 +111,13 @@ class Agent:
                         await bus.aclose()
 
     def _bus_runner(self, bus: Bus) -> Callable[[], Awaitable[None]]:
-        return lambda: bus.run(self.emit)
+        loop = bus_loop(bus.name)
+
+        def sink(record: Record) -> None:
+            self.tick(loop)
+            self.emit(record)
+
+        return lambda: bus.run(sink)
 
     def _service_runner(self, service: Service) -> Callable[[], Awaitable[None]]:
         return lambda: service.run(self.context)
@@ -120,8 +140,16 @@ async def run_agent(config: AgentConfig, clock: Clock | None = None) -> None:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
+
+    def ready() -> None:
+        agent.notifier.send("READY=1", "STATUS=running")
+
+    def stop() -> None:
+        agent.notifier.send("STOPPING=1", "STATUS=stopping")
+        task.cancel()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop)
     with contextlib.suppress(asyncio.CancelledError):
-        await agent.run()
+        await agent.run(ready=ready)
     log.info("agent %s stopped", config.gateway.id)

@@ -13,6 +13,7 @@ import logging
 import random
 import ssl
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -60,6 +61,8 @@ class Uploader:
         self.journal = journal
         self.clock = clock
         self.state = UplinkState()
+        #: called at every turn of the loop, so the watchdog can tell a stuck uploader from a patient one
+        self.heartbeat: Callable[[], None] = lambda: None
         self._endpoint = uplink.url + PATH
         self._head = b'{"v":%d,"gateway":%s,"commune":%s,"records":' % (
             VERSION, orjson.dumps(gateway.id), orjson.dumps(gateway.commune),
@@ -75,6 +78,7 @@ class Uploader:
         }
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
             while True:
+                self.heartbeat()
                 try:
                     sent = await self.upload_once(session)
                 except UploadError as exc:

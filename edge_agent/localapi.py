@@ -1,0 +1,495 @@
+"""The running agent's local API for the technician's CLI: HTTP on a Unix socket, JSON answers.
+
+Access is the socket's file mode: the socket is 0660 with the configured group (`citygate`), so
+only root, the agent's user and the group's members can connect. Read calls are open to them
+all. Write calls (a lamp override) also need `technician = true` in `[local_api]`, otherwise
+403. A live read of a device (`GET /v1/devices/{device}/live`) is a read call: it asks a device
+for its registers, which changes nothing, and a technician must be able to use it on a gateway
+whose write calls are locked. Every write is logged with the caller's uid (SO_PEERCRED) and
+journalled as an event, so the collector learns who tested which lamp.
+
+Endpoints (all under /v1):
+
+    GET    status                       uptime, versions, loops, uplink, broker, clock, journal, devices
+    GET    devices                      every device of every bus, with its poller's last state
+    GET    devices/{device}/live        one live read (502 if the device does not answer)
+    GET    journal                      counts, size, drops
+    GET    events?limit=N&follow=1&samples=1   recent events; follow streams NDJSON lines
+    GET    schedule                     the lighting service's programme, 404 without lighting
+    PUT    lamps/{device}/override      {"level_pct": 0-100, "duration_s": s} (technician)
+    DELETE lamps/{device}/override      end an override now (technician)
+
+Errors are RFC 9457 problem documents (application/problem+json).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import importlib.metadata
+import logging
+import os
+import platform
+import socket
+import struct
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import orjson
+from aiohttp import web
+
+from drivers.base import Bus, LampBus
+from drivers.errors import DriverError
+from drivers.model import Event, Record, Sample, Severity
+from edge_agent.health import HealthMonitor
+from edge_agent.timesync import clock_quality
+
+if TYPE_CHECKING:
+    from edge_agent.agent import Agent
+
+log = logging.getLogger("citygate.localapi")
+
+API = "/v1"
+RECENT_EVENTS = 200
+FOLLOW_QUEUE = 1000
+LIVE_READ_TIMEOUT_S = 30.0
+MAX_OVERRIDE_S = 12 * 3600  # an override a technician forgets must still end the same night
+DEFAULT_LIGHT_PCT = 100  # TALQ's default light state, when no earlier level is known to restore
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A service that reports its state (the MQTT control link: broker connection) in `status`."""
+
+    def status(self) -> Mapping[str, Any]: ...
+
+
+@runtime_checkable
+class Scheduling(Protocol):
+    """The lighting service as the local API uses it: its programme, and overrides with an expiry."""
+
+    def schedule(self) -> Mapping[str, Any]: ...
+
+    async def set_override(self, target: str, level_pct: int, until: datetime) -> Mapping[str, Any]: ...
+
+    async def clear_override(self, target: str) -> Mapping[str, Any]: ...
+
+
+def problem(status: int, title: str, detail: str) -> web.Response:
+    return web.Response(
+        status=status, content_type="application/problem+json",
+        body=orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}),
+    )
+
+
+def ok(doc: Any) -> web.Response:
+    return web.Response(content_type="application/json", body=orjson.dumps(doc, default=str))
+
+
+def record_doc(record: Record) -> dict[str, Any]:
+    if isinstance(record, Sample):
+        return {"kind": "sample", "device": record.device, "ts_ms": record.ts_ms, "values": dict(record.values)}
+    return {"kind": "event", "device": record.device, "ts_ms": record.ts_ms, "code": record.code,
+            "severity": str(record.severity), "detail": dict(record.detail)}
+
+
+def peer(request: web.Request) -> dict[str, int] | None:
+    """pid, uid and gid of the process at the other end of the Unix socket."""
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return None
+    pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return {"pid": pid, "uid": uid, "gid": gid}
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("citygate", "aiohttp", "pymodbus", "aiomqtt", "bleak"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[dist] = importlib.metadata.version(dist)
+    return out
+
+
+class EventFeed:
+    """Recent events kept in memory, and live followers: fed by the journal's observers (committed records only)."""
+
+    def __init__(self, size: int = RECENT_EVENTS) -> None:
+        self.recent: deque[Record] = deque(maxlen=size)
+        self.followers: set[Follower] = set()
+
+    def observe(self, record: Record) -> None:
+        if isinstance(record, Event):
+            self.recent.append(record)
+        for follower in self.followers:
+            follower.offer(record)
+
+    def close(self) -> None:
+        for follower in self.followers:
+            follower.offer(None)
+
+
+class Follower:
+    def __init__(self, samples: bool) -> None:
+        self.samples = samples
+        self.queue: asyncio.Queue[Record | None] = asyncio.Queue(FOLLOW_QUEUE)
+        self.dropped = 0
+
+    def offer(self, record: Record | None) -> None:
+        if isinstance(record, Sample) and not self.samples:
+            return
+        try:
+            self.queue.put_nowait(record)
+        except asyncio.QueueFull:
+            # a slow terminal must never hold back the agent: count what it missed and say so
+            self.dropped += 1
+
+
+@dataclass
+class DirectOverride:
+    """An override commanded straight through the lamp bus (no lighting service on this gateway)."""
+
+    device: str
+    level_pct: int
+    until_ms: int
+    restore_pct: int
+    by_uid: int | None
+    task: asyncio.Task[None] | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = asdict(self)
+        del doc["task"]
+        return doc
+
+
+class LocalApi:
+    """`async with LocalApi(agent, monitor):` serves the socket; a socket that cannot be bound is logged, not fatal."""
+
+    def __init__(self, agent: Agent, monitor: HealthMonitor) -> None:
+        self.agent = agent
+        self.monitor = monitor
+        self.config = agent.config.local_api
+        self.path: Path = self.config.socket
+        self.feed = EventFeed()
+        self.overrides: dict[str, DirectOverride] = {}
+        self._runner: web.AppRunner | None = None
+        agent.context.subscribe(self.feed.observe)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors])
+        r = app.router
+        r.add_get(f"{API}/status", self.status)
+        r.add_get(f"{API}/devices", self.devices)
+        r.add_get(f"{API}/devices/{{device}}/live", self.live_read)
+        r.add_get(f"{API}/journal", self.journal)
+        r.add_get(f"{API}/events", self.events)
+        r.add_get(f"{API}/schedule", self.schedule)
+        r.add_put(f"{API}/lamps/{{device}}/override", self._writer(self.set_override))
+        r.add_delete(f"{API}/lamps/{{device}}/override", self._writer(self.clear_override))
+        return app
+
+    async def __aenter__(self) -> LocalApi:
+        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
+        await runner.setup()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            await web.UnixSite(runner, str(self.path), shutdown_timeout=2.0).start()
+        except OSError as exc:
+            await runner.cleanup()
+            log.error("local API disabled: cannot listen on %s: %s", self.path, exc.strerror or exc)
+            return self
+        self._runner = runner
+        self._set_access()
+        log.info("local API listening on %s (write calls %s)", self.path,
+                 "enabled" if self.config.technician else "disabled: technician = false")
+        return self
+
+    def _set_access(self) -> None:
+        os.chmod(self.path, 0o660)
+        try:
+            gid = grp.getgrnam(self.config.group).gr_gid
+        except KeyError:
+            current = os.stat(self.path).st_gid
+            log.warning("group %r does not exist: the socket keeps group %d, so only its owner and that group can "
+                        "use it", self.config.group, current)
+            return
+        try:
+            os.chown(self.path, -1, gid)
+        except PermissionError as exc:
+            log.warning("cannot give %s to group %r: %s", self.path, self.config.group, exc.strerror)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self.feed.close()
+        await self._restore_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            return problem(exc.status, exc.reason, exc.text or exc.reason)
+
+    def _writer(self, handler: Handler) -> Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if not self.config.technician:
+                return problem(403, "Forbidden", f"write calls need the technician role: set technician = true in "
+                                                 f"[local_api] of {self.agent.config.file} and restart the agent")
+            return await handler(request)
+        return guarded
+
+    def _now_ms(self) -> int:
+        return int(self.agent.clock.now().timestamp() * 1000)
+
+    def _find(self, device: str) -> Bus | None:
+        for bus in self.agent.config.buses:
+            if any(s.device == device for s in bus.states()):
+                return bus
+        return None
+
+    def _lighting(self) -> Scheduling | None:
+        for service in self.agent.services:
+            if isinstance(service, Scheduling):
+                return service
+        return None
+
+    # -- read calls --------------------------------------------------------------------------
+
+    async def status(self, request: web.Request) -> web.Response:
+        agent = self.agent
+        stats = await agent.journal.stats()
+        up = agent.uploader.state
+        states = [s for bus in agent.config.buses for s in bus.states()]
+        by_state: dict[str, int] = {}
+        for s in states:
+            by_state[s.state] = by_state.get(s.state, 0) + 1
+        loops = self.monitor.verdicts()
+        services = {s.name: dict(s.status()) for s in agent.services if isinstance(s, Reporting)}
+        return ok({
+            "gateway": {"id": agent.config.gateway.id, "commune": agent.config.gateway.commune},
+            "versions": versions(),
+            "started_ms": int(agent.started_at * 1000),
+            "uptime_s": round(time.time() - agent.started_at, 1),
+            "healthy": all(v.healthy for v in loops),
+            "loops": [{"name": v.name, "age_s": round(v.age_s, 1), "limit_s": v.limit_s, "healthy": v.healthy}
+                      for v in loops],
+            "uplink": {"url": agent.config.uplink.url, **asdict(up)},
+            "broker": services.get("control", {"configured": False}),
+            "services": services,
+            "clock": {"now_ms": self._now_ms(), **clock_quality().to_doc()},
+            "journal": {"records": stats.records, "oldest_unsent_ts_ms": stats.oldest_ts_ms,
+                        "size_bytes": stats.size_bytes, "dropped_total": stats.dropped_total},
+            "devices": {"total": len(states), **by_state},
+            "local_api": {"socket": str(self.path), "technician": self.config.technician},
+        })
+
+    async def devices(self, request: web.Request) -> web.Response:
+        doc = []
+        for bus in self.agent.config.buses:
+            kind = "lamps" if isinstance(bus, LampBus) else "devices"
+            for s in bus.states():
+                doc.append({**asdict(s), "bus_kind": kind, "override": self._override_doc(s.device)})
+        return ok(doc)
+
+    async def live_read(self, request: web.Request) -> web.Response:
+        device = request.match_info["device"]
+        bus = self._find(device)
+        if bus is None:
+            return problem(404, "Unknown device", f"no bus of this gateway has a device {device!r}")
+        try:
+            sample = await asyncio.wait_for(bus.read(device), LIVE_READ_TIMEOUT_S)
+        except TimeoutError:
+            return problem(504, "Device timeout", f"{device} on {bus.name}: no answer in {LIVE_READ_TIMEOUT_S:.0f} s")
+        except DriverError as exc:
+            return problem(502, "Device error", f"{device} on {bus.name}: {exc}")
+        return ok({"bus": bus.name, **record_doc(sample)})
+
+    async def journal(self, request: web.Request) -> web.Response:
+        stats = await self.agent.journal.stats()
+        return ok({**asdict(stats), "records": stats.records, "path": str(self.agent.journal.path),
+                   "max_records": self.agent.journal.max_records})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        try:
+            limit = int(request.query.get("limit", "50"))
+        except ValueError:
+            return problem(400, "Bad limit", f"limit must be an integer, got {request.query['limit']!r}")
+        limit = max(0, min(limit, RECENT_EVENTS))
+        recent = list(self.feed.recent)[-limit:] if limit else []
+        if request.query.get("follow") not in ("1", "true"):
+            return ok([record_doc(r) for r in recent])
+        follower = Follower(samples=request.query.get("samples") in ("1", "true"))
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await resp.prepare(request)
+        self.feed.followers.add(follower)
+        try:
+            for record in recent:
+                await resp.write(orjson.dumps(record_doc(record), default=str) + b"\n")
+            while (live := await follower.queue.get()) is not None:
+                if follower.dropped:
+                    await resp.write(orjson.dumps({"kind": "dropped", "count": follower.dropped}) + b"\n")
+                    follower.dropped = 0
+                await resp.write(orjson.dumps(record_doc(live), default=str) + b"\n")
+        except ConnectionResetError:
+            pass
+        finally:
+            self.feed.followers.discard(follower)
+        return resp
+
+    async def schedule(self, request: web.Request) -> web.Response:
+        lighting = self._lighting()
+        if lighting is None:
+            return problem(404, "No lighting", "this gateway has no [lighting] section: no schedule to show")
+        return ok(dict(lighting.schedule()))
+
+    # -- write calls -------------------------------------------------------------------------
+
+    async def set_override(self, request: web.Request) -> web.Response:
+        device = request.match_info["device"]
+        try:
+            body = orjson.loads(await request.read())
+            level = body["level_pct"]
+            duration = body["duration_s"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return problem(400, "Bad override", 'expected {"level_pct": 0-100, "duration_s": seconds}')
+        if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 100:
+            return problem(400, "Bad level", f"level_pct must be an integer 0-100, got {level!r}")
+        if not isinstance(duration, int | float) or isinstance(duration, bool) or not 1 <= duration <= MAX_OVERRIDE_S:
+            return problem(400, "Bad duration", f"duration_s must be 1-{MAX_OVERRIDE_S} s, got {duration!r}")
+        bus = self._find(device)
+        if bus is None:
+            return problem(404, "Unknown device", f"no bus of this gateway has a device {device!r}")
+        if not isinstance(bus, LampBus) or device not in bus.lamps():
+            return problem(409, "Not a lamp", f"{device} on {bus.name} is not a lamp controller")
+        who = peer(request)
+        until = self.agent.clock.now() + timedelta(seconds=duration)
+        lighting = self._lighting()
+        if lighting is not None:
+            try:
+                doc = dict(await lighting.set_override(device, level, until))
+            except (ValueError, DriverError) as exc:
+                return problem(409, "Override refused", str(exc))
+            self._audit(device, "override_set", {"level_pct": level, "until_ms": _ms(until), "via": "lighting"}, who)
+            return ok({"device": device, "via": "lighting", **doc})
+        try:
+            doc = await self._direct_override(bus, device, level, until, who)
+        except DriverError as exc:
+            return problem(502, "Device error", f"{device} on {bus.name}: {exc}")
+        return ok(doc)
+
+    async def clear_override(self, request: web.Request) -> web.Response:
+        device = request.match_info["device"]
+        who = peer(request)
+        lighting = self._lighting()
+        if lighting is not None:
+            try:
+                doc = dict(await lighting.clear_override(device))
+            except (ValueError, DriverError) as exc:
+                return problem(409, "Override not cleared", str(exc))
+            self._audit(device, "override_cleared", {"via": "lighting"}, who)
+            return ok({"device": device, "via": "lighting", **doc})
+        current = self.overrides.get(device)
+        if current is None:
+            return problem(404, "No override", f"{device} has no override to clear")
+        if current.task is not None:
+            current.task.cancel()
+        try:
+            level = await self._restore(current)
+        except DriverError as exc:
+            return problem(502, "Device error", f"{device}: override ended but the level was not restored: {exc}")
+        return ok({"device": device, "via": "direct", "level_pct": level})
+
+    def _override_doc(self, device: str) -> dict[str, Any] | None:
+        current = self.overrides.get(device)
+        return current.to_doc() if current is not None else None
+
+    async def _direct_override(
+        self, bus: LampBus, device: str, level: int, until: datetime, who: dict[str, int] | None
+    ) -> dict[str, Any]:
+        previous = self.overrides.get(device)
+        if previous is not None:
+            # a new override replaces the previous one, and the level to restore is still the one before both
+            restore = previous.restore_pct
+            if previous.task is not None:
+                previous.task.cancel()
+        else:
+            restore = await self._level_now(bus, device)
+        feedback = await bus.set_level(device, level)
+        current = DirectOverride(device, level, _ms(until), restore, who["uid"] if who else None)
+        current.task = asyncio.get_running_loop().create_task(self._expire(current, until))
+        self.overrides[device] = current
+        self._audit(device, "override_set", {"level_pct": level, "until_ms": current.until_ms, "via": "direct",
+                                             "feedback_level_pct": feedback, "restore_level_pct": restore}, who)
+        return {"via": "direct", **current.to_doc(), "feedback_level_pct": feedback}
+
+    async def _level_now(self, bus: LampBus, device: str) -> int:
+        for s in bus.states():
+            if s.device == device and isinstance(s.last_values.get("level_pct"), int):
+                return int(s.last_values["level_pct"])  # type: ignore[arg-type]
+        with contextlib.suppress(DriverError, TimeoutError):
+            sample = await asyncio.wait_for(bus.read(device), LIVE_READ_TIMEOUT_S)
+            level = sample.values.get("level_pct")
+            if isinstance(level, int | float) and not isinstance(level, bool):
+                return round(level)
+        return DEFAULT_LIGHT_PCT
+
+    async def _expire(self, override: DirectOverride, until: datetime) -> None:
+        await self.agent.clock.sleep_until(until)
+        try:
+            await self._restore(override)
+        except DriverError as exc:
+            log.error("override of %s expired but restoring %d %% failed: %s", override.device,
+                      override.restore_pct, exc)
+            self.agent.emit(Event(override.device, self._now_ms(), "override_restore_failed", Severity.MAJOR,
+                                  {"restore_level_pct": override.restore_pct, "reason": str(exc)}))
+
+    async def _restore(self, override: DirectOverride) -> int:
+        if self.overrides.get(override.device) is override:
+            del self.overrides[override.device]
+        bus = self._find(override.device)
+        if not isinstance(bus, LampBus):
+            raise DriverError(f"{override.device} is no longer on a lamp bus")
+        level = await bus.set_level(override.device, override.restore_pct)
+        self._audit(override.device, "override_ended", {"restored_level_pct": level, "via": "direct"}, None)
+        return level
+
+    async def _restore_all(self) -> None:
+        """On shutdown: lamps under a direct override go back to their level, or they would stay at a test level."""
+        for override in list(self.overrides.values()):
+            if override.task is not None:
+                override.task.cancel()
+            try:
+                await asyncio.wait_for(self._restore(override), 5.0)
+            except (DriverError, TimeoutError) as exc:
+                log.error("could not restore %s to %d %% on shutdown: %s", override.device, override.restore_pct, exc)
+
+    def _audit(self, device: str, code: str, detail: dict[str, Any], who: dict[str, int] | None) -> None:
+        by = f"uid {who['uid']} (pid {who['pid']})" if who else "the agent"
+        log.info("%s %s by %s: %s", code, device, by, detail)
+        self.agent.emit(Event(device, self._now_ms(), code, Severity.INFO,
+                              {**detail, "source": "local_api", **({"uid": who["uid"]} if who else {})}))
+
+
+def _ms(instant: datetime) -> int:
+    return int(instant.astimezone(UTC).timestamp() * 1000)
