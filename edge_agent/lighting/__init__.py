@@ -1,0 +1,1 @@
+"""Street lighting: TALQ-style programs, calendars and overrides, run on the gateway."""
