@@ -20,6 +20,7 @@ Factory = Callable[[Mapping[str, Any], BusContext], Bus]
 BUS_TYPES: dict[str, str] = {
     "modbus-tcp": "drivers.modbus.bus:from_config",
     "modbus-rtu": "drivers.modbus.bus:from_config",
+    "ble": "drivers.ble:from_config",
 }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from simulators.ble import ble
+
 
 @click.group()
 def main() -> None:
@@ -11,3 +13,4 @@ def main() -> None:
 
 
 # Each simulator module contributes one click command; register it here.
+main.add_command(ble)

@@ -1,0 +1,498 @@
+"""The BLE bus: a passive bleak scan, BTHome v2 and RuuviTag RAWv2 sensors on an allow-list.
+
+Config (one ``[[bus]]`` table of the agent's TOML; unknown keys are refused)::
+
+    [[bus]]
+    name = "ble0"
+    type = "ble"
+    backend = "os"              # the OS Bluetooth stack (BlueZ); "replay:FILE" replays a simulator
+                                # scenario (simulators/ble.py), FILE relative to the config's folder
+    adapter = "hci0"            # optional: BlueZ adapter (default: the system's default adapter)
+    silent_after_s = 300        # sensor_silent when an allowed sensor sends no new reading this long
+    min_interval_s = 60         # at most one sample per sensor per interval; a button/dimmer event
+                                # or a changed on/off or text value is never held back
+    [[bus.allow]]
+    mac = "A4:C1:38:8D:18:B2"
+    id = "bt-temp-rue-12"       # device name in samples and events
+    kind = "bthome"             # or "ruuvi"
+    key = "231d39c1d7cc1ab1aee224cd096db932"   # BTHome bindkey: only encrypted adverts are accepted
+
+Samples (one per new reading; repeats of a packet id / Ruuvi sequence number are dropped):
+- BTHome: every object of drivers.bthome.OBJECTS by its quantity name (temperature_c,
+  humidity_pct, pressure_hpa, illuminance_lx, battery_pct, voltage_v, energy_wh, power_w,
+  motion, occupancy, button ...), plus rssi_dbm, and tx_power_dbm when the advert has it.
+- Ruuvi: temperature_c, humidity_pct, pressure_hpa, acceleration_{x,y,z}_g, battery_v,
+  tx_power_dbm, movement_count (None where the tag says "not available"), rssi_dbm.
+
+Events: sensor_silent (minor) / sensor_back (info); decode_error (minor), bthome_key_missing,
+bthome_auth_failed, bthome_replay (counter did not increase), bthome_downgrade (plaintext from a
+sensor that has a key) (major), at most one a minute per sensor and code;
+bthome_unknown_object (info, once per sensor and object id); on the bus itself
+ble_unavailable (major: no adapter, no D-Bus, no BlueZ; the bus keeps retrying and the agent
+keeps its other buses), ble_available (info), ble_overflow (minor).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bleak import BleakScanner
+from bleak.args.bluez import BlueZScannerArgs, OrPattern
+from bleak.assigned_numbers import AdvertisementDataType
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakError
+
+from drivers import bthome, ruuvi
+from drivers.base import Bus, BusContext, DeviceState
+from drivers.conf import ConfigTable
+from drivers.errors import ConfigError, DecodeError, DeviceError, DriverError
+from drivers.model import Event, RecordSink, Sample, Severity, Value, now_ms
+
+log = logging.getLogger("citygate.ble")
+
+KINDS = ("bthome", "ruuvi")
+QUEUE_MAX = 10_000
+EVENT_INTERVAL_S = 60.0
+RETRY_FIRST_S = 5.0
+RETRY_MAX_S = 60.0
+
+# Passive scanning in BlueZ reports only adverts matching a pattern: BTHome service data and Ruuvi's company id.
+_OR_PATTERNS = [
+    OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, bthome.UUID16_LE),
+    OrPattern(0, AdvertisementDataType.MANUFACTURER_SPECIFIC_DATA, ruuvi.MANUFACTURER_ID.to_bytes(2, "little")),
+]
+
+
+def _start_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [BleakError, OSError]
+    try:
+        from dbus_fast.errors import DBusFastError
+    except ImportError:  # not Linux: bleak talks to no D-Bus there
+        pass
+    else:
+        errors.append(DBusFastError)
+    return tuple(errors)
+
+
+_START_ERRORS = _start_errors()
+
+
+class BleUnavailableError(DriverError):
+    """The Bluetooth stack cannot scan (no adapter, no D-Bus, no BlueZ): one clear line, no traceback."""
+
+    def __init__(self, bus: str, reason: str) -> None:
+        super().__init__(f"BLE bus {bus!r}: Bluetooth unavailable: {reason}; other buses keep running, retrying")
+        self.bus = bus
+        self.reason = reason
+
+
+def unavailable_reason(exc: BaseException) -> str:
+    """What a person can act on, from what bleak or D-Bus raised when the scan would not start."""
+    if isinstance(exc, FileNotFoundError | ConnectionRefusedError):
+        return f"no D-Bus system bus ({exc.strerror}): dbus and bluetoothd must be running"
+    if isinstance(exc, BleakBluetoothNotAvailableError):
+        return f"{exc.args[0]} ({exc.reason.name.lower()})"
+    if isinstance(exc, BleakDBusError) and exc.dbus_error == "org.freedesktop.DBus.Error.ServiceUnknown":
+        return "BlueZ (org.bluez) is not on the system bus: is bluetoothd running?"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class AllowedSensor:
+    mac: str  # "AA:BB:CC:DD:EE:FF"
+    id: str
+    kind: str  # "bthome" | "ruuvi"
+    key: bytes | None = None  # BTHome bindkey
+
+    @property
+    def mac_bytes(self) -> bytes:
+        return bthome.parse_mac(self.mac)
+
+
+@dataclass(frozen=True, slots=True)
+class BleConfig:
+    name: str
+    sensors: tuple[AllowedSensor, ...]
+    adapter: str | None = None
+    silent_after_s: float = 300.0
+    min_interval_s: float = 60.0
+
+
+@dataclass
+class _Sensor:
+    """What the bus keeps about one allowed sensor."""
+
+    cfg: AllowedSensor
+    mac_bytes: bytes
+    state: DeviceState
+    last_seen: float | None = None  # monotonic time of the last new reading
+    silent: bool = False
+    last_dedupe: object = None  # BTHome packet id / Ruuvi sequence (or payload) of the last reading
+    last_counter: int | None = None
+    last_payload: bytes | None = None
+    last_sample: Sample | None = None
+    last_emit: float | None = None
+    last_emitted: Mapping[str, Value] = field(default_factory=dict)
+    event_at: dict[str, float] = field(default_factory=dict)  # code -> monotonic time of the last event
+    suppressed: dict[str, int] = field(default_factory=dict)  # code -> problems since that event
+    unknown_reported: set[int] = field(default_factory=set)
+
+
+_Item = tuple[BLEDevice, AdvertisementData, int, float]
+
+
+class BleBus:
+    """Passive BLE scan on one adapter; implements drivers.base.Bus."""
+
+    def __init__(
+        self,
+        config: BleConfig,
+        *,
+        backend: type[BaseBleakScanner] | None = None,
+        backend_kwargs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name = config.name
+        self.config = config
+        self._backend = backend
+        self._backend_kwargs = dict(backend_kwargs or {})
+        self._sensors = [
+            _Sensor(s, s.mac_bytes, DeviceState(device=s.id, bus=config.name, address=s.mac)) for s in config.sensors
+        ]
+        self._by_mac = {s.cfg.mac: s for s in self._sensors}
+        self._by_id = {s.cfg.id: s for s in self._sensors}
+        self._queue: asyncio.Queue[_Item] | None = None
+        self._scanner: BleakScanner | None = None
+        self._unavailable: BleUnavailableError | None = None
+        self._started = time.monotonic()
+        self._overflow = 0
+        self._overflow_event_at: float | None = None
+        self.ignored = 0  # adverts from devices not on the allow-list
+
+    # --- Bus interface -----------------------------------------------------------------------------
+
+    def states(self) -> list[DeviceState]:
+        return [dataclasses.replace(s.state, errors=dict(s.state.errors)) for s in self._sensors]
+
+    async def read(self, device: str) -> Sample:
+        """The sensor's last reading: a BLE sensor cannot be polled, only heard."""
+        s = self._by_id.get(device)
+        if s is None:
+            raise DeviceError(device, f"not on BLE bus {self.name!r}")
+        if s.last_sample is None:
+            why = f" ({self._unavailable.reason})" if self._unavailable else ""
+            raise DeviceError(device, f"no advertisement received yet{why}")
+        return s.last_sample
+
+    async def run(self, sink: RecordSink) -> None:
+        """Scan until cancelled. A missing adapter or D-Bus is an event and a retry, never a crash."""
+        queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=QUEUE_MAX)
+        self._queue = queue
+        await self._start_scanner(sink)
+        self._started = time.monotonic()
+        try:
+            while True:
+                deadline = self._check_silence(time.monotonic(), sink)
+                try:
+                    async with asyncio.timeout(None if deadline is None else max(0.0, deadline - time.monotonic())):
+                        item = await queue.get()
+                except TimeoutError:
+                    continue
+                self._handle(*item, sink)
+                while not queue.empty():
+                    self._handle(*queue.get_nowait(), sink)
+                if self._overflow:
+                    self._report_overflow(sink)
+        finally:
+            await self._stop_scanner()
+            self._queue = None
+
+    async def aclose(self) -> None:
+        await self._stop_scanner()
+
+    # --- scanner ---------------------------------------------------------------------------------------
+
+    async def _start_scanner(self, sink: RecordSink) -> None:
+        delay = RETRY_FIRST_S
+        bluez: BlueZScannerArgs = {"or_patterns": list(_OR_PATTERNS)}
+        if self.config.adapter:
+            bluez["adapter"] = self.config.adapter
+        while True:
+            try:
+                scanner = BleakScanner(
+                    self._on_advert, None, "passive", bluez=bluez, backend=self._backend, **self._backend_kwargs
+                )
+                await scanner.start()
+            except _START_ERRORS as exc:
+                self._set_unavailable(BleUnavailableError(self.name, unavailable_reason(exc)), sink)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            self._scanner = scanner
+            if self._unavailable is not None:
+                log.info("BLE bus %r: Bluetooth available again, scanning", self.name)
+                sink(Event(self.name, now_ms(), "ble_available", Severity.INFO))
+                self._unavailable = None
+                for s in self._sensors:
+                    s.state.state, s.state.last_error = "unknown", None
+            return
+
+    def _set_unavailable(self, err: BleUnavailableError, sink: RecordSink) -> None:
+        if self._unavailable is None or self._unavailable.reason != err.reason:
+            log.error("%s", err)
+            sink(Event(self.name, now_ms(), "ble_unavailable", Severity.MAJOR, {"reason": err.reason}))
+        self._unavailable = err
+        for s in self._sensors:
+            s.state.state, s.state.last_error = "failing", str(err)
+
+    async def _stop_scanner(self) -> None:
+        scanner, self._scanner = self._scanner, None
+        if scanner is not None:
+            try:
+                await scanner.stop()
+            except _START_ERRORS as exc:  # the stack went away under us: nothing left to stop
+                log.warning("BLE bus %r: stopping the scan: %s", self.name, unavailable_reason(exc))
+
+    def _on_advert(self, device: BLEDevice, adv: AdvertisementData) -> None:
+        # Called by bleak for every advert in range: filter here, decode in run(), so the stack never waits.
+        queue = self._queue
+        if queue is None:
+            return
+        if device.address.upper() not in self._by_mac:
+            self.ignored += 1
+            return
+        try:
+            queue.put_nowait((device, adv, now_ms(), time.monotonic()))
+        except asyncio.QueueFull:
+            self._overflow += 1
+
+    # --- one advert ------------------------------------------------------------------------------------
+
+    def _handle(self, device: BLEDevice, adv: AdvertisementData, ts_ms: int, mono: float, sink: RecordSink) -> None:
+        s = self._by_mac[device.address.upper()]
+        if s.cfg.kind == "bthome":
+            data = adv.service_data.get(bthome.SERVICE_UUID)
+            if data is None:  # another advert of the device (scan response, other service)
+                return
+            try:
+                accepted = self._bthome(s, data, adv, ts_ms, mono, sink)
+            except DecodeError as exc:
+                self._failed(s, exc, data, ts_ms, mono, sink)
+                return
+        else:
+            data = adv.manufacturer_data.get(ruuvi.MANUFACTURER_ID)
+            if data is None:
+                return
+            try:
+                accepted = self._ruuvi(s, data, adv)
+            except DecodeError as exc:
+                self._failed(s, exc, data, ts_ms, mono, sink)
+                return
+        if accepted is not None:
+            values, urgent = accepted
+            self._accept(s, values, urgent, ts_ms, mono, sink)
+
+    def _bthome(
+        self, s: _Sensor, data: bytes, adv: AdvertisementData, ts_ms: int, mono: float, sink: RecordSink
+    ) -> tuple[dict[str, Value], bool] | None:
+        frame = bthome.decode(data, key=s.cfg.key, mac=s.mac_bytes)
+        if s.cfg.key is not None and not frame.encrypted:
+            self._problem(s, "bthome_downgrade", "plaintext advert from a sensor configured with a key: refused",
+                          data, ts_ms, mono, sink)
+            return None
+        if frame.counter is not None:
+            if s.last_counter is not None and frame.counter <= s.last_counter:
+                if data != s.last_payload:
+                    self._problem(s, "bthome_replay",
+                                  f"encryption counter {frame.counter} does not increase (last {s.last_counter}): "
+                                  f"refused", data, ts_ms, mono, sink)
+                return None
+            s.last_counter = frame.counter
+        s.last_payload = data
+        if frame.packet_id is not None:
+            if frame.packet_id == s.last_dedupe:
+                return None
+            s.last_dedupe = frame.packet_id
+        if frame.unknown is not None and frame.unknown.object_id not in s.unknown_reported:
+            s.unknown_reported.add(frame.unknown.object_id)
+            u = frame.unknown
+            sink(Event(s.cfg.id, ts_ms, "bthome_unknown_object", Severity.INFO, {
+                "object_id": f"0x{u.object_id:02x}", "offset": u.offset, "not_decoded": u.remaining.hex()}))
+        values = {m.name: m.value for m in frame.measurements if m.prop != "packet_id"}
+        values["rssi_dbm"] = adv.rssi
+        if adv.tx_power is not None:
+            values.setdefault("tx_power_dbm", adv.tx_power)
+        return values, frame.has_event
+
+    def _ruuvi(self, s: _Sensor, data: bytes, adv: AdvertisementData) -> tuple[dict[str, Value], bool] | None:
+        reading = ruuvi.decode(data)
+        # Without a sequence number ("not available"), an identical payload is the same measurement.
+        dedupe: object = reading.sequence if reading.sequence is not None else data
+        if dedupe == s.last_dedupe:
+            return None
+        s.last_dedupe = dedupe
+        values = reading.sample_values()
+        values["rssi_dbm"] = adv.rssi
+        return values, False
+
+    def _accept(
+        self, s: _Sensor, values: dict[str, Value], urgent: bool, ts_ms: int, mono: float, sink: RecordSink
+    ) -> None:
+        sample = Sample(s.cfg.id, ts_ms, values)
+        s.last_sample = sample
+        st = s.state
+        st.state, st.last_ts_ms, st.last_values, st.consecutive_failures, st.last_error = "ok", ts_ms, values, 0, None
+        if s.silent:
+            s.silent = False
+            quiet_s = mono - (s.last_seen if s.last_seen is not None else self._started)
+            sink(Event(s.cfg.id, ts_ms, "sensor_back", Severity.INFO, {"silent_for_s": round(quiet_s, 1)}))
+        s.last_seen = mono
+        if urgent or self._due(s, values, mono):
+            sink(sample)
+            s.last_emit = mono
+            s.last_emitted = values
+
+    def _due(self, s: _Sensor, values: Mapping[str, Value], mono: float) -> bool:
+        interval = self.config.min_interval_s
+        if s.last_emit is None or interval <= 0 or mono - s.last_emit >= interval:
+            return True
+        # An on/off or text state that changed is news now, not at the next interval.
+        last = s.last_emitted
+        return any(isinstance(v, bool | str) and last.get(k) != v for k, v in values.items())
+
+    def _failed(self, s: _Sensor, exc: DecodeError, data: bytes, ts_ms: int, mono: float, sink: RecordSink) -> None:
+        if isinstance(exc, bthome.AuthenticationError):
+            code = "bthome_auth_failed"
+        elif isinstance(exc, bthome.EncryptedPayloadError):
+            code = "bthome_key_missing"
+        else:
+            code = "decode_error"
+        self._problem(s, code, str(exc), data, ts_ms, mono, sink)
+
+    def _problem(
+        self, s: _Sensor, code: str, reason: str, data: bytes, ts_ms: int, mono: float, sink: RecordSink
+    ) -> None:
+        st = s.state
+        st.errors[code] = st.errors.get(code, 0) + 1
+        st.consecutive_failures += 1
+        st.last_error = reason
+        st.state = "failing"
+        s.suppressed[code] = s.suppressed.get(code, 0) + 1
+        last = s.event_at.get(code)
+        if last is not None and mono - last < EVENT_INTERVAL_S:
+            return
+        s.event_at[code] = mono
+        severity = Severity.MINOR if code == "decode_error" else Severity.MAJOR
+        count = s.suppressed.pop(code)
+        sink(Event(s.cfg.id, ts_ms, code, severity, {"reason": reason, "payload": data.hex(), "count": count}))
+
+    def _check_silence(self, mono: float, sink: RecordSink) -> float | None:
+        """Report sensors newly silent; return the monotonic time of the next check (None: nothing to watch)."""
+        limit = self.config.silent_after_s
+        nxt: float | None = None
+        for s in self._sensors:
+            if s.silent:
+                continue
+            since = s.last_seen if s.last_seen is not None else self._started
+            if mono - since >= limit:
+                s.silent = True
+                st = s.state
+                st.state, st.last_error = "failing", f"no new advertisement for {mono - since:.0f} s"
+                sink(Event(s.cfg.id, now_ms(), "sensor_silent", Severity.MINOR, {
+                    "silent_s": round(mono - since, 1), "last_ts_ms": st.last_ts_ms}))
+            else:
+                nxt = since + limit if nxt is None else min(nxt, since + limit)
+        return nxt
+
+    def _report_overflow(self, sink: RecordSink) -> None:
+        mono = time.monotonic()
+        if self._overflow_event_at is not None and mono - self._overflow_event_at < EVENT_INTERVAL_S:
+            return
+        self._overflow_event_at = mono
+        dropped, self._overflow = self._overflow, 0
+        log.warning("BLE bus %r: %d advert(s) dropped, decoding could not keep up", self.name, dropped)
+        sink(Event(self.name, now_ms(), "ble_overflow", Severity.MINOR, {"dropped": dropped}))
+
+
+# --- config ------------------------------------------------------------------------------------------
+
+
+def from_config(raw: Mapping[str, Any], ctx: BusContext) -> Bus:
+    t = ConfigTable(dict(raw), ctx.key)
+    name = t.text("name", required=True)
+    if t.text("type", required=True) != "ble":
+        raise ConfigError(f"{ctx.key}.type", "expected 'ble'")
+    backend_spec = t.text("backend", "os")
+    adapter = t.text("adapter")
+    silent = t.number("silent_after_s", 300.0, lo=1.0, hi=7 * 86_400.0)
+    min_interval = t.number("min_interval_s", 60.0, lo=0.0, hi=86_400.0)
+    t.used.add("allow")
+    sensors = _allow(raw.get("allow"), f"{ctx.key}.allow")
+    t.done()
+    backend, kwargs = _backend(backend_spec, ctx)
+    config = BleConfig(name, sensors, adapter, silent, min_interval)
+    return BleBus(config, backend=backend, backend_kwargs=kwargs)
+
+
+def _allow(raw: Any, key: str) -> tuple[AllowedSensor, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(key, "expected a non-empty list of sensors ([[bus.allow]] tables: mac, id, kind)")
+    sensors: list[AllowedSensor] = []
+    for i, entry in enumerate(raw):
+        k = f"{key}[{i}]"
+        t = ConfigTable(entry, k)
+        mac_text = t.text("mac", required=True)
+        try:
+            mac = bthome.format_mac(bthome.parse_mac(mac_text))
+        except ValueError as exc:
+            raise ConfigError(f"{k}.mac", str(exc)) from None
+        ident = t.text("id", required=True)
+        if not ident or len(ident) > 128:
+            raise ConfigError(f"{k}.id", "1 to 128 characters")
+        kind = t.text("kind", required=True)
+        if kind not in KINDS:
+            raise ConfigError(f"{k}.kind", f"{kind!r}: expected one of {', '.join(KINDS)}")
+        key_hex = t.text("key")
+        bindkey = None
+        if key_hex is not None:
+            if kind != "bthome":
+                raise ConfigError(f"{k}.key", "only BTHome sensors have a bindkey")
+            try:
+                bindkey = bytes.fromhex(key_hex)
+            except ValueError:
+                raise ConfigError(f"{k}.key", "not hexadecimal") from None
+            if len(bindkey) != 16:
+                raise ConfigError(f"{k}.key", f"a bindkey is 16 bytes (32 hex digits), got {len(bindkey)}")
+        t.done()
+        if any(s.mac == mac for s in sensors):
+            raise ConfigError(f"{k}.mac", f"{mac} is listed twice")
+        if any(s.id == ident for s in sensors):
+            raise ConfigError(f"{k}.id", f"{ident!r} is used twice")
+        sensors.append(AllowedSensor(mac, ident, kind, bindkey))
+    return tuple(sensors)
+
+
+def _backend(spec: str, ctx: BusContext) -> tuple[type[BaseBleakScanner] | None, dict[str, Any]]:
+    if spec == "os":
+        return None, {}
+    if spec.startswith("replay:") and spec != "replay:":
+        # Imported only when asked for: a field agent never loads the simulator.
+        from simulators.ble import ReplayScanner, ScenarioError, load_scenario
+
+        path = Path(spec.removeprefix("replay:")).expanduser()
+        if not path.is_absolute():
+            path = ctx.config_dir / path
+        try:
+            scenario = load_scenario(path)
+        except ScenarioError as exc:
+            raise ConfigError(f"{ctx.key}.backend", str(exc)) from None
+        return ReplayScanner, {"scenario": scenario}
+    raise ConfigError(f"{ctx.key}.backend", f"{spec!r}: expected 'os' or 'replay:<scenario file>'")
