@@ -56,3 +56,63 @@ def show(doc: Mapping[str, Any], as_json: bool) -> None:
     for f in doc.get("fields", []):
         table.add_row(str(f["name"]), str(f["value"]), str(f.get("unit") or ""))
     console.print(table)
+
+
+@decode.command("bthome")
+@click.argument("hex_payload", metavar="HEX")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--key", help="Bindkey of an encrypted sensor (32 hex digits).")
+@click.option("--mac", help="Sensor MAC (e.g. 54:48:E6:8F:80:A5): part of the nonce of an encrypted payload.")
+def bthome_cmd(hex_payload: str, as_json: bool, key: str | None, mac: str | None) -> None:
+    """One BTHome v2 service-data payload: the bytes after the UUID (bleak's service_data[...fcd2...])."""
+    from drivers import bthome
+
+    data = parse_hex(hex_payload)
+    bindkey = parse_hex(key) if key is not None else None
+    if bindkey is not None and len(bindkey) != 16:
+        raise click.BadParameter(f"a bindkey is 16 bytes (32 hex digits), got {len(bindkey)}", param_hint="--key")
+    try:
+        mac_bytes = bthome.parse_mac(mac) if mac is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mac") from None
+    with decode_errors():
+        frame = bthome.decode(data, key=bindkey, mac=mac_bytes)
+    doc: dict[str, Any] = {
+        "protocol": "BTHome v2",
+        "device_info": f"0x{frame.device_info:02x}",
+        "encrypted": frame.encrypted,
+        "trigger_based": frame.trigger_based,
+    }
+    if frame.mac is not None:
+        doc["mac"] = bthome.format_mac(frame.mac)
+    if frame.counter is not None:
+        doc["counter"] = frame.counter
+    doc["fields"] = [
+        {"name": m.name, "value": m.value, "unit": m.unit, "object_id": f"0x{m.object_id:02x}", "property": m.prop}
+        for m in frame.measurements
+    ]
+    if frame.unknown is not None:
+        u = frame.unknown
+        doc["unknown_object"] = (
+            f"0x{u.object_id:02x} at offset {u.offset}: length unknown, decoding stopped; "
+            f"not decoded: {u.remaining.hex()}"
+        )
+    show(doc, as_json)
+
+
+@decode.command("ruuvi")
+@click.argument("hex_payload", metavar="HEX")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def ruuvi_cmd(hex_payload: str, as_json: bool) -> None:
+    """One RuuviTag RAWv2 payload: bleak's manufacturer_data[0x0499], 24 bytes starting with 05."""
+    from drivers import ruuvi
+
+    with decode_errors():
+        reading = ruuvi.decode(parse_hex(hex_payload))
+    doc: dict[str, Any] = {"protocol": "Ruuvi data format 5 (RAWv2)", "mac": reading.mac, "sequence": reading.sequence}
+    doc["fields"] = [
+        {"name": name, "value": getattr(reading, name), "unit": ruuvi.UNITS[name]}
+        for name in reading._fields
+        if name not in ("mac", "sequence")
+    ]
+    show(doc, as_json)
