@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from edge_agent.cli_decode import decode
+from edge_agent.cli_lighting import schedule, simulate_year_cmd
 from edge_agent.config import AgentConfigError, load_config
 
 
@@ -49,3 +50,5 @@ def check_config(config_file: Path) -> None:
 
 
 main.add_command(decode)
+main.add_command(schedule)
+main.add_command(simulate_year_cmd)

@@ -114,7 +114,9 @@ class AgentConfig:
 
 
 #: Feature sections: name -> "module:function(raw: Mapping, key: str, config_dir: Path) -> typed config".
-SECTIONS: dict[str, str] = {}
+SECTIONS: dict[str, str] = {
+    "lighting": "edge_agent.lighting.config:from_config",
+}
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _INSEE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
