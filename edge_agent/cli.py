@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 
 from edge_agent.cli_decode import decode
+from edge_agent.cli_tech import EXIT_CODES, devices, events, journal, lamp, read_device, status
 from edge_agent.cli_lighting import schedule, simulate_year_cmd
 from edge_agent.config import AgentConfigError, load_config
 
 
-@click.group()
+@click.group(epilog=EXIT_CODES)
 @click.version_option(package_name="citygate")
 def main() -> None:
     """citygate gateway agent."""
@@ -50,5 +51,11 @@ def check_config(config_file: Path) -> None:
 
 
 main.add_command(decode)
+main.add_command(status)
+main.add_command(devices)
+main.add_command(read_device)
+main.add_command(lamp)
+main.add_command(journal)
+main.add_command(events)
 main.add_command(schedule)
 main.add_command(simulate_year_cmd)
