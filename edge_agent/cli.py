@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from edge_agent.cli_decode import decode
-from edge_agent.cli_tech import EXIT_CODES, devices, events, journal, lamp, read_device, status
 from edge_agent.cli_lighting import schedule, simulate_year_cmd
+from edge_agent.cli_tech import EXIT_CODES, devices, events, journal, lamp, read_device, status
 from edge_agent.config import AgentConfigError, load_config
 
 

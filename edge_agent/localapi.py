@@ -15,9 +15,14 @@ Endpoints (all under /v1):
     GET    devices/{device}/live        one live read (502 if the device does not answer)
     GET    journal                      counts, size, drops
     GET    events?limit=N&follow=1&samples=1   recent events; follow streams NDJSON lines
-    GET    schedule                     the lighting service's programme, 404 without lighting
-    PUT    lamps/{device}/override      {"level_pct": 0-100, "duration_s": s} (technician)
-    DELETE lamps/{device}/override      end an override now (technician)
+    GET    schedule                     the lighting service now: groups, levels, overrides, lamp faults
+    PUT    lamps/{target}/override      {"level_pct": 0-100, "duration_s": s} (technician)
+    DELETE lamps/{target}/override      end an override now (technician)
+
+An override goes through the lighting service when the gateway has one (the target may then
+be a lamp group too; the service keeps it across a reboot and returns to the programme at its
+expiry). Without lighting it is commanded straight through the lamp bus, and at its expiry (or
+when the agent stops) the lamp goes back to the level it had before.
 
 Errors are RFC 9457 problem documents (application/problem+json).
 """
@@ -73,15 +78,23 @@ class Reporting(Protocol):
     def status(self) -> Mapping[str, Any]: ...
 
 
+class Overriding(Protocol):
+    """What an override returned by the lighting service offers."""
+
+    def to_doc(self) -> dict[str, Any]: ...
+
+
 @runtime_checkable
-class Scheduling(Protocol):
-    """The lighting service as the local API uses it: its programme, and overrides with an expiry."""
+class Lighting(Protocol):
+    """The lighting service (edge_agent.lighting.service) as the local API uses it; the core knows no more of it."""
 
-    def schedule(self) -> Mapping[str, Any]: ...
+    name: str
 
-    async def set_override(self, target: str, level_pct: int, until: datetime) -> Mapping[str, Any]: ...
+    def snapshot(self) -> dict[str, Any]: ...
 
-    async def clear_override(self, target: str) -> Mapping[str, Any]: ...
+    def set_override(self, group_or_lamp: str, level: int, start: datetime | None, expiry: datetime) -> Overriding: ...
+
+    def clear_override(self, group_or_lamp: str) -> bool: ...
 
 
 def problem(status: int, title: str, detail: str) -> web.Response:
@@ -268,9 +281,9 @@ class LocalApi:
                 return bus
         return None
 
-    def _lighting(self) -> Scheduling | None:
+    def _lighting(self) -> Lighting | None:
         for service in self.agent.services:
-            if isinstance(service, Scheduling):
+            if service.name == "lighting" and isinstance(service, Lighting):
                 return service
         return None
 
@@ -361,7 +374,7 @@ class LocalApi:
         lighting = self._lighting()
         if lighting is None:
             return problem(404, "No lighting", "this gateway has no [lighting] section: no schedule to show")
-        return ok(dict(lighting.schedule()))
+        return ok(lighting.snapshot())
 
     # -- write calls -------------------------------------------------------------------------
 
@@ -377,21 +390,22 @@ class LocalApi:
             return problem(400, "Bad level", f"level_pct must be an integer 0-100, got {level!r}")
         if not isinstance(duration, int | float) or isinstance(duration, bool) or not 1 <= duration <= MAX_OVERRIDE_S:
             return problem(400, "Bad duration", f"duration_s must be 1-{MAX_OVERRIDE_S} s, got {duration!r}")
-        bus = self._find(device)
-        if bus is None:
-            return problem(404, "Unknown device", f"no bus of this gateway has a device {device!r}")
-        if not isinstance(bus, LampBus) or device not in bus.lamps():
-            return problem(409, "Not a lamp", f"{device} on {bus.name} is not a lamp controller")
         who = peer(request)
         until = self.agent.clock.now() + timedelta(seconds=duration)
         lighting = self._lighting()
         if lighting is not None:
             try:
-                doc = dict(await lighting.set_override(device, level, until))
-            except (ValueError, DriverError) as exc:
+                override = lighting.set_override(device, level, None, until)
+            except (ValueError, RuntimeError) as exc:
                 return problem(409, "Override refused", str(exc))
             self._audit(device, "override_set", {"level_pct": level, "until_ms": _ms(until), "via": "lighting"}, who)
-            return ok({"device": device, "via": "lighting", **doc})
+            return ok({"device": device, "via": "lighting", "level_pct": level, "until_ms": _ms(until),
+                       "override": override.to_doc()})
+        bus = self._find(device)
+        if bus is None:
+            return problem(404, "Unknown device", f"no bus of this gateway has a device {device!r}")
+        if not isinstance(bus, LampBus) or device not in bus.lamps():
+            return problem(409, "Not a lamp", f"{device} on {bus.name} is not a lamp controller")
         try:
             doc = await self._direct_override(bus, device, level, until, who)
         except DriverError as exc:
@@ -404,11 +418,13 @@ class LocalApi:
         lighting = self._lighting()
         if lighting is not None:
             try:
-                doc = dict(await lighting.clear_override(device))
-            except (ValueError, DriverError) as exc:
+                cleared = lighting.clear_override(device)
+            except (ValueError, RuntimeError) as exc:
                 return problem(409, "Override not cleared", str(exc))
+            if not cleared:
+                return problem(404, "No override", f"{device} has no override to clear")
             self._audit(device, "override_cleared", {"via": "lighting"}, who)
-            return ok({"device": device, "via": "lighting", **doc})
+            return ok({"device": device, "via": "lighting"})
         current = self.overrides.get(device)
         if current is None:
             return problem(404, "No override", f"{device} has no override to clear")
