@@ -125,6 +125,7 @@ class BleConfig:
     adapter: str | None = None
     silent_after_s: float = 300.0
     min_interval_s: float = 60.0
+    retry_s: float = RETRY_FIRST_S  # first wait before trying the adapter again; doubles up to RETRY_MAX_S
 
 
 @dataclass
@@ -221,7 +222,7 @@ class BleBus:
     # --- scanner ---------------------------------------------------------------------------------------
 
     async def _start_scanner(self, sink: RecordSink) -> None:
-        delay = RETRY_FIRST_S
+        delay = self.config.retry_s
         bluez: BlueZScannerArgs = {"or_patterns": list(_OR_PATTERNS)}
         if self.config.adapter:
             bluez["adapter"] = self.config.adapter
@@ -234,7 +235,7 @@ class BleBus:
             except _START_ERRORS as exc:
                 self._set_unavailable(BleUnavailableError(self.name, unavailable_reason(exc)), sink)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
+                delay = min(delay * 2, max(RETRY_MAX_S, self.config.retry_s))
                 continue
             self._scanner = scanner
             if self._unavailable is not None:

@@ -20,10 +20,12 @@ Scenario (JSON ``{"devices": [...]}`` or TOML ``[[devices]]``), one entry per se
   ``acceleration_x_mg`` .., ``battery_mv``, ``tx_power_dbm``, ``movement_count``; missing ones
   are sent as "not available"). Each advert gets the next packet id / encryption counter
   (BTHome) or measurement sequence number (Ruuvi), as a real sensor does.
-- ``payload``: hex sent verbatim instead (service data after the UUID, or Ruuvi manufacturer data).
+- ``payload``: hex sent verbatim instead (service data after the UUID, or Ruuvi manufacturer data);
+  a list of hex strings is sent in turn, e.g. a captured sequence, or a replayed old packet.
 - ``key``: BTHome bindkey (hex): the values are sent AES-CCM encrypted.
 - ``start_s`` (0), ``count`` (adverts, then silence; default forever), ``repeat`` (copies of
-  each advert, as radios repeat them; default 1), ``packet_id`` (BTHome, default true).
+  each advert, as radios repeat them; default 1), ``packet_id`` (BTHome, default true),
+  ``gaps`` (``[[from_s, to_s], ...]``: the sensor sends nothing then, e.g. a flat battery swapped).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from bleak.backends.scanner import AdvertisementData, AdvertisementDataCallback,
 from drivers import bthome, ruuvi
 
 _DEVICE_KEYS = {"mac", "name", "kind", "interval_s", "rssi", "values", "payload", "key", "start_s", "count",
-                "repeat", "packet_id"}
+                "repeat", "packet_id", "gaps"}
 _RUUVI_VALUES = set(ruuvi.RuuviReading._fields) - {"sequence", "mac"}
 _AD_FLAGS = bytes((0x02, 0x01, 0x06))
 _LEGACY_ADV_MAX = 31
@@ -66,15 +68,16 @@ class SimDevice:
     start_s: float = 0.0
     count: int | None = None
     repeat: int = 1
-    payload: bytes | None = None
+    payloads: tuple[bytes, ...] = ()
     values: Mapping[str, Any] | None = None
     key: bytes | None = None
     packet_id: bool = True
+    gaps: tuple[tuple[float, float], ...] = ()
 
     def payload_at(self, k: int) -> bytes:
         """The payload of this device's k-th advert (k from 0)."""
-        if self.payload is not None:
-            return self.payload
+        if self.payloads:
+            return self.payloads[k % len(self.payloads)]
         assert self.values is not None
         if self.kind == "ruuvi":
             fields = {f: self.values.get(f) for f in _RUUVI_VALUES}
@@ -142,9 +145,10 @@ def timeline(scenario: Scenario) -> Iterator[Advert]:
     while heap:
         t, i, k = heapq.heappop(heap)
         d = scenario.devices[i]
-        payload = d.payload_at(k)
-        for _ in range(d.repeat):
-            yield Advert(t, d, payload)
+        if not any(start <= t < end for start, end in d.gaps):
+            payload = d.payload_at(k)
+            for _ in range(d.repeat):
+                yield Advert(t, d, payload)
         if d.count is None or k + 1 < d.count:
             heapq.heappush(heap, (d.start_s + (k + 1) * d.interval_s, i, k + 1))
 
@@ -263,15 +267,23 @@ def _device(raw: Any, where: str) -> SimDevice:
         raise ScenarioError(f"{where}.count: must be at least 1")
     if not 1 <= repeat <= 10:
         raise ScenarioError(f"{where}.repeat: {repeat} is out of range [1, 10]")
-    payload_hex, values, key_hex = get("payload", str), get("values", dict), get("key", str)
-    if (payload_hex is None) == (values is None):
-        raise ScenarioError(f"{where}: give exactly one of payload (hex) or values")
-    payload = None
-    if payload_hex is not None:
-        try:
-            payload = bytes.fromhex(payload_hex.replace(" ", ""))
-        except ValueError:
-            raise ScenarioError(f"{where}.payload: not hexadecimal") from None
+    payload_raw, values, key_hex = get("payload", (str, list)), get("values", dict), get("key", str)
+    if (payload_raw is None) == (values is None):
+        raise ScenarioError(f"{where}: give exactly one of payload (hex, or a list of hex) or values")
+    payloads: list[bytes] = []
+    if payload_raw is not None:
+        for j, text in enumerate([payload_raw] if isinstance(payload_raw, str) else payload_raw):
+            try:
+                payloads.append(bytes.fromhex(text.replace(" ", "")))
+            except (ValueError, AttributeError):
+                raise ScenarioError(f"{where}.payload[{j}]: not a hex string") from None
+        if not payloads:
+            raise ScenarioError(f"{where}.payload: empty list")
+    gaps: list[tuple[float, float]] = []
+    for j, gap in enumerate(get("gaps", list, [])):
+        if not (isinstance(gap, list) and len(gap) == 2 and all(_number(x) for x in gap) and 0 <= gap[0] < gap[1]):
+            raise ScenarioError(f"{where}.gaps[{j}]: expected [from_s, to_s] with 0 <= from_s < to_s")
+        gaps.append((float(gap[0]), float(gap[1])))
     key = None
     if key_hex is not None:
         if kind != "bthome" or values is None:
@@ -288,13 +300,18 @@ def _device(raw: Any, where: str) -> SimDevice:
             raise ScenarioError(f"{where}.values.{extra[0]}: not a Ruuvi field; known: {', '.join(sorted(_RUUVI_VALUES))}")
     device = SimDevice(
         mac=mac, name=get("name", str), kind=kind, interval_s=interval, rssi=rssi, start_s=start, count=count,
-        repeat=repeat, payload=payload, values=values, key=key, packet_id=get("packet_id", bool, True),
+        repeat=repeat, payloads=tuple(payloads), values=values, key=key, packet_id=get("packet_id", bool, True),
+        gaps=tuple(gaps),
     )
     try:
         device.payload_at(0)
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"{where}.values: {exc}") from None
     return device
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 # --- citygate-sim ble -------------------------------------------------------------------------------
