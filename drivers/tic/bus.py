@@ -1,0 +1,263 @@
+"""The TIC bus: a Linky meter's customer output on a serial port, listened to (the meter talks, we never ask).
+
+Config (one ``[[bus]]`` table of the agent's TOML; unknown keys are refused)::
+
+    [[bus]]
+    name = "linky"
+    type = "tic"
+    port = "/dev/ttyUSB0"
+    mode = "historic"          # or "standard" (the supplier sets it; the meter's display shows it)
+    baudrate = 1200            # default: 1200 historic, 9600 standard
+    parity = "E"               # the line is 7E1; a pty refuses 7E1, so tests use parity="N", bytesize=8
+    bytesize = 7
+    stopbits = 1
+    device = "cabinet-12-meter"   # device id of the samples (default: the bus name)
+    sample_interval_s = 10     # at most one sample per interval (frames come every 1-2 s)
+    silent_after_s = 30        # communication_failure when no valid frame arrives for this long
+
+Samples (device = `device`), from the last valid frame:
+energy_wh (total: EAST, BASE, or the sum of the historic tariff indexes), energy_<label>_wh per
+tariff index (energy_hchc_wh, energy_hchp_wh, energy_easf01_wh ...), apparent_power_va,
+current_a, voltage_v (standard mode), tariff (current period: "HP", "HC", "BASE" ...),
+tariff_option, meter_id (ADCO/ADSC), and in standard mode the decoded STGE (stge,
+breaking_device, power_exceeded, overvoltage, tempo_today ...) and meter_time (DATE, ISO 8601).
+
+Events: communication_failure (major; port cannot be opened or no valid frame for
+silent_after_s) and communication_restored (info). Counters in DeviceState.errors:
+tic_checksum_errors, tic_format_errors, tic_aborted_frames, tic_invalid_values. A group whose
+checksum fails is never data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.base import BusContext, DeviceState
+from drivers.conf import ConfigTable
+from drivers.errors import ConfigError, DeviceError
+from drivers.model import Event, RecordSink, Sample, Severity, now_ms
+from drivers.serial_line import PARITIES, LineSettings, SerialLine, SerialLineError, open_line
+from drivers.tic.codec import BAUDRATE, Frame, Mode, TicParser
+from drivers.tic.values import interpret
+
+log = logging.getLogger("citygate.tic")
+
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class TicConfig:
+    name: str
+    port: str
+    mode: Mode
+    device: str
+    baudrate: int
+    parity: str = "E"
+    bytesize: int = 7
+    stopbits: int = 1
+    sample_interval_s: float = 10.0
+    silent_after_s: float = 30.0
+
+    @property
+    def line(self) -> LineSettings:
+        return LineSettings(self.port, self.baudrate, self.bytesize, self.parity, self.stopbits)
+
+
+def parse_config(raw: Mapping[str, Any], key: str) -> TicConfig:
+    t = ConfigTable(dict(raw), key)
+    name = t.text("name", required=True)
+    t.text("type")
+    mode_text = t.text("mode", "historic")
+    if mode_text not in ("historic", "standard"):
+        raise ConfigError(f"{key}.mode", f'expected "historic" or "standard", got {mode_text!r}')
+    mode = Mode(mode_text)
+    parity = t.text("parity", "E")
+    if parity not in PARITIES:
+        raise ConfigError(f"{key}.parity", f"expected one of {', '.join(PARITIES)}, got {parity!r}")
+    cfg = TicConfig(
+        name=name,
+        port=t.text("port", required=True),
+        mode=mode,
+        device=t.text("device", name),
+        baudrate=t.integer("baudrate", BAUDRATE[mode], lo=300, hi=115200),
+        parity=parity,
+        bytesize=t.integer("bytesize", 7, lo=7, hi=8),
+        stopbits=t.integer("stopbits", 1, lo=1, hi=2),
+        sample_interval_s=t.number("sample_interval_s", 10.0, lo=0.0, hi=86400.0),
+        silent_after_s=t.number("silent_after_s", 30.0, lo=0.1, hi=86400.0),
+    )
+    t.done()
+    if not cfg.name or not cfg.device:
+        raise ConfigError(f"{key}.name", "must not be empty")
+    return cfg
+
+
+def from_config(raw: Mapping[str, Any], ctx: BusContext) -> TicBus:
+    return TicBus(parse_config(raw, ctx.key))
+
+
+class TicBus:
+    """Listens to one TIC output; implements drivers.base.Bus."""
+
+    def __init__(self, config: TicConfig) -> None:
+        self.name = config.name
+        self.config = config
+        self.parser = TicParser(config.mode)
+        self._state = DeviceState(device=config.device, bus=config.name, address=config.port)
+        self._sink: RecordSink | None = None
+        self._line: SerialLine | None = None
+        self._last_frame_at: float | None = None  # monotonic
+        self._last_emit_at: float | None = None
+        self._waiters: list[asyncio.Future[Sample]] = []
+        self._failing = False
+
+    def states(self) -> list[DeviceState]:
+        s = self._state
+        return [dataclasses.replace(s, errors=dict(s.errors), last_values=dict(s.last_values))]
+
+    async def run(self, sink: RecordSink) -> None:
+        """Listen until cancelled; reopen the port with backoff when it fails or goes away."""
+        self._sink = sink
+        delay = RETRY_FIRST_S
+        try:
+            while True:
+                try:
+                    self._line = await open_line(self.config.line, self._on_data)
+                except SerialLineError as exc:
+                    self._fail(exc.reason)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
+                    continue
+                delay = RETRY_FIRST_S
+                opened_at = time.monotonic()
+                try:
+                    await self._watch(self._line, opened_at)
+                finally:
+                    await self._line.aclose()
+                    self._line = None
+                self._fail("port closed")
+                await asyncio.sleep(delay)
+        finally:
+            self._sink = None
+
+    async def _watch(self, line: SerialLine, opened_at: float) -> None:
+        """Wait for the port to close, reporting silence after silent_after_s without a valid frame."""
+        while not line.closed.done():
+            since = self._last_frame_at if self._last_frame_at is not None else opened_at
+            remaining = since + self.config.silent_after_s - time.monotonic()
+            if remaining <= 0:
+                self._fail(f"no valid frame for {self.config.silent_after_s:g} s")
+                remaining = self.config.silent_after_s
+            try:
+                async with asyncio.timeout(remaining):
+                    await asyncio.shield(line.closed)
+            except TimeoutError:
+                continue
+
+    def _on_data(self, data: bytes) -> None:
+        p = self.parser
+        before = (p.checksum_errors, p.format_errors, p.aborted_frames)
+        frames = p.feed(data)
+        errors = self._state.errors
+        for name, old, new in zip(
+            ("tic_checksum_errors", "tic_format_errors", "tic_aborted_frames"),
+            before,
+            (p.checksum_errors, p.format_errors, p.aborted_frames),
+            strict=True,
+        ):
+            if new != old:
+                errors[name] = errors.get(name, 0) + new - old
+        for frame in frames:
+            self._on_frame(frame)
+
+    def _on_frame(self, frame: Frame) -> None:
+        reading = interpret(frame)
+        if reading.problems:
+            self._state.errors["tic_invalid_values"] = self._state.errors.get("tic_invalid_values", 0) + len(
+                reading.problems
+            )
+            self._state.last_error = reading.problems[-1]
+        if not reading.values:
+            return
+        now = time.monotonic()
+        self._last_frame_at = now
+        ts = now_ms()
+        sample = Sample(self.config.device, ts, dict(reading.values))
+        st = self._state
+        st.last_ts_ms, st.last_values, st.consecutive_failures = ts, sample.values, 0
+        st.state = "ok"
+        if self._failing:
+            self._failing = False
+            self._emit(
+                Event(
+                    self.config.device,
+                    ts,
+                    "communication_restored",
+                    Severity.INFO,
+                    {"port": self.config.port},
+                )
+            )
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(sample)
+        self._waiters.clear()
+        if self._last_emit_at is None or now - self._last_emit_at >= self.config.sample_interval_s:
+            self._last_emit_at = now
+            self._emit(sample)
+
+    def _fail(self, reason: str) -> None:
+        st = self._state
+        st.consecutive_failures += 1
+        st.last_error = reason
+        st.errors["communication"] = st.errors.get("communication", 0) + 1
+        if not self._failing:
+            self._failing = True
+            st.state = "failing"
+            log.warning("TIC bus %r (%s): %s", self.name, self.config.port, reason)
+            self._emit(
+                Event(
+                    self.config.device,
+                    now_ms(),
+                    "communication_failure",
+                    Severity.MAJOR,
+                    {"port": self.config.port, "reason": reason},
+                )
+            )
+
+    def _emit(self, record: Sample | Event) -> None:
+        if self._sink is not None:
+            self._sink(record)
+
+    async def read(self, device: str) -> Sample:
+        """The next complete frame's values (waits up to silent_after_s)."""
+        if device != self.config.device:
+            raise DeviceError(device, f"not on TIC bus {self.name!r} (its meter is {self.config.device!r})")
+        fut: asyncio.Future[Sample] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        own_line: SerialLine | None = None
+        try:
+            if self._line is None:
+                try:
+                    own_line = await open_line(self.config.line, self._on_data)
+                except SerialLineError as exc:
+                    raise DeviceError(device, exc.reason) from None
+            async with asyncio.timeout(self.config.silent_after_s):
+                return await fut
+        except TimeoutError:
+            raise DeviceError(device, f"no valid TIC frame within {self.config.silent_after_s:g} s") from None
+        finally:
+            if fut in self._waiters:
+                self._waiters.remove(fut)
+            if own_line is not None:
+                await own_line.aclose()
+
+    async def aclose(self) -> None:
+        if self._line is not None:
+            await self._line.aclose()
