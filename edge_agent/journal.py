@@ -40,6 +40,12 @@ CREATE TABLE IF NOT EXISTS journal (
     body  BLOB    NOT NULL   -- the wire record (citygate_wire.batch) without its seq
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- records the collector refused as malformed: kept here for the technician, reported by an event
+CREATE TABLE IF NOT EXISTS rejected (
+    seq    INTEGER PRIMARY KEY,
+    body   BLOB NOT NULL,
+    reason TEXT NOT NULL
+);
 """
 
 
@@ -77,7 +83,11 @@ class PendingBatch:
     """Records read for upload: wire bodies with their seq spliced in, and the last seq."""
 
     records: list[bytes]
-    last_seq: int
+    seqs: list[int]
+
+    @property
+    def last_seq(self) -> int:
+        return self.seqs[-1]
 
     def json_array(self) -> bytes:
         return b"[" + b",".join(self.records) + b"]"
@@ -252,16 +262,16 @@ class Journal:
     def _read_pending(self, max_records: int, max_bytes: int) -> PendingBatch | None:
         db = self._require_db()
         out: list[bytes] = []
+        seqs: list[int] = []
         size = 0
-        last = 0
         for seq, body in db.execute("SELECT seq, body FROM journal ORDER BY seq LIMIT ?", (max_records,)):
             wire = b'{"seq":%d,%s' % (seq, body[1:])
             if out and size + len(wire) + 1 > max_bytes:
                 break
             out.append(wire)
+            seqs.append(seq)
             size += len(wire) + 1
-            last = seq
-        return PendingBatch(out, last) if out else None
+        return PendingBatch(out, seqs) if out else None
 
     async def ack(self, upto_seq: int) -> int:
         """Delete every record up to `upto_seq`: the collector holds them."""
@@ -280,6 +290,32 @@ class Journal:
         self._counts[SAMPLE] -= counts.get(SAMPLE, 0)
         self._counts[EVENT] -= counts.get(EVENT, 0)
         return cur.rowcount
+
+    async def quarantine(self, seq: int, reason: str) -> bool:
+        """Move a record the collector refuses as malformed out of the upload queue, so it cannot
+        block every later record; it stays on disk and a `record_rejected` event reports it."""
+        return await self._call(self._quarantine, seq, reason)
+
+    def _quarantine(self, seq: int, reason: str) -> bool:
+        db = self._require_db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT kind, body FROM journal WHERE seq=?", (seq,)).fetchone()
+            if row is None:
+                db.execute("ROLLBACK")
+                return False
+            db.execute("DELETE FROM journal WHERE seq=?", (seq,))
+            db.execute("INSERT OR REPLACE INTO rejected(seq, body, reason) VALUES (?, ?, ?)", (seq, row[1], reason))
+            event = Event(JOURNAL_DEVICE, now_ms(), "record_rejected", Severity.MAJOR,
+                          {"seq": seq, "reason": reason[:500]})
+            db.execute("INSERT INTO journal(kind, ts_ms, body) VALUES (?, ?, ?)", encode(event))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._counts[row[0]] -= 1
+        self._counts[EVENT] += 1
+        return True
 
     async def stats(self) -> JournalStats:
         return await self._call(self._stats)

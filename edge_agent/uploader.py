@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import ssl
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import orjson
@@ -29,6 +31,11 @@ log = logging.getLogger("citygate.uploader")
 
 class UploadError(Exception):
     """One failed upload attempt: says why (status and problem detail, or the connection error)."""
+
+    def __init__(self, reason: str, status: int | None = None, problem: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.problem = problem or {}
 
 
 @dataclass
@@ -64,6 +71,8 @@ class Uploader:
         #: called at every turn of the loop, so the watchdog can tell a stuck uploader from a patient one
         self.heartbeat: Callable[[], None] = lambda: None
         self._endpoint = uplink.url + PATH
+        self._max_records = uplink.batch_max_records
+        self._in_flight: list[int] = []
         self._head = b'{"v":%d,"gateway":%s,"commune":%s,"records":' % (
             VERSION, orjson.dumps(gateway.id), orjson.dumps(gateway.commune),
         )
@@ -83,6 +92,8 @@ class Uploader:
                     sent = await self.upload_once(session)
                 except UploadError as exc:
                     self._failed(str(exc))
+                    if await self._recover(exc):
+                        continue
                     await asyncio.sleep(self._backoff())
                     continue
                 if sent == 0:
@@ -90,15 +101,18 @@ class Uploader:
 
     async def upload_once(self, session: aiohttp.ClientSession) -> int:
         """Send the oldest pending batch; return how many records the collector acknowledged."""
-        batch = await self.journal.read_pending(self.uplink.batch_max_records, self.uplink.batch_max_bytes)
+        batch = await self.journal.read_pending(self._max_records, self.uplink.batch_max_bytes)
         if batch is None:
             return 0
+        self._in_flight = batch.seqs
         body = gzip_bytes(self._head + batch.json_array() + b"}")
         try:
             async with session.post(self._endpoint, data=body) as resp:
                 payload = await resp.read()
                 if resp.status != 200:
-                    raise UploadError(f"collector answered {resp.status}: {_problem_detail(payload)}")
+                    problem = _problem(payload)
+                    detail = problem.get("detail") or problem.get("title") or payload[:200].decode("utf-8", "replace")
+                    raise UploadError(f"collector answered {resp.status}: {detail}", resp.status, problem)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise UploadError(f"{type(exc).__name__}: {exc}") from None
         try:
@@ -110,6 +124,22 @@ class Uploader:
         await self.journal.ack(ack)
         self._succeeded(len(batch.records))
         return len(batch.records)
+
+    async def _recover(self, exc: UploadError) -> bool:
+        """Mend what one more identical attempt would not: a batch too large, or one malformed record.
+        True when the next attempt may follow at once."""
+        if exc.status == 413 and self._max_records > 1:
+            self._max_records = max(1, self._max_records // 2)
+            log.warning("collector refused the batch size: batches now hold at most %d records", self._max_records)
+            return True
+        pointer = str(exc.problem.get("pointer", ""))
+        if exc.status == 400 and (m := _RECORD_POINTER.match(pointer)) and int(m.group(1)) < len(self._in_flight):
+            seq = self._in_flight[int(m.group(1))]
+            reason = f"{pointer}: {exc.problem.get('detail', '')}"
+            if await self.journal.quarantine(seq, reason):
+                log.error("collector refused record seq %d (%s): moved aside, reported as record_rejected", seq, reason)
+                return True
+        return False
 
     def _succeeded(self, n: int) -> None:
         if self.state.consecutive_failures:
@@ -142,11 +172,13 @@ class Uploader:
         await asyncio.sleep(min(self.uplink.interval_s, 0.5))
 
 
-def _problem_detail(payload: bytes) -> str:
+_RECORD_POINTER = re.compile(r"^/records/(\d+)(/|$)")
+
+
+def _problem(payload: bytes) -> dict[str, Any]:
+    """The RFC 9457 problem body of an error reply, or {} if it is not one."""
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError:
-        return payload[:200].decode("utf-8", "replace")
-    if isinstance(doc, dict):
-        return str(doc.get("detail") or doc.get("title") or doc)
-    return str(doc)
+        return {}
+    return doc if isinstance(doc, dict) else {}

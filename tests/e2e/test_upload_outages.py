@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 import ssl
 from pathlib import Path
 
@@ -209,3 +210,35 @@ async def test_https_verifies_the_collector_and_never_falls_back(
         await runner.cleanup()
         await store.__aexit__(None, None, None)  # type: ignore[attr-defined]
     assert len(stored_seqs(db, GW)) == (10 if ok else 0)
+
+
+async def test_oversize_batches_shrink_and_a_malformed_record_is_set_aside_and_reported(tmp_path: Path) -> None:
+    db = tmp_path / "collector.db"
+    token = await asyncio.to_thread(add_gateway, str(db), GW, "21231", tmp_path / "token")
+    proc, url = await asyncio.to_thread(start_collector, str(db), extra=["--max-body-bytes", "20000"])
+    gateway = GatewayConfig(GW, "21231", tmp_path / "state")
+    try:
+        async with Journal(gateway.state_dir / "journal.db") as journal:
+            journal.append_many(records(100))
+            journal.append(Sample("lamp-x", 0, {"level_pct": 70}))  # a gateway whose clock said 1970
+            journal.append_many(records(900, start=100))
+            await journal.flush()
+            up = UplinkConfig(url=url, token=token, interval_s=0.05, timeout_s=5, backoff_max_s=0.3,
+                              batch_max_records=5000, batch_max_bytes=2_000_000)  # larger than the collector takes
+            uploader = Uploader(gateway, up, journal, SystemClock())
+            task = asyncio.create_task(uploader.run())
+            try:
+                await drained(journal, 60)
+            finally:
+                task.cancel()
+    finally:
+        proc.stop()
+    samples = stored_samples(db, GW)
+    assert len(samples) == 998  # 1000 good records, 2 of them events (i % 500 == 499)
+    assert all(ts > 0 for _, ts, _ in samples.values())
+    con = sqlite3.connect(db)
+    codes = [r[0] for r in con.execute("SELECT code FROM events")]
+    assert codes.count("record_rejected") == 1 and codes.count("lamp_failure") == 2
+    local = sqlite3.connect(gateway.state_dir / "journal.db")
+    reasons = [r[0] for r in local.execute("SELECT reason FROM rejected")]
+    assert len(reasons) == 1 and reasons[0].startswith("/records/")
