@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from simulators.ble import ble
+from simulators.demo import demo
 
 
 @click.group()
@@ -14,3 +15,4 @@ def main() -> None:
 
 # Each simulator module contributes one click command; register it here.
 main.add_command(ble)
+main.add_command(demo)

@@ -1,0 +1,136 @@
+"""`citygate-sim demo`: the whole system on embedded defaults, on this machine only.
+
+Starts a collector (SQLite), one lamp-controller simulator per street cabinet (Modbus TCP),
+and one agent per cabinet, in three communes; prints the URLs to look at; runs until Ctrl-C,
+which stops every process it started. Everything listens on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from simulators.procs import Proc, add_gateway, bin_path, free_port, start_collector, wait_tcp
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
+
+
+@dataclass(frozen=True)
+class Cabinet:
+    gateway: str
+    commune: str
+    commune_name: str
+    lamps: int
+
+
+CABINETS = [
+    Cabinet("gw-dijon-0001", "21231", "Dijon", 12),
+    Cabinet("gw-dijon-0002", "21231", "Dijon", 8),
+    Cabinet("gw-quetigny-0001", "21515", "Quetigny", 10),
+    Cabinet("gw-sennecey-0001", "21605", "Sennecey-lès-Dijon", 6),
+]
+
+
+def agent_config(cab: Cabinet, state: Path, collector_url: str, token_file: Path, sim_port: int) -> str:
+    lines = [
+        "# written by citygate-sim demo",
+        "[gateway]",
+        f'id = "{cab.gateway}"',
+        f'commune = "{cab.commune}"',
+        f'state_dir = "{state}"',
+        "",
+        "[uplink]",
+        f'url = "{collector_url}"',
+        f'token_file = "{token_file}"',
+        "interval_s = 2.0",
+        "",
+        "[journal]",
+        'synchronous = "normal"',
+        "",
+        "[[bus]]",
+        'name = "cabinet-modbus"',
+        'type = "modbus-tcp"',
+        'host = "127.0.0.1"',
+        f"port = {sim_port}",
+        "interval_s = 5.0",
+    ]
+    for unit in range(1, cab.lamps + 1):
+        lines += [
+            "",
+            "[[bus.device]]",
+            f'id = "lamp-{unit:03d}"',
+            f"unit = {unit}",
+            f'register_map = "{CONFIGS / "registermaps" / "lamp-lc100.toml"}"',
+            "rated_power_w = 100",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def run_demo(workdir: Path, port: int, echo: bool) -> None:
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    db = str(workdir / "collector.db")
+    procs: list[Proc] = []
+
+    def stop_all() -> None:
+        for proc in reversed(procs):
+            proc.stop()
+
+    try:
+        collector, url = start_collector(db, port=port, echo=echo)
+        procs.append(collector)
+        for cab in CABINETS:
+            state = workdir / cab.gateway
+            state.mkdir()
+            token_file = state / "token"
+            add_gateway(db, cab.gateway, cab.commune, token_file)
+            sim_port = free_port()
+            procs.append(Proc(f"sim-{cab.gateway}", [
+                bin_path("citygate-sim"), "lamps", "--tcp", f"127.0.0.1:{sim_port}", "--units", f"1-{cab.lamps}",
+                "--register-map", str(CONFIGS / "registermaps" / "lamp-lc100.toml"),
+            ], echo=echo))
+            wait_tcp("127.0.0.1", sim_port)
+            config = state / "agent.toml"
+            config.write_text(agent_config(cab, state, url, token_file, sim_port))
+            procs.append(Proc(f"agent-{cab.gateway}", [bin_path("citygate-agent"), "run", "--config", str(config)],
+                              echo=echo))
+        click.echo("")
+        click.echo(f"citygate demo running: {len(CABINETS)} cabinets, {sum(c.lamps for c in CABINETS)} lamps, "
+                   f"communes {', '.join(sorted({c.commune_name for c in CABINETS}))}")
+        click.echo(f"  collector            {url}/")
+        click.echo(f"  gateways, last seen  {url}/api/v1/gateways")
+        cab = CABINETS[0]
+        click.echo(f"  a lamp's readings    {url}/api/v1/gateways/{cab.gateway}/devices/lamp-001/samples?limit=5")
+        click.echo(f"  a cabinet's events   {url}/api/v1/gateways/{cab.gateway}/events")
+        click.echo(f"  agent configs        {workdir}/<gateway>/agent.toml")
+        click.echo("Ctrl-C stops every process the demo started.")
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while True:
+            for proc in procs:
+                if proc.popen.poll() is not None:
+                    raise click.ClickException(f"{proc.name} exited ({proc.popen.returncode}):\n"
+                                               + "\n".join(proc.lines[-20:]))
+            time.sleep(1)
+    except KeyboardInterrupt:
+        click.echo("\nstopping the demo")
+    finally:
+        stop_all()
+
+
+@click.command("demo")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"),
+              show_default=True, help="State of this run (wiped at start).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Collector port on 127.0.0.1 (0: any free port).")
+@click.option("--echo/--quiet", default=False, help="Echo every process's log lines.")
+def demo(workdir: Path, port: int, echo: bool) -> None:
+    """Run collector, simulated cabinets and agents together until Ctrl-C."""
+    run_demo(workdir.resolve(), port, echo)
