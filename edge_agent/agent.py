@@ -30,7 +30,9 @@ from edge_agent.uploader import Uploader
 log = logging.getLogger("citygate.agent")
 
 #: Feature services built from parsed config sections: section name -> "module:function(section_cfg) -> Service".
-SERVICES: dict[str, str] = {}
+SERVICES: dict[str, str] = {
+    "mqtt": "edge_agent.control:service",
+}
 
 RESTART_DELAY_S = 5.0
 
@@ -63,6 +65,7 @@ class Agent:
             clock=self.clock,
             buses={bus.name: bus for bus in cfg.buses},
             emit=self.emit,
+            config_file=cfg.file,
         )
         self.journal.observers.append(self._notify)
         for name, target in SERVICES.items():
@@ -70,6 +73,8 @@ class Agent:
                 module, func = target.split(":")
                 factory: Callable[[object], Service] = getattr(importlib.import_module(module), func)
                 self.services.append(factory(cfg.sections[name]))
+        self.context.services.update({"journal": self.journal, "uploader": self.uploader})
+        self.context.services.update({service.name: service for service in self.services})
 
     def emit(self, record: Record) -> None:
         self.journal.append(record)

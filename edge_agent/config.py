@@ -116,6 +116,7 @@ class AgentConfig:
 #: Feature sections: name -> "module:function(raw: Mapping, key: str, config_dir: Path) -> typed config".
 SECTIONS: dict[str, str] = {
     "lighting": "edge_agent.lighting.config:from_config",
+    "mqtt": "edge_agent.control:parse_section",
 }
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

@@ -30,6 +30,10 @@ class AgentContext:
     buses: dict[str, Bus]
     emit: Callable[[Record], None]
     observers: list[Observer] = field(default_factory=list)
+    #: The agent's parts by name, for a service that drives others (the MQTT control link):
+    #: each feature service under its `name`, plus "journal" and "uploader". Filled by the Agent.
+    services: dict[str, object] = field(default_factory=dict)
+    config_file: Path | None = None
 
     def subscribe(self, observer: Observer) -> None:
         """`observer` is called (in the event loop, must not block) with each record after it is journalled."""

@@ -1,0 +1,355 @@
+"""The agent's control link over MQTT: presence, alarms, commands and their acknowledgements.
+
+One service (`[mqtt]` section) keeps one connection to the broker with the gateway's own
+credentials, and reconnects with jittered backoff for ever. Nothing else in the agent waits on
+it: alarms are copied into a bounded buffer by a journal observer (the journal keeps them all
+anyway), commands run in their own task, acks wait in SQLite (edge_agent.commands) until the
+broker has them. So a broker outage never slows polling, programs or journalling.
+
+With an mqtts:// URL the broker's certificate and host name are verified (system CAs or
+`ca_file`); a failed or cut handshake is a connection error like any other, retried over TLS:
+there is no clear-text fall-back that would show the gateway's password to whoever listens.
+
+    [mqtt]
+    url = "mqtts://broker.example.org"      # mqtt:// (port 1883) or mqtts:// (8883)
+    username = "gw-dijon-0001"              # default: the gateway id
+    password_file = "/etc/citygate/token"   # or password = "..."; the gateway's own token
+    ca_file = "/etc/citygate/ca.pem"        # mqtts only; default: the system CAs
+    keepalive_s = 20                        # the broker declares us offline 1.5 x this after a silent death
+    client_id = "gw-dijon-0001"             # default: the gateway id
+    state_interval_s = 60                   # retained state refreshed this often
+    alarm_buffer = 1000                     # alarms kept while disconnected (oldest dropped, counted)
+    backoff_max_s = 60                      # reconnect attempts at most this far apart
+
+Keepalive: 20 s. A cabinet that loses power or its link sends nothing, so the broker learns
+it only when 1.5 x keepalive passes without a packet (30 s) and then publishes our Last
+Will; a crashed process is seen at once (the kernel closes its socket). 20 s costs a 2-byte
+ping each way every 20 s on a cellular link, which is nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import importlib.metadata
+import logging
+import random
+import secrets
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from citygate_wire.mqtt import (
+    Alarm,
+    State,
+    WireError,
+    decode_command,
+    encode_alarm,
+    encode_state,
+    peek_command,
+    subscription,
+    topic,
+)
+from drivers.conf import ConfigTable
+from drivers.errors import ConfigError
+from drivers.model import Event, Record, Severity
+from edge_agent.commands import CommandStore, Executor, ms
+from edge_agent.journal import Journal
+from edge_agent.service import AgentContext
+from edge_agent.timesync import clock_quality
+from edge_agent.uploader import Uploader
+
+log = logging.getLogger("citygate.control")
+
+DEFAULT_KEEPALIVE_S = 20
+ALARM_SEVERITIES = (Severity.MAJOR, Severity.CRITICAL)
+#: How long a clean shutdown waits for the broker to take the "offline" state.
+GOODBYE_TIMEOUT_S = 2.0
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    url: str
+    host: str
+    port: int
+    tls: bool
+    password: str
+    username: str | None = None  # None: the gateway id
+    ca_file: Path | None = None
+    keepalive_s: int = DEFAULT_KEEPALIVE_S
+    client_id: str | None = None  # None: the gateway id
+    state_interval_s: float = 60.0
+    alarm_buffer: int = 1000
+    backoff_max_s: float = 60.0
+    timeout_s: float = 10.0
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        # verifies the chain and the host name; nothing here turns either check off
+        return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def parse_section(raw: Any, key: str, config_dir: Path) -> MqttConfig:
+    """The [mqtt] table (edge_agent.config.SECTIONS)."""
+    t = ConfigTable(raw, key)
+    url = t.text("url", required=True)
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ConfigError(f"{key}.url", f"{url!r} is not an mqtt:// or mqtts:// URL with a host")
+    if parts.username or parts.password:
+        raise ConfigError(f"{key}.url", "put credentials in username and password_file, not in the URL")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(f"{key}.url", f"{url!r}: an MQTT broker URL has no path, query or fragment")
+    try:
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+    except ValueError:
+        raise ConfigError(f"{key}.url", f"{url!r}: bad port") from None
+    password = t.text("password")
+    password_file = t.text("password_file")
+    if (password is None) == (password_file is None):
+        raise ConfigError(f"{key}.password", "give exactly one of password or password_file")
+    if password_file is not None:
+        path = _resolve(config_dir, password_file)
+        try:
+            password = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{key}.password_file", f"cannot read {path}: {exc.strerror}") from None
+        if not password:
+            raise ConfigError(f"{key}.password_file", f"{path} is empty")
+    ca = t.text("ca_file")
+    ca_file = _resolve(config_dir, ca) if ca is not None else None
+    if ca_file is not None:
+        if parts.scheme != "mqtts":
+            raise ConfigError(f"{key}.ca_file", "a CA file only makes sense with an mqtts:// URL")
+        if not ca_file.is_file():
+            raise ConfigError(f"{key}.ca_file", f"{ca_file} does not exist")
+    cfg = MqttConfig(
+        url=url, host=parts.hostname, port=port, tls=parts.scheme == "mqtts", password=password,
+        username=t.text("username"), ca_file=ca_file,
+        keepalive_s=t.integer("keepalive_s", DEFAULT_KEEPALIVE_S, lo=5, hi=600),
+        client_id=t.text("client_id"),
+        state_interval_s=t.number("state_interval_s", 60.0, lo=1, hi=3600),
+        alarm_buffer=t.integer("alarm_buffer", 1000, lo=1, hi=100_000),
+        backoff_max_s=t.number("backoff_max_s", 60.0, lo=0.1, hi=3600),
+        timeout_s=t.number("timeout_s", 10.0, lo=0.5, hi=120),
+    )
+    t.done()
+    return cfg
+
+
+def service(cfg: MqttConfig) -> ControlService:
+    """The service factory (edge_agent.agent.SERVICES)."""
+    return ControlService(cfg)
+
+
+def software_version() -> str:
+    try:
+        return importlib.metadata.version("citygate")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class ControlService:
+    name = "control"  # the local API shows this service's status() as the gateway's broker link
+
+    def __init__(self, cfg: MqttConfig) -> None:
+        self.cfg = cfg
+        self.connected = False
+        self.connections = 0  # successful connections so far (tests and the state watch it)
+        self.last_error: str | None = None
+        self.alarms: collections.deque[Alarm] = collections.deque(maxlen=cfg.alarm_buffer)
+        self.alarms_dropped = 0
+        self.executor: Executor | None = None
+        self._wake = asyncio.Event()
+        self._config_hash: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        """For the technician's `status` (edge_agent.localapi)."""
+        return {
+            "url": self.cfg.url, "connected": self.connected, "connections": self.connections,
+            "last_error": self.last_error, "alarms_buffered": len(self.alarms), "alarms_dropped": self.alarms_dropped,
+            "commands_run": self.executor.executed if self.executor else 0,
+            "keepalive_s": self.cfg.keepalive_s,
+        }
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, ctx: AgentContext) -> None:
+        self._config_hash = _file_hash(ctx.config_file)
+        async with CommandStore(ctx.state_dir / "commands.db") as store:
+            now = ms(ctx.clock.now())
+            if cut := await store.interrupted(now):
+                log.warning("%d command(s) were cut by the last stop: answered failed/interrupted, not rerun", cut)
+            await store.prune(now)
+            executor = Executor(ctx, store, self._wake.set)
+            self.executor = executor
+            ctx.subscribe(self._on_record)
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(executor.run())
+                    tg.create_task(self._connect_forever(ctx, store, executor))
+            finally:
+                ctx.observers.remove(self._on_record)
+
+    def _on_record(self, record: Record) -> None:
+        if not isinstance(record, Event) or record.severity not in ALARM_SEVERITIES:
+            return
+        if len(self.alarms) == self.alarms.maxlen:
+            self.alarms_dropped += 1  # the journal still has it; the state message says how many
+        self.alarms.append(Alarm(secrets.token_hex(8), record.device, record.ts_ms, record.code,
+                                 str(record.severity), dict(record.detail)))
+        self._wake.set()
+
+    async def _connect_forever(self, ctx: AgentContext, store: CommandStore, executor: Executor) -> None:
+        failures = 0
+        while True:
+            try:
+                async with self._client(ctx) as client:
+                    failures = 0
+                    await self._session(client, ctx, store, executor)
+            except aiomqtt.MqttError as exc:
+                self._failed(str(exc) or type(exc).__name__)
+            finally:
+                self.connected = False
+            failures += 1
+            await asyncio.sleep(self._backoff(failures))
+
+    def _failed(self, reason: str) -> None:
+        if reason != self.last_error:
+            log.warning("MQTT link to %s down: %s", self.cfg.url, reason)
+        self.last_error = reason
+
+    def _backoff(self, failures: int) -> float:
+        # full jitter, so a fleet coming back after a broker outage does not reconnect in one burst
+        ceiling = min(self.cfg.backoff_max_s, 0.5 * 2 ** min(failures, 20))
+        return random.uniform(min(0.25, ceiling), ceiling)
+
+    def _client(self, ctx: AgentContext) -> aiomqtt.Client:
+        gateway = ctx.gateway_id
+        will = aiomqtt.Will(topic(ctx.commune, gateway, "state"),
+                            encode_state(State(gateway, ctx.commune, False, reason="connection lost")),
+                            qos=1, retain=True)
+        return aiomqtt.Client(
+            self.cfg.host, self.cfg.port,
+            username=self.cfg.username or gateway, password=self.cfg.password,
+            identifier=self.cfg.client_id or gateway,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            # a persistent session: commands sent during a short cut are delivered on return
+            # (and refused if they expired meanwhile)
+            clean_session=False,
+            keepalive=self.cfg.keepalive_s,
+            timeout=self.cfg.timeout_s,
+            will=will,
+            tls_context=self.cfg.tls_context(),
+        )
+
+    # -- one connection ----------------------------------------------------------------------
+
+    async def _session(self, client: aiomqtt.Client, ctx: AgentContext, store: CommandStore,
+                       executor: Executor) -> None:
+        state_topic = topic(ctx.commune, ctx.gateway_id, "state")
+        await client.publish(state_topic, await self._state(ctx), qos=1, retain=True)
+        await client.subscribe(subscription("cmd", gateway=ctx.gateway_id), qos=1)
+        self.connected = True
+        self.connections += 1
+        if self.last_error is not None:
+            log.info("MQTT link to %s restored", self.cfg.url)
+        self.last_error = None
+        try:
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._receive(client, ctx, executor))
+                    tg.create_task(self._send(client, ctx, store))
+            except* aiomqtt.MqttError as group:
+                # the link broke under one of the two loops: reconnect (other errors are bugs: crash)
+                raise group.exceptions[0] from None
+        except asyncio.CancelledError:
+            # a clean stop: say so at once instead of letting the broker wait for the keepalive
+            offline = encode_state(State(ctx.gateway_id, ctx.commune, False, ms(ctx.clock.now()),
+                                         reason="agent stopped"))
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.publish(state_topic, offline, qos=1, retain=True), GOODBYE_TIMEOUT_S)
+            raise
+
+    async def _receive(self, client: aiomqtt.Client, ctx: AgentContext, executor: Executor) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                log.warning("command on %s without a byte payload: ignored", message.topic)
+                continue
+            try:
+                cmd = decode_command(bytes(payload))
+            except WireError as exc:
+                await self._invalid(bytes(payload), exc, executor)
+                continue
+            await executor.receive(cmd)
+
+    async def _invalid(self, payload: bytes, exc: WireError, executor: Executor) -> None:
+        peeked = peek_command(payload)
+        if peeked is None:
+            log.warning("unreadable command (no usable id, so no ack possible): %s", exc)
+            return
+        await executor.refuse_invalid(peeked[0], peeked[1], str(exc))
+
+    async def _send(self, client: aiomqtt.Client, ctx: AgentContext, store: CommandStore) -> None:
+        ack_topic = topic(ctx.commune, ctx.gateway_id, "ack")
+        alarm_topic = topic(ctx.commune, ctx.gateway_id, "alarm")
+        state_topic = topic(ctx.commune, ctx.gateway_id, "state")
+        loop = asyncio.get_running_loop()
+        next_state = loop.time() + self.cfg.state_interval_s
+        while True:
+            self._wake.clear()
+            while pending := await store.unpublished():
+                for cmd_id, body in pending:
+                    await client.publish(ack_topic, body, qos=1)
+                    await store.mark_published(cmd_id, body)
+            while self.alarms:
+                await client.publish(alarm_topic, encode_alarm(self.alarms[0]), qos=1)
+                self.alarms.popleft()
+            if loop.time() >= next_state:
+                await client.publish(state_topic, await self._state(ctx), qos=1, retain=True)
+                next_state = loop.time() + self.cfg.state_interval_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_state - loop.time()))
+
+    async def _state(self, ctx: AgentContext) -> bytes:
+        journal = ctx.services.get("journal")
+        uploader = ctx.services.get("uploader")
+        backlog = oldest = None
+        if isinstance(journal, Journal):
+            stats = await journal.stats()
+            backlog, oldest = stats.records, stats.oldest_ts_ms
+        quality = clock_quality()
+        return encode_state(State(
+            ctx.gateway_id, ctx.commune, True, ms(ctx.clock.now()),
+            version=software_version(),
+            config_hash=self._config_hash,
+            journal_backlog=backlog,
+            journal_oldest_ts_ms=oldest,
+            clock_synced=quality.synchronised,
+            clock_max_error_ms=None if quality.max_error_ms is None else round(quality.max_error_ms),
+            uplink_connected=uploader.state.connected if isinstance(uploader, Uploader) else None,
+            alarms_dropped=self.alarms_dropped,
+            interval_s=self.cfg.state_interval_s,
+        ))
+
+
+def _file_hash(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
