@@ -1,0 +1,185 @@
+"""Helpers of the control-plane tests: a fleet's credentials and broker files, an operator's MQTT
+client (the collector's identity), agent configs, and a bus of devices that answer when told."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+
+from citygate_wire.mqtt import (
+    COLLECTOR_IDENTITY,
+    Ack,
+    Command,
+    State,
+    decode_ack,
+    decode_state,
+    encode_command,
+    parse_topic,
+    subscription,
+    topic,
+)
+from collector.control.acl import acl_file, mosquitto_hash, password_file
+from drivers.base import BusContext, DeviceState
+from drivers.model import RecordSink, Sample
+from simulators.mosquitto import Mosquitto
+
+COMMUNE = "21231"
+
+
+@dataclass
+class Fleet:
+    """Gateways with their tokens, the collector's password, and the broker files made from them."""
+
+    folder: Path
+    gateways: dict[str, str] = field(default_factory=dict)  # name -> token
+    collector_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    def add(self, name: str) -> str:
+        self.gateways[name] = "cgw_" + secrets.token_urlsafe(32)
+        return self.gateways[name]
+
+    def write(self) -> tuple[Path, Path]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        pw, acl = self.folder / "passwd", self.folder / "acl"
+        entries = [(COLLECTOR_IDENTITY, mosquitto_hash(self.collector_password))]
+        entries += [(name, mosquitto_hash(token)) for name, token in self.gateways.items()]
+        pw.write_text(password_file(entries))
+        acl.write_text(acl_file(self.gateways))
+        return pw, acl
+
+    def broker(self, folder: Path) -> Mosquitto:
+        pw, acl = self.write()
+        return Mosquitto(folder, password_file=pw, acl_file=acl)
+
+
+def client(broker: Mosquitto, username: str, password: str, **kw: Any) -> aiomqtt.Client:
+    return aiomqtt.Client("127.0.0.1", broker.port, username=username, password=password,
+                          protocol=aiomqtt.ProtocolVersion.V311, timeout=10, **kw)
+
+
+async def wait_for(cond: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(step)
+
+
+class Operator:
+    """The control centre's side, as a bare MQTT client with the collector's identity."""
+
+    def __init__(self, broker: Mosquitto, fleet: Fleet, *, identity: str = COLLECTOR_IDENTITY,
+                 password: str | None = None) -> None:
+        self.client = client(broker, identity, password or fleet.collector_password,
+                             identifier=f"operator-{uuid.uuid4().hex[:8]}")
+        self.acks: list[tuple[str, Ack]] = []
+        self.states: list[tuple[str, State, bool]] = []  # (gateway, state, retained)
+        self.raw: list[tuple[str, bytes]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Operator:
+        await self.client.__aenter__()
+        for kind in ("state", "ack", "alarm"):
+            await self.client.subscribe(subscription(kind), qos=1)  # type: ignore[arg-type]
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        try:
+            await self.client.__aexit__(None, None, None)
+        except aiomqtt.MqttError:
+            pass
+
+    async def _read(self) -> None:
+        async for m in self.client.messages:
+            assert isinstance(m.payload, bytes)
+            self.raw.append((m.topic.value, m.payload))
+            t = parse_topic(m.topic.value)
+            if t.kind == "ack":
+                self.acks.append((t.gateway, decode_ack(m.payload)))
+            elif t.kind == "state":
+                self.states.append((t.gateway, decode_state(m.payload), m.retain))
+
+    async def send(self, gateway: str, action: str, args: Mapping[str, Any], *, valid_s: float = 60,
+                   cmd_id: str | None = None, issued_ms: int | None = None, commune: str = COMMUNE) -> str:
+        now = int(time.time() * 1000) if issued_ms is None else issued_ms
+        cmd = Command(cmd_id or uuid.uuid4().hex, action, dict(args), now, now + int(valid_s * 1000), "test-operator")
+        await self.client.publish(topic(commune, gateway, "cmd"), encode_command(cmd), qos=1)
+        return cmd.id
+
+    def acks_for(self, cmd_id: str, gateway: str | None = None) -> list[Ack]:
+        return [a for g, a in self.acks if a.id == cmd_id and (gateway is None or g == gateway)]
+
+    async def ack(self, cmd_id: str, timeout: float = 20) -> Ack:
+        await wait_for(lambda: bool(self.acks_for(cmd_id)), timeout, f"the ack of {cmd_id}")
+        return self.acks_for(cmd_id)[0]
+
+    def last_state(self, gateway: str) -> State | None:
+        found = [s for g, s, _ in self.states if g == gateway]
+        return found[-1] if found else None
+
+
+class GatedBus:
+    """Devices that answer a live read only once the test opens the gate: a slow field device."""
+
+    def __init__(self, name: str, devices: list[str]) -> None:
+        self.name = name
+        self.devices = devices
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.reads: list[str] = []
+
+    def states(self) -> list[DeviceState]:
+        return [DeviceState(d, self.name, str(i)) for i, d in enumerate(self.devices)]
+
+    async def run(self, sink: RecordSink) -> None:
+        await asyncio.Event().wait()
+
+    async def read(self, device: str) -> Sample:
+        self.reads.append(device)
+        await self.gate.wait()
+        return Sample(device, int(time.time() * 1000), {"temperature_c": 21.5})
+
+    async def aclose(self) -> None:
+        return None
+
+
+def gated_bus(raw: Mapping[str, Any], ctx: BusContext) -> GatedBus:
+    """drivers.registry factory for `type = "gated"` (tests only)."""
+    return GatedBus(str(raw["name"]), list(raw.get("devices", [])))
+
+
+def agent_doc(tmp: Path, gateway: str, token: str, broker: Mosquitto, **mqtt: Any) -> dict[str, Any]:
+    """An agent config document with a [mqtt] section; the uplink points at a closed port."""
+    return {
+        "gateway": {"id": gateway, "commune": COMMUNE, "state_dir": str(tmp / gateway)},
+        "uplink": {"url": "http://127.0.0.1:9", "token": token},
+        "local_api": {"socket": str(tmp / f"{gateway}.sock")},
+        "mqtt": {"url": broker.url, "password": token, "keepalive_s": 5, "backoff_max_s": 1.0, **mqtt},
+    }
+
+
+def toml_text(doc: Mapping[str, Any]) -> str:
+    """Enough TOML for agent_doc's shape (tables of scalars and string lists)."""
+    out = []
+    for section, table in doc.items():
+        out.append(f"[{section}]")
+        for key, value in table.items():
+            if isinstance(value, str):
+                out.append(f'{key} = "{value}"')
+            elif isinstance(value, bool):
+                out.append(f"{key} = {'true' if value else 'false'}")
+            else:
+                out.append(f"{key} = {value}")
+        out.append("")
+    return "\n".join(out)
