@@ -1,0 +1,65 @@
+"""A deliberately faulty driver for the watchdog tests: it polls until a file appears, then hangs forever.
+
+That is the fault the systemd watchdog exists for: a driver awaiting an answer without a
+timeout. The agent itself is real and unchanged; only this bus type is added, by
+run_agent_with_test_bus.py, the way drivers/registry.py adds every bus type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from drivers.base import BusContext, DeviceState
+from drivers.conf import ConfigTable
+from drivers.errors import DeviceError
+from drivers.model import RecordSink, Sample, now_ms
+
+
+class WedgeBus:
+    def __init__(self, name: str, device: str, stall_file: Path, period_s: float) -> None:
+        self.name = name
+        self.device = device
+        self.stall_file = stall_file
+        self.period_s = period_s
+        self.state = DeviceState(device, name, "0")
+        self.count = 0
+
+    def states(self) -> list[DeviceState]:
+        return [self.state]
+
+    def _sample(self) -> Sample:
+        self.count += 1
+        return Sample(self.device, now_ms(), {"count": self.count})
+
+    async def run(self, sink: RecordSink) -> None:
+        while True:
+            if self.stall_file.exists():
+                await asyncio.Event().wait()  # the bug: waits for an answer that never comes
+            sample = self._sample()
+            self.state.state, self.state.last_ts_ms, self.state.last_values = "ok", sample.ts_ms, sample.values
+            sink(sample)
+            await asyncio.sleep(self.period_s)
+
+    async def read(self, device: str) -> Sample:
+        if device != self.device:
+            raise DeviceError(device, "not on this bus")
+        return self._sample()
+
+    async def aclose(self) -> None:
+        return None
+
+
+def from_config(raw: Mapping[str, Any], ctx: BusContext) -> WedgeBus:
+    t = ConfigTable(dict(raw), ctx.key)
+    t.text("type")
+    bus = WedgeBus(
+        t.text("name", required=True),
+        t.text("device", "wedge-1"),
+        ctx.config_dir / t.text("stall_file", required=True),
+        t.number("period_s", 0.1, lo=0.01, hi=10),
+    )
+    t.done()
+    return bus
