@@ -6,6 +6,7 @@ import click
 
 from simulators.ble import ble
 from simulators.demo import demo
+from simulators.lamps import lamps
 
 
 @click.group()
@@ -16,3 +17,4 @@ def main() -> None:
 # Each simulator module contributes one click command; register it here.
 main.add_command(ble)
 main.add_command(demo)
+main.add_command(lamps)

@@ -1,0 +1,140 @@
+"""A Modbus bus's `[[bus]]` table, validated once into typed objects. Keys are listed in README.md.
+
+Every error is a ConfigError whose key is the dotted path in the agent config
+("bus[0].device[3].unit"); unknown keys are refused (drivers.conf.ConfigTable) so a typo never
+silently means "default".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drivers.base import BusContext
+from drivers.conf import ConfigTable
+from drivers.errors import ConfigError
+from drivers.modbus.regmap import LEVEL_CMD, RegisterMap, load_register_map
+
+BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+
+
+@dataclass(frozen=True, slots=True)
+class TcpEndpoint:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class RtuLine:
+    device: str
+    baudrate: int = 9600
+    parity: str = "E"
+    stopbits: int = 1
+    bytesize: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    id: str
+    unit: int
+    register_map: RegisterMap
+    rated_power_w: float | None = None
+    address_offset: int = 0  # added to every map address: a ballast's block on a DALI gateway
+
+
+@dataclass(frozen=True, slots=True)
+class BusConfig:
+    name: str
+    transport: TcpEndpoint | RtuLine
+    devices: tuple[DeviceConfig, ...]
+    interval_s: float = 1.0
+    timeout_s: float = 0.5
+    retries: int = 1
+    failure_threshold: int = 3
+    backoff_max_s: float = 60.0
+
+
+def parse_bus_config(raw: Mapping[str, Any], ctx: BusContext) -> BusConfig:
+    t = ConfigTable(raw, ctx.key)
+    kind = t.text("type", required=True)
+    if kind not in ("modbus-tcp", "modbus-rtu"):
+        raise ConfigError(f"{ctx.key}.type", f"{kind!r} is not modbus-tcp or modbus-rtu")
+    name = _name(t, "name")
+    transport: TcpEndpoint | RtuLine
+    if kind == "modbus-tcp":
+        transport = TcpEndpoint(_name(t, "host"), t.integer("port", 502, lo=1, hi=65535))
+    else:
+        baudrate = t.integer("baudrate", 9600, lo=1, hi=4_000_000)
+        if baudrate not in BAUDRATES:
+            raise ConfigError(f"{ctx.key}.baudrate", f"{baudrate} is not a standard rate ({', '.join(map(str, BAUDRATES))})")
+        parity = t.text("parity", "E")
+        if parity not in ("N", "E", "O"):
+            raise ConfigError(f"{ctx.key}.parity", f"{parity!r} is not N, E or O")
+        bytesize = t.integer("bytesize", 8, lo=7, hi=8)
+        transport = RtuLine(_name(t, "port"), baudrate, parity, t.integer("stopbits", 1, lo=1, hi=2), bytesize)
+    interval_s = t.number("interval_s", 1.0, lo=0.05, hi=86_400)
+    backoff_max_s = t.number("backoff_max_s", 60.0, lo=0.05, hi=86_400)
+    if backoff_max_s < interval_s:
+        raise ConfigError(f"{ctx.key}.backoff_max_s", f"{backoff_max_s} s is shorter than interval_s ({interval_s} s)")
+    cfg = BusConfig(
+        name=name,
+        transport=transport,
+        devices=_devices(t, ctx),
+        interval_s=interval_s,
+        timeout_s=t.number("timeout_s", 0.5, lo=0.01, hi=60),
+        retries=t.integer("retries", 1, lo=0, hi=10),
+        failure_threshold=t.integer("failure_threshold", 3, lo=1, hi=1000),
+        backoff_max_s=backoff_max_s,
+    )
+    t.done()
+    return cfg
+
+
+def _devices(bus: ConfigTable, ctx: BusContext) -> tuple[DeviceConfig, ...]:
+    raw = bus.raw.get("device")
+    bus.used.add("device")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{ctx.key}.device", "a bus needs at least one [[bus.device]] table")
+    maps: dict[Path, RegisterMap] = {}
+    ids: dict[str, int] = {}
+    slots: dict[tuple[int, int], int] = {}
+    devices = []
+    for i, table in enumerate(raw):
+        key = f"{ctx.key}.device[{i}]"
+        t = ConfigTable(table, key)
+        dev_id = _name(t, "id")
+        if dev_id in ids:
+            raise ConfigError(f"{key}.id", f"{dev_id!r} is already device[{ids[dev_id]}]")
+        ids[dev_id] = i
+        if "unit" not in table:
+            raise ConfigError(f"{key}.unit", "missing")
+        unit = t.integer("unit", 0, lo=1, hi=247)
+        offset = t.integer("address_offset", 0, lo=0, hi=65535)
+        if (unit, offset) in slots:
+            raise ConfigError(f"{key}.unit", f"unit {unit} (address_offset {offset}) is already device[{slots[(unit, offset)]}]")
+        slots[(unit, offset)] = i
+        path = Path(_name(t, "register_map"))
+        path = path if path.is_absolute() else ctx.config_dir / path
+        if path not in maps:
+            maps[path] = load_register_map(path)
+        regmap = maps[path]
+        if regmap.get(LEVEL_CMD) is None:
+            raise ConfigError(f"{key}.register_map", f"{path} has no {LEVEL_CMD} register: not a lamp controller map")
+        top = max(r.address + r.words - 1 for r in regmap.registers)
+        if top + offset > 0xFFFF:
+            raise ConfigError(f"{key}.address_offset", f"{offset} moves register {top} past the last address 65535")
+        rated = t.number("rated_power_w", 0.0, lo=0.0, hi=1e6) if "rated_power_w" in table else None
+        if rated is not None and rated <= 0:
+            raise ConfigError(f"{key}.rated_power_w", "must be a positive number of watts")
+        t.done()
+        devices.append(DeviceConfig(dev_id, unit, regmap, rated, offset))
+    return tuple(devices)
+
+
+def _name(t: ConfigTable, name: str) -> str:
+    value: str = t.text(name, required=True)
+    if not value.strip():
+        raise ConfigError(f"{t.key}.{name}", "must not be empty")
+    return value
