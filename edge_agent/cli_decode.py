@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 import orjson
@@ -18,6 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from drivers.errors import DecodeError
+
+if TYPE_CHECKING:
+    from drivers.modbus.frames import Frame
 
 
 @click.group()
@@ -116,3 +119,53 @@ def ruuvi_cmd(hex_payload: str, as_json: bool) -> None:
         if name not in ("mac", "sequence")
     ]
     show(doc, as_json)
+
+
+def _modbus_doc(protocol: str, frame: Frame) -> dict[str, Any]:
+    doc: dict[str, Any] = {"protocol": protocol}
+    if frame.transaction_id is not None:
+        doc["transaction_id"] = frame.transaction_id
+    doc["unit"] = frame.unit
+    doc["function"] = f"{frame.function} ({frame.function_name})"
+    doc["kind"] = frame.kind
+    if frame.crc is not None:
+        doc["crc"] = f"0x{frame.crc:04X} (ok)"
+    if frame.note:
+        doc["note"] = frame.note
+    doc["fields"] = [{"name": k, "value": v, "unit": ""} for k, v in frame.fields.items()]
+    return doc
+
+
+_DIRECTION = click.option(
+    "--direction",
+    type=click.Choice(["auto", "request", "response"]),
+    default="auto",
+    show_default=True,
+    help="Read the frame as a request or a response (auto: the reading its length allows).",
+)
+
+
+@decode.command("modbus-rtu")
+@click.argument("hex_frame", metavar="HEX")
+@_DIRECTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def modbus_rtu_cmd(hex_frame: str, direction: str, as_json: bool) -> None:
+    """One Modbus RTU frame, CRC included (e.g. 11 03 00 6B 00 03 76 87)."""
+    from drivers.modbus import frames
+
+    with decode_errors():
+        frame = frames.decode_rtu(parse_hex(hex_frame), cast(frames.Direction, direction))
+    show(_modbus_doc("Modbus RTU", frame), as_json)
+
+
+@decode.command("modbus-tcp")
+@click.argument("hex_adu", metavar="HEX")
+@_DIRECTION
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def modbus_tcp_cmd(hex_adu: str, direction: str, as_json: bool) -> None:
+    """One Modbus TCP ADU: MBAP header then PDU (e.g. 00 01 00 00 00 06 11 03 00 6B 00 03)."""
+    from drivers.modbus import frames
+
+    with decode_errors():
+        frame = frames.decode_tcp(parse_hex(hex_adu), cast(frames.Direction, direction))
+    show(_modbus_doc("Modbus TCP", frame), as_json)
