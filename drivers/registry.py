@@ -21,6 +21,8 @@ BUS_TYPES: dict[str, str] = {
     "modbus-tcp": "drivers.modbus.bus:from_config",
     "modbus-rtu": "drivers.modbus.bus:from_config",
     "ble": "drivers.ble:from_config",
+    "tic": "drivers.tic.bus:from_config",
+    "mbus": "drivers.mbus.bus:from_config",
 }
 
 

@@ -46,7 +46,8 @@ class SerialLine(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        if self._transport is None:
+            self._transport = transport
 
     def data_received(self, data: bytes) -> None:
         self._on_data(data)
@@ -73,7 +74,7 @@ class SerialLine(asyncio.Protocol):
 async def open_line(settings: LineSettings, on_data: Callable[[bytes], None]) -> SerialLine:
     loop = asyncio.get_running_loop()
     try:
-        _, line = await serial_asyncio_fast.create_serial_connection(
+        transport, line = await serial_asyncio_fast.create_serial_connection(
             loop,
             lambda: SerialLine(settings, on_data),
             settings.port,
@@ -91,4 +92,6 @@ async def open_line(settings: LineSettings, on_data: Callable[[bytes], None]) ->
     except OSError as exc:
         raise SerialLineError(settings.port, str(exc)) from None
     assert isinstance(line, SerialLine)
+    # connection_made() comes one loop turn later; a master may write before that
+    line.connection_made(transport)
     return line
