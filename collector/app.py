@@ -9,20 +9,25 @@ decompression off: collector.body bounds the inflated size itself).
 from __future__ import annotations
 
 import logging
+from datetime import date
 
 import orjson
 from aiohttp import web
 
 from citygate_wire.batch import PATH, WireError, decode_batch
 from collector.body import read_body
+from collector.errors import UnknownGateway
 from collector.model import Gateway
 from collector.problem import Problem, problem_middleware
-from collector.store import Store
+from collector.rollup import HOUR_MS
+from collector.store import Level, Period, Store
+from collector.territory import Territory, load_territory
 from collector.tokens import hash_token
 
 log = logging.getLogger("citygate.collector")
 
 STORE = web.AppKey("store", Store)
+TERRITORY = web.AppKey("territory", Territory)
 MAX_BODY = web.AppKey("max_body_bytes", int)
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # decompressed; the agent's batches are about 2 MB
@@ -33,14 +38,22 @@ def json_response(doc: object, status: int = 200) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(doc), content_type="application/json")
 
 
-def create_app(store: Store, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> web.Application:
+def create_app(
+    store: Store, *, territory: Territory | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+) -> web.Application:
+    """The collector app; `territory` defaults to configs/territory.json (or $CITYGATE_TERRITORY)."""
     app = web.Application(middlewares=[problem_middleware])
     app[STORE] = store
+    app[TERRITORY] = territory or load_territory()
     app[MAX_BODY] = max_body_bytes
     app.router.add_post(PATH, post_batch)
     app.router.add_get("/api/v1/gateways", get_gateways)
     app.router.add_get("/api/v1/gateways/{gateway}/devices/{device}/samples", get_device_samples)
     app.router.add_get("/api/v1/gateways/{gateway}/events", get_gateway_events)
+    app.router.add_get("/api/v1/gateways/{gateway}/rollups/{period}", get_gateway_rollups)
+    app.router.add_get("/api/v1/communes", get_communes)
+    app.router.add_get("/api/v1/communes/{insee}/rollups/{period}", get_commune_rollups)
+    app.router.add_get("/api/v1/rollups/{period}", get_metropolis_rollups)
     return app
 
 
@@ -87,6 +100,16 @@ async def post_batch(request: web.Request) -> web.Response:
                       f"this token belongs to gateway {gateway.name!r}, not {batch.gateway!r}", pointer="/gateway")
     if not batch.records:
         raise Problem(400, "invalid-batch", "Invalid batch", "a batch holds at least one record", pointer="/records")
+    if batch.commune is not None:
+        commune = request.app[TERRITORY].resolve(batch.commune)
+        if commune is None:
+            raise Problem(400, "invalid-batch", "Invalid batch", f"{batch.commune!r} is no commune of the territory",
+                          pointer="/commune")
+        if commune.insee != gateway.commune:
+            # a former commune's code resolves to the commune it merged into, and is accepted there
+            raise Problem(403, "wrong-commune", "Forbidden",
+                          f"gateway {gateway.name!r} is registered in {gateway.commune}, not {batch.commune}",
+                          pointer="/commune")
     result = await request.app[STORE].ingest(gateway, batch.records)
     return json_response({"ack_seq": result.ack_seq, "stored": result.stored, "duplicates": result.duplicates})
 
@@ -133,3 +156,69 @@ async def get_gateway_events(request: web.Request) -> web.Response:
     gateway = await path_gateway(request)
     events = await request.app[STORE].recent_events(gateway, limit)
     return json_response({"gateway": gateway.name, "events": [e.as_json() for e in events]})
+
+
+# -- rollups ----------------------------------------------------------------------------------
+
+def _bounds(request: web.Request, period: str) -> tuple[int | str, int | str]:
+    """Inclusive first/last bucket from `from`/`to`: dates (day) or UTC epoch ms (hour, floored to the hour)."""
+    raw_from, raw_to = request.query.get("from"), request.query.get("to")
+    if raw_from is None or raw_to is None:
+        raise Problem(400, "invalid-parameter", "Invalid query parameter", "from and to are required",
+                      parameter="from" if raw_from is None else "to")
+    if period == "day":
+        for name, raw in (("from", raw_from), ("to", raw_to)):
+            try:
+                date.fromisoformat(raw)
+            except ValueError:
+                raise Problem(400, "invalid-parameter", "Invalid query parameter",
+                              f"{name} must be a date YYYY-MM-DD, got {raw!r}", parameter=name) from None
+        return raw_from, raw_to
+    first = int_param(request, "from", 0, 0, 2**62)
+    last = int_param(request, "to", 0, 0, 2**62)
+    return first - first % HOUR_MS, last - last % HOUR_MS
+
+
+def _period(request: web.Request) -> Period:
+    period = request.match_info["period"]
+    if period == "hour":
+        return "hour"
+    if period == "day":
+        return "day"
+    raise Problem(404, "unknown-period", "Not Found", f"rollups are by hour or by day, not {period!r}")
+
+
+async def _rollups_response(request: web.Request, level: Level, key: str | None, scope: dict[str, object]) -> web.Response:
+    period = _period(request)
+    first, last = _bounds(request, period)
+    try:
+        rows = await request.app[STORE].rollups(level, period, key, first, last)
+    except UnknownGateway as exc:
+        raise Problem(404, "unknown-gateway", "Not Found", str(exc)) from None
+    return json_response({**scope, "period": period, "buckets": [r.as_json() for r in rows]})
+
+
+async def get_gateway_rollups(request: web.Request) -> web.Response:
+    name = request.match_info["gateway"]
+    return await _rollups_response(request, "gateway", name, {"gateway": name})
+
+
+async def get_commune_rollups(request: web.Request) -> web.Response:
+    code = request.match_info["insee"]
+    commune = request.app[TERRITORY].resolve(code)
+    if commune is None:
+        raise Problem(404, "unknown-commune", "Not Found", f"{code!r} is no commune of the territory")
+    return await _rollups_response(request, "commune", commune.insee, {"commune": commune.insee, "name": commune.name})
+
+
+async def get_metropolis_rollups(request: web.Request) -> web.Response:
+    return await _rollups_response(request, "metropolis", None, {"territory": request.app[TERRITORY].name})
+
+
+async def get_communes(request: web.Request) -> web.Response:
+    territory = request.app[TERRITORY]
+    return json_response({
+        "territory": territory.name,
+        "communes": [{"insee": c.insee, "name": c.name, "lat": c.lat, "lon": c.lon} for c in territory.communes.values()],
+        "former_communes": [{"insee": old, "merged_into": new} for old, new in territory.former.items()],
+    })

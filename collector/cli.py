@@ -13,6 +13,8 @@ import click
 from collector.app import DEFAULT_MAX_BODY_BYTES, create_app, start
 from collector.errors import CollectorError
 from collector.store import DEFAULT_SQLITE_PATH, open_store
+from collector.territory import ENV as TERRITORY_ENV
+from collector.territory import Territory, load_territory
 from collector.tokens import hash_token, new_token
 
 DB_ENV = "CITYGATE_DB"
@@ -28,6 +30,19 @@ db_option = click.option(
 )
 
 
+territory_option = click.option(
+    "--territory", "territory_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+    help=f"Territory file (default ${TERRITORY_ENV} or configs/territory.json).",
+)
+
+
+def territory_or_exit(path: Path | None) -> Territory:
+    try:
+        return load_territory(path)
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @click.group()
 @click.version_option(package_name="citygate")
 def main() -> None:
@@ -36,26 +51,28 @@ def main() -> None:
 
 @main.command()
 @db_option
+@territory_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=click.IntRange(1024),
               help="Largest accepted batch, decompressed.")
-def serve(db_url: str, host: str, port: int, max_body_bytes: int) -> None:
+def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_body_bytes: int) -> None:
     """Serve the batch endpoint and the read API until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    territory = territory_or_exit(territory_path)
     try:
-        asyncio.run(_serve(db_url, host, port, max_body_bytes))
+        asyncio.run(_serve(db_url, territory, host, port, max_body_bytes))
     except CollectorError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-async def _serve(db_url: str, host: str, port: int, max_body_bytes: int) -> None:
+async def _serve(db_url: str, territory: Territory, host: str, port: int, max_body_bytes: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_store(db_url) as store:
-        runner, url = await start(create_app(store, max_body_bytes=max_body_bytes), host, port)
+        runner, url = await start(create_app(store, territory=territory, max_body_bytes=max_body_bytes), host, port)
         try:
             # the demo and the tests wait for exactly this line
             click.echo(f"citygate-collector listening on {url}")
@@ -78,11 +95,20 @@ def gateway() -> None:
 @click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the token to this file (mode 600) instead of printing it.")
 @db_option
+@territory_option
 def gateway_add(
     name: str, commune: str, cabinet: str | None, lat: float | None, lon: float | None,
-    token_file: Path | None, db_url: str,
+    token_file: Path | None, db_url: str, territory_path: Path | None,
 ) -> None:
     """Register gateway NAME and issue its token (shown once, stored hashed)."""
+    territory = territory_or_exit(territory_path)
+    resolved = territory.resolve(commune)
+    if resolved is None:
+        raise click.BadParameter(f"{commune!r} is no commune of {territory.name}", param_hint="--commune")
+    if resolved.insee != commune:
+        click.echo(f"{commune} is a former commune, merged into {resolved.insee} {resolved.name}: registered there",
+                   err=True)
+    commune = resolved.insee
     token = new_token()
 
     async def add() -> None:

@@ -71,3 +71,25 @@ class IngestResult:
     ack_seq: int
     stored: int
     duplicates: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """Totals of one bucket: an hour (UTC epoch ms of its start) or a day (Europe/Paris "YYYY-MM-DD")."""
+
+    bucket: int | str
+    energy_wh: float
+    burn_ms: int
+    lamps_on: int
+    lamps_faulty: int
+    water_m3: float
+    alarms: int
+    samples: int
+    events: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "bucket": self.bucket, "energy_kwh": self.energy_wh / 1000, "burn_h": self.burn_ms / 3_600_000,
+            "lamps_on": self.lamps_on, "lamps_faulty": self.lamps_faulty, "water_m3": self.water_m3,
+            "alarms": self.alarms, "samples": self.samples, "events": self.events,
+        }

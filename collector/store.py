@@ -1,6 +1,7 @@
 """The store interface the HTTP layer and the CLI use, and how a database URL picks one.
 
-`sqlite:///abs/path.db`, `sqlite://rel/path.db` or a bare path open the embedded SQLite store. Opening a store runs its schema migrations.
+`sqlite:///abs/path.db`, `sqlite://rel/path.db` or a bare path open the embedded SQLite store;
+`postgresql://...` (optionally `?schema=NAME`) opens the PostgreSQL one. Opening a store runs its schema migrations.
 Use as `async with open_store(url) as store:`.
 """
 
@@ -9,10 +10,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Literal, Protocol, Self
 
 from citygate_wire.batch import WireRecord
-from collector.model import Gateway, GatewayInfo, IngestResult, RecordCounts, StoredEvent, StoredSample
+from collector.model import (
+    Gateway,
+    GatewayInfo,
+    IngestResult,
+    RecordCounts,
+    Rollup,
+    StoredEvent,
+    StoredSample,
+)
+
+Period = Literal["hour", "day"]
+Level = Literal["gateway", "commune", "metropolis"]
+#: rollup columns, in the order of Rollup's fields after `bucket`
+ROLLUP_COLUMNS = ("energy_wh", "burn_ms", "lamps_on", "lamps_faulty", "water_m3", "alarms", "samples", "events")
 
 
 class Store(Protocol):
@@ -59,20 +73,35 @@ class Store(Protocol):
     async def count_records(self, gateway: Gateway | None = None) -> RecordCounts:
         """Stored samples and events, of one gateway or all: a full count, slow on a big store."""
 
+    async def rollups(
+        self, level: Level, period: Period, key: str | None, first: int | str, last: int | str
+    ) -> list[Rollup]:
+        """Buckets `first`..`last` (inclusive, ascending) of a gateway (key: its name), a commune
+        (key: its current INSEE code) or the metropolis (key: None, the sum over communes).
+        Hour buckets are UTC epoch ms (multiples of 3,600,000), day buckets "YYYY-MM-DD"
+        (Europe/Paris). Buckets without data are absent."""
+
 
 DEFAULT_SQLITE_PATH = Path("var") / "collector.db"
 
 
-def sqlite_path(url: str) -> Path:
-    """The file of a SQLite URL or bare path."""
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL or bare path; None for a PostgreSQL URL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return None
     if url.startswith("sqlite://"):
         return Path(url.removeprefix("sqlite://"))
     if "://" in url:
-        raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or a path")
+        raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path, a path, or postgresql://...")
     return Path(url)
 
 
 def open_store(url: str) -> Store:
+    path = sqlite_path(url)
+    if path is None:
+        from collector.store_pg import PgStore
+
+        return PgStore(url)
     from collector.store_sqlite import SqliteStore
 
-    return SqliteStore(sqlite_path(url))
+    return SqliteStore(path)

@@ -9,6 +9,7 @@ deletes what was acknowledged, so a power cut after the ack must not lose it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -20,10 +21,39 @@ from typing import Any, Self, TypeVar
 import orjson
 
 from citygate_wire.batch import WireRecord
-from collector.errors import GatewayExists, StoreError
-from collector.model import Gateway, GatewayInfo, IngestResult, RecordCounts, StoredEvent, StoredSample
+from collector.errors import GatewayExists, StoreError, UnknownGateway
+from collector.model import (
+    Gateway,
+    GatewayInfo,
+    IngestResult,
+    RecordCounts,
+    Rollup,
+    StoredEvent,
+    StoredSample,
+)
+from collector.rollup import DeviceState, roll_up
+from collector.store import Level, Period
+from collector.store_common import (
+    ROLLUP_TABLES,
+    STATE_COLUMNS,
+    rollup_query,
+    rollup_rows,
+    state_from_row,
+    state_rows,
+    state_upsert_sql,
+    upsert_sql,
+)
 
 T = TypeVar("T")
+log = logging.getLogger("citygate.collector")
+
+
+def _param(_: int) -> str:
+    return "?"
+
+
+_UPSERTS = {table: upsert_sql(table, key, _param) for table, key in ROLLUP_TABLES.values()}
+_STATE_UPSERT = state_upsert_sql(_param)
 
 #: (version, script). Applied in order at open, each in its own transaction; never edit a released one.
 MIGRATIONS: list[tuple[int, str]] = [
@@ -62,6 +92,31 @@ CREATE TABLE events (
 CREATE UNIQUE INDEX events_by_seq ON events (gateway_id, seq);
 CREATE INDEX events_by_time ON events (ts_ms);
 """),
+    (2, """
+CREATE TABLE device_state (
+    gateway_id INTEGER NOT NULL,
+    device     TEXT    NOT NULL,
+    last_ts_ms INTEGER,
+    energy_wh  REAL,
+    volume_m3  REAL,
+    lamp_on    INTEGER,
+    on_hour    INTEGER,
+    on_day     TEXT,
+    fault_hour INTEGER,
+    fault_day  TEXT,
+    PRIMARY KEY (gateway_id, device)
+) WITHOUT ROWID;
+""" + "".join(
+        f"""
+CREATE TABLE {table} (
+    {key} {'INTEGER' if key == 'gateway_id' else 'TEXT'} NOT NULL,
+    bucket {'INTEGER' if table.endswith('hour') else 'TEXT'} NOT NULL,
+    energy_wh REAL NOT NULL, burn_ms INTEGER NOT NULL, lamps_on INTEGER NOT NULL, lamps_faulty INTEGER NOT NULL,
+    water_m3 REAL NOT NULL, alarms INTEGER NOT NULL, samples INTEGER NOT NULL, events INTEGER NOT NULL,
+    PRIMARY KEY ({key}, bucket)
+) WITHOUT ROWID;"""
+        for table, key in ROLLUP_TABLES.values()
+    )),
 ]
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
@@ -246,6 +301,8 @@ class SqliteStore:
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [(gid, r.seq, r.device, r.ts_ms, r.code, r.severity, dumps(r.detail).decode()) for r in events],
                 )
+            if new:
+                self._roll_up(db, gateway, new)
             db.execute(
                 "UPDATE gateways SET last_seen_ms = ?1, last_seq = MAX(COALESCE(last_seq, ?2), ?2) WHERE id = ?3",
                 (now_ms(), hi, gid),
@@ -255,6 +312,26 @@ class SqliteStore:
             db.execute("ROLLBACK")
             raise
         return IngestResult(ack_seq=hi, stored=len(new), duplicates=len(records) - len(new))
+
+    def _roll_up(self, db: sqlite3.Connection, gateway: Gateway, new: Sequence[WireRecord]) -> None:
+        states: dict[str, DeviceState] = {
+            row[0]: state_from_row(row[1:])
+            for row in db.execute(f"SELECT device, {', '.join(STATE_COLUMNS)} FROM device_state WHERE gateway_id = ?",
+                                  (gateway.id,))
+        }
+        rolled = roll_up(new, states)
+        for table, rows in rollup_rows(gateway.id, gateway.commune, rolled).items():
+            db.executemany(_UPSERTS[table], rows)
+        db.executemany(_STATE_UPSERT, state_rows(gateway.id, rolled.changed))
+        if rolled.events:
+            for e in rolled.events:
+                log.warning("gateway %s device %s: %s %s", gateway.name, e.device, e.code, e.detail)
+            db.executemany(
+                "INSERT INTO events (gateway_id, seq, device, ts_ms, code, severity, detail)"
+                " VALUES (?, NULL, ?, ?, ?, ?, ?)",
+                [(gateway.id, e.device, e.ts_ms, e.code, e.severity, orjson.dumps(e.detail).decode())
+                 for e in rolled.events],
+            )
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -289,3 +366,20 @@ class SqliteStore:
         samples = db.execute(f"SELECT COUNT(*) FROM samples {where}", args).fetchone()[0]
         events = db.execute(f"SELECT COUNT(*) FROM events {where}", args).fetchone()[0]
         return RecordCounts(samples, events)
+
+    async def rollups(
+        self, level: Level, period: Period, key: str | None, first: int | str, last: int | str
+    ) -> list[Rollup]:
+        return await self._on(self._reader, self._rollups, level, period, key, first, last)
+
+    def _rollups(self, level: Level, period: Period, key: str | None, first: int | str, last: int | str) -> list[Rollup]:
+        db = self._rdb()
+        args: tuple[Any, ...] = (first, last)
+        if level == "gateway":
+            row = db.execute("SELECT id FROM gateways WHERE name = ?", (key,)).fetchone()
+            if row is None:
+                raise UnknownGateway(str(key))
+            args = (row[0], first, last)
+        elif level == "commune":
+            args = (key, first, last)
+        return [Rollup(*row) for row in db.execute(rollup_query(level, period, _param), args)]

@@ -33,8 +33,8 @@ async def post(session: aiohttp.ClientSession, url: str, token: str, body: bytes
         return resp.status, resp.content_type, orjson.loads(await resp.read())
 
 
-def test_gateway_add_prints_a_token_once_and_list_shows_it(tmp_path: Path) -> None:
-    db = str(tmp_path / "c.db")
+def test_gateway_add_prints_a_token_once_and_list_shows_it(db_url: str) -> None:
+    db = db_url
     token = add_gateway(db, "gw-talant-0001", "21617")
     assert token.startswith("cgw_") and len(token) > 40
     again = cli("gateway", "add", "gw-talant-0001", "--commune", "21617", "--db", db, check=False)
@@ -46,22 +46,22 @@ def test_gateway_add_prints_a_token_once_and_list_shows_it(tmp_path: Path) -> No
     assert token not in listing
 
 
-def test_token_file_is_private_and_the_env_names_the_database(tmp_path: Path) -> None:
-    db = tmp_path / "env.db"
+def test_token_file_is_private_and_the_env_names_the_database(db_url: str, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
-    env = {**os.environ, "CITYGATE_DB": f"sqlite://{db}"}
+    env = {**os.environ, "CITYGATE_DB": db_url}
     result = subprocess.run([CLI, "gateway", "add", "gw-1", "--commune", "21231", "--token-file", str(token_file)],
                             capture_output=True, text=True, env=env, timeout=60, check=True)
     token = token_file.read_text().strip()
     assert token.startswith("cgw_")
     assert token not in result.stdout + result.stderr
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-    assert db.exists()
+    listing = subprocess.run([CLI, "gateway", "list"], capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert "gw-1" in listing.stdout
 
 
-async def test_served_collector_accepts_a_token_from_the_cli(tmp_path: Path,
+async def test_served_collector_accepts_a_token_from_the_cli(db_url: str, tmp_path: Path,
                                                              serve_process: list[ServeProcess]) -> None:
-    db = str(tmp_path / "c.db")
+    db = db_url
     token = add_gateway(db, "gw-1")
     serve_process.append(ServeProcess(db, tmp_path / "serve.log"))
     url = serve_process[0].url
@@ -72,9 +72,9 @@ async def test_served_collector_accepts_a_token_from_the_cli(tmp_path: Path,
     assert "never" not in listing
 
 
-async def test_gzip_bomb_costs_the_server_bounded_memory(tmp_path: Path,
+async def test_gzip_bomb_costs_the_server_bounded_memory(db_url: str, tmp_path: Path,
                                                          serve_process: list[ServeProcess]) -> None:
-    db = str(tmp_path / "c.db")
+    db = db_url
     token = add_gateway(db, "gw-1")
     proc = ServeProcess(db, tmp_path / "serve.log")
     serve_process.append(proc)
@@ -94,9 +94,9 @@ async def test_gzip_bomb_costs_the_server_bounded_memory(tmp_path: Path,
 
 
 async def test_kill_9_mid_upload_then_resend_loses_nothing_and_duplicates_nothing(
-    tmp_path: Path, serve_process: list[ServeProcess]
+    db_url: str, tmp_path: Path, serve_process: list[ServeProcess]
 ) -> None:
-    db = str(tmp_path / "c.db")
+    db = db_url
     names = ["gw-a", "gw-b", "gw-c"]
     tokens = {name: add_gateway(db, name) for name in names}
     per_batch, n_batches = 400, 40

@@ -1,0 +1,211 @@
+"""Rollups computed on ingest, from the records of one batch and each device's running state.
+
+Pure: records and device states in, bucket totals, new device states and derived events out.
+The store applies the result in the same transaction as the raw insert, so rollups never
+need a rescan of raw data and never count a duplicate (the store passes only new records).
+
+Buckets: the *hour* is the UTC hour (`ts_ms - ts_ms % 3_600_000`); the *day* is the local day
+in Europe/Paris ("YYYY-MM-DD"). Every UTC hour lies inside one Paris day (the offset is a
+whole number of hours), so an hour's totals belong to exactly one day.
+
+Rules, per device, over its samples in seq (journal) order:
+- A reading older than the device's newest processed reading (`ts_ms < last_ts_ms`) is late:
+  it is counted in `samples` but changes no counter or lamp state, its interval having been
+  covered already.
+- Counters (`energy_wh`, `volume_m3`): consumption is the increase since the device's previous
+  reading, attributed to the bucket of the later reading. `energy_wh` is a u32 counter: a drop
+  from the top sixteenth of 2^32 to the bottom sixteenth is a wrap and adds the wrapped
+  difference. Any other decrease is a reset (a replaced driver or meter): it adds nothing and
+  is recorded as a `counter_reset` event (severity minor) naming the quantity and both values.
+  The water index never wraps. A value that is not a non-negative number is ignored.
+- Burn time comes from `lamp_on` samples (the lamp controllers report it; few report an
+  operating-hours counter): the time between two consecutive readings counts when the earlier
+  one said the lamp was on and the gap is at most 15 minutes (a longer silence is unknown,
+  not burning). It goes to the bucket of the later reading, like consumption.
+- `lamps_on`: lamps with at least one `lamp_on: true` reading in the bucket; `lamps_faulty`:
+  lamps with a `lamp_failure` event or a `lamp_failure: true` reading in the bucket. Each
+  lamp counts once a bucket; a reading for a bucket older than the last one the lamp was
+  counted in adds nothing (late data).
+- `alarms`: events of severity major or critical. `samples`, `events`: records received.
+Energy is every device's `energy_wh`: a cabinet meter and the lamps behind it would both
+count (the registry does not know device kinds yet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from citygate_wire.batch import WireRecord
+
+HOUR_MS = 3_600_000
+MAX_BURN_GAP_MS = 15 * 60 * 1000
+U32 = 2**32
+_WRAP_HIGH, _WRAP_LOW = U32 - U32 // 16, U32 // 16
+ALARM_SEVERITIES = frozenset({"major", "critical"})
+FAULT_CODE = "lamp_failure"
+COUNTER_RESET = "counter_reset"
+PARIS = ZoneInfo("Europe/Paris")
+
+
+@lru_cache(maxsize=4096)
+def day_of_hour(hour_ms: int) -> str:
+    """The Europe/Paris date of a UTC hour bucket."""
+    return datetime.fromtimestamp(hour_ms / 1000, PARIS).date().isoformat()
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """What the collector remembers of one device between batches."""
+
+    last_ts_ms: int | None = None
+    energy_wh: float | None = None
+    volume_m3: float | None = None
+    lamp_on: bool | None = None
+    on_hour: int | None = None
+    on_day: str | None = None
+    fault_hour: int | None = None
+    fault_day: str | None = None
+
+
+@dataclass(slots=True)
+class Totals:
+    energy_wh: float = 0.0
+    burn_ms: int = 0
+    lamps_on: int = 0
+    lamps_faulty: int = 0
+    water_m3: float = 0.0
+    alarms: int = 0
+    samples: int = 0
+    events: int = 0
+
+    def add(self, other: Totals) -> None:
+        self.energy_wh += other.energy_wh
+        self.burn_ms += other.burn_ms
+        self.lamps_on += other.lamps_on
+        self.lamps_faulty += other.lamps_faulty
+        self.water_m3 += other.water_m3
+        self.alarms += other.alarms
+        self.samples += other.samples
+        self.events += other.events
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedEvent:
+    device: str
+    ts_ms: int
+    code: str
+    severity: str
+    detail: dict[str, Any]
+
+
+@dataclass(slots=True)
+class BatchRollup:
+    hours: dict[int, Totals] = field(default_factory=dict)
+    days: dict[str, Totals] = field(default_factory=dict)
+    changed: dict[str, DeviceState] = field(default_factory=dict)  # device -> state to save
+    events: list[DerivedEvent] = field(default_factory=list)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return None
+
+
+def counter_increase(previous: float | None, current: float, wraps: bool) -> float | None:
+    """Consumption between two readings of a counter; None when the counter was reset."""
+    if previous is None or current >= previous:
+        return 0.0 if previous is None else current - previous
+    if wraps and previous >= _WRAP_HIGH and current < _WRAP_LOW:
+        return current + U32 - previous
+    return None
+
+
+def roll_up(records: Iterable[WireRecord], states: dict[str, DeviceState]) -> BatchRollup:
+    """Totals of new records (ascending seq). `states` (device -> state) is updated in place."""
+    out = BatchRollup()
+    hours, days, changed = out.hours, out.days, out.changed
+    for r in records:
+        ts = r.ts_ms
+        hour = ts - ts % HOUR_MS
+        h = hours.get(hour)
+        if h is None:
+            h = hours[hour] = Totals()
+        day = day_of_hour(hour)
+        d = days.get(day)
+        if d is None:
+            d = days[day] = Totals()
+        device = r.device
+        st = states.get(device)
+        if st is None:
+            st = states[device] = DeviceState()
+        if r.kind == "event":
+            h.events += 1
+            d.events += 1
+            if r.severity in ALARM_SEVERITIES:
+                h.alarms += 1
+                d.alarms += 1
+            if r.code == FAULT_CODE:
+                _count_fault(st, hour, day, h, d)
+                changed[device] = st
+            continue
+        h.samples += 1
+        d.samples += 1
+        values = r.values or {}
+        changed[device] = st
+        last = st.last_ts_ms
+        if last is None or ts >= last:
+            if last is not None and st.lamp_on and ts - last <= MAX_BURN_GAP_MS:
+                h.burn_ms += ts - last
+                d.burn_ms += ts - last
+            energy = _number(values.get("energy_wh"))
+            if energy is not None:
+                delta = counter_increase(st.energy_wh, energy, wraps=True)
+                if delta is None:
+                    out.events.append(_reset(device, ts, "energy_wh", st.energy_wh, energy))
+                else:
+                    h.energy_wh += delta
+                    d.energy_wh += delta
+                st.energy_wh = energy
+            volume = _number(values.get("volume_m3"))
+            if volume is not None:
+                delta = counter_increase(st.volume_m3, volume, wraps=False)
+                if delta is None:
+                    out.events.append(_reset(device, ts, "volume_m3", st.volume_m3, volume))
+                else:
+                    h.water_m3 += delta
+                    d.water_m3 += delta
+                st.volume_m3 = volume
+            on = values.get("lamp_on")
+            if on is True or on is False:
+                st.lamp_on = on
+            st.last_ts_ms = ts
+        if values.get("lamp_on") is True:
+            if st.on_hour is None or hour > st.on_hour:
+                h.lamps_on += 1
+                st.on_hour = hour
+            if st.on_day is None or day > st.on_day:
+                d.lamps_on += 1
+                st.on_day = day
+        if values.get(FAULT_CODE) is True:
+            _count_fault(st, hour, day, h, d)
+    return out
+
+
+def _count_fault(st: DeviceState, hour: int, day: str, h: Totals, d: Totals) -> None:
+    if st.fault_hour is None or hour > st.fault_hour:
+        h.lamps_faulty += 1
+        st.fault_hour = hour
+    if st.fault_day is None or day > st.fault_day:
+        d.lamps_faulty += 1
+        st.fault_day = day
+
+
+def _reset(device: str, ts_ms: int, quantity: str, previous: float | None, current: float) -> DerivedEvent:
+    return DerivedEvent(device, ts_ms, COUNTER_RESET, "minor",
+                        {"quantity": quantity, "previous": previous, "current": current})
