@@ -7,6 +7,8 @@ import click
 from simulators.ble import ble
 from simulators.demo import demo
 from simulators.lamps import lamps
+from simulators.mbus_meter import mbus
+from simulators.tic_meter import tic
 
 
 @click.group()
@@ -18,3 +20,5 @@ def main() -> None:
 main.add_command(ble)
 main.add_command(demo)
 main.add_command(lamps)
+main.add_command(mbus)
+main.add_command(tic)
