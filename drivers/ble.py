@@ -126,6 +126,7 @@ class BleConfig:
     silent_after_s: float = 300.0
     min_interval_s: float = 60.0
     retry_s: float = RETRY_FIRST_S  # first wait before trying the adapter again; doubles up to RETRY_MAX_S
+    start_timeout_s: float = 30.0  # a wedged D-Bus or bluetoothd never answers: give up and report it
 
 
 @dataclass
@@ -228,12 +229,19 @@ class BleBus:
             bluez["adapter"] = self.config.adapter
         while True:
             try:
-                scanner = BleakScanner(
-                    self._on_advert, None, "passive", bluez=bluez, backend=self._backend, **self._backend_kwargs
-                )
-                await scanner.start()
+                async with asyncio.timeout(self.config.start_timeout_s):
+                    scanner = BleakScanner(
+                        self._on_advert, None, "passive", bluez=bluez, backend=self._backend, **self._backend_kwargs
+                    )
+                    await scanner.start()
             except _START_ERRORS as exc:
-                self._set_unavailable(BleUnavailableError(self.name, unavailable_reason(exc)), sink)
+                reason = (
+                    f"the Bluetooth stack did not answer within {self.config.start_timeout_s:g} s "
+                    f"(D-Bus or bluetoothd hung?)"
+                    if isinstance(exc, TimeoutError)
+                    else unavailable_reason(exc)
+                )
+                self._set_unavailable(BleUnavailableError(self.name, reason), sink)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max(RETRY_MAX_S, self.config.retry_s))
                 continue
