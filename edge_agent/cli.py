@@ -10,6 +10,7 @@ import click
 
 from edge_agent.cli_decode import decode
 from edge_agent.cli_lighting import schedule, simulate_year_cmd
+from edge_agent.cli_probe import probe
 from edge_agent.cli_tech import EXIT_CODES, devices, events, journal, lamp, read_device, status
 from edge_agent.config import AgentConfigError, load_config
 
@@ -57,5 +58,6 @@ main.add_command(read_device)
 main.add_command(lamp)
 main.add_command(journal)
 main.add_command(events)
+main.add_command(probe)
 main.add_command(schedule)
 main.add_command(simulate_year_cmd)
