@@ -169,3 +169,28 @@ def modbus_tcp_cmd(hex_adu: str, direction: str, as_json: bool) -> None:
     with decode_errors():
         frame = frames.decode_tcp(parse_hex(hex_adu), cast(frames.Direction, direction))
     show(_modbus_doc("Modbus TCP", frame), as_json)
+
+
+@decode.command("tic")
+@click.argument("hex_data", metavar="HEX")
+@click.option("--mode", type=click.Choice(["auto", "historic", "standard"]), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def tic_cmd(hex_data: str, mode: str, as_json: bool) -> None:
+    """One TIC group (0A ... 0D) or whole frames (02 ... 03) of a Linky meter."""
+    from edge_agent.decode_meters import tic_document
+
+    with decode_errors():
+        doc = tic_document(parse_hex(hex_data), mode)
+    show(doc, as_json)
+
+
+@decode.command("mbus")
+@click.argument("hex_telegram", metavar="HEX")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def mbus_cmd(hex_telegram: str, as_json: bool) -> None:
+    """One M-Bus telegram: E5, a short frame (10 ... 16) or a long frame (68 L L 68 ... 16)."""
+    from edge_agent.decode_meters import mbus_document
+
+    with decode_errors():
+        doc = mbus_document(parse_hex(hex_telegram))
+    show(doc, as_json)
