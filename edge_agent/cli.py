@@ -10,6 +10,7 @@ import click
 
 from edge_agent.cli_decode import decode
 from edge_agent.cli_lighting import schedule, simulate_year_cmd
+from edge_agent.cli_plan import plan
 from edge_agent.cli_probe import probe
 from edge_agent.cli_tech import EXIT_CODES, devices, events, journal, lamp, read_device, status
 from edge_agent.config import AgentConfigError, load_config
@@ -61,3 +62,4 @@ main.add_command(events)
 main.add_command(probe)
 main.add_command(schedule)
 main.add_command(simulate_year_cmd)
+main.add_command(plan)

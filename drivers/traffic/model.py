@@ -1,0 +1,148 @@
+"""Intersections and timing plans, as the French rules (IISR 6th part, CEREMA DiagFeux) describe them.
+
+All durations are whole seconds: signal controllers count in seconds, and the rules are stated
+in seconds. The model holds what a file says; `validate.py` decides whether it is lawful.
+
+- A *signal group* is one stream's signal head(s): vehicle, pedestrian, tram or bus.
+- The *conflict matrix* gives, for each ordered pair of conflicting groups (from, to), the
+  minimum intergreen: time from the end of `from`'s green to the start of `to`'s green. It is
+  either given, or computed from the conflict-zone distance the `from` stream must clear:
+  clearance red = ceil(distance / speed), at least 2 s, and intergreen = amber + clearance red.
+- A *plan* is a cycle of stages. Stage k's groups are green for `green_s`, then comes the
+  interstage of `interstage_s` before stage k+1: groups that are in stage k but not in k+1 end
+  their green at the start of the interstage (amber, then red); groups in k+1 but not in k
+  start their green at its end; groups in both stay green through it. Cycle second 0 is the
+  start of stage 1's green. Greens plus interstages sum to the cycle.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from fractions import Fraction
+
+MIN_GREEN_S = 6
+MIN_CLEARANCE_RED_S = 2
+MAX_WAIT_S = 120
+#: Allowed since 2021 for some public-transport cases; only with the plan's explicit flag.
+MAX_WAIT_PUBLIC_TRANSPORT_S = 240
+#: Register-map limits: group masks are two 16-bit words, plan numbers one byte.
+MAX_GROUPS = 32
+MAX_PLAN_NUMBER = 255
+
+
+class GroupKind(StrEnum):
+    VEHICLE = "vehicle"
+    PEDESTRIAN = "pedestrian"
+    TRAM = "tram"
+    BUS = "bus"
+
+
+class Setting(StrEnum):
+    """Built-up area or not: decides the amber."""
+
+    URBAN = "urban"
+    RURAL = "rural"
+
+
+class Position(StrEnum):
+    """Functional position a central may command."""
+
+    NORMAL = "normal"
+    YELLOW_FLASH = "yellow_flash"
+    DARK = "dark"
+
+
+#: Amber of vehicle, tram and bus signals. French pedestrian signals (R12) have no amber: their
+#: intergreen is all clearance red.
+AMBER_S: Mapping[Setting, int] = {Setting.URBAN: 3, Setting.RURAL: 5}
+
+#: Speed at which a stream is assumed to clear the conflict zone (m/s).
+CLEARANCE_SPEED_M_S: Mapping[GroupKind, int] = {
+    GroupKind.VEHICLE: 10,
+    GroupKind.TRAM: 10,
+    GroupKind.BUS: 10,
+    GroupKind.PEDESTRIAN: 1,
+}
+
+
+def required_amber_s(kind: GroupKind, setting: Setting) -> int:
+    return 0 if kind is GroupKind.PEDESTRIAN else AMBER_S[setting]
+
+
+def clearance_red_s(kind: GroupKind, distance_m: float) -> int:
+    """Clearance red for a stream leaving over `distance_m`: rounded up, never below 2 s."""
+    # Fraction of the decimal text, so 20.0 m at 10 m/s is exactly 2 s, not 2.0000000001 rounded up to 3.
+    exact = Fraction(str(distance_m)) / CLEARANCE_SPEED_M_S[kind]
+    return max(MIN_CLEARANCE_RED_S, math.ceil(exact))
+
+
+@dataclass(frozen=True, slots=True)
+class SignalGroup:
+    id: str
+    kind: GroupKind
+    amber_s: int
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """One ordered entry of the conflict matrix: `from_group` ends, `to_group` may start `intergreen_s` later."""
+
+    from_group: str
+    to_group: str
+    intergreen_s: int
+    #: The distance the intergreen was computed from, when the file gives one.
+    clearance_m: float | None = None
+    #: True when the file states the intergreen itself (it must then cover amber + 2 s, and the distance if given).
+    given: bool = False
+
+
+@dataclass(frozen=True)
+class Intersection:
+    id: str
+    name: str
+    commune: str
+    setting: Setting
+    groups: tuple[SignalGroup, ...]
+    matrix: Mapping[tuple[str, str], Conflict]
+    index: Mapping[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", {g.id: i for i, g in enumerate(self.groups)})
+
+    def group(self, group_id: str) -> SignalGroup:
+        return self.groups[self.index[group_id]]
+
+    def conflicting(self, a: str, b: str) -> bool:
+        return (a, b) in self.matrix or (b, a) in self.matrix
+
+    def intergreen_s(self, from_group: str, to_group: str) -> int | None:
+        entry = self.matrix.get((from_group, to_group))
+        return entry.intergreen_s if entry is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    groups: frozenset[str]
+    green_s: int
+    #: Time from the end of this stage's green to the start of the next stage's green.
+    interstage_s: int
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    number: int
+    name: str
+    cycle_s: int
+    offset_s: int
+    stages: tuple[Stage, ...]
+    #: Explicit public-transport case: waits up to 240 s instead of 120 s.
+    public_transport_wait: bool = False
+
+    @property
+    def max_wait_s(self) -> int:
+        return MAX_WAIT_PUBLIC_TRANSPORT_S if self.public_transport_wait else MAX_WAIT_S
