@@ -63,6 +63,9 @@ QUEUE_MAX = 10_000
 EVENT_INTERVAL_S = 60.0
 RETRY_FIRST_S = 5.0
 RETRY_MAX_S = 60.0
+# A passive listener has no polls to show it is alive: the states of silent sensors are refreshed at
+# least this often (how long each has been silent), which is also what the agent's watchdog watches.
+REFRESH_S = 30.0
 
 # Passive scanning in BlueZ reports only adverts matching a pattern: BTHome service data and Ruuvi's company id.
 _OR_PATTERNS = [
@@ -202,9 +205,11 @@ class BleBus:
         self._started = time.monotonic()
         try:
             while True:
-                deadline = self._check_silence(time.monotonic(), sink)
+                now = time.monotonic()
+                deadline = self._check_silence(now, sink)
+                wait = REFRESH_S if deadline is None else min(REFRESH_S, deadline - now)
                 try:
-                    async with asyncio.timeout(None if deadline is None else max(0.0, deadline - time.monotonic())):
+                    async with asyncio.timeout(max(0.0, wait)):
                         item = await queue.get()
                 except TimeoutError:
                     continue
@@ -261,6 +266,7 @@ class BleBus:
         self._unavailable = err
         for s in self._sensors:
             s.state.state, s.state.last_error = "failing", str(err)
+            s.state.errors["ble_unavailable"] = s.state.errors.get("ble_unavailable", 0) + 1
 
     async def _stop_scanner(self) -> None:
         scanner, self._scanner = self._scanner, None
@@ -408,9 +414,10 @@ class BleBus:
         limit = self.config.silent_after_s
         nxt: float | None = None
         for s in self._sensors:
-            if s.silent:
-                continue
             since = s.last_seen if s.last_seen is not None else self._started
+            if s.silent:
+                s.state.last_error = f"no new advertisement for {mono - since:.0f} s"
+                continue
             if mono - since >= limit:
                 s.silent = True
                 st = s.state

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,18 @@ async def test_a_sensor_never_heard_is_reported_silent() -> None:
     assert not sink.events("sensor_silent", "atc")
 
 
+async def test_a_silent_sensor_state_keeps_telling_how_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nothing to hear is no reason for the agent's watchdog to think the bus is stuck.
+    monkeypatch.setattr("drivers.ble.REFRESH_S", 0.1)
+    bus = replay_bus([bt(ATC, count=1, values={"temperature_c": 20.0})], [AllowedSensor(ATC, "atc", "bthome")],
+                     silent_after_s=0.3)
+    async with running(bus) as (sink, _):
+        await until(lambda: sink.events("sensor_silent"), what="sensor_silent")
+        first = bus.states()[0].last_error
+        await until(lambda: bus.states()[0].last_error != first, what="a refreshed state")
+    assert re.fullmatch(r"no new advertisement for \d+ s", bus.states()[0].last_error or "")
+
+
 async def test_encrypted_counter_that_does_not_increase_is_refused() -> None:
     old, new = encrypted(SHELLY, {"temperature_c": 10.8}, 1, 1), encrypted(SHELLY, {"temperature_c": 10.9}, 2, 2)
     bus = replay_bus([bt(SHELLY, count=3, repeat=2, payload=[old, new, old])],
@@ -212,6 +225,7 @@ async def test_no_dbus_gives_one_clear_event_and_the_bus_keeps_retrying(
     assert len(errors) == 1 and errors[0].exc_info is None
     assert errors[0].getMessage().startswith("BLE bus 'ble0': Bluetooth unavailable: no D-Bus system bus")
     assert bus.states()[0].state == "failing"
+    assert bus.states()[0].errors["ble_unavailable"] >= 3  # each retry shows: the bus is alive, not stuck
     with pytest.raises(DeviceError, match="no D-Bus system bus"):
         await bus.read("atc")
 
