@@ -7,8 +7,10 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,11 @@ from citygate_wire.mqtt import (
 from collector.control.acl import acl_file, mosquitto_hash, password_file
 from drivers.base import BusContext, DeviceState
 from drivers.model import RecordSink, Sample
+from edge_agent.agent import Agent
+from edge_agent.clock import Clock, SystemClock
+from edge_agent.config import parse_config
+from edge_agent.control import ControlService
+from edge_agent.service import AgentContext
 from simulators.mosquitto import Mosquitto
 
 COMMUNE = "21231"
@@ -77,9 +84,11 @@ class Operator:
     """The control centre's side, as a bare MQTT client with the collector's identity."""
 
     def __init__(self, broker: Mosquitto, fleet: Fleet, *, identity: str = COLLECTOR_IDENTITY,
-                 password: str | None = None) -> None:
+                 password: str | None = None, identifier: str | None = None) -> None:
+        # a fixed identifier makes a persistent session: the broker queues what comes while we are away
         self.client = client(broker, identity, password or fleet.collector_password,
-                             identifier=f"operator-{uuid.uuid4().hex[:8]}")
+                             identifier=identifier or f"operator-{uuid.uuid4().hex[:8]}",
+                             clean_session=identifier is None)
         self.acks: list[tuple[str, Ack]] = []
         self.states: list[tuple[str, State, bool]] = []  # (gateway, state, retained)
         self.raw: list[tuple[str, bytes]] = []
@@ -183,3 +192,68 @@ def toml_text(doc: Mapping[str, Any]) -> str:
                 out.append(f"{key} = {value}")
         out.append("")
     return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class TickerConfig:
+    every_s: float
+
+
+def ticker_section(raw: Mapping[str, Any], key: str, config_dir: Path) -> TickerConfig:
+    """edge_agent.config.SECTIONS parser for `[ticker]` (tests only)."""
+    return TickerConfig(float(raw["every_s"]))
+
+
+class Ticker:
+    """A stand-in for a program: on the agent's clock, every `every_s`, it journals what it did."""
+
+    name = "ticker"
+
+    def __init__(self, cfg: TickerConfig) -> None:
+        self.cfg = cfg
+        self.fired: list[datetime] = []
+
+    async def run(self, ctx: AgentContext) -> None:
+        due = ctx.clock.now() + timedelta(seconds=self.cfg.every_s)
+        while True:
+            await ctx.clock.sleep_until(due)
+            self.fired.append(due)
+            ctx.emit(Sample("program", int(due.timestamp() * 1000), {"level_pct": 70}))
+            due += timedelta(seconds=self.cfg.every_s)
+
+
+def ticker_service(cfg: TickerConfig) -> Ticker:
+    return Ticker(cfg)
+
+
+@asynccontextmanager
+async def running_agent(tmp_path: Path, fleet: Fleet, broker: Mosquitto, gateway: str = "gw-a", *,
+                        clock: Clock | None = None, connected: bool = True, mqtt: Mapping[str, Any] | None = None,
+                        **sections: Any) -> AsyncIterator[Agent]:
+    """An in-process Agent with a `gated` bus (meter-1, lamp-1) and a [mqtt] section; waits for its link."""
+    doc = agent_doc(tmp_path, gateway, fleet.gateways[gateway], broker, **(mqtt or {}))
+    doc["bus"] = [{"name": "field", "type": "gated", "devices": ["meter-1", "lamp-1"]}]
+    doc.update(sections)
+    agent = Agent(parse_config(doc, tmp_path / f"{gateway}.toml"), clock or SystemClock())
+    task = asyncio.create_task(agent.run())
+    try:
+        if connected:
+            await wait_for(lambda: control(agent).connected or task.done(), 30, "the agent's MQTT link")
+        if task.done():
+            task.result()
+        yield agent
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def control(agent: Agent) -> ControlService:
+    svc = agent.context.services["control"]
+    assert isinstance(svc, ControlService)
+    return svc
+
+
+def bus(agent: Agent) -> GatedBus:
+    b = agent.context.buses["field"]
+    assert isinstance(b, GatedBus)
+    return b

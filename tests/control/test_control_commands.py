@@ -5,19 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mqtt_testkit import COMMUNE, Fleet, GatedBus, Operator, agent_doc, wait_for
+from mqtt_testkit import COMMUNE, Fleet, Operator, bus, running_agent, wait_for
 
 from drivers import registry
 from drivers.model import Event, Severity
-from edge_agent.agent import Agent
-from edge_agent.config import parse_config
-from edge_agent.control import ControlService
 from simulators.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.timeout(120)
@@ -26,36 +21,6 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(autouse=True)
 def gated_bus_type(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(registry.BUS_TYPES, "gated", "mqtt_testkit:gated_bus")
-
-
-@asynccontextmanager
-async def running_agent(tmp_path: Path, fleet: Fleet, broker: Mosquitto, gateway: str = "gw-a",
-                        **extra: Any) -> AsyncIterator[Agent]:
-    doc = agent_doc(tmp_path, gateway, fleet.gateways[gateway], broker)
-    doc["bus"] = [{"name": "field", "type": "gated", "devices": ["meter-1", "lamp-1"]}]
-    doc.update(extra)
-    agent = Agent(parse_config(doc, tmp_path / f"{gateway}.toml"))
-    task = asyncio.create_task(agent.run())
-    try:
-        await wait_for(lambda: control(agent).connected or task.done(), 30, "the agent's MQTT link")
-        if task.done():
-            task.result()
-        yield agent
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-def control(agent: Agent) -> ControlService:
-    svc = agent.context.services["control"]
-    assert isinstance(svc, ControlService)
-    return svc
-
-
-def bus(agent: Agent) -> GatedBus:
-    b = agent.context.buses["field"]
-    assert isinstance(b, GatedBus)
-    return b
 
 
 async def test_a_live_read_command_comes_back_done_with_the_values_and_is_journalled(

@@ -1,0 +1,106 @@
+"""Broker outages: a restart mid-command still delivers the ack, and an hour without a broker does
+not stop programs or journalling; alarms wait (bounded) and go out on return."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from mqtt_testkit import COMMUNE, Fleet, Operator, bus, control, running_agent, wait_for
+
+from citygate_wire.mqtt import decode_alarm
+from drivers.model import Event, Severity
+from edge_agent import agent as agent_module
+from edge_agent import config as config_module
+from edge_agent.clock import FakeClock
+from simulators.mosquitto import Mosquitto
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(autouse=True)
+def test_types(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drivers import registry
+
+    monkeypatch.setitem(registry.BUS_TYPES, "gated", "mqtt_testkit:gated_bus")
+    monkeypatch.setitem(config_module.SECTIONS, "ticker", "mqtt_testkit:ticker_section")
+    monkeypatch.setitem(agent_module.SERVICES, "ticker", "mqtt_testkit:ticker_service")
+
+
+async def test_broker_restart_mid_command_the_agent_reconnects_and_the_pending_ack_arrives(
+    tmp_path: Path, fleet: Fleet, broker: Mosquitto
+) -> None:
+    async with running_agent(tmp_path, fleet, broker) as agent:
+        async with Operator(broker, fleet, identifier="control-centre") as op:
+            bus(agent).gate.clear()
+            cmd_id = await op.send("gw-a", "device.read", {"device": "meter-1"}, valid_s=120)
+            await wait_for(lambda: bus(agent).reads == ["meter-1"], 20, "the command to start")
+            await asyncio.to_thread(broker.stop)
+        # the device answers while the broker is down: the ack can only wait
+        bus(agent).gate.set()
+        await wait_for(lambda: not control(agent).connected, 20, "the agent to notice")
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(broker.restart)
+        await wait_for(lambda: control(agent).connections == 2, 30, "the agent to reconnect")
+        # the control centre's persistent session kept what arrived while it was away
+        async with Operator(broker, fleet, identifier="control-centre") as op2:
+            ack = await op2.ack(cmd_id, timeout=30)
+    assert ack.status == "done" and ack.result["device"] == "meter-1"
+    assert bus(agent).reads == ["meter-1"]  # run once
+    assert op.acks_for(cmd_id) == []  # nothing arrived before the outage
+
+
+async def test_an_hour_without_broker_does_not_stop_programs_or_journalling(
+    tmp_path: Path, fleet: Fleet, broker: Mosquitto
+) -> None:
+    start = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
+    clock = FakeClock(start)
+    async with running_agent(tmp_path, fleet, broker, clock=clock, ticker={"every_s": 300},
+                             mqtt={"alarm_buffer": 3}) as agent:
+        await asyncio.to_thread(broker.stop)
+        await wait_for(lambda: not control(agent).connected, 20, "the link to drop")
+        for minute in range(1, 61):
+            await clock.advance_to(start + timedelta(minutes=minute))
+            if minute % 12 == 0:
+                agent.emit(Event(f"lamp-{minute}", int(clock.now().timestamp() * 1000), "lamp_failure",
+                                 Severity.MAJOR))
+            await asyncio.sleep(0.02)  # real time passes too: the link keeps trying meanwhile
+        ticker = agent.context.services["ticker"]
+        fired = list(ticker.fired)  # type: ignore[attr-defined]
+        await agent.journal.flush()
+        stats = await agent.journal.stats()
+        failed_while_down = control(agent).last_error
+        assert not control(agent).connected
+
+        await asyncio.to_thread(broker.restart)
+        async with Operator(broker, fleet) as op:
+            await wait_for(lambda: control(agent).connections == 2, 30, "the link to come back")
+            await wait_for(lambda: (s := op.last_state("gw-a")) is not None and s.alarms_dropped == 2, 30,
+                           "a state counting the dropped alarms")
+        state = op.last_state("gw-a")
+    assert fired == [start + timedelta(minutes=5 * i) for i in range(1, 13)]  # every program step, on time
+    assert stats.samples == 12 and stats.events == 5  # all journalled during the outage
+    assert failed_while_down is not None
+    assert state is not None and state.online and state.journal_backlog == 17
+
+
+async def test_alarms_raised_during_an_outage_go_out_on_return_oldest_dropped_beyond_the_bound(
+    tmp_path: Path, fleet: Fleet, broker: Mosquitto
+) -> None:
+    async with running_agent(tmp_path, fleet, broker, mqtt={"alarm_buffer": 3}) as agent:
+        async with Operator(broker, fleet, identifier="control-centre"):
+            pass
+        await asyncio.to_thread(broker.stop)
+        await wait_for(lambda: not control(agent).connected, 20, "the link to drop")
+        for i in range(5):
+            agent.emit(Event(f"lamp-{i}", 1_768_496_400_000 + i, "lamp_failure", Severity.CRITICAL))
+        await agent.journal.flush()
+        await asyncio.to_thread(broker.restart)
+        async with Operator(broker, fleet, identifier="control-centre") as op:
+            await wait_for(lambda: len([t for t, _ in op.raw if t.endswith("/alarm")]) == 3, 30, "three alarms")
+            await asyncio.sleep(0.3)
+    alarms = [decode_alarm(p) for t, p in op.raw if t == f"city/{COMMUNE}/gw-a/alarm"]
+    assert [a.device for a in alarms] == ["lamp-2", "lamp-3", "lamp-4"]
+    assert control(agent).alarms_dropped == 2
