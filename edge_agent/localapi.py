@@ -178,9 +178,8 @@ class DirectOverride:
     task: asyncio.Task[None] | None = None
 
     def to_doc(self) -> dict[str, Any]:
-        doc = asdict(self)
-        del doc["task"]
-        return doc
+        return {"device": self.device, "level_pct": self.level_pct, "until_ms": self.until_ms,
+                "restore_pct": self.restore_pct, "by_uid": self.by_uid}
 
 
 class LocalApi:
@@ -263,6 +262,9 @@ class LocalApi:
             return await handler(request)
         except web.HTTPException as exc:
             return problem(exc.status, exc.reason, exc.text or exc.reason)
+        except Exception as exc:
+            log.exception("local API %s %s failed", request.method, request.path)
+            return problem(500, "Internal error", f"{type(exc).__name__}: {exc} (the agent's log has the details)")
 
     def _writer(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
