@@ -130,7 +130,7 @@ def test_replayed_sensors_reach_the_collector_and_a_missing_bluetooth_stack_is_o
             "movement_count": 66, "rssi_dbm": -70}
         assert samples("11:22:33:44:55:66") == [] and samples("bt-armoire") == []
 
-        by_code = {}
+        by_code: dict[str, list[dict[str, Any]]] = {}
         for e in events():
             by_code.setdefault(e["code"], []).append(e)
         assert [e["device"] for e in by_code["sensor_silent"]] == ["bt-rue-12"]
