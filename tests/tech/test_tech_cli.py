@@ -277,3 +277,16 @@ def test_check_config_and_decode_still_answer_beside_the_technician_commands(cab
     assert "Exit codes:" in help_text and "cannot reach it" in help_text
     for command in ("status", "devices", "read", "lamp", "journal", "events", "probe", "check-config", "decode"):
         assert re.search(rf"^\s+{command}\s", help_text, re.MULTILINE), command
+
+
+def test_an_agent_that_stops_during_an_override_puts_the_lamp_back_first(cabinet: Cabinet, tmp_path: Path) -> None:
+    config = agent_config(tmp_path, uplink="http://127.0.0.1:9", extra=modbus_bus(cabinet.sim_port))
+    agent = start_agent(config)
+    try:
+        sock = ("--socket", str(tmp_path / "run" / "agent.sock"))
+        assert cli("lamp", "set", "lamp-1", "--level", "20", "--for", "1h", *sock).returncode == 0
+        assert cli_json("read", "lamp-1", *cabinet.sock())[1]["values"]["level_pct"] == 20
+    finally:
+        assert agent.stop() == 0
+    # without lighting nobody else would ever undo a test level: the agent restores it on its way out
+    assert cli_json("read", "lamp-1", *cabinet.sock())[1]["values"]["level_pct"] == 70

@@ -107,6 +107,7 @@ def test_install_gateway_installs_config_unit_and_serial_port_drop_in_and_is_ide
     drop_in = installed["etc/systemd/system/citygate-agent.service.d/devices.conf"].decode()
     assert "[Service]" in drop_in and "DeviceAllow=/dev/ttyUSB7 rw" in drop_in
     assert (root / "etc/citygate/agent.toml").stat().st_mode & 0o777 == 0o640
+    assert installed["etc/citygate/registermaps/lamp-lc100.toml"] == (REPO / "configs/registermaps/lamp-lc100.toml").read_bytes()
     assert (root / "etc/citygate").stat().st_mode & 0o777 == 0o750
 
     second = install(config, root)
