@@ -71,9 +71,14 @@ def bthome_cmd(hex_payload: str, as_json: bool, key: str | None, mac: str | None
     from drivers import bthome
 
     data = parse_hex(hex_payload)
-    bindkey = parse_hex(key) if key is not None else None
-    if bindkey is not None and len(bindkey) != 16:
-        raise click.BadParameter(f"a bindkey is 16 bytes (32 hex digits), got {len(bindkey)}", param_hint="--key")
+    bindkey = None
+    if key is not None:
+        try:
+            bindkey = bytes.fromhex(key.replace(" ", ""))
+        except ValueError:
+            raise click.BadParameter(f"not hexadecimal: {key!r}", param_hint="--key") from None
+        if len(bindkey) != 16:
+            raise click.BadParameter(f"a bindkey is 16 bytes (32 hex digits), got {len(bindkey)}", param_hint="--key")
     try:
         mac_bytes = bthome.parse_mac(mac) if mac is not None else None
     except ValueError as exc:
