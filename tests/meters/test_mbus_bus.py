@@ -100,7 +100,7 @@ async def test_secondary_addressing_selects_then_reads_253() -> None:
 
 async def test_a_lost_reply_is_repeated_with_the_same_fcb_and_a_bad_checksum_is_retried() -> None:
     async with MbusWaterMeter(telegrams=2) as meter:
-        bus = make_bus(_config(meter.port, timeout_s=0.5), CTX)
+        bus = make_bus(_config(meter.port, timeout_s=1.0), CTX)
         await bus.read("water-1")
         meter.requests.clear()
         meter.drop_replies(1)  # the E5 of SND_NKE
@@ -119,7 +119,7 @@ async def test_a_lost_reply_is_repeated_with_the_same_fcb_and_a_bad_checksum_is_
 async def test_a_dead_meter_is_a_communication_failure_then_restored() -> None:
     async with MbusWaterMeter() as meter:
         bus = make_bus(_config(meter.port, [{"id": "water-1", "primary": 1}, {"id": "ghost", "primary": 9}],
-                               timeout_s=0.3, retries=1, interval_s=0.1), CTX)  # fmt: skip
+                               timeout_s=0.6, retries=1, interval_s=0.1), CTX)  # fmt: skip
         async with running(bus) as records:
             await _until(lambda: any(isinstance(r, Event) and r.device == "ghost" for r in records))
             await _until(lambda: sum(isinstance(r, Sample) for r in records) >= 2)

@@ -125,7 +125,7 @@ async def test_sample_interval_limits_the_rate() -> None:
 async def test_silence_is_a_communication_failure_and_frames_restore_it() -> None:
     meter = TicMeter(period_s=0.05, corrupt_rate=1.0, seed=1)
     async with meter:
-        bus = make_bus(_config(meter.port, silent_after_s=0.5), CTX)
+        bus = make_bus(_config(meter.port, silent_after_s=1.5), CTX)
         async with running(bus) as records:
             await _until(lambda: bool(events(records, "communication_failure")))
             assert not samples(records) and bus.states()[0].state == "failing"
