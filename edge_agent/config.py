@@ -26,7 +26,7 @@ Example::
     technician = false                   # true enables write calls (lamp tests, overrides)
 
     [watchdog]
-    bus_silence_s = 900                  # a bus with neither a reading nor a failure this long is wedged
+    bus_silence_s = 3600                 # a bus with neither a reading nor a failure this long is wedged
 
     [[bus]]                              # one table per bus; keys per driver (drivers/*)
     name = "rs485-1"
@@ -97,7 +97,7 @@ class LocalApiConfig:
 
 @dataclass(frozen=True)
 class WatchdogConfig:
-    bus_silence_s: float = 900.0
+    bus_silence_s: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def parse_local_api(raw: Any, base: Path) -> LocalApiConfig:
 
 def _watchdog(raw: Any) -> WatchdogConfig:
     t = ConfigTable(raw, "watchdog")
-    cfg = WatchdogConfig(bus_silence_s=t.number("bus_silence_s", 900.0, lo=1, hi=86_400))
+    cfg = WatchdogConfig(bus_silence_s=t.number("bus_silence_s", 3600.0, lo=1, hi=86_400))
     t.done()
     return cfg
 
