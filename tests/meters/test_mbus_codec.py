@@ -296,3 +296,14 @@ def test_fuzz_mutated_vectors() -> None:
         fixed = encode_long(body[0], body[1], body[2], bytes(body[3:252])) if len(body) >= 3 else bytes(raw)
         _only_decode_errors(fixed)
         _only_decode_errors(bytes(raw))
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2080, 12, 31, 23, 59)))
+def test_date_types_f_and_g_round_trip(t: datetime) -> None:
+    r = decode_variable_data(
+        0x78,
+        encode_record(b"\x6d", encode_date_f(t), Coding.INT32)
+        + encode_record(b"\x6c", encode_date_g(t.date()), Coding.INT16),
+    )
+    assert r.records[0].value == t.strftime("%Y-%m-%dT%H:%M")
+    assert r.records[1].value == t.date().isoformat()
