@@ -16,6 +16,7 @@ collector learns of every loss.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +30,10 @@ import orjson
 
 from drivers.model import Event, Record, Sample, Severity, now_ms
 
+log = logging.getLogger("citygate.journal")
+
 SAMPLE, EVENT = 0, 1
+RETRY_S = 1.0
 JOURNAL_DEVICE = "journal"
 
 _SCHEMA = """
@@ -189,19 +193,36 @@ class Journal:
             self._flush_task = asyncio.get_running_loop().create_task(self.flush())
 
     async def flush(self) -> None:
-        """Commit everything appended so far, then hand it to the observers."""
+        """Commit everything appended so far, then hand it to the observers.
+
+        If the commit fails (disk full, I/O error) the records go back to the head of the queue,
+        in order, and a retry is scheduled: nothing accepted is dropped on the floor."""
         async with self._flush_lock:
             while self._pending:
                 if self._flush_handle is not None:
                     self._flush_handle.cancel()
                     self._flush_handle = None
                 batch, self._pending = self._pending, []
-                rows = [encode(r) for r in batch]
-                await self._call(self._write, rows)
+                try:
+                    await self._call(self._write, [self._encode_or_report(r) for r in batch])
+                except Exception:
+                    self._pending[:0] = batch
+                    log.exception("journal commit of %d records failed; retrying in %.0f s", len(batch), RETRY_S)
+                    self._flush_handle = asyncio.get_running_loop().call_later(RETRY_S, self._start_flush)
+                    raise
                 self.new_data.set()
                 for record in batch:
                     for observer in self.observers:
                         observer(record)
+
+    @staticmethod
+    def _encode_or_report(record: Record) -> tuple[int, int, bytes]:
+        try:
+            return encode(record)
+        except TypeError as exc:  # a value orjson cannot represent: keep a trace, not the record
+            log.error("record of %s cannot be encoded: %s", record.device, exc)
+            return encode(Event(record.device, record.ts_ms, "record_unencodable", Severity.MAJOR,
+                                {"reason": str(exc), "record": repr(record)[:500]}))
 
     def _write(self, rows: list[tuple[int, int, bytes]]) -> None:
         db = self._require_db()

@@ -127,3 +127,39 @@ async def test_closed_journal_refuses_appends(tmp_path: Path) -> None:
         pass
     with pytest.raises(RuntimeError):
         journal.append(sample(1))
+
+
+async def test_a_failed_commit_keeps_the_records_for_the_next_try(tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.db") as journal:
+        journal.append(sample(1))
+        real_write = journal._write
+        calls = 0
+
+        def failing_once(rows: list[tuple[int, int, bytes]]) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise sqlite3.OperationalError("disk I/O error")
+            real_write(rows)
+
+        journal._write = failing_once  # type: ignore[method-assign]
+        with pytest.raises(sqlite3.OperationalError):
+            await journal.flush()
+        journal.append(sample(2))
+        await journal.flush()
+        batch = await journal.read_pending(10, 10**6)
+    assert batch is not None
+    assert [orjson.loads(b)["ts_ms"] for b in batch.records] == [TS + 1, TS + 2]
+
+
+async def test_a_value_that_cannot_be_encoded_becomes_an_event_not_a_lost_batch(tmp_path: Path) -> None:
+    async with Journal(tmp_path / "j.db") as journal:
+        journal.append(sample(1))
+        journal.append(Sample("lamp-9", TS, {"bad": object()}))  # type: ignore[dict-item]
+        journal.append(sample(2))
+        await journal.flush()
+        batch = await journal.read_pending(10, 10**6)
+    assert batch is not None
+    docs = [orjson.loads(b) for b in batch.records]
+    assert [d["kind"] for d in docs] == ["sample", "event", "sample"]
+    assert docs[1]["code"] == "record_unencodable" and docs[1]["device"] == "lamp-9"
