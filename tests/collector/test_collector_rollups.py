@@ -1,0 +1,326 @@
+"""Rollups maintained on ingest: counters that wrap or reset, burn time, lamps on/faulty, water,
+alarms, local days; equal to sums recomputed from the raw records, on randomised data."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+from collector_testkit import Client, Running, batch_body, event, fresh_db, sample
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collector.app import create_app, start
+from collector.rollup import day_of_hour
+from collector.store import open_store
+from collector.tokens import hash_token, new_token
+
+H = 3_600_000
+MIN = 60_000
+T0 = 1_764_547_200_000  # 2025-12-01T00:00:00Z = 01:00 in Paris
+PARIS = ZoneInfo("Europe/Paris")
+FIELDS = ("energy_kwh", "burn_h", "lamps_on", "lamps_faulty", "water_m3", "alarms", "samples", "events")
+
+
+def buckets(doc: dict[str, Any]) -> dict[Any, dict[str, Any]]:
+    return {b["bucket"]: {k: b[k] for k in FIELDS} for b in doc["buckets"]}
+
+
+async def test_counters_burn_time_lamps_water_and_alarms_roll_up_by_hour_and_day(running: Running) -> None:
+    gw, token = await running.add_gateway("gw-1", "21231")
+    records = [
+        sample(1, "lamp-1", T0, energy_wh=2**32 - 100, lamp_on=True),
+        sample(2, "lamp-1", T0 + 10 * MIN, energy_wh=50, lamp_on=True),  # u32 wrap: +150 Wh
+        sample(3, "lamp-1", T0 + 20 * MIN, energy_wh=30, lamp_on=False),  # reset: +0, counter_reset
+        sample(4, "meter-1", T0 + 5 * MIN, volume_m3=10.0),
+        sample(5, "lamp-1", T0 + 60 * MIN, energy_wh=80, lamp_on=True),  # +50; was off: no burn
+        sample(6, "meter-1", T0 + 65 * MIN, volume_m3=10.5),  # +0.5
+        sample(7, "meter-1", T0 + 70 * MIN, volume_m3=9.0),  # meter replaced: +0, counter_reset
+        sample(8, "meter-1", T0 + 80 * MIN, volume_m3=9.25),  # +0.25
+        sample(9, "lamp-1", T0 + 100 * MIN, energy_wh=100, lamp_on=True),  # +20; 40 min gap: no burn
+        event(10, "lamp_failure", "major", "lamp-1", T0 + 101 * MIN),
+        event(11, "door_open", "minor", "cabinet", T0 + 102 * MIN),
+        sample(12, "lamp-1", T0 + 30 * MIN, energy_wh=10**6, lamp_on=True),  # late: counted, changes nothing
+    ]
+    for _ in range(2):  # the resend must not count anything twice
+        status, _, doc = await running.client.post(batch_body(gw.name, records), token)
+        assert status == 200, doc
+
+    hour0 = {"energy_kwh": 0.150, "burn_h": 20 / 60, "lamps_on": 1, "lamps_faulty": 0, "water_m3": 0.0,
+             "alarms": 0, "samples": 5, "events": 0}
+    hour1 = {"energy_kwh": 0.070, "burn_h": 0.0, "lamps_on": 1, "lamps_faulty": 1, "water_m3": 0.75,
+             "alarms": 1, "samples": 5, "events": 2}
+    day = {"energy_kwh": 0.220, "burn_h": 20 / 60, "lamps_on": 1, "lamps_faulty": 1, "water_m3": 0.75,
+           "alarms": 1, "samples": 10, "events": 2}
+    for path in ("/api/v1/gateways/gw-1", "/api/v1/communes/21231", "/api/v1"):
+        status, _, doc = await running.client.get(f"{path}/rollups/hour?from={T0}&to={T0 + 5 * H}")
+        assert status == 200, doc
+        assert_close(buckets(doc), {T0: hour0, T0 + H: hour1})
+        _, _, doc = await running.client.get(f"{path}/rollups/day?from=2025-11-30&to=2025-12-02")
+        assert_close(buckets(doc), {"2025-12-01": day})
+    _, _, doc = await running.client.get("/api/v1/communes/21617/rollups/day?from=2025-11-30&to=2025-12-02")
+    assert doc["buckets"] == []
+
+    _, _, doc = await running.client.get("/api/v1/gateways/gw-1/events")
+    resets = sorted((e["device"], e["detail"]["quantity"], e["detail"]["previous"], e["detail"]["current"])
+                    for e in doc["events"] if e["code"] == "counter_reset")
+    assert resets == [("lamp-1", "energy_wh", 50, 30), ("meter-1", "volume_m3", 10.5, 9.0)]
+    assert all(e["seq"] is None and e["severity"] == "minor" for e in doc["events"] if e["code"] == "counter_reset")
+
+
+async def test_rollup_queries_check_their_parameters(running: Running) -> None:
+    for path, status in [
+        ("/api/v1/rollups/week?from=1&to=2", 404),
+        ("/api/v1/rollups/day?from=2025-12-01", 400),
+        ("/api/v1/rollups/day?from=yesterday&to=2025-12-01", 400),
+        ("/api/v1/rollups/hour?from=abc&to=5", 400),
+        ("/api/v1/communes/75056/rollups/day?from=2025-12-01&to=2025-12-01", 404),
+        ("/api/v1/gateways/ghost/rollups/day?from=2025-12-01&to=2025-12-01", 404),
+    ]:
+        got, ctype, doc = await running.client.get(path)
+        assert (got, ctype) == (status, "application/problem+json"), (path, doc)
+
+
+def test_a_paris_day_holds_23_24_or_25_utc_hours() -> None:
+    hours_per_day: dict[str, int] = defaultdict(int)
+    start = int(datetime(2026, 1, 1, tzinfo=PARIS).timestamp() * 1000)
+    for i in range(365 * 24):
+        hours_per_day[day_of_hour(start + i * H)] += 1
+    assert hours_per_day["2026-03-29"] == 23  # spring forward
+    assert hours_per_day["2026-10-25"] == 25  # fall back
+    assert {n for d, n in hours_per_day.items() if d not in ("2026-03-29", "2026-10-25")} == {24}
+    assert day_of_hour(int(datetime(2025, 12, 31, 23, tzinfo=UTC).timestamp() * 1000)) == "2026-01-01"
+
+
+# -- property: rollups equal sums recomputed from the raw records -----------------------------
+
+GATEWAYS = [  # name, registered commune, commune the batches are tagged with
+    ("gw-dijon", "21231", "21231"),
+    ("gw-crimolois", "21452", "21213"),  # installed before the merger
+    ("gw-neuilly", "21452", "21452"),
+    ("gw-talant", "21617", None),
+]
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+SPRING, AUTUMN = _ms(datetime(2026, 3, 29, 1, tzinfo=UTC)), _ms(datetime(2026, 10, 25, 1, tzinfo=UTC))  # DST edges
+NEW_YEAR = _ms(datetime(2026, 1, 1, tzinfo=PARIS))
+STARTS = [T0, SPRING - 3 * H, AUTUMN - 3 * H, NEW_YEAR - 2 * H]
+
+
+@dataclass
+class Plan:
+    gateways: list[tuple[str, str, str | None]]
+    records: dict[str, list[dict[str, Any]]]
+    sends: dict[str, list[list[dict[str, Any]]]]  # batches in sending order, with resends
+    devices: dict[str, set[str]] = field(default_factory=dict)
+
+
+@st.composite
+def plans(draw: st.DrawFn) -> Plan:
+    gateways = draw(st.lists(st.sampled_from(GATEWAYS), min_size=1, max_size=4, unique=True))
+    start = draw(st.sampled_from(STARTS))
+    records: dict[str, list[dict[str, Any]]] = {}
+    sends: dict[str, list[list[dict[str, Any]]]] = {}
+    devices: dict[str, set[str]] = {}
+    for name, _, _ in gateways:
+        names = [f"lamp-{i}" for i in range(draw(st.integers(1, 3)))] + ["meter-1"]
+        clock = dict.fromkeys(names, start)
+        energy = {d: draw(st.integers(0, 2**32 - 1)) for d in names}
+        volume = dict.fromkeys(names, 100.0)
+        recs: list[dict[str, Any]] = []
+        for seq in range(1, draw(st.integers(1, 40)) + 1):
+            device = draw(st.sampled_from(names))
+            clock[device] += draw(st.integers(0, 40 * MIN))
+            ts = clock[device] - (draw(st.integers(1, 2 * H)) if draw(st.integers(0, 9)) == 0 else 0)  # late
+            if draw(st.integers(0, 7)) == 0:
+                recs.append(event(seq, draw(st.sampled_from(["lamp_failure", "door_open", "communication_failure"])),
+                                  draw(st.sampled_from(["info", "minor", "major", "critical"])), device, ts))
+                continue
+            values: dict[str, Any] = {}
+            if device == "meter-1":
+                volume[device] = round(draw(st.floats(0, 5)), 3) if draw(st.integers(0, 9)) == 0 else \
+                    round(volume[device] + draw(st.floats(0, 2.5)), 3)
+                values["volume_m3"] = volume[device]
+            else:
+                if draw(st.integers(0, 11)) == 0:
+                    energy[device] = draw(st.integers(0, 1000))  # driver replaced
+                else:
+                    energy[device] += draw(st.integers(0, 5000))
+                if draw(st.booleans()):
+                    values["energy_wh"] = energy[device] % 2**32
+                if draw(st.integers(0, 4)):
+                    values["lamp_on"] = draw(st.booleans())
+                if draw(st.integers(0, 9)) == 0:
+                    values["lamp_failure"] = True
+            values["level_pct"] = draw(st.integers(0, 100))
+            recs.append(sample(seq, device, ts, **values))
+        chunks: list[list[dict[str, Any]]] = []
+        i = 0
+        while i < len(recs):
+            n = draw(st.integers(1, 12))
+            chunks.append(recs[i:i + n])
+            i += n
+        order: list[list[dict[str, Any]]] = []
+        for k, chunk in enumerate(chunks):
+            order.append(chunk)
+            if draw(st.integers(0, 3)) == 0:  # a lost ack: an earlier batch comes again
+                order.append(chunks[draw(st.integers(0, k))])
+        records[name], sends[name], devices[name] = recs, order, set(names)
+    return Plan(gateways, records, sends, devices)
+
+
+def recompute(records: list[dict[str, Any]]) -> tuple[dict[tuple[str, Any], dict[str, float]], int]:
+    """Hour and day totals of one gateway's raw records, by the rules of collector.rollup, and the resets."""
+    out: dict[tuple[str, Any], dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0.0))
+    last_ts: dict[str, int] = {}
+    counters: dict[tuple[str, str], float] = {}
+    lit: dict[str, bool] = {}
+    counted: dict[tuple[str, str, str], Any] = {}  # (device, what, period) -> latest bucket counted
+    resets = 0
+    for r in sorted(records, key=lambda r: r["seq"]):
+        ts, device = r["ts_ms"], r["device"]
+        keys = [("hour", ts // H * H), ("day", datetime.fromtimestamp(ts / 1000, PARIS).date().isoformat())]
+
+        def add(name: str, amount: float, keys: list[tuple[str, Any]] = keys) -> None:
+            for key in keys:
+                out[key][name] += amount
+
+        def once(what: str, keys: list[tuple[str, Any]] = keys, device: str = device) -> None:
+            for period, bucket in keys:
+                latest = counted.get((device, what, period))
+                if latest is None or bucket > latest:
+                    counted[(device, what, period)] = bucket
+                    out[(period, bucket)][what] += 1
+
+        if r["kind"] == "event":
+            add("events", 1)
+            add("alarms", 1 if r["severity"] in ("major", "critical") else 0)
+            if r["code"] == "lamp_failure":
+                once("lamps_faulty")
+            continue
+        add("samples", 1)
+        values = r["values"]
+        if device not in last_ts or ts >= last_ts[device]:
+            if device in last_ts and lit.get(device) and ts - last_ts[device] <= 15 * MIN:
+                add("burn_h", (ts - last_ts[device]) / H)
+            for quantity, column, scale, wraps in (("energy_wh", "energy_kwh", 1000, True),
+                                                   ("volume_m3", "water_m3", 1, False)):
+                if quantity not in values:
+                    continue
+                now, before = values[quantity], counters.get((device, quantity))
+                if before is not None:
+                    if now >= before:
+                        add(column, (now - before) / scale)
+                    elif wraps and before >= 15 * 2**28 and now < 2**28:
+                        add(column, (now + 2**32 - before) / scale)
+                    else:
+                        resets += 1
+                counters[(device, quantity)] = now
+            if "lamp_on" in values:
+                lit[device] = values["lamp_on"]
+            last_ts[device] = ts
+        if values.get("lamp_on") is True:
+            once("lamps_on")
+        if values.get("lamp_failure") is True:
+            once("lamps_faulty")
+    return out, resets
+
+
+def assert_close(got: dict[Any, dict[str, Any]], expected: dict[Any, dict[str, Any]]) -> None:
+    assert got.keys() == expected.keys()
+    for bucket, totals in expected.items():
+        for name, value in totals.items():
+            assert math.isclose(got[bucket][name], value, rel_tol=1e-9, abs_tol=1e-6), (bucket, name, got[bucket])
+
+
+async def run_plan(kind: str, plan: Plan) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with fresh_db(kind, Path(tmp)) as url, open_store(url) as store:
+            runner, base = await start(create_app(store), "127.0.0.1", 0)
+            try:
+                async with aiohttp.ClientSession() as session:
+                    await check_plan(Client(base, session), store, plan)
+            finally:
+                await runner.cleanup()
+
+
+async def check_plan(client: Client, store: Any, plan: Plan) -> None:
+    tokens = {}
+    for name, commune, _ in plan.gateways:
+        tokens[name] = new_token()
+        await store.add_gateway(name, commune, hash_token(tokens[name]))
+
+    async def upload(name: str, tag: str | None) -> None:
+        for chunk in plan.sends[name]:
+            status, _, doc = await client.post(batch_body(name, chunk, commune=tag), tokens[name])
+            assert status == 200, doc
+
+    await asyncio.gather(*(upload(name, tag) for name, _, tag in plan.gateways))
+
+    first_h, last_h = T0 - 400 * 24 * H, T0 + 400 * 24 * H
+    span = {"hour": f"from={first_h}&to={last_h}", "day": "from=2024-01-01&to=2027-12-31"}
+    per_commune: dict[str, dict[tuple[str, Any], dict[str, float]]] = defaultdict(
+        lambda: defaultdict(lambda: dict.fromkeys(FIELDS, 0.0)))
+    metropolis: dict[tuple[str, Any], dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0.0))
+    for name, commune, _ in plan.gateways:
+        # the raw records, read back from the store
+        raw: list[dict[str, Any]] = []
+        for device in plan.devices[name]:
+            _, _, doc = await client.get(f"/api/v1/gateways/{name}/devices/{device}/samples?limit=10000")
+            raw += [{"kind": "sample", "device": device, **s} for s in doc["samples"]]
+        _, _, doc = await client.get(f"/api/v1/gateways/{name}/events?limit=10000")
+        raw += [{"kind": "event", **e} for e in doc["events"] if e["seq"] is not None]
+        assert sorted(r["seq"] for r in raw) == [r["seq"] for r in plan.records[name]]
+        expected, resets = recompute(raw)
+        assert sum(e["code"] == "counter_reset" for e in doc["events"]) == resets
+        for period in ("hour", "day"):
+            _, _, got = await client.get(f"/api/v1/gateways/{name}/rollups/{period}?{span[period]}")
+            assert_close(buckets(got), {b: t for (p, b), t in expected.items() if p == period})
+        for key, totals in expected.items():
+            for f, v in totals.items():
+                per_commune[commune][key][f] += v
+                metropolis[key][f] += v
+    for period in ("hour", "day"):
+        commune_sums: dict[Any, dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0.0))
+        for commune, expected in per_commune.items():
+            _, _, got = await client.get(f"/api/v1/communes/{commune}/rollups/{period}?{span[period]}")
+            assert_close(buckets(got), {b: t for (p, b), t in expected.items() if p == period})
+            for b, t in buckets(got).items():
+                for f in FIELDS:
+                    commune_sums[b][f] += t[f]
+        _, _, got = await client.get(f"/api/v1/rollups/{period}?{span[period]}")
+        assert_close(buckets(got), {b: t for (p, b), t in metropolis.items() if p == period})
+        assert_close(buckets(got), commune_sums)  # the communes add up to the metropolis
+
+
+@given(plan=plans())
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_rollups_equal_sums_recomputed_from_raw_records_sqlite(plan: Plan) -> None:
+    asyncio.run(run_plan("sqlite", plan))
+
+
+@given(plan=plans())
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_rollups_equal_sums_recomputed_from_raw_records_postgresql(plan: Plan) -> None:
+    asyncio.run(run_plan("postgresql", plan))
+
+
+def test_start_instants_sit_just_before_the_edges() -> None:
+    def paris(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, PARIS).strftime("%Y-%m-%d %H:%M %Z")
+
+    assert (paris(SPRING - 1), paris(SPRING)) == ("2026-03-29 01:59 CET", "2026-03-29 03:00 CEST")
+    assert (paris(AUTUMN - 1), paris(AUTUMN)) == ("2026-10-25 02:59 CEST", "2026-10-25 02:00 CET")
+    assert paris(NEW_YEAR) == "2026-01-01 00:00 CET"
