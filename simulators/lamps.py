@@ -164,6 +164,12 @@ class _Unit:
             return reg.encode(round(self.lamp.level_pct))
         return _encode_reading(reg, float(q.get(reg.name, 0)))
 
+    def set_level(self, level_pct: int) -> None:
+        """Change the level at the controller itself (a local override), register image included."""
+        if self._cmd is not None:
+            self._cmd_words = self._cmd.encode(level_pct)
+        self.lamp.set_level(float(level_pct))
+
     def write(self, address: int, values: list[int]) -> ExcCodes | None:
         """Apply a write of holding registers; every word must belong to a writable register, wholly."""
         end = address + len(values)
@@ -268,6 +274,14 @@ class LampSimulator:
 
     def lamp(self, unit: int) -> Lamp:
         return self._units[unit].lamp
+
+    def set_level(self, unit: int, level_pct: int) -> None:
+        """Set a lamp's level from the controller side, as a local override would."""
+        self._units[unit].set_level(level_pct)
+
+    def register_image(self, unit: int, function: int = HOLDING) -> dict[int, int]:
+        """What `unit` would answer right now for each address of a table (3 holding, 4 input)."""
+        return self._units[unit].image(function)
 
     def requests(self, unit: int) -> int:
         """Requests addressed to `unit` so far, answered or not."""

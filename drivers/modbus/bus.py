@@ -147,21 +147,22 @@ class ModbusBus:
             else:
                 self._failed(dev, outcome, sink)
         now = time.monotonic()
-        retried = {d.id for d, _, _ in backlog}
-        waiting = sorted((d for d in self._devices if not d.healthy and d.due <= now and d.id not in retried), key=lambda d: d.due)
+        # Those just retried are still marked healthy, so they are not among the waiting.
+        waiting = sorted((d for d in self._devices if not d.healthy and d.due <= now), key=lambda d: d.due)
         backlog += [(d, self._tries, None) for d in waiting]
         timeout = self._cfg.timeout_s
-        for i, (dev, tries, _) in enumerate(backlog):
+        for dev, tries, first_error in backlog:
             fit = int((deadline - time.monotonic()) / timeout)
-            if fit < 1 and i > 0:
-                # No time left: a device that already had its first try has failed this poll; the
-                # others stay due and go first next cycle.
-                for late, _, err in backlog[i:]:
-                    if err is not None:
-                        self._failed(late, err, sink)
-                break
-            # The first one always gets a try, so an overloaded line still probes failing devices.
-            outcome = await self._attempt(dev, max(1, min(tries, fit)))
+            if fit < 1:
+                if first_error is not None:
+                    self._failed(dev, first_error, sink)  # it had its try; no time for another
+                    continue
+                if time.monotonic() - dev.due < self._cfg.backoff_max_s:
+                    continue  # stays due: first in line next cycle
+                # A line too busy to ever leave room still probes each failing device once per
+                # backoff_max_s, or it would never be seen to come back.
+                fit = 1
+            outcome = await self._attempt(dev, min(tries, fit))
             if isinstance(outcome, Sample):
                 self._succeeded(dev, outcome, sink)
             else:

@@ -248,6 +248,9 @@ def decode_rtu(frame: bytes, direction: Direction = "auto") -> Frame:
         raise DecodeError(f"truncated RTU frame: {len(frame)} bytes, at least 4 needed (unit, function, CRC)")
     if len(frame) > MAX_RTU_FRAME:
         raise DecodeError(f"RTU frame of {len(frame)} bytes is longer than the maximum of {MAX_RTU_FRAME}")
+    short = _rtu_shortfall(frame, direction)
+    if short is not None:
+        raise DecodeError(short)
     sent = frame[-2] | (frame[-1] << 8)
     computed = crc16(frame[:-2])
     if sent != computed:
@@ -260,6 +263,39 @@ def decode_rtu(frame: bytes, direction: Direction = "auto") -> Frame:
         raise DecodeError(f"unit address {unit} is reserved (valid: 0 broadcast, 1-247)")
     decoded = decode_pdu(unit, frame[1:-2], direction)
     return Frame(decoded.unit, decoded.function, decoded.kind, decoded.fields, crc=sent, note=decoded.note)
+
+
+def _rtu_length(frame: bytes, kind: Literal["request", "response"]) -> int | None:
+    """Whole-frame length its header implies, when it does (RTU frames are delimited by their content)."""
+    function = frame[1]
+    if function & 0x80:
+        return 5 if kind == "response" else None
+    if kind == "response":
+        if function in (1, 2, 3, 4, 23):
+            return 5 + frame[2]
+        return 8 if function in (5, 6, 15, 16) else 5 if function == 7 else None
+    if function in (1, 2, 3, 4, 5, 6):
+        return 8
+    if function == 7:
+        return 4
+    if function in (15, 16) and len(frame) > 6:
+        return 9 + frame[6]
+    if function == 23 and len(frame) > 10:
+        return 13 + frame[10]
+    return None
+
+
+def _rtu_shortfall(frame: bytes, direction: Direction) -> str | None:
+    """Why a frame is too short for every reading its header allows, or None."""
+    kinds: tuple[Literal["request", "response"], ...] = ("request", "response") if direction == "auto" else (direction,)
+    needs = [(kind, _rtu_length(frame, kind)) for kind in kinds]
+    if any(n is None or n == len(frame) for _, n in needs):
+        return None
+    longer = [(n, kind) for kind, n in needs if n is not None and n > len(frame)]
+    if not longer:
+        return None
+    n, kind = min(longer)
+    return f"truncated RTU frame: function {frame[1]} {kind} needs {n} bytes, got {len(frame)}"
 
 
 def decode_tcp(adu: bytes, direction: Direction = "auto") -> Frame:

@@ -190,15 +190,19 @@ def parse_register_map(doc: Mapping[str, Any], path: Path) -> RegisterMap:
     """Validate a register map already parsed from TOML; `path` names it in errors."""
     here = str(path)
     t = ConfigTable(doc, here)
-    model = _required_text(t, "model")
-    description = t.text("description", "")
-    level_curve = _choice(t, "level_curve", LEVEL_CURVES, "linear")
-    word_order = _choice(t, "word_order", WORD_ORDERS, "big")
-    max_block = t.integer("max_block", MAX_READ, lo=2, hi=MAX_READ)
-    max_gap = t.integer("max_gap", 0, lo=0, hi=MAX_READ - 2)
+    try:
+        model = _required_text(t, "model")
+        description = t.text("description", "")
+        level_curve = _choice(t, "level_curve", LEVEL_CURVES, "linear")
+        word_order = _choice(t, "word_order", WORD_ORDERS, "big")
+        max_block = t.integer("max_block", MAX_READ, lo=2, hi=MAX_READ)
+        max_gap = t.integer("max_gap", 0, lo=0, hi=MAX_READ - 2)
+        t.used.add("register")
+        t.done()
+    except ConfigError as exc:
+        # "map.toml:max_block", as the register keys read ("map.toml:register[3].type").
+        raise ConfigError(f"{here}:{exc.key[len(here) + 1 :]}", exc.reason) from None
     raw_regs = doc.get("register")
-    t.used.add("register")
-    t.done()
     if not isinstance(raw_regs, list) or not raw_regs:
         raise ConfigError(f"{here}:register", "a register map needs at least one [[register]] table")
     registers = tuple(

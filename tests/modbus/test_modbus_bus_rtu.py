@@ -1,0 +1,72 @@
+"""The Modbus lamp bus over Modbus RTU on a real pty pair, served by the lamp simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+
+import pytest
+from modbus_testkit import DALI_GW, LC100, Records, gaps, make_bus, polling, rtu_table, wait_for
+
+from drivers.errors import DeviceError
+from simulators.lamps import LampSimulator
+
+
+async def test_rtu_samples_and_verified_level_writes() -> None:
+    async with LampSimulator([1, 2, 3], LC100, level_pct=60) as sim:
+        path = await sim.serve_rtu_pty()
+        assert path.startswith("/dev/pts/")
+        bus = make_bus(rtu_table(path, [1, 2, 3]))
+        records = Records()
+        async with polling(bus, records):
+            await wait_for(lambda: all(records.samples(f"lamp-{u}") for u in (1, 2, 3)), what="samples")
+            assert await bus.set_level("lamp-3", 25) == 25
+            await wait_for(lambda: records.samples("lamp-3")[-1].values["level_pct"] == 25, what="new level polled")
+        assert records.samples("lamp-1")[0].values["level_cmd_pct"] == 60
+        assert sim.lamp(3).level_pct == 25 and sim.lamp(2).level_pct == 60
+
+
+async def test_rtu_dali_gateway_map() -> None:
+    async with LampSimulator([7], DALI_GW) as sim:
+        path = await sim.serve_rtu_pty()
+        bus = make_bus(rtu_table(path, [7], regmap=DALI_GW))
+        try:
+            assert await bus.set_level("lamp-7", 70) == 70
+            assert sim.register_image(7)[15] == 241  # IEC 62386-102: 70 % is arc 241
+            sample = await bus.read("lamp-7")
+            assert sample.values["level_pct"] == pytest.approx(70, abs=1.5)
+        finally:
+            await bus.aclose()
+
+
+async def test_rtu_dead_devices_do_not_delay_neighbours_on_the_sequential_line() -> None:
+    units = list(range(1, 11))
+    dead = (4, 8)
+    async with LampSimulator(units, LC100) as sim:
+        path = await sim.serve_rtu_pty()
+        # A dead controller costs 3 x 0.15 s per poll: polled in line, two of them would more
+        # than double the 0.4 s cycle.
+        bus = make_bus(rtu_table(path, units, interval_s=0.4, timeout_s=0.15, retries=2, backoff_max_s=1.6))
+        records = Records()
+        for u in dead:
+            sim.set_fault(u, "no-answer")
+        async with polling(bus, records):
+            await asyncio.sleep(4.0)
+        neighbour_gaps = [g for u in units if u not in dead for g in gaps(records.sample_times(f"lamp-{u}")[2:])]
+        assert len(neighbour_gaps) >= 8 * 7
+        assert statistics.median(neighbour_gaps) == pytest.approx(0.4, abs=0.05)
+        assert max(neighbour_gaps) < 0.4 + 0.15 + 0.1, f"a neighbour waited {max(neighbour_gaps):.3f} s"
+        assert sorted(e.device for e in records.events("communication_failure")) == ["lamp-4", "lamp-8"]
+
+
+async def test_rtu_unit_missing_from_the_line_is_silence_then_failure() -> None:
+    async with LampSimulator([1], LC100) as sim:
+        path = await sim.serve_rtu_pty()
+        bus = make_bus(rtu_table(path, [1, 9], interval_s=0.2, timeout_s=0.1, failure_threshold=2))
+        records = Records()
+        async with polling(bus, records):
+            await wait_for(lambda: records.events("communication_failure"), what="communication_failure")
+        (event,) = records.events("communication_failure")
+        assert event.device == "lamp-9" and "no reply from unit 9" in event.detail["error"]
+        with pytest.raises(DeviceError, match="no such device"):
+            await bus.read("lamp-10")
