@@ -8,6 +8,7 @@ from simulators.ble import ble
 from simulators.demo import demo
 from simulators.lamps import lamps
 from simulators.mbus_meter import mbus
+from simulators.signals import signals
 from simulators.tic_meter import tic
 
 
@@ -21,4 +22,5 @@ main.add_command(ble)
 main.add_command(demo)
 main.add_command(lamps)
 main.add_command(mbus)
+main.add_command(signals)
 main.add_command(tic)

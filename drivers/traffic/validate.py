@@ -171,6 +171,8 @@ def validate_plan(ix: Intersection, plan: Plan) -> list[Violation]:
             )
             continue
         for i, span in enumerate(runs):
+            if span.length_s >= period:
+                continue  # green in every stage: it never ends, so it never waits and is never cut short
             stages = _stage_range(span.first_stage, span.last_stage)
             if span.length_s < MIN_GREEN_S:
                 out.append(
@@ -184,8 +186,6 @@ def validate_plan(ix: Intersection, plan: Plan) -> list[Violation]:
                         actual=span.length_s,
                     )
                 )
-            if span.length_s >= period:
-                continue
             nxt = runs[(i + 1) % len(runs)]
             wait = (nxt.start_s - span.end_s) % period
             if wait > plan.max_wait_s:
