@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Literal, Protocol, Self
 
 from citygate_wire.batch import WireRecord
+from collector.control.store import ControlStore
 from collector.model import (
     Gateway,
     GatewayInfo,
@@ -29,7 +30,7 @@ Level = Literal["gateway", "commune", "metropolis"]
 ROLLUP_COLUMNS = ("energy_wh", "burn_ms", "lamps_on", "lamps_faulty", "water_m3", "alarms", "samples", "events")
 
 
-class Store(Protocol):
+class Store(ControlStore, Protocol):
     url: str
 
     async def __aenter__(self) -> Self: ...

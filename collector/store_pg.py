@@ -24,6 +24,7 @@ import asyncpg
 import orjson
 
 from citygate_wire.batch import WireRecord
+from collector.control.engines import PG_MIGRATION, PgControl
 from collector.errors import GatewayExists, StoreError, UnknownGateway
 from collector.model import (
     Gateway,
@@ -114,6 +115,7 @@ CREATE TABLE {table} (
 );"""
         for table, key in ROLLUP_TABLES.values()
     )),
+    (3, PG_MIGRATION),  # the MQTT control plane (collector.control)
 ]
 
 
@@ -159,7 +161,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class PgStore:
+class PgStore(PgControl):
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 8) -> None:
         self.url = url
         self._dsn, self.schema = split_schema(url)

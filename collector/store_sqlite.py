@@ -21,6 +21,7 @@ from typing import Any, Self, TypeVar
 import orjson
 
 from citygate_wire.batch import WireRecord
+from collector.control.engines import SQLITE_MIGRATION, SqliteControl
 from collector.errors import GatewayExists, StoreError, UnknownGateway
 from collector.model import (
     Gateway,
@@ -117,6 +118,7 @@ CREATE TABLE {table} (
 ) WITHOUT ROWID;"""
         for table, key in ROLLUP_TABLES.values()
     )),
+    (3, SQLITE_MIGRATION),  # the MQTT control plane (collector.control)
 ]
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
@@ -130,7 +132,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class SqliteStore:
+class SqliteStore(SqliteControl):
     def __init__(self, path: Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000) -> None:
         self.path = path
         self.url = f"sqlite://{path}"
