@@ -32,6 +32,7 @@ log = logging.getLogger("citygate.agent")
 #: Feature services built from parsed config sections: section name -> "module:function(section_cfg) -> Service".
 SERVICES: dict[str, str] = {
     "mqtt": "edge_agent.control:service",
+    "analytics": "edge_agent.analytics:service",
 }
 
 RESTART_DELAY_S = 5.0
