@@ -23,6 +23,7 @@ BUS_TYPES: dict[str, str] = {
     "ble": "drivers.ble:from_config",
     "tic": "drivers.tic.bus:from_config",
     "mbus": "drivers.mbus.bus:from_config",
+    "signals": "drivers.traffic.bus:from_config",
 }
 
 

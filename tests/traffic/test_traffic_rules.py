@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import subprocess
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from traffic_testkit import DIJON, RURAL, only, small, small_doc
+from traffic_testkit import DIJON, RURAL, only, small, small_doc, write_toml
 
 from drivers.errors import ConfigError
 from drivers.traffic.config import load_timings, parse_timings
@@ -281,29 +280,6 @@ def _agent(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([bin_path("citygate-agent"), *args], capture_output=True, text=True, timeout=60)
 
 
-def _write(tmp_path: Path, doc: dict[str, Any]) -> Path:
-    lines = [f"[intersection]\nid = \"{doc['intersection']['id']}\"\nsetting = \"{doc['intersection']['setting']}\""]
-    lines.append("groups = " + _toml_array(doc["intersection"]["groups"]))
-    lines.append("conflicts = " + _toml_array(doc["intersection"]["conflicts"]))
-    for p in doc["plan"]:
-        lines.append(f"[[plan]]\nnumber = {p['number']}\ncycle_s = {p['cycle_s']}\noffset_s = {p['offset_s']}")
-        lines.append("stages = " + _toml_array(p["stages"]))
-    for t in doc["day_table"]:
-        lines.append(f"[[day_table]]\nid = \"{t['id']}\"\nswitches = " + _toml_array(t["switches"]))
-    lines.append("[week]\n" + "\n".join(f'{d} = "{t}"' for d, t in doc["week"].items()))
-    path = tmp_path / "crossing.toml"
-    path.write_text("\n".join(lines) + "\n")
-    assert tomllib.loads(path.read_text())  # the helper writes valid TOML
-    return path
-
-
-def _toml_array(items: list[dict[str, Any]]) -> str:
-    def value(v: Any) -> str:
-        return orjson.dumps(v).decode()
-
-    return "[\n" + "".join("  { " + ", ".join(f"{k} = {value(v)}" for k, v in i.items()) + " },\n" for i in items) + "]"
-
-
 def test_plan_check_exits_0_on_a_lawful_file() -> None:
     done = _agent("plan", "check", str(DIJON))
     assert done.returncode == 0, done.stderr
@@ -319,7 +295,7 @@ def test_plan_check_exits_2_with_the_reasons(tmp_path: Path) -> None:
     stages = doc["plan"][0]["stages"]
     stages[0]["green_s"], stages[0]["interstage_s"] = 32, 6
     doc["plan"][0]["cycle_s"] = 70
-    path = _write(tmp_path, doc)
+    path = write_toml(tmp_path / "crossing.toml", doc)
     done = _agent("plan", "check", str(path))
     assert done.returncode == 2
     assert "refused, 2 violation(s)" in done.stderr

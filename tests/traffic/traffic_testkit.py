@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
+import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from drivers.traffic.config import Timings, parse_timings
 from drivers.traffic.validate import Violation
@@ -62,6 +65,27 @@ def small_doc() -> dict[str, Any]:
     return copy.deepcopy(_SMALL)
 
 
+def write_toml(path: Path, doc: dict[str, Any]) -> Path:
+    """Write a document of the small crossing's shape as an intersection TOML file."""
+
+    def array(items: list[dict[str, Any]]) -> str:
+        rows = ("  { " + ", ".join(f"{k} = {orjson.dumps(v).decode()}" for k, v in i.items()) + " },\n" for i in items)
+        return "[\n" + "".join(rows) + "]"
+
+    ix = doc["intersection"]
+    lines = [f"[intersection]\nid = \"{ix['id']}\"\nsetting = \"{ix['setting']}\"",
+             "groups = " + array(ix["groups"]), "conflicts = " + array(ix["conflicts"])]
+    for p in doc["plan"]:
+        lines.append(f"[[plan]]\nnumber = {p['number']}\ncycle_s = {p['cycle_s']}\noffset_s = {p['offset_s']}")
+        lines.append("stages = " + array(p["stages"]))
+    for t in doc["day_table"]:
+        lines.append(f"[[day_table]]\nid = \"{t['id']}\"\nswitches = " + array(t["switches"]))
+    lines.append("[week]\n" + "\n".join(f'{d} = "{t}"' for d, t in doc["week"].items()))
+    path.write_text("\n".join(lines) + "\n")
+    assert tomllib.loads(path.read_text()) is not None
+    return path
+
+
 def small() -> Timings:
     return parse_timings(small_doc())
 
@@ -73,12 +97,8 @@ def only(violations: list[Violation], rule: str) -> Violation:
     return found[0]
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=PARIS)  # type: ignore[misc]
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 async def until(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
