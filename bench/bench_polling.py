@@ -1,0 +1,187 @@
+"""Agent CPU and memory while polling 200 simulated lamp controllers every second, journal on.
+
+Starts `citygate-sim lamps` (200 units, LC100 map: 11 quantities in 12 registers, one FC03
+request per lamp) in its own process, then, side by side for the same minute:
+- the agent: `citygate-agent run` with one modbus-tcp bus of 200 devices at interval 1 s and an
+  uplink to a closed local port, so every sample is journalled and stays there;
+- the baseline: a bare pymodbus client loop (this script with --baseline) reading the same 12
+  registers of the same 200 units once a second and doing nothing with them.
+Each is measured the same way from /proc: CPU = utime + stime over the measured window (after
+a warm-up), peak RSS = VmHWM. Targets: <= 2.5 CPU s/min and <= 40 MB. For scale: ThingsBoard
+IoT Gateway 3.8.5 needs 12.5-13.9 CPU s/min and 74 MB for this load.
+
+    python bench/bench_polling.py [--seconds 50] [--full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LC100 = REPO / "configs" / "registermaps" / "lamp-lc100.toml"
+BIN = Path(sys.executable).parent
+UNITS = 200
+REGISTERS = 12
+TICK = os.sysconf("SC_CLK_TCK")
+THINGSBOARD_CPU = (12.5, 13.9)
+THINGSBOARD_MB = 74
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15 of stat)
+
+
+def peak_rss_mb(pid: int) -> float:
+    match = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    assert match, f"no VmHWM for {pid}"
+    return int(match.group(1)) / 1024
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def agent_config(workdir: Path, sim_port: int) -> Path:
+    lines = [
+        "[gateway]",
+        'id = "gw-bench-0001"',
+        'commune = "21231"',
+        f'state_dir = "{workdir / "state"}"',
+        "",
+        "[uplink]",
+        f'url = "http://127.0.0.1:{closed_port()}"',  # nothing listens: the journal keeps everything
+        'token = "bench"',
+        "",
+        "[local_api]",
+        f'socket = "{workdir / "agent.sock"}"',
+        "",
+        "[[bus]]",
+        'name = "cabinet-modbus"',
+        'type = "modbus-tcp"',
+        'host = "127.0.0.1"',
+        f"port = {sim_port}",
+        "interval_s = 1.0",
+    ]
+    for unit in range(1, UNITS + 1):
+        lines += ["", "[[bus.device]]", f'id = "lamp-{unit:03d}"', f"unit = {unit}",
+                  f'register_map = "{LC100}"', "rated_power_w = 100"]
+    (workdir / "state").mkdir()
+    path = workdir / "agent.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def baseline_client(port: int) -> None:
+    """The floor: pymodbus reading the same registers of the same units once a second, nothing else."""
+    from pymodbus.client import AsyncModbusTcpClient
+
+    client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=0.5, retries=0)
+    await client.connect()
+    start = time.monotonic()
+    while True:
+        for unit in range(1, UNITS + 1):
+            await client.read_holding_registers(0, count=REGISTERS, device_id=unit)
+        start += 1.0
+        await asyncio.sleep(max(0.0, start - time.monotonic()))
+
+
+def start_simulator() -> tuple[subprocess.Popen[str], int]:
+    sim = subprocess.Popen(
+        [str(BIN / "citygate-sim"), "lamps", "--tcp", "127.0.0.1:0", "--units", f"1-{UNITS}",
+         "--register-map", str(LC100)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert sim.stdout is not None
+    line = sim.stdout.readline()
+    match = re.search(r"modbus-tcp 127\.0\.0\.1:(\d+)", line)
+    if not match:
+        sim.kill()
+        raise SystemExit(f"simulator did not start: {line!r}")
+    return sim, int(match.group(1))
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def journal_samples(workdir: Path) -> int:
+    with sqlite3.connect(f"file:{workdir / 'state' / 'journal.db'}?mode=ro", uri=True) as db:
+        return int(db.execute("SELECT count(*) FROM journal").fetchone()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=50.0, help="measured window (default 50)")
+    parser.add_argument("--warmup", type=float, default=6.0, help="seconds before measuring (startup excluded)")
+    parser.add_argument("--full", action="store_true", help="measure 120 s")
+    parser.add_argument("--baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.baseline:
+        asyncio.run(baseline_client(args.baseline))
+        return
+    seconds = 120.0 if args.full else args.seconds
+
+    sim, port = start_simulator()
+    procs: list[subprocess.Popen[str]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-polling-") as tmp:
+        workdir = Path(tmp)
+        try:
+            config = agent_config(workdir, port)
+            agent = subprocess.Popen([str(BIN / "citygate-agent"), "run", "--config", str(config),
+                                      "--log-level", "warning"], text=True)
+            procs.append(agent)
+            base = subprocess.Popen([sys.executable, __file__, "--baseline", str(port)], text=True)
+            procs.append(base)
+            time.sleep(args.warmup)
+            for name, p in (("agent", agent), ("baseline", base)):
+                if p.poll() is not None:
+                    raise SystemExit(f"{name} exited with {p.returncode} during warm-up")
+            rows0 = journal_samples(workdir)
+            cpu0 = {p.pid: cpu_seconds(p.pid) for p in procs}
+            t0 = time.monotonic()
+            time.sleep(seconds)
+            cpu1 = {p.pid: cpu_seconds(p.pid) for p in procs}
+            elapsed = time.monotonic() - t0
+            rss = {p.pid: peak_rss_mb(p.pid) for p in procs}
+            rows1 = journal_samples(workdir)
+        finally:
+            for p in procs:
+                stop(p)
+            stop(sim)
+
+    per_min = {pid: (cpu1[pid] - cpu0[pid]) / elapsed * 60 for pid in cpu0}
+    a_cpu, b_cpu = per_min[agent.pid], per_min[base.pid]
+    a_rss, b_rss = rss[agent.pid], rss[base.pid]
+    journalled = rows1 - rows0
+    print(f"polling {UNITS} lamp controllers x {REGISTERS} registers every 1 s, measured {elapsed:.0f} s "
+          f"after {args.warmup:.0f} s warm-up")
+    print(f"  records journalled in the window: {journalled} ({journalled / elapsed:.0f}/s, expected ~{UNITS}/s)")
+    print(f"  agent (citygate-agent run)   : {a_cpu:5.2f} CPU s/min   peak RSS {a_rss:5.1f} MB   "
+          f"(target <= 2.5 CPU s/min, <= 40 MB)")
+    print(f"  baseline (bare pymodbus loop): {b_cpu:5.2f} CPU s/min   peak RSS {b_rss:5.1f} MB")
+    print(f"  ratio agent / baseline       : {a_cpu / b_cpu:5.2f}x CPU            {a_rss / b_rss:5.2f}x RSS")
+    print(f"  ThingsBoard IoT Gateway 3.8.5: {THINGSBOARD_CPU[0]}-{THINGSBOARD_CPU[1]} CPU s/min, {THINGSBOARD_MB} MB "
+          f"-> agent uses {a_cpu / THINGSBOARD_CPU[0]:.2f}x its CPU, {a_rss / THINGSBOARD_MB:.2f}x its memory")
+
+
+if __name__ == "__main__":
+    main()
