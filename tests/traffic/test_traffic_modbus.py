@@ -18,7 +18,7 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 from traffic_testkit import DIJON, PARIS, RURAL, small_doc, until, utc, write_toml
 
-from drivers.base import BusContext
+from drivers.base import Bus, BusContext
 from drivers.errors import ConfigError, DeviceError
 from drivers.model import Event, Record, Sample, Severity
 from drivers.registry import make_bus
@@ -382,7 +382,8 @@ async def test_bus_config_keys() -> None:
     ctx = BusContext("bus[3]", DIJON.parent)
     base = {"name": "s", "type": "signals", "host": "127.0.0.1", "intersection": DIJON.name}
     bus = make_bus(base, ctx)
-    assert isinstance(bus, SignalsBus) and bus.cfg.port == 502 and bus.cfg.refresh_s == 20
+    assert isinstance(bus, SignalsBus) and isinstance(bus, Bus)
+    assert bus.cfg.port == 502 and bus.cfg.refresh_s == 20 and bus.cfg.intersection == DIJON
     assert bus.states()[0].address == "127.0.0.1:502 unit 1"
     for extra, key in (({"colour": "red"}, "bus[3].colour"), ({"refresh_s": 60}, "bus[3].refresh_s"),
                        ({"timezone": "Mars/Olympus"}, "bus[3].timezone"), ({"intersection": "nope.toml"}, "bus[3].intersection"),
