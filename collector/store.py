@@ -23,6 +23,8 @@ from collector.model import (
     StoredEvent,
     StoredSample,
 )
+from collector.readmodel import ReadModel
+from collector.reports.store import ReportStore
 
 Period = Literal["hour", "day"]
 Level = Literal["gateway", "commune", "metropolis"]
@@ -30,7 +32,7 @@ Level = Literal["gateway", "commune", "metropolis"]
 ROLLUP_COLUMNS = ("energy_wh", "burn_ms", "lamps_on", "lamps_faulty", "water_m3", "alarms", "samples", "events")
 
 
-class Store(ControlStore, Protocol):
+class Store(ControlStore, ReportStore, ReadModel, Protocol):
     url: str
 
     async def __aenter__(self) -> Self: ...

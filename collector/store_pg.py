@@ -35,6 +35,9 @@ from collector.model import (
     StoredEvent,
     StoredSample,
 )
+from collector.readmodel import INDEX_MIGRATION, ReadModelQueries
+from collector.reports.store import PG_MIGRATION as REPORTS_MIGRATION
+from collector.reports.store import ReportQueries
 from collector.rollup import DeviceState, roll_up
 from collector.store import Level, Period
 from collector.store_common import (
@@ -116,6 +119,8 @@ CREATE TABLE {table} (
         for table, key in ROLLUP_TABLES.values()
     )),
     (3, PG_MIGRATION),  # the MQTT control plane (collector.control)
+    (4, REPORTS_MIGRATION),  # residents' reports (collector.reports)
+    (5, INDEX_MIGRATION),  # open lamp faults (collector.readmodel)
 ]
 
 
@@ -161,7 +166,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class PgStore(PgControl):
+class PgStore(PgControl, ReportQueries, ReadModelQueries):
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 8) -> None:
         self.url = url
         self._dsn, self.schema = split_schema(url)

@@ -32,6 +32,9 @@ from collector.model import (
     StoredEvent,
     StoredSample,
 )
+from collector.readmodel import INDEX_MIGRATION, ReadModelQueries
+from collector.reports.store import SQLITE_MIGRATION as REPORTS_MIGRATION
+from collector.reports.store import ReportQueries
 from collector.rollup import DeviceState, roll_up
 from collector.store import Level, Period
 from collector.store_common import (
@@ -119,6 +122,8 @@ CREATE TABLE {table} (
         for table, key in ROLLUP_TABLES.values()
     )),
     (3, SQLITE_MIGRATION),  # the MQTT control plane (collector.control)
+    (4, REPORTS_MIGRATION),  # residents' reports (collector.reports)
+    (5, INDEX_MIGRATION),  # open lamp faults (collector.readmodel)
 ]
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
@@ -132,7 +137,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class SqliteStore(SqliteControl):
+class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries):
     def __init__(self, path: Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000) -> None:
         self.path = path
         self.url = f"sqlite://{path}"

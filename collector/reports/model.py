@@ -1,0 +1,317 @@
+"""Open311 GeoReport v2 rules, pure: validation of a new report, the date window of a search,
+the internal states and how they show publicly, and the public JSON of a request.
+
+Internal states: received -> dispatched -> in_progress -> resolved. Publicly `resolved` is
+`closed` and every other state `open`; `status_notes` says where it stands, and
+`updated_datetime` moves at each change (the closing time once closed). A reporter's name,
+e-mail and phone are kept for operators only: nothing here puts them in a public answer.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from collector.problem import Problem
+from collector.reports.services import LAMP_ID, LAMP_ID_RE, LAMP_OUT, SERVICES, Service
+from collector.rollup import PARIS
+from collector.territory import Commune, Territory
+
+STATES = ("received", "dispatched", "in_progress", "resolved")
+OPEN_STATES = ("received", "dispatched", "in_progress")
+DEFAULT_NOTES = {
+    "received": "Signalement reçu.",
+    "dispatched": "Intervention programmée.",
+    "in_progress": "Intervention en cours.",
+    "resolved": "Résolu.",
+}
+WINDOW = timedelta(days=90)
+MAX_RESULTS = 1000
+MAX_DESCRIPTION = 4000
+MAX_NOTE = 1000
+MAX_NAME = 100
+MAX_FIELD = 500
+#: a report further than this from every commune centre is outside the territory
+MAX_DISTANCE_M = 12_000
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s]{2,63}$")
+_PHONE = re.compile(r"^\+?[0-9 ().-]{6,30}$")
+CONTACT_FIELDS = ("first_name", "last_name", "email", "phone", "device_id", "account_id")
+KNOWN_FIELDS = frozenset({
+    "jurisdiction_id", "service_code", "lat", "long", "address_string", "address_id", "zipcode", "description",
+    "media_url", "api_key", *CONTACT_FIELDS,
+})
+
+
+class Open311Error(Problem):
+    """An Open311 error: the body is `[{"code": status, "description": ...}, ...]` as the spec says."""
+
+    def __init__(self, status: int, *descriptions: str) -> None:
+        super().__init__(status, "open311", "Open311 error", "; ".join(descriptions))
+        self.descriptions = descriptions
+
+    def response(self) -> web.Response:
+        body = [{"code": self.status, "description": d} for d in self.descriptions]
+        return web.Response(status=self.status, body=orjson.dumps(body), content_type="application/json",
+                            headers=self.headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """What identifies a reporter: stored for operators, never shown publicly."""
+
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    device_id: str | None = None
+    account_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewReport:
+    commune: Commune
+    service: Service
+    lat: float | None
+    lon: float | None
+    address: str | None
+    address_id: str | None
+    zipcode: str | None
+    description: str | None
+    media_url: str | None
+    lamp_id: str | None  # "gateway/device" as given in attribute[lamp_id]
+    contact: Contact
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    id: int
+    jurisdiction: str
+    service_code: str
+    description: str | None
+    lat: float | None
+    lon: float | None
+    address: str | None
+    address_id: str | None
+    zipcode: str | None
+    media_url: str | None
+    lamp_gateway: str | None
+    lamp_device: str | None
+    fault_since_ms: int | None
+    state: str
+    status_notes: str | None
+    requested_ms: int
+    updated_ms: int
+    expected_ms: int | None
+    reporters: int
+
+    @property
+    def status(self) -> str:
+        return "closed" if self.state == "resolved" else "open"
+
+    def public_json(self) -> dict[str, Any]:
+        """The GeoReport v2 request, with nothing about who reported it."""
+        service = SERVICES.get(self.service_code)
+        notice = None
+        if self.fault_since_ms is not None:
+            notice = f"Panne détectée par la télégestion le {local_text(self.fault_since_ms)}."
+        return {
+            "service_request_id": str(self.id),
+            "status": self.status,
+            "status_notes": self.status_notes,
+            "service_name": service.name if service else self.service_code,
+            "service_code": self.service_code,
+            "description": self.description,
+            "agency_responsible": service.agency if service else None,
+            "service_notice": notice,
+            "requested_datetime": iso(self.requested_ms),
+            "updated_datetime": iso(self.updated_ms),
+            "expected_datetime": None if self.expected_ms is None else iso(self.expected_ms),
+            "address": self.address,
+            "address_id": self.address_id,
+            "zipcode": self.zipcode,
+            "lat": self.lat,
+            "long": self.lon,
+            "media_url": self.media_url,
+        }
+
+    def operator_json(self) -> dict[str, Any]:
+        return {**self.public_json(), "jurisdiction_id": self.jurisdiction, "state": self.state,
+                "lamp": None if self.lamp_gateway is None else f"{self.lamp_gateway}/{self.lamp_device}",
+                "fault_since_ms": self.fault_since_ms, "reports": self.reporters}
+
+
+@dataclass(frozen=True, slots=True)
+class Reporter:
+    submitted_ms: int
+    attached: bool
+    contact: Contact
+    description: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        c = self.contact
+        return {"submitted_datetime": iso(self.submitted_ms), "attached": self.attached,
+                "first_name": c.first_name, "last_name": c.last_name, "email": c.email, "phone": c.phone,
+                "device_id": c.device_id, "account_id": c.account_id, "description": self.description}
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    ts_ms: int
+    state: str
+    note: str | None
+    operator: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"datetime": iso(self.ts_ms), "state": self.state, "note": self.note, "operator": self.operator}
+
+
+# -- dates -------------------------------------------------------------------------------------------
+
+def iso(ms: int) -> str:
+    """ISO 8601 with the Paris offset, to the second (the spec wants a zone on every date-time)."""
+    return datetime.fromtimestamp(ms / 1000, PARIS).isoformat(timespec="seconds")
+
+
+def local_text(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, PARIS).strftime("%d/%m/%Y à %H:%M")
+
+
+def parse_datetime(raw: str, name: str) -> int:
+    """UTC epoch ms of an ISO 8601 date-time that carries its zone (Z or ±hh:mm)."""
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise Open311Error(400, f"{name}: {raw!r} is not an ISO 8601 date-time") from None
+    if value.tzinfo is None:
+        raise Open311Error(400, f"{name}: {raw!r} has no time zone (add Z or an offset such as +01:00)")
+    return int(value.timestamp() * 1000)
+
+
+def search_window(start: str | None, end: str | None, now_ms: int) -> tuple[int, int]:
+    """Inclusive [first, last] ms of a search: the last 90 days by default; a window over 90 days is refused."""
+    span = int(WINDOW.total_seconds() * 1000)
+    first = None if start is None else parse_datetime(start, "start_date")
+    last = None if end is None else parse_datetime(end, "end_date")
+    if first is None and last is None:
+        return now_ms - span, now_ms
+    if first is None:
+        assert last is not None
+        return last - span, last
+    if last is None:
+        return first, first + span
+    if last < first:
+        raise Open311Error(400, "end_date is before start_date")
+    if last - first > span:
+        raise Open311Error(400, "start_date to end_date spans more than 90 days")
+    return first, last
+
+
+# -- a new report --------------------------------------------------------------------------------
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine); plenty for a few kilometres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_371_000 * math.asin(math.sqrt(a))
+
+
+def jurisdiction(raw: str | None, territory: Territory) -> Commune:
+    if raw is None or not raw.strip():
+        raise Open311Error(400, "jurisdiction_id was not provided: the commune's INSEE code")
+    commune = territory.resolve(raw.strip())
+    if commune is None:
+        raise Open311Error(404, f"jurisdiction_id {raw!r} is no commune of {territory.name}")
+    return commune
+
+
+def _text(form: Mapping[str, str], name: str, limit: int, errors: list[str]) -> str | None:
+    value = form.get(name)
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if len(value) > limit:
+        errors.append(f"{name} is longer than {limit} characters")
+    if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in value):
+        errors.append(f"{name} holds control characters")
+    return value
+
+
+def _coordinate(form: Mapping[str, str], name: str, limit: float, errors: list[str]) -> float | None:
+    raw = form.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        errors.append(f"{name} {raw!r} is not a number")
+        return None
+    if not math.isfinite(value) or not -limit <= value <= limit:
+        errors.append(f"{name} {raw!r} is out of range [-{limit:g}, {limit:g}]")
+        return None
+    return value
+
+
+def parse_new_report(form: Mapping[str, str], territory: Territory) -> NewReport:
+    """Validate a POST requests body (form fields as strings); Open311Error lists every problem at once."""
+    commune = jurisdiction(form.get("jurisdiction_id"), territory)
+    errors: list[str] = []
+    code = (form.get("service_code") or "").strip()
+    service = SERVICES.get(code)
+    if not code:
+        errors.append("service_code was not provided")
+    elif service is None:
+        errors.append(f"service_code {code!r} was not found (GET services.json lists them)")
+    attributes: dict[str, str] = {}
+    for key, value in form.items():
+        if key.startswith("attribute[") and key.endswith("]"):
+            attributes[key[10:-1]] = value.strip()
+        elif key not in KNOWN_FIELDS:
+            errors.append(f"{key!r} is not a field of a service request")
+    if service is not None:
+        known = {a.code for a in service.attributes}
+        errors += [f"attribute[{k}] is not an attribute of {service.code}" for k in sorted(attributes.keys() - known)]
+        errors += [f"attribute[{a.code}] is required for {service.code}" for a in service.attributes
+                   if a.required and not attributes.get(a.code)]
+    lat = _coordinate(form, "lat", 90, errors)
+    lon = _coordinate(form, "long", 180, errors)
+    address = _text(form, "address_string", MAX_FIELD, errors)
+    address_id = _text(form, "address_id", MAX_FIELD, errors)
+    if (lat is None) != (lon is None) and not any("lat" in e or "long" in e for e in errors):
+        errors.append("lat and long go together")
+    if lat is None and lon is None and address is None and address_id is None \
+            and not any(e.startswith(("lat", "long")) for e in errors):
+        errors.append("a location is required: lat and long, address_string or address_id")
+    if lat is not None and lon is not None:
+        nearest = min(distance_m(lat, lon, c.lat, c.lon) for c in territory.communes.values())
+        if nearest > MAX_DISTANCE_M:
+            errors.append(f"lat/long ({lat}, {lon}) is outside {territory.name}")
+    lamp_id = attributes.get(LAMP_ID) or None
+    if lamp_id is not None and not LAMP_ID_RE.match(lamp_id):
+        errors.append(f"attribute[{LAMP_ID}] {lamp_id!r}: expected cabinet/lamp, e.g. gw-dijon-0001/lamp-3")
+    email = _text(form, "email", 254, errors)
+    if email is not None and not _EMAIL.match(email):
+        errors.append("email is not an e-mail address")
+    phone = _text(form, "phone", 30, errors)
+    if phone is not None and not _PHONE.match(phone):
+        errors.append("phone is not a phone number")
+    media_url = _text(form, "media_url", 2000, errors)
+    if media_url is not None and not media_url.startswith(("https://", "http://")):
+        errors.append("media_url must be an http(s) URL")
+    contact = Contact(
+        _text(form, "first_name", MAX_NAME, errors), _text(form, "last_name", MAX_NAME, errors), email, phone,
+        _text(form, "device_id", MAX_FIELD, errors), _text(form, "account_id", MAX_FIELD, errors),
+    )
+    description = _text(form, "description", MAX_DESCRIPTION, errors)
+    zipcode = _text(form, "zipcode", 10, errors)
+    if errors or service is None:
+        raise Open311Error(400, *errors)
+    return NewReport(commune, service, lat, lon, address, address_id, zipcode, description, media_url,
+                     lamp_id if service.code == LAMP_OUT else None, contact)

@@ -1,0 +1,72 @@
+"""The report types residents can send (Open311 `services`), with their metadata attributes.
+
+Codes are stable identifiers; names and descriptions are what a resident reads, in French.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+LAMP_OUT = "lamp-out"
+LAMP_ID = "lamp_id"
+#: A lamp as the collector knows it: the cabinet gateway's name and the lamp controller's device name.
+LAMP_ID_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/([^/\s]{1,128})$")
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    code: str
+    description: str
+    datatype_description: str
+    required: bool = False
+    datatype: str = "string"
+    order: int = 1
+
+    def as_json(self) -> dict[str, Any]:
+        return {"variable": True, "code": self.code, "datatype": self.datatype, "required": self.required,
+                "datatype_description": self.datatype_description, "order": self.order,
+                "description": self.description}
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    code: str
+    name: str
+    description: str
+    group: str
+    agency: str
+    keywords: tuple[str, ...] = ()
+    attributes: tuple[Attribute, ...] = field(default_factory=tuple)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"service_code": self.code, "service_name": self.name, "description": self.description,
+                "metadata": bool(self.attributes), "type": "realtime", "keywords": ",".join(self.keywords),
+                "group": self.group}
+
+    def definition(self) -> dict[str, Any]:
+        return {"service_code": self.code, "attributes": [a.as_json() for a in self.attributes]}
+
+
+_ROADS = "Dijon Métropole, voirie"
+_CLEAN = "Dijon Métropole, propreté"
+
+SERVICES: dict[str, Service] = {s.code: s for s in (
+    Service(LAMP_OUT, "Lampadaire éteint ou défectueux",
+            "Un lampadaire ne s'allume pas, clignote ou reste allumé le jour.", "Éclairage public",
+            "Dijon Métropole, éclairage public", ("lampadaire", "éclairage", "candélabre"),
+            (Attribute(LAMP_ID, "Numéro du lampadaire (plaque sur le mât), s'il est lisible",
+                       "armoire/lampadaire, par exemple gw-dijon-0001/lamp-3"),)),
+    Service("pothole", "Nid-de-poule", "Trou ou affaissement de la chaussée ou du trottoir.", "Voirie", _ROADS,
+            ("chaussée", "trou", "trottoir")),
+    Service("fallen-branch", "Branche tombée", "Branche ou arbre tombé sur la voie publique.", "Espaces verts",
+            "Dijon Métropole, espaces verts", ("arbre", "branche")),
+    Service("manhole-cover", "Plaque d'égout déplacée", "Tampon de regard manquant, cassé ou déplacé.", "Voirie",
+            _ROADS, ("égout", "regard", "tampon")),
+    Service("bus-shelter", "Abribus endommagé", "Vitre cassée, banc ou affichage endommagé.", "Mobilier urbain",
+            "Dijon Métropole, mobilier urbain", ("abribus", "arrêt")),
+    Service("graffiti", "Tag", "Tag ou graffiti sur un bien public.", "Propreté", _CLEAN, ("tag", "graffiti")),
+    Service("bulky-waste", "Dépôt d'encombrants", "Encombrants abandonnés sur la voie publique.", "Propreté", _CLEAN,
+            ("encombrants", "dépôt sauvage")),
+)}
