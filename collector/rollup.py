@@ -111,8 +111,9 @@ class BatchRollup:
     events: list[DerivedEvent] = field(default_factory=list)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+def _counter(value: Any) -> float | None:
+    """A counter reading: a non-negative number (a bool is not one)."""
+    if (type(value) is int or type(value) is float) and value >= 0:
         return float(value)
     return None
 
@@ -129,80 +130,86 @@ def counter_increase(previous: float | None, current: float, wraps: bool) -> flo
 def roll_up(records: Iterable[WireRecord], states: dict[str, DeviceState]) -> BatchRollup:
     """Totals of new records (ascending seq). `states` (device -> state) is updated in place."""
     out = BatchRollup()
-    hours, days, changed = out.hours, out.days, out.changed
+    hours, changed = out.hours, out.changed
+    # additive totals go to the hour only and are summed into days at the end; the per-day
+    # "each lamp once" counts cannot be, so they are counted here
+    day_on: dict[str, int] = {}
+    day_faulty: dict[str, int] = {}
+    last_hour = -1
+    h = Totals()
+    day = ""
     for r in records:
         ts = r.ts_ms
         hour = ts - ts % HOUR_MS
-        h = hours.get(hour)
-        if h is None:
-            h = hours[hour] = Totals()
-        day = day_of_hour(hour)
-        d = days.get(day)
-        if d is None:
-            d = days[day] = Totals()
+        if hour != last_hour:
+            h = hours.get(hour) or hours.setdefault(hour, Totals())
+            day = day_of_hour(hour)
+            last_hour = hour
         device = r.device
         st = states.get(device)
         if st is None:
             st = states[device] = DeviceState()
+        changed[device] = st
         if r.kind == "event":
             h.events += 1
-            d.events += 1
             if r.severity in ALARM_SEVERITIES:
                 h.alarms += 1
-                d.alarms += 1
             if r.code == FAULT_CODE:
-                _count_fault(st, hour, day, h, d)
-                changed[device] = st
+                _count_fault(st, hour, day, h, day_faulty)
             continue
         h.samples += 1
-        d.samples += 1
         values = r.values or {}
-        changed[device] = st
+        on = values.get("lamp_on")
         last = st.last_ts_ms
         if last is None or ts >= last:
             if last is not None and st.lamp_on and ts - last <= MAX_BURN_GAP_MS:
                 h.burn_ms += ts - last
-                d.burn_ms += ts - last
-            energy = _number(values.get("energy_wh"))
+            energy = _counter(values.get("energy_wh"))
             if energy is not None:
                 delta = counter_increase(st.energy_wh, energy, wraps=True)
                 if delta is None:
                     out.events.append(_reset(device, ts, "energy_wh", st.energy_wh, energy))
                 else:
                     h.energy_wh += delta
-                    d.energy_wh += delta
                 st.energy_wh = energy
-            volume = _number(values.get("volume_m3"))
+            volume = _counter(values.get("volume_m3"))
             if volume is not None:
                 delta = counter_increase(st.volume_m3, volume, wraps=False)
                 if delta is None:
                     out.events.append(_reset(device, ts, "volume_m3", st.volume_m3, volume))
                 else:
                     h.water_m3 += delta
-                    d.water_m3 += delta
                 st.volume_m3 = volume
-            on = values.get("lamp_on")
             if on is True or on is False:
                 st.lamp_on = on
             st.last_ts_ms = ts
-        if values.get("lamp_on") is True:
+        if on is True:
             if st.on_hour is None or hour > st.on_hour:
                 h.lamps_on += 1
                 st.on_hour = hour
             if st.on_day is None or day > st.on_day:
-                d.lamps_on += 1
+                day_on[day] = day_on.get(day, 0) + 1
                 st.on_day = day
         if values.get(FAULT_CODE) is True:
-            _count_fault(st, hour, day, h, d)
+            _count_fault(st, hour, day, h, day_faulty)
+    for hour, totals in hours.items():
+        d = out.days.setdefault(day_of_hour(hour), Totals())
+        d.add(totals)
+        d.lamps_on -= totals.lamps_on  # hours' distinct counts do not add up to the day's
+        d.lamps_faulty -= totals.lamps_faulty
+    for day, n in day_on.items():
+        out.days[day].lamps_on += n
+    for day, n in day_faulty.items():
+        out.days[day].lamps_faulty += n
     return out
 
 
-def _count_fault(st: DeviceState, hour: int, day: str, h: Totals, d: Totals) -> None:
+def _count_fault(st: DeviceState, hour: int, day: str, h: Totals, day_faulty: dict[str, int]) -> None:
     if st.fault_hour is None or hour > st.fault_hour:
         h.lamps_faulty += 1
         st.fault_hour = hour
     if st.fault_day is None or day > st.fault_day:
-        d.lamps_faulty += 1
+        day_faulty[day] = day_faulty.get(day, 0) + 1
         st.fault_day = day
 
 
