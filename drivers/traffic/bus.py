@@ -76,6 +76,8 @@ ALARM_EVENTS: Mapping[Alarm, tuple[str, Severity]] = {
     Alarm.LAMP_FAILURE: ("lamp_failure", Severity.MAJOR),
 }
 REQUEST_TIMEOUT_S = 2.0
+#: Controller and agent clocks may differ this much before it matters (and is reported).
+CLOCK_TOLERANCE_S = 30
 BACKOFF_MAX_S = 30.0
 _NOT_IN_CONTROL = 0x07
 _DEVICE_FAILURE = 0x04
@@ -247,6 +249,7 @@ class SignalsBus:
         self._in_sync = False  # the controller holds our validated tables
         self._refused_reported = False
         self._link_reported = False
+        self._skew_reported = False
 
     # ---- what the agent and the control plane call --------------------------------------
 
@@ -380,11 +383,14 @@ class SignalsBus:
         nxt = next_switch_after(schedule, now, tz)
         table_left = _seconds(nxt - now) if nxt is not None else MAX_TIMEOUT_S
 
+        # Around a switch point the two clocks may disagree by a few seconds: the controller's own
+        # table switches then, and correcting it would flip it back and forth.
+        settled = (now - active.since).total_seconds() >= CLOCK_TOLERANCE_S and table_left >= CLOCK_TOLERANCE_S
         plan = self._live(self._plan_override, now, state.plan_target, "plan")
-        if plan is None and active.plan is not None and state.plan_target != active.plan:
+        if plan is None and settled and active.plan is not None and state.plan_target != active.plan:
             await self._command(HR_PLAN, [active.plan, table_left], f"table plan {active.plan}", now)
         position = self._live(self._position_override, now, state.position_target, "position")
-        if position is None and state.position_target is not active.position:
+        if position is None and settled and state.position_target is not active.position:
             code = POSITION_CODES[active.position]
             await self._command(HR_POSITION, [code, table_left], f"table position {active.position}", now)
 
@@ -472,6 +478,13 @@ class SignalsBus:
         self._state.last_ts_ms = ts
         self._state.last_values = values
         self._state.consecutive_failures = 0
+        skew = state.clock_s - self._now().timestamp()
+        if (abs(skew) > CLOCK_TOLERANCE_S) != self._skew_reported:
+            self._skew_reported = not self._skew_reported
+            code = "clock_skew" if self._skew_reported else "clock_skew_cleared"
+            # The controller runs its own tables on its own clock: a wrong clock runs them at wrong times.
+            self._emit(Event(self.name, ts, code, Severity.MINOR if self._skew_reported else Severity.INFO,
+                             {"controller_minus_agent_s": round(skew)}))
         key = (state.mode, state.plan, state.stage, state.central)
         if key != self._last_key:
             self._last_key = key

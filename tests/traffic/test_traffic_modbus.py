@@ -391,3 +391,44 @@ async def test_bus_config_keys() -> None:
         with pytest.raises(ConfigError) as err:
             make_bus({**base, **extra}, ctx)
         assert err.value.key == key
+
+
+async def test_the_agent_brings_the_controller_back_to_the_table() -> None:
+    """Someone else (a laptop on site) selected plan 3: the agent, following its table, asks for plan 1 again."""
+    async with rig_for(DIJON) as rig:
+        rig.start()
+        await rig.advance(100)
+        client = await raw_client(rig.port)
+        try:
+            await client.write_registers(HR_CONTROL, [60], device_id=1)
+            assert not (await client.write_registers(HR_PLAN, [3, 3600], device_id=1)).isError()
+        finally:
+            client.close()
+        await rig.advance(5)
+        state = rig.ctrl.state()
+        assert state.plan_target == 1
+        # Monday 12:00 CEST + 105 s: the next switch is 16:30 CEST, so the table's command lasts until then.
+        next_switch = int(utc(2026, 6, 1, 14, 30).timestamp())
+        assert abs(state.plan_command_left_s - (next_switch - rig.ctrl.clock_s)) <= 5
+
+
+async def test_a_controller_clock_off_by_minutes_is_reported() -> None:
+    timings = load_timings(DIJON)
+    ctrl = SignalController(timings.intersection, timings, start=START, tz=PARIS)
+    async with SignalControllerServer(ctrl) as server:
+        port = await server.serve_tcp()
+        raw = {"name": "signals-1", "type": "signals", "host": "127.0.0.1", "port": port, "intersection": str(DIJON),
+               "interval_s": 0.01}
+        bus = from_config(raw, BusContext("bus[0]", DIJON.parent),
+                          now=lambda: datetime.fromtimestamp(ctrl.clock_s + 120, UTC))
+        records: list[Record] = []
+        task = asyncio.create_task(bus.run(records.append))
+        try:
+            await until(lambda: any(isinstance(r, Event) and r.code == "clock_skew" for r in records), what="skew")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await bus.aclose()
+        skew = next(r for r in records if isinstance(r, Event) and r.code == "clock_skew")
+        assert skew.severity is Severity.MINOR and skew.detail == {"controller_minus_agent_s": -120}
