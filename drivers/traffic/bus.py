@@ -275,11 +275,11 @@ class SignalsBus:
 
     async def select_plan(self, plan_id: int, *, timeout_s: int, expires_at: datetime) -> None:
         """Run `plan_id` for `timeout_s` (the controller reverts by itself), unless the command has expired."""
-        now = self._check_command(f"plan {plan_id}", timeout_s, expires_at)
+        self._check_command(f"plan {plan_id}", timeout_s, expires_at)
         if self._timings.plan(plan_id) is None or not self._in_sync:
             raise CommandRefused(f"plan {plan_id} is not in the validated tables the controller holds")
         async with self._link.lock:
-            self._check_command(f"plan {plan_id}", timeout_s, expires_at)  # still valid after waiting for the link
+            now = self._check_command(f"plan {plan_id}", timeout_s, expires_at)  # still valid after waiting for the link
             await self._command(HR_PLAN, [plan_id, timeout_s], f"select plan {plan_id}", now)
         self._plan_override = _Override(plan_id, now + timedelta(seconds=timeout_s))
         self._emit(Event(self.name, self._ts(), "plan_selected", Severity.INFO, {"plan": plan_id, "timeout_s": timeout_s}))
@@ -290,9 +290,9 @@ class SignalsBus:
             pos = Position(position)
         except ValueError:
             raise CommandRefused(f"unknown position {position!r}: normal, yellow_flash or dark") from None
-        now = self._check_command(str(pos), timeout_s, expires_at)
+        self._check_command(str(pos), timeout_s, expires_at)
         async with self._link.lock:
-            self._check_command(str(pos), timeout_s, expires_at)
+            now = self._check_command(str(pos), timeout_s, expires_at)  # still valid after waiting for the link
             await self._command(HR_POSITION, [POSITION_CODES[pos], timeout_s], f"position {pos}", now)
         self._position_override = _Override(pos, now + timedelta(seconds=timeout_s))
         self._emit(Event(self.name, self._ts(), "position_commanded", Severity.INFO, {"position": str(pos), "timeout_s": timeout_s}))
