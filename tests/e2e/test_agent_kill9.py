@@ -82,7 +82,7 @@ def test_kill9_twenty_times_while_polling_and_uploading_loses_and_duplicates_not
         agent = Proc("agent", [bin_path("citygate-agent"), "run", "--config", str(draining)])
         agent.wait_for("agent .* started", timeout=60)
         wait_until(lambda: journal_rows(state) == 0, 90, "the journal to drain")
-        assert agent.stop() == 0
+        assert agent.stop(timeout=30) == 0, agent.output()[-3000:]
     finally:
         sim.stop()
         collector.stop()
