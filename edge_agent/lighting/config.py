@@ -8,6 +8,7 @@ Example::
     latitude = 47.322
     longitude = 5.041
     rated_power_w = 60.0               # per lamp, unless a group says otherwise
+    time_source = "kernel"             # "kernel": ask adjtimex whether NTP keeps the clock; "none": trust it
     clock_lost_after_s = 604800        # time source lost longer than this: safe all-night program
     report_interval_s = 3600           # burn hours and energy samples, per lamp and per cabinet
     max_switch_points = 16             # what the lamp controllers support
@@ -57,6 +58,8 @@ class LightingConfig:
     programs: ProgramSet
     groups: tuple[GroupConfig, ...]
     limits: Limits = field(default_factory=Limits)
+    #: "kernel" (adjtimex says whether NTP/chrony/GPS disciplines the clock) or "none" (only the year is checked)
+    time_source: str = "kernel"
     clock_lost_after_s: float = 604_800.0
     report_interval_s: float = 3600.0
     safe_program: Program = SAFE_ALL_NIGHT
@@ -142,6 +145,10 @@ def from_config(raw: Mapping[str, Any], key: str, config_dir: Path) -> LightingC
         raise ConfigError(f"{key}.safe_program", f"program {safe_name!r} is not defined in the program files")
     safe = programs.programs[safe_name] if safe_name is not None else SAFE_ALL_NIGHT
 
+    time_source = t.text("time_source", "kernel")
+    if time_source not in ("kernel", "none"):
+        raise ConfigError(f"{key}.time_source", f"{time_source!r}: expected 'kernel' or 'none'")
+
     t.used.add("group")
     raw_groups = t.raw.get("group", [])
     if not isinstance(raw_groups, list):
@@ -179,6 +186,7 @@ def from_config(raw: Mapping[str, Any], key: str, config_dir: Path) -> LightingC
         programs=programs,
         groups=tuple(groups),
         limits=limits,
+        time_source=time_source,
         clock_lost_after_s=t.number("clock_lost_after_s", 604_800.0, lo=60, hi=365 * 86_400),
         report_interval_s=t.number("report_interval_s", 3600.0, lo=10, hi=86_400),
         safe_program=safe,

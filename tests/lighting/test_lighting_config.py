@@ -56,6 +56,7 @@ def test_relative_program_paths_resolve_from_the_config_folder() -> None:
         ({"max_switch_points": 0}, "lighting.max_switch_points", "out of range"),
         ({"safe_program": "nope"}, "lighting.safe_program", "not defined"),
         ({"colour": "amber"}, "lighting.colour", "unknown key"),
+        ({"time_source": "gps"}, "lighting.time_source", "expected 'kernel' or 'none'"),
         ({"group": [{"name": "a", "lamps": ["l1"], "calendar": "paris"}]}, "lighting.group[0].calendar", "'paris'"),
         ({"group": [{"name": "a", "lamps": []}]}, "lighting.group[0].lamps", "at least one lamp"),
         ({"group": [{"name": "a", "lamps": ["l1"]}, {"name": "b", "lamps": ["l1"]}]}, "lighting.group[1].lamps",
