@@ -3,20 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import sys
 from pathlib import Path
 
 import click
 
-from edge_agent.cli_decode import decode
-from edge_agent.cli_lighting import schedule, simulate_year_cmd
-from edge_agent.cli_plan import plan
-from edge_agent.cli_probe import probe
-from edge_agent.cli_tech import EXIT_CODES, devices, events, journal, lamp, read_device, status
 from edge_agent.config import AgentConfigError, load_config
+from edge_agent.exit_codes import EXIT_CODES
+
+#: Technician commands, imported only when called: `citygate-agent run` on a small gateway
+#: must not carry rich, astral and every driver's CLI in memory (name -> "module:attribute").
+LAZY_COMMANDS = {
+    "decode": "edge_agent.cli_decode:decode",
+    "status": "edge_agent.cli_tech:status",
+    "devices": "edge_agent.cli_tech:devices",
+    "read": "edge_agent.cli_tech:read_device",
+    "lamp": "edge_agent.cli_tech:lamp",
+    "journal": "edge_agent.cli_tech:journal",
+    "events": "edge_agent.cli_tech:events",
+    "probe": "edge_agent.cli_probe:probe",
+    "schedule": "edge_agent.cli_lighting:schedule",
+    "simulate-year": "edge_agent.cli_lighting:simulate_year_cmd",
+    "plan": "edge_agent.cli_plan:plan",
+}
 
 
-@click.group(epilog=EXIT_CODES)
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            module, attr = LAZY_COMMANDS[cmd_name].split(":")
+            command: click.Command = getattr(importlib.import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, epilog=EXIT_CODES)
 @click.version_option(package_name="citygate")
 def main() -> None:
     """citygate gateway agent."""
@@ -50,16 +75,3 @@ def check_config(config_file: Path) -> None:
         sys.exit(2)
     devices = sum(len(bus.states()) for bus in config.buses)
     click.echo(f"{config_file}: ok (gateway {config.gateway.id}, {len(config.buses)} bus(es), {devices} device(s))")
-
-
-main.add_command(decode)
-main.add_command(status)
-main.add_command(devices)
-main.add_command(read_device)
-main.add_command(lamp)
-main.add_command(journal)
-main.add_command(events)
-main.add_command(probe)
-main.add_command(schedule)
-main.add_command(simulate_year_cmd)
-main.add_command(plan)

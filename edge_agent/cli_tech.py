@@ -29,15 +29,6 @@ from edge_agent.config import LocalApiConfig, parse_local_api
 
 EXIT_OK, EXIT_ATTENTION, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
 
-EXIT_CODES = """\b
-Exit codes:
-  0  done, and nothing needs attention
-  1  something needs attention: a device does not answer, a loop is stuck,
-     the uplink fails, or the agent could not do what was asked
-  2  bad usage or bad config file
-  3  the command needs the running agent and cannot reach it
-  4  refused: write calls need technician = true in [local_api]
-"""
 
 DEFAULT_CONFIG = Path("/etc/citygate/agent.toml")
 BASE = "http://agent/v1"
