@@ -14,13 +14,20 @@ from collector_testkit import CLI, Running, assert_problem, batch_body, cli, sam
 from collector.model import RecordCounts
 from collector.territory import DEFAULT_PATH, TerritoryError, load_territory, parse_territory
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "communes.json"
+
+def shared_communes() -> Path:
+    """shared/communes.json sits beside the repository (the facts the territory file is built from)."""
+    for parent in Path(__file__).resolve().parents:
+        candidate = parent / "shared" / "communes.json"
+        if candidate.exists():
+            return candidate
+    raise AssertionError("shared/communes.json not found beside the repository")
 
 
 def test_territory_file_lists_the_23_communes_with_their_centres() -> None:
     territory = load_territory(DEFAULT_PATH)
     assert len(territory.communes) == 23
-    facts = json.loads(SHARED.read_text(encoding="utf-8"))
+    facts = json.loads(shared_communes().read_text(encoding="utf-8"))
     for c in facts["communes"]:
         commune = territory.communes[c["insee"]]
         assert (commune.name, commune.lat, commune.lon) == (c["name"], c["lat"], c["lon"])
