@@ -155,9 +155,13 @@ async def test_kill_9_mid_upload_then_resend_loses_nothing_and_duplicates_nothin
     async with open_store(db) as store:
         expected = n_batches * per_batch
         for info in await store.gateways():
+            name = info.gateway.name
             counts = await store.count_records(info.gateway)
             assert counts.samples + counts.events == expected
             samples = await store.recent_samples(info.gateway, "lamp-1", limit=100_000)
             events = await store.recent_events(info.gateway, limit=100_000)
             assert sorted([s.seq for s in samples] + [e.seq for e in events if e.seq is not None]) == list(
                 range(1, expected + 1))
+            # rollups are written in the batch's transaction: they count every record exactly once
+            days = await store.rollups("gateway", "day", name, "2025-01-01", "2026-12-31")
+            assert sum(d.samples + d.events for d in days) == expected
