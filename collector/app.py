@@ -9,15 +9,16 @@ decompression off: collector.body bounds the inflated size itself).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date
 
 import orjson
 from aiohttp import web
 
-from citygate_wire.batch import PATH, WireError, decode_batch
+from citygate_wire.batch import PATH, Batch, WireError, decode_batch
 from collector.body import read_body
 from collector.errors import UnknownGateway
-from collector.model import Gateway
+from collector.model import Gateway, IngestResult
 from collector.problem import Problem, problem_middleware
 from collector.rollup import HOUR_MS
 from collector.store import Level, Period, Store
@@ -29,6 +30,9 @@ log = logging.getLogger("citygate.collector")
 STORE = web.AppKey("store", Store)
 TERRITORY = web.AppKey("territory", Territory)
 MAX_BODY = web.AppKey("max_body_bytes", int)
+#: Called after each stored batch (metrics, live updates): must not block, must not raise.
+IngestListener = Callable[[Gateway, Batch, IngestResult], None]
+INGEST_LISTENERS = web.AppKey("ingest_listeners", list[IngestListener])
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # decompressed; the agent's batches are about 2 MB
 MAX_READ_LIMIT = 10_000
@@ -46,6 +50,7 @@ def create_app(
     app[STORE] = store
     app[TERRITORY] = territory or load_territory()
     app[MAX_BODY] = max_body_bytes
+    app[INGEST_LISTENERS] = []
     app.router.add_post(PATH, post_batch)
     app.router.add_get("/api/v1/gateways", get_gateways)
     app.router.add_get("/api/v1/gateways/{gateway}/devices/{device}/samples", get_device_samples)
@@ -54,6 +59,12 @@ def create_app(
     app.router.add_get("/api/v1/communes", get_communes)
     app.router.add_get("/api/v1/communes/{insee}/rollups/{period}", get_commune_rollups)
     app.router.add_get("/api/v1/rollups/{period}", get_metropolis_rollups)
+    from collector.control.routes import add_control_routes  # here: that module imports this one
+
+    add_control_routes(app)
+    from collector.features import install_features  # here: those modules import this one
+
+    install_features(app)
     return app
 
 
@@ -111,6 +122,8 @@ async def post_batch(request: web.Request) -> web.Response:
                           f"gateway {gateway.name!r} is registered in {gateway.commune}, not {batch.commune}",
                           pointer="/commune")
     result = await request.app[STORE].ingest(gateway, batch.records)
+    for listener in request.app[INGEST_LISTENERS]:
+        listener(gateway, batch, result)
     return json_response({"ack_seq": result.ack_seq, "stored": result.stored, "duplicates": result.duplicates})
 
 

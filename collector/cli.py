@@ -6,11 +6,16 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 
 import click
 
 from collector.app import DEFAULT_MAX_BODY_BYTES, create_app, start
+from collector.control.acl import mosquitto_hash
+from collector.control.cli import mqtt_acl, mqtt_credential, operator
+from collector.control.link import LinkConfig
+from collector.control.routes import attach_link
 from collector.errors import CollectorError
 from collector.store import DEFAULT_SQLITE_PATH, open_store
 from collector.territory import ENV as TERRITORY_ENV
@@ -56,23 +61,43 @@ def main() -> None:
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
 @click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=click.IntRange(1024),
               help="Largest accepted batch, decompressed.")
-def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_body_bytes: int) -> None:
+@click.option("--mqtt-url", envvar="CITYGATE_MQTT_URL", default=None,
+              help="Broker of the control plane (mqtt:// or mqtts://); without it no commands can be sent.")
+@click.option("--mqtt-password-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The collector's MQTT password (as `mqtt-acl --collector-password-file` wrote it).")
+@click.option("--mqtt-ca-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="CA of the broker's certificate (mqtts://); default: the system CAs.")
+def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_body_bytes: int,
+          mqtt_url: str | None, mqtt_password_file: Path | None, mqtt_ca_file: Path | None) -> None:
     """Serve the batch endpoint and the read API until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     territory = territory_or_exit(territory_path)
+    link = None
+    if mqtt_url is not None:
+        if mqtt_password_file is None:
+            raise click.BadParameter("needed with --mqtt-url", param_hint="--mqtt-password-file")
+        link = LinkConfig(mqtt_url, mqtt_password_file.read_text().strip(), ca_file=mqtt_ca_file)
+        try:
+            link.endpoint()
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--mqtt-url") from None
     try:
-        asyncio.run(_serve(db_url, territory, host, port, max_body_bytes))
+        asyncio.run(_serve(db_url, territory, host, port, max_body_bytes, link))
     except CollectorError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-async def _serve(db_url: str, territory: Territory, host: str, port: int, max_body_bytes: int) -> None:
+async def _serve(db_url: str, territory: Territory, host: str, port: int, max_body_bytes: int,
+                 link: LinkConfig | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_store(db_url) as store:
-        runner, url = await start(create_app(store, territory=territory, max_body_bytes=max_body_bytes), host, port)
+        app = create_app(store, territory=territory, max_body_bytes=max_body_bytes)
+        if link is not None:
+            attach_link(app, link)
+        runner, url = await start(app, host, port)
         try:
             # the demo and the tests wait for exactly this line
             click.echo(f"citygate-collector listening on {url}")
@@ -113,7 +138,9 @@ def gateway_add(
 
     async def add() -> None:
         async with open_store(db_url) as store:
-            await store.add_gateway(name, commune, hash_token(token), cabinet=cabinet, lat=lat, lon=lon)
+            added = await store.add_gateway(name, commune, hash_token(token), cabinet=cabinet, lat=lat, lon=lon)
+            # the token is also the gateway's MQTT password: keep the hash Mosquitto reads (mqtt-acl)
+            await store.set_mqtt_password(added.id, mosquitto_hash(token), time.time_ns() // 1_000_000)
 
     try:
         asyncio.run(add())
@@ -161,3 +188,8 @@ def _when(ms: int | None) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+main.add_command(mqtt_acl)
+main.add_command(mqtt_credential)
+main.add_command(operator)

@@ -65,7 +65,8 @@ class ControlStore(Protocol):
     async def due_deliveries(self, now_ms: int, resend_before_ms: int, limit: int = 500) -> list[tuple[int, DueDelivery]]:
         """(gateway id, delivery) of unanswered, unexpired deliveries never sent or last sent before the bound."""
 
-    async def mark_sent(self, command_id: str, gateway_id: int, now_ms: int) -> None: ...
+    async def mark_sent(self, sent: Sequence[tuple[str, int]], now_ms: int) -> None:
+        """(command id, gateway id) deliveries just published, in one transaction."""
 
     async def record_ack(self, gateway_id: int, ack: Ack, now_ms: int) -> bool:
         """A gateway's answer; the first one counts. False if there was no open delivery for it."""
@@ -271,12 +272,10 @@ class ControlQueries(ABC):
         )
         return [(r[0], DueDelivery(r[1], r[2], r[3], r[4], _json(r[5]), r[6], r[7], r[8])) for r in rows]
 
-    async def mark_sent(self, command_id: str, gateway_id: int, now_ms: int) -> None:
-        await self._ctl_exec(
-            "UPDATE command_deliveries SET status = 'sent', sends = sends + 1, last_sent_ms = $3"
-            " WHERE command_id = $1 AND gateway_id = $2 AND status IN ('pending', 'sent')",
-            command_id, gateway_id, now_ms,
-        )
+    async def mark_sent(self, sent: Sequence[tuple[str, int]], now_ms: int) -> None:
+        sql = ("UPDATE command_deliveries SET status = 'sent', sends = sends + 1, last_sent_ms = $3"
+               " WHERE command_id = $1 AND gateway_id = $2 AND status IN ('pending', 'sent')")
+        await self._ctl_atomic([(sql, (command_id, gateway_id, now_ms)) for command_id, gateway_id in sent])
 
     async def record_ack(self, gateway_id: int, ack: Ack, now_ms: int) -> bool:
         # a late answer after `unanswered` still tells the truth, so it is taken too

@@ -1,0 +1,150 @@
+"""`citygate-collector mqtt-acl`, `mqtt-credential` and `operator add` (registered in collector/cli.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from pathlib import Path
+
+import click
+
+from citygate_wire.mqtt import COLLECTOR_IDENTITY
+from collector.control.acl import AclError, acl_file, mosquitto_hash, password_file
+from collector.control.routes import new_operator_token
+from collector.errors import CollectorError
+from collector.store import open_store
+from collector.tokens import hash_token
+
+
+def _db_default() -> str:
+    from collector.cli import default_db  # that module registers these commands: import it late
+
+    return default_db()
+
+
+db_option = click.option("--db", "db_url", default=_db_default, show_default="$CITYGATE_DB or var/collector.db",
+                         help="Database URL: sqlite:///path, a path, or postgresql://...")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def write_private(path: Path, text: str, mode: int) -> None:
+    """Write through a temporary file and a rename: a broker reloading meanwhile never reads half a file."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def read_secret(path: Path) -> str:
+    try:
+        secret = path.read_text().strip()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
+    if not secret:
+        raise click.ClickException(f"{path} is empty")
+    return secret
+
+
+@click.command("mqtt-acl")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write `passwd` and `acl` to (Mosquitto's password_file and acl_file).")
+@click.option("--collector-password-file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The collector's own MQTT password (serve --mqtt-password-file); created if missing.")
+@db_option
+def mqtt_acl(out_dir: Path, collector_password_file: Path, db_url: str) -> None:
+    """Generate Mosquitto's password and ACL files from the gateway registry.
+
+    Each gateway logs in with its name and its own token, publishes only under
+    city/+/NAME/{state,alarm,ack} and reads only city/+/NAME/cmd; only the collector's
+    identity (citygate-collector) publishes commands. Reload Mosquitto after (SIGHUP).
+    """
+    if collector_password_file.exists():
+        collector_password = read_secret(collector_password_file)
+    else:
+        collector_password = secrets.token_urlsafe(32)
+        write_private(collector_password_file, collector_password + "\n", 0o600)
+        click.echo(f"new collector MQTT password written to {collector_password_file}", err=True)
+
+    async def fetch() -> tuple[list[str], dict[str, str]]:
+        async with open_store(db_url) as store:
+            names = [i.gateway.name for i in await store.gateways()]
+            return names, dict(await store.mqtt_passwords())
+
+    try:
+        names, hashes = asyncio.run(fetch())
+        entries = [(COLLECTOR_IDENTITY, mosquitto_hash(collector_password))]
+        entries += [(name, hashes[name]) for name in names if name in hashes]
+        passwd_text, acl_text = password_file(entries), acl_file(names)
+    except (CollectorError, AclError) as exc:
+        raise click.ClickException(str(exc)) from None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # 0640: the broker's group reads them; the hashes are of 256-bit tokens, but still nobody else's business
+    write_private(out_dir / "passwd", passwd_text, 0o640)
+    write_private(out_dir / "acl", acl_text, 0o640)
+    missing = [name for name in names if name not in hashes]
+    for name in missing:
+        click.echo(f"gateway {name} has no MQTT credential yet and cannot log in: "
+                   f"citygate-collector mqtt-credential {name} --token-file <its token>", err=True)
+    click.echo(f"wrote {out_dir / 'passwd'} ({len(entries)} identities) and {out_dir / 'acl'} "
+               f"({len(names)} gateways); reload Mosquitto (SIGHUP) to apply")
+
+
+@click.command("mqtt-credential")
+@click.argument("name")
+@click.option("--token-file", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The gateway's current token (as `gateway add` issued it).")
+@db_option
+def mqtt_credential(name: str, token_file: Path, db_url: str) -> None:
+    """Keep the MQTT password hash of gateway NAME, whose token was issued before the registry kept one."""
+    token = read_secret(token_file)
+
+    async def store_hash() -> None:
+        async with open_store(db_url) as store:
+            gateway = await store.gateway_for_token(hash_token(token))
+            if gateway is None or gateway.name != name:
+                raise click.ClickException(f"{token_file} does not hold gateway {name}'s token")
+            await store.set_mqtt_password(gateway.id, mosquitto_hash(token), now_ms())
+
+    try:
+        asyncio.run(store_hash())
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"gateway {name}: MQTT credential kept; run citygate-collector mqtt-acl to apply it")
+
+
+@click.group()
+def operator() -> None:
+    """Control-centre operators (they send commands and handle alarms, by name)."""
+
+
+@operator.command("add")
+@click.argument("name")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the token to this file (mode 600) instead of printing it.")
+@db_option
+def operator_add(name: str, token_file: Path | None, db_url: str) -> None:
+    """Register operator NAME and issue the bearer token of the control API (shown once, stored hashed)."""
+    if not name.strip() or len(name) > 64:
+        raise click.BadParameter("1 to 64 characters", param_hint="NAME")
+    token = new_operator_token()
+
+    async def add() -> None:
+        async with open_store(db_url) as store:
+            await store.add_operator(name, hash_token(token), now_ms())
+
+    try:
+        asyncio.run(add())
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    if token_file is None:
+        click.echo(token)
+        click.echo(f"operator {name} added; the token above is not shown again", err=True)
+        return
+    write_private(token_file, token + "\n", 0o600)
+    click.echo(f"operator {name} added; token written to {token_file}")

@@ -1,0 +1,214 @@
+"""The collector's MQTT link: presence and alarms in, commands out, acknowledgements back.
+
+One connection with the control centre's identity (`citygate-collector`, the only one the ACL
+lets publish commands) and a persistent session, so what gateways publish while the collector
+restarts waits at the broker. Commands are written to the store first (the audit), then sent;
+a delivery without an answer is sent again every `resend_s` until its command expires (the
+gateway runs a command id once and answers a repeat with its first ack), then marked
+`unanswered`. Reconnects with jittered backoff for ever, like the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiomqtt
+
+from citygate_wire.mqtt import (
+    COLLECTOR_IDENTITY,
+    Command,
+    WireError,
+    decode_ack,
+    decode_alarm,
+    decode_state,
+    encode_command,
+    parse_topic,
+    subscription,
+    topic,
+)
+from collector.model import Gateway
+from collector.store import Store
+
+log = logging.getLogger("citygate.collector.control")
+
+DEFAULT_KEEPALIVE_S = 20
+SEND_BATCH = 500
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    url: str
+    password: str
+    username: str = COLLECTOR_IDENTITY
+    client_id: str = COLLECTOR_IDENTITY
+    ca_file: Path | None = None
+    keepalive_s: int = DEFAULT_KEEPALIVE_S
+    resend_s: float = 10.0
+    backoff_max_s: float = 30.0
+    timeout_s: float = 10.0
+    #: a delivery is marked unanswered this long after its command expired: an answer sent right
+    #: at the expiry still has time to arrive
+    expiry_grace_s: float = 30.0
+
+    def endpoint(self) -> tuple[str, int, bool]:
+        """(host, port, tls) of the URL; ValueError says what is wrong with it."""
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"{self.url!r} is not an mqtt:// or mqtts:// URL with a host")
+        if parts.username or parts.password:
+            raise ValueError("give the MQTT password in a file, not in the URL")
+        if self.ca_file is not None and parts.scheme != "mqtts":
+            raise ValueError("a CA file only makes sense with an mqtts:// URL")
+        tls = parts.scheme == "mqtts"
+        return parts.hostname, parts.port or (8883 if tls else 1883), tls
+
+
+class ControlLink:
+    def __init__(self, store: Store, cfg: LinkConfig) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.host, self.port, self.tls = cfg.endpoint()
+        self.connected = False
+        self.connections = 0
+        self.last_error: str | None = None
+        self._kick = asyncio.Event()
+        self._change = asyncio.Event()
+        self._gateways: dict[str, Gateway] = {}
+
+    # -- what the HTTP layer uses -----------------------------------------------------------------
+
+    def kick(self) -> None:
+        """New deliveries are in the store: send them now rather than at the next resend round."""
+        self._kick.set()
+
+    def next_change(self) -> asyncio.Event:
+        """An event set when the next ack, alarm or expiry is recorded (a fresh one after that)."""
+        return self._change
+
+    def _changed(self) -> None:
+        self._change.set()
+        self._change = asyncio.Event()
+
+    # -- the connection ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                async with self._client() as client:
+                    failures = 0
+                    await self._session(client)
+            except aiomqtt.MqttError as exc:
+                reason = str(exc) or type(exc).__name__
+                if reason != self.last_error:
+                    log.warning("MQTT link to %s down: %s", self.cfg.url, reason)
+                self.last_error = reason
+            finally:
+                self.connected = False
+            failures += 1
+            ceiling = min(self.cfg.backoff_max_s, 0.5 * 2 ** min(failures, 20))
+            await asyncio.sleep(random.uniform(min(0.25, ceiling), ceiling))
+
+    def _client(self) -> aiomqtt.Client:
+        tls = ssl.create_default_context(cafile=str(self.cfg.ca_file) if self.cfg.ca_file else None) if self.tls \
+            else None
+        return aiomqtt.Client(
+            self.host, self.port, username=self.cfg.username, password=self.cfg.password,
+            identifier=self.cfg.client_id, protocol=aiomqtt.ProtocolVersion.V311,
+            clean_session=False,  # what gateways publish while we restart waits at the broker
+            keepalive=self.cfg.keepalive_s, timeout=self.cfg.timeout_s, tls_context=tls,
+            # a commune-wide command is many publishes at once
+            max_inflight_messages=1000,
+        )
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        for kind in ("state", "alarm", "ack"):
+            await client.subscribe(subscription(kind), qos=1)
+        self.connected = True
+        self.connections += 1
+        if self.last_error is not None:
+            log.info("MQTT link to %s restored", self.cfg.url)
+        self.last_error = None
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receive(client))
+                tg.create_task(self._send(client))
+        except* aiomqtt.MqttError as group:
+            raise group.exceptions[0] from None
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                continue
+            try:
+                await self._handle(message.topic.value, bytes(payload))
+            except WireError as exc:
+                log.warning("bad message on %s: %s", message.topic.value, exc)
+
+    async def _gateway(self, name: str) -> Gateway | None:
+        gateway = self._gateways.get(name)
+        if gateway is None:
+            gateway = await self.store.gateway(name)
+            if gateway is not None:
+                self._gateways[name] = gateway
+        return gateway
+
+    async def _handle(self, topic_name: str, payload: bytes) -> None:
+        where = parse_topic(topic_name)
+        gateway = await self._gateway(where.gateway)
+        if gateway is None:
+            log.warning("message on %s from a gateway the registry does not know: ignored", topic_name)
+            return
+        now = now_ms()
+        if where.kind == "state":
+            state = decode_state(payload)
+            if state.gateway != gateway.name:
+                raise WireError("/gateway", f"{state.gateway!r} in a message on {gateway.name}'s topic")
+            await self.store.record_state(gateway.id, state.online, where.commune, payload, now)
+            if not state.online:
+                log.info("gateway %s offline (%s)", gateway.name, state.reason or "no reason given")
+        elif where.kind == "alarm":
+            alarm = decode_alarm(payload)
+            if await self.store.record_alarm(gateway.id, alarm, now):
+                log.warning("alarm from %s: %s %s on %s", gateway.name, alarm.severity, alarm.code, alarm.device)
+                self._changed()
+        elif where.kind == "ack":
+            ack = decode_ack(payload)
+            if await self.store.record_ack(gateway.id, ack, now):
+                self._changed()
+            else:
+                log.info("ack %s from %s for no open delivery (a repeat, or not ours): ignored", ack.id, gateway.name)
+
+    async def _send(self, client: aiomqtt.Client) -> None:
+        while True:
+            self._kick.clear()
+            now = now_ms()
+            due = await self.store.due_deliveries(now, now - int(self.cfg.resend_s * 1000), SEND_BATCH)
+            if due:
+                # QoS 1 publishes in parallel: a commune-wide command does not wait gateway by gateway
+                await asyncio.gather(*(
+                    client.publish(topic(d.commune, d.gateway, "cmd"),
+                                   encode_command(Command(d.command_id, d.action, d.args, d.issued_at_ms,
+                                                          d.expires_at_ms, d.issued_by)), qos=1)
+                    for _, d in due
+                ))
+                await self.store.mark_sent([(d.command_id, gid) for gid, d in due], now_ms())
+            if await self.store.expire_deliveries(now - int(self.cfg.expiry_grace_s * 1000)):
+                self._changed()
+            if len(due) == SEND_BATCH:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), self.cfg.resend_s)
