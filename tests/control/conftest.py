@@ -13,7 +13,6 @@ import pytest
 from mqtt_testkit import Fleet
 
 from collector.store import Store, open_store
-
 from simulators.mosquitto import Mosquitto
 
 

@@ -97,7 +97,7 @@ class Operator:
     async def __aenter__(self) -> Operator:
         await self.client.__aenter__()
         for kind in ("state", "ack", "alarm"):
-            await self.client.subscribe(subscription(kind), qos=1)  # type: ignore[arg-type]
+            await self.client.subscribe(subscription(kind), qos=1)
         self._task = asyncio.create_task(self._read())
         return self
 

@@ -68,7 +68,7 @@ async def test_an_hour_without_broker_does_not_stop_programs_or_journalling(
                                  Severity.MAJOR))
             await asyncio.sleep(0.02)  # real time passes too: the link keeps trying meanwhile
         ticker = agent.context.services["ticker"]
-        fired = list(ticker.fired)  # type: ignore[attr-defined]
+        fired = list(ticker.fired)
         await agent.journal.flush()
         stats = await agent.journal.stats()
         failed_while_down = control(agent).last_error

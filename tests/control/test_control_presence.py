@@ -40,7 +40,7 @@ async def test_kill_9_turns_the_gateway_offline_through_its_last_will(
             await online_then(op, agent)
             killed = time.monotonic()
             agent.kill9()
-            await wait_for(lambda: not op.last_state("gw-a").online, 10, "offline")  # type: ignore[union-attr]
+            await wait_for(lambda: not op.last_state("gw-a").online, 10, "offline")
             took = time.monotonic() - killed
         finally:
             agent.kill9()
@@ -60,7 +60,7 @@ async def test_a_silent_gateway_turns_offline_within_one_and_a_half_keepalives(
             # SIGSTOP: the socket stays open and nothing more is sent, as when a cabinet loses power
             os.killpg(agent.popen.pid, signal.SIGSTOP)
             frozen = time.monotonic()
-            await wait_for(lambda: not op.last_state("gw-a").online, 3 * keepalive, "offline")  # type: ignore[union-attr]
+            await wait_for(lambda: not op.last_state("gw-a").online, 3 * keepalive, "offline")
             took = time.monotonic() - frozen
         finally:
             os.killpg(agent.popen.pid, signal.SIGCONT)

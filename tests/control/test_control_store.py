@@ -64,8 +64,7 @@ async def test_a_command_is_audited_delivered_resent_answered_once_and_expired(s
     due = await store.due_deliveries(T0, T0)
     assert sorted(d.gateway for _, d in due) == ["gw-a", "gw-b", "gw-c"]
     assert due[0][1].args["position"] == "yellow_flash" and due[0][1].commune == "21231"
-    for gid, d in due:
-        await store.mark_sent(d.command_id, gid, T0 + 1)
+    await store.mark_sent([(d.command_id, gid) for gid, d in due], T0 + 1)
     assert await store.due_deliveries(T0 + 2, T0) == []  # sent, not yet due again
     assert len(await store.due_deliveries(T0 + 10_000, T0 + 5_000)) == 3  # due for a resend
     assert await store.record_ack(a, Ack("c1", "done", T0 + 3, result={"position": "yellow_flash"}), T0 + 4)

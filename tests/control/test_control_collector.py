@@ -1,0 +1,257 @@
+"""The control centre end to end: registry -> `mqtt-acl` -> a real Mosquitto -> collector link and
+operator API <-> running agents. Presence, alarms handled by named operators, commands to one
+gateway or a commune followed to their acks, every one audited; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from click.testing import CliRunner
+from mqtt_testkit import Fleet, running_agent, wait_for
+
+from collector.app import create_app, start
+from collector.cli import main
+from collector.control.link import ControlLink, LinkConfig
+from collector.control.routes import attach_link
+from collector.store import Store, open_store
+from drivers import registry
+from drivers.model import Event, Severity
+from simulators.mosquitto import Mosquitto
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(autouse=True)
+def gated_bus_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(registry.BUS_TYPES, "gated", "mqtt_testkit:gated_bus")
+
+
+async def cli(*args: str) -> str:
+    """`citygate-collector ARGS` in-process (a thread: the commands run their own event loop)."""
+    done = await asyncio.to_thread(CliRunner().invoke, main, list(args))
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
+@dataclass
+class Centre:
+    url: str
+    http: aiohttp.ClientSession
+    operator_token: str
+    fleet: Fleet
+    broker: Mosquitto
+    store: Store
+    link: ControlLink
+
+    async def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+        headers = {"Authorization": f"Bearer {token or self.operator_token}"}
+        async with self.http.request(method, self.url + path, json=body, headers=headers) as resp:
+            return resp.status, await resp.json(content_type=None)
+
+
+@pytest.fixture
+async def centre(tmp_path: Path, db_url: str) -> AsyncIterator[Centre]:
+    fleet = Fleet(tmp_path / "acl")
+    for name, commune in (("gw-a", "21231"), ("gw-b", "21231"), ("gw-q", "21515")):
+        token_file = tmp_path / f"{name}.token"
+        await cli("gateway", "add", name, "--commune", commune, "--db", db_url, "--token-file", str(token_file))
+        fleet.gateways[name] = token_file.read_text().strip()
+    await cli("operator", "add", "alice", "--db", db_url, "--token-file", str(tmp_path / "alice"))
+    out = await cli("mqtt-acl", "--out", str(tmp_path / "acl"), "--collector-password-file", str(tmp_path / "collector-pw"),
+              "--db", db_url)
+    assert "4 identities" in out and "3 gateways" in out
+    fleet.collector_password = (tmp_path / "collector-pw").read_text().strip()
+    broker = Mosquitto(tmp_path / "broker", password_file=tmp_path / "acl" / "passwd", acl_file=tmp_path / "acl" / "acl")
+    broker.start()
+    try:
+        async with open_store(db_url) as store:
+            app = create_app(store)
+            link = attach_link(app, LinkConfig(broker.url, fleet.collector_password, resend_s=1.0, keepalive_s=5,
+                                                       expiry_grace_s=0.5))
+            runner, url = await start(app, "127.0.0.1", 0)
+            try:
+                await wait_for(lambda: link.connected, 30, "the collector's MQTT link")
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=90)) as http:
+                    yield Centre(url, http, (tmp_path / "alice").read_text().strip(), fleet, broker, store, link)
+            finally:
+                await runner.cleanup()
+    finally:
+        broker.kill()
+
+
+async def presence(c: Centre) -> dict[str, Any]:
+    status, doc = await c.call("GET", "/api/v1/control/presence")
+    assert status == 200, doc
+    return {g["gateway"]: g for g in doc["gateways"]}
+
+
+async def wait_presence(c: Centre, gateway: str, online: bool | None) -> dict[str, Any]:
+    for _ in range(300):
+        row = (await presence(c))[gateway]
+        if row["online"] is online:
+            return row
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{gateway} never became online={online}: {row}")
+
+
+async def test_presence_commands_to_a_gateway_and_a_commune_with_their_acks_and_the_audit(
+    tmp_path: Path, centre: Centre
+) -> None:
+    c = centre
+    assert (await presence(c))["gw-a"]["online"] is None  # registered, never heard of
+    async with running_agent(tmp_path, c.fleet, c.broker, "gw-a"), running_agent(tmp_path, c.fleet, c.broker, "gw-b"):
+        row = await wait_presence(c, "gw-a", True)
+        assert row["commune"] == "21231" and row["state"]["version"] and not row["stale"]
+
+        status, sent = await c.call("POST", "/api/v1/control/commands",
+                                    {"gateway": "gw-a", "action": "device.read", "args": {"device": "meter-1"}})
+        assert status == 202 and sent["issued_by"] == "alice" and sent["target"] == "gateway:gw-a"
+        status, done = await c.call("GET", f"/api/v1/control/commands/{sent['id']}?wait_s=20")
+        assert status == 200 and done["final"], done
+        [delivery] = done["deliveries"]
+        assert delivery["status"] == "done" and delivery["result"]["values"] == {"temperature_c": 21.5}
+
+        status, wide = await c.call("POST", "/api/v1/control/commands",
+                                    {"commune": "21231", "action": "agent.set_log_level",
+                                     "args": {"level": "debug", "logger": "citygate.test-commune"}, "valid_s": 30})
+        assert status == 202 and wide["target"] == "commune:21231"
+        status, wide_done = await c.call("GET", f"/api/v1/control/commands/{wide['id']}?wait_s=20")
+        assert {d["gateway"]: d["status"] for d in wide_done["deliveries"]} == {"gw-a": "done", "gw-b": "done"}
+
+    row = await wait_presence(c, "gw-a", False)
+    assert row["state"]["reason"] == "agent stopped"
+    status, audit = await c.call("GET", "/api/v1/control/commands")
+    assert [(a["action"], a["issued_by"], a["counts"]) for a in audit["commands"]] == [
+        ("agent.set_log_level", "alice", {"done": 2}), ("device.read", "alice", {"done": 1})]
+
+
+async def test_alarms_are_logged_and_handled_by_named_operators(tmp_path: Path, centre: Centre) -> None:
+    c = centre
+    async with running_agent(tmp_path, c.fleet, c.broker, "gw-a") as agent:
+        agent.emit(Event("tl-1", 1_768_496_400_000, "conflict", Severity.CRITICAL, {"groups": [1, 3]}))
+        for _ in range(200):
+            status, doc = await c.call("GET", "/api/v1/control/alarms?status=open")
+            if doc["alarms"]:
+                break
+            await asyncio.sleep(0.1)
+    [alarm] = doc["alarms"]
+    assert (alarm["gateway"], alarm["device"], alarm["code"], alarm["severity"]) == ("gw-a", "tl-1", "conflict",
+                                                                                     "critical")
+    status, acked = await c.call("POST", f"/api/v1/control/alarms/{alarm['id']}/acknowledge", {"note": "crew sent"})
+    assert status == 200 and acked["status"] == "acknowledged" and acked["acknowledged_by"] == "alice"
+    status, again = await c.call("POST", f"/api/v1/control/alarms/{alarm['id']}/acknowledge")
+    assert status == 409 and again["status_now"] == "acknowledged"
+    status, cleared = await c.call("POST", f"/api/v1/control/alarms/{alarm['id']}/clear")
+    assert status == 200 and cleared["cleared_by"] == "alice" and cleared["note"] == "crew sent"
+    status, open_now = await c.call("GET", "/api/v1/control/alarms?status=open")
+    assert open_now["alarms"] == []
+
+
+async def test_a_command_for_a_gateway_that_is_down_reaches_it_when_it_comes_back_before_expiry(
+    tmp_path: Path, centre: Centre
+) -> None:
+    c = centre
+    status, sent = await c.call("POST", "/api/v1/control/commands",
+                                {"gateway": "gw-b", "action": "device.read", "args": {"device": "lamp-1"},
+                                 "valid_s": 60})
+    assert status == 202
+    await asyncio.sleep(2.5)  # resent every second meanwhile, to nobody
+    async with running_agent(tmp_path, c.fleet, c.broker, "gw-b"):
+        status, done = await c.call("GET", f"/api/v1/control/commands/{sent['id']}?wait_s=20")
+    [delivery] = done["deliveries"]
+    assert delivery["status"] == "done" and delivery["sends"] >= 3
+
+
+async def test_an_expired_command_nobody_answered_is_marked_unanswered(tmp_path: Path, centre: Centre) -> None:
+    c = centre
+    status, sent = await c.call("POST", "/api/v1/control/commands",
+                                {"gateway": "gw-q", "action": "agent.set_log_level", "args": {"level": "info"},
+                                 "valid_s": 1})
+    assert status == 202
+    status, doc = await c.call("GET", f"/api/v1/control/commands/{sent['id']}?wait_s=20")
+    assert doc["final"] and doc["deliveries"][0]["status"] == "unanswered"
+
+
+@pytest.mark.parametrize(("body", "status", "kind", "pointer"), [
+    ({"gateway": "gw-zz", "action": "device.read", "args": {"device": "x"}}, 404, "unknown-gateway", "/gateway"),
+    ({"commune": "99999", "action": "device.read", "args": {"device": "x"}}, 404, "unknown-commune", "/commune"),
+    ({"commune": "21166", "action": "device.read", "args": {"device": "x"}}, 404, "no-gateway", "/commune"),
+    ({"gateway": "gw-a", "action": "lighting.override", "args": {"lamp": "l1", "level_pct": 101,
+                                                                  "until_ms": 4_000_000_000_000}},
+     400, "invalid-command", "/args/level_pct"),
+    ({"gateway": "gw-a", "action": "reboot", "args": {}}, 400, "invalid-command", "/action"),
+    ({"gateway": "gw-a", "commune": "21231", "action": "device.read", "args": {"device": "x"}}, 400,
+     "invalid-command", ""),
+    ({"gateway": "gw-a", "action": "device.read", "args": {"device": "x"}, "valid_s": 10**9}, 400,
+     "invalid-command", "/valid_s"),
+])
+async def test_bad_commands_are_refused_with_the_problem_and_its_pointer(
+    centre: Centre, body: dict[str, Any], status: int, kind: str, pointer: str
+) -> None:
+    got, doc = await centre.call("POST", "/api/v1/control/commands", body)
+    assert got == status and doc["type"].endswith(kind) and doc.get("pointer") == pointer, doc
+    _, audit = await centre.call("GET", "/api/v1/control/commands")
+    assert audit["commands"] == []  # nothing refused was audited as sent
+
+
+async def test_the_control_api_wants_an_operator_token(centre: Centre) -> None:
+    for token in ("nope", centre.fleet.gateways["gw-a"]):
+        status, doc = await centre.call("GET", "/api/v1/control/presence", token=token)
+        assert status == 401 and doc["type"].endswith("unauthorized")
+    async with centre.http.get(centre.url + "/api/v1/control/alarms") as resp:
+        assert resp.status == 401 and "Bearer" in resp.headers["WWW-Authenticate"]
+
+
+async def test_without_a_broker_configured_commands_are_refused_503(tmp_path: Path, db_url: str) -> None:
+    await cli("operator", "add", "bob", "--db", db_url, "--token-file", str(tmp_path / "bob"))
+    await cli("gateway", "add", "gw-a", "--commune", "21231", "--db", db_url, "--token-file", str(tmp_path / "gw-a.token"))
+    async with open_store(db_url) as store:
+        runner, url = await start(create_app(store), "127.0.0.1", 0)
+        try:
+            async with aiohttp.ClientSession() as http:
+                headers = {"Authorization": f"Bearer {(tmp_path / 'bob').read_text().strip()}"}
+                async with http.post(url + "/api/v1/control/commands", headers=headers,
+                                     json={"gateway": "gw-a", "action": "device.read",
+                                           "args": {"device": "x"}}) as resp:
+                    doc = await resp.json(content_type=None)
+                    assert resp.status == 503 and doc["type"].endswith("control-unavailable")
+        finally:
+            await runner.cleanup()
+
+
+async def test_serve_with_mqtt_options_runs_the_link_in_the_collector_process(tmp_path: Path) -> None:
+    from simulators.procs import start_collector
+
+    db = str(tmp_path / "collector.db")
+    await cli("gateway", "add", "gw-a", "--commune", "21231", "--db", db, "--token-file", str(tmp_path / "gw-a.token"))
+    await cli("operator", "add", "alice", "--db", db, "--token-file", str(tmp_path / "alice"))
+    await cli("mqtt-acl", "--out", str(tmp_path / "acl"), "--collector-password-file", str(tmp_path / "pw"), "--db", db)
+    fleet = Fleet(tmp_path / "acl", {"gw-a": (tmp_path / "gw-a.token").read_text().strip()},
+                  (tmp_path / "pw").read_text().strip())
+    broker = Mosquitto(tmp_path / "broker", password_file=tmp_path / "acl" / "passwd", acl_file=tmp_path / "acl" / "acl")
+    broker.start()
+    proc = None
+    try:
+        proc, url = await asyncio.to_thread(
+            start_collector, db, extra=["--mqtt-url", broker.url, "--mqtt-password-file", str(tmp_path / "pw")])
+        headers = {"Authorization": f"Bearer {(tmp_path / 'alice').read_text().strip()}"}
+        async with running_agent(tmp_path, fleet, broker, "gw-a"), aiohttp.ClientSession(headers=headers) as http:
+            async with http.post(url + "/api/v1/control/commands",
+                                 json={"gateway": "gw-a", "action": "device.read", "args": {"device": "meter-1"}}) as r:
+                sent = await r.json()
+            async with http.get(url + f"/api/v1/control/commands/{sent['id']}?wait_s=20") as r:
+                done = await r.json()
+            async with http.get(url + "/api/v1/control/presence") as r:
+                seen = await r.json()
+    finally:
+        if proc is not None:
+            proc.stop()
+        broker.kill()
+    assert done["deliveries"][0]["status"] == "done"
+    assert seen["link"]["connected"] and seen["gateways"][0]["online"]
