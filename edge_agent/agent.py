@@ -33,6 +33,7 @@ log = logging.getLogger("citygate.agent")
 SERVICES: dict[str, str] = {
     "mqtt": "edge_agent.control:service",
     "analytics": "edge_agent.analytics:service",
+    "lighting": "edge_agent.lighting.service:make_service",
 }
 
 RESTART_DELAY_S = 5.0

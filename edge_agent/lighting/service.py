@@ -107,6 +107,7 @@ class LampState:
 
     name: str
     group: GroupConfig
+    rated_power_w: float
     bus: LampBus | None = None
     target: int | None = None  # what the program (or override) wants now
     commanded: int | None = None  # last level the controller accepted
@@ -164,7 +165,7 @@ class LightingService:
         self.engine = Engine(config.programs, config.site)
         self.overrides: dict[str, Override] = {}
         self.lamps: dict[str, LampState] = {
-            lamp: LampState(lamp, g) for g in config.groups for lamp in g.lamps
+            lamp: LampState(lamp, g, g.rated_power_w) for g in config.groups for lamp in g.lamps
         }
         self.group_levels: dict[str, int] = {}
         self.mode = ClockMode.TRUSTED
@@ -277,7 +278,7 @@ class LightingService:
 
     def _running(self) -> AgentContext:
         if self._ctx is None:
-            raise RuntimeError("the lighting service is not running")
+            raise LightingError("service", self.name, "not_running", "the lighting service has not started yet")
         return self._ctx
 
     def _bind_lamps(self, ctx: AgentContext) -> None:
@@ -288,6 +289,11 @@ class LightingService:
                     on_bus[lamp] = bus
         for state in self.lamps.values():
             state.bus = on_bus.get(state.name)
+            # the bus's own figure for this lamp, when it has one, beats the group's
+            rated = getattr(state.bus, "rated_power_w", None)
+            own = rated(state.name) if callable(rated) else None
+            if isinstance(own, int | float) and own > 0:
+                state.rated_power_w = float(own)
             if state.bus is None:
                 ctx.emit(Event(
                     state.name, _ms(ctx.clock.now()), "lamp_unknown", Severity.MAJOR,
@@ -455,7 +461,7 @@ class LightingService:
         if isinstance(on, bool):
             return on
         if isinstance(power, int | float) and not isinstance(power, bool):
-            return power >= FAILURE_POWER_RATIO * state.group.rated_power_w
+            return power >= FAILURE_POWER_RATIO * state.rated_power_w
         if isinstance(level, int | float) and not isinstance(level, bool):
             return level > 0
         return None
@@ -491,7 +497,7 @@ class LightingService:
     def _judge(self, state: LampState, ts: int) -> None:
         if ts < state.commanded_at_ms + self.config.fault_settle_s * 1000:
             return  # the lamp may still be fading to its new level
-        rated = state.group.rated_power_w
+        rated = state.rated_power_w
         commanded_on = state.commanded is not None and state.commanded > 0
         if state.power_w is not None:
             dark = state.power_w < FAILURE_POWER_RATIO * rated
