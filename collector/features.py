@@ -1,0 +1,17 @@
+"""What the collector serves besides ingest and the read API, installed by create_app:
+live updates, metrics, residents' reports, the control-centre page, open data and the OpenAPI
+document (which must list every route, so it is installed last)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from collector.live import install_changes
+from collector.metrics import install_metrics
+from collector.reports.routes import add_report_routes
+
+
+def install_features(app: web.Application) -> None:
+    install_changes(app)
+    install_metrics(app)
+    add_report_routes(app)

@@ -1,0 +1,109 @@
+"""Prometheus metrics at GET /metrics, from a registry of the app's own (tests run several apps).
+
+Ingest: batches accepted and refused (by status), records received by kind, stored and
+duplicate records, batch handling time (body read, decode, store transaction). Gateways
+online (collector.online, computed at each scrape). Store errors: database failures that
+reached a request handler.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from citygate_wire.batch import PATH, Batch
+from collector.app import INGEST_LISTENERS
+from collector.errors import StoreError
+from collector.model import Gateway, IngestResult
+from collector.online import fleet
+from collector.problem import Handler
+
+#: what a store raises when the database fails (the stores do not wrap driver errors on ingest)
+STORE_FAILURES = (StoreError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.batches = Counter("citygate_ingest_batches", "Batches stored", registry=r)
+        self.refused = Counter("citygate_ingest_refused_batches", "Batches refused, by HTTP status", ["status"],
+                               registry=r)
+        self.records = Counter("citygate_ingest_records", "Records received in stored batches, by kind", ["kind"],
+                               registry=r)
+        self.stored = Counter("citygate_ingest_stored_records", "Records written (not duplicates)", registry=r)
+        self.duplicates = Counter("citygate_ingest_duplicate_records", "Records already stored, skipped", registry=r)
+        self.latency = Histogram("citygate_ingest_batch_seconds", "Time to handle a stored batch", registry=r,
+                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.online = Gauge("citygate_gateways_online", "Gateways online now", registry=r)
+        self.gateways = Gauge("citygate_gateways", "Gateways registered", registry=r)
+        self.store_errors = Counter("citygate_store_errors", "Database failures met by request handlers", registry=r)
+
+    def on_ingest(self, gateway: Gateway, batch: Batch, result: IngestResult) -> None:
+        samples = sum(1 for r in batch.records if r.kind == "sample")
+        self.records.labels("sample").inc(samples)
+        self.records.labels("event").inc(len(batch.records) - samples)
+        self.stored.inc(result.stored)
+        self.duplicates.inc(result.duplicates)
+
+
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def install_metrics(app: web.Application) -> Metrics:
+    m = app[METRICS] = Metrics()
+    app[INGEST_LISTENERS].append(m.on_ingest)
+
+    @web.middleware
+    async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
+        batch = request.method == "POST" and request.path == PATH
+        start = time.perf_counter()
+        try:
+            response = await handler(request)
+        except STORE_FAILURES:
+            m.store_errors.inc()
+            if batch:
+                m.refused.labels("500").inc()
+            raise
+        except web.HTTPException as exc:
+            if batch:
+                m.refused.labels(str(exc.status)).inc()
+            raise
+        except Exception as exc:
+            status = getattr(exc, "status", 500)  # a Problem carries its status
+            if batch:
+                m.refused.labels(str(status)).inc()
+            raise
+        if batch:
+            if response.status == 200:
+                m.batches.inc()
+                m.latency.observe(time.perf_counter() - start)
+            else:
+                m.refused.labels(str(response.status)).inc()
+        return response
+
+    app.middlewares.append(measure)
+    app.router.add_get("/metrics", get_metrics)
+    return m
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    m = request.app[METRICS]
+    try:
+        _, gateways = await fleet(request.app, time.time_ns() // 1_000_000)
+    except STORE_FAILURES:
+        m.store_errors.inc()  # the counters still tell what happened before the database went away
+    else:
+        m.gateways.set(len(gateways))
+        m.online.set(sum(1 for g in gateways if g.online))
+    return web.Response(body=generate_latest(m.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,322 @@
+"""Open311 GeoReport v2 under /open311/v2/ (JSON; every path also answers with its `.json` suffix),
+the reporter's live follow stream, and the operators' side of the reports.
+
+Public (no login), errors as `[{"code", "description"}]`:
+
+    GET  /open311/v2/services.json                         the report types
+    GET  /open311/v2/services/{service_code}.json          a type's attributes (lamp-out: lamp_id)
+    POST /open311/v2/requests.json                         a new report -> id and a private follow token
+    GET  /open311/v2/requests.json                         search (ids, service_code, status, 90-day window)
+    GET  /open311/v2/requests/{id}.json                    one report
+    GET  /open311/v2/requests/{id}/events?token=...        SSE: the report's status, live, for its reporter
+
+Operators (`Authorization: Bearer <operator token>`, problem+json errors):
+
+    GET  /api/v1/reports?state=&commune=&limit=            with the reporters' contact details
+    GET  /api/v1/reports/{id}                              and its reporters and history
+    POST /api/v1/reports/{id}/state                        {"state", "note"?, "expected_datetime"?}
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from collector.app import STORE, TERRITORY, int_param, json_response
+from collector.control.routes import json_body, operator
+from collector.live import CHANGES, sse
+from collector.problem import Problem
+from collector.reports.model import (
+    MAX_NOTE,
+    MAX_RESULTS,
+    OPEN_STATES,
+    STATES,
+    NewReport,
+    Open311Error,
+    ReportRow,
+    distance_m,
+    jurisdiction,
+    parse_datetime,
+    parse_new_report,
+    search_window,
+)
+from collector.reports.services import LAMP_ID, LAMP_ID_RE, SERVICES
+from collector.reports.store import Filters, Lamp, ReportConflict
+from collector.tokens import hash_token
+
+PREFIX = "/open311/v2"
+FOLLOW_TOKEN_PREFIX = "cgf_"
+#: a located lamp-out report is about a faulty lamp of a cabinet at most this far away
+NEAR_LAMP_M = 150.0
+TOPIC = "reports"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def add_report_routes(app: web.Application) -> None:
+    r = app.router
+    for suffix in ("", ".json"):
+        r.add_get(f"{PREFIX}/services{suffix}", get_services)
+        r.add_get(PREFIX + "/services/{service_code:[A-Za-z0-9_-]+}" + suffix, get_service_definition)
+        r.add_post(f"{PREFIX}/requests{suffix}", post_request)
+        r.add_get(f"{PREFIX}/requests{suffix}", get_requests)
+        r.add_get(PREFIX + "/requests/{service_request_id:[0-9]+}" + suffix, get_request)
+    r.add_get(PREFIX + "/requests/{service_request_id:[0-9]+}/events", follow_request)
+    r.add_get("/api/v1/reports", operator_reports)
+    r.add_get("/api/v1/reports/{report:[0-9]+}", operator_report)
+    r.add_post("/api/v1/reports/{report:[0-9]+}/state", operator_set_state)
+
+
+def _json(doc: object, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(doc), content_type="application/json")
+
+
+# -- services -------------------------------------------------------------------------------------
+
+async def get_services(request: web.Request) -> web.Response:
+    raw = request.query.get("jurisdiction_id")
+    if raw is not None:
+        jurisdiction(raw, request.app[TERRITORY])
+    return _json([s.as_json() for s in SERVICES.values()])
+
+
+async def get_service_definition(request: web.Request) -> web.Response:
+    code = request.match_info["service_code"]
+    service = SERVICES.get(code)
+    if service is None:
+        raise Open311Error(404, f"service_code {code!r} was not found")
+    return _json(service.definition())
+
+
+# -- new reports ------------------------------------------------------------------------------------
+
+async def _form(request: web.Request) -> dict[str, str]:
+    ctype = request.content_type
+    items: Iterable[tuple[Any, Any]]
+    if ctype == "application/json":
+        try:
+            doc = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            raise Open311Error(400, f"the body is not valid JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise Open311Error(400, "the JSON body must be an object of fields")
+        items = doc.items()
+    elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        items = (await request.post()).items()
+    else:
+        raise Open311Error(400, f"send the fields as application/x-www-form-urlencoded, not {ctype!r}")
+    out: dict[str, str] = {}
+    for key, value in items:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise Open311Error(400, f"{key}: expected a text value")
+        if key in out:
+            raise Open311Error(400, f"{key} is given twice")
+        out[str(key)] = str(value)
+    return out
+
+
+async def _lamp(request: web.Request, report: NewReport) -> tuple[Lamp | None, int | None]:
+    """The lamp a lamp-out report is about, and when its open fault started (telemetry), if known."""
+    store = request.app[STORE]
+    if report.lamp_id is not None:
+        match = LAMP_ID_RE.match(report.lamp_id)
+        assert match is not None  # parse_new_report checked it
+        gateway_name, device = match.group(1), match.group(2)
+        gateway = await store.gateway(gateway_name)
+        if gateway is None:
+            raise Open311Error(400, f"attribute[{LAMP_ID}]: no lamp cabinet named {gateway_name!r}")
+        if gateway.commune != report.commune.insee:
+            raise Open311Error(400, f"attribute[{LAMP_ID}]: cabinet {gateway_name} is not in {report.commune.name}")
+        if not any(d.device == device for d in await store.devices(gateway_name, kind="lamp")):
+            raise Open311Error(400, f"attribute[{LAMP_ID}]: cabinet {gateway_name} has no lamp {device!r}")
+        lamp = Lamp(gateway_name, device)
+        faults = [f for f in await store.open_lamp_faults(gateway_name) if f.device == device]
+        return lamp, faults[0].since_ms if faults else None
+    if report.lat is None or report.lon is None:
+        return None, None
+    # no lamp number: a faulty lamp whose cabinet is close by (the collector knows cabinets' positions only)
+    cabinets = {i.gateway.name: i.gateway for i in await store.gateways()}
+    best: tuple[float, str] | None = None
+    faults = await store.open_lamp_faults()
+    for f in faults:
+        g = cabinets.get(f.gateway)
+        if g is None or g.lat is None or g.lon is None or g.commune != report.commune.insee:
+            continue
+        d = distance_m(report.lat, report.lon, g.lat, g.lon)
+        if d <= NEAR_LAMP_M and (best is None or d < best[0]):
+            best = (d, f.gateway)
+    if best is None:
+        return None, None
+    nearby = [f for f in faults if f.gateway == best[1]]
+    for f in nearby:  # a lamp of that cabinet already has an open report: that is the one
+        if await store.open_report_for_lamp(Lamp(f.gateway, f.device)) is not None:
+            return Lamp(f.gateway, f.device), f.since_ms
+    return Lamp(nearby[0].gateway, nearby[0].device), nearby[0].since_ms
+
+
+async def post_request(request: web.Request) -> web.Response:
+    report = parse_new_report(await _form(request), request.app[TERRITORY])
+    lamp, fault_since = await _lamp(request, report)
+    token = FOLLOW_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    result = await request.app[STORE].submit_report(report, hash_token(token), now_ms(), lamp=lamp,
+                                                    fault_since_ms=fault_since)
+    request.app[CHANGES].notify(TOPIC)
+    rid = str(result.request.id)
+    if result.attached:
+        notice = f"Ce lampadaire est déjà signalé : votre signalement est rattaché à la demande {rid}."
+    elif fault_since is not None:
+        notice = "Panne déjà détectée par la télégestion : une intervention va être programmée."
+    else:
+        notice = None
+    return _json([{
+        "service_request_id": rid,
+        "service_notice": notice,
+        "account_id": None,
+        "follow_token": token,
+        "follow_url": f"{PREFIX}/requests/{rid}/events?token={token}",
+    }], status=201)
+
+
+# -- reading reports ----------------------------------------------------------------------------------
+
+def _csv(raw: str | None) -> list[str]:
+    return [] if raw is None else [v.strip() for v in raw.split(",") if v.strip()]
+
+
+async def get_requests(request: web.Request) -> web.Response:
+    q = request.query
+    ids = _csv(q.get("service_request_id"))
+    if ids:
+        bad = [i for i in ids if not i.isdigit()]
+        if bad:
+            raise Open311Error(400, f"service_request_id {bad[0]!r} is not a request id")
+        rows = await request.app[STORE].reports(Filters(ids=[int(i) for i in ids[:MAX_RESULTS]]))
+        return _json([r.public_json() for r in rows])
+    codes = _csv(q.get("service_code"))
+    unknown = [c for c in codes if c not in SERVICES]
+    if unknown:
+        raise Open311Error(400, f"service_code {unknown[0]!r} was not found")
+    states: list[str] = []
+    for status in _csv(q.get("status")):
+        if status not in ("open", "closed"):
+            raise Open311Error(400, f"status {status!r}: open or closed")
+        states += OPEN_STATES if status == "open" else ["resolved"]
+    commune = None
+    if q.get("jurisdiction_id") is not None:
+        commune = jurisdiction(q.get("jurisdiction_id"), request.app[TERRITORY]).insee
+    first, last = search_window(q.get("start_date"), q.get("end_date"), now_ms())
+    rows = await request.app[STORE].reports(Filters(None, codes, states, commune, first, last, MAX_RESULTS))
+    return _json([r.public_json() for r in rows])
+
+
+async def _request_row(request: web.Request) -> ReportRow:
+    rid = int(request.match_info["service_request_id"])
+    row = await request.app[STORE].report(rid)
+    if row is None:
+        raise Open311Error(404, f"service_request_id {rid} was not found")
+    return row
+
+
+async def get_request(request: web.Request) -> web.Response:
+    return _json([(await _request_row(request)).public_json()])
+
+
+async def follow_request(request: web.Request) -> web.StreamResponse:
+    """SSE of one request for its reporters: the token given at creation, as ?token= or a bearer token."""
+    row = await _request_row(request)
+    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
+    token = request.query.get("token") or (bearer.strip() if scheme.lower() == "bearer" else "")
+    if not token:
+        raise Open311Error(401, "the follow token given when the report was sent is required (?token=...)")
+    store = request.app[STORE]
+    if not await store.report_follower(row.id, hash_token(token)):
+        raise Open311Error(403, "this follow token does not belong to this request")
+
+    async def snapshot() -> tuple[str, Any]:
+        current = await store.report(row.id)
+        assert current is not None  # requests are never deleted
+        return "status", {**current.public_json(), "state": current.state}
+
+    return await sse(request, snapshot, [TOPIC])
+
+
+# -- operators ----------------------------------------------------------------------------------------
+
+async def operator_reports(request: web.Request) -> web.Response:
+    await operator(request)
+    states = _csv(request.query.get("state"))
+    bad = [s for s in states if s not in STATES]
+    if bad:
+        raise Problem(400, "invalid-parameter", "Invalid query parameter",
+                      f"state {bad[0]!r}: one of {', '.join(STATES)}", parameter="state")
+    commune = None
+    if request.query.get("commune") is not None:
+        found = request.app[TERRITORY].resolve(request.query["commune"])
+        if found is None:
+            raise Problem(404, "unknown-commune", "Not Found", f"{request.query['commune']!r} is no commune",
+                          parameter="commune")
+        commune = found.insee
+    limit = int_param(request, "limit", 100, 1, MAX_RESULTS)
+    rows = await request.app[STORE].reports(Filters(None, (), states, commune, 0, 2**62, limit))
+    return json_response({"reports": [r.operator_json() for r in rows]})
+
+
+async def _operator_row(request: web.Request) -> ReportRow:
+    rid = int(request.match_info["report"])
+    row = await request.app[STORE].report(rid)
+    if row is None:
+        raise Problem(404, "unknown-report", "Not Found", f"no report {rid}")
+    return row
+
+
+async def _detail(request: web.Request, row: ReportRow) -> dict[str, Any]:
+    store = request.app[STORE]
+    return {**row.operator_json(),
+            "reporters": [p.as_json() for p in await store.report_reporters(row.id)],
+            "history": [h.as_json() for h in await store.report_history(row.id)]}
+
+
+async def operator_report(request: web.Request) -> web.Response:
+    await operator(request)
+    return json_response(await _detail(request, await _operator_row(request)))
+
+
+async def operator_set_state(request: web.Request) -> web.Response:
+    who = await operator(request)
+    row = await _operator_row(request)
+    body = await json_body(request)
+    extra = body.keys() - {"state", "note", "expected_datetime"}
+    if extra:
+        raise Problem(400, "invalid-body", "Invalid body", f"unknown member(s) {sorted(extra)}", pointer="")
+    state = body.get("state")
+    if state not in STATES:
+        raise Problem(400, "invalid-body", "Invalid body", f"state: one of {', '.join(STATES)}", pointer="/state")
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or not note.strip() or len(note) > MAX_NOTE):
+        raise Problem(400, "invalid-body", "Invalid body", f"note: a text of 1 to {MAX_NOTE} characters",
+                      pointer="/note")
+    expected = body.get("expected_datetime")
+    expected_ms = None
+    if expected is not None:
+        if not isinstance(expected, str):
+            raise Problem(400, "invalid-body", "Invalid body", "expected_datetime: an ISO 8601 date-time",
+                          pointer="/expected_datetime")
+        try:
+            expected_ms = parse_datetime(expected, "expected_datetime")
+        except Open311Error as exc:
+            raise Problem(400, "invalid-body", "Invalid body", exc.detail, pointer="/expected_datetime") from None
+    try:
+        updated = await request.app[STORE].set_report_state(row.id, state, note, expected_ms, who, now_ms())
+    except ReportConflict:
+        raise Problem(409, "report-state", "Conflict",
+                      f"lamp {row.lamp_gateway}/{row.lamp_device} already has another open report") from None
+    assert updated is not None
+    request.app[CHANGES].notify(TOPIC)
+    return json_response(await _detail(request, updated))
