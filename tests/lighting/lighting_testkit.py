@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from drivers.base import DeviceState
+from drivers.base import Bus, DeviceState
 from drivers.errors import DeviceError
 from drivers.model import Event, Record, RecordSink, Sample
 from edge_agent.clock import FakeClock
@@ -124,14 +124,16 @@ class SettableTimeSync:
 class Harness:
     """Runs a LightingService on a FakeClock; records what it emits, as the journal would hand them on."""
 
-    def __init__(self, config: LightingConfig, state_dir: Path, start: datetime, lamps: Iterable[LampModel],
-                 time_sync: TimeSync | None = None) -> None:
+    def __init__(self, config: LightingConfig, state_dir: Path, start: datetime, lamps: Iterable[LampModel] = (),
+                 time_sync: TimeSync | None = None, buses: Iterable[Bus] = ()) -> None:
+        """Lamps on an in-process bus (`self.bus`), or real buses (`buses`, e.g. Modbus to a simulator)."""
         self.config = config
         self.clock = JumpingClock(start)
         self.bus = InProcessLampBus(self.clock, lamps)
         self.records: list[Record] = []
         self.time_sync = time_sync
-        self.ctx = AgentContext("gw-test", "21231", state_dir, self.clock, {self.bus.name: self.bus}, self.emit)
+        all_buses: list[Bus] = list(buses) or [self.bus]
+        self.ctx = AgentContext("gw-test", "21231", state_dir, self.clock, {b.name: b for b in all_buses}, self.emit)
         self.service: LightingService | None = None
         self.task: asyncio.Task[None] | None = None
 
