@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+
+from edge_agent.config import load_config
+from edge_agent.lighting.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 AGENT = [str(Path(sys.executable).parent / "citygate-agent")]
@@ -86,3 +91,25 @@ def test_a_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
     f.write_text("[gateway]\nid = 'x'\n")
     proc = run("simulate-year", "--config", str(f), "--year", "2026")
     assert proc.returncode == 2 and "no [lighting] table" in proc.stderr
+
+
+@pytest.mark.parametrize(("commune", "insee", "at_2230"), [("dijon", "21231", 70), ("quetigny", "21515", 70),
+                                                          ("sennecey-les-dijon", "21605", 100)])
+def test_shipped_cabinet_configs_load_and_follow_their_mayors_hours(commune: str, insee: str, at_2230: int) -> None:
+    file = ROOT / "configs" / "gateways" / f"{commune}-cabinet.toml"
+    cfg = load_config(file)  # the whole agent config: gateway, uplink, Modbus bus, lighting
+    assert cfg.gateway.commune == insee
+    lighting = cfg.sections["lighting"]
+    bus_lamps = {lamp for bus in cfg.buses for lamp in bus.lamps()}  # type: ignore[attr-defined]
+    assert {lamp for g in lighting.groups for lamp in g.lamps} == bus_lamps
+    territory = {c["insee"]: c for c in orjson.loads((ROOT / "configs" / "territory.json").read_bytes())["communes"]}
+    assert (lighting.site.latitude, lighting.site.longitude) == (territory[insee]["lat"], territory[insee]["lon"])
+    main = lighting.groups[0]
+    assert main.calendar == commune
+    engine = Engine(lighting.programs, lighting.site)
+    paris = ZoneInfo("Europe/Paris")
+    assert engine.level_at(main.calendar, datetime(2026, 2, 3, 22, 30, tzinfo=paris)) == at_2230
+    assert engine.level_at(main.calendar, datetime(2026, 2, 4, 1, 0, tzinfo=paris)) == (0 if commune.startswith("sennecey") else 70)
+    assert engine.level_at(main.calendar, datetime(2026, 7, 15, 1, 0, tzinfo=paris)) == 100  # the 14 July night
+    proc = run("schedule", "--config", str(file), "--date", "2026-02-03")
+    assert proc.returncode == 0 and main.name in proc.stdout
