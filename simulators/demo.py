@@ -54,6 +54,10 @@ def agent_config(cab: Cabinet, state: Path, collector_url: str, token_file: Path
         "[journal]",
         'synchronous = "normal"',
         "",
+        "[local_api]",
+        f'socket = "{state / "agent.sock"}"',
+        "technician = true",
+        "",
         "[[bus]]",
         'name = "cabinet-modbus"',
         'type = "modbus-tcp"',
@@ -111,6 +115,7 @@ def run_demo(workdir: Path, port: int, echo: bool) -> None:
         click.echo(f"  a lamp's readings    {url}/api/v1/gateways/{cab.gateway}/devices/lamp-001/samples?limit=5")
         click.echo(f"  a cabinet's events   {url}/api/v1/gateways/{cab.gateway}/events")
         click.echo(f"  agent configs        {workdir}/<gateway>/agent.toml")
+        click.echo(f"  technician's view    citygate-agent status --socket {workdir / cab.gateway / 'agent.sock'}")
         click.echo("Ctrl-C stops every process the demo started.")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while True:

@@ -23,6 +23,9 @@ state_dir = "state"
 url = "http://127.0.0.1:9"
 token = "t"
 
+[local_api]
+socket = "state/agent.sock"
+
 [analytics.energy]
 tic_device = "linky"
 lamps = ["lamp-1", "lamp-2"]

@@ -30,6 +30,9 @@ token_file = "{token_file}"
 interval_s = 0.1
 batch_max_records = 40
 backoff_max_s = 1
+
+[local_api]
+socket = "{state}/agent.sock"
 """
     if sim_port is not None:
         text += f"""
