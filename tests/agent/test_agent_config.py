@@ -65,6 +65,29 @@ def test_bad_config_names_file_key_and_reason(tmp_path: Path, text: str, key: st
     assert str(path) in str(err.value) and key in str(err.value)
 
 
+def test_a_bad_register_map_is_refused_naming_the_map_key_and_reason(tmp_path: Path) -> None:
+    regmap = tmp_path / "broken-map.toml"
+    regmap.write_text('model = "x"\n[[register]]\nname = "level_pct"\naddress = -4\n')
+    path = write(tmp_path, GOOD + f"""
+[[bus]]
+name = "rs485"
+type = "modbus-tcp"
+host = "127.0.0.1"
+port = 502
+
+[[bus.device]]
+id = "lamp-1"
+unit = 1
+register_map = "{regmap}"
+""")
+    with pytest.raises(AgentConfigError) as err:
+        load_config(path)
+    assert err.value.file == str(path)
+    # the error names the map file, the key inside it, and the reason
+    assert err.value.key == f"{regmap}:register[0].address"
+    assert "out of range" in err.value.reason
+
+
 def test_not_toml_is_a_clear_error(tmp_path: Path) -> None:
     path = write(tmp_path, "[gateway\nid=")
     with pytest.raises(AgentConfigError, match="not valid TOML"):
