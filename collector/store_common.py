@@ -52,12 +52,16 @@ def _row(key: Any, bucket: Any, t: Totals) -> tuple[Any, ...]:
 
 
 def rollup_rows(gateway_id: int, commune: str, rolled: BatchRollup) -> dict[str, list[tuple[Any, ...]]]:
-    """Rows to upsert, by table."""
+    """Rows to upsert, by table, in the order to apply them.
+
+    Several gateways of a commune update the same commune rows concurrently (PostgreSQL): every
+    transaction takes the row locks table by table in ascending bucket order, so none deadlock."""
+    hours, days = sorted(rolled.hours.items()), sorted(rolled.days.items())
     return {
-        "rollup_gateway_hour": [_row(gateway_id, b, t) for b, t in rolled.hours.items()],
-        "rollup_gateway_day": [_row(gateway_id, b, t) for b, t in rolled.days.items()],
-        "rollup_commune_hour": [_row(commune, b, t) for b, t in rolled.hours.items()],
-        "rollup_commune_day": [_row(commune, b, t) for b, t in rolled.days.items()],
+        "rollup_gateway_hour": [_row(gateway_id, b, t) for b, t in hours],
+        "rollup_gateway_day": [_row(gateway_id, b, t) for b, t in days],
+        "rollup_commune_hour": [_row(commune, b, t) for b, t in hours],
+        "rollup_commune_day": [_row(commune, b, t) for b, t in days],
     }
 
 

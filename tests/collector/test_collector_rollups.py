@@ -324,3 +324,20 @@ def test_start_instants_sit_just_before_the_edges() -> None:
     assert (paris(SPRING - 1), paris(SPRING)) == ("2026-03-29 01:59 CET", "2026-03-29 03:00 CEST")
     assert (paris(AUTUMN - 1), paris(AUTUMN)) == ("2026-10-25 02:59 CEST", "2026-10-25 02:00 CET")
     assert paris(NEW_YEAR) == "2026-01-01 00:00 CET"
+
+
+async def test_gateways_of_one_commune_update_its_rollups_concurrently(running: Running) -> None:
+    gws = [await running.add_gateway(f"gw-{i}", "21231") for i in range(6)]
+    hours = [T0 + k * H for k in range(6)]
+
+    async def upload(i: int, name: str, token: str) -> None:
+        for b in range(5):
+            # each batch touches every hour, in an order that differs between gateways
+            order = hours[i % 6:] + hours[:i % 6]
+            records = [sample(b * 6 + k + 1, f"lamp-{k}", ts + b * MIN, lamp_on=True) for k, ts in enumerate(order)]
+            status, _, doc = await running.client.post(batch_body(name, records), token)
+            assert status == 200, doc
+
+    await asyncio.gather(*(upload(i, g.name, t) for i, (g, t) in enumerate(gws)))
+    _, _, doc = await running.client.get(f"/api/v1/communes/21231/rollups/hour?from={T0}&to={T0 + 6 * H}")
+    assert [(b["bucket"], b["samples"]) for b in doc["buckets"]] == [(h, 6 * 5) for h in hours]
