@@ -274,12 +274,12 @@ def validate_args(action: str, args: Mapping[str, Any]) -> None:
         plan = args.get("plan")
         if type(plan) is not int or not 0 <= plan <= 255:
             raise WireError(f"{p}/plan", "expected a plan number 0-255")
-        _int(args, "timeout_s", 1, 24 * 3600, p)
+        _int(args, "timeout_s", 1, 65_535, p)  # the controller's register holds 16 bits
         _only(args, {"controller", "plan", "timeout_s"}, p)
     elif action == "traffic.set_position":
         _str(args, "controller", pointer=p)
         _choice(args, "position", POSITIONS, p)
-        _int(args, "timeout_s", 1, 24 * 3600, p)
+        _int(args, "timeout_s", 1, 65_535, p)
         _only(args, {"controller", "position", "timeout_s"}, p)
     elif action == "device.read":
         _str(args, "device", pointer=p)

@@ -254,43 +254,49 @@ async def _lighting_push(cmd: Command, ctx: AgentContext) -> tuple[str, dict[str
     return "done", {"programs": len(cmd.args.get("program", [])), "calendars": len(cmd.args.get("calendar", []))}
 
 
-def _traffic_bus(ctx: AgentContext, controller: str, method: str) -> Any:
+@runtime_checkable
+class SignalsTarget(Protocol):
+    """What the control link needs of a traffic signals bus (drivers.traffic.bus.SignalsBus): one controller."""
+
+    async def select_plan(self, plan_id: int, *, timeout_s: int, expires_at: datetime) -> None: ...
+
+    async def set_position(self, position: str, *, timeout_s: int, expires_at: datetime) -> None: ...
+
+
+def _signals(ctx: AgentContext, controller: str) -> SignalsTarget:
     bus = _bus_of(ctx, controller)
-    if not callable(getattr(bus, method, None)):
+    if not isinstance(bus, SignalsTarget):
         raise Refused("unavailable", f"{controller!r} (bus {bus.name}) is not a traffic signal controller")
     return bus
 
 
-def _deadline(cmd: Command) -> datetime:
-    return datetime.fromtimestamp(cmd.expires_at_ms / 1000, UTC)
+async def _signals_call(call: Awaitable[None]) -> None:
+    # imported here: only a gateway with a signals bus loads the traffic driver
+    from drivers.traffic.bus import CommandRefused
 
-
-async def _traffic_call(call: Awaitable[Any]) -> tuple[str, dict[str, Any]]:
     try:
-        outcome = await call
-    except DriverError as exc:
-        if type(exc).__name__ in ("CommandRefused", "CommandExpired", "TrafficRefused"):
-            raise Refused("rejected", str(exc)) from None
-        raise Failed("device", str(exc)) from None
-    except ValueError as exc:
+        await call
+    except CommandRefused as exc:
+        # expired on the way to the controller, unknown plan, controller in failure mode: nothing changed
         raise Refused("rejected", str(exc)) from None
-    result = dict(outcome) if isinstance(outcome, Mapping) else {}
-    # a controller applies a plan at its next cycle boundary: accepted, not yet done
-    return ("accepted" if result.pop("deferred", False) else "done"), result
+    except DriverError as exc:
+        raise Failed("device", str(exc)) from None
 
 
 async def _traffic_plan(cmd: Command, ctx: AgentContext) -> tuple[str, dict[str, Any]]:
     a = cmd.args
-    bus = _traffic_bus(ctx, a["controller"], "select_plan")
-    return await _traffic_call(bus.select_plan(a["controller"], a["plan"], timeout_s=a["timeout_s"],
-                                               expires=_deadline(cmd)))
+    bus = _signals(ctx, a["controller"])
+    await _signals_call(bus.select_plan(a["plan"], timeout_s=a["timeout_s"], expires_at=_instant(cmd.expires_at_ms)))
+    # the controller switches plans at its next cycle boundary, not at once: accepted, not done
+    return "accepted", {"controller": a["controller"], "plan": a["plan"], "timeout_s": a["timeout_s"]}
 
 
 async def _traffic_position(cmd: Command, ctx: AgentContext) -> tuple[str, dict[str, Any]]:
     a = cmd.args
-    bus = _traffic_bus(ctx, a["controller"], "set_position")
-    return await _traffic_call(bus.set_position(a["controller"], a["position"], timeout_s=a["timeout_s"],
-                                                expires=_deadline(cmd)))
+    bus = _signals(ctx, a["controller"])
+    await _signals_call(bus.set_position(a["position"], timeout_s=a["timeout_s"],
+                                         expires_at=_instant(cmd.expires_at_ms)))
+    return "done", {"controller": a["controller"], "position": a["position"], "timeout_s": a["timeout_s"]}
 
 
 async def _device_read(cmd: Command, ctx: AgentContext) -> tuple[str, dict[str, Any]]:
