@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from collector.dashboard.routes import add_dashboard_routes
 from collector.live import install_changes
 from collector.metrics import install_metrics
 from collector.reports.routes import add_report_routes
@@ -15,3 +16,4 @@ def install_features(app: web.Application) -> None:
     install_changes(app)
     install_metrics(app)
     add_report_routes(app)
+    add_dashboard_routes(app)

@@ -1,0 +1,88 @@
+"""Routes of the control-centre page: the page, its assets, its JSON and its live stream.
+
+    GET /                                  -> 302 /control/
+    GET /control/                          the page
+    GET /control/assets/{name}             its script and style sheet
+    GET /control/api/summary               the metropolis
+    GET /control/api/communes/{insee}      one commune (a former commune's code works too)
+    GET /control/api/cabinets/{gateway}    one cabinet
+    GET /control/api/stream                SSE: `summary` at once and at every change
+
+Like the read API, these need no login: serve them to the operators' network only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from collector.app import INGEST_LISTENERS, json_response
+from collector.dashboard import data
+from collector.live import CHANGES, sse
+from collector.problem import Problem
+from collector.reports.routes import TOPIC as REPORTS_TOPIC
+
+ASSETS = Path(__file__).parent / "assets"
+#: name -> content type; nothing else under assets/ is served
+SERVED = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "text/html"}
+INGEST_TOPIC = "ingest"
+
+
+def add_dashboard_routes(app: web.Application) -> None:
+    changes = app[CHANGES]
+    app[INGEST_LISTENERS].append(lambda *_: changes.notify(INGEST_TOPIC))
+    r = app.router
+    r.add_get("/", root)
+    r.add_get("/control/", page)
+    r.add_get("/control/assets/{name}", asset)
+    r.add_get("/control/api/summary", get_summary)
+    r.add_get("/control/api/communes/{insee}", get_commune)
+    r.add_get("/control/api/cabinets/{gateway}", get_cabinet)
+    r.add_get("/control/api/stream", stream)
+
+
+async def root(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/control/")
+
+
+def _file(name: str) -> web.Response:
+    return web.Response(body=(ASSETS / name).read_bytes(), content_type=SERVED[name], charset="utf-8",
+                        headers={"Cache-Control": "no-cache"})
+
+
+async def page(request: web.Request) -> web.Response:
+    return _file("index.html")
+
+
+async def asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in SERVED:
+        raise Problem(404, "not-found", "Not Found", f"no asset {name!r}")
+    return _file(name)
+
+
+async def get_summary(request: web.Request) -> web.Response:
+    return json_response(await data.summary(request.app))
+
+
+async def get_commune(request: web.Request) -> web.Response:
+    doc = await data.commune(request.app, request.match_info["insee"])
+    if doc is None:
+        raise Problem(404, "unknown-commune", "Not Found", f"{request.match_info['insee']!r} is no commune")
+    return json_response(doc)
+
+
+async def get_cabinet(request: web.Request) -> web.Response:
+    doc = await data.cabinet(request.app, request.match_info["gateway"])
+    if doc is None:
+        raise Problem(404, "unknown-gateway", "Not Found", f"no gateway named {request.match_info['gateway']!r}")
+    return json_response(doc)
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    async def snapshot() -> tuple[str, Any]:
+        return "summary", await data.summary(request.app)
+
+    return await sse(request, snapshot, [INGEST_TOPIC, REPORTS_TOPIC])
