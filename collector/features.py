@@ -9,6 +9,8 @@ from aiohttp import web
 from collector.dashboard.routes import add_dashboard_routes
 from collector.live import install_changes
 from collector.metrics import install_metrics
+from collector.ngsi import add_ngsi_routes
+from collector.opendata import add_opendata_routes
 from collector.reports.routes import add_report_routes
 
 
@@ -17,3 +19,5 @@ def install_features(app: web.Application) -> None:
     install_metrics(app)
     add_report_routes(app)
     add_dashboard_routes(app)
+    add_opendata_routes(app)
+    add_ngsi_routes(app)

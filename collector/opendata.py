@@ -1,0 +1,94 @@
+"""Open data: per commune and day, energy, burn hours, lamp faults and water, as JSON and CSV.
+
+No login and no personal data: the figures are the commune day rollups (collector.rollup),
+days in Europe/Paris. `?commune=` (INSEE code, a former commune's code works too) narrows to
+one commune; `?from=&to=` (YYYY-MM-DD, inclusive) default to the last 31 days, at most 366.
+A day with no data from a commune has no row.
+
+    GET /opendata/v1/communes/daily.json
+    GET /opendata/v1/communes/daily.csv
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from collector.app import STORE, TERRITORY, json_response
+from collector.problem import Problem
+from collector.rollup import PARIS
+
+LICENSE = "Licence Ouverte / Open Licence 2.0 (Etalab)"
+DEFAULT_DAYS = 31
+MAX_DAYS = 366
+FIELDS = ("date", "commune_insee", "commune_name", "energy_kwh", "burn_h", "lamp_faults", "water_m3")
+
+
+def add_opendata_routes(app: web.Application) -> None:
+    app.router.add_get("/opendata/v1/communes/daily.json", daily_json)
+    app.router.add_get("/opendata/v1/communes/daily.csv", daily_csv)
+
+
+def _date(raw: str, name: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise Problem(400, "invalid-parameter", "Invalid query parameter",
+                      f"{name} must be a date YYYY-MM-DD, got {raw!r}", parameter=name) from None
+
+
+def _window(request: web.Request) -> tuple[date, date]:
+    today = datetime.fromtimestamp(time.time(), PARIS).date()
+    raw_from, raw_to = request.query.get("from"), request.query.get("to")
+    last = today if raw_to is None else _date(raw_to, "to")
+    first = last - timedelta(days=DEFAULT_DAYS - 1) if raw_from is None else _date(raw_from, "from")
+    if first > last:
+        raise Problem(400, "invalid-parameter", "Invalid query parameter", "from is after to", parameter="from")
+    if (last - first).days + 1 > MAX_DAYS:
+        raise Problem(400, "invalid-parameter", "Invalid query parameter",
+                      f"at most {MAX_DAYS} days at once", parameter="from")
+    return first, last
+
+
+async def daily_rows(request: web.Request) -> tuple[date, date, list[dict[str, Any]]]:
+    territory = request.app[TERRITORY]
+    first, last = _window(request)
+    raw = request.query.get("commune")
+    if raw is None:
+        communes = list(territory.communes.values())
+    else:
+        found = territory.resolve(raw)
+        if found is None:
+            raise Problem(404, "unknown-commune", "Not Found", f"{raw!r} is no commune of the territory",
+                          parameter="commune")
+        communes = [found]
+    rows: list[dict[str, Any]] = []
+    for c in communes:
+        for b in await request.app[STORE].rollups("commune", "day", c.insee, first.isoformat(), last.isoformat()):
+            rows.append({"date": b.bucket, "commune_insee": c.insee, "commune_name": c.name,
+                         "energy_kwh": b.energy_wh / 1000, "burn_h": b.burn_ms / 3_600_000,
+                         "lamp_faults": b.lamps_faulty, "water_m3": b.water_m3})
+    rows.sort(key=lambda r: (r["date"], r["commune_insee"]))
+    return first, last, rows
+
+
+async def daily_json(request: web.Request) -> web.Response:
+    first, last, rows = await daily_rows(request)
+    return json_response({"territory": request.app[TERRITORY].name, "license": LICENSE, "from": first.isoformat(),
+                          "to": last.isoformat(), "fields": list(FIELDS), "rows": rows})
+
+
+async def daily_csv(request: web.Request) -> web.Response:
+    first, last, rows = await daily_rows(request)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\r\n")  # RFC 4180
+    writer.writeheader()
+    writer.writerows(rows)
+    name = f"citygate-communes-daily-{first.isoformat()}-{last.isoformat()}.csv"
+    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
