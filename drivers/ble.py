@@ -68,7 +68,7 @@ RETRY_MAX_S = 60.0
 REFRESH_S = 30.0
 
 # Passive scanning in BlueZ reports only adverts matching a pattern: BTHome service data and Ruuvi's company id.
-_OR_PATTERNS = [
+OR_PATTERNS = [
     OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, bthome.UUID16_LE),
     OrPattern(0, AdvertisementDataType.MANUFACTURER_SPECIFIC_DATA, ruuvi.MANUFACTURER_ID.to_bytes(2, "little")),
 ]
@@ -85,7 +85,7 @@ def _start_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-_START_ERRORS = _start_errors()
+START_ERRORS = _start_errors()
 
 
 class BleUnavailableError(DriverError):
@@ -229,7 +229,7 @@ class BleBus:
 
     async def _start_scanner(self, sink: RecordSink) -> None:
         delay = self.config.retry_s
-        bluez: BlueZScannerArgs = {"or_patterns": list(_OR_PATTERNS)}
+        bluez: BlueZScannerArgs = {"or_patterns": list(OR_PATTERNS)}
         if self.config.adapter:
             bluez["adapter"] = self.config.adapter
         while True:
@@ -239,7 +239,7 @@ class BleBus:
                         self._on_advert, None, "passive", bluez=bluez, backend=self._backend, **self._backend_kwargs
                     )
                     await scanner.start()
-            except _START_ERRORS as exc:
+            except START_ERRORS as exc:
                 reason = (
                     f"the Bluetooth stack did not answer within {self.config.start_timeout_s:g} s "
                     f"(D-Bus or bluetoothd hung?)"
@@ -273,7 +273,7 @@ class BleBus:
         if scanner is not None:
             try:
                 await scanner.stop()
-            except _START_ERRORS as exc:  # the stack went away under us: nothing left to stop
+            except START_ERRORS as exc:  # the stack went away under us: nothing left to stop
                 log.warning("BLE bus %r: stopping the scan: %s", self.name, unavailable_reason(exc))
 
     def _on_advert(self, device: BLEDevice, adv: AdvertisementData) -> None:
@@ -453,7 +453,7 @@ def from_config(raw: Mapping[str, Any], ctx: BusContext) -> Bus:
     t.used.add("allow")
     sensors = _allow(raw.get("allow"), f"{ctx.key}.allow")
     t.done()
-    backend, kwargs = _backend(backend_spec, ctx)
+    backend, kwargs = scanner_backend(backend_spec, ctx)
     config = BleConfig(name, sensors, adapter, silent, min_interval)
     return BleBus(config, backend=backend, backend_kwargs=kwargs)
 
@@ -496,7 +496,8 @@ def _allow(raw: Any, key: str) -> tuple[AllowedSensor, ...]:
     return tuple(sensors)
 
 
-def _backend(spec: str, ctx: BusContext) -> tuple[type[BaseBleakScanner] | None, dict[str, Any]]:
+def scanner_backend(spec: str, ctx: BusContext) -> tuple[type[BaseBleakScanner] | None, dict[str, Any]]:
+    """The BleakScanner backend a `backend` setting names: the OS stack, or a replayed scenario."""
     if spec == "os":
         return None, {}
     if spec.startswith("replay:") and spec != "replay:":

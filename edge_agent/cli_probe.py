@@ -4,6 +4,8 @@
   unit that answers, reads every register map of configs/registermaps/ and says which fits.
 - `probe tic` and `probe mbus` run the agent's own driver for a few seconds on a meter line and
   print what it reads, its events and its error counters.
+- `probe ble` scans passively for BTHome and Ruuvi sensors, decodes what they send, and prints
+  the `[[bus.allow]]` tables to commission them.
 
 A line is sequential: while the agent polls an RS-485 port, a probe on the same port garbles
 both, so stop the agent first (docs/technician.md). Exit 0 when something answered, 1 when
@@ -351,3 +353,117 @@ def probe_mbus(port: str, addresses: tuple[str, ...], scan: str | None, baud: st
            "timeout_s": timeout_s, "retries": 1, "interval_s": 3600, "device": devices}
     # every meter gets its tries once (SND_NKE and REQ_UD2, each with one repeat), with room for multi-telegram reads
     listen_with_driver(raw, len(devices) * timeout_s * 4 + 3, as_json)
+
+
+@dataclass
+class HeardSensor:
+    mac: str
+    kind: str
+    name: str | None = None
+    adverts: int = 0
+    rssi_dbm: int | None = None
+    values: dict[str, Value] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _heard(adv_mac: str, name: str | None, rssi: int | None, service_data: Mapping[str, bytes],
+           manufacturer_data: Mapping[int, bytes], keys: Mapping[str, bytes],
+           heard: dict[str, HeardSensor]) -> None:
+    from drivers import bthome, ruuvi
+    from drivers.errors import DecodeError
+
+    if bthome.SERVICE_UUID in service_data:
+        kind, payload = "bthome", service_data[bthome.SERVICE_UUID]
+    elif ruuvi.MANUFACTURER_ID in manufacturer_data:
+        kind, payload = "ruuvi", manufacturer_data[ruuvi.MANUFACTURER_ID]
+    else:
+        return
+    sensor = heard.setdefault(adv_mac, HeardSensor(adv_mac, kind))
+    sensor.adverts += 1
+    sensor.name = name or sensor.name
+    sensor.rssi_dbm = rssi
+    try:
+        if kind == "bthome":
+            sensor.values = bthome.decode(payload, key=keys.get(adv_mac), mac=bthome.parse_mac(adv_mac)).values()
+        else:
+            sensor.values = dict(ruuvi.decode(payload).sample_values())
+        sensor.error = None
+    except DecodeError as exc:
+        sensor.error = str(exc)
+
+
+async def _scan_ble(backend_spec: str, adapter: str | None, seconds: float,
+                    keys: Mapping[str, bytes]) -> dict[str, HeardSensor]:
+    from bleak import BleakScanner
+    from bleak.args.bluez import BlueZScannerArgs
+
+    from drivers.ble import OR_PATTERNS, START_ERRORS, scanner_backend, unavailable_reason
+
+    try:
+        backend, kwargs = scanner_backend(backend_spec, BusContext(key="probe", config_dir=Path.cwd()))
+    except ConfigError as exc:
+        fail(EXIT_USAGE, f"--backend: {exc.reason}")
+    heard: dict[str, HeardSensor] = {}
+    bluez: BlueZScannerArgs = {"or_patterns": list(OR_PATTERNS)}
+    if adapter:
+        bluez["adapter"] = adapter
+    scanner = BleakScanner(
+        lambda d, a: _heard(d.address.upper(), a.local_name, a.rssi, a.service_data, a.manufacturer_data, keys, heard),
+        None, "passive", bluez=bluez, backend=backend, **kwargs,
+    )
+    try:
+        async with asyncio.timeout(30):
+            await scanner.start()
+    except (TimeoutError, *START_ERRORS) as exc:  # type: ignore[misc]  # a tuple of exception classes
+        reason = "the Bluetooth stack did not answer within 30 s" if isinstance(exc, TimeoutError) \
+            else unavailable_reason(exc)
+        fail(EXIT_ATTENTION, f"Bluetooth unavailable: {reason}")
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await scanner.stop()
+    return heard
+
+
+def _parse_keys(pairs: Sequence[str]) -> dict[str, bytes]:
+    from drivers import bthome
+
+    keys: dict[str, bytes] = {}
+    for pair in pairs:
+        mac_text, _, key_hex = pair.partition("=")
+        try:
+            mac = bthome.format_mac(bthome.parse_mac(mac_text))
+            key = bytes.fromhex(key_hex)
+        except ValueError:
+            raise click.BadParameter(f"{pair!r}: expected MAC=32 hex digits", param_hint="--key") from None
+        if len(key) != 16:
+            raise click.BadParameter(f"{pair!r}: a bindkey is 16 bytes", param_hint="--key")
+        keys[mac] = key
+    return keys
+
+
+@probe.command("ble")
+@click.option("--seconds", type=click.FloatRange(1, 600), default=10, show_default=True)
+@click.option("--backend", default="os", show_default=True,
+              help="'os' (the gateway's Bluetooth adapter) or 'replay:FILE' (a simulator scenario).")
+@click.option("--adapter", default=None, help="e.g. hci1; default: the system's default adapter.")
+@click.option("--key", "key_pairs", multiple=True, metavar="MAC=HEX",
+              help="Bindkey of an encrypted BTHome sensor (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def probe_ble(seconds: float, backend: str, adapter: str | None, key_pairs: tuple[str, ...], as_json: bool) -> None:
+    """Scan passively for BTHome and Ruuvi sensors; show what each sends and how to allow it."""
+    keys = _parse_keys(key_pairs)
+    click.echo(f"scanning for BLE sensors for {seconds:g} s ...", err=True)
+    heard = sorted(asyncio.run(_scan_ble(backend, adapter, seconds, keys)).values(), key=lambda h: h.mac)
+    if as_json:
+        print_json({"seconds": seconds, "sensors": [asdict(h) for h in heard]})
+    else:
+        t = Table("mac", "kind", "name", "adverts", "rssi", "values", "error")
+        for h in heard:
+            t.add_row(h.mac, h.kind, h.name or "", str(h.adverts), "" if h.rssi_dbm is None else f"{h.rssi_dbm} dBm",
+                      values_text(h.values, 6), h.error or "")
+        Console().print(t)
+        for h in heard:
+            click.echo(f'[[bus.allow]]\nmac = "{h.mac}"\nid = "sensor-{h.mac.replace(":", "")[-6:].lower()}"\n'
+                       f'kind = "{h.kind}"\n')
+    sys.exit(EXIT_OK if heard else EXIT_ATTENTION)
