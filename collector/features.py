@@ -1,6 +1,6 @@
-"""What the collector serves besides ingest and the read API, installed by create_app:
-live updates, metrics, residents' reports, the control-centre page, open data and the OpenAPI
-document (which must list every route, so it is installed last)."""
+"""What the collector serves besides ingest, the read API and the control plane, installed by
+create_app: live updates, metrics, residents' reports, the control-centre page, open data and
+the OpenAPI document of every route (collector/openapi.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collector.dashboard.routes import add_dashboard_routes
 from collector.live import install_changes
 from collector.metrics import install_metrics
 from collector.ngsi import add_ngsi_routes
+from collector.openapi import add_openapi_route
 from collector.opendata import add_opendata_routes
 from collector.reports.routes import add_report_routes
 
@@ -21,3 +22,4 @@ def install_features(app: web.Application) -> None:
     add_dashboard_routes(app)
     add_opendata_routes(app)
     add_ngsi_routes(app)
+    add_openapi_route(app)

@@ -1,0 +1,310 @@
+"""One OpenAPI 3.1 document for every route the collector serves, at GET /openapi.json.
+
+A route added to the app without its entry here fails tests/collector_web (and an entry
+without its route too): add the path to PATHS when you add a route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from collector.app import json_response
+
+Doc = dict[str, Any]
+
+PROBLEM = {"$ref": "#/components/responses/Problem"}
+OPEN311_ERROR = {"$ref": "#/components/responses/Open311Error"}
+
+
+def _schema(name: str) -> Doc:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Doc, description: str = "OK", ctype: str = "application/json") -> Doc:
+    return {"description": description, "content": {ctype: {"schema": schema}}}
+
+
+def _path(name: str, description: str, pattern: str | None = None) -> Doc:
+    schema: Doc = {"type": "string"}
+    if pattern:
+        schema["pattern"] = pattern
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
+
+
+def _query(name: str, description: str, schema: Doc | None = None, required: bool = False) -> Doc:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def _op(summary: str, tag: str, responses: Doc, *, params: list[Doc] | None = None, body: Doc | None = None,
+        security: list[Doc] | None = None, description: str | None = None) -> Doc:
+    op: Doc = {"summary": summary, "tags": [tag], "responses": responses}
+    if description:
+        op["description"] = description
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = body
+    if security is not None:
+        op["security"] = security
+    return op
+
+
+GATEWAY_AUTH = [{"gatewayToken": []}]
+OPERATOR_AUTH = [{"operatorToken": []}]
+LIMIT = _query("limit", "How many, newest first", {"type": "integer", "minimum": 1, "maximum": 10000,
+                                                     "default": 100})
+PERIOD = _path("period", "Bucket size", "^(hour|day)$")
+ROLLUP_PARAMS = [PERIOD, _query("from", "First bucket: YYYY-MM-DD (day) or UTC epoch ms (hour)", required=True),
+                 _query("to", "Last bucket, inclusive", required=True)]
+INSEE = _path("insee", "INSEE code of the commune (a former commune's code works too)", r"^(\d{5}|2[AB]\d{3})$")
+GATEWAY = _path("gateway", "Gateway name")
+JURISDICTION = _query("jurisdiction_id", "The commune's INSEE code (a former commune's code works too)")
+REQUEST_ID = _path("service_request_id", "Service request id", "^[0-9]+$")
+SERVICE_CODE = _path("service_code", "Service code")
+REPORT = _path("report", "Service request id", "^[0-9]+$")
+
+
+def _open311_paths() -> Doc:
+    services = _op("Report types residents can send", "Open311", {
+        "200": _json({"type": "array", "items": _schema("Service")}), "404": OPEN311_ERROR}, params=[JURISDICTION])
+    definition = _op("A report type's attributes", "Open311", {
+        "200": _json(_schema("ServiceDefinition")), "404": OPEN311_ERROR}, params=[SERVICE_CODE])
+    post = _op("Send a report", "Open311", {
+        "201": _json({"type": "array", "items": _schema("NewRequestReply")}, "Created, or attached to the open "
+                     "request about the same lamp (same service_request_id)"),
+        "400": OPEN311_ERROR, "404": OPEN311_ERROR},
+        body={"required": True, "content": {
+            "application/x-www-form-urlencoded": {"schema": _schema("NewRequest")},
+            "application/json": {"schema": _schema("NewRequest")}}},
+        description="service_code and a location (lat+long, address_string or address_id) are required. "
+                    "Contact fields are stored for operators only and never shown publicly. The reply's "
+                    "follow_token lets the reporter follow the request live.")
+    search = _op("Search reports (at most 90 days)", "Open311", {
+        "200": _json({"type": "array", "items": _schema("ServiceRequest")}),
+        "400": OPEN311_ERROR, "404": OPEN311_ERROR}, params=[
+        _query("service_request_id", "Comma-separated ids; when given, every other filter is ignored"),
+        _query("service_code", "Comma-separated service codes"),
+        _query("status", "open, closed or both comma-separated"),
+        _query("start_date", "ISO 8601 with zone; with end_date at most 90 days apart", {"type": "string",
+                                                                                          "format": "date-time"}),
+        _query("end_date", "ISO 8601 with zone (default: the last 90 days)", {"type": "string",
+                                                                              "format": "date-time"}),
+        JURISDICTION])
+    one = _op("One report", "Open311", {"200": _json({"type": "array", "items": _schema("ServiceRequest"),
+                                                      "maxItems": 1}), "404": OPEN311_ERROR}, params=[REQUEST_ID])
+    out: Doc = {}
+    for suffix in ("", ".json"):
+        out[f"/open311/v2/services{suffix}"] = {"get": services}
+        out["/open311/v2/services/{service_code}" + suffix] = {"get": definition}
+        out[f"/open311/v2/requests{suffix}"] = {"get": search, "post": post}
+        out["/open311/v2/requests/{service_request_id}" + suffix] = {"get": one}
+    out["/open311/v2/requests/{service_request_id}/events"] = {"get": _op(
+        "Follow a report live (its reporters only)", "Open311", {
+            "200": _json({"type": "string"}, "Server-Sent Events: `status` with the request and its internal "
+                         "state, at once and at each change", "text/event-stream"),
+            "401": OPEN311_ERROR, "403": OPEN311_ERROR, "404": OPEN311_ERROR},
+        params=[REQUEST_ID, _query("token", "The follow_token given when the report was sent (or send it as a "
+                                            "bearer token)")])}
+    return out
+
+
+PATHS: Doc = {
+    # -- ingest and reads (collector.app)
+    "/api/v1/batches": {"post": _op("Upload a batch of readings (gzip JSON)", "Ingest", {
+        "200": _json(_schema("BatchReply")), "400": PROBLEM, "401": PROBLEM, "403": PROBLEM, "413": PROBLEM,
+        "415": PROBLEM}, security=GATEWAY_AUTH,
+        body={"required": True, "content": {"application/json": {"schema": _schema("Batch")}}})},
+    "/api/v1/gateways": {"get": _op("Gateways with their last-seen time", "Reads", {
+        "200": _json({"type": "object", "properties": {"gateways": {"type": "array",
+                                                                     "items": _schema("GatewayInfo")}}})})},
+    "/api/v1/gateways/{gateway}/devices/{device}/samples": {"get": _op("A device's latest samples", "Reads", {
+        "200": _json({"type": "object"}), "400": PROBLEM, "404": PROBLEM},
+        params=[GATEWAY, _path("device", "Device name"), LIMIT])},
+    "/api/v1/gateways/{gateway}/events": {"get": _op("A gateway's latest events", "Reads", {
+        "200": _json({"type": "object"}), "400": PROBLEM, "404": PROBLEM}, params=[GATEWAY, LIMIT])},
+    "/api/v1/gateways/{gateway}/rollups/{period}": {"get": _op("A gateway's rollups", "Reads", {
+        "200": _json(_schema("Rollups")), "400": PROBLEM, "404": PROBLEM}, params=[GATEWAY, *ROLLUP_PARAMS])},
+    "/api/v1/communes": {"get": _op("The territory's communes and former communes", "Reads", {
+        "200": _json({"type": "object"})})},
+    "/api/v1/communes/{insee}/rollups/{period}": {"get": _op("A commune's rollups", "Reads", {
+        "200": _json(_schema("Rollups")), "400": PROBLEM, "404": PROBLEM}, params=[INSEE, *ROLLUP_PARAMS])},
+    "/api/v1/rollups/{period}": {"get": _op("The metropolis's rollups (sum of its communes)", "Reads", {
+        "200": _json(_schema("Rollups")), "400": PROBLEM, "404": PROBLEM}, params=ROLLUP_PARAMS)},
+    # -- control plane (collector.control.routes)
+    "/api/v1/control/presence": {"get": _op("Every gateway's MQTT presence", "Control", {
+        "200": _json({"type": "object"}), "401": PROBLEM}, security=OPERATOR_AUTH)},
+    "/api/v1/control/alarms": {"get": _op("The alarm log, newest first", "Control", {
+        "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM}, security=OPERATOR_AUTH, params=[
+        _query("status", "open, acknowledged or cleared"), _query("gateway", "Gateway name"), LIMIT])},
+    "/api/v1/control/alarms/{alarm}/{action}": {"post": _op("Acknowledge or clear an alarm", "Control", {
+        "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "404": PROBLEM, "409": PROBLEM},
+        security=OPERATOR_AUTH, params=[_path("alarm", "Alarm id", "^[0-9]+$"),
+                                        _path("action", "What to do", "^(acknowledge|clear)$")],
+        body={"required": False, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"note": {"type": "string", "maxLength": 500}}}}}})},
+    "/api/v1/control/commands": {
+        "post": _op("Send a command to a gateway or every gateway of a commune", "Control", {
+            "202": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "404": PROBLEM, "503": PROBLEM},
+            security=OPERATOR_AUTH, body={"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["action"], "properties": {
+                    "gateway": {"type": "string"}, "commune": {"type": "string"}, "action": {"type": "string"},
+                    "args": {"type": "object"}, "valid_s": {"type": "number"}}}}}}),
+        "get": _op("The command audit log, newest first", "Control", {
+            "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM}, security=OPERATOR_AUTH,
+            params=[LIMIT])},
+    "/api/v1/control/commands/{command}": {"get": _op("One command and its acknowledgements", "Control", {
+        "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "404": PROBLEM}, security=OPERATOR_AUTH,
+        params=[_path("command", "Command id"), _query("wait_s", "Long-poll until final, seconds", {
+            "type": "integer", "minimum": 0, "maximum": 60})])},
+    # -- residents' reports (collector.reports.routes)
+    **_open311_paths(),
+    "/api/v1/reports": {"get": _op("Reports with their reporters' contact details", "Reports (operators)", {
+        "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "404": PROBLEM}, security=OPERATOR_AUTH,
+        params=[_query("state", "Comma-separated: received, dispatched, in_progress, resolved"),
+                _query("commune", "INSEE code"), LIMIT])},
+    "/api/v1/reports/{report}": {"get": _op("One report, its reporters and history", "Reports (operators)", {
+        "200": _json({"type": "object"}), "401": PROBLEM, "404": PROBLEM}, security=OPERATOR_AUTH, params=[REPORT])},
+    "/api/v1/reports/{report}/state": {"post": _op("Move a report to a state", "Reports (operators)", {
+        "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "404": PROBLEM, "409": PROBLEM},
+        security=OPERATOR_AUTH, params=[REPORT], body={"required": True, "content": {"application/json": {
+            "schema": {"type": "object", "required": ["state"], "additionalProperties": False, "properties": {
+                "state": {"enum": ["received", "dispatched", "in_progress", "resolved"]},
+                "note": {"type": "string", "maxLength": 1000},
+                "expected_datetime": {"type": "string", "format": "date-time"}}}}}})},
+    # -- control-centre page (collector.dashboard)
+    "/": {"get": _op("Redirect to the control-centre page", "Control centre", {"302": {"description": "Found"}})},
+    "/control/": {"get": _op("The control-centre page", "Control centre", {
+        "200": _json({"type": "string"}, "HTML", "text/html")})},
+    "/control/assets/{name}": {"get": _op("The page's script and style sheet", "Control centre", {
+        "200": {"description": "The asset"}, "404": PROBLEM}, params=[_path("name", "app.js or app.css")])},
+    "/control/api/summary": {"get": _op("The metropolis at a glance", "Control centre", {
+        "200": _json({"type": "object"})})},
+    "/control/api/communes/{insee}": {"get": _op("One commune and its cabinets", "Control centre", {
+        "200": _json({"type": "object"}), "404": PROBLEM}, params=[INSEE])},
+    "/control/api/cabinets/{gateway}": {"get": _op("One cabinet, its devices and events", "Control centre", {
+        "200": _json({"type": "object"}), "404": PROBLEM}, params=[GATEWAY])},
+    "/control/api/stream": {"get": _op("The summary, live", "Control centre", {
+        "200": _json({"type": "string"}, "Server-Sent Events: `summary` at once and at each change",
+                     "text/event-stream")})},
+    # -- open data (collector.opendata, collector.ngsi)
+    "/opendata/v1/communes/daily.json": {"get": _op("Per commune and day: energy, burn hours, lamp faults, water",
+                                                     "Open data", {"200": _json({"type": "object"}),
+                                                                   "400": PROBLEM, "404": PROBLEM},
+                                                     params=[_query("commune", "INSEE code"),
+                                                             _query("from", "YYYY-MM-DD (default 31 days ago)"),
+                                                             _query("to", "YYYY-MM-DD (default today)")])},
+    "/opendata/v1/communes/daily.csv": {"get": _op("The same as CSV", "Open data", {
+        "200": _json({"type": "string"}, "RFC 4180 CSV", "text/csv"), "400": PROBLEM, "404": PROBLEM},
+        params=[_query("commune", "INSEE code"), _query("from", "YYYY-MM-DD"), _query("to", "YYYY-MM-DD")])},
+    "/ngsi-ld/v1/entities": {"get": _op("NGSI-LD entities of one type", "Open data", {
+        "200": _json({"type": "array", "items": _schema("NgsiEntity")}, "Entities", "application/ld+json"),
+        "400": PROBLEM}, params=[
+        _query("type", "Streetlight, StreetlightControlCabinet, WaterConsumptionObserved or Device", required=True),
+        _query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}),
+        _query("offset", "Page start", {"type": "integer", "minimum": 0, "default": 0}),
+        _query("options", "keyValues for the simplified form")])},
+    "/ngsi-ld/v1/entities/{entity_id}": {"get": _op("One NGSI-LD entity", "Open data", {
+        "200": _json(_schema("NgsiEntity"), "The entity", "application/ld+json"), "400": PROBLEM, "404": PROBLEM},
+        params=[_path("entity_id", "urn:ngsi-ld:<Type>:<gateway>[:<device, percent-encoded>]"),
+                _query("options", "keyValues for the simplified form")])},
+    # -- operations
+    "/metrics": {"get": _op("Prometheus metrics", "Operations", {
+        "200": _json({"type": "string"}, "Prometheus text format", "text/plain")})},
+    "/openapi.json": {"get": _op("This document", "Operations", {"200": _json({"type": "object"})})},
+}
+
+COMPONENTS: Doc = {
+    "securitySchemes": {
+        "gatewayToken": {"type": "http", "scheme": "bearer", "description": "citygate-collector gateway add"},
+        "operatorToken": {"type": "http", "scheme": "bearer", "description": "citygate-collector operator add"},
+    },
+    "responses": {
+        "Problem": _json({"$ref": "#/components/schemas/Problem"}, "RFC 9457 problem", "application/problem+json"),
+        "Open311Error": _json({"type": "array", "items": {"$ref": "#/components/schemas/Open311Error"}},
+                              "Open311 errors"),
+    },
+    "schemas": {
+        "Problem": {"type": "object", "required": ["type", "title", "status", "detail"], "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"}, "status": {"type": "integer"},
+            "detail": {"type": "string"}, "pointer": {"type": "string"}, "parameter": {"type": "string"}}},
+        "Open311Error": {"type": "object", "required": ["code", "description"], "properties": {
+            "code": {"type": "integer"}, "description": {"type": "string"}}},
+        "Batch": {"type": "object", "required": ["v", "gateway", "records"], "properties": {
+            "v": {"const": 1}, "gateway": {"type": "string"}, "commune": {"type": ["string", "null"]},
+            "records": {"type": "array", "minItems": 1, "items": {"type": "object", "required": [
+                "seq", "kind", "device", "ts_ms"], "properties": {
+                "seq": {"type": "integer"}, "kind": {"enum": ["sample", "event"]}, "device": {"type": "string"},
+                "ts_ms": {"type": "integer"}, "values": {"type": "object"}, "code": {"type": "string"},
+                "severity": {"enum": ["info", "minor", "major", "critical"]}, "detail": {"type": "object"}}}}}},
+        "BatchReply": {"type": "object", "properties": {"ack_seq": {"type": "integer"},
+                                                        "stored": {"type": "integer"},
+                                                        "duplicates": {"type": "integer"}}},
+        "GatewayInfo": {"type": "object", "properties": {
+            "name": {"type": "string"}, "commune": {"type": "string"}, "cabinet": {"type": ["string", "null"]},
+            "lat": {"type": ["number", "null"]}, "lon": {"type": ["number", "null"]},
+            "created_ms": {"type": "integer"}, "last_seen_ms": {"type": ["integer", "null"]},
+            "last_seq": {"type": ["integer", "null"]}}},
+        "Rollups": {"type": "object", "properties": {"period": {"enum": ["hour", "day"]}, "buckets": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "bucket": {"type": ["integer", "string"]}, "energy_kwh": {"type": "number"},
+                "burn_h": {"type": "number"}, "lamps_on": {"type": "integer"}, "lamps_faulty": {"type": "integer"},
+                "water_m3": {"type": "number"}, "alarms": {"type": "integer"}, "samples": {"type": "integer"},
+                "events": {"type": "integer"}}}}}},
+        "Service": {"type": "object", "properties": {
+            "service_code": {"type": "string"}, "service_name": {"type": "string"},
+            "description": {"type": "string"}, "metadata": {"type": "boolean"},
+            "type": {"enum": ["realtime", "batch", "blackbox"]}, "keywords": {"type": "string"},
+            "group": {"type": "string"}}},
+        "ServiceDefinition": {"type": "object", "properties": {"service_code": {"type": "string"},
+                                                               "attributes": {"type": "array",
+                                                                              "items": {"type": "object"}}}},
+        "NewRequest": {"type": "object", "required": ["jurisdiction_id", "service_code"], "properties": {
+            "jurisdiction_id": {"type": "string"}, "service_code": {"type": "string"},
+            "lat": {"type": "string"}, "long": {"type": "string"}, "address_string": {"type": "string"},
+            "address_id": {"type": "string"}, "zipcode": {"type": "string"},
+            "description": {"type": "string", "maxLength": 4000}, "media_url": {"type": "string"},
+            "attribute[lamp_id]": {"type": "string"}, "first_name": {"type": "string"},
+            "last_name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"},
+            "device_id": {"type": "string"}, "account_id": {"type": "string"}}},
+        "NewRequestReply": {"type": "object", "properties": {
+            "service_request_id": {"type": "string"}, "service_notice": {"type": ["string", "null"]},
+            "account_id": {"type": "null"}, "follow_token": {"type": "string"}, "follow_url": {"type": "string"}}},
+        "ServiceRequest": {"type": "object", "properties": {
+            "service_request_id": {"type": "string"}, "status": {"enum": ["open", "closed"]},
+            "status_notes": {"type": ["string", "null"]}, "service_name": {"type": "string"},
+            "service_code": {"type": "string"}, "description": {"type": ["string", "null"]},
+            "agency_responsible": {"type": ["string", "null"]}, "service_notice": {"type": ["string", "null"]},
+            "requested_datetime": {"type": "string", "format": "date-time"},
+            "updated_datetime": {"type": "string", "format": "date-time"},
+            "expected_datetime": {"type": ["string", "null"], "format": "date-time"},
+            "address": {"type": ["string", "null"]}, "address_id": {"type": ["string", "null"]},
+            "zipcode": {"type": ["string", "null"]}, "lat": {"type": ["number", "null"]},
+            "long": {"type": ["number", "null"]}, "media_url": {"type": ["string", "null"]}}},
+        "NgsiEntity": {"type": "object", "required": ["id", "type"], "properties": {
+            "id": {"type": "string", "pattern": "^urn:ngsi-ld:"}, "type": {"type": "string"},
+            "@context": {"type": "array", "items": {"type": "string"}}}},
+    },
+}
+
+
+def document() -> Doc:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "citygate collector", "version": "1",
+                 "description": "Ingest, reads, control plane, residents' reports (Open311 GeoReport v2), "
+                                "control-centre page, open data (CSV, JSON, NGSI-LD) and metrics. "
+                                "See docs/collector-api.md."},
+        "paths": PATHS,
+        "components": COMPONENTS,
+    }
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return json_response(document())
+
+
+def add_openapi_route(app: web.Application) -> None:
+    app.router.add_get("/openapi.json", get_openapi)
