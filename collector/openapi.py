@@ -52,8 +52,8 @@ def _op(summary: str, tag: str, responses: Doc, *, params: list[Doc] | None = No
     return op
 
 
-GATEWAY_AUTH = [{"gatewayToken": []}]
-OPERATOR_AUTH = [{"operatorToken": []}]
+GATEWAY_AUTH: list[Doc] = [{"gatewayToken": []}]
+OPERATOR_AUTH: list[Doc] = [{"operatorToken": []}]
 LIMIT = _query("limit", "How many, newest first", {"type": "integer", "minimum": 1, "maximum": 10000,
                                                      "default": 100})
 PERIOD = _path("period", "Bucket size", "^(hour|day)$")
