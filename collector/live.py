@@ -9,6 +9,7 @@ shutdown ends every stream (an open stream would otherwise hold the server's shu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -24,8 +25,10 @@ class Changes:
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
         self.closing = asyncio.Event()
+        self.version = 0  # moves at every change: a cache of what the streams send keys on it
 
     def notify(self, topic: str) -> None:
+        self.version += 1
         event = self._events.pop(topic, None)
         if event is not None:
             event.set()
@@ -54,8 +57,12 @@ def install_changes(app: web.Application) -> Changes:
 Snapshot = Callable[[], Awaitable[tuple[str, Any]]]
 
 
-async def sse(request: web.Request, snapshot: Snapshot, topics: Iterable[str], *, poll_s: float = 5.0) -> web.StreamResponse:
-    """Stream `snapshot()` (event name, JSON document) as SSE until the client leaves or the app stops."""
+async def sse(request: web.Request, snapshot: Snapshot, topics: Iterable[str], *, poll_s: float = 5.0,
+              min_gap_s: float = 0.0) -> web.StreamResponse:
+    """Stream `snapshot()` (event name, JSON document) as SSE until the client leaves or the app stops.
+
+    `min_gap_s` bounds how often a stream takes a snapshot, however often its topics change (a
+    metropolis's gateways post several batches a second)."""
     changes = request.app[CHANGES]
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                        "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -77,6 +84,9 @@ async def sse(request: web.Request, snapshot: Snapshot, topics: Iterable[str], *
             elif loop.time() - last_write >= KEEPALIVE_S:
                 await resp.write(b": keepalive\n\n")  # lets proxies and clients see the stream alive
                 last_write = loop.time()
+            if min_gap_s:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changes.closing.wait(), min_gap_s)
             tasks = [asyncio.ensure_future(e.wait()) for e in [*waits, changes.closing]]
             try:
                 await asyncio.wait(tasks, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)

@@ -13,6 +13,8 @@ Like the read API, these need no login: serve them to the operators' network onl
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +30,24 @@ ASSETS = Path(__file__).parent / "assets"
 #: name -> content type; nothing else under assets/ is served
 SERVED = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "text/html"}
 INGEST_TOPIC = "ingest"
+STREAM_GAP_S = 1.0
+SUMMARY_TTL_S = 0.5
+
+
+@dataclass
+class SummaryCache:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    doc: dict[str, Any] | None = None
+    at: float = 0.0
+    version: int = -1
+
+
+SUMMARY_CACHE = web.AppKey("dashboard_summary_cache", SummaryCache)
 
 
 def add_dashboard_routes(app: web.Application) -> None:
     changes = app[CHANGES]
+    app[SUMMARY_CACHE] = SummaryCache()
     app[INGEST_LISTENERS].append(lambda *_: changes.notify(INGEST_TOPIC))
     r = app.router
     r.add_get("/", root)
@@ -83,6 +99,17 @@ async def get_cabinet(request: web.Request) -> web.Response:
 
 async def stream(request: web.Request) -> web.StreamResponse:
     async def snapshot() -> tuple[str, Any]:
-        return "summary", await data.summary(request.app)
+        return "summary", await shared_summary(request.app)
 
-    return await sse(request, snapshot, [INGEST_TOPIC, REPORTS_TOPIC])
+    return await sse(request, snapshot, [INGEST_TOPIC, REPORTS_TOPIC], min_gap_s=STREAM_GAP_S)
+
+
+async def shared_summary(app: web.Application) -> dict[str, Any]:
+    """The summary, shared by all the streams of this process until something changes (or for
+    SUMMARY_TTL_S: another instance's changes and the clock move it too)."""
+    cache = app[SUMMARY_CACHE]
+    async with cache.lock:
+        now, version = asyncio.get_running_loop().time(), app[CHANGES].version
+        if cache.doc is None or version != cache.version or now - cache.at > SUMMARY_TTL_S:
+            cache.doc, cache.at, cache.version = await data.summary(app), now, version
+        return cache.doc
