@@ -10,7 +10,9 @@ Example::
     rated_power_w = 60.0               # per lamp, unless a group says otherwise
     time_source = "kernel"             # "kernel": ask adjtimex whether NTP keeps the clock; "none": trust it
     clock_lost_after_s = 604800        # time source lost longer than this: safe all-night program
-    report_interval_s = 3600           # burn hours and energy samples, per lamp and per cabinet
+    report_interval_s = 3600           # the cabinet's burn hours and energy, as a sample
+    lamp_report_interval_s = 86400     # each lamp's burn hours and energy, as a sample
+    max_reading_gap_s = 900            # readings further apart are not bridged for burn time (a silent lamp)
     max_switch_points = 16             # what the lamp controllers support
     safe_program = "all-night"         # optional; default: 100 % from sunset − 30 to sunrise + 30
 
@@ -62,6 +64,9 @@ class LightingConfig:
     time_source: str = "kernel"
     clock_lost_after_s: float = 604_800.0
     report_interval_s: float = 3600.0
+    lamp_report_interval_s: float = 86_400.0
+    #: burn time between two readings further apart than this is not counted (energy counters bridge any gap)
+    max_reading_gap_s: float = 900.0
     safe_program: Program = SAFE_ALL_NIGHT
     #: after a command, samples younger than this are not judged (the lamp may still be fading)
     fault_settle_s: float = 10.0
@@ -189,6 +194,8 @@ def from_config(raw: Mapping[str, Any], key: str, config_dir: Path) -> LightingC
         time_source=time_source,
         clock_lost_after_s=t.number("clock_lost_after_s", 604_800.0, lo=60, hi=365 * 86_400),
         report_interval_s=t.number("report_interval_s", 3600.0, lo=10, hi=86_400),
+        lamp_report_interval_s=t.number("lamp_report_interval_s", 86_400.0, lo=10, hi=7 * 86_400),
+        max_reading_gap_s=t.number("max_reading_gap_s", 900.0, lo=1, hi=86_400),
         safe_program=safe,
     )
     t.done()

@@ -8,8 +8,9 @@
   `state_dir/lighting.json` (write to a temporary file, fsync, rename, fsync the folder), so
   they survive a power cut or a kill -9.
 - Watches the lamps' samples (level_pct, power_w, lamp_on, energy_wh) for lamp_failure,
-  dimming_failure, day_burner and lamp_restored, and adds up burn hours and energy per lamp
-  and per cabinet, emitted as samples every `report_interval_s`.
+  dimming_failure, day_burner and lamp_restored, and adds up burn hours and energy per cabinet
+  (a sample every `report_interval_s`, hourly) and per lamp (every `lamp_report_interval_s`,
+  daily).
 - Does not trust a clock before 2020 (lamps stay at 100 %: day and night are unknown) nor one
   whose time source has been lost longer than `clock_lost_after_s` (the safe all-night
   program runs); either raises an alarm event.
@@ -57,8 +58,9 @@ CABINET_DEVICE = "cabinet"
 EARLIEST_TRUSTED_YEAR = 2020
 CLOCK_CHECK_S = 60.0
 MAX_SLEEP_S = 3600.0
-#: samples further apart than this are not bridged: a silent lamp's gap is not counted as burning
-MAX_SAMPLE_GAP_S = 900.0
+#: energy totals and open faults are written at least this often (and at every control change and stop);
+#: a power cut loses at most this much of the local totals, the journalled reports keep every figure
+STATE_SAVE_S = 6 * 3600.0
 FAILURE_POWER_RATIO = 0.10
 READBACK_TOLERANCE_PCT = 1  # DALI's logarithmic steps round a percent by up to one point
 
@@ -98,7 +100,6 @@ _FAULT_SEVERITY = {
     Fault.DIMMING_FAILURE: Severity.MINOR,
     Fault.DAY_BURNER: Severity.MINOR,
 }
-_OWN_KEYS = frozenset({"commanded_level_pct", "burn_h", "consumed_wh"})
 
 
 @dataclass
@@ -121,8 +122,9 @@ class LampState:
     retry_at: datetime | None = None
     last_ts_ms: int | None = None
     last_energy_wh: float | None = None
-    burn_s: float = 0.0  # since the last report
+    burn_s: float = 0.0  # since the lamp's last report
     energy_wh: float = 0.0
+    readings: int = 0  # since the lamp's last report: a lamp that said nothing gets no report, not a false zero
     burn_total_s: float = 0.0
     energy_total_wh: float = 0.0
 
@@ -147,6 +149,11 @@ def write_json_atomic(path: Path, doc: Any) -> None:
 
 def _fingerprint(programs: ProgramSet) -> str:
     return hashlib.sha256(orjson.dumps(programs.to_doc(), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _number(value: Any) -> float | None:
+    """A reading's number (not a bool, not None, not a string)."""
+    return float(value) if type(value) in (int, float) else None
 
 
 def _ms(t: datetime) -> int:
@@ -178,7 +185,12 @@ class LightingService:
         self._changed = asyncio.Event()
         self._last_sync: datetime | None = None
         self._next_report: datetime | None = None
+        self._next_lamp_report: datetime | None = None
+        self._last_save: datetime | None = None
+        self._cabinet_burn_s = 0.0  # since the cabinet's last report
+        self._cabinet_energy_wh = 0.0
         self._pushed = False
+        self._level_tolerance = max(READBACK_TOLERANCE_PCT, config.dimming_tolerance_pct)
 
     # -- control plane -------------------------------------------------------------------------
 
@@ -257,6 +269,8 @@ class LightingService:
         now = ctx.clock.now()
         self._last_sync = self._last_sync or now
         self._next_report = now + timedelta(seconds=self.config.report_interval_s)
+        self._next_lamp_report = now + timedelta(seconds=self.config.lamp_report_interval_s)
+        self._last_save = now
         force = True  # after a (re)start nothing is known of the lamps: command every one once
         try:
             while True:
@@ -267,12 +281,12 @@ class LightingService:
                 await self._apply(now, force=force)
                 force = False
                 now = ctx.clock.now()
-                if self._next_report is not None and now >= self._next_report:
-                    self._report(now)
-                    self._next_report = now + timedelta(seconds=self.config.report_interval_s)
+                self._reports(now)
                 await self._sleep(ctx.clock, self._next_wake_at(now))
         finally:
             self.idle.clear()
+            with contextlib.suppress(OSError):
+                self._save()  # a clean stop keeps the totals to the last reading
             with contextlib.suppress(ValueError):
                 ctx.observers.remove(self._observe)
 
@@ -327,8 +341,7 @@ class LightingService:
             for o in self.overrides.values():
                 candidates += [t for t in (o.start, o.expiry) if t > now]
         candidates += [s.retry_at for s in self.lamps.values() if s.retry_at is not None]
-        if self._next_report is not None:
-            candidates.append(self._next_report)
+        candidates += [t for t in (self._next_report, self._next_lamp_report) if t is not None]
         return max(min(candidates), now)
 
     # -- clock health --------------------------------------------------------------------------
@@ -372,8 +385,8 @@ class LightingService:
         return self.engine.program_for(group.calendar, self.engine.program_day(now))
 
     def _target(self, state: LampState, group_level: int, now: datetime) -> int:
-        if self.mode is ClockMode.INVALID:
-            return group_level  # overrides are windows of a clock we do not trust
+        if self.mode is ClockMode.INVALID or not self.overrides:
+            return group_level  # (overrides are windows of a clock we do not trust)
         override = override_for(self.overrides.values(), state.name, state.group.name, now)
         return override.level if override is not None else group_level
 
@@ -428,126 +441,128 @@ class LightingService:
             state.command_failing = False
             state.commanded, state.readback, state.commanded_at_ms = level, readback, _ms(at)
             ctx.emit(Sample(state.name, _ms(at), {"commanded_level_pct": level, "level_pct": readback}))
-            self._judge_level(state, readback, _ms(at), settled=True)
+            self._judge_level(state, readback, _ms(at))
 
     # -- feedback --------------------------------------------------------------------------------
 
     def _observe(self, record: Record) -> None:
-        if not isinstance(record, Sample):
-            return
         state = self.lamps.get(record.device)
-        if state is None or _OWN_KEYS.intersection(record.values):
+        if state is None or not isinstance(record, Sample):
             return
         values = record.values
+        if "commanded_level_pct" in values or "burn_h" in values:
+            return  # our own samples
         ts = record.ts_ms
-        self._account(state, values, ts)
-        level = values.get("level_pct")
-        power = values.get("power_w")
+        level, power, energy = _number(values.get("level_pct")), _number(values.get("power_w")), _number(
+            values.get("energy_wh"))
         on = values.get("lamp_on")
-        if isinstance(level, int | float) and not isinstance(level, bool):
+        state.readings += 1
+        self._account(state, ts, energy)
+        if level is not None:
             state.actual = round(level)
-        if isinstance(power, int | float) and not isinstance(power, bool):
-            state.power_w = float(power)
-        lit = self._lit(state, values)
-        if lit is not None:
-            state.lit = lit
-        if isinstance(on, bool) or state.power_w is not None or state.actual is not None:
+        if power is not None:
+            state.power_w = power
+        if type(on) is bool:
+            state.lit = on
+        elif power is not None:
+            state.lit = power >= FAILURE_POWER_RATIO * state.rated_power_w
+        elif level is not None:
+            state.lit = level > 0
+        else:
+            return  # nothing to judge the lamp on
+        # after a command the lamp may still be fading to its new level: judge it once settled
+        if ts >= state.commanded_at_ms + self.config.fault_settle_s * 1000:
             self._judge(state, ts)
 
-    def _lit(self, state: LampState, values: Mapping[str, Any]) -> bool | None:
-        on = values.get("lamp_on")
-        power = values.get("power_w")
-        level = values.get("level_pct")
-        if isinstance(on, bool):
-            return on
-        if isinstance(power, int | float) and not isinstance(power, bool):
-            return power >= FAILURE_POWER_RATIO * state.rated_power_w
-        if isinstance(level, int | float) and not isinstance(level, bool):
-            return level > 0
-        return None
+    def _account(self, state: LampState, ts: int, energy: float | None) -> None:
+        """Add what the lamp did since its previous reading to its burn time and energy (UTC instants).
 
-    def _account(self, state: LampState, values: Mapping[str, Any], ts: int) -> None:
-        """Add the time since the previous sample to the lamp's burn time and energy (UTC instants, no gaps bridged)."""
-        energy = values.get("energy_wh")
-        has_counter = isinstance(energy, int | float) and not isinstance(energy, bool)
-        if state.last_ts_ms is not None and ts > state.last_ts_ms:
-            dt = (ts - state.last_ts_ms) / 1000
-            if dt <= MAX_SAMPLE_GAP_S:
-                if state.lit:
-                    state.burn_s += dt
-                if has_counter and state.last_energy_wh is not None:
-                    delta = float(energy) - state.last_energy_wh  # type: ignore[arg-type]
-                    # a replaced driver restarts its counter: what it shows is what it used since
-                    state.energy_wh += delta if delta >= 0 else float(energy)  # type: ignore[arg-type]
-                elif not has_counter and state.power_w is not None:
-                    state.energy_wh += state.power_w * dt / 3600
-        if state.last_ts_ms is None or ts >= state.last_ts_ms:
+        Burn time counts the lit state of the previous reading, and not across a silence longer than
+        `max_reading_gap_s`; an energy counter's difference is exact over any gap.
+        """
+        last = state.last_ts_ms
+        if last is not None and ts > last:
+            dt = (ts - last) / 1000
+            bridged = dt <= self.config.max_reading_gap_s
+            if state.lit and bridged:
+                state.burn_s += dt
+                state.burn_total_s += dt
+                self._cabinet_burn_s += dt
+            used = 0.0
+            if energy is not None and state.last_energy_wh is not None:
+                delta = energy - state.last_energy_wh
+                # a replaced driver restarts its counter: what it shows is what it used since
+                used = delta if delta >= 0 else energy
+            elif energy is None and state.power_w is not None and bridged:
+                used = state.power_w * dt / 3600
+            state.energy_wh += used
+            state.energy_total_wh += used
+            self._cabinet_energy_wh += used
+        if last is None or ts >= last:
             state.last_ts_ms = ts
-            if has_counter:
-                state.last_energy_wh = float(energy)  # type: ignore[arg-type]
+            if energy is not None:
+                state.last_energy_wh = energy
 
-    def _judge_level(self, state: LampState, level: int | None, ts: int, *, settled: bool) -> None:
-        if level is None or state.commanded is None or not settled:
+    def _judge_level(self, state: LampState, level: int | None, ts: int) -> None:
+        """The read-back of a command: a controller that does not take the level is a dimming failure."""
+        if level is None or state.commanded is None:
             return
-        wrong = state.commanded > 0 and abs(level - state.commanded) > max(
-            READBACK_TOLERANCE_PCT, self.config.dimming_tolerance_pct
-        )
-        self._set_fault(state, Fault.DIMMING_FAILURE, wrong, ts, {"commanded_pct": state.commanded, "level_pct": level})
+        wrong = state.commanded > 0 and abs(level - state.commanded) > self._level_tolerance
+        if wrong != (Fault.DIMMING_FAILURE in state.faults):
+            self._set_fault(state, Fault.DIMMING_FAILURE, wrong, ts, {"commanded_pct": state.commanded, "level_pct": level})
 
     def _judge(self, state: LampState, ts: int) -> None:
-        if ts < state.commanded_at_ms + self.config.fault_settle_s * 1000:
-            return  # the lamp may still be fading to its new level
-        rated = state.rated_power_w
-        commanded_on = state.commanded is not None and state.commanded > 0
-        if state.power_w is not None:
-            dark = state.power_w < FAILURE_POWER_RATIO * rated
-        else:
-            dark = state.lit is False
-        detail = {"commanded_pct": state.commanded, "power_w": state.power_w, "rated_power_w": rated}
-        self._set_fault(state, Fault.LAMP_FAILURE, commanded_on and dark, ts, detail)
-        if commanded_on and not dark:
-            self._judge_level(state, state.actual, ts, settled=True)
-        elif not commanded_on:
-            self._set_fault(state, Fault.DIMMING_FAILURE, False, ts, {})
-        program_off = state.target == 0
-        self._set_fault(
-            state, Fault.DAY_BURNER, program_off and bool(state.lit), ts,
-            {"target_pct": state.target, "power_w": state.power_w, "level_pct": state.actual},
-        )
+        faults = state.faults
+        commanded = state.commanded or 0
+        dark = state.power_w < FAILURE_POWER_RATIO * state.rated_power_w if state.power_w is not None else not state.lit
+        failure = commanded > 0 and dark
+        if failure != (Fault.LAMP_FAILURE in faults):
+            self._set_fault(state, Fault.LAMP_FAILURE, failure, ts,
+                            {"commanded_pct": state.commanded, "power_w": state.power_w,
+                             "rated_power_w": state.rated_power_w})
+        if not failure:  # a dark lamp's level says nothing about its dimming
+            wrong = commanded > 0 and state.actual is not None and abs(state.actual - commanded) > self._level_tolerance
+            if wrong != (Fault.DIMMING_FAILURE in faults):
+                self._set_fault(state, Fault.DIMMING_FAILURE, wrong, ts, {"commanded_pct": commanded, "level_pct": state.actual})
+        burner = state.target == 0 and bool(state.lit)
+        if burner != (Fault.DAY_BURNER in faults):
+            self._set_fault(state, Fault.DAY_BURNER, burner, ts,
+                            {"target_pct": state.target, "power_w": state.power_w, "level_pct": state.actual})
 
     def _set_fault(self, state: LampState, fault: Fault, present: bool, ts: int, detail: dict[str, Any]) -> None:
         ctx = self._running()
-        if present and fault not in state.faults:
+        if present:
             state.faults.add(fault)
             ctx.emit(Event(state.name, ts, str(fault), _FAULT_SEVERITY[fault], {"group": state.group.name, **detail}))
-        elif not present and fault in state.faults:
+        else:
             state.faults.discard(fault)
             ctx.emit(Event(state.name, ts, "lamp_restored", Severity.INFO, {"group": state.group.name, "cleared": str(fault)}))
 
     # -- reports and state -------------------------------------------------------------------------
 
-    def _report(self, now: datetime) -> None:
+    def _reports(self, now: datetime) -> None:
         ctx = self._running()
         ts = _ms(now)
-        burn = energy = burn_total = energy_total = 0.0
-        for s in self.lamps.values():
-            s.burn_total_s += s.burn_s
-            s.energy_total_wh += s.energy_wh
-            ctx.emit(Sample(s.name, ts, {
-                "burn_h": round(s.burn_s / 3600, 4), "consumed_wh": round(s.energy_wh, 3),
-                "burn_total_h": round(s.burn_total_s / 3600, 4), "consumed_total_wh": round(s.energy_total_wh, 3),
+        if self._next_lamp_report is not None and now >= self._next_lamp_report:
+            for s in self.lamps.values():
+                if s.readings:
+                    ctx.emit(Sample(s.name, ts, {"burn_h": round(s.burn_s / 3600, 4), "consumed_wh": round(s.energy_wh, 3)}))
+                s.burn_s = s.energy_wh = 0.0
+                s.readings = 0
+            self._next_lamp_report = now + timedelta(seconds=self.config.lamp_report_interval_s)
+        if self._next_report is not None and now >= self._next_report:
+            ctx.emit(Sample(CABINET_DEVICE, ts, {
+                "burn_h": round(self._cabinet_burn_s / 3600, 4), "consumed_wh": round(self._cabinet_energy_wh, 3),
+                "burn_total_h": round(sum(s.burn_total_s for s in self.lamps.values()) / 3600, 4),
+                "consumed_total_wh": round(sum(s.energy_total_wh for s in self.lamps.values()), 3),
+                "lamps": len(self.lamps),
+                "lamps_failed": sum(1 for s in self.lamps.values() if Fault.LAMP_FAILURE in s.faults),
             }))
-            burn += s.burn_s
-            energy += s.energy_wh
-            burn_total += s.burn_total_s
-            energy_total += s.energy_total_wh
-            s.burn_s = s.energy_wh = 0.0
-        ctx.emit(Sample(CABINET_DEVICE, ts, {
-            "burn_h": round(burn / 3600, 4), "consumed_wh": round(energy, 3),
-            "burn_total_h": round(burn_total / 3600, 4), "consumed_total_wh": round(energy_total, 3),
-            "lamps": len(self.lamps), "lamps_failed": sum(1 for s in self.lamps.values() if Fault.LAMP_FAILURE in s.faults),
-        }))
-        self._save()
+            self._cabinet_burn_s = self._cabinet_energy_wh = 0.0
+            self._next_report = now + timedelta(seconds=self.config.report_interval_s)
+        if self._last_save is None or (now - self._last_save).total_seconds() >= STATE_SAVE_S:
+            self._save()
+            self._last_save = now
 
     def _state_path(self) -> Path:
         return self._running().state_dir / STATE_FILE
@@ -563,7 +578,8 @@ class LightingService:
             "overrides": [o.to_doc() for o in overrides.values()],
             "last_sync": self._last_sync.isoformat() if self._last_sync else None,
             "lamps": {
-                s.name: {"burn_total_s": s.burn_total_s, "energy_total_wh": s.energy_total_wh, "faults": sorted(s.faults)}
+                s.name: {"burn_total_s": s.burn_total_s, "energy_total_wh": s.energy_total_wh,
+                         "faults": sorted(s.faults) if s.faults else []}
                 for s in self.lamps.values()
             },
         }

@@ -216,11 +216,12 @@ async def test_burn_hours_and_energy_per_lamp_and_per_cabinet(tmp_path: Path) ->
     # totals persist: a restart continues the account
     await h.stop()
     saved = orjson.loads((tmp_path / "state" / STATE_FILE).read_bytes())
-    assert saved["lamps"]["lamp-1"]["burn_total_s"] == pytest.approx(reports["lamp-1"]["burn_total_h"] * 3600, abs=1)
+    assert saved["lamps"]["lamp-1"]["burn_total_s"] == pytest.approx(reports["lamp-1"]["burn_h"] * 3600, abs=1)
+    assert cabinet["burn_total_h"] == pytest.approx(cabinet["burn_h"], abs=0.001)  # the first interval
 
 
 async def test_a_replaced_driver_resetting_its_counter_never_counts_negative(tmp_path: Path) -> None:
-    h = dijon_harness(tmp_path, "2026-01-12T19:00:00", report_interval_s=3600)
+    h = dijon_harness(tmp_path, "2026-01-12T19:00:00", lamp_report_interval_s=3600)
     await h.start()
     await h.run_until(paris("2026-01-12T19:30:00"), poll_every=timedelta(minutes=1))
     h.bus.models["lamp-1"].energy_wh = 0.0  # the driver was swapped
