@@ -38,6 +38,7 @@ import importlib.metadata
 import logging
 import random
 import secrets
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,6 +73,9 @@ DEFAULT_KEEPALIVE_S = 20
 ALARM_SEVERITIES = (Severity.MAJOR, Severity.CRITICAL)
 #: How long a clean shutdown waits for the broker to take the "offline" state.
 GOODBYE_TIMEOUT_S = 2.0
+#: Nagle's algorithm holds a small packet until the previous one is acknowledged, and the peer
+#: delays that ack up to 40 ms: each hop of a command or an ack would wait for it.
+NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,7 @@ class ControlService:
             timeout=self.cfg.timeout_s,
             will=will,
             tls_context=self.cfg.tls_context(),
+            socket_options=NO_DELAY,
         )
 
     # -- one connection ----------------------------------------------------------------------

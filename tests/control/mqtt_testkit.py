@@ -129,7 +129,7 @@ class Operator:
     def acks_for(self, cmd_id: str, gateway: str | None = None) -> list[Ack]:
         return [a for g, a in self.acks if a.id == cmd_id and (gateway is None or g == gateway)]
 
-    async def ack(self, cmd_id: str, timeout: float = 20) -> Ack:
+    async def ack(self, cmd_id: str, timeout: float = 45) -> Ack:
         await wait_for(lambda: bool(self.acks_for(cmd_id)), timeout, f"the ack of {cmd_id}")
         return self.acks_for(cmd_id)[0]
 
