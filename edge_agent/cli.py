@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import importlib
+import signal
 import sys
 from pathlib import Path
 
@@ -56,6 +58,8 @@ def run(config_file: Path, log_level: str) -> None:
     from edge_agent.logs import setup_logging
 
     setup_logging(log_level)
+    # `kill -USR1 <pid>` prints every thread's stack: how a technician or a test sees where a stuck agent is
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         config = load_config(config_file)
     except AgentConfigError as exc:

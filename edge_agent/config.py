@@ -175,7 +175,7 @@ def _uplink(raw: Any, base: Path) -> UplinkConfig:
         timeout_s=t.number("timeout_s", 30.0, lo=0.5, hi=600),
         batch_max_records=t.integer("batch_max_records", 5000, lo=1, hi=100_000),
         batch_max_bytes=t.integer("batch_max_bytes", 2_000_000, lo=10_000, hi=8_000_000),
-        backoff_max_s=t.number("backoff_max_s", 300.0, lo=1, hi=86_400),
+        backoff_max_s=t.number("backoff_max_s", 300.0, lo=0.1, hi=86_400),
     )
     t.done()
     return cfg

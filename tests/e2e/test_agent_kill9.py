@@ -4,7 +4,9 @@ accepted reaches the collector exactly once."""
 from __future__ import annotations
 
 import random
+import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -85,7 +87,14 @@ def test_kill9_twenty_times_while_polling_and_uploading_loses_and_duplicates_not
         agent = Proc("agent", [bin_path("citygate-agent"), "run", "--config", str(draining)])
         agent.wait_for("agent .* started", timeout=60)
         wait_until(lambda: journal_rows(state) == 0, 90, "the journal to drain")
-        assert agent.stop(timeout=30) == 0, agent.output()[-3000:]
+        agent.popen.send_signal(signal.SIGTERM)
+        try:
+            agent.popen.wait(30)
+        except subprocess.TimeoutExpired:
+            agent.popen.send_signal(signal.SIGUSR1)  # dump the stacks of the stuck agent into its output
+            time.sleep(2)
+            agent.kill9()
+        assert agent.popen.returncode == 0, agent.output()[-6000:]
     finally:
         sim.stop()
         collector.stop()
