@@ -242,9 +242,15 @@ class LightingService:
         groups = []
         for g in self.config.groups:
             program = self._group_program(g, now) if now else None
+            next_switch = None
+            if now is not None and self.mode is not ClockMode.INVALID:
+                safe = self.config.safe_program if self.mode is ClockMode.UNSYNCHRONISED else None
+                at = self.engine.next_change(g.calendar, now, program=safe)
+                next_switch = {"at": at.isoformat(), "local": at.astimezone(self.config.site.timezone).isoformat(),
+                               "level_pct": self.engine.program_level_at(self._group_program(g, at), at)}
             groups.append({
                 "group": g.name, "level_pct": self.group_levels.get(g.name), "calendar": g.calendar,
-                "program": program.name if program else None,
+                "program": program.name if program else None, "next_switch": next_switch,
                 "override": self.overrides[g.name].to_doc() if g.name in self.overrides else None,
             })
         lamps = [

@@ -44,6 +44,12 @@ async def test_reboot_at_23_30_in_dijon_goes_straight_to_70(tmp_path: Path) -> N
     assert m["lamp-3"].commands == [(paris("2026-01-12T23:30:00"), 100)]  # Sennecey: lit until midnight
     cmd = h.samples("lamp-1", "commanded_level_pct")
     assert cmd[0].values == {"commanded_level_pct": 70, "level_pct": 70}
+    snap = h.svc.snapshot()
+    avenue = next(g for g in snap["groups"] if g["group"] == "avenue")
+    assert (avenue["level_pct"], avenue["program"]) == (70, "dijon-night")
+    assert avenue["next_switch"]["local"] == "2026-01-13T05:00:00+01:00" and avenue["next_switch"]["level_pct"] == 100
+    lamp = next(x for x in snap["lamps"] if x["lamp"] == "lamp-3")
+    assert (lamp["commanded_level_pct"], lamp["faults"]) == (100, [])
     await h.stop()
 
 
