@@ -1,4 +1,4 @@
-"""The formats both halves share (upload batches; later MQTT messages), defined once and versioned.
+"""The formats both halves share (upload batches, MQTT control-plane messages), defined once and versioned.
 
 Imported by `edge_agent` and by `collector`; imports neither.
 """
