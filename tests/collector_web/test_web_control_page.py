@@ -98,10 +98,11 @@ async def test_control_page_shows_the_fleet_and_follows_it_live(web: Web, browse
     detail = await text(browser, "#detail")
     assert "lamp-1" in detail and "lamp-2" in detail and "en panne" in detail and "Lampe en panne" in detail
     assert "Dijon" in await text(browser, "#crumbs")
+    kind = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await browser.screenshot(ARTIFACTS / f"control-centre-{kind}-cabinet.png")
     await browser.evaluate("location.hash = '#/'")
     await browser.wait_for("document.querySelector('#detail h3')?.textContent === 'Dijon Métropole'")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    kind = "postgresql" if db_url.startswith("postgresql") else "sqlite"
     await browser.screenshot(ARTIFACTS / f"control-centre-{kind}.png")
 
     # live: Chenôve's cabinet comes back with a leak; the page follows without a reload
