@@ -27,8 +27,10 @@ Rules, per device, over its samples in seq (journal) order:
   lamp counts once a bucket; a reading for a bucket older than the last one the lamp was
   counted in adds nothing (late data).
 - `alarms`: events of severity major or critical. `samples`, `events`: records received.
-Energy is every device's `energy_wh`: a cabinet meter and the lamps behind it would both
-count (the registry does not know device kinds yet).
+Energy is the lighting's energy: the `energy_wh` of lamp controllers, known by their samples
+carrying `lamp_on` or `level_pct`. A cabinet meter (the Linky's TIC index, a 9-digit counter
+that does not wrap at 2^32) measures the same energy once more, so it is not added: the gateway
+compares the two itself (`energy_mismatch`).
 """
 
 from __future__ import annotations
@@ -127,6 +129,10 @@ def counter_increase(previous: float | None, current: float, wraps: bool) -> flo
     return None
 
 
+def _is_lamp(values: Any) -> bool:
+    return "lamp_on" in values or "level_pct" in values
+
+
 def roll_up(records: Iterable[WireRecord], states: dict[str, DeviceState]) -> BatchRollup:
     """Totals of new records (ascending seq). `states` (device -> state) is updated in place."""
     out = BatchRollup()
@@ -164,7 +170,7 @@ def roll_up(records: Iterable[WireRecord], states: dict[str, DeviceState]) -> Ba
         if last is None or ts >= last:
             if last is not None and st.lamp_on and ts - last <= MAX_BURN_GAP_MS:
                 h.burn_ms += ts - last
-            energy = _counter(values.get("energy_wh"))
+            energy = _counter(values.get("energy_wh")) if _is_lamp(values) else None
             if energy is not None:
                 delta = counter_increase(st.energy_wh, energy, wraps=True)
                 if delta is None:

@@ -76,6 +76,21 @@ async def test_counters_burn_time_lamps_water_and_alarms_roll_up_by_hour_and_day
     assert all(e["seq"] is None and e["severity"] == "minor" for e in doc["events"] if e["code"] == "counter_reset")
 
 
+async def test_a_cabinet_meter_index_is_not_added_to_the_lamps_energy(running: Running) -> None:
+    gw, token = await running.add_gateway("gw-1", "21231")
+    records = [
+        sample(1, "lamp-1", T0, energy_wh=1000, lamp_on=True, level_pct=100),
+        sample(2, "linky", T0 + MIN, energy_wh=123_456_000, apparent_power_va=2400, meter_id="050022120078"),
+        sample(3, "lamp-1", T0 + 10 * MIN, energy_wh=1300, lamp_on=True, level_pct=100),  # +300 Wh
+        sample(4, "linky", T0 + 11 * MIN, energy_wh=123_457_000, apparent_power_va=2400, meter_id="050022120078"),
+    ]
+    status, _, doc = await running.client.post(batch_body(gw.name, records), token)
+    assert status == 200, doc
+    _, _, doc = await running.client.get(f"/api/v1/communes/21231/rollups/hour?from={T0}&to={T0 + H}")
+    assert_close(buckets(doc), {T0: {"energy_kwh": 0.3, "burn_h": 10 / 60, "lamps_on": 1, "lamps_faulty": 0,
+                                     "water_m3": 0.0, "alarms": 0, "samples": 4, "events": 0}})
+
+
 async def test_rollup_queries_check_their_parameters(running: Running) -> None:
     for path, status in [
         ("/api/v1/rollups/week?from=1&to=2", 404),
