@@ -28,13 +28,15 @@ class Cabinet:
     commune: str
     commune_name: str
     lamps: int
+    cabinet: str
+    location: tuple[float, float]
 
 
 CABINETS = [
-    Cabinet("gw-dijon-0001", "21231", "Dijon", 12),
-    Cabinet("gw-dijon-0002", "21231", "Dijon", 8),
-    Cabinet("gw-quetigny-0001", "21515", "Quetigny", 10),
-    Cabinet("gw-sennecey-0001", "21605", "Sennecey-lès-Dijon", 6),
+    Cabinet("gw-dijon-0001", "21231", "Dijon", 12, "Place Darcy", (47.3227, 5.0336)),
+    Cabinet("gw-dijon-0002", "21231", "Dijon", 8, "Rue de la Liberté", (47.3218, 5.0391)),
+    Cabinet("gw-quetigny-0001", "21515", "Quetigny", 10, "Avenue du Château", (47.3131, 5.1064)),
+    Cabinet("gw-sennecey-0001", "21605", "Sennecey-lès-Dijon", 6, "Rue de la Mairie", (47.2905, 5.1036)),
 ]
 
 
@@ -95,7 +97,7 @@ def run_demo(workdir: Path, port: int, echo: bool) -> None:
             state = workdir / cab.gateway
             state.mkdir()
             token_file = state / "token"
-            add_gateway(db, cab.gateway, cab.commune, token_file)
+            add_gateway(db, cab.gateway, cab.commune, token_file, cabinet=cab.cabinet, location=cab.location)
             sim_port = free_port()
             procs.append(Proc(f"sim-{cab.gateway}", [
                 bin_path("citygate-sim"), "lamps", "--tcp", f"127.0.0.1:{sim_port}", "--units", f"1-{cab.lamps}",
@@ -109,8 +111,12 @@ def run_demo(workdir: Path, port: int, echo: bool) -> None:
         click.echo("")
         click.echo(f"citygate demo running: {len(CABINETS)} cabinets, {sum(c.lamps for c in CABINETS)} lamps, "
                    f"communes {', '.join(sorted({c.commune_name for c in CABINETS}))}")
-        click.echo(f"  collector            {url}/")
+        click.echo(f"  control centre       {url}/control/")
         click.echo(f"  gateways, last seen  {url}/api/v1/gateways")
+        click.echo(f"  open data            {url}/opendata/v1/communes/daily.csv")
+        click.echo(f"  residents' reports   {url}/open311/v2/services.json")
+        click.echo(f"  HTTP API (OpenAPI)   {url}/openapi.json")
+        click.echo(f"  metrics              {url}/metrics")
         cab = CABINETS[0]
         click.echo(f"  a lamp's readings    {url}/api/v1/gateways/{cab.gateway}/devices/lamp-001/samples?limit=5")
         click.echo(f"  a cabinet's events   {url}/api/v1/gateways/{cab.gateway}/events")

@@ -113,11 +113,15 @@ def start_collector(db: str, *, port: int = 0, echo: bool = False, extra: Sequen
     return proc, url
 
 
-def add_gateway(db: str, name: str, commune: str, token_file: Path) -> str:
+def add_gateway(db: str, name: str, commune: str, token_file: Path, *, cabinet: str | None = None,
+                location: tuple[float, float] | None = None) -> str:
     """Register a gateway in the collector's store; its token is written to `token_file` and returned."""
+    extra = ["--cabinet", cabinet] if cabinet else []
+    if location is not None:
+        extra += ["--lat", str(location[0]), "--lon", str(location[1])]
     subprocess.run(
         [bin_path("citygate-collector"), "gateway", "add", name, "--commune", commune, "--db", db,
-         "--token-file", str(token_file)],
+         "--token-file", str(token_file), *extra],
         capture_output=True, text=True, check=True, timeout=60,
     )
     return token_file.read_text().strip()
