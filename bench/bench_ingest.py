@@ -1,17 +1,20 @@
 """Collector: ingest samples/s through the real HTTP endpoint, and rollup query latency as raw data grows.
 
-Ingest: `citygate-collector serve` runs as a subprocess on a fresh store; several gateways upload
-gzipped batches concurrently (bodies compressed before the clock starts). The baseline, in the
-same run, is a raw bulk insert of the same rows into the same kind of store, fresh, batch by
-batch: sqlite3 executemany, one transaction a batch, same PRAGMAs (WAL, synchronous=FULL); on
-PostgreSQL, asyncpg COPY into the same partitioned table. The endpoint also validates, checks
-duplicates, updates rollups and device states: target ratio >= 0.5.
+Ingest: `citygate-collector serve` runs as a subprocess on a fresh store; 4 gateways upload
+gzipped batches (bodies compressed before the clock starts), either concurrently (each on its
+own connection, as a fleet does) or through a single client posting one batch at a time. The
+baseline, in the same run, is a raw bulk insert of the same rows into the same kind of store,
+fresh, batch by batch: sqlite3 executemany, one transaction a batch, same PRAGMAs (WAL,
+synchronous=FULL); on PostgreSQL, asyncpg COPY into the same partitioned table. The endpoint
+also validates, checks duplicates, updates rollups and device states: target ratio >= 0.5.
+`--repeat N` measures N times (the machine may be shared) and reports each run and the medians.
 
 Rollups: the commune-day query (what the control centre asks) at two raw sizes, against the
 same day's figure computed by scanning raw samples (a plain COUNT, cheaper than the real
 rollup would be), loaded through the store's own ingest so the rollups are real.
 
-    python bench/bench_ingest.py [--store sqlite|postgresql|both] [--samples 200000] [--full]
+    python bench/bench_ingest.py [--store sqlite|postgresql|both] [--samples 200000] [--repeat 1]
+                                 [--no-rollups] [--full]
 
 PostgreSQL: $CITYGATE_BENCH_PG, else $CITYGATE_TEST_PG, else postgresql://postgres@127.0.0.1:5432/test
 (a fresh schema is created and dropped).
@@ -109,7 +112,8 @@ async def register(url: str, names: list[str]) -> dict[str, str]:
     return tokens
 
 
-async def http_ingest(url: str, batches: dict[str, list[list[dict[str, Any]]]], log: Path) -> float:
+async def http_ingest(url: str, batches: dict[str, list[list[dict[str, Any]]]], log: Path, concurrent: bool) -> float:
+    """Seconds to upload every batch: each gateway on its own connection, or one batch at a time in turn."""
     names = list(batches)
     tokens = await register(url, names)
     bodies = {n: [gzip(batch_doc(n, COMMUNES[g % len(COMMUNES)], b)) for b in batches[n]] for g, n in enumerate(names)}
@@ -124,22 +128,33 @@ async def http_ingest(url: str, batches: dict[str, list[list[dict[str, Any]]]], 
             raise SystemExit(f"collector did not start: {line!r}, see {log}")
         base = m.group(1)
 
-        async def upload(session: aiohttp.ClientSession, name: str) -> None:
+        async def upload(session: aiohttp.ClientSession, name: str, sequence: list[bytes]) -> None:
             headers = {"Authorization": f"Bearer {tokens[name]}", "Content-Encoding": "gzip",
                        "Content-Type": "application/json"}
-            for body in bodies[name]:
+            for body in sequence:
                 async with session.post(base + PATH, data=body, headers=headers) as resp:
                     if resp.status != 200:
                         raise SystemExit(f"{resp.status}: {await resp.text()}")
                     await resp.read()
 
+        async def one_at_a_time(session: aiohttp.ClientSession) -> None:
+            turns = max(len(bodies[n]) for n in names)
+            for i in range(turns):
+                for name in names:
+                    if i < len(bodies[name]):
+                        await upload(session, name, bodies[name][i:i + 1])
+
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as session:
             t0 = time.perf_counter()
-            await asyncio.gather(*(upload(session, n) for n in names))
+            if concurrent:
+                await asyncio.gather(*(upload(session, n, bodies[n]) for n in names))
+            else:
+                await one_at_a_time(session)
             elapsed = time.perf_counter() - t0
         fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        print(f"  (collector process CPU, start-up included: {cpu:.2f} s for {elapsed:.2f} s of upload)")
+        print(f"  ({'concurrent' if concurrent else 'single client'}: collector process CPU, start-up included:"
+              f" {cpu:.2f} s for {elapsed:.2f} s of upload)")
         return elapsed
     finally:
         proc.terminate()
@@ -188,17 +203,29 @@ async def raw_insert(kind: str, url: str, batches: dict[str, list[list[dict[str,
         await conn.close()
 
 
-async def ingest_bench(kind: str, samples: int, tmp: Path) -> None:
+async def ingest_bench(kind: str, samples: int, repeat: int, tmp: Path) -> None:
     batches = plan(samples, gateways=4)
     n = sum(len(b) for bs in batches.values() for b in bs)
-    async with fresh_url(kind, tmp) as url:
-        http_s = await http_ingest(url, batches, tmp / "serve.log")
-    async with fresh_url(kind, tmp) as url:
-        raw_s = await raw_insert(kind, url, batches)
-    http_rate, raw_rate = n / http_s, n / raw_s
-    print(f"{kind:10s} ingest via HTTP: {http_rate:9,.0f} samples/s ({n:,} samples, 4 gateways, batches of {BATCH})")
-    print(f"{kind:10s} raw bulk insert: {raw_rate:9,.0f} samples/s   ratio HTTP/raw = {http_rate / raw_rate:.2f}"
-          f" (target >= 0.5)")
+    runs: dict[str, list[float]] = {"concurrent": [], "single": [], "raw": []}
+    for _ in range(repeat):
+        for mode in ("concurrent", "single"):
+            async with fresh_url(kind, tmp) as url:
+                runs[mode].append(n / await http_ingest(url, batches, tmp / "serve.log", mode == "concurrent"))
+        async with fresh_url(kind, tmp) as url:
+            runs["raw"].append(n / await raw_insert(kind, url, batches))
+        if repeat > 1:
+            print(f"  run {len(runs['raw'])}: raw {runs['raw'][-1]:,.0f}/s;"
+                  + "".join(f" {m} {runs[m][-1]:,.0f}/s = {runs[m][-1] / runs['raw'][-1]:.2f}"
+                            for m in ("concurrent", "single")))
+    raw_rate = statistics.median(runs["raw"])
+    each = "" if repeat == 1 else f", medians of {repeat} runs"
+    print(f"{kind:10s} raw bulk insert: {raw_rate:9,.0f} samples/s ({n:,} samples, 4 gateways, batches of {BATCH}{each})")
+    for mode, label in (("concurrent", "4 gateways at once"), ("single", "single client     ")):
+        rate = statistics.median(runs[mode])
+        ratios = sorted(r / raw for r, raw in zip(runs[mode], runs["raw"], strict=True))
+        spread = "" if repeat == 1 else f" (runs {ratios[0]:.2f}..{ratios[-1]:.2f})"
+        print(f"{kind:10s} HTTP, {label}: {rate:9,.0f} samples/s   ratio HTTP/raw = {rate / raw_rate:.2f}{spread}"
+              f" (target >= 0.5)")
 
 
 async def timed(fn: Any, repeat: int) -> float:
@@ -272,15 +299,18 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--samples", type=int, default=200_000, help="samples uploaded in the ingest figure")
+    ap.add_argument("--repeat", type=int, default=1, help="ingest measurements to take the median of")
+    ap.add_argument("--no-rollups", action="store_true", help="the ingest figures only")
     ap.add_argument("--full", action="store_true", help="rollup latency at 1 M and 20 M raw samples")
     args = ap.parse_args()
     kinds = ["sqlite", "postgresql"] if args.store == "both" else [args.store]
     sizes = [1_000_000, 20_000_000] if args.full else [1_000_000, 2_000_000]
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
-            await ingest_bench(kind, args.samples, Path(tmp))
-        for kind in kinds:
-            await rollup_bench(kind, sizes, Path(tmp))
+            await ingest_bench(kind, args.samples, args.repeat, Path(tmp))
+        if not args.no_rollups:
+            for kind in kinds:
+                await rollup_bench(kind, sizes, Path(tmp))
 
 
 if __name__ == "__main__":
