@@ -220,12 +220,14 @@ class ControlService:
     async def _connect_forever(self, ctx: AgentContext, store: CommandStore, executor: Executor) -> None:
         failures = 0
         while True:
+            client = self._client(ctx)
             try:
-                async with self._client(ctx) as client:
+                async with client:
                     failures = 0
                     await self._session(client, ctx, store, executor)
             except aiomqtt.MqttError as exc:
                 self._failed(str(exc) or type(exc).__name__)
+                close_socket(client)
             finally:
                 self.connected = False
             failures += 1
@@ -350,6 +352,16 @@ class ControlService:
             alarms_dropped=self.alarms_dropped,
             interval_s=self.cfg.state_interval_s,
         ))
+
+
+def close_socket(client: aiomqtt.Client) -> None:
+    """Close what a failed attempt left open.
+
+    aiomqtt keeps the socket of a connection that got no CONNACK (a broker that accepts and
+    never answers): one descriptor lost per attempt, which a long outage would turn into fd
+    exhaustion. paho's own disconnect closes it (and is a no-op when nothing is open).
+    """
+    client._client.disconnect()
 
 
 def _file_hash(path: Path | None) -> str | None:

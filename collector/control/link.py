@@ -109,8 +109,9 @@ class ControlLink:
     async def run(self) -> None:
         failures = 0
         while True:
+            client = self._client()
             try:
-                async with self._client() as client:
+                async with client:
                     failures = 0
                     await self._session(client)
             except aiomqtt.MqttError as exc:
@@ -118,6 +119,8 @@ class ControlLink:
                 if reason != self.last_error:
                     log.warning("MQTT link to %s down: %s", self.cfg.url, reason)
                 self.last_error = reason
+                # aiomqtt keeps the socket of a connect that got no CONNACK: paho's disconnect closes it
+                client._client.disconnect()
             finally:
                 self.connected = False
             failures += 1

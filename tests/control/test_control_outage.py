@@ -4,6 +4,7 @@ not stop programs or journalling; alarms wait (bounded) and go out on return."""
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -104,3 +105,57 @@ async def test_alarms_raised_during_an_outage_go_out_on_return_oldest_dropped_be
     alarms = [decode_alarm(p) for t, p in op.raw if t == f"city/{COMMUNE}/gw-a/alarm"]
     assert [a.device for a in alarms] == ["lamp-2", "lamp-3", "lamp-4"]
     assert control(agent).alarms_dropped == 2
+
+
+async def _silent_broker() -> tuple[asyncio.Server, list[int]]:
+    """Accepts TCP and never answers CONNACK (an overloaded broker, a broken middlebox)."""
+    seen: list[int] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(1)
+        try:
+            await reader.read()  # until the client closes its side
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(hold, "127.0.0.1", 0), seen
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_a_broker_that_never_answers_costs_no_file_descriptor_per_attempt(
+    tmp_path: Path, fleet: Fleet
+) -> None:
+    server, attempts = await _silent_broker()
+    silent = Mosquitto(tmp_path / "unused", port=server.sockets[0].getsockname()[1])
+    async with server:
+        async with running_agent(tmp_path, fleet, silent, connected=False, mqtt={"timeout_s": 0.5}):
+            await wait_for(lambda: len(attempts) >= 2, 30, "two attempts")
+            before = open_fds()
+            await wait_for(lambda: len(attempts) >= 8, 60, "six more attempts")
+            await asyncio.sleep(0.3)
+            after = open_fds()
+    assert after - before <= 2, f"{after - before} descriptors more after {len(attempts)} attempts"
+
+
+async def test_the_collector_link_neither_leaks_on_a_silent_broker(tmp_path: Path) -> None:
+    from collector.control.link import ControlLink, LinkConfig
+    from collector.store import open_store
+
+    server, attempts = await _silent_broker()
+    async with server, open_store(str(tmp_path / "c.db")) as store:
+        link = ControlLink(store, LinkConfig(f"mqtt://127.0.0.1:{server.sockets[0].getsockname()[1]}", "pw",
+                                             timeout_s=0.5, backoff_max_s=0.5))
+        task = asyncio.create_task(link.run())
+        try:
+            await wait_for(lambda: len(attempts) >= 2, 30, "two attempts")
+            before = open_fds()
+            await wait_for(lambda: len(attempts) >= 8, 60, "six more attempts")
+            await asyncio.sleep(0.3)
+            after = open_fds()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert after - before <= 2, f"{after - before} descriptors more after {len(attempts)} attempts"
