@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
@@ -55,6 +55,7 @@ log = logging.getLogger("citygate.collector")
 
 _MIGRATE_LOCK = 0x63677764  # "cgwd": one instance migrates at a time
 _PARTITION_LOCK = 0x63677770
+DAY_MS = 86_400_000
 
 MIGRATIONS: list[tuple[int, str]] = [
     (1, """
@@ -224,8 +225,9 @@ class PgStore(PgControl, ReportQueries, ReadModelQueries):
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATE_LOCK)
 
-    async def _ensure_partitions(self, conn: asyncpg.Connection, ts_values: set[int]) -> None:
-        wanted = {month_partition(ts) for ts in ts_values}
+    async def _ensure_partitions(self, conn: asyncpg.Connection, ts_values: Iterable[int]) -> None:
+        # one month_partition per UTC day, not per sample: a UTC day lies in one UTC month
+        wanted = {month_partition(day) for day in {ts - ts % DAY_MS for ts in ts_values}}
         missing = sorted(p for p in wanted if p[0] not in self._partitions)
         if not missing:
             return
@@ -282,7 +284,7 @@ class PgStore(PgControl, ReportQueries, ReadModelQueries):
         lo, hi = records[0].seq, records[-1].seq
         dumps = orjson.dumps
         async with self._require().acquire() as conn:
-            await self._ensure_partitions(conn, {r.ts_ms for r in records if r.kind == "sample"})
+            await self._ensure_partitions(conn, [r.ts_ms for r in records if r.kind == "sample"])
             async with conn.transaction():
                 await conn.execute("SELECT 1 FROM gateways WHERE id = $1 FOR UPDATE", gid)
                 seen = {

@@ -1,0 +1,38 @@
+"""The ingest paths tuned for speed keep their meaning: every sample lands whatever month it
+falls in, values come back as sent, and duplicates inside a mixed batch are skipped exactly."""
+
+from __future__ import annotations
+
+from collector_testkit import TS0, Running, batch_body, event, sample
+
+from collector.model import RecordCounts
+
+DAY_MS = 86_400_000
+
+
+async def test_a_batch_across_month_boundaries_stores_every_sample(running: Running) -> None:
+    gw, token = await running.add_gateway()
+    # 2025-11-30 23:59:59.999 UTC, 2025-12-01 00:00 UTC, and 40 days later (January 2026)
+    stamps = [TS0 - 1, TS0, TS0 + 40 * DAY_MS]
+    records = [sample(i + 1, "lamp-1", ts_ms=ts, level_pct=10 * (i + 1)) for i, ts in enumerate(stamps)]
+    status, _, doc = await running.client.post(batch_body(gw.name, records), token)
+    assert (status, doc) == (200, {"ack_seq": 3, "stored": 3, "duplicates": 0})
+    _, _, doc = await running.client.get(f"/api/v1/gateways/{gw.name}/devices/lamp-1/samples")
+    assert [(s["ts_ms"], s["values"]) for s in doc["samples"]] == [
+        (TS0 + 40 * DAY_MS, {"level_pct": 30}), (TS0, {"level_pct": 20}), (TS0 - 1, {"level_pct": 10})]
+
+
+async def test_duplicates_inside_a_mixed_batch_are_skipped_and_the_rest_stored(running: Running) -> None:
+    gw, token = await running.add_gateway()
+    first = [sample(1), sample(2), event(3, "door_open", "minor"), sample(4)]
+    assert (await running.client.post(batch_body(gw.name, first), token))[2] == \
+        {"ack_seq": 4, "stored": 4, "duplicates": 0}
+    # resent with new records between and after the old ones
+    second = [sample(2), event(3, "door_open", "minor"), sample(4), event(5, "door_closed", "info"), sample(6)]
+    assert (await running.client.post(batch_body(gw.name, second), token))[2] == \
+        {"ack_seq": 6, "stored": 2, "duplicates": 3}
+    assert await running.store.count_records(gw) == RecordCounts(samples=4, events=2)
+    _, _, doc = await running.client.get(f"/api/v1/gateways/{gw.name}/events")
+    assert [(e["seq"], e["code"]) for e in doc["events"]] == [(5, "door_closed"), (3, "door_open")]
+    day = await running.store.rollups("gateway", "day", gw.name, "2025-12-01", "2025-12-01")
+    assert [(r.samples, r.events) for r in day] == [(4, 2)]
