@@ -10,7 +10,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,6 @@ from edge_agent.agent import Agent
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import parse_config
 from edge_agent.control import ControlService
-from edge_agent.service import AgentContext
 from simulators.mosquitto import Mosquitto
 
 COMMUNE = "21231"
@@ -194,36 +192,6 @@ def toml_text(doc: Mapping[str, Any]) -> str:
     return "\n".join(out)
 
 
-@dataclass(frozen=True)
-class TickerConfig:
-    every_s: float
-
-
-def ticker_section(raw: Mapping[str, Any], key: str, config_dir: Path) -> TickerConfig:
-    """edge_agent.config.SECTIONS parser for `[ticker]` (tests only)."""
-    return TickerConfig(float(raw["every_s"]))
-
-
-class Ticker:
-    """A stand-in for a program: on the agent's clock, every `every_s`, it journals what it did."""
-
-    name = "ticker"
-
-    def __init__(self, cfg: TickerConfig) -> None:
-        self.cfg = cfg
-        self.fired: list[datetime] = []
-
-    async def run(self, ctx: AgentContext) -> None:
-        due = ctx.clock.now() + timedelta(seconds=self.cfg.every_s)
-        while True:
-            await ctx.clock.sleep_until(due)
-            self.fired.append(due)
-            ctx.emit(Sample("program", int(due.timestamp() * 1000), {"level_pct": 70}))
-            due += timedelta(seconds=self.cfg.every_s)
-
-
-def ticker_service(cfg: TickerConfig) -> Ticker:
-    return Ticker(cfg)
 
 
 @asynccontextmanager

@@ -13,12 +13,16 @@ from mqtt_testkit import COMMUNE, Fleet, Operator, bus, control, running_agent, 
 
 from citygate_wire.mqtt import decode_alarm
 from drivers.model import Event, Severity
-from edge_agent import agent as agent_module
-from edge_agent import config as config_module
 from edge_agent.clock import FakeClock
+from simulators.lamps import LampSimulator
 from simulators.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.timeout(180)
+
+REPO = Path(__file__).resolve().parents[2]
+LAMP_MAP = REPO / "configs" / "registermaps" / "lamp-lc100.toml"
+PROGRAMS = REPO / "configs" / "lighting"
+LEVEL_CMD = 0  # level_cmd_pct in the LC100 map
 
 
 @pytest.fixture(autouse=True)
@@ -26,8 +30,6 @@ def test_types(monkeypatch: pytest.MonkeyPatch) -> None:
     from drivers import registry
 
     monkeypatch.setitem(registry.BUS_TYPES, "gated", "mqtt_testkit:gated_bus")
-    monkeypatch.setitem(config_module.SECTIONS, "ticker", "mqtt_testkit:ticker_section")
-    monkeypatch.setitem(agent_module.SERVICES, "ticker", "mqtt_testkit:ticker_service")
 
 
 async def test_broker_restart_mid_command_the_agent_reconnects_and_the_pending_ack_arrives(
@@ -56,35 +58,46 @@ async def test_broker_restart_mid_command_the_agent_reconnects_and_the_pending_a
 async def test_an_hour_without_broker_does_not_stop_programs_or_journalling(
     tmp_path: Path, fleet: Fleet, broker: Mosquitto
 ) -> None:
-    start = datetime(2026, 1, 15, 17, 0, tzinfo=UTC)
+    # Dijon's program: 100 % at night, 70 % from 22:00. The hour from 21:30 to 22:30 (Paris) passes
+    # on the agent's clock with no broker; the real lighting service drives real Modbus lamps.
+    start = datetime(2026, 1, 15, 20, 30, tzinfo=UTC)  # 21:30 in Paris
     clock = FakeClock(start)
-    async with running_agent(tmp_path, fleet, broker, clock=clock, ticker={"every_s": 300},
-                             mqtt={"alarm_buffer": 3}) as agent:
-        await asyncio.to_thread(broker.stop)
-        await wait_for(lambda: not control(agent).connected, 20, "the link to drop")
-        for minute in range(1, 61):
-            await clock.advance_to(start + timedelta(minutes=minute))
-            if minute % 12 == 0:
-                agent.emit(Event(f"lamp-{minute}", int(clock.now().timestamp() * 1000), "lamp_failure",
-                                 Severity.MAJOR))
-            await asyncio.sleep(0.02)  # real time passes too: the link keeps trying meanwhile
-        ticker = agent.context.services["ticker"]
-        fired = list(ticker.fired)
-        await agent.journal.flush()
-        stats = await agent.journal.stats()
-        failed_while_down = control(agent).last_error
-        assert not control(agent).connected
+    async with LampSimulator([7], LAMP_MAP) as lamps:
+        bus = {"name": "lc100", "type": "modbus-tcp", "host": "127.0.0.1", "port": await lamps.serve_tcp(),
+               "interval_s": 0.2, "timeout_s": 0.5, "device": [{"id": "lamp-7", "unit": 7, "register_map": str(LAMP_MAP)}]}
+        lighting = {"programs": [str(PROGRAMS / "common.toml"), str(PROGRAMS / "dijon.toml")],
+                    "latitude": 47.322, "longitude": 5.041, "time_source": "none",
+                    "group": [{"name": "rue-de-la-liberte", "lamps": ["lamp-7"], "calendar": "dijon"}]}
+        async with running_agent(tmp_path, fleet, broker, clock=clock, bus=[bus], lighting=lighting,
+                                 mqtt={"alarm_buffer": 3}) as agent:
+            await wait_for(lambda: lamps.register_image(7)[LEVEL_CMD] == 100, 20, "the night level")
+            await asyncio.to_thread(broker.stop)
+            await wait_for(lambda: not control(agent).connected, 20, "the link to drop")
+            await agent.journal.flush()
+            journalled_before = (await agent.journal.stats()).records
+            levels: dict[int, int] = {}
+            for minute in range(1, 61):
+                await clock.advance_to(start + timedelta(minutes=minute))
+                if minute % 12 == 0:
+                    agent.emit(Event(f"lamp-{minute}", int(clock.now().timestamp() * 1000), "lamp_failure",
+                                     Severity.MAJOR))
+                await asyncio.sleep(0.05)  # real time passes too: polling goes on, the link keeps trying
+                levels[minute] = lamps.register_image(7)[LEVEL_CMD]
+            await agent.journal.flush()
+            stats = await agent.journal.stats()
+            failed_while_down = control(agent).last_error
+            assert not control(agent).connected
 
-        await asyncio.to_thread(broker.restart)
-        async with Operator(broker, fleet) as op:
-            await wait_for(lambda: control(agent).connections == 2, 30, "the link to come back")
-            await wait_for(lambda: (s := op.last_state("gw-a")) is not None and s.alarms_dropped == 2, 30,
-                           "a state counting the dropped alarms")
-        state = op.last_state("gw-a")
-    assert fired == [start + timedelta(minutes=5 * i) for i in range(1, 13)]  # every program step, on time
-    assert stats.samples == 12 and stats.events == 5  # all journalled during the outage
+            await asyncio.to_thread(broker.restart)
+            async with Operator(broker, fleet) as op:
+                await wait_for(lambda: control(agent).connections == 2, 30, "the link to come back")
+                await wait_for(lambda: (s := op.last_state("gw-a")) is not None and s.alarms_dropped == 2, 30,
+                               "a state counting the dropped alarms")
+            state = op.last_state("gw-a")
+    assert levels[29] == 100 and levels[31] == 70 and levels[60] == 70  # 22:00 switched on time, offline
+    assert stats.records - journalled_before >= 5 + 10  # the five alarms and the lamp's polled samples
     assert failed_while_down is not None
-    assert state is not None and state.online and state.journal_backlog == 17
+    assert state is not None and state.online
 
 
 async def test_alarms_raised_during_an_outage_go_out_on_return_oldest_dropped_beyond_the_bound(

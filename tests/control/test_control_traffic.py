@@ -43,7 +43,7 @@ async def test_yellow_flash_plan_and_refusals_through_the_signals_bus(
         flash = await op.ack(await op.send("gw-a", "traffic.set_position",
                                            {"controller": "signals-jaures", "position": "yellow_flash",
                                             "timeout_s": 1800}))
-        await wait_for(lambda: (c := signals.controller) is not None and c.mode == Mode.YELLOW_FLASH,  # type: ignore[attr-defined]
+        await wait_for(lambda: (c := signals.controller) is not None and c.mode == Mode.YELLOW_FLASH,
                        30, "the controller in yellow flash")
         plan = await op.ack(await op.send("gw-a", "traffic.select_plan",
                                           {"controller": "signals-jaures", "plan": 2, "timeout_s": 600}))
