@@ -54,6 +54,7 @@ from citygate_wire.mqtt import (
     decode_command,
     encode_alarm,
     encode_state,
+    parse_topic,
     peek_command,
     subscription,
     topic,
@@ -294,8 +295,9 @@ class ControlService:
     async def _receive(self, client: aiomqtt.Client, ctx: AgentContext, executor: Executor) -> None:
         async for message in client.messages:
             payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                log.warning("command on %s without a byte payload: ignored", message.topic)
+            if not isinstance(payload, bytes | bytearray) or not _ours(message.topic.value, ctx.gateway_id):
+                # the broker's ACL should make this impossible: say so rather than obey
+                log.warning("message on %s is not a command for %s: ignored", message.topic, ctx.gateway_id)
                 continue
             try:
                 cmd = decode_command(bytes(payload))
@@ -362,6 +364,14 @@ def close_socket(client: aiomqtt.Client) -> None:
     exhaustion. paho's own disconnect closes it (and is a no-op when nothing is open).
     """
     client._client.disconnect()
+
+
+def _ours(topic_name: str, gateway: str) -> bool:
+    try:
+        where = parse_topic(topic_name)
+    except WireError:
+        return False
+    return where.kind == "cmd" and where.gateway == gateway
 
 
 def _file_hash(path: Path | None) -> str | None:
