@@ -235,7 +235,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
     print(f"commune-wide command to {args.gateways} gateways, every ack recorded: {fanout * ms:.0f} ms "
           f"(x{fanout * ms / cmd_med:.1f} one command)")
     print(f"presence after kill -9 (socket closed by the kernel): offline in {killed * ms:.0f} ms; "
-          f"ratio to the keepalive bound 1.5 x 20 s: {killed / 30:.3f}")
+          f"ratio to the keepalive bound 1.5 x 20 s: {killed / 30:.5f}")
     print(f"presence after SIGSTOP (silent, keepalive {keepalive} s): offline in {frozen:.1f} s; bound 1.5 x "
           f"keepalive = {1.5 * keepalive:.1f} s (+ Mosquitto's keepalive sweep, about 6 s): ratio {frozen / (1.5 * keepalive):.2f}")
 
