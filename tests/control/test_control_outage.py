@@ -147,7 +147,7 @@ async def test_a_broker_that_never_answers_costs_no_file_descriptor_per_attempt(
         async with running_agent(tmp_path, fleet, silent, connected=False, mqtt={"timeout_s": 0.5}):
             await wait_for(lambda: len(attempts) >= 2, 30, "two attempts")
             before = open_fds()
-            await wait_for(lambda: len(attempts) >= 8, 60, "six more attempts")
+            await wait_for(lambda: len(attempts) >= 6, 60, "four more attempts")
             await asyncio.sleep(0.3)
             after = open_fds()
     assert after - before <= 2, f"{after - before} descriptors more after {len(attempts)} attempts"
@@ -165,7 +165,7 @@ async def test_the_collector_link_neither_leaks_on_a_silent_broker(tmp_path: Pat
         try:
             await wait_for(lambda: len(attempts) >= 2, 30, "two attempts")
             before = open_fds()
-            await wait_for(lambda: len(attempts) >= 8, 60, "six more attempts")
+            await wait_for(lambda: len(attempts) >= 6, 60, "four more attempts")
             await asyncio.sleep(0.3)
             after = open_fds()
         finally:
