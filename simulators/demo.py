@@ -1,15 +1,18 @@
 """`citygate-sim demo`: the whole system on embedded defaults, on this machine only.
 
-Starts a collector (SQLite), one lamp-controller simulator per street cabinet (Modbus TCP),
-and one agent per cabinet, in three communes; prints the URLs to look at; runs until Ctrl-C,
-which stops every process it started. Everything listens on 127.0.0.1 only.
+Starts an embedded MQTT broker (amqtt, in this process), a collector (SQLite) linked to it,
+one lamp-controller simulator per street cabinet (Modbus TCP) and one agent per cabinet running
+its commune's lighting program, in three communes; prints the URLs to look at; runs until
+Ctrl-C, which stops every process it started. Everything listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,17 +33,62 @@ class Cabinet:
     lamps: int
     cabinet: str
     location: tuple[float, float]
+    programs: str  # configs/lighting/<programs>.toml, whose calendar has the same name but for the commune's
+    calendar: str
 
 
 CABINETS = [
-    Cabinet("gw-dijon-0001", "21231", "Dijon", 12, "Place Darcy", (47.3227, 5.0336)),
-    Cabinet("gw-dijon-0002", "21231", "Dijon", 8, "Rue de la Liberté", (47.3218, 5.0391)),
-    Cabinet("gw-quetigny-0001", "21515", "Quetigny", 10, "Avenue du Château", (47.3131, 5.1064)),
-    Cabinet("gw-sennecey-0001", "21605", "Sennecey-lès-Dijon", 6, "Rue de la Mairie", (47.2905, 5.1036)),
+    Cabinet("gw-dijon-0001", "21231", "Dijon", 12, "Place Darcy", (47.3227, 5.0336), "dijon", "dijon"),
+    Cabinet("gw-dijon-0002", "21231", "Dijon", 8, "Rue de la Liberté", (47.3218, 5.0391), "dijon", "dijon"),
+    Cabinet("gw-quetigny-0001", "21515", "Quetigny", 10, "Avenue du Château", (47.3131, 5.1064),
+            "quetigny", "quetigny"),
+    Cabinet("gw-sennecey-0001", "21605", "Sennecey-lès-Dijon", 6, "Rue de la Mairie", (47.2905, 5.1036),
+            "sennecey-les-dijon", "sennecey-les-dijon"),
 ]
 
 
-def agent_config(cab: Cabinet, state: Path, collector_url: str, token_file: Path, sim_port: int) -> str:
+class BrokerThread:
+    """The demo's MQTT broker (amqtt, loopback only) in a thread with its own event loop."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="mqtt-broker", daemon=True)
+
+    def start(self) -> str:
+        self._thread.start()
+        if not self._ready.wait(30) or self._error is not None:
+            raise click.ClickException(f"the embedded MQTT broker did not start: {self._error}")
+        return self.url
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception as exc:  # reported by start()
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from simulators.embedded_broker import start_embedded_broker
+
+        async with start_embedded_broker("127.0.0.1", 0) as broker:
+            self.url = broker.url
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            self._ready.set()
+            await self._stop.wait()
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(10)
+
+
+def agent_config(cab: Cabinet, state: Path, collector_url: str, token_file: Path, sim_port: int,
+                 broker_url: str) -> str:
     lines = [
         "# written by citygate-sim demo",
         "[gateway]",
@@ -59,6 +107,23 @@ def agent_config(cab: Cabinet, state: Path, collector_url: str, token_file: Path
         "[local_api]",
         f'socket = "{state / "agent.sock"}"',
         "technician = true",
+        "",
+        "[mqtt]",
+        f'url = "{broker_url}"',
+        f'username = "{cab.gateway}"',
+        f'password_file = "{token_file}"',
+        "",
+        "[lighting]",
+        f'programs = ["{CONFIGS / "lighting" / "common.toml"}", "{CONFIGS / "lighting" / (cab.programs + ".toml")}"]',
+        f"latitude = {cab.location[0]}",
+        f"longitude = {cab.location[1]}",
+        'time_source = "none"   # the demo trusts this machine\'s clock',
+        "",
+        "[[lighting.group]]",
+        'name = "street"',
+        "lamps = [" + ", ".join(f'"lamp-{u:03d}"' for u in range(1, cab.lamps + 1)) + "]",
+        f'calendar = "{cab.calendar}"',
+        "rated_power_w = 100",
         "",
         "[[bus]]",
         'name = "cabinet-modbus"',
@@ -85,13 +150,20 @@ def run_demo(workdir: Path, port: int, echo: bool) -> None:
     workdir.mkdir(parents=True)
     db = str(workdir / "collector.db")
     procs: list[Proc] = []
+    broker = BrokerThread()
 
     def stop_all() -> None:
         for proc in reversed(procs):
             proc.stop()
+        broker.stop()
 
     try:
-        collector, url = start_collector(db, port=port, echo=echo)
+        broker_url = broker.start()
+        # the embedded broker has no authentication (it listens on loopback only): any password will do
+        collector_password = workdir / "collector-mqtt-password"
+        collector_password.write_text("demo\n")
+        collector, url = start_collector(db, port=port, echo=echo, extra=[
+            "--mqtt-url", broker_url, "--mqtt-password-file", str(collector_password)])
         procs.append(collector)
         for cab in CABINETS:
             state = workdir / cab.gateway
@@ -105,7 +177,7 @@ def run_demo(workdir: Path, port: int, echo: bool) -> None:
             ], echo=echo))
             wait_tcp("127.0.0.1", sim_port)
             config = state / "agent.toml"
-            config.write_text(agent_config(cab, state, url, token_file, sim_port))
+            config.write_text(agent_config(cab, state, url, token_file, sim_port, broker_url))
             procs.append(Proc(f"agent-{cab.gateway}", [bin_path("citygate-agent"), "run", "--config", str(config)],
                               echo=echo))
         click.echo("")
@@ -117,6 +189,7 @@ def run_demo(workdir: Path, port: int, echo: bool) -> None:
         click.echo(f"  residents' reports   {url}/open311/v2/services.json")
         click.echo(f"  HTTP API (OpenAPI)   {url}/openapi.json")
         click.echo(f"  metrics              {url}/metrics")
+        click.echo(f"  MQTT control plane   {broker_url} (embedded broker, loopback only)")
         cab = CABINETS[0]
         click.echo(f"  a lamp's readings    {url}/api/v1/gateways/{cab.gateway}/devices/lamp-001/samples?limit=5")
         click.echo(f"  a cabinet's events   {url}/api/v1/gateways/{cab.gateway}/events")
