@@ -37,6 +37,14 @@ def test_demo_shows_data_from_every_cabinet_and_ctrl_c_stops_everything(tmp_path
         assert {g["commune"] for g in gateways()} == {"21231", "21515", "21605"}
         with urllib.request.urlopen(f"{url}/control/", timeout=10) as resp:
             assert resp.status == 200 and b"<html" in resp.read().lower()
+
+        def summary() -> dict[str, object]:
+            with urllib.request.urlopen(f"{url}/control/api/summary", timeout=10) as resp:
+                return dict(json.load(resp))
+
+        # presence comes over the embedded MQTT broker from each agent's control link
+        wait_until(lambda: summary()["presence_source"] == "mqtt" and summary()["totals"]["online"] == 4,  # type: ignore[index]
+                   60, "the four gateways to be online over MQTT")
         started = children(demo.popen.pid)
         assert len(started) == 1 + 2 * 4, "a collector, and a simulator and an agent per cabinet"
     finally:
