@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,8 +15,9 @@ from hypothesis import strategies as st
 from drivers import bthome
 from drivers.bthome import Kind
 from drivers.errors import DecodeError
+from tests.vectors import load_vectors
 
-VECTORS = json.loads((Path(__file__).resolve().parents[3] / "shared" / "vectors" / "bthome.json").read_text())
+VECTORS = load_vectors("bthome.json")
 KEY = bytes.fromhex("231d39c1d7cc1ab1aee224cd096db932")
 MAC = bthome.parse_mac("54:48:E6:8F:80:A5")
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,8 +12,9 @@ from hypothesis import strategies as st
 
 from drivers import ruuvi
 from drivers.errors import DecodeError
+from tests.vectors import load_vectors
 
-VECTORS = json.loads((Path(__file__).resolve().parents[3] / "shared" / "vectors" / "ruuvi.json").read_text())
+VECTORS = load_vectors("ruuvi.json")
 
 # Vector key -> RuuviReading field (same units: °C, %, Pa, mG, mV, dBm).
 FIELDS = {

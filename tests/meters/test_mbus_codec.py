@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import struct
 from datetime import date, datetime
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -36,8 +34,9 @@ from drivers.mbus.frame import (
 )
 from drivers.mbus.manufacturer import decode_manufacturer, encode_manufacturer
 from drivers.mbus.records import FUNCTIONS, Header, decode_bcd, decode_response, decode_variable_data
+from tests.vectors import load_vectors
 
-VECTORS = json.loads((Path(__file__).resolve().parents[3] / "shared" / "vectors" / "mbus.json").read_text())
+VECTORS = load_vectors("mbus.json")
 
 
 @pytest.mark.parametrize("vec", VECTORS["long_frames"], ids=lambda v: v["name"])

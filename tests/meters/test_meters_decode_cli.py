@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import orjson
 import pytest
 from click.testing import CliRunner
 
 from drivers.mbus.frame import encode_long
 from edge_agent.cli import main
+from tests.vectors import load_vectors
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "vectors"
-TIC = json.loads((SHARED / "tic.json").read_text())
-MBUS = json.loads((SHARED / "mbus.json").read_text())
+TIC = load_vectors("tic.json")
+MBUS = load_vectors("mbus.json")
 
 
 def run(*args: str) -> tuple[int, str]:

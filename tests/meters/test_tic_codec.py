@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -23,8 +21,9 @@ from drivers.tic.codec import (
     encode_group,
 )
 from drivers.tic.values import decode_stge, interpret, parse_horodate
+from tests.vectors import load_vectors
 
-VECTORS = json.loads((Path(__file__).resolve().parents[3] / "shared" / "vectors" / "tic.json").read_text())
+VECTORS = load_vectors("tic.json")
 
 
 @pytest.mark.parametrize("vec", VECTORS["groups"], ids=lambda v: v["text"].strip())
