@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -127,6 +128,15 @@ CREATE TABLE {table} (
 ]
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
+#: samples a multi-row INSERT carries: its one sqlite3_step releases the GIL once for them all,
+#: where executemany takes it back after every row and then waits while the event loop decodes
+#: the next batch
+_ROWS_PER_INSERT = 500
+
+
+@lru_cache(maxsize=64)
+def _insert_samples_sql(rows: int) -> str:
+    return "INSERT INTO samples (gateway_id, seq, device, ts_ms, vals) VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
 
 
 def _gateway(row: Sequence[Any]) -> Gateway:
@@ -297,10 +307,14 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries):
                 )
             }
             new = [r for r in records if r.seq not in seen] if seen else records
-            db.executemany(
-                "INSERT INTO samples (gateway_id, seq, device, ts_ms, vals) VALUES (?, ?, ?, ?, ?)",
-                [(gid, r.seq, r.device, r.ts_ms, dumps(r.values).decode()) for r in new if r.kind == "sample"],
-            )
+            flat: list[Any] = []
+            for r in new:
+                if r.kind == "sample":
+                    flat += (gid, r.seq, r.device, r.ts_ms, dumps(r.values).decode())
+            step = 5 * _ROWS_PER_INSERT
+            for i in range(0, len(flat), step):
+                part = flat[i:i + step]
+                db.execute(_insert_samples_sql(len(part) // 5), part)
             events = [r for r in new if r.kind == "event"]
             if events:
                 db.executemany(

@@ -36,3 +36,19 @@ async def test_duplicates_inside_a_mixed_batch_are_skipped_and_the_rest_stored(r
     assert [(e["seq"], e["code"]) for e in doc["events"]] == [(5, "door_closed"), (3, "door_open")]
     day = await running.store.rollups("gateway", "day", gw.name, "2025-12-01", "2025-12-01")
     assert [(r.samples, r.events) for r in day] == [(4, 2)]
+
+
+async def test_large_batches_of_any_size_are_stored_whole(running: Running) -> None:
+    # the SQLite store writes samples in multi-row INSERTs of 500: sizes around and across that
+    gw, token = await running.add_gateway()
+    seq = 0
+    for size in (1, 499, 500, 501, 1234):
+        records = [sample(seq + k + 1, f"lamp-{(seq + k) % 7}", ts_ms=TS0 + (seq + k) * 1000, level_pct=(seq + k) % 101)
+                   for k in range(size)]
+        status, _, doc = await running.client.post(batch_body(gw.name, records), token)
+        assert (status, doc) == (200, {"ack_seq": seq + size, "stored": size, "duplicates": 0})
+        seq += size
+    assert await running.store.count_records(gw) == RecordCounts(samples=seq, events=0)
+    _, _, doc = await running.client.get(f"/api/v1/gateways/{gw.name}/devices/lamp-3/samples?limit=10000")
+    expected = [(s, TS0 + (s - 1) * 1000, (s - 1) % 101) for s in range(seq, 0, -1) if (s - 1) % 7 == 3]
+    assert [(s["seq"], s["ts_ms"], s["values"]["level_pct"]) for s in doc["samples"]] == expected
