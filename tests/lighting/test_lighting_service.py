@@ -3,6 +3,7 @@ overrides, program pushes, faults, energy, and a clock it cannot trust."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -17,9 +18,11 @@ import pytest
 from lighting_testkit import Harness, LampModel, SettableTimeSync, lighting_config
 
 from drivers.model import Event, Severity
+from edge_agent.clock import SystemClock
 from edge_agent.lighting.engine import Engine
 from edge_agent.lighting.model import LightingError
-from edge_agent.lighting.service import STATE_FILE
+from edge_agent.lighting.service import STATE_FILE, LightingService
+from edge_agent.service import AgentContext
 
 PARIS = ZoneInfo("Europe/Paris")
 LAMPS = ["lamp-1", "lamp-2", "lamp-3"]
@@ -291,30 +294,36 @@ def alarm_time(alarm: Event) -> datetime:
 
 
 async def test_a_change_is_applied_within_one_second_on_the_system_clock(tmp_path: Path) -> None:
-    from edge_agent.clock import SystemClock
-    from edge_agent.lighting.service import LightingService
-    from edge_agent.service import AgentContext
-
     cfg = lighting_config([("avenue", ["lamp-1"], None)])
     h = Harness(cfg, tmp_path / "state", datetime.now(UTC), [LampModel("lamp-1")])
     clock = SystemClock()
     h.bus.clock = clock  # type: ignore[assignment]
     ctx = AgentContext("gw", "21231", tmp_path / "state", clock, {h.bus.name: h.bus}, h.emit)
     svc = LightingService(cfg)
-    task = __import__("asyncio").create_task(svc.run(ctx))
+    task = asyncio.create_task(svc.run(ctx))
+    commands = h.bus.models["lamp-1"].commands
+
+    async def until(n: int) -> None:
+        for _ in range(3000):
+            if len(commands) >= n:
+                return
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"only {commands} after 30 s")
+
     try:
-        while not h.bus.models["lamp-1"].commands:
-            await __import__("asyncio").sleep(0.01)
+        await until(1)
         start = datetime.now(UTC) + timedelta(seconds=1.5)
         svc.set_override("lamp-1", 40, start, start + timedelta(seconds=1.5))
-        while len(h.bus.models["lamp-1"].commands) < 3:
-            await __import__("asyncio").sleep(0.01)
+        await until(3)
         (t_on, lv_on), (t_off, lv_off) = h.bus.models["lamp-1"].commands[1:3]
         assert (lv_on, lv_off) == (40, 100)
         assert timedelta(0) <= t_on - start < timedelta(seconds=1)
         assert timedelta(0) <= t_off - (start + timedelta(seconds=1.5)) < timedelta(seconds=1)
     finally:
         task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 WRITER = """
