@@ -47,7 +47,6 @@ from collector.store_common import (
     rollup_rows,
     state_from_row,
     state_rows,
-    state_upsert_sql,
     upsert_sql,
 )
 
@@ -130,7 +129,14 @@ def _param(i: int) -> str:
 
 
 _UPSERTS = {table: upsert_sql(table, key, _param) for table, key in ROLLUP_TABLES.values()}
-_STATE_UPSERT = state_upsert_sql(_param)
+_STATE_TYPES = ("bigint", "float8", "float8", "boolean", "bigint", "text", "bigint", "text")  # of STATE_COLUMNS
+#: every changed device of a batch in one statement, a column an array ($2 the devices):
+#: executemany ran one statement per device (150 for a cabinet), 1.5 ms a batch
+_STATE_UPSERT = (
+    f"INSERT INTO device_state (gateway_id, device, {', '.join(STATE_COLUMNS)})"
+    f" SELECT $1, * FROM unnest($2::text[], {', '.join(f'${i + 3}::{t}[]' for i, t in enumerate(_STATE_TYPES))})"
+    f" ON CONFLICT (gateway_id, device) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in STATE_COLUMNS)}"
+)
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
 _SAMPLE_COLUMNS = ("gateway_id", "seq", "device", "ts_ms", "vals")
 
@@ -326,7 +332,8 @@ class PgStore(PgControl, ReportQueries, ReadModelQueries):
         rolled = roll_up(new, states)
         for table, rows in rollup_rows(gateway.id, gateway.commune, rolled).items():
             await conn.executemany(_UPSERTS[table], rows)
-        await conn.executemany(_STATE_UPSERT, state_rows(gateway.id, rolled.changed))
+        columns = list(zip(*state_rows(gateway.id, rolled.changed), strict=True))[1:]  # without gateway_id
+        await conn.execute(_STATE_UPSERT, gateway.id, *(list(c) for c in columns))
         if rolled.events:
             for e in rolled.events:
                 log.warning("gateway %s device %s: %s %s", gateway.name, e.device, e.code, e.detail)
