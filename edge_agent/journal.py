@@ -338,6 +338,11 @@ class Journal:
         self._counts[EVENT] += 1
         return True
 
+    @property
+    def backlog(self) -> int:
+        """Committed records not yet acknowledged, from the counts kept in memory: no query, no thread."""
+        return self._counts[SAMPLE] + self._counts[EVENT]
+
     async def stats(self) -> JournalStats:
         return await self._call(self._stats)
 
