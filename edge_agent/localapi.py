@@ -1,5 +1,11 @@
 """The running agent's local API for the technician's CLI: HTTP on a Unix socket, JSON answers.
 
+The standard library's http.server serves it (HTTP/1.0, one request per connection): the event
+loop accepts each connection, a short-lived thread reads the request and writes the reply, and
+every handler runs in the agent's event loop, so the agent's state is only ever touched there.
+An HTTP server library would cost the long-running agent about 11 MB of resident memory for a
+few calls a day.
+
 Access is the socket's file mode: the socket is 0660 with the configured group (`citygate`), so
 only root, the agent's user and the group's members can connect. Read calls are open to them
 all. Write calls (a lamp override) also need `technician = true` in `[local_api]`, otherwise
@@ -30,25 +36,31 @@ Errors are RFC 9457 problem documents (application/problem+json).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import grp
+import http.server
 import importlib.metadata
 import logging
 import os
 import platform
+import re
+import select
 import socket
+import socketserver
+import stat
 import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
-from aiohttp import web
 
 from drivers.base import Bus, LampBus
 from drivers.errors import DriverError
@@ -67,8 +79,40 @@ FOLLOW_QUEUE = 1000
 LIVE_READ_TIMEOUT_S = 30.0
 MAX_OVERRIDE_S = 12 * 3600  # an override a technician forgets must still end the same night
 DEFAULT_LIGHT_PCT = 100  # TALQ's default light state, when no earlier level is known to restore
+REQUEST_TIMEOUT_S = 10.0  # a client that connects and sends nothing does not keep a thread
+MAX_BODY_BYTES = 64 * 1024
+HANGUP_CHECK_S = 1.0  # how often a stream waiting for a record checks that its client is still there
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    body: bytes
+    peer: dict[str, int] | None
+    #: the path's {parameters}, decoded
+    match_info: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    status: int
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A 200 reply whose body is written as `chunks` yields it, until it ends or the client goes away."""
+
+    content_type: str
+    chunks: AsyncGenerator[bytes, None]
+
+
+Handler = Callable[[Request], Awaitable[Response | Stream]]
 
 
 @runtime_checkable
@@ -97,15 +141,13 @@ class Lighting(Protocol):
     def clear_override(self, group_or_lamp: str) -> bool: ...
 
 
-def problem(status: int, title: str, detail: str) -> web.Response:
-    return web.Response(
-        status=status, content_type="application/problem+json",
-        body=orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}),
-    )
+def problem(status: int, title: str, detail: str) -> Response:
+    return Response(status, "application/problem+json",
+                    orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}))
 
 
-def ok(doc: Any) -> web.Response:
-    return web.Response(content_type="application/json", body=orjson.dumps(doc, default=str))
+def ok(doc: Any) -> Response:
+    return Response(200, "application/json", orjson.dumps(doc, default=str))
 
 
 def record_doc(record: Record) -> dict[str, Any]:
@@ -115,10 +157,9 @@ def record_doc(record: Record) -> dict[str, Any]:
             "severity": str(record.severity), "detail": dict(record.detail)}
 
 
-def peer(request: web.Request) -> dict[str, int] | None:
+def peer(sock: socket.socket) -> dict[str, int] | None:
     """pid, uid and gid of the process at the other end of the Unix socket."""
-    sock = request.transport.get_extra_info("socket") if request.transport else None
-    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+    if not hasattr(socket, "SO_PEERCRED"):
         return None
     pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
     return {"pid": pid, "uid": uid, "gid": gid}
@@ -192,35 +233,33 @@ class LocalApi:
         self.path: Path = self.config.socket
         self.feed = EventFeed()
         self.overrides: dict[str, DirectOverride] = {}
-        self._runner: web.AppRunner | None = None
+        self._server: _Server | None = None
         agent.context.subscribe(self.feed.observe)
+        self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
+            ("GET", _route("status"), self.status),
+            ("GET", _route("devices"), self.devices),
+            ("GET", _route("devices/{device}/live"), self.live_read),
+            ("GET", _route("journal"), self.journal),
+            ("GET", _route("events"), self.events),
+            ("GET", _route("schedule"), self.schedule),
+            ("PUT", _route("lamps/{device}/override"), self._writer(self.set_override)),
+            ("DELETE", _route("lamps/{device}/override"), self._writer(self.clear_override)),
+        ]
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors])
-        r = app.router
-        r.add_get(f"{API}/status", self.status)
-        r.add_get(f"{API}/devices", self.devices)
-        r.add_get(f"{API}/devices/{{device}}/live", self.live_read)
-        r.add_get(f"{API}/journal", self.journal)
-        r.add_get(f"{API}/events", self.events)
-        r.add_get(f"{API}/schedule", self.schedule)
-        r.add_put(f"{API}/lamps/{{device}}/override", self._writer(self.set_override))
-        r.add_delete(f"{API}/lamps/{{device}}/override", self._writer(self.clear_override))
-        return app
-
     async def __aenter__(self) -> LocalApi:
-        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
-        await runner.setup()
+        loop = asyncio.get_running_loop()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            await web.UnixSite(runner, str(self.path), shutdown_timeout=2.0).start()
+            _remove_stale_socket(self.path)
+            server = _Server(str(self.path), self, loop)
         except OSError as exc:
-            await runner.cleanup()
             log.error("local API disabled: cannot listen on %s: %s", self.path, exc.strerror or exc)
             return self
-        self._runner = runner
+        # the loop accepts (no thread waits on the listening socket); each request gets a thread of its own
+        loop.add_reader(server.fileno(), server.handle_request)
+        self._server = server
         self._set_access()
         log.info("local API listening on %s (write calls %s)", self.path,
                  "enabled" if self.config.technician else "disabled: technician = false")
@@ -248,26 +287,38 @@ class LocalApi:
     async def close(self) -> None:
         self.feed.close()
         await self._restore_all()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            asyncio.get_running_loop().remove_reader(self._server.fileno())
+            self._server.server_close()
+            self._server = None
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    @web.middleware
-    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except web.HTTPException as exc:
-            return problem(exc.status, exc.reason, exc.text or exc.reason)
-        except Exception as exc:
-            log.exception("local API %s %s failed", request.method, request.path)
-            return problem(500, "Internal error", f"{type(exc).__name__}: {exc} (the agent's log has the details)")
+    async def dispatch(self, request: Request) -> Response | Stream:
+        """The reply to one request: its route's handler, or a problem document."""
+        allowed: list[str] = []
+        for method, pattern, handler in self.routes:
+            match = pattern.match(request.path)
+            if match is None:
+                continue
+            if method != request.method:
+                allowed.append(method)
+                continue
+            request = replace(request, match_info={k: unquote(v) for k, v in match.groupdict().items()})
+            try:
+                return await handler(request)
+            except Exception as exc:
+                log.exception("local API %s %s failed", request.method, request.path)
+                return problem(500, "Internal error",
+                               f"{type(exc).__name__}: {exc} (the agent's log has the details)")
+        if allowed:
+            return problem(405, "Method Not Allowed", f"{request.method} {request.path}: use {', '.join(allowed)}")
+        return problem(404, "Not Found", f"no endpoint {request.path} (the API is under {API}/)")
 
     def _writer(self, handler: Handler) -> Handler:
-        async def guarded(request: web.Request) -> web.StreamResponse:
+        async def guarded(request: Request) -> Response | Stream:
             if not self.config.technician:
                 return problem(403, "Forbidden", f"write calls need the technician role: set technician = true in "
                                                  f"[local_api] of {self.agent.config.file} and restart the agent")
@@ -291,7 +342,7 @@ class LocalApi:
 
     # -- read calls --------------------------------------------------------------------------
 
-    async def status(self, request: web.Request) -> web.Response:
+    async def status(self, request: Request) -> Response:
         agent = self.agent
         stats = await agent.journal.stats()
         up = agent.uploader.state
@@ -319,7 +370,7 @@ class LocalApi:
             "local_api": {"socket": str(self.path), "technician": self.config.technician},
         })
 
-    async def devices(self, request: web.Request) -> web.Response:
+    async def devices(self, request: Request) -> Response:
         doc = []
         for bus in self.agent.config.buses:
             kind = "lamps" if isinstance(bus, LampBus) else "devices"
@@ -327,7 +378,7 @@ class LocalApi:
                 doc.append({**asdict(s), "bus_kind": kind, "override": self._override_doc(s.device)})
         return ok(doc)
 
-    async def live_read(self, request: web.Request) -> web.Response:
+    async def live_read(self, request: Request) -> Response:
         device = request.match_info["device"]
         bus = self._find(device)
         if bus is None:
@@ -340,12 +391,12 @@ class LocalApi:
             return problem(502, "Device error", f"{device} on {bus.name}: {exc}")
         return ok({"bus": bus.name, **record_doc(sample)})
 
-    async def journal(self, request: web.Request) -> web.Response:
+    async def journal(self, request: Request) -> Response:
         stats = await self.agent.journal.stats()
         return ok({**asdict(stats), "records": stats.records, "path": str(self.agent.journal.path),
                    "max_records": self.agent.journal.max_records})
 
-    async def events(self, request: web.Request) -> web.StreamResponse:
+    async def events(self, request: Request) -> Response | Stream:
         try:
             limit = int(request.query.get("limit", "50"))
         except ValueError:
@@ -355,24 +406,31 @@ class LocalApi:
         if request.query.get("follow") not in ("1", "true"):
             return ok([record_doc(r) for r in recent])
         follower = Follower(samples=request.query.get("samples") in ("1", "true"))
-        resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await resp.prepare(request)
+        return Stream("application/x-ndjson", self._follow(follower, recent))
+
+    async def _follow(self, follower: Follower, recent: list[Record]) -> AsyncGenerator[bytes, None]:
+        """NDJSON lines: the recent events, then each record as it is journalled, in chunks of what has queued."""
         self.feed.followers.add(follower)
         try:
-            for record in recent:
-                await resp.write(orjson.dumps(record_doc(record), default=str) + b"\n")
+            if recent:
+                yield b"".join(orjson.dumps(record_doc(record), default=str) + b"\n" for record in recent)
             while (live := await follower.queue.get()) is not None:
-                if follower.dropped:
-                    await resp.write(orjson.dumps({"kind": "dropped", "count": follower.dropped}) + b"\n")
-                    follower.dropped = 0
-                await resp.write(orjson.dumps(record_doc(live), default=str) + b"\n")
-        except ConnectionResetError:
-            pass
+                lines = []
+                while live is not None:  # what queued meanwhile (a burst of samples) goes out in one write
+                    if follower.dropped:
+                        lines.append(orjson.dumps({"kind": "dropped", "count": follower.dropped}) + b"\n")
+                        follower.dropped = 0
+                    lines.append(orjson.dumps(record_doc(live), default=str) + b"\n")
+                    if follower.queue.empty():
+                        break
+                    live = follower.queue.get_nowait()
+                yield b"".join(lines)
+                if live is None:
+                    return
         finally:
             self.feed.followers.discard(follower)
-        return resp
 
-    async def schedule(self, request: web.Request) -> web.Response:
+    async def schedule(self, request: Request) -> Response:
         lighting = self._lighting()
         if lighting is None:
             return problem(404, "No lighting", "this gateway has no [lighting] section: no schedule to show")
@@ -380,10 +438,10 @@ class LocalApi:
 
     # -- write calls -------------------------------------------------------------------------
 
-    async def set_override(self, request: web.Request) -> web.Response:
+    async def set_override(self, request: Request) -> Response:
         device = request.match_info["device"]
         try:
-            body = orjson.loads(await request.read())
+            body = orjson.loads(request.body)
             level = body["level_pct"]
             duration = body["duration_s"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -392,7 +450,7 @@ class LocalApi:
             return problem(400, "Bad level", f"level_pct must be an integer 0-100, got {level!r}")
         if not isinstance(duration, int | float) or isinstance(duration, bool) or not 1 <= duration <= MAX_OVERRIDE_S:
             return problem(400, "Bad duration", f"duration_s must be 1-{MAX_OVERRIDE_S} s, got {duration!r}")
-        who = peer(request)
+        who = request.peer
         until = self.agent.clock.now() + timedelta(seconds=duration)
         lighting = self._lighting()
         if lighting is not None:
@@ -414,9 +472,9 @@ class LocalApi:
             return problem(502, "Device error", f"{device} on {bus.name}: {exc}")
         return ok(doc)
 
-    async def clear_override(self, request: web.Request) -> web.Response:
+    async def clear_override(self, request: Request) -> Response:
         device = request.match_info["device"]
-        who = peer(request)
+        who = request.peer
         lighting = self._lighting()
         if lighting is not None:
             try:
@@ -511,3 +569,128 @@ class LocalApi:
 
 def _ms(instant: datetime) -> int:
     return int(instant.astimezone(UTC).timestamp() * 1000)
+
+
+def _route(template: str) -> re.Pattern[str]:
+    """`devices/{device}/live` -> the pattern of its raw path under API, one named group per {parameter}."""
+    return re.compile("^" + API + "/" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$")
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """A socket file left by an agent that was killed would make the bind fail: remove it (never another file)."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(path.lstat().st_mode):
+            path.unlink()
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True  # a follower still streaming never holds up the agent's exit
+    timeout = 0  # handle_request is called when the socket is readable: never wait for a connection
+
+    def __init__(self, path: str, api: LocalApi, loop: asyncio.AbstractEventLoop) -> None:
+        self.api = api
+        self.loop = loop
+        super().__init__(path, _Handler)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """From a request thread: run `coro` in the agent's event loop."""
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        except RuntimeError:  # the loop has closed
+            coro.close()
+            raise
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.submit(coro).result()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.exception("local API connection failed")
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """One request, in its own thread: parse it, have the event loop answer it, write the answer."""
+
+    server: _Server
+    server_version = "citygate-agent"
+    default_request_version = "HTTP/1.0"  # a garbled request line still gets a status line with its problem
+    timeout = REQUEST_TIMEOUT_S
+
+    def do_GET(self) -> None:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._send(problem(400, "Bad request", "Content-Length is not a number"))
+            return
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self._send(problem(413, "Body too large", f"request bodies are at most {MAX_BODY_BYTES} bytes"))
+            return
+        url = urlsplit(self.path)
+        query: dict[str, str] = {}
+        for key, value in parse_qsl(url.query, keep_blank_values=True):
+            query.setdefault(key, value)
+        request = Request(self.command, url.path, query, self.rfile.read(length), peer(self.connection))
+        try:
+            reply = self.server.call(self.server.api.dispatch(request))
+        except (RuntimeError, concurrent.futures.CancelledError):
+            self._send(problem(503, "Agent stopping", "the agent is shutting down"))
+            return
+        if isinstance(reply, Stream):
+            self._stream(reply)
+        else:
+            self._send(reply)
+
+    do_PUT = do_DELETE = do_POST = do_GET
+
+    def _send(self, reply: Response) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        self.wfile.write(reply.body)
+
+    def _stream(self, reply: Stream) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", reply.content_type)
+        self.end_headers()
+        self.connection.settimeout(None)  # a paused terminal misses lines (and is told so); it is not cut off
+        try:
+            while (chunk := self._next_chunk(reply)) is not None:
+                self.wfile.write(chunk)
+        except OSError:  # the technician's terminal went away
+            pass
+        finally:
+            with contextlib.suppress(RuntimeError, concurrent.futures.CancelledError):
+                self.server.call(reply.chunks.aclose())
+
+    def _next_chunk(self, reply: Stream) -> bytes | None:
+        """The stream's next chunk; None at its end, or once the client has hung up while nothing was written."""
+        future = self.server.submit(_next(reply.chunks))
+        while True:
+            try:
+                return future.result(timeout=HANGUP_CHECK_S)
+            except TimeoutError:
+                if _hung_up(self.connection):
+                    future.cancel()  # ends the follower in the loop: a quiet gateway keeps no thread per old terminal
+                    return None
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A request http.server cannot parse gets a problem document too, like every error of this API."""
+        title = message or self.responses.get(code, ("Error",))[0]
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self._send(problem(code, title, explain or title))
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log: write calls are logged with the caller's uid, and journalled."""
+
+
+async def _next(chunks: AsyncGenerator[bytes, None]) -> bytes | None:
+    return await anext(chunks, None)
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
