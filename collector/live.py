@@ -86,7 +86,8 @@ async def sse(request: web.Request, snapshot: Snapshot, topics: Iterable[str], *
                 last_write = loop.time()
             if min_gap_s:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changes.closing.wait(), min_gap_s)
+                    async with asyncio.timeout(min_gap_s):
+                        await changes.closing.wait()
             tasks = [asyncio.ensure_future(e.wait()) for e in [*waits, changes.closing]]
             try:
                 await asyncio.wait(tasks, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)

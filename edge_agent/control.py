@@ -332,7 +332,8 @@ class ControlService:
                 await client.publish(state_topic, await self._state(ctx), qos=1, retain=True)
                 next_state = loop.time() + self.cfg.state_interval_s
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_state - loop.time()))
+                async with asyncio.timeout(max(0.0, next_state - loop.time())):
+                    await self._wake.wait()
 
     async def _state(self, ctx: AgentContext) -> bytes:
         journal = ctx.services.get("journal")

@@ -97,7 +97,8 @@ class HealthMonitor:
                 self.beats[bus_loop(bus.name)] = time.monotonic()
         # the journal ticks on every commit; when nothing is written, this probe proves its thread still answers
         try:
-            await asyncio.wait_for(self.journal.stats(), timeout=JOURNAL_LIMIT_S)
+            async with asyncio.timeout(JOURNAL_LIMIT_S):
+                await self.journal.stats()
         except TimeoutError:
             return
         self.beats[JOURNAL] = time.monotonic()

@@ -220,4 +220,5 @@ class ControlLink:
             if len(due) == SEND_BATCH:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._kick.wait(), self.cfg.resend_s)
+                async with asyncio.timeout(self.cfg.resend_s):
+                    await self._kick.wait()
