@@ -162,7 +162,7 @@ def run_demo(workdir: Path, port: int, echo: bool) -> None:
         # the embedded broker has no authentication (it listens on loopback only): any password will do
         collector_password = workdir / "collector-mqtt-password"
         collector_password.write_text("demo\n")
-        collector, url = start_collector(db, port=port, echo=echo, extra=[
+        collector, url = start_collector(db, port=port, echo=echo, die_with_parent=True, extra=[
             "--mqtt-url", broker_url, "--mqtt-password-file", str(collector_password)])
         procs.append(collector)
         for cab in CABINETS:
@@ -174,12 +174,12 @@ def run_demo(workdir: Path, port: int, echo: bool) -> None:
             procs.append(Proc(f"sim-{cab.gateway}", [
                 bin_path("citygate-sim"), "lamps", "--tcp", f"127.0.0.1:{sim_port}", "--units", f"1-{cab.lamps}",
                 "--register-map", str(CONFIGS / "registermaps" / "lamp-lc100.toml"),
-            ], echo=echo))
+            ], echo=echo, die_with_parent=True))
             wait_tcp("127.0.0.1", sim_port)
             config = state / "agent.toml"
             config.write_text(agent_config(cab, state, url, token_file, sim_port, broker_url))
             procs.append(Proc(f"agent-{cab.gateway}", [bin_path("citygate-agent"), "run", "--config", str(config)],
-                              echo=echo))
+                              echo=echo, die_with_parent=True))
         click.echo("")
         click.echo(f"citygate demo running: {len(CABINETS)} cabinets, {sum(c.lamps for c in CABINETS)} lamps, "
                    f"communes {', '.join(sorted({c.commune_name for c in CABINETS}))}")

@@ -31,11 +31,20 @@ def bin_path(name: str) -> str:
     return str(candidate) if candidate.exists() else name
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: the kernel sends it SIGTERM when the thread that started it dies,
+    so a demo killed outright (SIGKILL, a dead terminal) leaves no simulator or agent behind."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 class Proc:
     """A child process whose output is collected (and optionally echoed) by a reader thread."""
 
     def __init__(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None,
-                 cwd: Path | None = None, echo: bool = False) -> None:
+                 cwd: Path | None = None, echo: bool = False, die_with_parent: bool = False) -> None:
         self.name = name
         self.argv = list(argv)
         self.lines: list[str] = []
@@ -43,6 +52,7 @@ class Proc:
         self.popen = subprocess.Popen(
             self.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
             env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )
         self._echo = echo
         threading.Thread(target=self._read, daemon=True).start()
@@ -105,10 +115,11 @@ def wait_tcp(host: str, port: int, timeout: float = 30.0) -> None:
             time.sleep(0.05)
 
 
-def start_collector(db: str, *, port: int = 0, echo: bool = False, extra: Sequence[str] = ()) -> tuple[Proc, str]:
+def start_collector(db: str, *, port: int = 0, echo: bool = False, extra: Sequence[str] = (),
+                    die_with_parent: bool = False) -> tuple[Proc, str]:
     """A collector subprocess on 127.0.0.1; returns it with its base URL once it listens."""
     proc = Proc("collector", [bin_path("citygate-collector"), "serve", "--db", db, "--host", "127.0.0.1",
-                              "--port", str(port), *extra], echo=echo)
+                              "--port", str(port), *extra], echo=echo, die_with_parent=die_with_parent)
     url = proc.wait_for(READY_COLLECTOR).group(1)
     return proc, url
 

@@ -55,3 +55,17 @@ def test_demo_shows_data_from_every_cabinet_and_ctrl_c_stops_everything(tmp_path
         time.sleep(0.2)
     assert alive(started) == []
     assert "stopping the demo" in demo.output()
+
+
+def test_a_demo_killed_outright_leaves_no_process_behind(tmp_path: Path) -> None:
+    demo = Proc("demo", [bin_path("citygate-sim"), "demo", "--port", "0", "--workdir", str(tmp_path / "demo")])
+    try:
+        demo.wait_for("Ctrl-C stops every process", timeout=120)
+        started = children(demo.popen.pid)
+        assert len(started) == 9
+    finally:
+        demo.kill9()
+    deadline = time.monotonic() + 30
+    while alive(started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive(started) == []
