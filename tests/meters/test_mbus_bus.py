@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from meters_testkit import running, until
 
 from drivers.base import Bus, BusContext
 from drivers.errors import ConfigError, DeviceError
 from drivers.mbus.bus import MbusBus, parse_config
 from drivers.mbus.frame import LongFrame, ShortFrame
-from drivers.model import Event, Record, Sample
+from drivers.model import Event, Sample
 from drivers.registry import make_bus
 from simulators.mbus_meter import MbusWaterMeter
 
@@ -29,27 +26,6 @@ def _config(port: str, devices: list[dict[str, object]] | None = None, **over: o
                               "device": devices or [{"id": "water-1", "primary": 1}]}  # fmt: skip
     cfg.update(over)
     return cfg
-
-
-async def _until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def running(bus: Bus) -> AsyncIterator[list[Record]]:
-    records: list[Record] = []
-    task = asyncio.create_task(bus.run(records.append))
-    try:
-        yield records
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await bus.aclose()
 
 
 def _codes(meter: MbusWaterMeter) -> list[tuple[int, int]]:
@@ -121,12 +97,12 @@ async def test_a_dead_meter_is_a_communication_failure_then_restored() -> None:
         bus = make_bus(_config(meter.port, [{"id": "water-1", "primary": 1}, {"id": "ghost", "primary": 9}],
                                timeout_s=0.6, retries=1, interval_s=0.1), CTX)  # fmt: skip
         async with running(bus) as records:
-            await _until(lambda: any(isinstance(r, Event) and r.device == "ghost" for r in records))
-            await _until(lambda: sum(isinstance(r, Sample) for r in records) >= 2)
+            await until(lambda: any(isinstance(r, Event) and r.device == "ghost" for r in records))
+            await until(lambda: sum(isinstance(r, Sample) for r in records) >= 2)
             meter.drop_replies(10_000)
-            await _until(lambda: any(isinstance(r, Event) and r.device == "water-1" for r in records))
+            await until(lambda: any(isinstance(r, Event) and r.device == "water-1" for r in records))
             meter.drop_replies(-meter._drop)
-            await _until(
+            await until(
                 lambda: any(isinstance(r, Event) and r.code == "communication_restored" for r in records)
             )
     fails = [r for r in records if isinstance(r, Event) and r.code == "communication_failure"]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from meters_testkit import running, until
 
 from drivers.base import Bus, BusContext
 from drivers.errors import ConfigError, DeviceError
@@ -30,27 +28,6 @@ def _config(port: str, **over: object) -> dict[str, object]:
     return cfg
 
 
-async def _until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
-@contextlib.asynccontextmanager
-async def running(bus: Bus) -> AsyncIterator[list[Record]]:
-    records: list[Record] = []
-    task = asyncio.create_task(bus.run(records.append))
-    try:
-        yield records
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await bus.aclose()
-
-
 def samples(records: list[Record]) -> list[Sample]:
     return [r for r in records if isinstance(r, Sample)]
 
@@ -67,10 +44,10 @@ async def test_historic_meter_energy_follows_the_cabinet_load() -> None:
         bus = make_bus(_config(meter.port), CTX)
         assert isinstance(bus, TicBus) and isinstance(bus, Bus)
         async with running(bus) as records:
-            await _until(lambda: len(samples(records)) >= 3)
+            await until(lambda: len(samples(records)) >= 3)
             first = samples(records)[0]
             t0 = time.monotonic()
-            await _until(lambda: time.monotonic() - t0 > 1.5 and len(samples(records)) > 10)
+            await until(lambda: time.monotonic() - t0 > 1.5 and len(samples(records)) > 10)
             last = samples(records)[-1]
     v0, v1 = first.values, last.values
     assert v0["meter_id"] == "021861348497" and v0["tariff"] == "TH"
@@ -93,7 +70,7 @@ async def test_standard_mode_through_noise_corruption_and_eot() -> None:
     async with meter:
         bus = make_bus(_config(meter.port, mode="standard"), CTX)
         async with running(bus) as records:
-            await _until(lambda: len(samples(records)) >= 40 and meter.corrupted_groups >= 5)
+            await until(lambda: len(samples(records)) >= 40 and meter.corrupted_groups >= 5)
     got = samples(records)
     for s in got:
         v = s.values
@@ -114,8 +91,8 @@ async def test_sample_interval_limits_the_rate() -> None:
     async with TicMeter(period_s=0.02) as meter:
         bus = make_bus(_config(meter.port, sample_interval_s=0.5), CTX)
         async with running(bus) as records:
-            await _until(lambda: meter.frames_sent >= 60)
-            await _until(lambda: len(samples(records)) >= 2)
+            await until(lambda: meter.frames_sent >= 60)
+            await until(lambda: len(samples(records)) >= 2)
             n_frames = meter.frames_sent
     ts = [s.ts_ms for s in samples(records)]
     assert len(ts) < n_frames / 5
@@ -127,12 +104,12 @@ async def test_silence_is_a_communication_failure_and_frames_restore_it() -> Non
     async with meter:
         bus = make_bus(_config(meter.port, silent_after_s=1.5), CTX)
         async with running(bus) as records:
-            await _until(lambda: bool(events(records, "communication_failure")))
+            await until(lambda: bool(events(records, "communication_failure")))
             assert not samples(records) and bus.states()[0].state == "failing"
             assert bus.states()[0].errors["tic_checksum_errors"] > 0
             meter.corrupt_rate = 0.0
-            await _until(lambda: bool(events(records, "communication_restored")))
-            await _until(lambda: bool(samples(records)))
+            await until(lambda: bool(events(records, "communication_restored")))
+            await until(lambda: bool(samples(records)))
     fail = events(records, "communication_failure")[0]
     assert fail.device == "cab-1-meter" and "no valid frame" in fail.detail["reason"]
     assert len(events(records, "communication_failure")) == 1
@@ -143,7 +120,7 @@ async def test_7e1_on_a_pty_is_refused_with_a_clear_event() -> None:
     async with TicMeter(period_s=0.05) as meter:
         bus = make_bus(_config(meter.port, parity="E", bytesize=7), CTX)
         async with running(bus) as records:
-            await _until(lambda: bool(events(records, "communication_failure")))
+            await until(lambda: bool(events(records, "communication_failure")))
     reason = events(records, "communication_failure")[0].detail["reason"]
     assert "7E1" in reason and "refused" in reason
 
