@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from citygate_wire.batch import WireRecord
+from citygate_wire.batch import EventRecord, SampleRecord, WireRecord
 from collector.app import create_app
 from collector.dashboard import data
 from collector.store_sqlite import SqliteStore
@@ -43,16 +43,16 @@ async def populate(store: SqliteStore, cabinets: int, lamps: int) -> None:
             ts = start + h * HOUR_MS
             for lamp in range(lamps):
                 seq += 1
-                records.append(WireRecord(seq, "sample", f"lamp-{lamp}", ts,
-                                          {"energy_wh": 1000 + h * 50, "lamp_on": True, "power_w": 50.0}))
+                records.append(SampleRecord(seq, f"lamp-{lamp}", ts,
+                                            {"energy_wh": 1000 + h * 50, "lamp_on": True, "power_w": 50.0}))
         for lamp in range(1, lamps, 25):  # 4 % fail, every other one is restored
             seq += 1
-            records.append(WireRecord(seq, "event", f"lamp-{lamp}", now - HOUR_MS, code="lamp_failure",
-                                      severity="major", detail={}))
+            records.append(EventRecord(seq, f"lamp-{lamp}", now - HOUR_MS, code="lamp_failure",
+                                       severity="major", detail={}))
             if lamp % 50 == 1:
                 seq += 1
-                records.append(WireRecord(seq, "event", f"lamp-{lamp}", now - 1000, code="lamp_restored",
-                                          severity="info", detail={"cleared": "lamp_failure"}))
+                records.append(EventRecord(seq, f"lamp-{lamp}", now - 1000, code="lamp_restored",
+                                           severity="info", detail={"cleared": "lamp_failure"}))
         for i in range(0, len(records), 5000):
             await store.ingest(gw, records[i:i + 5000])
 

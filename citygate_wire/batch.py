@@ -20,15 +20,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Annotated, Any, ClassVar, Literal, cast, get_args
 
+import msgspec
 import orjson
+from msgspec import Meta
 
 VERSION = 1
 PATH = "/api/v1/batches"
 MAX_DEVICE_LEN = 128
 MAX_CODE_LEN = 64
-SEVERITIES = frozenset({"info", "minor", "major", "critical"})
+Severity = Literal["info", "minor", "major", "critical"]
+SEVERITIES: frozenset[str] = frozenset(get_args(Severity))
+# 2000-01-01 .. 2100-01-01: anything outside is a broken clock or a broken encoder.
+_TS_MIN, _TS_MAX = 946_684_800_000, 4_102_444_800_000
+_SEQ_MAX = 2**63 - 1
 
 
 class WireError(ValueError):
@@ -40,18 +46,33 @@ class WireError(ValueError):
         self.reason = reason
 
 
-class WireRecord(NamedTuple):
-    """One record of a batch. A named tuple, not a frozen dataclass: the collector builds hundreds
-    of thousands a second, and a frozen dataclass's __init__ costs twice as much."""
+_Seq = Annotated[int, Meta(ge=1, le=_SEQ_MAX)]
+_Device = Annotated[str, Meta(min_length=1, max_length=MAX_DEVICE_LEN)]
+_Stamp = Annotated[int, Meta(ge=_TS_MIN, le=_TS_MAX)]
+# orjson reads a larger integer as a float: such a value goes to the checked path, which does
+_Scalar = Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)] | float | str | bool | None
 
-    seq: int
-    kind: str  # "sample" | "event"
-    device: str
-    ts_ms: int
-    values: Mapping[str, Any] | None = None  # samples
-    code: str | None = None  # events
-    severity: str | None = None
-    detail: Mapping[str, Any] | None = None
+
+class SampleRecord(msgspec.Struct, frozen=True, tag_field="kind", tag="sample", forbid_unknown_fields=True):
+    seq: _Seq
+    device: _Device
+    ts_ms: _Stamp
+    values: Annotated[dict[str, _Scalar], Meta(min_length=1)]
+    kind: ClassVar[Literal["sample"]] = "sample"
+
+
+class EventRecord(msgspec.Struct, frozen=True, tag_field="kind", tag="event", forbid_unknown_fields=True):
+    seq: _Seq
+    device: _Device
+    ts_ms: _Stamp
+    code: Annotated[str, Meta(min_length=1, max_length=MAX_CODE_LEN)]
+    severity: Severity = "info"
+    detail: dict[str, Any] = {}
+    kind: ClassVar[Literal["event"]] = "event"
+
+
+#: One record of a batch; `kind` tells which.
+WireRecord = SampleRecord | EventRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +80,18 @@ class Batch:
     gateway: str
     commune: str | None
     records: Sequence[WireRecord]
+
+
+class _Document(msgspec.Struct, forbid_unknown_fields=True):
+    v: Literal[1]
+    gateway: _Device
+    records: list[WireRecord]
+    commune: Annotated[str, Meta(min_length=1, max_length=5)] | None = None
+
+
+#: parses and validates a well-formed batch in one pass of C (a third of the time of orjson and
+#: a Python check of each record); whatever it refuses goes to the checked path below
+_DECODER = msgspec.json.Decoder(_Document)
 
 
 def encode_records(gateway: str, commune: str | None, records: Sequence[Mapping[str, Any]]) -> bytes:
@@ -83,32 +116,16 @@ def _str(value: Any, pointer: str, max_len: int) -> str:
 
 
 _SCALARS = (int, float, str, bool, type(None))
-# 2000-01-01 .. 2100-01-01: anything outside is a broken clock or a broken encoder.
-_TS_MIN, _TS_MAX = 946_684_800_000, 4_102_444_800_000
-_SEQ_MAX = 2**63 - 1
 
 
-_SCALAR_TYPES = frozenset(_SCALARS)
-
-
-def _record(raw: Any, i: int) -> WireRecord:
-    """The common case, a well-formed sample, checked without building error pointers (the
-    collector validates hundreds of thousands a second); anything else goes to _checked_record,
-    which accepts exactly the same records and names the first bad field."""
-    if type(raw) is dict and len(raw) == 5 and raw.get("kind") == "sample":
-        seq, device, ts_ms, values = raw.get("seq"), raw.get("device"), raw.get("ts_ms"), raw.get("values")
-        if (
-            type(seq) is int and 1 <= seq <= _SEQ_MAX
-            and type(device) is str and 0 < len(device) <= MAX_DEVICE_LEN
-            and type(ts_ms) is int and _TS_MIN <= ts_ms <= _TS_MAX
-            and type(values) is dict and values
-        ):
-            for v in values.values():
-                if type(v) not in _SCALAR_TYPES:
-                    break
-            else:
-                return WireRecord(seq, "sample", device, ts_ms, values)
-    return _checked_record(raw, i)
+def _unwritable(detail: dict[str, Any]) -> str | None:
+    """Why orjson could not write `detail` back (it writes at most 254 levels deep and integers of
+    64 bits), or None. Such a detail is refused: the store would fail the batch at every retry."""
+    try:
+        orjson.dumps(detail)
+    except orjson.JSONEncodeError as exc:
+        return str(exc)
+    return None
 
 
 def _checked_record(raw: Any, i: int) -> WireRecord:
@@ -129,24 +146,45 @@ def _checked_record(raw: Any, i: int) -> WireRecord:
         extra = raw.keys() - {"seq", "kind", "device", "ts_ms", "values"}
         if extra:
             raise WireError(p, f"unknown member(s) {sorted(extra)}")
-        return WireRecord(seq, "sample", device, ts_ms, values=values)
+        return SampleRecord(seq, device, ts_ms, values)
     if kind == "event":
         code = _str(raw.get("code"), f"{p}/code", MAX_CODE_LEN)
         severity = raw.get("severity", "info")
-        if severity not in SEVERITIES:
+        if type(severity) is not str or severity not in SEVERITIES:  # an object or array is unhashable
             raise WireError(f"{p}/severity", f"expected one of {sorted(SEVERITIES)}")
         detail = raw.get("detail", {})
         if type(detail) is not dict:
             raise WireError(f"{p}/detail", "expected an object")
+        unwritable = _unwritable(detail)
+        if unwritable:
+            raise WireError(f"{p}/detail", f"cannot be stored as JSON: {unwritable}")
         extra = raw.keys() - {"seq", "kind", "device", "ts_ms", "code", "severity", "detail"}
         if extra:
             raise WireError(p, f"unknown member(s) {sorted(extra)}")
-        return WireRecord(seq, "event", device, ts_ms, code=code, severity=severity, detail=detail)
+        return EventRecord(seq, device, ts_ms, code, cast(Severity, severity), detail)
     raise WireError(f"{p}/kind", 'expected "sample" or "event"')
 
 
 def decode_batch(body: bytes, max_records: int = 100_000) -> Batch:
     """Parse and validate a (decompressed) batch body; raise WireError naming the first bad field."""
+    try:
+        doc = _DECODER.decode(body)
+    except Exception:  # anything msgspec refuses or trips on (a RecursionError, a UnicodeDecodeError)
+        return _checked_batch(body, max_records)
+    records = doc.records
+    previous = 0  # seq >= 1
+    for record in records:
+        if record.seq <= previous or (record.kind == "event" and _unwritable(record.detail)):
+            return _checked_batch(body, max_records)
+        previous = record.seq
+    if len(records) > max_records:
+        return _checked_batch(body, max_records)
+    return Batch(doc.gateway, doc.commune, records)
+
+
+def _checked_batch(body: bytes, max_records: int) -> Batch:
+    """The reference: orjson and a check of every member, naming the first bad one. decode_batch
+    takes msgspec's result only where this would accept the same records."""
     try:
         doc = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -167,7 +205,7 @@ def decode_batch(body: bytes, max_records: int = 100_000) -> Batch:
     extra = doc.keys() - {"v", "gateway", "commune", "records"}
     if extra:
         raise WireError("", f"unknown member(s) {sorted(extra)}")
-    out = [_record(r, i) for i, r in enumerate(records)]
+    out = [_checked_record(r, i) for i, r in enumerate(records)]
     previous = 0  # seq >= 1
     for i, record in enumerate(out):
         if record.seq <= previous:
