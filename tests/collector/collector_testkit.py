@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import secrets
 import subprocess
 import sys
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import orjson
 
 from citygate_wire.batch import PATH
@@ -26,39 +23,6 @@ from collector.tokens import hash_token, new_token
 
 TS0 = 1_764_547_200_000  # 2025-12-01T00:00:00Z
 CLI = str(Path(sys.executable).parent / "citygate-collector")
-
-
-PG_URL = os.environ.get("CITYGATE_TEST_PG") or "postgresql://postgres@127.0.0.1:5432/test"
-
-
-async def pg_execute(sql: str) -> None:
-    conn = await asyncpg.connect(PG_URL, timeout=30)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def new_pg_schema() -> tuple[str, str]:
-    """(schema, url): a fresh schema; drop it with `pg_execute(f"DROP SCHEMA {schema} CASCADE")`."""
-    schema = "cg_test_" + secrets.token_hex(6)
-    return schema, f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
-
-
-@contextlib.asynccontextmanager
-async def fresh_db(kind: str, tmp: Path) -> AsyncIterator[str]:
-    """A database URL nobody else uses: a new SQLite file, or a new PostgreSQL schema dropped after.
-
-    An unreachable PostgreSQL raises: the test fails, it is never skipped."""
-    if kind == "sqlite":
-        yield str(tmp / f"collector-{secrets.token_hex(4)}.db")
-        return
-    schema, url = new_pg_schema()
-    await pg_execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield url
-    finally:
-        await pg_execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def gzip(data: bytes) -> bytes:

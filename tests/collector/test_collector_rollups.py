@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-from collector_testkit import Client, Running, batch_body, event, fresh_db, sample
+from collector_testkit import Client, Running, batch_body, event, sample
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +22,7 @@ from collector.app import create_app, start
 from collector.rollup import day_of_hour
 from collector.store import open_store
 from collector.tokens import hash_token, new_token
+from tests.store_testkit import fresh_db
 
 H = 3_600_000
 MIN = 60_000

@@ -9,11 +9,12 @@ import sqlite3
 import aiohttp
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
-from web_testkit import Web, event, now_ms, pg_execute, sample
+from web_testkit import Web, event, now_ms, sample
 
 from collector.app import create_app, start
 from collector.online import UPLOAD_WINDOW_MS
 from collector.store import Store
+from tests.store_testkit import pg_execute
 
 
 async def scrape(web: Web) -> dict[str, float]:

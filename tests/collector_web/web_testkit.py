@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 import zlib
@@ -11,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import asyncpg
 import orjson
 
 from citygate_wire.batch import PATH
@@ -19,21 +17,7 @@ from collector.model import Gateway
 from collector.store import Store
 from collector.tokens import hash_token, new_token
 
-PG_URL = os.environ.get("CITYGATE_TEST_PG") or "postgresql://postgres@127.0.0.1:5432/test"
 OPERATOR_TOKEN_PREFIX = "cop_"
-
-
-async def pg_execute(sql: str) -> None:
-    conn = await asyncpg.connect(PG_URL, timeout=30)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def new_pg_schema() -> tuple[str, str]:
-    schema = "cg_web_" + secrets.token_hex(6)
-    return schema, f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
 
 
 def now_ms() -> int:
