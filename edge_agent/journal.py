@@ -35,6 +35,10 @@ log = logging.getLogger("citygate.journal")
 SAMPLE, EVENT = 0, 1
 RETRY_S = 1.0
 JOURNAL_DEVICE = "journal"
+#: SQLite page cache. A queue appends at one end of one b-tree and reads and deletes at the other:
+#: a few hundred KiB hold both ends (the OS caches the file), where SQLite's default 2 MiB fills with
+#: pages the journal never reads again.
+CACHE_KIB = 256
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS journal (
@@ -150,6 +154,7 @@ class Journal:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self.synchronous}")
+        db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         db.executescript(_SCHEMA)
         db.execute("BEGIN IMMEDIATE")
         if db.execute("SELECT 1 FROM sqlite_sequence WHERE name='journal'").fetchone() is None:
