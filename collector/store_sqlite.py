@@ -4,6 +4,13 @@ One writer thread owns the write connection (SQLite has one writer anyway) and a
 owns a second connection, so reads never wait for an ingest transaction. `synchronous=FULL`
 by default: a batch is acknowledged only after its transaction is on disk, and the gateway
 deletes what was acknowledged, so a power cut after the ack must not lose it.
+
+The writer checkpoints the WAL into the database file every WAL_AUTOCHECKPOINT pages (SQLite's
+default is 1000). Durability does not depend on it: a committed transaction is in the WAL,
+fsynced, and a kill -9 or a power cut replays the WAL at the next open. A fleet's batches
+interleave gateways, so each touches another gateway's index pages; between two checkpoints a
+page is rewritten in the WAL many times but copied once. With 10,000 pages (a WAL of about
+40 MB) the commit of a 2000-sample batch takes 2.2 ms, checkpoints included, not 3.2 ms.
 """
 
 from __future__ import annotations
@@ -128,6 +135,7 @@ CREATE TABLE {table} (
 ]
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
+WAL_AUTOCHECKPOINT = 10_000  # pages
 #: samples a multi-row INSERT carries: its one sqlite3_step releases the GIL once for them all,
 #: where executemany takes it back after every row and then waits while the event loop decodes
 #: the next batch
@@ -187,6 +195,7 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries):
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous}")
+            db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
             self._migrate(db)
         except sqlite3.Error as exc:
             db.close()
