@@ -40,7 +40,6 @@ import concurrent.futures
 import contextlib
 import grp
 import http.server
-import importlib.metadata
 import logging
 import os
 import platform
@@ -66,7 +65,6 @@ from drivers.base import Bus, LampBus
 from drivers.errors import DriverError
 from drivers.model import Event, Record, Sample, Severity
 from edge_agent.health import HealthMonitor
-from edge_agent.timesync import clock_quality
 
 if TYPE_CHECKING:
     from edge_agent.agent import Agent
@@ -166,6 +164,9 @@ def peer(sock: socket.socket) -> dict[str, int] | None:
 
 
 def versions() -> dict[str, str]:
+    # imported when a technician asks, like timesync in status(): the running agent never needs them
+    import importlib.metadata
+
     out = {"python": platform.python_version()}
     for dist in ("citygate", "aiohttp", "pymodbus", "aiomqtt", "bleak"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
@@ -343,6 +344,8 @@ class LocalApi:
     # -- read calls --------------------------------------------------------------------------
 
     async def status(self, request: Request) -> Response:
+        from edge_agent.timesync import clock_quality
+
         agent = self.agent
         stats = await agent.journal.stats()
         up = agent.uploader.state
