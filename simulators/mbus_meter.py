@@ -34,7 +34,7 @@ from drivers.mbus.frame import (
 )
 from drivers.mbus.manufacturer import encode_manufacturer
 from drivers.mbus.records import Header
-from simulators.pty import PtyPair
+from simulators.pty import LINK_OPTION, RUN_OPTION, PtyPair, serve_on_pty
 
 PARIS = ZoneInfo("Europe/Paris")
 _FCV = 0x10
@@ -223,12 +223,8 @@ class MbusWaterMeter:
 )
 @click.option("--telegrams", type=click.IntRange(1, 2), default=1, show_default=True)
 @click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
-@click.option(
-    "--link", type=click.Path(path_type=Path), default=None, help="Symlink to the pty, for a fixed port path."
-)
-@click.option(
-    "--run", "run_s", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this long."
-)
+@LINK_OPTION
+@RUN_OPTION
 def mbus(
     primary: int,
     secondary: str,
@@ -243,22 +239,10 @@ def mbus(
     """An M-Bus water meter answering on a pty (open it at 8N1: a pty refuses even parity)."""
     if len(secondary) != 8 or not secondary.isdigit():
         raise click.BadParameter("8 digits", param_hint="--secondary")
-
-    async def main() -> None:
-        meter = MbusWaterMeter(
+    serve_on_pty(
+        lambda: MbusWaterMeter(
             primary=primary, secondary=secondary, volume_m3=volume_m3, day_flow_m3h=day_flow_m3h,
             leak_m3h=leak_m3h, telegrams=telegrams, time_scale=time_scale, link=link,
-        )  # fmt: skip
-        async with meter:
-            click.echo(
-                f"mbus water meter {secondary} (primary {primary}) on {meter.port}"
-                + (f" (link {link})" if link else "")
-            )
-            if run_s is None:
-                await asyncio.Event().wait()
-            await asyncio.sleep(run_s or 0)
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+        ),
+        f"mbus water meter {secondary} (primary {primary})", link, run_s,
+    )  # fmt: skip

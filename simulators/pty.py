@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tty
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+import click
 
 
 class PtyPair:
@@ -45,3 +51,43 @@ class PtyPair:
                 os.close(fd)
             except OSError:
                 pass
+
+
+# --- the command line of a pty simulator (citygate-sim tic, citygate-sim mbus) ---------------------
+
+LINK_OPTION = click.option(
+    "--link", type=click.Path(path_type=Path), default=None, help="Symlink to the pty, for a fixed port path."
+)
+RUN_OPTION = click.option(
+    "--run", "run_s", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this long."
+)
+
+
+class PtyDevice(Protocol):
+    """A simulated device that, entered, serves on a pty at `port`."""
+
+    @property
+    def port(self) -> str: ...
+
+    async def __aenter__(self) -> object: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+def serve_on_pty(make: Callable[[], PtyDevice], what: str, link: Path | None, run_s: float | None) -> None:
+    """Run the device `make()` builds (in the event loop) until Ctrl-C, or for run_s seconds; print its port."""
+
+    async def main() -> None:
+        device = make()
+        async with device:
+            click.echo(f"{what} on {device.port}" + (f" (link {link})" if link else ""))
+            if run_s is None:
+                await asyncio.Event().wait()
+            await asyncio.sleep(run_s or 0)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from drivers.tic.codec import Mode, encode_group
-from simulators.pty import PtyPair
+from simulators.pty import LINK_OPTION, RUN_OPTION, PtyPair, serve_on_pty
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -221,12 +221,8 @@ def _corrupt(group: bytes) -> bytes:
 )
 @click.option("--abort-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of frames cut by EOT.")
 @click.option("--seed", type=int, default=None)
-@click.option(
-    "--link", type=click.Path(path_type=Path), default=None, help="Symlink to the pty, for a fixed port path."
-)
-@click.option(
-    "--run", "run_s", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop after this long."
-)
+@LINK_OPTION
+@RUN_OPTION
 def tic(
     mode: str,
     load_w: float,
@@ -240,19 +236,10 @@ def tic(
     run_s: float | None,
 ) -> None:
     """A Linky meter writing TIC frames into a pty (open it at 8N1: a pty refuses 7E1)."""
-
-    async def main() -> None:
-        meter = TicMeter(
+    serve_on_pty(
+        lambda: TicMeter(
             mode=Mode(mode), load_w=load_w, option=option, period_s=period_s, corrupt_rate=corrupt_rate,
             noise_rate=noise_rate, abort_rate=abort_rate, seed=seed, link=link,
-        )  # fmt: skip
-        async with meter:
-            click.echo(f"tic meter ({mode}) on {meter.port}" + (f" (link {link})" if link else ""), err=False)
-            if run_s is None:
-                await asyncio.Event().wait()
-            await asyncio.sleep(run_s or 0)
-
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+        ),
+        f"tic meter ({mode})", link, run_s,
+    )  # fmt: skip
