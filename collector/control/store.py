@@ -7,7 +7,6 @@ engine provides (collector.control.engines), so the two stores cannot drift apar
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -16,6 +15,7 @@ import orjson
 from citygate_wire.mqtt import Ack, Alarm, Command
 from collector.control.model import ALARM_ACTIONS, AlarmRow, CommandRow, Delivery, DueDelivery, Presence
 from collector.errors import CollectorError
+from collector.sqlprims import SqlPrimitives, marks
 
 
 class OperatorExists(CollectorError):
@@ -98,24 +98,8 @@ def _delivery(r: Sequence[Any]) -> Delivery:
     return Delivery(r[1], r[2], r[3], r[4], r[5], r[6], r[7], _json(r[8]))
 
 
-class ControlQueries(ABC):
+class ControlQueries(SqlPrimitives):
     """ControlStore written once over the engine's primitives (see collector.control.engines)."""
-
-    @abstractmethod
-    async def _ctl_exec(self, sql: str, *args: Any) -> int:
-        """Run one write; return the number of rows it touched."""
-
-    @abstractmethod
-    async def _ctl_rows(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Run one read."""
-
-    @abstractmethod
-    async def _ctl_atomic(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
-        """Run writes in one transaction."""
-
-    @abstractmethod
-    def _ctl_unique_violation(self, exc: BaseException) -> bool:
-        """Whether `exc` is the engine's unique-constraint violation."""
 
     # -- operators and MQTT credentials ---------------------------------------------------------
 
@@ -233,10 +217,9 @@ class ControlQueries(ABC):
     async def _deliveries(self, ids: Sequence[str]) -> dict[str, list[Delivery]]:
         if not ids:
             return {}
-        marks = ", ".join(f"${i + 1}" for i in range(len(ids)))
         rows = await self._ctl_rows(
             f"SELECT {_DELIVERY_COLS} FROM command_deliveries d JOIN gateways g ON g.id = d.gateway_id"
-            f" WHERE d.command_id IN ({marks}) ORDER BY g.name",
+            f" WHERE d.command_id IN ({marks(1, len(ids))}) ORDER BY g.name",
             *ids,
         )
         out: dict[str, list[Delivery]] = {i: [] for i in ids}
