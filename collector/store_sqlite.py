@@ -44,7 +44,7 @@ from collector.readmodel import INDEX_MIGRATION, ReadModelQueries
 from collector.reports.store import SQLITE_MIGRATION as REPORTS_MIGRATION
 from collector.reports.store import ReportQueries
 from collector.rollup import DeviceState, roll_up
-from collector.store import Level, Period
+from collector.store import ROLLUP_COLUMNS, Level, Period
 from collector.store_common import (
     ROLLUP_TABLES,
     STATE_COLUMNS,
@@ -136,15 +136,27 @@ CREATE TABLE {table} (
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
 WAL_AUTOCHECKPOINT = 10_000  # pages
-#: samples a multi-row INSERT carries: its one sqlite3_step releases the GIL once for them all,
-#: where executemany takes it back after every row and then waits while the event loop decodes
-#: the next batch
+#: rows a multi-row INSERT carries. Its one sqlite3_step releases the GIL once for them all, where
+#: executemany takes the GIL back after every row, and waits for it while the event loop decodes
+#: the next batch: the writer thread stalled for as long as the decoding ran.
 _ROWS_PER_INSERT = 500
+_INSERT_SAMPLE = "INSERT INTO samples (gateway_id, seq, device, ts_ms, vals) VALUES (?, ?, ?, ?, ?)"
 
 
 @lru_cache(maxsize=64)
-def _insert_samples_sql(rows: int) -> str:
-    return "INSERT INTO samples (gateway_id, seq, device, ts_ms, vals) VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+def _multi_row(sql: str, width: int, rows: int) -> str:
+    """`sql`, an INSERT of one VALUES row of `width` parameters, made to insert `rows` rows."""
+    one = f"({', '.join(['?'] * width)})"
+    return sql.replace(one, ", ".join([one] * rows), 1)
+
+
+def _execute_rows(db: sqlite3.Connection, sql: str, width: int, params: list[Any]) -> None:
+    """executemany(sql, rows), the rows' `width` parameters one after the other in `params`, in
+    multi-row statements of _ROWS_PER_INSERT rows."""
+    step = width * _ROWS_PER_INSERT
+    for i in range(0, len(params), step):
+        part = params[i:i + step]
+        db.execute(_multi_row(sql, width, len(part) // width), part)
 
 
 def _gateway(row: Sequence[Any]) -> Gateway:
@@ -320,10 +332,7 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries):
             for r in new:
                 if r.kind == "sample":
                     flat += (gid, r.seq, r.device, r.ts_ms, dumps(r.values).decode())
-            step = 5 * _ROWS_PER_INSERT
-            for i in range(0, len(flat), step):
-                part = flat[i:i + step]
-                db.execute(_insert_samples_sql(len(part) // 5), part)
+            _execute_rows(db, _INSERT_SAMPLE, 5, flat)
             events = [r for r in new if r.kind == "event"]
             if events:
                 db.executemany(
@@ -350,9 +359,11 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries):
                                   (gateway.id,))
         }
         rolled = roll_up(new, states)
+        width = 2 + len(ROLLUP_COLUMNS)
         for table, rows in rollup_rows(gateway.id, gateway.commune, rolled).items():
-            db.executemany(_UPSERTS[table], rows)
-        db.executemany(_STATE_UPSERT, state_rows(gateway.id, rolled.changed))
+            _execute_rows(db, _UPSERTS[table], width, [v for row in rows for v in row])
+        _execute_rows(db, _STATE_UPSERT, 2 + len(STATE_COLUMNS),
+                      [v for row in state_rows(gateway.id, rolled.changed) for v in row])
         if rolled.events:
             for e in rolled.events:
                 log.warning("gateway %s device %s: %s %s", gateway.name, e.device, e.code, e.detail)

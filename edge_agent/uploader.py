@@ -71,9 +71,16 @@ def ssl_context(uplink: UplinkConfig) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=str(uplink.ca_file) if uplink.ca_file else None)
 
 
-def gzip_bytes(data: bytes) -> bytes:
+def gzip_batch(head: bytes, records: list[bytes]) -> bytes:
+    """gzip of `head`, the JSON array of `records`, and "}", compressed record by record: a 2 MB batch is
+    never copied whole (joined, then wrapped) before compression."""
     compressor = zlib.compressobj(level=6, wbits=31)  # wbits=31: gzip container
-    return compressor.compress(data) + compressor.flush()
+    out = [compressor.compress(head + b"[")]
+    for i, record in enumerate(records):
+        out.append(compressor.compress(b"," + record if i else record))
+    out.append(compressor.compress(b"]}"))
+    out.append(compressor.flush())
+    return b"".join(out)
 
 
 class Uploader:
@@ -165,7 +172,7 @@ class Uploader:
 
     def _post(self, conn: http.client.HTTPConnection, batch: PendingBatch) -> tuple[int, bytes]:
         """In the worker thread: compress the batch (off the event loop), POST it, read the whole reply."""
-        body = gzip_bytes(self._head + batch.json_array() + b"}")
+        body = gzip_batch(self._head, batch.records)
         try:
             try:
                 conn.request("POST", self._endpoint, body, self._headers)

@@ -52,3 +52,16 @@ async def test_large_batches_of_any_size_are_stored_whole(running: Running) -> N
     _, _, doc = await running.client.get(f"/api/v1/gateways/{gw.name}/devices/lamp-3/samples?limit=10000")
     expected = [(s, TS0 + (s - 1) * 1000, (s - 1) % 101) for s in range(seq, 0, -1) if (s - 1) % 7 == 3]
     assert [(s["seq"], s["ts_ms"], s["values"]["level_pct"]) for s in doc["samples"]] == expected
+
+
+async def test_the_states_of_hundreds_of_devices_in_one_batch_are_all_kept(running: Running) -> None:
+    # device states and rollups are written in multi-row statements of 500 rows: 600 lamps take two
+    gw, token = await running.add_gateway()
+    for b, energy in enumerate((1000, 1010)):
+        records = [sample(b * 600 + k + 1, f"lamp-{k}", ts_ms=TS0 + b * 60_000 + k, energy_wh=energy, lamp_on=True)
+                   for k in range(600)]
+        status, _, doc = await running.client.post(batch_body(gw.name, records), token)
+        assert (status, doc["stored"]) == (200, 600)
+    hour = await running.store.rollups("gateway", "hour", gw.name, TS0, TS0)
+    # every lamp's second reading adds 10 Wh to the first, which only a kept state can know
+    assert [(r.samples, r.energy_wh, r.lamps_on) for r in hour] == [(1200, 6000.0, 600)]
