@@ -191,6 +191,9 @@ class Uploader:
         done: concurrent.futures.Future[T] = concurrent.futures.Future()
 
         def worker() -> None:
+            # once running, the future cannot be cancelled, so set_result never meets a cancelled one
+            if not done.set_running_or_notify_cancel():
+                return
             try:
                 done.set_result(work())
             except Exception as exc:
