@@ -87,6 +87,15 @@ def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_bo
         raise click.ClickException(str(exc)) from None
 
 
+STOP_GRACE_S = 20.0
+
+
+def _force_exit() -> None:
+    logging.getLogger("citygate.collector").error("still stopping after %.0f s: leaving now", STOP_GRACE_S)
+    logging.shutdown()
+    os._exit(70)  # EX_SOFTWARE; every acknowledged batch is already committed
+
+
 async def _serve(db_url: str, territory: Territory, host: str, port: int, max_body_bytes: int,
                  link: LinkConfig | None = None) -> None:
     stop = asyncio.Event()
@@ -102,6 +111,8 @@ async def _serve(db_url: str, territory: Territory, host: str, port: int, max_bo
             # the demo and the tests wait for exactly this line
             click.echo(f"citygate-collector listening on {url}")
             await stop.wait()
+            # whatever a connection or the MQTT link waits for, the collector leaves within the grace time
+            loop.call_later(STOP_GRACE_S, _force_exit)
         finally:
             await runner.cleanup()
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,9 @@ SERVICES: dict[str, str] = {
 }
 
 RESTART_DELAY_S = 5.0
+#: After SIGTERM the agent leaves within this many seconds, whatever a task does (systemd would kill it later).
+STOP_GRACE_S = 20.0
+EXIT_STOP_TIMEOUT = 70  # EX_SOFTWARE
 
 
 @dataclass
@@ -141,6 +145,17 @@ class Agent:
             await asyncio.sleep(RESTART_DELAY_S)
 
 
+def await_chain(coro: object) -> list[str]:
+    """Where a coroutine waits, outermost first, following each `await` down to the innermost."""
+    where: list[str] = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
+
+
 async def run_agent(config: AgentConfig, clock: Clock | None = None) -> None:
     """Run the agent in the current loop until SIGTERM or SIGINT."""
     agent = Agent(config, clock or SystemClock())
@@ -154,6 +169,17 @@ async def run_agent(config: AgentConfig, clock: Clock | None = None) -> None:
     def stop() -> None:
         agent.notifier.send("STOPPING=1", "STATUS=stopping")
         task.cancel()
+        loop.call_later(STOP_GRACE_S, force_exit)
+
+    def force_exit() -> None:
+        # A task that does not finish when cancelled (a library waiting on a dead peer) must not keep
+        # the agent from stopping: name it, with its stack, then leave. Committed records are on disk.
+        for stuck in asyncio.all_tasks(loop):
+            if stuck is not task and not stuck.done():
+                log.error("still running %.0f s after the stop: %s, awaiting:\n  %s",
+                          STOP_GRACE_S, stuck.get_name(), "\n  ".join(await_chain(stuck.get_coro())))
+        logging.shutdown()
+        os._exit(EXIT_STOP_TIMEOUT)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop)

@@ -19,7 +19,8 @@ from drivers.model import RecordSink, Sample, now_ms
 
 
 class WedgeBus:
-    def __init__(self, name: str, device: str, stall_file: Path, period_s: float) -> None:
+    def __init__(self, name: str, device: str, stall_file: Path, period_s: float, swallow_cancel: bool = False) -> None:
+        self.swallow_cancel = swallow_cancel
         self.name = name
         self.device = device
         self.stall_file = stall_file
@@ -37,11 +38,21 @@ class WedgeBus:
     async def run(self, sink: RecordSink) -> None:
         while True:
             if self.stall_file.exists():
+                if self.swallow_cancel:
+                    await self._deaf_wait()
                 await asyncio.Event().wait()  # the bug: waits for an answer that never comes
             sample = self._sample()
             self.state.state, self.state.last_ts_ms, self.state.last_values = "ok", sample.ts_ms, sample.values
             sink(sample)
             await asyncio.sleep(self.period_s)
+
+    async def _deaf_wait(self) -> None:
+        """The worse bug: a wait that ignores cancellation (as a library waiting on a dead peer can)."""
+        while True:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                continue
 
     async def read(self, device: str) -> Sample:
         if device != self.device:
@@ -60,6 +71,7 @@ def from_config(raw: Mapping[str, Any], ctx: BusContext) -> WedgeBus:
         t.text("device", "wedge-1"),
         ctx.config_dir / t.text("stall_file", required=True),
         t.number("period_s", 0.1, lo=0.01, hi=10),
+        t.boolean("swallow_cancel", False),
     )
     t.done()
     return bus

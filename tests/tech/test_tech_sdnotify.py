@@ -147,3 +147,30 @@ def test_sigterm_is_what_sends_stopping(tmp_path: Path, notify: NotifyListener) 
         assert not (tmp_path / "run" / "agent.sock").exists()  # the socket goes with the agent
     finally:
         agent.kill9()
+
+
+def test_a_task_deaf_to_cancellation_cannot_keep_the_agent_from_stopping(tmp_path: Path) -> None:
+    config = agent_config(tmp_path, uplink=f"http://127.0.0.1:{free_port()}", extra="""
+[[bus]]
+name = "deaf"
+type = "test-wedge"
+device = "deaf-1"
+stall_file = "stall"
+swallow_cancel = true
+""")
+    agent = start_agent(config, test_bus=True)
+    try:
+        agent.wait_for("agent .* started", timeout=30)
+        (tmp_path / "stall").touch()
+        time.sleep(0.5)
+        began = time.monotonic()
+        agent.popen.send_signal(signal.SIGTERM)
+        code = agent.popen.wait(60)
+        took = time.monotonic() - began
+    finally:
+        agent.kill9()
+    assert code == 70, agent.output()[-3000:]
+    assert 15 < took < 40
+    out = agent.output()
+    assert "still running 20 s after the stop" in out
+    assert "_deaf_wait" in out  # the log shows where the stuck task waits
