@@ -266,7 +266,9 @@ class Uploader:
     async def _wait_for_data(self) -> None:
         self.journal.new_data.clear()
         try:
-            await asyncio.wait_for(self.journal.new_data.wait(), timeout=self.uplink.interval_s)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that races with the event
+            async with asyncio.timeout(self.uplink.interval_s):
+                await self.journal.new_data.wait()
         except TimeoutError:
             return
         # let a burst of appends gather into one batch
