@@ -387,7 +387,8 @@ class LocalApi:
         if bus is None:
             return problem(404, "Unknown device", f"no bus of this gateway has a device {device!r}")
         try:
-            sample = await asyncio.wait_for(bus.read(device), LIVE_READ_TIMEOUT_S)
+            async with asyncio.timeout(LIVE_READ_TIMEOUT_S):
+                sample = await bus.read(device)
         except TimeoutError:
             return problem(504, "Device timeout", f"{device} on {bus.name}: no answer in {LIVE_READ_TIMEOUT_S:.0f} s")
         except DriverError as exc:
@@ -527,7 +528,8 @@ class LocalApi:
             if s.device == device and isinstance(s.last_values.get("level_pct"), int):
                 return int(s.last_values["level_pct"])  # type: ignore[arg-type]
         with contextlib.suppress(DriverError, TimeoutError):
-            sample = await asyncio.wait_for(bus.read(device), LIVE_READ_TIMEOUT_S)
+            async with asyncio.timeout(LIVE_READ_TIMEOUT_S):
+                sample = await bus.read(device)
             level = sample.values.get("level_pct")
             if isinstance(level, int | float) and not isinstance(level, bool):
                 return round(level)
@@ -559,7 +561,8 @@ class LocalApi:
             if override.task is not None:
                 override.task.cancel()
             try:
-                await asyncio.wait_for(self._restore(override), 5.0)
+                async with asyncio.timeout(5.0):
+                    await self._restore(override)
             except (DriverError, TimeoutError) as exc:
                 log.error("could not restore %s to %d %% on shutdown: %s", override.device, override.restore_pct, exc)
 
