@@ -35,10 +35,11 @@ compares the two itself (`energy_mismatch`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -122,21 +123,34 @@ def counter_increase(previous: float | None, current: float, wraps: bool) -> flo
     return None
 
 
-def roll_up(records: Iterable[WireRecord], states: dict[str, DeviceState]) -> BatchRollup:
-    """Totals of new records (ascending seq). `states` (device -> state) is updated in place."""
+def roll_up(records: Sequence[WireRecord], states: dict[str, DeviceState]) -> BatchRollup:
+    """Totals of new records (ascending seq). `states` (device -> state) is updated in place.
+
+    The loop runs once per record on the ingest path, so it is written for CPython: constants in
+    locals, the additive totals of the current hour in locals (written back when the hour
+    changes), a lamp's day compared only when its hour advanced (its day cannot have otherwise)."""
     out = BatchRollup()
-    hours, changed = out.hours, out.changed
+    hours = out.hours
     # additive totals go to the hour only and are summed into days at the end; the per-day
     # "each lamp once" counts cannot be, so they are counted here
     day_on: dict[str, int] = {}
     day_faulty: dict[str, int] = {}
+    hour_ms, max_gap, alarm_severities, fault_code = HOUR_MS, MAX_BURN_GAP_MS, ALARM_SEVERITIES, FAULT_CODE
     last_hour = -1
     h = Totals()
     day = ""
+    energy_sum = water_sum = 0.0
+    burn = n_samples = 0
     for r in records:
         ts = r.ts_ms
-        hour = ts - ts % HOUR_MS
+        hour = ts - ts % hour_ms
         if hour != last_hour:
+            h.energy_wh += energy_sum
+            h.water_m3 += water_sum
+            h.burn_ms += burn
+            h.samples += n_samples
+            energy_sum = water_sum = 0.0
+            burn = n_samples = 0
             h = hours.get(hour) or hours.setdefault(hour, Totals())
             day = day_of_hour(hour)
             last_hour = hour
@@ -144,36 +158,35 @@ def roll_up(records: Iterable[WireRecord], states: dict[str, DeviceState]) -> Ba
         st = states.get(device)
         if st is None:
             st = states[device] = DeviceState()
-        changed[device] = st
         if r.kind == "event":
             h.events += 1
-            if r.severity in ALARM_SEVERITIES:
+            if r.severity in alarm_severities:
                 h.alarms += 1
-            if r.code == FAULT_CODE:
+            if r.code == fault_code:
                 _count_fault(st, hour, day, h, day_faulty)
             continue
-        h.samples += 1
+        n_samples += 1
         values = r.values
         on = values.get("lamp_on")
         last = st.last_ts_ms
         if last is None or ts >= last:
-            if last is not None and st.lamp_on and ts - last <= MAX_BURN_GAP_MS:
-                h.burn_ms += ts - last
+            if last is not None and st.lamp_on and ts - last <= max_gap:
+                burn += ts - last
             # a counter is a non-negative number (a bool is not one); checked inline, as is a
             # lamp's sample (it carries lamp_on or level_pct): a call for each was a quarter of this loop
             energy = values.get("energy_wh")
             if (type(energy) is int or type(energy) is float) and energy >= 0 and (
-                    "lamp_on" in values or "level_pct" in values):
+                    on is not None or "lamp_on" in values or "level_pct" in values):
                 energy = float(energy)
                 previous = st.energy_wh
                 if previous is not None and energy >= previous:
-                    h.energy_wh += energy - previous
+                    energy_sum += energy - previous
                 else:
                     delta = counter_increase(previous, energy, wraps=True)
                     if delta is None:
                         out.events.append(_reset(device, ts, "energy_wh", previous, energy))
                     else:
-                        h.energy_wh += delta
+                        energy_sum += delta
                 st.energy_wh = energy
             volume = values.get("volume_m3")
             if (type(volume) is int or type(volume) is float) and volume >= 0:
@@ -182,20 +195,28 @@ def roll_up(records: Iterable[WireRecord], states: dict[str, DeviceState]) -> Ba
                 if delta is None:
                     out.events.append(_reset(device, ts, "volume_m3", st.volume_m3, volume))
                 else:
-                    h.water_m3 += delta
+                    water_sum += delta
                 st.volume_m3 = volume
             if on is True or on is False:
                 st.lamp_on = on
             st.last_ts_ms = ts
         if on is True:
-            if st.on_hour is None or hour > st.on_hour:
+            on_hour = st.on_hour
+            if on_hour is None or hour > on_hour:
                 h.lamps_on += 1
                 st.on_hour = hour
-            if st.on_day is None or day > st.on_day:
-                day_on[day] = day_on.get(day, 0) + 1
-                st.on_day = day
-        if values.get(FAULT_CODE) is True:
+                # the day is that of the hour (a later hour never has an earlier day): only a new hour can bring a new day
+                if st.on_day is None or day > st.on_day:
+                    day_on[day] = day_on.get(day, 0) + 1
+                    st.on_day = day
+        if values.get(fault_code) is True:
             _count_fault(st, hour, day, h, day_faulty)
+    h.energy_wh += energy_sum
+    h.water_m3 += water_sum
+    h.burn_ms += burn
+    h.samples += n_samples
+    # every device of the batch has a state to save (C-speed: no per-record bookkeeping above)
+    out.changed = {device: states[device] for device in dict.fromkeys(map(_device, records))}
     for hour, totals in hours.items():
         d = out.days.setdefault(day_of_hour(hour), Totals())
         d.add(totals)
@@ -206,6 +227,9 @@ def roll_up(records: Iterable[WireRecord], states: dict[str, DeviceState]) -> Ba
     for day, n in day_faulty.items():
         out.days[day].lamps_faulty += n
     return out
+
+
+_device = attrgetter("device")
 
 
 def _count_fault(st: DeviceState, hour: int, day: str, h: Totals, day_faulty: dict[str, int]) -> None:
