@@ -2,7 +2,9 @@
 
 Ingest: `citygate-collector serve` runs as a subprocess on a fresh store; 4 gateways upload
 gzipped batches (bodies compressed before the clock starts), either concurrently (each on its
-own connection, as a fleet does) or through a single client posting one batch at a time. The
+own connection, as a fleet does) or through a single client posting one batch at a time.
+Batches hold what a gateway draining a backlog sends: its default `batch_max_records` (5000),
+or `--batch N`. The
 baseline, in the same run, is a raw bulk insert of the same rows into the same kind of store,
 fresh, batch by batch: sqlite3 executemany, one transaction a batch, the store's PRAGMAs (WAL,
 synchronous=FULL, wal_autocheckpoint); on PostgreSQL, asyncpg COPY into the same partitioned
@@ -15,7 +17,7 @@ same day's figure computed by scanning raw samples (a plain COUNT, cheaper than 
 rollup would be), loaded through the store's own ingest so the rollups are real.
 
     python bench/bench_ingest.py [--store sqlite|postgresql|both] [--samples 200000] [--repeat 1]
-                                 [--no-rollups] [--full]
+                                 [--batch 5000] [--no-rollups] [--full]
 
 PostgreSQL: $CITYGATE_BENCH_PG, else $CITYGATE_TEST_PG, else postgresql://postgres@127.0.0.1:5432/test
 (a fresh schema is created and dropped).
@@ -49,6 +51,7 @@ from collector.store import Store, open_store
 from collector.store_pg import month_partition
 from collector.store_sqlite import WAL_AUTOCHECKPOINT
 from collector.tokens import hash_token, new_token
+from edge_agent.config import UplinkConfig
 
 PG_URL = os.environ.get("CITYGATE_BENCH_PG") or os.environ.get("CITYGATE_TEST_PG") or \
     "postgresql://postgres@127.0.0.1:5432/test"
@@ -56,7 +59,7 @@ CLI = str(Path(sys.executable).parent / "citygate-collector")
 TS0 = 1_764_547_200_000  # 2025-12-01T00:00Z
 COMMUNES = ["21231", "21231", "21231", "21617", "21166", "21452", "21515", "21355"]
 LAMPS = 150
-BATCH = 2000
+BATCH = UplinkConfig.batch_max_records  # the agent's default: what it sends while draining a backlog
 
 
 def wire_records(gateway_index: int, first_seq: int, n: int) -> list[dict[str, Any]]:
@@ -303,9 +306,11 @@ async def main() -> None:
     ap.add_argument("--store", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--samples", type=int, default=200_000, help="samples uploaded in the ingest figure")
     ap.add_argument("--repeat", type=int, default=1, help="ingest measurements to take the median of")
+    ap.add_argument("--batch", type=int, default=BATCH, help="records a batch (default: the agent's default)")
     ap.add_argument("--no-rollups", action="store_true", help="the ingest figures only")
     ap.add_argument("--full", action="store_true", help="rollup latency at 1 M and 20 M raw samples")
     args = ap.parse_args()
+    globals()["BATCH"] = args.batch
     kinds = ["sqlite", "postgresql"] if args.store == "both" else [args.store]
     sizes = [1_000_000, 20_000_000] if args.full else [1_000_000, 2_000_000]
     with tempfile.TemporaryDirectory() as tmp:
