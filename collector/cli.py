@@ -21,7 +21,7 @@ from collector.errors import CollectorError
 from collector.store import DEFAULT_SQLITE_PATH, open_store
 from collector.territory import ENV as TERRITORY_ENV
 from collector.territory import Territory, load_territory
-from collector.tokens import hash_token, new_token
+from collector.tokens import check_writable, hash_token, new_token, write_private
 
 DB_ENV = "CITYGATE_DB"
 
@@ -150,6 +150,9 @@ def gateway_add(
                    err=True)
     commune = resolved.insee
     token = new_token()
+    unwritable = None if token_file is None else check_writable(token_file)
+    if unwritable:
+        raise click.BadParameter(f"{unwritable}: no gateway added", param_hint="--token-file")
 
     async def add() -> None:
         async with open_store(db_url) as store:
@@ -165,9 +168,7 @@ def gateway_add(
         click.echo(token)
         click.echo(f"gateway {name} added (commune {commune}); the token above is not shown again", err=True)
         return
-    fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(token + "\n")
+    write_private(token_file, token + "\n", 0o600)
     click.echo(f"gateway {name} added (commune {commune}); token written to {token_file}")
 
 

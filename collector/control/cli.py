@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from collector.control.acl import AclError, acl_file, mosquitto_hash, password_f
 from collector.control.routes import new_operator_token
 from collector.errors import CollectorError
 from collector.store import open_store
-from collector.tokens import hash_token
+from collector.tokens import check_writable, hash_token, write_private
 
 
 def _db_default() -> str:
@@ -30,15 +29,6 @@ db_option = click.option("--db", "db_url", default=_db_default, show_default="$C
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def write_private(path: Path, text: str, mode: int) -> None:
-    """Write through a temporary file and a rename: a broker reloading meanwhile never reads half a file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def read_secret(path: Path) -> str:
@@ -133,6 +123,9 @@ def operator_add(name: str, token_file: Path | None, db_url: str) -> None:
     if not name.strip() or len(name) > 64:
         raise click.BadParameter("1 to 64 characters", param_hint="NAME")
     token = new_operator_token()
+    unwritable = None if token_file is None else check_writable(token_file)
+    if unwritable:
+        raise click.BadParameter(f"{unwritable}: no operator added", param_hint="--token-file")
 
     async def add() -> None:
         async with open_store(db_url) as store:

@@ -59,6 +59,27 @@ def test_token_file_is_private_and_the_env_names_the_database(db_url: str, tmp_p
     assert "gw-1" in listing.stdout
 
 
+def test_a_token_written_over_a_readable_file_is_private_and_a_missing_folder_issues_none(
+        db_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "CITYGATE_DB": db_url}
+    token_file = tmp_path / "token"
+    token_file.write_text("an old, world-readable file\n")
+    token_file.chmod(0o644)
+    subprocess.run([CLI, "gateway", "add", "gw-1", "--commune", "21231", "--token-file", str(token_file)],
+                   capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert token_file.read_text().startswith("cgw_")
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".token")]  # no temporary file left
+    for command in (["gateway", "add", "gw-2", "--commune", "21231"], ["operator", "add", "alice"]):
+        missing = tmp_path / "no-such-folder" / "token"
+        refused = subprocess.run([CLI, *command, "--token-file", str(missing)],
+                                 capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert refused.returncode == 2, refused.stderr
+        assert "does not exist" in refused.stderr and "--token-file" in refused.stderr
+    listing = subprocess.run([CLI, "gateway", "list"], capture_output=True, text=True, env=env, timeout=60, check=True)
+    assert "gw-1" in listing.stdout and "gw-2" not in listing.stdout  # no token was issued that nobody holds
+
+
 async def test_served_collector_accepts_a_token_from_the_cli(db_url: str, tmp_path: Path,
                                                              serve_process: list[ServeProcess]) -> None:
     db = db_url
