@@ -62,6 +62,10 @@ MAX_SLEEP_S = 3600.0
 #: a power cut loses at most this much of the local totals, the journalled reports keep every figure
 STATE_SAVE_S = 6 * 3600.0
 FAILURE_POWER_RATIO = 0.10
+#: Below this commanded level a healthy lamp may itself draw under FAILURE_POWER_RATIO of its rated
+#: power (5 % draws about 9 % through an LED driver's losses): there, a failure is a power under
+#: half of what the level should draw (a failed lamp draws nearly nothing at any level).
+LOW_LEVEL_PCT = 2 * FAILURE_POWER_RATIO * 100
 READBACK_TOLERANCE_PCT = 1  # DALI's logarithmic steps round a percent by up to one point
 
 
@@ -87,6 +91,15 @@ class ClockMode(StrEnum):
     TRUSTED = "trusted"
     UNSYNCHRONISED = "clock_unsynchronised"  # running, but no time source for too long
     INVALID = "clock_invalid"  # before 2020: the RTC lost its time
+
+
+def failure_power_w(rated_power_w: float, commanded_pct: int) -> float:
+    """The power under which a lamp commanded to `commanded_pct` has failed: 10 % of its rated
+    power, or at low levels (under LOW_LEVEL_PCT) half of what the level should draw, so that a
+    healthy lamp dimmed to 5 % is not taken for a failed one. The two meet at LOW_LEVEL_PCT."""
+    if commanded_pct >= LOW_LEVEL_PCT:
+        return FAILURE_POWER_RATIO * rated_power_w
+    return 0.5 * commanded_pct / 100 * rated_power_w
 
 
 class Fault(StrEnum):
@@ -520,7 +533,8 @@ class LightingService:
     def _judge(self, state: LampState, ts: int) -> None:
         faults = state.faults
         commanded = state.commanded or 0
-        dark = state.power_w < FAILURE_POWER_RATIO * state.rated_power_w if state.power_w is not None else not state.lit
+        dark = state.power_w < failure_power_w(state.rated_power_w, commanded) if state.power_w is not None \
+            else not state.lit
         failure = commanded > 0 and dark
         if failure != (Fault.LAMP_FAILURE in faults):
             self._set_fault(state, Fault.LAMP_FAILURE, failure, ts,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from drivers.model import Event, Severity
 from edge_agent.clock import SystemClock
 from edge_agent.lighting.engine import Engine
 from edge_agent.lighting.model import LightingError
-from edge_agent.lighting.service import STATE_FILE, LightingService
+from edge_agent.lighting.service import STATE_FILE, LightingService, failure_power_w
 from edge_agent.service import AgentContext
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -206,6 +207,31 @@ async def test_lamp_failure_day_burner_and_restoration_are_reported(tmp_path: Pa
     assert {("lamp-1", "lamp_failure"), ("lamp-3", "day_burner")} <= restored
     assert len(h.events("lamp_failure")) == 1  # reported once, not at every poll
     await h.stop()
+
+
+async def test_a_lamp_dimmed_to_5_percent_is_not_a_failure_but_a_dark_one_is(tmp_path: Path) -> None:
+    # a healthy 40 W lamp at 5 % draws 2 W, under 10 % of its rated power; a broken one draws nothing
+    programs = tmp_path / "p.toml"
+    programs.write_text('[[program]]\nname = "p"\nperiods = [{ start = "sunset", end = "sunrise" }]\n'
+                        'switch_points = [{ at = "23:00", level = 5 }, { at = "05:00", level = 100 }]\n'
+                        '[[calendar]]\nname = "c"\ndefault = "p"\n')
+    cfg = lighting_config([("g", ["lamp-1", "lamp-2"], "c")], programs=[str(programs)])
+    h = Harness(cfg, tmp_path / "state", paris("2026-01-12T20:00:00"), [LampModel("lamp-1"), LampModel("lamp-2")])
+    await h.start()
+    await h.run_until(paris("2026-01-13T01:00:00"), poll_every=timedelta(minutes=5))
+    assert h.bus.models["lamp-1"].commands[-1] == (paris("2026-01-12T23:00:00"), 5)
+    assert h.events("lamp_failure") == []
+    h.bus.models["lamp-2"].broken = True
+    await h.run_until(paris("2026-01-13T02:00:00"), poll_every=timedelta(minutes=5))
+    assert [(e.device, e.detail["commanded_pct"]) for e in h.events("lamp_failure")] == [("lamp-2", 5)]
+    await h.stop()
+
+
+def test_the_failure_threshold_is_10_percent_of_rated_and_scales_down_below_20_percent() -> None:
+    assert failure_power_w(40.0, 100) == failure_power_w(40.0, 20) == pytest.approx(4.0)
+    assert failure_power_w(40.0, 10) == pytest.approx(2.0)
+    assert failure_power_w(40.0, 5) == pytest.approx(1.0)
+    assert all(failure_power_w(40.0, a) <= failure_power_w(40.0, b) for a, b in pairwise(range(1, 101)))
 
 
 async def test_burn_hours_and_energy_per_lamp_and_per_cabinet(tmp_path: Path) -> None:
