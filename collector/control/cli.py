@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import signal
 import time
 from pathlib import Path
 
@@ -46,13 +48,17 @@ def read_secret(path: Path) -> str:
               help="Folder to write `passwd` and `acl` to (Mosquitto's password_file and acl_file).")
 @click.option("--collector-password-file", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The collector's own MQTT password (serve --mqtt-password-file); created if missing.")
+@click.option("--reload-pid-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Mosquitto's pid_file (Debian: /run/mosquitto/mosquitto.pid): send it SIGHUP once the files "
+                   "are written, so it reads them again.")
 @db_option
-def mqtt_acl(out_dir: Path, collector_password_file: Path, db_url: str) -> None:
+def mqtt_acl(out_dir: Path, collector_password_file: Path, reload_pid_file: Path | None, db_url: str) -> None:
     """Generate Mosquitto's password and ACL files from the gateway registry.
 
     Each gateway logs in with its name and its own token, publishes only under
     city/+/NAME/{state,alarm,ack} and reads only city/+/NAME/cmd; only the collector's
-    identity (citygate-collector) publishes commands. Reload Mosquitto after (SIGHUP).
+    identity (citygate-collector) publishes commands. Mosquitto reads them again on SIGHUP:
+    --reload-pid-file sends it, or `systemctl reload mosquitto`.
     """
     if collector_password_file.exists():
         collector_password = read_secret(collector_password_file)
@@ -81,8 +87,31 @@ def mqtt_acl(out_dir: Path, collector_password_file: Path, db_url: str) -> None:
     for name in missing:
         click.echo(f"gateway {name} has no MQTT credential yet and cannot log in: "
                    f"citygate-collector mqtt-credential {name} --token-file <its token>", err=True)
-    click.echo(f"wrote {out_dir / 'passwd'} ({len(entries)} identities) and {out_dir / 'acl'} "
-               f"({len(names)} gateways); reload Mosquitto (SIGHUP) to apply")
+    wrote = f"wrote {out_dir / 'passwd'} ({len(entries)} identities) and {out_dir / 'acl'} ({len(names)} gateways)"
+    if reload_pid_file is None:
+        click.echo(f"{wrote}; reload Mosquitto (SIGHUP) to apply")
+        return
+    pid = reload_broker(reload_pid_file)
+    click.echo(f"{wrote}; Mosquitto (pid {pid}) reloads them")
+
+
+def reload_broker(pid_file: Path) -> int:
+    """Send SIGHUP to the broker whose pid `pid_file` holds; a ClickException says why it could not."""
+    why = f"the files are written, but Mosquitto was not told to reload them: {pid_file}"
+    try:
+        text = pid_file.read_text().strip()
+    except OSError as exc:
+        raise click.ClickException(f"{why}: {exc.strerror}") from None
+    if not text.isdigit() or int(text) <= 1:
+        raise click.ClickException(f"{why}: {text[:40]!r} is no process id")
+    pid = int(text)
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        raise click.ClickException(f"{why}: no process {pid} (a stale pid file: is Mosquitto running?)") from None
+    except PermissionError:
+        raise click.ClickException(f"{why}: not allowed to signal process {pid}") from None
+    return pid
 
 
 @click.command("mqtt-credential")

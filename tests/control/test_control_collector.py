@@ -5,16 +5,19 @@ gateway or a commune followed to their acks, every one audited; on SQLite and Po
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiomqtt
 import pytest
 from click.testing import CliRunner
-from mqtt_testkit import Fleet, running_agent, wait_for
+from mqtt_testkit import Fleet, client, running_agent, wait_for
 
+from citygate_wire.mqtt import topic
 from collector.app import create_app, start
 from collector.cli import main
 from collector.control.link import ControlLink, LinkConfig
@@ -255,3 +258,43 @@ async def test_serve_with_mqtt_options_runs_the_link_in_the_collector_process(tm
         broker.kill()
     assert done["deliveries"][0]["status"] == "done"
     assert seen["link"]["connected"] and seen["gateways"][0]["online"]
+
+
+async def test_a_gateway_added_while_the_broker_runs_logs_in_after_mqtt_acl_reloads_it(tmp_path: Path) -> None:
+    db = str(tmp_path / "collector.db")
+    acl = ["mqtt-acl", "--out", str(tmp_path / "acl"), "--collector-password-file", str(tmp_path / "pw"), "--db", db]
+    await cli(*acl)  # an empty registry: only the collector may log in
+    broker = Mosquitto(tmp_path / "broker", password_file=tmp_path / "acl" / "passwd", acl_file=tmp_path / "acl" / "acl")
+    broker.start()
+    try:
+        assert broker.popen is not None
+        pid_file = tmp_path / "mosquitto.pid"
+        pid_file.write_text(f"{broker.popen.pid}\n")
+        await cli("gateway", "add", "gw-new", "--commune", "21231", "--db", db, "--token-file", str(tmp_path / "t"))
+        token = (tmp_path / "t").read_text().strip()
+        with pytest.raises(aiomqtt.MqttError, match=r"[Nn]ot authori[sz]ed|[Bb]ad user"):
+            async with client(broker, "gw-new", token):
+                pass
+        out = await cli(*acl, "--reload-pid-file", str(pid_file))
+        assert f"Mosquitto (pid {broker.popen.pid}) reloads them" in out
+
+        async def logs_in() -> None:
+            for _ in range(100):
+                try:
+                    async with client(broker, "gw-new", token) as c:
+                        await c.publish(topic("21231", "gw-new", "state"), b"{}", qos=1)
+                        return
+                except aiomqtt.MqttError:
+                    await asyncio.sleep(0.05)
+            raise AssertionError("gw-new still cannot log in after the reload")
+
+        await logs_in()
+        # a stale pid file is a clear error, the files being written all the same
+        ended = subprocess.Popen(["true"])  # a process that has ended and been reaped: its pid is free
+        ended.wait()
+        pid_file.write_text(f"{ended.pid}\n")
+        done = await asyncio.to_thread(CliRunner().invoke, main, [*acl, "--reload-pid-file", str(pid_file)])
+        assert done.exit_code == 1
+        assert "Mosquitto was not told to reload them" in done.output and "no process" in done.output
+    finally:
+        broker.kill()
