@@ -26,8 +26,11 @@ import msgspec
 import orjson
 from msgspec import Meta
 
-VERSION = 1
-PATH = "/api/v1/batches"
+from citygate_wire.common import PATH, VERSION, WireError
+
+__all__ = ["PATH", "VERSION", "Batch", "EventRecord", "SampleRecord", "WireError", "WireRecord", "decode_batch",
+           "encode_records"]
+
 MAX_DEVICE_LEN = 128
 MAX_CODE_LEN = 64
 Severity = Literal["info", "minor", "major", "critical"]
@@ -35,15 +38,6 @@ SEVERITIES: frozenset[str] = frozenset(get_args(Severity))
 # 2000-01-01 .. 2100-01-01: anything outside is a broken clock or a broken encoder.
 _TS_MIN, _TS_MAX = 946_684_800_000, 4_102_444_800_000
 _SEQ_MAX = 2**63 - 1
-
-
-class WireError(ValueError):
-    """A batch that does not follow the format. `pointer` is the JSON pointer of the bad field."""
-
-    def __init__(self, pointer: str, reason: str) -> None:
-        super().__init__(f"{pointer or '/'}: {reason}")
-        self.pointer = pointer
-        self.reason = reason
 
 
 _Seq = Annotated[int, Meta(ge=1, le=_SEQ_MAX)]

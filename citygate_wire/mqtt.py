@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import orjson
 
-from citygate_wire.batch import WireError
+from citygate_wire.common import WireError
 
 __all__ = [
     "ACK_STATUSES",

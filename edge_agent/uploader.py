@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from citygate_wire.batch import PATH, VERSION
+from citygate_wire.common import PATH, VERSION
 from edge_agent.clock import Clock
 from edge_agent.config import GatewayConfig, UplinkConfig
 from edge_agent.journal import Journal, PendingBatch
