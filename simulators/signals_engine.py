@@ -87,13 +87,14 @@ class Monitor:
         self.was_green = [False] * n
         self.green_since: list[int | None] = [None] * n
         self.left_green: list[int | None] = [None] * n
-        #: Greens begun at a plan entry (start-up, plan change) may be cut to the stage-1 part of their span.
-        self.entry_green = [False] * n
         self.last_progress: int | None = None
         self.still_for = 0
 
-    def check(self, t: int, aspects: Sequence[Aspect], *, running: bool, entering: bool, progress: int | None) -> Trip | None:
-        """`progress` is the seconds the sequencer has run its plan: it must grow each second while a plan runs."""
+    def check(self, t: int, aspects: Sequence[Aspect], *, running: bool, progress: int | None) -> Trip | None:
+        """`progress` is the seconds the sequencer has run its plan: it must grow each second while a plan runs.
+
+        Every green shown while a plan runs lasts MIN_GREEN_S, those begun where the controller
+        enters a plan (start-up, plan change: at stage 1) included."""
         green = [a is Aspect.GREEN for a in aspects]
         n = len(green)
         for i in range(n):
@@ -106,7 +107,7 @@ class Monitor:
         for i in range(n):
             since = self.green_since[i]
             if self.was_green[i] and not green[i]:
-                if running and since is not None and not self.entry_green[i] and t - since < MIN_GREEN_S:
+                if running and since is not None and t - since < MIN_GREEN_S:
                     return Trip(
                         Alarm.SAFETY,
                         f"{self.ids[i]} green {t - since} s < {MIN_GREEN_S} s",
@@ -124,7 +125,6 @@ class Monitor:
                             Refusal.INTERGREEN, i, j, need, t - left,
                         )
                 self.green_since[j] = t
-                self.entry_green[j] = entering
         self.was_green = green
         if running and progress is not None:
             self.still_for = self.still_for + 1 if progress == self.last_progress else 0
@@ -241,7 +241,7 @@ def dry_run(ix: Intersection, plan: Plan, cycles: int = CHECK_CYCLES) -> Refusal
     for t in range(plan.cycle_s * cycles):
         before = [a is Aspect.GREEN for a in out.aspects]
         out.run_plan(t, plan, t % plan.cycle_s)
-        trip = monitor.check(t, out.aspects, running=True, entering=t == 0, progress=t)
+        trip = monitor.check(t, out.aspects, running=True, progress=t)
         if trip is not None:
             assert trip.refusal is not None
             return RefusalDetail(trip.refusal, plan.number, trip.group_a + 1, trip.group_b + 1, trip.required, trip.actual)
@@ -302,7 +302,6 @@ class SignalController:
         self.transition_start = 0
         self.transition_end: dict[int, int] = {}
         self.leave_until = 0
-        self.entering = False
         # faults and alarms
         self.alarms = Alarm(0)
         self.lamp_failures = 0
@@ -454,7 +453,6 @@ class SignalController:
         self._expire(t)
         if self.phase is not Phase.FAILURE and self.block and crc32_words(self.block) != self.block_crc:
             self._fail(Trip(Alarm.CONFIGURATION, "stored tables fail their checksum"))
-        self.entering = False
         if self.phase is Phase.FAILURE:
             self.out.flash()
         else:
@@ -464,7 +462,7 @@ class SignalController:
         self.forced_green.clear()
         running = self.phase in (Phase.RUN, Phase.TRANSITION)
         trip = self.monitor.check(
-            t, self.out.aspects, running=running, entering=self.entering,
+            t, self.out.aspects, running=running,
             progress=t - self.t_ref if self.phase is Phase.RUN else None,
         )
         if trip is not None and self.phase is not Phase.FAILURE:
@@ -546,7 +544,6 @@ class SignalController:
         self.plan = plan
         self.t_ref = t
         self.phase = Phase.RUN
-        self.entering = True
         self.out.run_plan(t, plan, 0)
 
     def _begin_transition(self, t: int, plan: Plan) -> None:

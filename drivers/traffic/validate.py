@@ -4,7 +4,8 @@ Intersection rules: amber 3 s urban / 5 s rural (none for pedestrians), clearanc
 intergreen at least 2 s and at least what the clearance distance needs, a matrix entry for both
 directions of every conflict. Plan rules: offset in [0, cycle), greens plus interstages equal
 to the cycle, no two conflicting groups green in one stage, every intergreen at least the
-matrix's, greens of at least 6 s, an amber shown in full before a group's next green, no wait
+matrix's, greens of at least 6 s (a green that runs on from the last stage into stage 1 also
+in stage 1 alone: a controller enters a plan there, at start-up and at a plan change), an amber shown in full before a group's next green, no wait
 above 120 s (240 s with the plan's public-transport flag). Table rules: every plan a table
 names exists.
 
@@ -29,7 +30,7 @@ from drivers.traffic.model import (
     required_amber_s,
 )
 from drivers.traffic.tables import Schedule
-from drivers.traffic.timeline import green_spans, period_s
+from drivers.traffic.timeline import GreenSpan, green_spans, period_s, stage_timings
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +187,23 @@ def validate_plan(ix: Intersection, plan: Plan) -> list[Violation]:
                         actual=span.length_s,
                     )
                 )
+            entry_s = _entry_green_s(plan, span)
+            if entry_s is not None and entry_s < MIN_GREEN_S:
+                # the controller enters a plan at stage 1 (start-up, plan change): then this green
+                # starts there, without the part it has before the cycle boundary
+                out.append(
+                    Violation(
+                        "min_green",
+                        f"plan {p}: group {g.id} is green only {entry_s} s in stage 1 when the controller enters the "
+                        f"plan there (start-up, plan change): its green of {span.length_s} s in {stages} starts "
+                        f"before the cycle boundary; required at least {MIN_GREEN_S} s",
+                        plan=p,
+                        stage=1,
+                        groups=(g.id,),
+                        required=MIN_GREEN_S,
+                        actual=entry_s,
+                    )
+                )
             nxt = runs[(i + 1) % len(runs)]
             wait = (nxt.start_s - span.end_s) % period
             if wait > plan.max_wait_s:
@@ -267,3 +285,12 @@ def validate_timings(t: Timings) -> list[Violation]:
 
 def _stage_range(first: int, last: int) -> str:
     return f"stage {first + 1}" if first == last else f"stages {first + 1}-{last + 1}"
+
+
+def _entry_green_s(plan: Plan, span: GreenSpan) -> int | None:
+    """How long a span that runs from a later stage on into stage 1 stays green when the plan is
+    entered at stage 1: from stage 1's green to the span's end. None for a span that does not."""
+    if span.first_stage == 0 or span.last_stage >= span.first_stage:
+        return None  # starts in stage 1, or does not run across the cycle boundary
+    timings = stage_timings(plan)
+    return timings[span.last_stage].green_end_s - timings[0].green_start_s

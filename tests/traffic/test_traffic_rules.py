@@ -320,3 +320,36 @@ def test_plan_check_exits_2_on_a_broken_file(tmp_path: Path) -> None:
     done = _agent("plan", "check", str(tmp_path / "missing.toml"))
     assert done.returncode == 2
     assert "cannot read" in done.stderr
+
+
+def wrapped_green_doc(stage1_green_s: int) -> dict[str, Any]:
+    """V1 and P1 green in stage 3 and on through the cycle boundary into stage 1."""
+    doc = small_doc()
+    doc["plan"][0]["stages"] = [
+        {"groups": ["V1", "P1"], "green_s": stage1_green_s, "interstage_s": 8},
+        {"groups": ["V2"], "green_s": 20, "interstage_s": 5},
+        {"groups": ["V1", "P1"], "green_s": 30 - stage1_green_s, "interstage_s": 0},
+    ]
+    return doc
+
+
+def test_a_green_that_runs_into_stage_1_needs_6_s_there_the_controller_enters_the_plan_at_stage_1() -> None:
+    # the span is 30 s, but a controller starting up or changing plan begins at stage 1: 3 s of green
+    violations = check(wrapped_green_doc(3))
+    assert {(v.rule, v.groups, v.stage, v.required, v.actual) for v in violations} == {
+        ("min_green", ("V1",), 1, 6, 3), ("min_green", ("P1",), 1, 6, 3)}
+    assert "group V1 is green only 3 s in stage 1 when the controller enters the plan there" in violations[0].message
+    assert check(wrapped_green_doc(6)) == []
+
+
+@pytest.mark.parametrize("stage1_green_s", [3, 6])
+def test_the_controllers_own_check_agrees_on_a_wrapped_green(stage1_green_s: int) -> None:
+    # the simulated controller's monitor, written apart from the validator, runs the plan from stage 1
+    from simulators.signals_engine import dry_run
+
+    timings = parse_timings(wrapped_green_doc(stage1_green_s))
+    refusal = dry_run(timings.intersection, timings.plans[0])
+    if stage1_green_s < 6:
+        assert refusal is not None and refusal.required == 6 and refusal.actual == stage1_green_s
+    else:
+        assert refusal is None
