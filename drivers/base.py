@@ -63,3 +63,4 @@ class BusContext:
 
     key: str  # dotted path of the table in the agent config, for error messages ("bus[0]")
     config_dir: Path  # relative paths (register maps) resolve from here
+    state_dir: Path | None = None  # the gateway's state folder, for what a driver keeps across restarts

@@ -24,25 +24,38 @@ Samples (one per new reading; repeats of a packet id / Ruuvi sequence number are
 - Ruuvi: temperature_c, humidity_pct, pressure_hpa, acceleration_{x,y,z}_g, battery_v,
   tx_power_dbm, movement_count (None where the tag says "not available"), rssi_dbm.
 
+Encryption counters: the last accepted counter of each sensor with a bindkey is kept in
+`<state_dir>/ble-<bus name>.counters.json` (written at most once a second and at stop, through a
+temporary file and a rename), so an advert recorded before a restart is refused after it too.
+A counter is kept with a fingerprint of its key (never the key): a re-keyed sensor starts
+afresh. A sensor whose counter restarted (a battery change on some models) is refused as a
+replay until a technician runs `citygate-agent ble forget-counter ID` on the gateway.
+
 Events: sensor_silent (minor) / sensor_back (info); decode_error (minor), bthome_key_missing,
 bthome_auth_failed, bthome_replay (counter did not increase), bthome_downgrade (plaintext from a
 sensor that has a key) (major), at most one a minute per sensor and code;
 bthome_unknown_object (info, once per sensor and object id); on the bus itself
 ble_unavailable (major: no adapter, no D-Bus, no BlueZ; the bus keeps retrying and the agent
-keeps its other buses), ble_available (info), ble_overflow (minor).
+keeps its other buses), ble_available (info), ble_overflow (minor), ble_counters_unreadable
+(major: the counters file could not be read; replays of what was sent before are not refused
+until each sensor's next advert).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
+import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from bleak import BleakScanner
 from bleak.args.bluez import BlueZScannerArgs, OrPattern
 from bleak.assigned_numbers import AdvertisementDataType
@@ -59,6 +72,8 @@ from drivers.model import Event, RecordSink, Sample, Severity, Value, now_ms
 log = logging.getLogger("citygate.ble")
 
 KINDS = ("bthome", "ruuvi")
+COUNTERS_SAVE_S = 1.0  # the counters file is written at most this often (and at stop)
+COUNTERS_VERSION = 1
 QUEUE_MAX = 10_000
 EVENT_INTERVAL_S = 60.0
 RETRY_FIRST_S = 5.0
@@ -164,6 +179,7 @@ class BleBus:
         *,
         backend: type[BaseBleakScanner] | None = None,
         backend_kwargs: Mapping[str, Any] | None = None,
+        counters_path: Path | None = None,
     ) -> None:
         self.name = config.name
         self.config = config
@@ -181,6 +197,10 @@ class BleBus:
         self._overflow = 0
         self._overflow_event_at: float | None = None
         self.ignored = 0  # adverts from devices not on the allow-list
+        self._counters_path = counters_path
+        self._counters_dirty = False
+        self._counters_saved_at = 0.0
+        self._counters_error = self._load_counters()  # reported when the bus runs
 
     # --- Bus interface -----------------------------------------------------------------------------
 
@@ -201,6 +221,12 @@ class BleBus:
         """Scan until cancelled. A missing adapter or D-Bus is an event and a retry, never a crash."""
         queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=QUEUE_MAX)
         self._queue = queue
+        if self._counters_error is not None:
+            path, reason = self._counters_path, self._counters_error
+            log.error("BLE bus %r: cannot read %s (%s): replays are refused again from each sensor's next advert",
+                      self.name, path, reason)
+            sink(Event(self.name, now_ms(), "ble_counters_unreadable", Severity.MAJOR, {"file": str(path), "reason": reason}))
+            self._counters_error = None
         await self._start_scanner(sink)
         self._started = time.monotonic()
         try:
@@ -208,6 +234,11 @@ class BleBus:
                 now = time.monotonic()
                 deadline = self._check_silence(now, sink)
                 wait = REFRESH_S if deadline is None else min(REFRESH_S, deadline - now)
+                if self._counters_dirty:
+                    wait = min(wait, self._counters_saved_at + COUNTERS_SAVE_S - now)
+                    if wait <= 0:
+                        await asyncio.to_thread(self._save_counters)
+                        continue
                 try:
                     async with asyncio.timeout(max(0.0, wait)):
                         item = await queue.get()
@@ -221,6 +252,67 @@ class BleBus:
         finally:
             await self._stop_scanner()
             self._queue = None
+            if self._counters_dirty:
+                self._save_counters()
+
+    # --- encryption counters, across restarts --------------------------------------------------------
+
+    def forget_counter(self, device: str) -> int | None:
+        """Accept whatever counter sensor `device` sends next (after a battery change restarted it);
+        the counter it had. DeviceError if `device` is no sensor of this bus with a bindkey."""
+        s = self._by_id.get(device)
+        if s is None:
+            raise DeviceError(device, f"not on BLE bus {self.name!r}")
+        if s.cfg.key is None:
+            raise DeviceError(device, "has no bindkey: its adverts carry no encryption counter")
+        previous, s.last_counter = s.last_counter, None
+        self._counters_dirty = True
+        return previous
+
+    def _load_counters(self) -> str | None:
+        """Restore the keyed sensors' counters; why the file could not be read, or None."""
+        path = self._counters_path
+        if path is None:
+            return None
+        try:
+            doc = orjson.loads(path.read_bytes())
+            if not isinstance(doc, dict) or doc.get("v") != COUNTERS_VERSION or not isinstance(doc.get("sensors"), dict):
+                raise ValueError(f"not a version {COUNTERS_VERSION} counters file")
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
+            return exc.strerror or str(exc) if isinstance(exc, OSError) else str(exc)
+        saved = doc["sensors"]
+        for s in self._sensors:
+            entry = saved.get(s.cfg.mac)
+            if s.cfg.key is None or not isinstance(entry, dict) or entry.get("key") != _fingerprint(s.cfg.key):
+                continue  # no key, never seen, or seen under another key (a re-keyed or replaced sensor)
+            counter = entry.get("counter")
+            if type(counter) is int and 0 <= counter <= 0xFFFFFFFF:
+                s.last_counter = counter
+        return None
+
+    def _save_counters(self) -> None:
+        """Write every keyed sensor's last counter (a temporary file, fsync, rename)."""
+        self._counters_dirty = False
+        self._counters_saved_at = time.monotonic()
+        path = self._counters_path
+        if path is None:
+            return
+        doc = {"v": COUNTERS_VERSION, "sensors": {
+            s.cfg.mac: {"id": s.cfg.id, "counter": s.last_counter, "key": _fingerprint(s.cfg.key)}
+            for s in self._sensors if s.cfg.key is not None and s.last_counter is not None}}
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("wb") as f:
+                f.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            self._counters_dirty = True  # tried again at the next save
+            log.error("BLE bus %r: cannot write %s: %s", self.name, path, exc.strerror)
 
     async def aclose(self) -> None:
         await self._stop_scanner()
@@ -328,9 +420,11 @@ class BleBus:
                 if data != s.last_payload:
                     self._problem(s, "bthome_replay",
                                   f"encryption counter {frame.counter} does not increase (last {s.last_counter}): "
-                                  f"refused", data, ts_ms, mono, sink)
+                                  f"refused (if its battery was just changed: citygate-agent ble forget-counter "
+                                  f"{s.cfg.id})", data, ts_ms, mono, sink)
                 return None
             s.last_counter = frame.counter
+            self._counters_dirty = self._counters_path is not None
         s.last_payload = data
         if frame.packet_id is not None:
             if frame.packet_id == s.last_dedupe:
@@ -455,7 +549,14 @@ def from_config(raw: Mapping[str, Any], ctx: BusContext) -> Bus:
     t.done()
     backend, kwargs = scanner_backend(backend_spec, ctx)
     config = BleConfig(name, sensors, adapter, silent, min_interval)
-    return BleBus(config, backend=backend, backend_kwargs=kwargs)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    counters = None if ctx.state_dir is None else ctx.state_dir / f"ble-{safe}.counters.json"
+    return BleBus(config, backend=backend, backend_kwargs=kwargs, counters_path=counters)
+
+
+def _fingerprint(key: bytes | None) -> str:
+    """What the counters file keeps to know a sensor's key is unchanged: never the key itself."""
+    return hashlib.sha256(b"citygate bthome counter\0" + (key or b"")).hexdigest()[:16]
 
 
 def _allow(raw: Any, key: str) -> tuple[AllowedSensor, ...]:

@@ -22,6 +22,7 @@ LAZY_COMMANDS = {
     "devices": "edge_agent.cli_tech:devices",
     "read": "edge_agent.cli_tech:read_device",
     "lamp": "edge_agent.cli_tech:lamp",
+    "ble": "edge_agent.cli_tech:ble",
     "journal": "edge_agent.cli_tech:journal",
     "events": "edge_agent.cli_tech:events",
     "probe": "edge_agent.cli_probe:probe",

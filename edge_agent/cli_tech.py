@@ -394,6 +394,31 @@ def lamp_status(socket: Path | None, config_file: Path | None, as_json: bool) ->
     sys.exit(EXIT_ATTENTION if any(lamp.get("faults") for lamp in doc.get("lamps", [])) else EXIT_OK)
 
 
+@click.group()
+def ble() -> None:
+    """BLE sensors on the gateway (needs the technician role)."""
+
+
+@ble.command("forget-counter")
+@click.argument("device")
+@agent_options
+def ble_forget_counter(device: str, socket: Path | None, config_file: Path | None, as_json: bool) -> None:
+    """Accept the next encryption counter of BTHome sensor DEVICE, whatever it is.
+
+    Its adverts are refused as replays (bthome_replay) when its counter restarted, as some
+    sensors' do after a battery change. Run this with the sensor in sight: until its next
+    advert, a recorded one would be accepted too.
+    """
+    path = socket_path(socket, config_file)
+    doc = ask(path, lambda c: c.call("DELETE", f"sensors/{device}/counter"))
+    if as_json:
+        print_json(doc)
+        return
+    previous = doc.get("previous_counter")
+    click.echo(f"{device}: counter forgotten (was {previous if previous is not None else 'none yet'}); "
+               f"its next advert sets it again")
+
+
 def show_tree(console: Console, doc: Any) -> None:
     """Lists of flat records as tables, everything else as `key: value` lines."""
     for key, value in doc.items() if isinstance(doc, dict) else [("", doc)]:

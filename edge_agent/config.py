@@ -241,7 +241,7 @@ def parse_config(doc: Mapping[str, Any], file: Path) -> AgentConfig:
         for i, raw in enumerate(raw_buses):
             if not isinstance(raw, dict):
                 raise ConfigError(f"bus[{i}]", "expected a table")
-            bus = make_bus(raw, BusContext(key=f"bus[{i}]", config_dir=base))
+            bus = make_bus(raw, BusContext(key=f"bus[{i}]", config_dir=base, state_dir=gateway.state_dir))
             if bus.name in names:
                 raise ConfigError(f"bus[{i}].name", f"duplicate bus name {bus.name!r}")
             names.add(bus.name)

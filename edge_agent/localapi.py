@@ -245,6 +245,7 @@ class LocalApi:
             ("GET", _route("schedule"), self.schedule),
             ("PUT", _route("lamps/{device}/override"), self._writer(self.set_override)),
             ("DELETE", _route("lamps/{device}/override"), self._writer(self.clear_override)),
+            ("DELETE", _route("sensors/{device}/counter"), self._writer(self.forget_counter)),
         ]
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -499,6 +500,20 @@ class LocalApi:
         except DriverError as exc:
             return problem(502, "Device error", f"{device}: override ended but the level was not restored: {exc}")
         return ok({"device": device, "via": "direct", "level_pct": level})
+
+    async def forget_counter(self, request: Request) -> Response:
+        """A BTHome sensor whose encryption counter restarted (a battery change): accept its next one."""
+        device = request.match_info["device"]
+        bus = self._find(device)
+        forget = getattr(bus, "forget_counter", None)
+        if bus is None or not callable(forget):
+            return problem(404, "No such sensor", f"{device} is no BLE sensor of this gateway")
+        try:
+            previous = forget(device)
+        except DriverError as exc:
+            return problem(409, "No counter", str(exc))
+        self._audit(device, "ble_counter_forgotten", {"previous": previous}, request.peer)
+        return ok({"device": device, "previous_counter": previous})
 
     def _override_doc(self, device: str) -> dict[str, Any] | None:
         current = self.overrides.get(device)

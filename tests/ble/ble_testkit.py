@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 from drivers import bthome
@@ -43,11 +44,12 @@ async def until(cond: Callable[[], bool], timeout: float = 15.0, what: str = "co
         await asyncio.sleep(0.02)
 
 
-def replay_bus(devices: list[dict[str, Any]], sensors: list[AllowedSensor], **config: Any) -> BleBus:
+def replay_bus(devices: list[dict[str, Any]], sensors: list[AllowedSensor], *, counters_path: Path | None = None,
+               **config: Any) -> BleBus:
     scenario = parse_scenario({"devices": devices}, "test scenario")
     settings: dict[str, Any] = {"min_interval_s": 0.0, "silent_after_s": 60.0, **config}
     return BleBus(BleConfig("ble-test", tuple(sensors), **settings), backend=ReplayScanner,
-                  backend_kwargs={"scenario": scenario})
+                  backend_kwargs={"scenario": scenario}, counters_path=counters_path)
 
 
 @contextlib.asynccontextmanager
