@@ -28,6 +28,7 @@ from collector.tokens import hash_token
 log = logging.getLogger("citygate.collector")
 
 STORE = web.AppKey("store", Store)
+OPERATOR_LOGIN = web.AppKey("operator_login", bool)
 TERRITORY = web.AppKey("territory", Territory)
 MAX_BODY = web.AppKey("max_body_bytes", int)
 #: Called after each stored batch (metrics, live updates): must not block, must not raise.
@@ -43,10 +44,18 @@ def json_response(doc: object, status: int = 200) -> web.Response:
 
 
 def create_app(
-    store: Store, *, territory: Territory | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    store: Store, *, territory: Territory | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    operator_login: bool = False,
 ) -> web.Application:
-    """The collector app; `territory` defaults to configs/territory.json (or $CITYGATE_TERRITORY)."""
-    app = web.Application(middlewares=[problem_middleware])
+    """The collector app; `territory` defaults to configs/territory.json (or $CITYGATE_TERRITORY).
+    `operator_login`: the control-centre page and the read API for operators only (collector.access)."""
+    middlewares = [problem_middleware]
+    if operator_login:
+        from collector.access import operators_only  # here: that module imports this one
+
+        middlewares.append(operators_only)
+    app = web.Application(middlewares=middlewares)
+    app[OPERATOR_LOGIN] = operator_login
     app[STORE] = store
     app[TERRITORY] = territory or load_territory()
     app[MAX_BODY] = max_body_bytes
@@ -65,6 +74,10 @@ def create_app(
     from collector.features import install_features  # here: those modules import this one
 
     install_features(app)
+    if operator_login:
+        from collector.access import add_login_routes
+
+        add_login_routes(app)
     return app
 
 

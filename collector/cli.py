@@ -68,8 +68,12 @@ def main() -> None:
               help="The collector's MQTT password (as `mqtt-acl --collector-password-file` wrote it).")
 @click.option("--mqtt-ca-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="CA of the broker's certificate (mqtts://); default: the system CAs.")
+@click.option("--operator-login", is_flag=True, envvar="CITYGATE_OPERATOR_LOGIN",
+              help="The control-centre page and the read API for operators only (their token, or a login); "
+                   "open data, Open311 and the batch endpoint stay as they are.")
 def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_body_bytes: int,
-          mqtt_url: str | None, mqtt_password_file: Path | None, mqtt_ca_file: Path | None) -> None:
+          mqtt_url: str | None, mqtt_password_file: Path | None, mqtt_ca_file: Path | None,
+          operator_login: bool) -> None:
     """Serve the batch endpoint and the read API until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     territory = territory_or_exit(territory_path)
@@ -83,7 +87,7 @@ def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_bo
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--mqtt-url") from None
     try:
-        asyncio.run(_serve(db_url, territory, host, port, max_body_bytes, link))
+        asyncio.run(_serve(db_url, territory, host, port, max_body_bytes, link, operator_login))
     except CollectorError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -98,13 +102,13 @@ def _force_exit() -> None:
 
 
 async def _serve(db_url: str, territory: Territory, host: str, port: int, max_body_bytes: int,
-                 link: LinkConfig | None = None) -> None:
+                 link: LinkConfig | None = None, operator_login: bool = False) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_store(db_url) as store:
-        app = create_app(store, territory=territory, max_body_bytes=max_body_bytes)
+        app = create_app(store, territory=territory, max_body_bytes=max_body_bytes, operator_login=operator_login)
         if link is not None:
             attach_link(app, link)
         runner, url = await start(app, host, port)

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.app import json_response
+from collector.app import OPERATOR_LOGIN, json_response
 
 Doc = dict[str, Any]
 
@@ -290,20 +290,57 @@ COMPONENTS: Doc = {
 }
 
 
-def document() -> Doc:
+_FORM = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+    "type": "object", "required": ["token"], "properties": {
+        "token": {"type": "string", "description": "The operator's token"},
+        "next": {"type": "string", "description": "A page of the control centre to go back to"}}}}}}
+#: served with `serve --operator-login` only (collector.access)
+LOGIN_PATHS: Doc = {
+    "/control/login": {
+        "get": _op("The operators' login form", "Control centre", {
+            "200": _json({"type": "string"}, "HTML", "text/html")}, params=[_query("next", "Page to go back to")]),
+        "post": _op("Log in: sets the session cookie", "Control centre", {
+            "303": {"description": "Logged in: back to the page asked for, with the cookie citygate_operator"},
+            "401": _json({"type": "string"}, "Unknown token: the form again", "text/html")}, body=_FORM),
+    },
+    "/control/logout": {"post": _op("Log out: clears the session cookie", "Control centre", {
+        "303": {"description": "To the login form"}})},
+}
+_OPERATOR_SESSION: Doc = {"operatorSession": {
+    "type": "apiKey", "in": "cookie", "name": "citygate_operator",
+    "description": "Set by POST /control/login (serve --operator-login); HttpOnly, SameSite=Strict"}}
+
+
+def document(operator_login: bool = False) -> Doc:
+    """The whole HTTP API. With `operator_login`, the control centre's login routes and cookie,
+    and every /control/ and /api/v1/ route (but the batches') for operators only."""
+    paths, components = PATHS, COMPONENTS
+    if operator_login:
+        paths = {path: {m: _for_operators(path, op) for m, op in item.items()} for path, item in PATHS.items()}
+        paths.update(LOGIN_PATHS)
+        components = {**COMPONENTS, "securitySchemes": {**COMPONENTS["securitySchemes"], **_OPERATOR_SESSION}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "citygate collector", "version": "1",
                  "description": "Ingest, reads, control plane, residents' reports (Open311 GeoReport v2), "
                                 "control-centre page, open data (CSV, JSON, NGSI-LD) and metrics. "
                                 "See docs/collector-api.md."},
-        "paths": PATHS,
-        "components": COMPONENTS,
+        "paths": paths,
+        "components": components,
     }
 
 
+def _for_operators(path: str, op: Doc) -> Doc:
+    """`op` as served with --operator-login: an operator's token or session, unless it has its own
+    security (the batches' gateway token, the control plane's operator token) or is public."""
+    if op.get("security") is not None or not path.startswith(("/control/", "/api/v1/")):
+        return op
+    return {**op, "security": [*OPERATOR_AUTH, {"operatorSession": []}],
+            "responses": {**op["responses"], "401": PROBLEM}}
+
+
 async def get_openapi(request: web.Request) -> web.Response:
-    return json_response(document())
+    return json_response(document(request.app.get(OPERATOR_LOGIN, False)))
 
 
 def add_openapi_route(app: web.Application) -> None:

@@ -8,7 +8,8 @@
     GET /control/api/cabinets/{gateway}    one cabinet
     GET /control/api/stream                SSE: `summary` at once and at every change
 
-Like the read API, these need no login: serve them to the operators' network only.
+Like the read API, these are for operators only with `serve --operator-login` (collector.access);
+without it they need no login, for a collector on the operators' own network.
 """
 
 from __future__ import annotations

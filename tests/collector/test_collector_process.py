@@ -186,3 +186,17 @@ async def test_kill_9_mid_upload_then_resend_loses_nothing_and_duplicates_nothin
             # rollups are written in the batch's transaction: they count every record exactly once
             days = await store.rollups("gateway", "day", name, "2025-01-01", "2026-12-31")
             assert sum(d.samples + d.events for d in days) == expected
+
+
+async def test_serve_with_operator_login_asks_the_read_api_for_an_operator(db_url: str, tmp_path: Path,
+                                                                            serve_process: list[ServeProcess]) -> None:
+    token = add_gateway(db_url, "gw-1")
+    serve_process.append(ServeProcess(db_url, tmp_path / "serve.log", "--operator-login"))
+    url = serve_process[0].url
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/api/v1/gateways") as resp:
+            assert resp.status == 401 and resp.content_type == "application/problem+json"
+        async with session.get(url + "/control/", allow_redirects=False) as resp:
+            assert resp.status == 303 and resp.headers["Location"].startswith("/control/login")
+        status, _, doc = await post(session, url, token, batch_body("gw-1", [sample(1)]))  # gateways as before
+        assert (status, doc["stored"]) == (200, 1)

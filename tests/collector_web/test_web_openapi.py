@@ -12,8 +12,8 @@ from collector.store import Store
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 
-def served_routes(store: Store) -> set[tuple[str, str]]:
-    app = create_app(store)
+def served_routes(store: Store, *, operator_login: bool = False) -> set[tuple[str, str]]:
+    app = create_app(store, operator_login=operator_login)
     return {(r.method.lower(), r.resource.canonical) for r in app.router.routes()
             if r.method != "HEAD" and r.resource is not None}
 
@@ -46,3 +46,17 @@ async def test_the_document_is_consistent(web: Web) -> None:
                 assert p["in"] != "path" or p["required"] is True
             for scheme in op.get("security", []):
                 assert set(scheme) <= set(doc["components"]["securitySchemes"])
+
+
+async def test_with_operator_login_the_login_routes_and_the_session_are_documented(store: Store) -> None:
+    from collector.openapi import document
+
+    doc = document(operator_login=True)
+    documented = {(m, path) for path, item in doc["paths"].items() for m in item if m in METHODS}
+    assert documented == served_routes(store, operator_login=True)
+    assert doc["components"]["securitySchemes"]["operatorSession"]["in"] == "cookie"
+    summary = doc["paths"]["/control/api/summary"]["get"]
+    assert {"operatorSession": []} in summary["security"] and "401" in summary["responses"]
+    assert doc["paths"]["/api/v1/batches"]["post"]["security"] == [{"gatewayToken": []}]
+    assert "security" not in doc["paths"]["/opendata/v1/communes/daily.json"]["get"]
+    assert "security" not in document()["paths"]["/control/api/summary"]["get"]

@@ -217,6 +217,9 @@ function renderMetropolis() {
 
 async function fetchJson(path) {
   const resp = await fetch(path, { headers: { Accept: "application/json" } });
+  if (resp.status === 401) {  // served with --operator-login and the session ended: log in again
+    location.assign(`/control/login?next=${encodeURIComponent(location.pathname + location.search + location.hash)}`);
+  }
   if (!resp.ok) throw new Error(`${path}: ${resp.status}`);
   return resp.json();
 }
