@@ -4,7 +4,11 @@ What a real controller does and the agent must not be trusted to do: run its pla
 own sequencer, check its outputs every second with a conflict monitor, check uploaded tables
 before adopting them, drop central commands when their timeout ends or when the central stops
 refreshing its control for longer than the backup time, and latch a failure (flashing amber)
-that only a technician on site clears.
+that only a technician on site clears. Coordination: a start-up waits so that stage 1 begins at
+the plan's offset in the common cycle; a plan change (at the old plan's cycle boundary) leaves
+the new plan off its offset, and the controller catches up by holding stage 1 green a few
+seconds a cycle (at most a fifth of the cycle, and never past the plan's longest wait), never
+by shortening a green.
 
 This code path is deliberately independent of drivers/traffic/validate.py and timeline.py:
 the sequencer walks the stages each second with per-group amber counters, and the monitor
@@ -232,6 +236,15 @@ def check_block(ix: Intersection, words: Sequence[int]) -> tuple[Timings | None,
 
 def dry_run(ix: Intersection, plan: Plan, cycles: int = CHECK_CYCLES) -> RefusalDetail | None:
     """Run `plan` from all red for a few cycles under a fresh monitor; also measure the waits."""
+    return _run_and_measure(ix, plan, cycles)[0]
+
+
+def worst_wait_s(ix: Intersection, plan: Plan) -> int:
+    """The longest a group of `plan` waits from the end of its green to its next one."""
+    return max(_run_and_measure(ix, plan, CHECK_CYCLES)[1], default=0)
+
+
+def _run_and_measure(ix: Intersection, plan: Plan, cycles: int) -> tuple[RefusalDetail | None, list[int]]:
     out = Outputs(ix)
     out.all_red()
     monitor = Monitor(ix)
@@ -244,7 +257,9 @@ def dry_run(ix: Intersection, plan: Plan, cycles: int = CHECK_CYCLES) -> Refusal
         trip = monitor.check(t, out.aspects, running=True, progress=t)
         if trip is not None:
             assert trip.refusal is not None
-            return RefusalDetail(trip.refusal, plan.number, trip.group_a + 1, trip.group_b + 1, trip.required, trip.actual)
+            refusal = RefusalDetail(trip.refusal, plan.number, trip.group_a + 1, trip.group_b + 1, trip.required,
+                                    trip.actual)
+            return refusal, worst
         for i, a in enumerate(out.aspects):
             green = a is Aspect.GREEN
             if before[i] and not green:
@@ -255,8 +270,8 @@ def dry_run(ix: Intersection, plan: Plan, cycles: int = CHECK_CYCLES) -> Refusal
     for i in range(len(ix.groups)):
         never = out.green_since[i] is None
         if never or worst[i] > limit:
-            return RefusalDetail(Refusal.MAX_WAIT, plan.number, i + 1, 0, limit, NEVER if never else worst[i])
-    return None
+            return RefusalDetail(Refusal.MAX_WAIT, plan.number, i + 1, 0, limit, NEVER if never else worst[i]), worst
+    return None, worst
 
 
 @dataclass
@@ -296,6 +311,12 @@ class SignalController:
         self.idle = Phase.DARK  # what SYNC keeps showing
         self.plan: Plan | None = None
         self.t_ref = 0
+        self.run_s = 0  # seconds the sequencer advanced: what the monitor watches grow
+        #: After a plan change, stage 1 starts where the change left it; the controller brings it back
+        #: to the plan's offset by holding stage 1 green a few seconds a cycle (never shortening a green).
+        self.offset_error_s = 0  # seconds still to hold
+        self.hold_per_cycle_s = 0  # at most this many a cycle: waits stay within the plan's limit
+        self.held_s = 0  # held in this cycle
         self.sync_at = 0
         self.sync_plan: Plan | None = None
         self.next_plan: Plan | None = None
@@ -463,7 +484,7 @@ class SignalController:
         running = self.phase in (Phase.RUN, Phase.TRANSITION)
         trip = self.monitor.check(
             t, self.out.aspects, running=running,
-            progress=t - self.t_ref if self.phase is Phase.RUN else None,
+            progress=self.run_s if self.phase is Phase.RUN else None,
         )
         if trip is not None and self.phase is not Phase.FAILURE:
             self._fail(trip)
@@ -525,6 +546,9 @@ class SignalController:
             else:
                 if self.frozen:
                     self.t_ref += 1  # the fault: the sequencer stops advancing
+                else:
+                    self.run_s += 1
+                    self._offset_correction()
                 self.out.run_plan(t, self.plan, self.cycle_second())
                 return
         if self.phase is Phase.TRANSITION:
@@ -544,7 +568,23 @@ class SignalController:
         self.plan = plan
         self.t_ref = t
         self.phase = Phase.RUN
+        # on the plan's offset after a start-up; after a plan change, as far from it as the change left it
+        self.offset_error_s = (plan.offset_s - t) % plan.cycle_s
+        limit = 240 if plan.public_transport_wait else 120
+        self.hold_per_cycle_s = max(0, min(plan.cycle_s // 5, limit - worst_wait_s(self.ix, plan)))
+        self.held_s = 0
         self.out.run_plan(t, plan, 0)
+
+    def _offset_correction(self) -> None:
+        """Hold the plan at its cycle second 0 (stage 1 green) one more second, if the offset needs it."""
+        assert self.plan is not None
+        second = self.cycle_second()  # where the plan would be now, unheld
+        if second == 1 and self.offset_error_s > 0 and self.held_s < self.hold_per_cycle_s:
+            self.t_ref += 1  # still second 0
+            self.offset_error_s -= 1
+            self.held_s += 1
+        elif second > 1:
+            self.held_s = 0
 
     def _begin_transition(self, t: int, plan: Plan) -> None:
         """At the old plan's cycle boundary: end what stage 1 of `plan` does not keep, clear, then start it."""

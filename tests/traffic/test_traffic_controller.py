@@ -100,6 +100,40 @@ def test_a_plan_change_happens_at_the_next_cycle_boundary() -> None:
     assert ctrl.state().cycle_second == 0
 
 
+def test_after_a_plan_change_stage_1_comes_back_to_the_offset_by_holding_it_a_few_seconds_a_cycle() -> None:
+    doc = small_doc()
+    second = {**doc["plan"][0], "number": 2, "name": "long", "cycle_s": 83, "offset_s": 40}
+    second["stages"] = [dict(st) for st in doc["plan"][0]["stages"]]
+    second["stages"][0]["green_s"] = 50
+    doc["plan"].append(second)
+    timings = parse_timings(doc)
+    plan = timings.plan(2)
+    assert plan is not None
+    ctrl = running(timings)
+    ctrl.take_control(6000)
+    ctrl.command_plan(2, 3000)
+    until(ctrl, lambda c: c.state().plan == 2, 100, "plan 2")
+    off_by = (ctrl.clock_s - plan.offset_s) % plan.cycle_s
+    assert off_by != 0 and ctrl.offset_error_s == (plan.offset_s - ctrl.clock_s) % plan.cycle_s
+    # the small crossing waits 33 s at most: 16 s (a fifth of the cycle) may be held each cycle
+    assert ctrl.hold_per_cycle_s == 16
+    v1 = timings.intersection.index["V1"]
+    green_runs, run = [], 0
+    for _ in range(plan.cycle_s * 8):
+        ctrl.step()
+        assert ctrl.trip is None, ctrl.trip
+        if ctrl.out.aspects[v1] is Aspect.GREEN:
+            run += 1
+        elif run:
+            green_runs.append(run)
+            run = 0
+    assert ctrl.offset_error_s == 0
+    assert (ctrl.t_ref - plan.offset_s) % plan.cycle_s == 0  # stage 1 starts on the offset again
+    # V1 (stage 1) was held longer for a few cycles, never longer than a fifth of the cycle more,
+    # then runs its own 50 s again; no green was cut (the monitor watched every second)
+    assert max(green_runs) <= 50 + 16 and green_runs[-1] == 50 and max(green_runs) > 50
+
+
 def test_a_plan_command_reverts_after_its_timeout() -> None:
     ctrl = running(two_plans())
     ctrl.take_control(3600)
