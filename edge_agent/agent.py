@@ -101,22 +101,23 @@ class Agent:
         """Run until cancelled; on the way out flush the journal and close every bus."""
         self.context.state_dir.mkdir(parents=True, exist_ok=True)
         async with self.journal, LocalApi(self, self.health):
+            loops: dict[str, Callable[[], Awaitable[None]]] = {
+                **{f"bus {bus.name}": self._bus_runner(bus) for bus in self.config.buses},
+                "uploader": self.uploader.run,
+                "watchdog": lambda: watch(self.health, self.notifier, watchdog_interval_s()),
+                **{f"service {service.name}": self._service_runner(service) for service in self.services},
+            }
+            tasks = [asyncio.create_task(self._supervise(name, start), name=name) for name, start in loops.items()]
             try:
-                async with asyncio.TaskGroup() as tg:
-                    for bus in self.config.buses:
-                        tg.create_task(self._supervise(f"bus {bus.name}", self._bus_runner(bus)))
-                    tg.create_task(self._supervise("uploader", self.uploader.run))
-                    tg.create_task(self._supervise(
-                        "watchdog", lambda: watch(self.health, self.notifier, watchdog_interval_s())))
-                    for service in self.services:
-                        tg.create_task(self._supervise(f"service {service.name}", self._service_runner(service)))
-                    log.info(
-                        "agent %s started: %d bus(es), %d service(s), uplink %s",
-                        self.config.gateway.id, len(self.config.buses), len(self.services), self.config.uplink.url,
-                    )
-                    if ready is not None:
-                        ready()
+                log.info(
+                    "agent %s started: %d bus(es), %d service(s), uplink %s",
+                    self.config.gateway.id, len(self.config.buses), len(self.services), self.config.uplink.url,
+                )
+                if ready is not None:
+                    ready()
+                await asyncio.wait(tasks)  # supervised: they end only when cancelled
             finally:
+                await stop_tasks(tasks)
                 for bus in self.config.buses:
                     with contextlib.suppress(Exception):
                         await bus.aclose()
@@ -143,6 +144,29 @@ class Agent:
             except Exception:
                 log.exception("%s crashed; restarting in %.0f s", name, RESTART_DELAY_S)
             await asyncio.sleep(RESTART_DELAY_S)
+
+
+#: a loop still running this long after its cancellation is cancelled again
+RECANCEL_S = 1.0
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait until every one has ended, cancelling again each RECANCEL_S those still
+    running. On Python 3.11 `asyncio.wait_for`, which pymodbus awaits every request with, returns the
+    answer and drops the cancellation when both come at once: the bus loop then polls on, and a
+    TaskGroup (cancelling once) waited for it forever."""
+    pending = {task for task in tasks if not task.done()}
+    for task in pending:
+        task.cancel()
+    warned: set[asyncio.Task[None]] = set()
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+        for task in pending:
+            if task not in warned:
+                warned.add(task)
+                log.warning("%s still runs %.0f s after its cancellation, awaiting:\n  %s\ncancelling it again",
+                            task.get_name(), RECANCEL_S, "\n  ".join(await_chain(task.get_coro())))
+            task.cancel()
 
 
 def await_chain(coro: object) -> list[str]:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import orjson
 
-from drivers.model import Sample
+from drivers.base import DeviceState
+from drivers.errors import DeviceError
+from drivers.model import RecordSink, Sample
 from edge_agent.agent import Agent
 from edge_agent.analytics import AnalyticsService
 from edge_agent.config import parse_config
@@ -66,3 +68,44 @@ async def test_analytics_section_runs_on_journalled_samples_and_reports_an_energ
     events = [orjson.loads(b) for b in batch.records if b'"energy_mismatch"' in b]
     assert events, "the analytics service should have reported the missing energy"
     assert events[0]["device"] == "linky"
+
+
+class DeafOnceBus:
+    """Drops the first cancellation it gets, as asyncio.wait_for does on Python 3.11 when the awaited
+    answer arrives together with the cancellation (pymodbus awaits every request with it)."""
+
+    name = "deaf-once"
+
+    def __init__(self) -> None:
+        self.dropped = 0
+        self.state = DeviceState("dev-1", self.name, "1")
+
+    def states(self) -> list[DeviceState]:
+        return [self.state]
+
+    async def run(self, sink: RecordSink) -> None:
+        while True:
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                if self.dropped:
+                    raise
+                self.dropped += 1
+
+    async def read(self, device: str) -> Sample:
+        raise DeviceError(device, "nothing to read")
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_the_agent_stops_even_when_a_bus_drops_its_first_cancellation(tmp_path: Path) -> None:
+    cfg = parse_config(tomllib.loads(CONFIG), tmp_path / "agent.toml")
+    bus = DeafOnceBus()
+    cfg.buses.append(bus)
+    task = asyncio.create_task(Agent(cfg).run())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=10)
+    assert task in done and task.cancelled(), "the agent still runs 10 s after its cancellation"
+    assert bus.dropped == 1  # cancelled again, it left
