@@ -17,6 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from citygate_wire.aio import await_chain, stop_tasks
 from drivers.base import Bus
 from drivers.model import Record
 from edge_agent.clock import Clock, SystemClock
@@ -144,40 +145,6 @@ class Agent:
             except Exception:
                 log.exception("%s crashed; restarting in %.0f s", name, RESTART_DELAY_S)
             await asyncio.sleep(RESTART_DELAY_S)
-
-
-#: a loop still running this long after its cancellation is cancelled again
-RECANCEL_S = 1.0
-
-
-async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel `tasks` and wait until every one has ended, cancelling again each RECANCEL_S those still
-    running. On Python 3.11 `asyncio.wait_for`, which pymodbus awaits every request with, returns the
-    answer and drops the cancellation when both come at once: the bus loop then polls on, and a
-    TaskGroup (cancelling once) waited for it forever."""
-    pending = {task for task in tasks if not task.done()}
-    for task in pending:
-        task.cancel()
-    warned: set[asyncio.Task[None]] = set()
-    while pending:
-        _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
-        for task in pending:
-            if task not in warned:
-                warned.add(task)
-                log.warning("%s still runs %.0f s after its cancellation, awaiting:\n  %s\ncancelling it again",
-                            task.get_name(), RECANCEL_S, "\n  ".join(await_chain(task.get_coro())))
-            task.cancel()
-
-
-def await_chain(coro: object) -> list[str]:
-    """Where a coroutine waits, outermost first, following each `await` down to the innermost."""
-    where: list[str] = []
-    while coro is not None:
-        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
-        if frame is not None:
-            where.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
-        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
-    return where
 
 
 async def run_agent(config: AgentConfig, clock: Clock | None = None) -> None:

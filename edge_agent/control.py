@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
+from citygate_wire.aio import run_together
 from citygate_wire.mqtt import (
     Alarm,
     State,
@@ -203,9 +204,8 @@ class ControlService:
             self.executor = executor
             ctx.subscribe(self._on_record)
             try:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(executor.run())
-                    tg.create_task(self._connect_forever(ctx, store, executor))
+                await run_together({"command executor": executor.run(),
+                                    "MQTT link": self._connect_forever(ctx, store, executor)})
             finally:
                 ctx.observers.remove(self._on_record)
 
@@ -277,13 +277,9 @@ class ControlService:
             log.info("MQTT link to %s restored", self.cfg.url)
         self.last_error = None
         try:
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    tg.create_task(self._receive(client, ctx, executor))
-                    tg.create_task(self._send(client, ctx, store))
-            except* aiomqtt.MqttError as group:
-                # the link broke under one of the two loops: reconnect (other errors are bugs: crash)
-                raise group.exceptions[0] from None
+            # the link breaking under one of the two loops raises its MqttError: the caller reconnects
+            await run_together({"MQTT receive": self._receive(client, ctx, executor),
+                                "MQTT send": self._send(client, ctx, store)})
         except asyncio.CancelledError:
             # a clean stop: say so at once instead of letting the broker wait for the keepalive
             offline = encode_state(State(ctx.gateway_id, ctx.commune, False, ms(ctx.clock.now()),

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
+from citygate_wire.aio import run_together
 from citygate_wire.mqtt import (
     COLLECTOR_IDENTITY,
     Command,
@@ -150,12 +151,8 @@ class ControlLink:
         if self.last_error is not None:
             log.info("MQTT link to %s restored", self.cfg.url)
         self.last_error = None
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._receive(client))
-                tg.create_task(self._send(client))
-        except* aiomqtt.MqttError as group:
-            raise group.exceptions[0] from None
+        # the link breaking under one of the two loops raises its MqttError: the caller reconnects
+        await run_together({"MQTT receive": self._receive(client), "MQTT send": self._send(client)})
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
