@@ -14,14 +14,14 @@ import click
 
 from collector.app import DEFAULT_MAX_BODY_BYTES, create_app, start
 from collector.control.acl import mosquitto_hash
-from collector.control.cli import mqtt_acl, mqtt_credential, operator
+from collector.control.cli import issue_token, mqtt_acl, mqtt_credential, operator
 from collector.control.link import LinkConfig
 from collector.control.routes import attach_link
 from collector.errors import CollectorError
 from collector.store import DEFAULT_SQLITE_PATH, open_store
 from collector.territory import ENV as TERRITORY_ENV
 from collector.territory import Territory, load_territory
-from collector.tokens import check_writable, hash_token, new_token, write_private
+from collector.tokens import hash_token, new_token
 
 DB_ENV = "CITYGATE_DB"
 
@@ -154,9 +154,6 @@ def gateway_add(
                    err=True)
     commune = resolved.insee
     token = new_token()
-    unwritable = None if token_file is None else check_writable(token_file)
-    if unwritable:
-        raise click.BadParameter(f"{unwritable}: no gateway added", param_hint="--token-file")
 
     async def add() -> None:
         async with open_store(db_url) as store:
@@ -164,16 +161,7 @@ def gateway_add(
             # the token is also the gateway's MQTT password: keep the hash Mosquitto reads (mqtt-acl)
             await store.set_mqtt_password(added.id, mosquitto_hash(token), time.time_ns() // 1_000_000)
 
-    try:
-        asyncio.run(add())
-    except CollectorError as exc:
-        raise click.ClickException(str(exc)) from None
-    if token_file is None:
-        click.echo(token)
-        click.echo(f"gateway {name} added (commune {commune}); the token above is not shown again", err=True)
-        return
-    write_private(token_file, token + "\n", 0o600)
-    click.echo(f"gateway {name} added (commune {commune}); token written to {token_file}")
+    issue_token(token, token_file, add, f"gateway {name} (commune {commune})")
 
 
 @gateway.command("list")

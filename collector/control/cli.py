@@ -7,7 +7,9 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,6 +33,26 @@ db_option = click.option("--db", "db_url", default=_db_default, show_default="$C
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def issue_token(token: str, token_file: Path | None, register: Callable[[], Coroutine[Any, Any, None]],
+                what: str) -> None:
+    """Register the holder of a new `token` (`register`, which stores its hash), then give the token
+    once: printed, or written to `token_file` (0600). An unwritable file refuses before anything is
+    registered, so no token is issued that nobody holds."""
+    unwritable = None if token_file is None else check_writable(token_file)
+    if unwritable:
+        raise click.BadParameter(f"{unwritable}: {what} not added", param_hint="--token-file")
+    try:
+        asyncio.run(register())
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    if token_file is None:
+        click.echo(token)
+        click.echo(f"{what} added; the token above is not shown again", err=True)
+        return
+    write_private(token_file, token + "\n", 0o600)
+    click.echo(f"{what} added; token written to {token_file}")
 
 
 def read_secret(path: Path) -> str:
@@ -152,21 +174,9 @@ def operator_add(name: str, token_file: Path | None, db_url: str) -> None:
     if not name.strip() or len(name) > 64:
         raise click.BadParameter("1 to 64 characters", param_hint="NAME")
     token = new_operator_token()
-    unwritable = None if token_file is None else check_writable(token_file)
-    if unwritable:
-        raise click.BadParameter(f"{unwritable}: no operator added", param_hint="--token-file")
 
     async def add() -> None:
         async with open_store(db_url) as store:
             await store.add_operator(name, hash_token(token), now_ms())
 
-    try:
-        asyncio.run(add())
-    except CollectorError as exc:
-        raise click.ClickException(str(exc)) from None
-    if token_file is None:
-        click.echo(token)
-        click.echo(f"operator {name} added; the token above is not shown again", err=True)
-        return
-    write_private(token_file, token + "\n", 0o600)
-    click.echo(f"operator {name} added; token written to {token_file}")
+    issue_token(token, token_file, add, f"operator {name}")
