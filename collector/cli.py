@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from citygate_wire.mqtt import COLLECTOR_IDENTITY
 from collector.app import DEFAULT_MAX_BODY_BYTES, create_app, start
 from collector.control.acl import mosquitto_hash
 from collector.control.cli import issue_token, mqtt_acl, mqtt_credential, operator
@@ -68,12 +69,15 @@ def main() -> None:
               help="The collector's MQTT password (as `mqtt-acl --collector-password-file` wrote it).")
 @click.option("--mqtt-ca-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
               help="CA of the broker's certificate (mqtts://); default: the system CAs.")
+@click.option("--mqtt-client-id", envvar="CITYGATE_MQTT_CLIENT_ID", default=None,
+              help="MQTT client id of this instance (default: citygate-collector). Each collector instance on one "
+                   "broker needs its own: the broker keeps one session per id.")
 @click.option("--operator-login", is_flag=True, envvar="CITYGATE_OPERATOR_LOGIN",
               help="The control-centre page and the read API for operators only (their token, or a login); "
                    "open data, Open311 and the batch endpoint stay as they are.")
 def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_body_bytes: int,
           mqtt_url: str | None, mqtt_password_file: Path | None, mqtt_ca_file: Path | None,
-          operator_login: bool) -> None:
+          mqtt_client_id: str | None, operator_login: bool) -> None:
     """Serve the batch endpoint and the read API until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     territory = territory_or_exit(territory_path)
@@ -81,7 +85,10 @@ def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_bo
     if mqtt_url is not None:
         if mqtt_password_file is None:
             raise click.BadParameter("needed with --mqtt-url", param_hint="--mqtt-password-file")
-        link = LinkConfig(mqtt_url, mqtt_password_file.read_text().strip(), ca_file=mqtt_ca_file)
+        if mqtt_client_id is not None and not 1 <= len(mqtt_client_id) <= 128:
+            raise click.BadParameter("1 to 128 characters", param_hint="--mqtt-client-id")
+        link = LinkConfig(mqtt_url, mqtt_password_file.read_text().strip(), ca_file=mqtt_ca_file,
+                          client_id=mqtt_client_id or COLLECTOR_IDENTITY)
         try:
             link.endpoint()
         except ValueError as exc:

@@ -134,15 +134,22 @@ async def test_presence_commands_to_a_gateway_and_a_commune_with_their_acks_and_
         ("agent.set_log_level", "alice", {"done": 2}), ("device.read", "alice", {"done": 1})]
 
 
+async def open_alarms(c: Centre) -> dict[str, Any]:
+    """The open alarms once there are some (up to 20 s)."""
+    for _ in range(200):
+        status, doc = await c.call("GET", "/api/v1/control/alarms?status=open")
+        assert status == 200, doc
+        if doc["alarms"]:
+            return dict(doc)
+        await asyncio.sleep(0.1)
+    raise AssertionError("no open alarm within 20 s")
+
+
 async def test_alarms_are_logged_and_handled_by_named_operators(tmp_path: Path, centre: Centre) -> None:
     c = centre
     async with running_agent(tmp_path, c.fleet, c.broker, "gw-a") as agent:
         agent.emit(Event("tl-1", 1_768_496_400_000, "conflict", Severity.CRITICAL, {"groups": [1, 3]}))
-        for _ in range(200):
-            status, doc = await c.call("GET", "/api/v1/control/alarms?status=open")
-            if doc["alarms"]:
-                break
-            await asyncio.sleep(0.1)
+        doc = await open_alarms(c)
     [alarm] = doc["alarms"]
     assert (alarm["gateway"], alarm["device"], alarm["code"], alarm["severity"]) == ("gw-a", "tl-1", "conflict",
                                                                                      "critical")
@@ -242,7 +249,8 @@ async def test_serve_with_mqtt_options_runs_the_link_in_the_collector_process(tm
     proc = None
     try:
         proc, url = await asyncio.to_thread(
-            start_collector, db, extra=["--mqtt-url", broker.url, "--mqtt-password-file", str(tmp_path / "pw")])
+            start_collector, db, extra=["--mqtt-url", broker.url, "--mqtt-password-file", str(tmp_path / "pw"),
+                                        "--mqtt-client-id", "citygate-collector-1"])
         headers = {"Authorization": f"Bearer {(tmp_path / 'alice').read_text().strip()}"}
         async with running_agent(tmp_path, fleet, broker, "gw-a"), aiohttp.ClientSession(headers=headers) as http:
             async with http.post(url + "/api/v1/control/commands",
@@ -298,3 +306,35 @@ async def test_a_gateway_added_while_the_broker_runs_logs_in_after_mqtt_acl_relo
         assert "Mosquitto was not told to reload them" in done.output and "no process" in done.output
     finally:
         broker.kill()
+
+
+async def test_two_collector_instances_with_their_own_client_ids_share_one_broker(
+    tmp_path: Path, centre: Centre
+) -> None:
+    c = centre
+    # a second instance on the same registry, as a second server behind the load balancer would run
+    app = create_app(c.store)
+    second = attach_link(app, LinkConfig(c.broker.url, c.fleet.collector_password, client_id="citygate-collector-b",
+                                         resend_s=1.0, keepalive_s=5, expiry_grace_s=0.5))
+    runner, _ = await start(app, "127.0.0.1", 0)
+    try:
+        await wait_for(lambda: second.connected, 30, "the second instance's MQTT link")
+        await asyncio.sleep(1.0)
+        # the broker keeps both sessions: neither took the other's over
+        assert c.link.connected and second.connected and (c.link.connections, second.connections) == (1, 1)
+        async with running_agent(tmp_path, c.fleet, c.broker, "gw-a") as agent:
+            await wait_presence(c, "gw-a", True)
+            status, sent = await c.call("POST", "/api/v1/control/commands",
+                                        {"gateway": "gw-a", "action": "device.read", "args": {"device": "meter-1"}})
+            assert status == 202
+            status, done = await c.call("GET", f"/api/v1/control/commands/{sent['id']}?wait_s=20")
+            assert status == 200 and done["final"], done
+            assert [d["status"] for d in done["deliveries"]] == ["done"]  # one delivery, answered once
+            agent.emit(Event("tl-1", 1_768_496_400_000, "conflict", Severity.CRITICAL, {"groups": [1, 3]}))
+            await open_alarms(c)
+            await asyncio.sleep(0.5)  # both instances have had the alarm by now
+        _, doc = await c.call("GET", "/api/v1/control/alarms?status=open")
+        assert [a["code"] for a in doc["alarms"]] == ["conflict"]  # received twice, logged once
+        assert (c.link.connections, second.connections) == (1, 1)
+    finally:
+        await runner.cleanup()
