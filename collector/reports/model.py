@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 
 from collector.problem import Problem
-from collector.reports.services import LAMP_ID, LAMP_ID_RE, LAMP_OUT, SERVICES, Service
+from collector.reports.services import LAMP_ID, LAMP_ID_RE, SERVICES, Service
 from collector.rollup import PARIS
 from collector.territory import Commune, Territory
 
@@ -314,4 +314,4 @@ def parse_new_report(form: Mapping[str, str], territory: Territory) -> NewReport
     if errors or service is None:
         raise Open311Error(400, *errors)
     return NewReport(commune, service, lat, lon, address, address_id, zipcode, description, media_url,
-                     lamp_id if service.code == LAMP_OUT else None, contact)
+                     lamp_id if service.lamp else None, contact)

@@ -123,7 +123,9 @@ async def _form(request: web.Request) -> dict[str, str]:
 
 
 async def _lamp(request: web.Request, report: NewReport) -> tuple[Lamp | None, int | None]:
-    """The lamp a lamp-out report is about, and when its open fault started (telemetry), if known."""
+    """The lamp a lamp report is about, and when its open fault started (telemetry), if known."""
+    if not report.service.lamp:
+        return None, None
     store = request.app[STORE]
     if report.lamp_id is not None:
         match = LAMP_ID_RE.match(report.lamp_id)

@@ -39,6 +39,9 @@ class Service:
     agency: str
     keywords: tuple[str, ...] = ()
     attributes: tuple[Attribute, ...] = field(default_factory=tuple)
+    #: about a street lamp: such a report joins the open request of its lamp; any other kind of
+    #: report is a request of its own, even next to a faulty lamp (its service code must not be lost)
+    lamp: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {"service_code": self.code, "service_name": self.name, "description": self.description,
@@ -57,7 +60,7 @@ SERVICES: dict[str, Service] = {s.code: s for s in (
             "Un lampadaire ne s'allume pas, clignote ou reste allumé le jour.", "Éclairage public",
             "Dijon Métropole, éclairage public", ("lampadaire", "éclairage", "candélabre"),
             (Attribute(LAMP_ID, "Numéro du lampadaire (plaque sur le mât), s'il est lisible",
-                       "armoire/lampadaire, par exemple gw-dijon-0001/lamp-3"),)),
+                       "armoire/lampadaire, par exemple gw-dijon-0001/lamp-3"),), lamp=True),
     Service("pothole", "Nid-de-poule", "Trou ou affaissement de la chaussée ou du trottoir.", "Voirie", _ROADS,
             ("chaussée", "trou", "trottoir")),
     Service("fallen-branch", "Branche tombée", "Branche ou arbre tombé sur la voie publique.", "Espaces verts",

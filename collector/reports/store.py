@@ -147,6 +147,8 @@ class ReportQueries(SqlPrimitives):
 
     async def submit_report(self, report: NewReport, follow_hash: str, now_ms: int, *, lamp: Lamp | None = None,
                             fault_since_ms: int | None = None) -> Submitted:
+        if lamp is not None and not report.service.lamp:
+            raise ValueError(f"a {report.service.code} report is about no lamp: it never joins a lamp's request")
         contact = _contact_args(report.contact)
         for _ in range(_ATTACH_TRIES):
             if lamp is not None:

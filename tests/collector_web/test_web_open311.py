@@ -14,6 +14,8 @@ import pytest
 from web_testkit import Web, event, now_ms, sample
 
 from collector.reports.model import NewReport, parse_new_report
+from collector.reports.services import SERVICES
+from collector.reports.store import Lamp
 from collector.territory import load_territory
 
 DIJON = "21231"
@@ -313,6 +315,45 @@ async def test_a_report_about_a_lamp_with_an_open_fault_joins_it(web: Web) -> No
     # reopening the old one while the new one is open would make two: refused
     reply = await web.request("POST", f"/api/v1/reports/{rid}/state", json={"state": "received"}, headers=ops)
     assert reply.status == 409
+
+
+async def test_only_lamp_reports_join_a_faulty_lamp_every_other_kind_keeps_its_own_request(web: Web) -> None:
+    ops = await web.add_operator()
+    now = now_ms()
+    cab = await web.add_cabinet("gw-dijon-0042", DIJON, 47.3300, 5.0500)
+    await web.upload(cab.gateway.name, [
+        sample(0, "lamp-2", now - 120_000, lamp_on=True, power_w=1.0),
+        event(0, "lamp-2", now - 100_000, "lamp_failure", group="rue-a", commanded_pct=100, power_w=1.0),
+    ])
+    _, opened = await post(web, service_code="lamp-out", **{"attribute[lamp_id]": "gw-dijon-0042/lamp-2"})
+    lamp_rid = opened[0]["service_request_id"]
+    assert {s.code for s in SERVICES.values() if s.lamp} == {"lamp-out"}
+    joined = 1
+    for code, service in SERVICES.items():
+        # every kind of report, 20 m from the cabinet whose lamp has an open fault and an open request
+        status, doc = await post(web, service_code=code, lat="47.33015", long="5.05022", description=f"about {code}")
+        assert status == 201, (code, doc)
+        rid = doc[0]["service_request_id"]
+        [public] = (await web.get(f"/open311/v2/requests/{rid}.json")).doc
+        if service.lamp:
+            joined += 1
+            assert rid == lamp_rid and "rattaché" in doc[0]["service_notice"], code
+            assert public["service_code"] == code
+            continue
+        assert rid != lamp_rid and doc[0]["service_notice"] is None, code
+        assert (public["service_code"], public["description"], public["service_notice"]) == \
+            (code, f"about {code}", None)
+        detail = (await web.get(f"/api/v1/reports/{rid}", headers=ops)).doc
+        assert (detail["lamp"], detail["reports"]) == (None, 1), code
+        # the same kind again at the same place: a request of its own too, never merged
+        _, again = await post(web, service_code=code, lat="47.33015", long="5.05022")
+        assert again[0]["service_request_id"] not in (rid, lamp_rid), code
+    lamp_detail = (await web.get(f"/api/v1/reports/{lamp_rid}", headers=ops)).doc
+    assert lamp_detail["reports"] == joined and lamp_detail["service_code"] == "lamp-out"
+    # the store refuses to tie a report of another kind to a lamp at all
+    report = parse_new_report(form(service_code="graffiti"), load_territory())
+    with pytest.raises(ValueError, match="graffiti"):
+        await web.store.submit_report(report, "hash-x", now, lamp=Lamp("gw-dijon-0042", "lamp-2"))
 
 
 async def test_a_restored_lamp_has_no_open_fault_left(web: Web) -> None:
