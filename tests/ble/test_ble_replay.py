@@ -22,9 +22,10 @@ from simulators.ble import (
     parse_scenario,
     timeline,
 )
+from tests.vectors import load_vectors
 
 REPO = Path(__file__).resolve().parents[2]
-VECTORS = json.loads((REPO.parent / "shared" / "vectors" / "bthome.json").read_text())
+VECTORS = load_vectors("bthome.json")
 
 
 def scenario(*devices: dict[str, Any]) -> Scenario:

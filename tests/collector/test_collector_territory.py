@@ -3,7 +3,6 @@ the commune they merged into."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,21 +12,13 @@ from collector_testkit import CLI, Running, assert_problem, batch_body, cli, sam
 
 from collector.model import RecordCounts
 from collector.territory import DEFAULT_PATH, TerritoryError, load_territory, parse_territory
-
-
-def shared_communes() -> Path:
-    """shared/communes.json sits beside the repository (the facts the territory file is built from)."""
-    for parent in Path(__file__).resolve().parents:
-        candidate = parent / "shared" / "communes.json"
-        if candidate.exists():
-            return candidate
-    raise AssertionError("shared/communes.json not found beside the repository")
+from tests.vectors import load_vectors
 
 
 def test_territory_file_lists_the_23_communes_with_their_centres() -> None:
     territory = load_territory(DEFAULT_PATH)
     assert len(territory.communes) == 23
-    facts = json.loads(shared_communes().read_text(encoding="utf-8"))
+    facts = load_vectors("communes.json")  # the facts the territory file is built from
     for c in facts["communes"]:
         commune = territory.communes[c["insee"]]
         assert (commune.name, commune.lat, commune.lon) == (c["name"], c["lat"], c["lon"])

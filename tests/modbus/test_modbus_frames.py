@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from drivers.errors import DecodeError
 from drivers.modbus.frames import crc16, decode_pdu, decode_rtu, decode_tcp
 from edge_agent.cli import main as agent_cli
+from tests.vectors import load_vectors
 
-# A copy of the project's shared/vectors/modbus.json, kept here so the suite runs from a clone.
-VECTORS = json.loads((Path(__file__).parent / "modbus_vectors.json").read_text())
+VECTORS = load_vectors("modbus.json")
 RTU_VECTORS = VECTORS["vectors"]
 TCP_VECTORS = VECTORS["tcp_vectors"]
 

@@ -1,5 +1,9 @@
-"""The public byte-exact test vectors: the project's shared/ copy when it sits beside the checkout
-(it may hold more vectors than ours), else the copy kept here so a bare clone runs its tests."""
+"""The public byte-exact test vectors (and the communes' facts the territory is checked against).
+
+They are copies of the project's shared/ files, kept here so that a bare clone builds and passes its
+tests: nothing reads ../shared at test time (tests/test_no_shared_paths.py checks it).
+`scripts/refresh-vectors` copies newer versions in, by hand, when shared/ changes.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SHARED = HERE.parents[2] / "shared" / "vectors"
 
 
 def load_vectors(name: str) -> Any:
-    """The parsed JSON of vectors/`name` (e.g. "tic.json")."""
-    path = SHARED / name if (SHARED / name).is_file() else HERE / name
-    return json.loads(path.read_text())
+    """The parsed JSON of tests/vectors/`name` (e.g. "tic.json")."""
+    return json.loads((HERE / name).read_text(encoding="utf-8"))
