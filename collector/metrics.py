@@ -3,13 +3,15 @@
 Ingest: batches accepted and refused (by status), records received by kind, stored and
 duplicate records, batch handling time (body read, decode, store transaction). Gateways
 online (collector.online, computed at each scrape). Store errors: database failures that
-reached a request handler.
+reached a request handler. The MQTT link (read from it at each scrape): connected, messages
+refused by kind and reason, database failures it waited out, sessions restarted after a failure.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
 
 import asyncpg
 from aiohttp import web
@@ -21,9 +23,12 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from citygate_wire.batch import PATH, Batch
 from collector.app import INGEST_LISTENERS
+from collector.control.routes import LINK
 from collector.errors import StoreError
 from collector.model import Gateway, IngestResult
 from collector.online import fleet
@@ -31,6 +36,30 @@ from collector.problem import Handler
 
 #: what a store raises when the database fails (the stores do not wrap driver errors on ingest)
 STORE_FAILURES = (StoreError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class LinkMetrics(Collector):
+    """The MQTT link's own counts, read at each scrape (an app without a broker has none)."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        link = self.app.get(LINK)
+        if link is None:
+            return
+        yield GaugeMetricFamily("citygate_mqtt_link_connected", "The MQTT link is connected (1) or not (0)",
+                                value=int(link.connected))
+        refused = CounterMetricFamily("citygate_mqtt_refused_messages",
+                                      "MQTT messages refused, by kind and reason (invalid, unknown-gateway, unstorable)",
+                                      labels=["kind", "reason"])
+        for (kind, reason), n in sorted(link.refused.items()):
+            refused.add_metric([kind, reason], n)
+        yield refused
+        yield CounterMetricFamily("citygate_mqtt_store_retries", "Database failures the MQTT link waited out",
+                                  value=link.store_retries)
+        yield CounterMetricFamily("citygate_mqtt_link_restarts", "MQTT sessions restarted after a failure",
+                                  value=link.restarts)
 
 
 class Metrics:
@@ -62,6 +91,7 @@ METRICS = web.AppKey("metrics", Metrics)
 
 def install_metrics(app: web.Application) -> Metrics:
     m = app[METRICS] = Metrics()
+    m.registry.register(LinkMetrics(app))
     app[INGEST_LISTENERS].append(m.on_ingest)
 
     @web.middleware

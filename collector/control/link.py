@@ -6,6 +6,12 @@ restarts waits at the broker. Commands are written to the store first (the audit
 a delivery without an answer is sent again every `resend_s` until its command expires (the
 gateway runs a command id once and answers a repeat with its first ack), then marked
 `unanswered`. Reconnects with jittered backoff for ever, like the agent.
+
+Nothing but a cancellation ends the link. Each message is handled on its own: one that cannot be
+read or stored is refused (counted in `refused`, logged with its gateway) and the next one is
+read. A database that fails for a while (SQLite locked past its busy timeout, PostgreSQL
+restarting) is waited for with backoff, message by message, so nothing received is dropped. Any
+other failure of the session is logged, kept in `last_error`, and the link connects again.
 """
 
 from __future__ import annotations
@@ -15,19 +21,26 @@ import contextlib
 import logging
 import random
 import socket
+import sqlite3
 import ssl
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiomqtt
+import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from citygate_wire.aio import run_together
 from citygate_wire.mqtt import (
     COLLECTOR_IDENTITY,
     Command,
     WireError,
+    answer_of,
     decode_ack,
     decode_alarm,
     decode_state,
@@ -36,10 +49,12 @@ from citygate_wire.mqtt import (
     subscription,
     topic,
 )
+from collector.errors import StoreError
 from collector.model import Gateway
 from collector.store import Store
 
 log = logging.getLogger("citygate.collector.control")
+T = TypeVar("T")
 
 DEFAULT_KEEPALIVE_S = 20
 SEND_BATCH = 500
@@ -49,6 +64,23 @@ NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+#: PostgreSQL classes of errors that come from the data itself (22 data exception, 23 integrity,
+#: 42 syntax or access): the same message fails again, so it is refused rather than retried
+_PG_DATA_CLASSES = ("22", "23", "42")
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` is the database failing for now (locked, busy, restarting, unreachable), which
+    a later attempt gets past, rather than something wrong with what was written."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return not str(getattr(exc, "sqlstate", "") or "").startswith(_PG_DATA_CLASSES)
+    return isinstance(exc, sqlite3.OperationalError | asyncpg.InterfaceError | OSError | StoreError)
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -65,6 +97,10 @@ class LinkConfig:
     #: a delivery is marked unanswered this long after its command expired: an answer sent right
     #: at the expiry still has time to arrive
     expiry_grace_s: float = 30.0
+    #: first wait before a message is written again after a database failure (doubles up to backoff_max_s)
+    store_retry_s: float = 0.5
+    #: signs every command (gateways run nothing else); None: the API refuses to send commands
+    command_key: Ed25519PrivateKey | None = None
 
     def endpoint(self) -> tuple[str, int, bool]:
         """(host, port, tls) of the URL; ValueError says what is wrong with it."""
@@ -86,7 +122,16 @@ class ControlLink:
         self.host, self.port, self.tls = cfg.endpoint()
         self.connected = False
         self.connections = 0
+        #: the latest failure of the link, kept after it recovered (the log says when): an operator
+        #: sees what went wrong last, not an empty field
         self.last_error: str | None = None
+        #: sessions ended by a failure other than the broker's connection (each one logged)
+        self.restarts = 0
+        #: database failures waited out while a message was stored
+        self.store_retries = 0
+        #: (kind, why) -> messages refused: why is `invalid`, `unknown-gateway` or `unstorable`
+        self.refused: Counter[tuple[str, str]] = Counter()
+        self._down = False
         self._kick = asyncio.Event()
         self._change = asyncio.Event()
         self._gateways: dict[str, Gateway] = {}
@@ -108,6 +153,7 @@ class ControlLink:
     # -- the connection ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """The link for ever: only a cancellation ends it."""
         failures = 0
         while True:
             client = self._client()
@@ -122,8 +168,15 @@ class ControlLink:
                 self.last_error = reason
                 # aiomqtt keeps the socket of a connect that got no CONNACK: paho's disconnect closes it
                 client._client.disconnect()
+            except Exception as exc:
+                # a bug or a database failure outside a message's handling: a link that ended here
+                # would leave alarms unread and commands pending, so it connects again
+                self.restarts += 1
+                self.last_error = _why(exc)
+                log.exception("MQTT link to %s failed (%s): connecting again", self.cfg.url, self.last_error)
             finally:
                 self.connected = False
+                self._down = True
             failures += 1
             ceiling = min(self.cfg.backoff_max_s, 0.5 * 2 ** min(failures, 20))
             await asyncio.sleep(random.uniform(min(0.25, ceiling), ceiling))
@@ -148,26 +201,57 @@ class ControlLink:
             await client.subscribe(subscription(kind), qos=1)
         self.connected = True
         self.connections += 1
-        if self.last_error is not None:
+        if self._down:
             log.info("MQTT link to %s restored", self.cfg.url)
-        self.last_error = None
+        self._down = False
         # the link breaking under one of the two loops raises its MqttError: the caller reconnects
         await run_together({"MQTT receive": self._receive(client), "MQTT send": self._send(client)})
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
             payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                continue
+            if isinstance(payload, bytes | bytearray):
+                await self._take(message.topic.value, bytes(payload))
+
+    async def _take(self, topic_name: str, payload: bytes) -> None:
+        """Handle one message in isolation: whatever is wrong with it is refused, and only it."""
+        kind = topic_name.rsplit("/", 1)[-1][:16]
+        try:
+            await self._handle(topic_name, payload)
+        except WireError as exc:
+            self.refused[(kind, "invalid")] += 1
+            log.warning("message on %s refused (%d bytes): %s", topic_name[:200], len(payload), exc)
+        except Exception as exc:
+            # a message the store cannot take (too deep to write back as JSON, a character PostgreSQL
+            # refuses): the same message would fail again, so it is refused, not retried
+            self.refused[(kind, "unstorable")] += 1
+            log.error("message on %s refused (%d bytes), it cannot be stored: %s", topic_name[:200], len(payload),
+                      _why(exc))
+
+    async def _stored(self, what: str, write: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """`write(*args)`, again and again with backoff while the database is unavailable: a message that
+        arrives while SQLite is locked or PostgreSQL restarts is stored late, not dropped (and the
+        send loop waits too, rather than ending the session and the messages received with it)."""
+        delay = self.cfg.store_retry_s
+        while True:
             try:
-                await self._handle(message.topic.value, bytes(payload))
-            except WireError as exc:
-                log.warning("bad message on %s: %s", message.topic.value, exc)
+                return await write(*args)
+            except Exception as exc:
+                if not store_unavailable(exc):
+                    raise
+                self.store_retries += 1
+                reason = f"store: {_why(exc)}"
+                if reason != self.last_error:
+                    log.warning("%s not stored yet (%s): trying again, backing off up to %g s", what, reason,
+                                self.cfg.backoff_max_s)
+                self.last_error = reason
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.cfg.backoff_max_s)
 
     async def _gateway(self, name: str) -> Gateway | None:
         gateway = self._gateways.get(name)
         if gateway is None:
-            gateway = await self.store.gateway(name)
+            gateway = await self._stored(f"the registry entry of {name}", self.store.gateway, name)
             if gateway is not None:
                 self._gateways[name] = gateway
         return gateway
@@ -176,24 +260,28 @@ class ControlLink:
         where = parse_topic(topic_name)
         gateway = await self._gateway(where.gateway)
         if gateway is None:
+            self.refused[(where.kind, "unknown-gateway")] += 1
             log.warning("message on %s from a gateway the registry does not know: ignored", topic_name)
             return
         now = now_ms()
+        gid, sender = gateway.id, gateway.name
         if where.kind == "state":
             state = decode_state(payload)
             if state.gateway != gateway.name:
                 raise WireError("/gateway", f"{state.gateway!r} in a message on {gateway.name}'s topic")
-            await self.store.record_state(gateway.id, state.online, where.commune, payload, now)
+            await self._stored(f"state of {sender}", self.store.record_state, gid, state.online, where.commune,
+                               payload, now)
             if not state.online:
                 log.info("gateway %s offline (%s)", gateway.name, state.reason or "no reason given")
         elif where.kind == "alarm":
             alarm = decode_alarm(payload)
-            if await self.store.record_alarm(gateway.id, alarm, now):
+            if await self._stored(f"alarm {alarm.id} of {sender}", self.store.record_alarm, gid, alarm, now):
                 log.warning("alarm from %s: %s %s on %s", gateway.name, alarm.severity, alarm.code, alarm.device)
                 self._changed()
         elif where.kind == "ack":
-            ack = decode_ack(payload)
-            if await self.store.record_ack(gateway.id, ack, now):
+            # a refused repeat carries the gateway's first answer: that one is the command's outcome
+            ack = answer_of(decode_ack(payload))
+            if await self._stored(f"ack {ack.id} of {sender}", self.store.record_ack, gid, ack, now):
                 self._changed()
             else:
                 log.info("ack %s from %s for no open delivery (a repeat, or not ours): ignored", ack.id, gateway.name)
@@ -202,17 +290,21 @@ class ControlLink:
         while True:
             self._kick.clear()
             now = now_ms()
-            due = await self.store.due_deliveries(now, now - int(self.cfg.resend_s * 1000), SEND_BATCH)
+            due = await self._stored("the deliveries due", self.store.due_deliveries, now,
+                                     now - int(self.cfg.resend_s * 1000), SEND_BATCH)
             if due:
                 # QoS 1 publishes in parallel: a commune-wide command does not wait gateway by gateway
                 await asyncio.gather(*(
                     client.publish(topic(d.commune, d.gateway, "cmd"),
                                    encode_command(Command(d.command_id, d.action, d.args, d.issued_at_ms,
-                                                          d.expires_at_ms, d.issued_by)), qos=1)
+                                                          d.expires_at_ms, d.issued_by, d.gateway),
+                                                  self.cfg.command_key), qos=1)
                     for _, d in due
                 ))
-                await self.store.mark_sent([(d.command_id, gid) for gid, d in due], now_ms())
-            if await self.store.expire_deliveries(now - int(self.cfg.expiry_grace_s * 1000)):
+                await self._stored("the deliveries sent", self.store.mark_sent,
+                                   [(d.command_id, gid) for gid, d in due], now_ms())
+            if await self._stored("the expiries", self.store.expire_deliveries,
+                                  now - int(self.cfg.expiry_grace_s * 1000)):
                 self._changed()
             if len(due) == SEND_BATCH:
                 continue
