@@ -34,8 +34,9 @@ import uuid
 from pathlib import Path
 
 import aiomqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from citygate_wire.mqtt import COLLECTOR_IDENTITY, Command
+from citygate_wire.mqtt import COLLECTOR_IDENTITY, Command, public_key_text
 from collector.control.acl import acl_file, mosquitto_hash, password_file
 from collector.control.link import NO_DELAY, ControlLink, LinkConfig
 from collector.store_sqlite import SqliteStore
@@ -46,6 +47,8 @@ from simulators.procs import Proc, bin_path
 COMMUNE = "21231"
 ECHO_USER, ECHO_PASSWORD = "bench-echo", "bench-echo-password"
 READY = "fleet ready"
+#: The collector's command key, fixed so that the fleet child and the agents hold its public half.
+BENCH_KEY = Ed25519PrivateKey.from_private_bytes(b"citygate-bench-command-key-0000!")
 
 
 def names(n: int) -> list[str]:
@@ -73,7 +76,7 @@ async def fleet(port: int, n: int, state: Path) -> None:
     async with asyncio.TaskGroup() as tg:
         for name in names(n):
             cfg = MqttConfig(url=f"mqtt://127.0.0.1:{port}", host="127.0.0.1", port=port, tls=False,
-                             password=token(name), backoff_max_s=2.0)
+                             password=token(name), backoff_max_s=2.0, command_keys=(BENCH_KEY.public_key(),))
             svc = ControlService(cfg)
             ctx = AgentContext(name, COMMUNE, state / name, SystemClock(), {}, lambda record: None)
             services.append(svc)
@@ -165,6 +168,7 @@ socket = "{tmp / name}.sock"
 url = "mqtt://127.0.0.1:{port}"
 password = "{token(name)}"
 keepalive_s = {keepalive}
+command_key = "{public_key_text(BENCH_KEY.public_key())}"
 """)
     return Proc(name, [bin_path("citygate-agent"), "run", "--config", str(config)])
 
@@ -184,7 +188,7 @@ async def main_async(args: argparse.Namespace, tmp: Path) -> None:
             ids = {}
             for g in gateways + dying:
                 ids[g] = (await store.add_gateway(g, COMMUNE, hash_token(token(g)))).id
-            link = ControlLink(store, LinkConfig(broker.url, "collector-pw", resend_s=5.0))
+            link = ControlLink(store, LinkConfig(broker.url, "collector-pw", resend_s=5.0, command_key=BENCH_KEY))
             link_task = asyncio.create_task(link.run())
             t0 = time.perf_counter()
             child = Proc("fleet", [sys.executable, __file__, "--fleet-child", "--port", str(broker.port),

@@ -20,19 +20,27 @@ The full description is docs/mqtt.md.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from citygate_wire.common import WireError
 
 __all__ = [
+    "ACK_CODES",
     "ACK_STATUSES",
     "ACTIONS",
     "ALARM_SEVERITIES",
+    "AUTH_CODES",
     "COLLECTOR_IDENTITY",
     "MAX_COMMAND_BYTES",
     "MAX_VALIDITY_MS",
@@ -42,9 +50,13 @@ __all__ = [
     "Ack",
     "Alarm",
     "Command",
+    "CommandRefusal",
     "State",
     "Topic",
     "WireError",
+    "answer_of",
+    "authenticate_command",
+    "command_signed_bytes",
     "decode_ack",
     "decode_alarm",
     "decode_command",
@@ -53,8 +65,11 @@ __all__ = [
     "encode_alarm",
     "encode_command",
     "encode_state",
+    "parse_public_key",
     "parse_topic",
     "peek_command",
+    "public_key_text",
+    "replay_ack",
     "subscription",
     "topic",
     "validate_args",
@@ -228,7 +243,11 @@ def _id(doc: Mapping[str, Any], name: str = "id") -> str:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """An operator's order to one gateway. Valid only while issued_at_ms <= now < expires_at_ms."""
+    """An operator's order to one gateway. Valid only while issued_at_ms <= now < expires_at_ms.
+
+    `gateway` is the addressee: one command sent to a commune is one Command per gateway, each
+    signed for its gateway, so a copy replayed to another gateway is refused there.
+    """
 
     id: str
     action: str
@@ -236,7 +255,7 @@ class Command:
     issued_at_ms: int
     expires_at_ms: int
     issued_by: str
-
+    gateway: str | None = None  # None only before the collector addresses it
 
 def _target(args: Mapping[str, Any]) -> None:
     has_lamp, has_group = args.get("lamp") is not None, args.get("group") is not None
@@ -292,19 +311,31 @@ def validate_args(action: str, args: Mapping[str, Any]) -> None:
         raise WireError("/action", f"{action!r}: expected one of {sorted(ACTIONS)}")
 
 
-def encode_command(cmd: Command) -> bytes:
-    return orjson.dumps({
-        "v": VERSION, "id": cmd.id, "action": cmd.action, "args": cmd.args,
-        "issued_at_ms": cmd.issued_at_ms, "expires_at_ms": cmd.expires_at_ms, "issued_by": cmd.issued_by,
-    })
+def _command_doc(cmd: Command) -> dict[str, Any]:
+    doc = {"v": VERSION, "id": cmd.id, "action": cmd.action, "args": cmd.args, "issued_at_ms": cmd.issued_at_ms,
+           "expires_at_ms": cmd.expires_at_ms, "issued_by": cmd.issued_by}
+    if cmd.gateway is not None:
+        doc["gateway"] = cmd.gateway
+    return doc
+
+
+def encode_command(cmd: Command, key: Ed25519PrivateKey | None = None) -> bytes:
+    """The command's JSON; with `key`, signed (member `sig`): the only kind a gateway runs."""
+    doc = _command_doc(cmd)
+    if key is not None:
+        doc["sig"] = base64.b64encode(key.sign(command_signed_bytes(doc))).decode()
+    return orjson.dumps(doc)
 
 
 def decode_command(payload: bytes) -> Command:
     """Parse and validate a command; WireError names the first bad field.
 
-    Whether it is still valid *now* is the receiver's check, against its own clock.
+    Whether it is authentic and still valid *now* is the receiver's check (authenticate_command).
     """
-    doc = _load(payload, "command", MAX_COMMAND_BYTES)
+    return _command(_load(payload, "command", MAX_COMMAND_BYTES))
+
+
+def _command(doc: Mapping[str, Any]) -> Command:
     cid = _id(doc)
     action = _choice(doc, "action", ACTIONS)
     issued = _ts(doc, "issued_at_ms")
@@ -314,10 +345,118 @@ def decode_command(payload: bytes) -> Command:
     if expires - issued > MAX_VALIDITY_MS:
         raise WireError("/expires_at_ms", f"a command is valid {MAX_VALIDITY_MS // 3_600_000} h at most")
     by = _str(doc, "issued_by")
+    gateway = _opt_str(doc, "gateway", 64)
+    if gateway is not None and not _GATEWAY.match(gateway):
+        raise WireError("/gateway", "letters, digits, '.', '_' and '-' only, 1-64 characters")
     args = _obj(doc, "args")
     validate_args(action, args)
-    _only(doc, {"v", "id", "action", "args", "issued_at_ms", "expires_at_ms", "issued_by"})
-    return Command(cid, action, args, issued, expires, by)
+    if doc.get("sig") is not None and type(doc["sig"]) is not str:
+        raise WireError("/sig", "expected a base64 string")
+    _only(doc, {"v", "id", "action", "args", "issued_at_ms", "expires_at_ms", "issued_by", "gateway", "sig"})
+    return Command(cid, action, args, issued, expires, by, gateway)
+
+
+# -- command authentication ----------------------------------------------------------------------
+#
+# The collector signs each command with its Ed25519 private key; every gateway holds the public
+# key only, so a gateway taken apart cannot forge commands for the others, and an identity that
+# may publish on cmd topics without the key (a leaked broker password) cannot command anything.
+# What is signed is everything the gateway acts on: the whole message but `sig`, in one canonical
+# form (sorted keys, orjson's number and string forms) under a domain prefix.
+
+_SIGNED_PREFIX = b"citygate command v1\n"
+#: Ack codes of a message refused before it was taken as a command: its id is not consumed.
+AUTH_CODES: frozenset[str] = frozenset({"unsigned", "forged", "unverifiable", "misaddressed", "future"})
+
+
+def command_signed_bytes(doc: Mapping[str, Any]) -> bytes:
+    """The bytes a command's signature covers: the canonical JSON of every member but `sig`."""
+    return _SIGNED_PREFIX + orjson.dumps({k: v for k, v in doc.items() if k != "sig"}, option=orjson.OPT_SORT_KEYS)
+
+
+def public_key_text(key: Ed25519PublicKey) -> str:
+    """How a gateway config carries the collector's public key: base64 of its 32 raw bytes."""
+    return base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+
+
+def parse_public_key(text: str) -> Ed25519PublicKey:
+    """The inverse of public_key_text; WireError if it is not one."""
+    try:
+        raw = base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise WireError("", "not base64") from None
+    if len(raw) != 32:
+        raise WireError("", f"an Ed25519 public key is 32 bytes, this is {len(raw)}")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+class CommandRefusal(Exception):
+    """A command message not taken: `code` (ACK_CODES) and `reason` for its ack; `id` None if unreadable.
+
+    `consumes_id` is False for the AUTH_CODES: a forged or misaddressed copy must not use up the id
+    of the genuine command, which may still be on its way.
+    """
+
+    def __init__(self, cmd_id: str | None, action: str, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.id = cmd_id
+        self.action = action
+        self.code = code
+        self.reason = reason[:MAX_REASON_LEN]
+
+    @property
+    def consumes_id(self) -> bool:
+        return self.code not in AUTH_CODES
+
+
+def authenticate_command(payload: bytes, keys: Sequence[Ed25519PublicKey], gateway: str, now_ms: int,
+                         tolerance_ms: int) -> Command:
+    """A command this gateway may run, or CommandRefusal saying why not.
+
+    Checks, in order: readable, signed, signed by one of `keys`, well-formed, addressed to
+    `gateway`, not issued in the future beyond `tolerance_ms` by the gateway's clock. Expiry and
+    repeats are the receiver's (it keeps the ids).
+    """
+    try:
+        doc = _load(payload, "command", MAX_COMMAND_BYTES)
+    except WireError as exc:
+        cid, action = peek_command(payload) or (None, "?")
+        raise CommandRefusal(cid, action, "invalid", str(exc)) from None
+    cid, action = peek_command(payload) or (None, "?")
+    sig = doc.get("sig")
+    if not keys:
+        raise CommandRefusal(cid, action, "unverifiable",
+                             "this gateway has no command key ([mqtt] command_key): it runs no command")
+    if sig is None:
+        raise CommandRefusal(cid, action, "unsigned", "the command carries no signature (sig)")
+    try:
+        signature = base64.b64decode(sig, validate=True) if type(sig) is str else b""
+    except (binascii.Error, ValueError):
+        signature = b""
+    signed = command_signed_bytes(doc)
+    if not any(_verifies(key, signature, signed) for key in keys):
+        raise CommandRefusal(cid, action, "forged", "the signature does not match the command and the collector's key")
+    try:
+        cmd = _command(doc)
+    except WireError as exc:
+        raise CommandRefusal(cid, action, "invalid", str(exc)) from None
+    if cmd.gateway != gateway:
+        raise CommandRefusal(cmd.id, cmd.action, "misaddressed",
+                             f"the command is addressed to {cmd.gateway!r}, this gateway is {gateway!r}")
+    ahead = cmd.issued_at_ms - now_ms
+    if ahead > tolerance_ms:
+        raise CommandRefusal(cmd.id, cmd.action, "future",
+                             f"issued {ahead / 1000:.1f} s in the future by the gateway's clock "
+                             f"(tolerance {tolerance_ms / 1000:g} s)")
+    return cmd
+
+
+def _verifies(key: Ed25519PublicKey, signature: bytes, signed: bytes) -> bool:
+    try:
+        key.verify(signature, signed)
+    except InvalidSignature:
+        return False
+    return True
 
 
 def peek_command(payload: bytes) -> tuple[str, str] | None:
@@ -351,7 +490,8 @@ class Ack:
 
 #: Why a command was refused or failed (`Ack.code`).
 ACK_CODES: frozenset[str] = frozenset({
-    "invalid", "expired", "unsupported", "unavailable", "rejected", "device", "interrupted", "error",
+    "invalid", "expired", "unsupported", "unavailable", "rejected", "device", "interrupted", "error", "replayed",
+    *AUTH_CODES,
 })
 
 
@@ -364,6 +504,30 @@ def encode_ack(ack: Ack) -> bytes:
     if ack.result:
         doc["result"] = ack.result
     return orjson.dumps(doc, default=str)
+
+
+def replay_ack(first: Ack, received_ms: int, now_ms: int) -> Ack:
+    """The answer to a command id received again: refused, with the first answer inside.
+
+    A copy of a command already received is not run again, whoever sent it. The collector resends
+    a command whose answer it has not had, with the same bytes as an attacker's replay: it finds
+    the first answer in `result.first` (answer_of).
+    """
+    when = datetime.fromtimestamp(received_ms / 1000, UTC).isoformat(timespec="seconds")
+    return Ack(first.id, "refused", now_ms, "replayed",
+               f"command {first.id} was received at {when} and answered {first.status}: not run again",
+               {"first": orjson.loads(encode_ack(first))})
+
+
+def answer_of(ack: Ack) -> Ack:
+    """The gateway's answer to the command itself: inside a replay ack, the first answer."""
+    first = ack.result.get("first") if ack.code == "replayed" else None
+    if not isinstance(first, dict):
+        return ack
+    inner = decode_ack(orjson.dumps(first))
+    if inner.id != ack.id or inner.code == "replayed":
+        raise WireError("/result/first", "the first answer of a replay is an ack of the same id, not a replay")
+    return inner
 
 
 def decode_ack(payload: bytes) -> Ack:

@@ -16,6 +16,7 @@ from citygate_wire.mqtt import COLLECTOR_IDENTITY
 from collector.app import DEFAULT_MAX_BODY_BYTES, create_app, start
 from collector.control.acl import mosquitto_hash
 from collector.control.cli import issue_token, mqtt_acl, mqtt_credential, operator
+from collector.control.keys import KEY_ENV, KeyFileError, command_key, load_key
 from collector.control.link import LinkConfig
 from collector.control.routes import attach_link
 from collector.errors import CollectorError
@@ -72,12 +73,14 @@ def main() -> None:
 @click.option("--mqtt-client-id", envvar="CITYGATE_MQTT_CLIENT_ID", default=None,
               help="MQTT client id of this instance (default: citygate-collector). Each collector instance on one "
                    "broker needs its own: the broker keeps one session per id.")
+@click.option("--command-key-file", envvar=KEY_ENV, type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Private key that signs commands (`command-key init`); without it the API sends no command.")
 @click.option("--operator-login", is_flag=True, envvar="CITYGATE_OPERATOR_LOGIN",
               help="The control-centre page and the read API for operators only (their token, or a login); "
                    "open data, Open311 and the batch endpoint stay as they are.")
 def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_body_bytes: int,
           mqtt_url: str | None, mqtt_password_file: Path | None, mqtt_ca_file: Path | None,
-          mqtt_client_id: str | None, operator_login: bool) -> None:
+          mqtt_client_id: str | None, command_key_file: Path | None, operator_login: bool) -> None:
     """Serve the batch endpoint and the read API until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     territory = territory_or_exit(territory_path)
@@ -87,8 +90,12 @@ def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_bo
             raise click.BadParameter("needed with --mqtt-url", param_hint="--mqtt-password-file")
         if mqtt_client_id is not None and not 1 <= len(mqtt_client_id) <= 128:
             raise click.BadParameter("1 to 128 characters", param_hint="--mqtt-client-id")
+        try:
+            signing = None if command_key_file is None else load_key(command_key_file)
+        except KeyFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="--command-key-file") from None
         link = LinkConfig(mqtt_url, mqtt_password_file.read_text().strip(), ca_file=mqtt_ca_file,
-                          client_id=mqtt_client_id or COLLECTOR_IDENTITY)
+                          client_id=mqtt_client_id or COLLECTOR_IDENTITY, command_key=signing)
         try:
             link.endpoint()
         except ValueError as exc:
@@ -208,3 +215,4 @@ def _when(ms: int | None) -> str:
 main.add_command(mqtt_acl)
 main.add_command(mqtt_credential)
 main.add_command(operator)
+main.add_command(command_key)

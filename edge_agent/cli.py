@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import faulthandler
 import importlib
+import logging
 import signal
 import sys
 from pathlib import Path
@@ -66,17 +67,21 @@ def run(config_file: Path, log_level: str) -> None:
     except AgentConfigError as exc:
         click.echo(f"config error: {exc}", err=True)
         sys.exit(2)
+    for warning in config.warnings:
+        logging.getLogger("citygate.config").warning("%s: %s", config_file, warning)
     asyncio.run(run_agent(config))
 
 
 @main.command("check-config")
 @click.argument("config_file", type=click.Path(path_type=Path))
 def check_config(config_file: Path) -> None:
-    """Validate a config file: exit 0 if usable, 2 with file, key and reason if not."""
+    """Validate a config file: exit 0 if usable (warnings on stderr), 2 with file, key and reason if not."""
     try:
         config = load_config(config_file)
     except AgentConfigError as exc:
         click.echo(f"config error: {exc}", err=True)
         sys.exit(2)
+    for warning in config.warnings:
+        click.echo(f"warning: {config_file}: {warning}", err=True)
     devices = sum(len(bus.states()) for bus in config.buses)
     click.echo(f"{config_file}: ok (gateway {config.gateway.id}, {len(config.buses)} bus(es), {devices} device(s))")

@@ -1,9 +1,11 @@
 """Operator commands on the gateway: executed at most once, never late, each answered by one ack.
 
-The id of every command received is committed to SQLite (`commands.db` in the state dir)
+Only authentic commands come here (citygate_wire.mqtt.authenticate_command, in the control
+link). The id of every command received is committed to SQLite (`commands.db` in the state dir)
 *before* the command runs, with the ack once it is known. So a command delivered twice (QoS 1
-redelivery, the collector resending after a lost ack, an agent restart in between) runs once,
-and every later copy gets the first ack again. A command found without an ack at start-up was
+redelivery, the collector resending after a lost ack, an agent restart in between, a replay by
+whoever captured it) runs once, and every later copy is refused as `replayed`, with the first
+ack inside (citygate_wire.mqtt.replay_ack) so that a collector that lost it still learns it. A command found without an ack at start-up was
 cut by a crash or a power loss: it is not run again, its ack says `failed`/`interrupted`.
 
 Validity is checked against the agent's clock on receipt and again just before running, so a
@@ -24,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from citygate_wire.mqtt import Ack, Command, decode_ack, encode_ack
+from citygate_wire.mqtt import Ack, Command, decode_ack, encode_ack, replay_ack
 from drivers.base import Bus
 from drivers.errors import DriverError
 from edge_agent.lighting.model import LightingError
@@ -44,7 +46,8 @@ CREATE TABLE IF NOT EXISTS commands (
     received_ms   INTEGER NOT NULL,
     expires_at_ms INTEGER NOT NULL,
     ack           BLOB,                       -- encoded ack once known; NULL while running
-    published     INTEGER NOT NULL DEFAULT 0  -- 1 once the broker acknowledged the ack (PUBACK)
+    published     INTEGER NOT NULL DEFAULT 0, -- 1 once the broker acknowledged the ack (PUBACK)
+    replay        BLOB                        -- the ack to a copy received after the ack: sent instead
 );
 CREATE INDEX IF NOT EXISTS commands_unpublished ON commands(published) WHERE published = 0;
 """
@@ -81,6 +84,8 @@ class CommandStore:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(_SCHEMA)
+        if "replay" not in {row[1] for row in db.execute("PRAGMA table_info(commands)")}:
+            db.execute("ALTER TABLE commands ADD COLUMN replay BLOB")  # a commands.db of an older agent
         self._db = db
 
     def _close(self) -> None:
@@ -109,7 +114,8 @@ class CommandStore:
     async def receive(self, cmd_id: str, action: str, expires_at_ms: int, now_ms: int) -> tuple[bool, bytes | None]:
         """Record a command id. Returns (new, ack): new=True the first time (run it); else its ack so far.
 
-        A known id with an ack is queued to be published again (the sender may have lost the first).
+        A known id with an ack gets a `replayed` refusal queued, the first ack inside (the sender
+        may have lost it).
         """
         new, ack = await self._call(self._receive, cmd_id, action, expires_at_ms, now_ms)
         return bool(new), ack
@@ -122,9 +128,10 @@ class CommandStore:
         )
         if cur.rowcount == 1:
             return True, None
-        row = db.execute("SELECT ack FROM commands WHERE id = ?", (cmd_id,)).fetchone()
+        row = db.execute("SELECT ack, received_ms FROM commands WHERE id = ?", (cmd_id,)).fetchone()
         if row[0] is not None:
-            db.execute("UPDATE commands SET published = 0 WHERE id = ?", (cmd_id,))
+            replay = encode_ack(replay_ack(decode_ack(row[0]), row[1], now_ms))
+            db.execute("UPDATE commands SET replay = ?, published = 0 WHERE id = ?", (replay, cmd_id))
         return False, row[0]
 
     async def finish(self, ack: Ack) -> None:
@@ -140,7 +147,8 @@ class CommandStore:
 
     def _unpublished(self, limit: int) -> list[tuple[str, bytes]]:
         rows = self._require().execute(
-            "SELECT id, ack FROM commands WHERE published = 0 AND ack IS NOT NULL ORDER BY received_ms LIMIT ?",
+            "SELECT id, COALESCE(replay, ack) FROM commands WHERE published = 0 AND ack IS NOT NULL"
+            " ORDER BY received_ms LIMIT ?",
             (limit,),
         )
         return [(cid, bytes(ack)) for cid, ack in rows]
@@ -150,7 +158,8 @@ class CommandStore:
 
     def _mark_published(self, cmd_id: str, ack: bytes) -> None:
         # only the copy just sent: a repeat that asked for it again meanwhile keeps it queued
-        self._require().execute("UPDATE commands SET published = 1 WHERE id = ? AND ack = ?", (cmd_id, ack))
+        self._require().execute("UPDATE commands SET published = 1 WHERE id = ? AND COALESCE(replay, ack) = ?",
+                                (cmd_id, ack))
 
     async def ack_of(self, cmd_id: str) -> Ack | None:
         body = await self._call(self._ack_of, cmd_id)
@@ -341,12 +350,12 @@ class Executor:
         return ms(self.ctx.clock.now())
 
     async def receive(self, cmd: Command) -> None:
-        """Record a new command and queue it; a repeated id is not run again, its ack is resent."""
+        """Record a new command and queue it; a repeated id is not run again, it is refused as replayed."""
         now = self.now_ms()
         new, ack = await self.store.receive(cmd.id, cmd.action, cmd.expires_at_ms, now)
         if not new:
-            log.info("command %s (%s) received again: %s", cmd.id, cmd.action,
-                     "its ack is sent again" if ack is not None else "still running")
+            log.warning("command %s (%s) received again: %s", cmd.id, cmd.action,
+                        "refused as replayed, with its first ack" if ack is not None else "still running")
             if ack is not None:
                 self.on_ack()
             return
@@ -355,12 +364,12 @@ class Executor:
             return
         self.queue.put_nowait(cmd)
 
-    async def refuse_invalid(self, cmd_id: str, action: str, reason: str) -> None:
-        """A command whose id is readable but whose body is not: one `refused/invalid` ack."""
+    async def refuse(self, cmd_id: str, action: str, code: str, reason: str) -> None:
+        """An authentic command that cannot be taken (a body the agent cannot read): one refusal, kept."""
         now = self.now_ms()
         new, ack = await self.store.receive(cmd_id, action, now, now)
         if new:
-            await self._finish(Ack(cmd_id, "refused", now, "invalid", reason[:500]))
+            await self._finish(Ack(cmd_id, "refused", now, code, reason[:500]))
         elif ack is not None:
             self.on_ack()
 

@@ -13,8 +13,9 @@ Example::
 
     [uplink]
     url = "https://collector.example.org"
-    token_file = "/etc/citygate/token"   # or token = "..."
+    token_file = "/etc/citygate/token"   # or token = "..."; mode 0600, the service user's only
     ca_file = "/etc/citygate/ca.pem"     # optional: default is the system CAs
+    allow_cleartext = false              # http:// to anything but loopback needs this set to true
 
     [journal]
     max_records = 5000000                # oldest samples go first beyond this, events never
@@ -36,13 +37,16 @@ Example::
 from __future__ import annotations
 
 import importlib
+import ipaddress
 import re
+import ssl
+import stat
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import SplitResult, urlsplit
 
 from drivers.base import Bus, BusContext
 from drivers.conf import ConfigTable
@@ -111,6 +115,15 @@ class AgentConfig:
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     #: Parsed feature sections by name, each the typed object its package's parser returned.
     sections: dict[str, Any] = field(default_factory=dict)
+    #: What is usable but unsafe (a token file others may read): `check-config` and `run` say it.
+    warnings: tuple[str, ...] = ()
+
+
+@runtime_checkable
+class HasWarnings(Protocol):
+    """A feature section's parsed config that has something to warn about (edge_agent.control.MqttConfig)."""
+
+    def config_warnings(self) -> list[str]: ...
 
 
 #: Feature sections: name -> "module:function(raw: Mapping, key: str, config_dir: Path) -> typed config".
@@ -129,6 +142,74 @@ def _resolve(base: Path, value: str) -> Path:
     return path if path.is_absolute() else (base / path)
 
 
+#: A token is a line of text; reading stops past this, so /dev/zero or a disk image named by
+#: mistake is an error, not a hang or a gigabyte in memory.
+MAX_SECRET_BYTES = 4096
+#: A cabinet of 200 lamp controllers is about 20 KB of TOML.
+MAX_CONFIG_BYTES = 4 * 2**20
+
+
+def read_secret(path: Path, key: str) -> str:
+    """The token in `path`: one line of printable text, at most 4 KiB; ConfigError naming `key` if not."""
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from None
+    if len(raw) > MAX_SECRET_BYTES:
+        raise ConfigError(key, f"{path} is longer than {MAX_SECRET_BYTES} bytes: not a token file")
+    try:
+        secret = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ConfigError(key, f"{path} is binary, not a token") from None
+    if not secret:
+        raise ConfigError(key, f"{path} is empty")
+    if not secret.isprintable():
+        raise ConfigError(key, f"{path} holds control characters or several lines: not a token")
+    return secret
+
+
+def secret_file_warning(path: Path, key: str) -> str | None:
+    """A warning if a token file may be read by others than its owner (the service user)."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return None
+    if mode & 0o077:
+        return (f"{key}: {path} has mode {mode:04o}: others than its owner may read the token "
+                f"(chmod 600, owned by the service user)")
+    return None
+
+
+def check_ca_file(path: Path, key: str) -> None:
+    """Refuse a CA file that TLS could not load (missing, not PEM), as `run` would at its first connection."""
+    if not path.is_file():
+        raise ConfigError(key, f"{path} does not exist or is not a file")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, ValueError, OSError) as exc:
+        raise ConfigError(key, f"{path} is not a PEM file of CA certificates ({exc})") from None
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(parts: SplitResult, key: str, cleartext: str, allow_cleartext: bool) -> None:
+    """No credentials in a URL (they would be logged), and clear text to loopback only unless allowed."""
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{key}.url", "credentials in the URL would be logged: use the token or password file")
+    host = parts.hostname or ""
+    if parts.scheme == cleartext and not is_loopback(host) and not allow_cleartext:
+        raise ConfigError(f"{key}.url", f"{cleartext}:// to {host} sends the token in clear text; use TLS, "
+                                        f"or set {key}.allow_cleartext = true on a link that is private")
+
+
 def _gateway(raw: Any, base: Path) -> GatewayConfig:
     t = ConfigTable(raw, "gateway")
     gid = t.text("id", required=True)
@@ -138,6 +219,8 @@ def _gateway(raw: Any, base: Path) -> GatewayConfig:
     if not _INSEE.match(commune):
         raise ConfigError("gateway.commune", f"{commune!r} is not an INSEE commune code (5 characters)")
     state_dir = _resolve(base, t.text("state_dir", "/var/lib/citygate"))
+    if state_dir.exists() and not state_dir.is_dir():
+        raise ConfigError("gateway.state_dir", f"{state_dir} exists and is not a directory")
     t.done()
     return GatewayConfig(gid, commune, state_dir)
 
@@ -148,25 +231,19 @@ def _uplink(raw: Any, base: Path) -> UplinkConfig:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError("uplink.url", f"{url!r} is not an http:// or https:// URL with a host")
+    check_url(parts, "uplink", "http", t.boolean("allow_cleartext", False))
     token = t.text("token")
     token_file = t.text("token_file")
     if (token is None) == (token_file is None):
         raise ConfigError("uplink.token", "give exactly one of token or token_file")
     if token_file is not None:
-        path = _resolve(base, token_file)
-        try:
-            token = path.read_text().strip()
-        except OSError as exc:
-            raise ConfigError("uplink.token_file", f"cannot read {path}: {exc.strerror}") from None
-        if not token:
-            raise ConfigError("uplink.token_file", f"{path} is empty")
+        token = read_secret(_resolve(base, token_file), "uplink.token_file")
     ca = t.text("ca_file")
     ca_file = _resolve(base, ca) if ca is not None else None
     if ca_file is not None:
         if parts.scheme != "https":
             raise ConfigError("uplink.ca_file", "a CA file only makes sense with an https:// URL")
-        if not ca_file.is_file():
-            raise ConfigError("uplink.ca_file", f"{ca_file} does not exist")
+        check_ca_file(ca_file, "uplink.ca_file")
     cfg = UplinkConfig(
         url=url.rstrip("/"),
         token=token,
@@ -249,19 +326,35 @@ def parse_config(doc: Mapping[str, Any], file: Path) -> AgentConfig:
         sections = {name: _section_parser(name)(doc[name], name, base) for name in SECTIONS if name in doc}
     except ConfigError as exc:
         raise AgentConfigError(file, exc.key, exc.reason) from None
-    return AgentConfig(file, gateway, uplink, journal, buses, local_api=local_api, watchdog=watchdog, sections=sections)
+    warnings = [w for w in [_token_file_warning(doc["uplink"], base)] if w]
+    warnings += [w for cfg in sections.values() if isinstance(cfg, HasWarnings) for w in cfg.config_warnings()]
+    return AgentConfig(file, gateway, uplink, journal, buses, local_api=local_api, watchdog=watchdog, sections=sections,
+                       warnings=tuple(warnings))
+
+
+def _token_file_warning(uplink: Mapping[str, Any], base: Path) -> str | None:
+    token_file = uplink.get("token_file")
+    return secret_file_warning(_resolve(base, token_file), "uplink.token_file") if token_file else None
 
 
 def load_config(file: Path | str) -> AgentConfig:
     path = Path(file)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise AgentConfigError(path, "", f"cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise AgentConfigError(path, "", f"larger than {MAX_CONFIG_BYTES // 2**20} MiB: not a citygate config")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise AgentConfigError(path, "", "not UTF-8 text") from None
     try:
         doc = tomllib.loads(text)
+        return parse_config(doc, path)
     except tomllib.TOMLDecodeError as exc:
         raise AgentConfigError(path, "", f"not valid TOML: {exc}") from None
-    return parse_config(doc, path)
+    except RecursionError:
+        # tomllib recurses once per level of nested arrays and inline tables
+        raise AgentConfigError(path, "", "nested too deeply: not a citygate config") from None

@@ -13,13 +13,19 @@ there is no clear-text fall-back that would show the gateway's password to whoev
     [mqtt]
     url = "mqtts://broker.example.org"      # mqtt:// (port 1883) or mqtts:// (8883)
     username = "gw-dijon-0001"              # default: the gateway id
-    password_file = "/etc/citygate/token"   # or password = "..."; the gateway's own token
+    password_file = "/etc/citygate/token"   # or password = "..."; the gateway's own token (mode 0600)
     ca_file = "/etc/citygate/ca.pem"        # mqtts only; default: the system CAs
+    command_key = "base64..."               # the collector's public key (`citygate-collector command-key show`)
+    clock_tolerance_s = 300                 # a command issued further in the future is refused
+    allow_cleartext = false                 # mqtt:// to anything but loopback needs true
     keepalive_s = 20                        # the broker declares us offline 1.5 x this after a silent death
     client_id = "gw-dijon-0001"             # default: the gateway id
     state_interval_s = 60                   # retained state refreshed this often
     alarm_buffer = 1000                     # alarms kept while disconnected (oldest dropped, counted)
     backoff_max_s = 60                      # reconnect attempts at most this far apart
+
+Commands are run only if signed with the collector's Ed25519 key (citygate_wire.mqtt
+authenticate_command): without `command_key` every command is refused, and check-config says so.
 
 Keepalive: 20 s. A cabinet that loses power or its link sends nothing, so the broker learns
 it only when 1.5 x keepalive passes without a packet (30 s; Mosquitto 2.0 sweeps keepalives
@@ -46,17 +52,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from citygate_wire.aio import run_together
 from citygate_wire.mqtt import (
+    Ack,
     Alarm,
+    CommandRefusal,
     State,
     WireError,
-    decode_command,
+    authenticate_command,
+    encode_ack,
     encode_alarm,
     encode_state,
+    parse_public_key,
     parse_topic,
-    peek_command,
     subscription,
     topic,
 )
@@ -64,6 +74,7 @@ from drivers.conf import ConfigTable
 from drivers.errors import ConfigError
 from drivers.model import Event, Record, Severity
 from edge_agent.commands import CommandStore, Executor, ms
+from edge_agent.config import check_ca_file, check_url, read_secret, secret_file_warning
 from edge_agent.journal import Journal
 from edge_agent.service import AgentContext
 from edge_agent.timesync import clock_quality
@@ -72,6 +83,9 @@ from edge_agent.uploader import Uploader
 log = logging.getLogger("citygate.control")
 
 DEFAULT_KEEPALIVE_S = 20
+#: Refusals of messages that were not authentic commands wait here for the broker, not in SQLite:
+#: they must not use up a command id, and a flood of them must not fill the disk.
+REFUSALS_KEPT = 100
 ALARM_SEVERITIES = (Severity.MAJOR, Severity.CRITICAL)
 #: How long a clean shutdown waits for the broker to take the "offline" state.
 GOODBYE_TIMEOUT_S = 2.0
@@ -95,6 +109,20 @@ class MqttConfig:
     alarm_buffer: int = 1000
     backoff_max_s: float = 60.0
     timeout_s: float = 10.0
+    #: the collector's public keys: a command signed by none of them is refused (none: all are)
+    command_keys: tuple[Ed25519PublicKey, ...] = ()
+    clock_tolerance_s: float = 300.0
+    password_file: Path | None = None
+
+    def config_warnings(self) -> list[str]:
+        """For check-config and the start of `run` (edge_agent.config.HasWarnings)."""
+        out = []
+        if not self.command_keys:
+            out.append("mqtt.command_key: missing: this gateway refuses every command "
+                       "(the key is printed by `citygate-collector command-key show`)")
+        if self.password_file is not None and (w := secret_file_warning(self.password_file, "mqtt.password_file")):
+            out.append(w)
+        return out
 
     def tls_context(self) -> ssl.SSLContext | None:
         if not self.tls:
@@ -115,8 +143,7 @@ def parse_section(raw: Any, key: str, config_dir: Path) -> MqttConfig:
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ConfigError(f"{key}.url", f"{url!r} is not an mqtt:// or mqtts:// URL with a host")
-    if parts.username or parts.password:
-        raise ConfigError(f"{key}.url", "put credentials in username and password_file, not in the URL")
+    check_url(parts, key, "mqtt", t.boolean("allow_cleartext", False))
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError(f"{key}.url", f"{url!r}: an MQTT broker URL has no path, query or fragment")
     try:
@@ -127,21 +154,21 @@ def parse_section(raw: Any, key: str, config_dir: Path) -> MqttConfig:
     password_file = t.text("password_file")
     if (password is None) == (password_file is None):
         raise ConfigError(f"{key}.password", "give exactly one of password or password_file")
-    if password_file is not None:
-        path = _resolve(config_dir, password_file)
-        try:
-            password = path.read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{key}.password_file", f"cannot read {path}: {exc.strerror}") from None
-        if not password:
-            raise ConfigError(f"{key}.password_file", f"{path} is empty")
+    secret_path = _resolve(config_dir, password_file) if password_file is not None else None
+    if secret_path is not None:
+        password = read_secret(secret_path, f"{key}.password_file")
     ca = t.text("ca_file")
     ca_file = _resolve(config_dir, ca) if ca is not None else None
     if ca_file is not None:
         if parts.scheme != "mqtts":
             raise ConfigError(f"{key}.ca_file", "a CA file only makes sense with an mqtts:// URL")
-        if not ca_file.is_file():
-            raise ConfigError(f"{key}.ca_file", f"{ca_file} does not exist")
+        check_ca_file(ca_file, f"{key}.ca_file")
+    keys: tuple[Ed25519PublicKey, ...] = ()
+    if (key_text := t.text("command_key")) is not None:
+        try:
+            keys = (parse_public_key(key_text),)
+        except WireError as exc:
+            raise ConfigError(f"{key}.command_key", f"not an Ed25519 public key: {exc.reason}") from None
     cfg = MqttConfig(
         url=url, host=parts.hostname, port=port, tls=parts.scheme == "mqtts", password=password,
         username=t.text("username"), ca_file=ca_file,
@@ -151,6 +178,9 @@ def parse_section(raw: Any, key: str, config_dir: Path) -> MqttConfig:
         alarm_buffer=t.integer("alarm_buffer", 1000, lo=1, hi=100_000),
         backoff_max_s=t.number("backoff_max_s", 60.0, lo=0.1, hi=3600),
         timeout_s=t.number("timeout_s", 10.0, lo=0.5, hi=120),
+        command_keys=keys,
+        clock_tolerance_s=t.number("clock_tolerance_s", 300.0, lo=0, hi=86_400),
+        password_file=secret_path,
     )
     t.done()
     return cfg
@@ -179,6 +209,9 @@ class ControlService:
         self.alarms: collections.deque[Alarm] = collections.deque(maxlen=cfg.alarm_buffer)
         self.alarms_dropped = 0
         self.executor: Executor | None = None
+        #: acks of messages refused before they were taken as commands (CommandRefusal.consumes_id False)
+        self.refusals: collections.deque[Ack] = collections.deque(maxlen=REFUSALS_KEPT)
+        self.refused = 0  # messages on our cmd topic that were not authentic commands
         self._wake = asyncio.Event()
         self._config_hash: str | None = None
 
@@ -188,6 +221,7 @@ class ControlService:
             "url": self.cfg.url, "connected": self.connected, "connections": self.connections,
             "last_error": self.last_error, "alarms_buffered": len(self.alarms), "alarms_dropped": self.alarms_dropped,
             "commands_run": self.executor.executed if self.executor else 0,
+            "commands_refused_unauthenticated": self.refused,
             "keepalive_s": self.cfg.keepalive_s,
         }
 
@@ -296,18 +330,25 @@ class ControlService:
                 log.warning("message on %s is not a command for %s: ignored", message.topic, ctx.gateway_id)
                 continue
             try:
-                cmd = decode_command(bytes(payload))
-            except WireError as exc:
-                await self._invalid(bytes(payload), exc, executor)
+                cmd = authenticate_command(bytes(payload), self.cfg.command_keys, ctx.gateway_id, executor.now_ms(),
+                                           int(self.cfg.clock_tolerance_s * 1000))
+            except CommandRefusal as refusal:
+                await self._refuse(refusal, executor)
                 continue
             await executor.receive(cmd)
 
-    async def _invalid(self, payload: bytes, exc: WireError, executor: Executor) -> None:
-        peeked = peek_command(payload)
-        if peeked is None:
-            log.warning("unreadable command (no usable id, so no ack possible): %s", exc)
+    async def _refuse(self, refusal: CommandRefusal, executor: Executor) -> None:
+        if refusal.id is None:
+            log.warning("unreadable command (no usable id, so no ack possible): %s", refusal.reason)
             return
-        await executor.refuse_invalid(peeked[0], peeked[1], str(exc))
+        if refusal.consumes_id:
+            # an authentic command the gateway cannot take: refused once, a repeat gets the same answer
+            await executor.refuse(refusal.id, refusal.action, refusal.code, refusal.reason)
+            return
+        self.refused += 1
+        log.warning("command %s (%s) refused (%s): %s", refusal.id, refusal.action, refusal.code, refusal.reason)
+        self.refusals.append(Ack(refusal.id, "refused", executor.now_ms(), refusal.code, refusal.reason))
+        self._wake.set()
 
     async def _send(self, client: aiomqtt.Client, ctx: AgentContext, store: CommandStore) -> None:
         ack_topic = topic(ctx.commune, ctx.gateway_id, "ack")
@@ -321,6 +362,9 @@ class ControlService:
                 for cmd_id, body in pending:
                     await client.publish(ack_topic, body, qos=1)
                     await store.mark_published(cmd_id, body)
+            while self.refusals:
+                await client.publish(ack_topic, encode_ack(self.refusals[0]), qos=1)
+                self.refusals.popleft()
             while self.alarms:
                 await client.publish(alarm_topic, encode_alarm(self.alarms[0]), qos=1)
                 self.alarms.popleft()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -88,7 +89,7 @@ class BrokerThread:
 
 
 def agent_config(cab: Cabinet, state: Path, collector_url: str, token_file: Path, sim_port: int,
-                 broker_url: str) -> str:
+                 broker_url: str, command_key: str) -> str:
     lines = [
         "# written by citygate-sim demo",
         "[gateway]",
@@ -112,6 +113,7 @@ def agent_config(cab: Cabinet, state: Path, collector_url: str, token_file: Path
         f'url = "{broker_url}"',
         f'username = "{cab.gateway}"',
         f'password_file = "{token_file}"',
+        command_key,
         "",
         "[lighting]",
         f'programs = ["{CONFIGS / "lighting" / "common.toml"}", "{CONFIGS / "lighting" / (cab.programs + ".toml")}"]',
@@ -162,8 +164,13 @@ def run_demo(workdir: Path, port: int, echo: bool) -> None:
         # the embedded broker has no authentication (it listens on loopback only): any password will do
         collector_password = workdir / "collector-mqtt-password"
         collector_password.write_text("demo\n")
+        # the collector signs commands with this key; each agent's [mqtt] gets the line it prints
+        key_file = workdir / "command.key"
+        command_key = subprocess.run([bin_path("citygate-collector"), "command-key", "init", "--key-file", str(key_file)],
+                                     capture_output=True, text=True, check=True, timeout=60).stdout.strip()
         collector, url = start_collector(db, port=port, echo=echo, die_with_parent=True, extra=[
-            "--mqtt-url", broker_url, "--mqtt-password-file", str(collector_password)])
+            "--mqtt-url", broker_url, "--mqtt-password-file", str(collector_password),
+            "--command-key-file", str(key_file)])
         procs.append(collector)
         for cab in CABINETS:
             state = workdir / cab.gateway
@@ -177,7 +184,7 @@ def run_demo(workdir: Path, port: int, echo: bool) -> None:
             ], echo=echo, die_with_parent=True))
             wait_tcp("127.0.0.1", sim_port)
             config = state / "agent.toml"
-            config.write_text(agent_config(cab, state, url, token_file, sim_port, broker_url))
+            config.write_text(agent_config(cab, state, url, token_file, sim_port, broker_url, command_key))
             procs.append(Proc(f"agent-{cab.gateway}", [bin_path("citygate-agent"), "run", "--config", str(config)],
                               echo=echo, die_with_parent=True))
         click.echo("")

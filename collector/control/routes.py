@@ -156,6 +156,10 @@ async def post_command(request: web.Request) -> web.Response:
     if link is None:
         raise Problem(503, "control-unavailable", "Service Unavailable",
                       "this collector has no MQTT broker configured (serve --mqtt-url): it cannot send commands")
+    if link.cfg.command_key is None:
+        raise Problem(503, "control-unavailable", "Service Unavailable",
+                      "this collector has no command signing key (serve --command-key-file): gateways would refuse "
+                      "its commands")
     body = await json_body(request)
     extra = body.keys() - {"gateway", "commune", "action", "args", "valid_s"}
     if extra:

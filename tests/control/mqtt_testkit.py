@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from citygate_wire.mqtt import (
     COLLECTOR_IDENTITY,
@@ -24,6 +25,7 @@ from citygate_wire.mqtt import (
     decode_state,
     encode_command,
     parse_topic,
+    public_key_text,
     subscription,
     topic,
 )
@@ -46,6 +48,12 @@ class Fleet:
     folder: Path
     gateways: dict[str, str] = field(default_factory=dict)  # name -> token
     collector_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    #: the collector's command signing key; agent_doc gives its public half to every gateway
+    command_key: Ed25519PrivateKey = field(default_factory=Ed25519PrivateKey.generate)
+
+    @property
+    def public_key(self) -> str:
+        return public_key_text(self.command_key.public_key())
 
     def add(self, name: str) -> str:
         self.gateways[name] = "cgw_" + secrets.token_urlsafe(32)
@@ -87,6 +95,7 @@ class Operator:
         self.client = client(broker, identity, password or fleet.collector_password,
                              identifier=identifier or f"operator-{uuid.uuid4().hex[:8]}",
                              clean_session=identifier is None)
+        self.fleet = fleet
         self.acks: list[tuple[str, Ack]] = []
         self.states: list[tuple[str, State, bool]] = []  # (gateway, state, retained)
         self.raw: list[tuple[str, bytes]] = []
@@ -118,11 +127,19 @@ class Operator:
                 self.states.append((t.gateway, decode_state(m.payload), m.retain))
 
     async def send(self, gateway: str, action: str, args: Mapping[str, Any], *, valid_s: float = 60,
-                   cmd_id: str | None = None, issued_ms: int | None = None, commune: str = COMMUNE) -> str:
+                   cmd_id: str | None = None, issued_ms: int | None = None, commune: str = COMMUNE,
+                   key: Ed25519PrivateKey | bool | None = True, addressee: str | None = None,
+                   issued_by: str = "test-operator") -> str:
+        """Publish a command to `gateway`, signed with the fleet's key (key=True), another key, or none (None)."""
         now = int(time.time() * 1000) if issued_ms is None else issued_ms
-        cmd = Command(cmd_id or uuid.uuid4().hex, action, dict(args), now, now + int(valid_s * 1000), "test-operator")
-        await self.client.publish(topic(commune, gateway, "cmd"), encode_command(cmd), qos=1)
+        cmd = Command(cmd_id or uuid.uuid4().hex, action, dict(args), now, now + int(valid_s * 1000), issued_by,
+                      addressee or gateway)
+        signer = self.fleet.command_key if key is True else key or None
+        await self.publish(gateway, encode_command(cmd, signer), commune=commune)
         return cmd.id
+
+    async def publish(self, gateway: str, payload: bytes, *, commune: str = COMMUNE) -> None:
+        await self.client.publish(topic(commune, gateway, "cmd"), payload, qos=1)
 
     def acks_for(self, cmd_id: str, gateway: str | None = None) -> list[Ack]:
         return [a for g, a in self.acks if a.id == cmd_id and (gateway is None or g == gateway)]
@@ -199,7 +216,10 @@ async def running_agent(tmp_path: Path, fleet: Fleet, broker: Mosquitto, gateway
                         clock: Clock | None = None, connected: bool = True, mqtt: Mapping[str, Any] | None = None,
                         **sections: Any) -> AsyncIterator[Agent]:
     """An in-process Agent with a `gated` bus (meter-1, lamp-1) and a [mqtt] section; waits for its link."""
-    doc = agent_doc(tmp_path, gateway, fleet.gateways[gateway], broker, **(mqtt or {}))
+    # the fleet's public key unless the test gives another, or None for no key
+    keyed = {"command_key": fleet.public_key, **(mqtt or {})}
+    doc = agent_doc(tmp_path, gateway, fleet.gateways[gateway], broker,
+                    **{k: v for k, v in keyed.items() if v is not None})
     doc["bus"] = [{"name": "field", "type": "gated", "devices": ["meter-1", "lamp-1"]}]
     doc.update(sections)
     agent = Agent(parse_config(doc, tmp_path / f"{gateway}.toml"), clock or SystemClock())

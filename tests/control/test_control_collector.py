@@ -15,11 +15,13 @@ import aiohttp
 import aiomqtt
 import pytest
 from click.testing import CliRunner
-from mqtt_testkit import Fleet, client, running_agent, wait_for
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from mqtt_testkit import Fleet, bus, client, running_agent, wait_for
 
-from citygate_wire.mqtt import topic
+from citygate_wire.mqtt import public_key_text, topic
 from collector.app import create_app, start
 from collector.cli import main
+from collector.control.keys import load_key
 from collector.control.link import ControlLink, LinkConfig
 from collector.control.routes import attach_link
 from collector.store import Store, open_store
@@ -76,7 +78,7 @@ async def centre(tmp_path: Path, db_url: str) -> AsyncIterator[Centre]:
         async with open_store(db_url) as store:
             app = create_app(store)
             link = attach_link(app, LinkConfig(broker.url, fleet.collector_password, resend_s=1.0, keepalive_s=5,
-                                                       expiry_grace_s=0.5))
+                                               expiry_grace_s=0.5, command_key=fleet.command_key))
             runner, url = await start(app, "127.0.0.1", 0)
             try:
                 await wait_for(lambda: link.connected, 30, "the collector's MQTT link")
@@ -132,6 +134,36 @@ async def test_presence_commands_to_a_gateway_and_a_commune_with_their_acks_and_
     status, audit = await c.call("GET", "/api/v1/control/commands")
     assert [(a["action"], a["issued_by"], a["counts"]) for a in audit["commands"]] == [
         ("agent.set_log_level", "alice", {"done": 2}), ("device.read", "alice", {"done": 1})]
+
+
+async def test_a_gateway_that_does_not_hold_the_collectors_key_refuses_and_the_audit_says_why(
+    tmp_path: Path, centre: Centre
+) -> None:
+    c = centre
+    stranger = public_key_text(Ed25519PrivateKey.generate().public_key())
+    async with running_agent(tmp_path, c.fleet, c.broker, "gw-a", mqtt={"command_key": stranger}) as agent:
+        status, sent = await c.call("POST", "/api/v1/control/commands",
+                                    {"gateway": "gw-a", "action": "device.read", "args": {"device": "meter-1"}})
+        assert status == 202
+        status, done = await c.call("GET", f"/api/v1/control/commands/{sent['id']}?wait_s=20")
+    [delivery] = done["deliveries"]
+    assert (delivery["status"], delivery["code"]) == ("refused", "forged"), delivery
+    assert "signature does not match" in delivery["reason"]
+    assert bus(agent).reads == []
+
+
+async def test_a_collector_without_a_signing_key_sends_no_command(tmp_path: Path, centre: Centre) -> None:
+    app = create_app(centre.store)
+    attach_link(app, LinkConfig(centre.broker.url, centre.fleet.collector_password, client_id="citygate-collector-nokey"))
+    runner, url = await start(app, "127.0.0.1", 0)
+    try:
+        async with centre.http.post(url + "/api/v1/control/commands",
+                                    headers={"Authorization": f"Bearer {centre.operator_token}"},
+                                    json={"gateway": "gw-a", "action": "device.read", "args": {"device": "x"}}) as r:
+            status, doc = r.status, await r.json()
+    finally:
+        await runner.cleanup()
+    assert status == 503 and "signing key" in doc["detail"], doc
 
 
 async def open_alarms(c: Centre) -> dict[str, Any]:
@@ -244,13 +276,18 @@ async def test_serve_with_mqtt_options_runs_the_link_in_the_collector_process(tm
     await cli("mqtt-acl", "--out", str(tmp_path / "acl"), "--collector-password-file", str(tmp_path / "pw"), "--db", db)
     fleet = Fleet(tmp_path / "acl", {"gw-a": (tmp_path / "gw-a.token").read_text().strip()},
                   (tmp_path / "pw").read_text().strip())
+    # the key as an operator makes it: the collector's CLI writes it, the gateway's config gets the public half
+    printed = await cli("command-key", "init", "--key-file", str(tmp_path / "command.key"))
+    fleet.command_key = load_key(tmp_path / "command.key")
+    assert f'command_key = "{fleet.public_key}"' in printed
     broker = Mosquitto(tmp_path / "broker", password_file=tmp_path / "acl" / "passwd", acl_file=tmp_path / "acl" / "acl")
     broker.start()
     proc = None
     try:
         proc, url = await asyncio.to_thread(
             start_collector, db, extra=["--mqtt-url", broker.url, "--mqtt-password-file", str(tmp_path / "pw"),
-                                        "--mqtt-client-id", "citygate-collector-1"])
+                                        "--mqtt-client-id", "citygate-collector-1",
+                                        "--command-key-file", str(tmp_path / "command.key")])
         headers = {"Authorization": f"Bearer {(tmp_path / 'alice').read_text().strip()}"}
         async with running_agent(tmp_path, fleet, broker, "gw-a"), aiohttp.ClientSession(headers=headers) as http:
             async with http.post(url + "/api/v1/control/commands",
@@ -315,7 +352,8 @@ async def test_two_collector_instances_with_their_own_client_ids_share_one_broke
     # a second instance on the same registry, as a second server behind the load balancer would run
     app = create_app(c.store)
     second = attach_link(app, LinkConfig(c.broker.url, c.fleet.collector_password, client_id="citygate-collector-b",
-                                         resend_s=1.0, keepalive_s=5, expiry_grace_s=0.5))
+                                         resend_s=1.0, keepalive_s=5, expiry_grace_s=0.5,
+                                         command_key=c.fleet.command_key))
     runner, _ = await start(app, "127.0.0.1", 0)
     try:
         await wait_for(lambda: second.connected, 30, "the second instance's MQTT link")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from mqtt_testkit import COMMUNE, Fleet, Operator, bus, running_agent, wait_for
 
+from citygate_wire.mqtt import answer_of
 from drivers import registry
 from drivers.model import Event, Severity
 from simulators.mosquitto import Mosquitto
@@ -37,16 +38,18 @@ async def test_a_live_read_command_comes_back_done_with_the_values_and_is_journa
     assert stats.samples == 1
 
 
-async def test_a_repeated_id_runs_once_and_gets_the_same_ack_again(
+async def test_a_repeated_id_runs_once_and_is_refused_as_replayed_with_the_first_ack_inside(
     tmp_path: Path, fleet: Fleet, broker: Mosquitto
 ) -> None:
     async with Operator(broker, fleet) as op, running_agent(tmp_path, fleet, broker) as agent:
         cmd_id = await op.send("gw-a", "device.read", {"device": "meter-1"})
         first = await op.ack(cmd_id)
         await op.send("gw-a", "device.read", {"device": "meter-1"}, cmd_id=cmd_id)
-        await wait_for(lambda: len(op.acks_for(cmd_id)) == 2, 20, "the second copy of the ack")
+        await wait_for(lambda: len(op.acks_for(cmd_id)) == 2, 20, "the answer to the second copy")
     assert bus(agent).reads == ["meter-1"]
-    assert op.acks_for(cmd_id) == [first, first]
+    again = op.acks_for(cmd_id)[1]
+    assert (again.status, again.code) == ("refused", "replayed") and "not run again" in (again.reason or "")
+    assert answer_of(again) == first
 
 
 async def test_a_repeated_id_is_not_run_again_after_an_agent_restart(
@@ -60,7 +63,7 @@ async def test_a_repeated_id_is_not_run_again_after_an_agent_restart(
             await op.send("gw-a", "device.read", {"device": "meter-1"}, cmd_id=cmd_id)
             await wait_for(lambda: len(op.acks_for(cmd_id)) == 2, 20, "the ack after the restart")
     assert bus(agent).reads == ["meter-1"] and bus(again).reads == []
-    assert op.acks_for(cmd_id)[1] == first
+    assert op.acks_for(cmd_id)[1].code == "replayed" and answer_of(op.acks_for(cmd_id)[1]) == first
 
 
 async def test_an_expired_command_is_refused_and_not_run(tmp_path: Path, fleet: Fleet, broker: Mosquitto) -> None:
