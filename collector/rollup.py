@@ -17,7 +17,15 @@ Rules, per device, over its samples in seq (journal) order:
   from the top sixteenth of 2^32 to the bottom sixteenth is a wrap and adds the wrapped
   difference. Any other decrease is a reset (a replaced driver or meter): it adds nothing and
   is recorded as a `counter_reset` event (severity minor) naming the quantity and both values.
-  The water index never wraps. A value that is not a non-negative number is ignored.
+  The water index never wraps. A value that is not a finite non-negative number is ignored.
+- An increase no device could have made is not consumption: more than MAX_LAMP_POWER_W (a lamp
+  controller's `energy_wh`) or MAX_FLOW_M3_PER_H (`volume_m3`) over the time since the device's
+  previous reading plus COUNTER_SLACK_MS, times COUNTER_MARGIN. It adds nothing, is recorded as a
+  `counter_implausible` event (severity major) naming the quantity, both values, the increase, the
+  bound and the elapsed time, and the new value becomes the reference (like a reset): one glitch,
+  such as a counter read as 1.7e308, costs one interval, not the hour's or the day's totals. The
+  collector does not know each lamp's rated power, so the bound is a ceiling for any street lamp;
+  the agent, which knows it, checks its own accounting against it.
 - Burn time comes from `lamp_on` samples (the lamp controllers report it; few report an
   operating-hours counter): the time between two consecutive readings counts when the earlier
   one said the lamp was on and the gap is at most 15 minutes (a longer silence is unknown,
@@ -52,6 +60,17 @@ _WRAP_HIGH, _WRAP_LOW = U32 - U32 // 16, U32 // 16
 ALARM_SEVERITIES = frozenset({"major", "critical"})
 FAULT_CODE = "lamp_failure"
 COUNTER_RESET = "counter_reset"
+COUNTER_IMPLAUSIBLE = "counter_implausible"
+#: more than any street lamp draws (the largest high-pressure sodium lamps take 1000 W with their ballast)
+MAX_LAMP_POWER_W = 2000.0
+#: more than a district's water meter passes (a DN 300 main at 4 m/s carries about 1000 m3/h)
+MAX_FLOW_M3_PER_H = 1000.0
+#: added to the elapsed time: a reading's timestamp may lag its counter by a poll period or two
+COUNTER_SLACK_MS = 15 * 60 * 1000
+COUNTER_MARGIN = 2.0
+_ENERGY_PER_MS = MAX_LAMP_POWER_W * COUNTER_MARGIN / HOUR_MS
+_VOLUME_PER_MS = MAX_FLOW_M3_PER_H * COUNTER_MARGIN / HOUR_MS
+_INF = float("inf")
 PARIS = ZoneInfo("Europe/Paris")
 
 
@@ -118,7 +137,7 @@ def counter_increase(previous: float | None, current: float, wraps: bool) -> flo
     """Consumption between two readings of a counter; None when the counter was reset."""
     if previous is None or current >= previous:
         return 0.0 if previous is None else current - previous
-    if wraps and previous >= _WRAP_HIGH and current < _WRAP_LOW:
+    if wraps and _WRAP_HIGH <= previous < U32 and current < _WRAP_LOW:  # a u32 counter wraps below 2^32
         return current + U32 - previous
     return None
 
@@ -136,6 +155,7 @@ def roll_up(records: Sequence[WireRecord], states: dict[str, DeviceState]) -> Ba
     day_on: dict[str, int] = {}
     day_faulty: dict[str, int] = {}
     hour_ms, max_gap, alarm_severities, fault_code = HOUR_MS, MAX_BURN_GAP_MS, ALARM_SEVERITIES, FAULT_CODE
+    slack, energy_rate, inf = COUNTER_SLACK_MS, _ENERGY_PER_MS, _INF
     last_hour = -1
     h = Totals()
     day = ""
@@ -175,25 +195,32 @@ def roll_up(records: Sequence[WireRecord], states: dict[str, DeviceState]) -> Ba
             # a counter is a non-negative number (a bool is not one); checked inline, as is a
             # lamp's sample (it carries lamp_on or level_pct): a call for each was a quarter of this loop
             energy = values.get("energy_wh")
-            if (type(energy) is int or type(energy) is float) and energy >= 0 and (
+            if (type(energy) is int or type(energy) is float) and 0 <= energy < inf and (
                     on is not None or "lamp_on" in values or "level_pct" in values):
                 energy = float(energy)
                 previous = st.energy_wh
-                if previous is not None and energy >= previous:
+                if previous is not None and last is not None and \
+                        previous <= energy <= previous + energy_rate * (ts - last + slack):
                     energy_sum += energy - previous
                 else:
                     delta = counter_increase(previous, energy, wraps=True)
                     if delta is None:
                         out.events.append(_reset(device, ts, "energy_wh", previous, energy))
+                    elif delta and (implausible := _implausible(device, ts, last, "energy_wh", previous, energy,
+                                                                delta, _ENERGY_PER_MS)):
+                        out.events.append(implausible)
                     else:
                         energy_sum += delta
                 st.energy_wh = energy
             volume = values.get("volume_m3")
-            if (type(volume) is int or type(volume) is float) and volume >= 0:
+            if (type(volume) is int or type(volume) is float) and 0 <= volume < inf:
                 volume = float(volume)
                 delta = counter_increase(st.volume_m3, volume, wraps=False)
                 if delta is None:
                     out.events.append(_reset(device, ts, "volume_m3", st.volume_m3, volume))
+                elif delta and (implausible := _implausible(device, ts, last, "volume_m3", st.volume_m3, volume,
+                                                            delta, _VOLUME_PER_MS)):
+                    out.events.append(implausible)
                 else:
                     water_sum += delta
                 st.volume_m3 = volume
@@ -239,6 +266,18 @@ def _count_fault(st: DeviceState, hour: int, day: str, h: Totals, day_faulty: di
     if st.fault_day is None or day > st.fault_day:
         day_faulty[day] = day_faulty.get(day, 0) + 1
         st.fault_day = day
+
+
+def _implausible(device: str, ts_ms: int, last_ts_ms: int | None, quantity: str, previous: float | None,
+                 current: float, increase: float, per_ms: float) -> DerivedEvent | None:
+    """The `counter_implausible` event of an increase beyond what the device can do in the time, or None."""
+    elapsed = ts_ms - (ts_ms if last_ts_ms is None else last_ts_ms)
+    bound = per_ms * (elapsed + COUNTER_SLACK_MS)
+    if increase <= bound:
+        return None
+    return DerivedEvent(device, ts_ms, COUNTER_IMPLAUSIBLE, "major",
+                        {"quantity": quantity, "previous": previous, "current": current, "increase": increase,
+                         "bound": round(bound, 3), "elapsed_ms": elapsed})
 
 
 def _reset(device: str, ts_ms: int, quantity: str, previous: float | None, current: float) -> DerivedEvent:

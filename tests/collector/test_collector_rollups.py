@@ -19,7 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from collector.app import create_app, start
-from collector.rollup import day_of_hour
+from collector.rollup import (
+    COUNTER_MARGIN,
+    COUNTER_SLACK_MS,
+    MAX_FLOW_M3_PER_H,
+    MAX_LAMP_POWER_W,
+    day_of_hour,
+)
 from collector.store import open_store
 from collector.tokens import hash_token, new_token
 from tests.store_testkit import fresh_db
@@ -75,6 +81,42 @@ async def test_counters_burn_time_lamps_water_and_alarms_roll_up_by_hour_and_day
                     for e in doc["events"] if e["code"] == "counter_reset")
     assert resets == [("lamp-1", "energy_wh", 50, 30), ("meter-1", "volume_m3", 10.5, 9.0)]
     assert all(e["seq"] is None and e["severity"] == "minor" for e in doc["events"] if e["code"] == "counter_reset")
+
+
+async def test_an_implausible_counter_jump_is_an_event_not_consumption(running: Running) -> None:
+    """A lamp's energy counter read as 1.7e308 once (a garbled register) turned the hour's energy to
+    null, the day's open data to inf for good, and broke the control-centre page."""
+    gw, token = await running.add_gateway("gw-1", "21231")
+    records = [
+        sample(1, "lamp-1", T0, energy_wh=1000, lamp_on=True, level_pct=100),
+        sample(2, "lamp-1", T0 + 10 * MIN, energy_wh=1.7e308, lamp_on=True, level_pct=100),  # impossible
+        sample(3, "lamp-1", T0 + 20 * MIN, energy_wh=1010, lamp_on=True, level_pct=100),  # a decrease: reset
+        sample(4, "lamp-1", T0 + 30 * MIN, energy_wh=1030, lamp_on=True, level_pct=100),  # +20 Wh
+        sample(5, "lamp-2", T0 + 30 * MIN, energy_wh=500, lamp_on=True, level_pct=100),
+        # 200 Wh in 1 min is 12 kW, but within the 15 min a timestamp may lag its counter: plausible
+        sample(6, "lamp-2", T0 + 31 * MIN, energy_wh=700, lamp_on=True, level_pct=100),
+        sample(7, "lamp-2", T0 + 32 * MIN, energy_wh=700 + 1_300, lamp_on=True, level_pct=100),  # over 2 kW x 2
+        sample(8, "meter-1", T0, volume_m3=10.0),
+        sample(9, "meter-1", T0 + 10 * MIN, volume_m3=9e307),  # impossible as well
+    ]
+    status, _, doc = await running.client.post(batch_body(gw.name, records), token)
+    assert status == 200, doc
+    _, _, doc = await running.client.get(f"/api/v1/gateways/gw-1/rollups/hour?from={T0}&to={T0}")
+    [hour] = doc["buckets"]
+    assert math.isclose(hour["energy_kwh"], 0.220) and hour["water_m3"] == 0.0, hour
+    _, _, doc = await running.client.get("/api/v1/rollups/day?from=2025-12-01&to=2025-12-01")
+    assert math.isclose(doc["buckets"][0]["energy_kwh"], 0.220)
+    _, _, doc = await running.client.get("/api/v1/gateways/gw-1/events")
+    implausible = sorted((e["device"], e["detail"]["quantity"], e["detail"]["current"], e["severity"])
+                         for e in doc["events"] if e["code"] == "counter_implausible")
+    assert implausible == [("lamp-1", "energy_wh", 1.7e308, "major"), ("lamp-2", "energy_wh", 2000, "major"),
+                           ("meter-1", "volume_m3", 9e307, "major")]
+    [lamp2] = [e for e in doc["events"] if e["code"] == "counter_implausible" and e["device"] == "lamp-2"]
+    assert lamp2["detail"]["elapsed_ms"] == MIN and lamp2["detail"]["bound"] == 1066.667
+    client = running.client
+    async with client.session.get(client.url + "/opendata/v1/communes/daily.csv?from=2025-12-01&to=2025-12-01") as r:
+        csv = (await r.text()).lower()
+    assert r.status == 200 and "0.22" in csv and "inf" not in csv and "nan" not in csv, csv
 
 
 async def test_a_cabinet_meter_index_is_not_added_to_the_lamps_energy(running: Running) -> None:
@@ -197,14 +239,15 @@ def plans(draw: st.DrawFn) -> Plan:
     return Plan(gateways, records, sends, devices)
 
 
-def recompute(records: list[dict[str, Any]]) -> tuple[dict[tuple[str, Any], dict[str, float]], int]:
-    """Hour and day totals of one gateway's raw records, by the rules of collector.rollup, and the resets."""
+def recompute(records: list[dict[str, Any]]) -> tuple[dict[tuple[str, Any], dict[str, float]], int, int]:
+    """Hour and day totals of one gateway's raw records, by the rules of collector.rollup, the resets and
+    the implausible increases."""
     out: dict[tuple[str, Any], dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0.0))
     last_ts: dict[str, int] = {}
     counters: dict[tuple[str, str], float] = {}
     lit: dict[str, bool] = {}
     counted: dict[tuple[str, str, str], Any] = {}  # (device, what, period) -> latest bucket counted
-    resets = 0
+    resets = implausible = 0
     for r in sorted(records, key=lambda r: r["seq"]):
         ts, device = r["ts_ms"], r["device"]
         keys = [("hour", ts // H * H), ("day", datetime.fromtimestamp(ts / 1000, PARIS).date().isoformat())]
@@ -231,18 +274,25 @@ def recompute(records: list[dict[str, Any]]) -> tuple[dict[tuple[str, Any], dict
         if device not in last_ts or ts >= last_ts[device]:
             if device in last_ts and lit.get(device) and ts - last_ts[device] <= 15 * MIN:
                 add("burn_h", (ts - last_ts[device]) / H)
-            for quantity, column, scale, wraps in (("energy_wh", "energy_kwh", 1000, True),
-                                                   ("volume_m3", "water_m3", 1, False)):
+            for quantity, column, scale, wraps, most in (("energy_wh", "energy_kwh", 1000, True, MAX_LAMP_POWER_W),
+                                                         ("volume_m3", "water_m3", 1, False, MAX_FLOW_M3_PER_H)):
                 if quantity not in values:
                     continue
                 now, before = values[quantity], counters.get((device, quantity))
                 if before is not None:
+                    bound = most * COUNTER_MARGIN * (ts - last_ts[device] + COUNTER_SLACK_MS) / H
                     if now >= before:
-                        add(column, (now - before) / scale)
+                        increase: float | None = now - before
                     elif wraps and before >= 15 * 2**28 and now < 2**28:
-                        add(column, (now + 2**32 - before) / scale)
+                        increase = now + 2**32 - before
                     else:
+                        increase = None
+                    if increase is None:
                         resets += 1
+                    elif increase > bound:
+                        implausible += 1
+                    else:
+                        add(column, increase / scale)
                 counters[(device, quantity)] = now
             if "lamp_on" in values:
                 lit[device] = values["lamp_on"]
@@ -251,7 +301,7 @@ def recompute(records: list[dict[str, Any]]) -> tuple[dict[tuple[str, Any], dict
             once("lamps_on")
         if values.get("lamp_failure") is True:
             once("lamps_faulty")
-    return out, resets
+    return out, resets, implausible
 
 
 def assert_close(got: dict[Any, dict[str, Any]], expected: dict[Any, dict[str, Any]]) -> None:
@@ -299,8 +349,9 @@ async def check_plan(client: Client, store: Any, plan: Plan) -> None:
         _, _, doc = await client.get(f"/api/v1/gateways/{name}/events?limit=10000")
         raw += [{"kind": "event", **e} for e in doc["events"] if e["seq"] is not None]
         assert sorted(r["seq"] for r in raw) == [r["seq"] for r in plan.records[name]]
-        expected, resets = recompute(raw)
+        expected, resets, implausible = recompute(raw)
         assert sum(e["code"] == "counter_reset" for e in doc["events"]) == resets
+        assert sum(e["code"] == "counter_implausible" for e in doc["events"]) == implausible
         for period in ("hour", "day"):
             _, _, got = await client.get(f"/api/v1/gateways/{name}/rollups/{period}?{span[period]}")
             assert_close(buckets(got), {b: t for (p, b), t in expected.items() if p == period})
