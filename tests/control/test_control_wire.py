@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,8 +16,11 @@ from citygate_wire.mqtt import (
     Ack,
     Alarm,
     Command,
+    CommandRefusal,
     State,
     WireError,
+    answer_of,
+    authenticate_command,
     decode_ack,
     decode_alarm,
     decode_command,
@@ -25,8 +29,11 @@ from citygate_wire.mqtt import (
     encode_alarm,
     encode_command,
     encode_state,
+    parse_public_key,
     parse_topic,
     peek_command,
+    public_key_text,
+    replay_ack,
     subscription,
     topic,
 )
@@ -176,6 +183,84 @@ def test_topic_parser_raises_only_wire_error(name: str) -> None:
         parse_topic(name)
     except WireError:
         pass
+
+
+# -- signed commands ----------------------------------------------------------------------------
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+PUBLIC = (KEY.public_key(),)
+SIGNED = Command("c-7", "lighting.override", {"group": "quai", "level_pct": 40, "until_ms": T0 + 60_000}, T0,
+                 T0 + 60_000, "alice", "gw-a")
+
+
+def authenticate(payload: bytes, keys: tuple[Any, ...] = PUBLIC, gateway: str = "gw-a", now: int = T0) -> Command:
+    return authenticate_command(payload, keys, gateway, now, 300_000)
+
+
+def refusal(payload: bytes, **kw: Any) -> CommandRefusal:
+    with pytest.raises(CommandRefusal) as err:
+        authenticate(payload, **kw)
+    return err.value
+
+
+def test_a_signed_command_authenticates_whatever_the_order_of_its_members() -> None:
+    payload = encode_command(SIGNED, KEY)
+    assert authenticate(payload) == SIGNED
+    shuffled = dict(reversed(list(orjson.loads(payload).items())))
+    assert authenticate(orjson.dumps(shuffled)) == SIGNED
+    assert parse_public_key(public_key_text(KEY.public_key())).public_bytes_raw() == KEY.public_key().public_bytes_raw()
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(["id", "action", "args", "issued_at_ms", "expires_at_ms", "issued_by", "gateway"]), JSON)
+def test_changing_any_signed_member_makes_the_command_forged(member: str, value: Any) -> None:
+    doc = orjson.loads(encode_command(SIGNED, KEY))
+    if doc[member] == value:
+        return
+    doc[member] = value
+    # the signature is checked before anything else is read: a change never gets further
+    assert refusal(orjson.dumps(doc)).code == "forged"
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    (lambda d: d.pop("sig"), "unsigned"),
+    (lambda d: d.update(sig="not base64!"), "forged"),
+    (lambda d: d.update(sig=7), "forged"),
+    (lambda d: d.update(issued_by="mallory"), "forged"),
+    (lambda d: d.update(sig=orjson.loads(encode_command(SIGNED, Ed25519PrivateKey.generate()))["sig"]), "forged"),
+])
+def test_unsigned_and_forged_commands_are_refused_without_using_up_their_id(change: Any, code: str) -> None:
+    doc = orjson.loads(encode_command(SIGNED, KEY))
+    change(doc)
+    got = refusal(orjson.dumps(doc))
+    assert (got.id, got.code, got.consumes_id) == ("c-7", code, False)
+
+
+def test_misaddressed_future_and_unkeyed_commands_are_refused() -> None:
+    payload = encode_command(SIGNED, KEY)
+    assert refusal(payload, gateway="gw-b").code == "misaddressed"
+    assert refusal(payload, now=T0 - 301_000).code == "future"
+    assert authenticate(payload, now=T0 - 299_000) == SIGNED  # within the clock tolerance
+    assert refusal(payload, keys=()).code == "unverifiable"
+    unaddressed = encode_command(Command("c-8", "device.read", {"device": "m"}, T0, T0 + 1000, "alice"), KEY)
+    assert refusal(unaddressed).code == "misaddressed"
+
+
+def test_a_signed_but_invalid_command_is_refused_as_invalid_and_uses_up_its_id() -> None:
+    bad = Command("c-9", "lighting.override", {"lamp": "l", "level_pct": 140, "until_ms": T0 + 1}, T0, T0 + 1000,
+                  "alice", "gw-a")
+    got = refusal(encode_command(bad, KEY))
+    assert (got.code, got.consumes_id) == ("invalid", True) and "/args/level_pct" in got.reason
+
+
+def test_a_replay_ack_carries_the_first_answer_and_only_that() -> None:
+    first = Ack("c-7", "done", T0, result={"values": {"power_w": 61.5}})
+    replay = decode_ack(encode_ack(replay_ack(first, T0, T0 + 5000)))
+    assert (replay.status, replay.code) == ("refused", "replayed") and answer_of(replay) == first
+    assert answer_of(first) == first
+    nested = Ack("c-7", "refused", T0, "replayed", "x", {"first": orjson.loads(encode_ack(replay))})
+    with pytest.raises(WireError):
+        answer_of(nested)
 
 
 def test_mosquitto_hash_verifies_and_files_refuse_what_mosquitto_would_misread() -> None:
