@@ -40,7 +40,11 @@ function svg(tag, attrs, text) {
   return node;
 }
 
-const kwh = (v) => v.toLocaleString("fr-FR", { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+// A number the collector could not give (null: a rollup spoiled before counters were checked) reads "—":
+// one missing figure must not stop the page (a TypeError here left the map empty).
+const MISSING = "—";
+const kwh = (v) => Number.isFinite(v) ? v.toLocaleString("fr-FR", { minimumFractionDigits: 1, maximumFractionDigits: 1 }) : MISSING;
+const number = (v) => Number.isFinite(v) ? v.toLocaleString("fr-FR") : MISSING;
 
 function when(ms) {
   if (ms == null) return "jamais";
@@ -51,6 +55,7 @@ function when(ms) {
 }
 
 function compare(today, before) {
+  if (!Number.isFinite(today) || !Number.isFinite(before)) return "";  // a missing figure compares with nothing
   if (!before) return today ? "pas de mesure la semaine dernière" : "";
   const pct = Math.round(((today - before) / before) * 100);
   const span = el("span", { class: pct > 0 ? "delta-up" : "delta-down" }, `${pct > 0 ? "+" : ""}${pct} %`);
@@ -255,8 +260,7 @@ async function renderCabinet(name) {
   crumbs([["Métropole", "#/"], [g.commune_name, `#/commune/${g.commune}`], [g.name, null]]);
   const [devWrap, devBody] = table(["Équipement", "État", "Dernière mesure", "Compteur (kWh)", "Eau (m³)"], [3, 4]);
   rows(devBody, doc.devices, (d) => [d.device, el("td", {}, deviceState(d)), when(d.last_ts_ms),
-                                     num(d.energy_wh == null ? "" : kwh(d.energy_wh / 1000)),
-                                     num(d.volume_m3 == null ? "" : d.volume_m3.toLocaleString("fr-FR"))],
+                                     num(kwh(d.energy_wh / 1000)), num(number(d.volume_m3))],
        "Aucun équipement n'a encore envoyé de mesure");
   const [evWrap, evBody] = table(["Quand", "Équipement", "Événement", "Gravité"], []);
   rows(evBody, doc.events, (e) => [when(e.ts_ms), e.device, ALARM_NAMES[e.code] || e.code, e.severity], "Aucun événement");
