@@ -9,10 +9,18 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.pg_server import stop_own_server
 from tests.store_testkit import new_pg_schema, pg_execute
 
 if TYPE_CHECKING:
     from collector.store import Store
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_postgresql_stops_at_the_end() -> Iterator[None]:
+    """The PostgreSQL a session started for itself (tests/pg_server.py) stops with the session."""
+    yield
+    stop_own_server()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -1,25 +1,24 @@
 """The collector's two stores in tests: a fresh SQLite file, or a fresh PostgreSQL schema dropped after.
 
-PostgreSQL is $CITYGATE_TEST_PG (default postgresql://postgres@127.0.0.1:5432/test). An unreachable
-PostgreSQL fails the test: it is never skipped. The `db_url` and `store` fixtures (tests/conftest.py)
-are built on these.
+PostgreSQL is $CITYGATE_TEST_PG, else a server the session starts (tests/pg_server.py). A PostgreSQL
+that cannot be had fails the test with one line: it is never skipped. The `db_url` and `store`
+fixtures (tests/conftest.py) are built on these.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 
-PG_URL = os.environ.get("CITYGATE_TEST_PG") or "postgresql://postgres@127.0.0.1:5432/test"
+from tests.pg_server import pg_url
 
 
 async def pg_execute(sql: str) -> None:
-    conn = await asyncpg.connect(PG_URL, timeout=30)
+    conn = await asyncpg.connect(pg_url(), timeout=30)
     try:
         await conn.execute(sql)
     finally:
@@ -29,7 +28,8 @@ async def pg_execute(sql: str) -> None:
 def new_pg_schema() -> tuple[str, str]:
     """(schema, url): a fresh schema; drop it with `pg_execute(f"DROP SCHEMA {schema} CASCADE")`."""
     schema = "cg_test_" + secrets.token_hex(6)
-    return schema, f"{PG_URL}{'&' if '?' in PG_URL else '?'}schema={schema}"
+    url = pg_url()
+    return schema, f"{url}{'&' if '?' in url else '?'}schema={schema}"
 
 
 @contextlib.asynccontextmanager
