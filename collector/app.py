@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date
 
 import orjson
 from aiohttp import web
@@ -19,6 +18,7 @@ from citygate_wire.batch import PATH, Batch, WireError, decode_batch
 from collector.body import read_body
 from collector.errors import UnknownGateway
 from collector.model import Gateway, IngestResult
+from collector.params import date_param, int_param, refuse_nul
 from collector.problem import Problem, problem_middleware
 from collector.rollup import HOUR_MS
 from collector.store import Level, Period, Store
@@ -49,7 +49,7 @@ def create_app(
 ) -> web.Application:
     """The collector app; `territory` defaults to configs/territory.json (or $CITYGATE_TERRITORY).
     `operator_login`: the control-centre page and the read API for operators only (collector.access)."""
-    middlewares = [problem_middleware]
+    middlewares = [problem_middleware, refuse_nul]
     if operator_login:
         from collector.access import operators_only  # here: that module imports this one
 
@@ -147,20 +147,6 @@ async def get_gateways(request: web.Request) -> web.Response:
     return json_response({"gateways": [info.as_json() for info in infos]})
 
 
-def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = lo - 1
-    if not lo <= value <= hi:
-        raise Problem(400, "invalid-parameter", "Invalid query parameter",
-                      f"{name} must be an integer in [{lo}, {hi}], got {raw!r}", parameter=name)
-    return value
-
-
 async def path_gateway(request: web.Request) -> Gateway:
     name = request.match_info["gateway"]
     gateway = await request.app[STORE].gateway(name)
@@ -193,13 +179,8 @@ def _bounds(request: web.Request, period: str) -> tuple[int | str, int | str]:
         raise Problem(400, "invalid-parameter", "Invalid query parameter", "from and to are required",
                       parameter="from" if raw_from is None else "to")
     if period == "day":
-        for name, raw in (("from", raw_from), ("to", raw_to)):
-            try:
-                date.fromisoformat(raw)
-            except ValueError:
-                raise Problem(400, "invalid-parameter", "Invalid query parameter",
-                              f"{name} must be a date YYYY-MM-DD, got {raw!r}", parameter=name) from None
-        return raw_from, raw_to
+        # buckets are YYYY-MM-DD text: compare with that form, not the client's (20260105 is a date too)
+        return date_param(raw_from, "from").isoformat(), date_param(raw_to, "to").isoformat()
     first = int_param(request, "from", 0, 0, 2**62)
     last = int_param(request, "to", 0, 0, 2**62)
     return first - first % HOUR_MS, last - last % HOUR_MS

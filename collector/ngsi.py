@@ -30,7 +30,8 @@ from urllib.parse import quote, unquote
 import orjson
 from aiohttp import web
 
-from collector.app import STORE, TERRITORY, int_param
+from collector.app import STORE, TERRITORY
+from collector.params import int_param, storable
 from collector.problem import Problem
 from collector.readmodel import DeviceRow
 
@@ -256,6 +257,9 @@ async def get_entity(request: web.Request) -> web.Response:
     if len(parts) != 5:
         raise not_found
     device = unquote(parts[4])
+    if not storable(device):
+        raise Problem(400, "invalid-parameter", "Invalid parameter",
+                      f"entity_id {raw!r}: the device name holds a NUL", parameter="entity_id")
     rows = [d for d in await builder.store.devices(gateway, kind=KIND[kind]) if d.device == device]
     if not rows:
         raise not_found

@@ -40,6 +40,8 @@ def _query(name: str, description: str, schema: Doc | None = None, required: boo
 
 def _op(summary: str, tag: str, responses: Doc, *, params: list[Doc] | None = None, body: Doc | None = None,
         security: list[Doc] | None = None, description: str | None = None) -> Doc:
+    if params and "400" not in responses:  # any parameter holding a NUL, at least (collector.params)
+        responses = {**responses, "400": OPEN311_ERROR if tag == "Open311" else PROBLEM}
     op: Doc = {"summary": summary, "tags": [tag], "responses": responses}
     if description:
         op["description"] = description
@@ -75,13 +77,13 @@ def _open311_paths() -> Doc:
     post = _op("Send a report", "Open311", {
         "201": _json({"type": "array", "items": _schema("NewRequestReply")}, "Created, or attached to the open "
                      "request about the same lamp (same service_request_id)"),
-        "400": OPEN311_ERROR, "404": OPEN311_ERROR},
+        "400": OPEN311_ERROR, "404": OPEN311_ERROR, "413": OPEN311_ERROR},
         body={"required": True, "content": {
             "application/x-www-form-urlencoded": {"schema": _schema("NewRequest")},
             "application/json": {"schema": _schema("NewRequest")}}},
         description="service_code and a location (lat+long, address_string or address_id) are required. "
                     "Contact fields are stored for operators only and never shown publicly. The reply's "
-                    "follow_token lets the reporter follow the request live.")
+                    "follow_token lets the reporter follow the request live. At most 64 KiB.")
     search = _op("Search reports (at most 90 days)", "Open311", {
         "200": _json({"type": "array", "items": _schema("ServiceRequest")}),
         "400": OPEN311_ERROR, "404": OPEN311_ERROR}, params=[

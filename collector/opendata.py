@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from collector.app import STORE, TERRITORY, json_response
+from collector.params import date_param, invalid
 from collector.problem import Problem
 from collector.rollup import PARIS
 
@@ -34,24 +35,21 @@ def add_opendata_routes(app: web.Application) -> None:
     app.router.add_get("/opendata/v1/communes/daily.csv", daily_csv)
 
 
-def _date(raw: str, name: str) -> date:
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise Problem(400, "invalid-parameter", "Invalid query parameter",
-                      f"{name} must be a date YYYY-MM-DD, got {raw!r}", parameter=name) from None
-
-
 def _window(request: web.Request) -> tuple[date, date]:
     today = datetime.fromtimestamp(time.time(), PARIS).date()
     raw_from, raw_to = request.query.get("from"), request.query.get("to")
-    last = today if raw_to is None else _date(raw_to, "to")
-    first = last - timedelta(days=DEFAULT_DAYS - 1) if raw_from is None else _date(raw_from, "from")
+    last = today if raw_to is None else date_param(raw_to, "to")
+    if raw_from is not None:
+        first = date_param(raw_from, "from")
+    elif last < date.min + timedelta(days=DEFAULT_DAYS - 1):
+        raise invalid("to", f"to {raw_to!r}: the default {DEFAULT_DAYS} days before it start before year 1; "
+                            "give from as well")
+    else:
+        first = last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
-        raise Problem(400, "invalid-parameter", "Invalid query parameter", "from is after to", parameter="from")
+        raise invalid("from", "from is after to")
     if (last - first).days + 1 > MAX_DAYS:
-        raise Problem(400, "invalid-parameter", "Invalid query parameter",
-                      f"at most {MAX_DAYS} days at once", parameter="from")
+        raise invalid("from", f"at most {MAX_DAYS} days at once")
     return first, last
 
 

@@ -1,13 +1,15 @@
 """RFC 9457 problem details: every 4xx/5xx the collector sends is application/problem+json.
 
 Handlers raise `Problem`; the middleware also turns aiohttp's own HTTP errors (unknown route,
-wrong method) into problem bodies, so a client never has to parse an HTML or plain-text error.
+wrong method, body too large) into problem bodies, so a client never has to parse an HTML or
+plain-text error. Under /open311/ every error takes the GeoReport v2 shape instead,
+`[{"code": <status>, "description": ...}]`: an Open311 client knows no other.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -17,6 +19,7 @@ log = logging.getLogger("citygate.collector")
 
 CONTENT_TYPE = "application/problem+json"
 TYPE_PREFIX = "urn:citygate:problem:"  # the list of types is in docs/collector-api.md
+OPEN311_PREFIX = "/open311/"
 
 
 class Problem(Exception):
@@ -39,15 +42,25 @@ class Problem(Exception):
         self.detail = detail
         self.headers = dict(headers or {})
         self.extra = extra
+        self.descriptions: tuple[str, ...] = (detail,)
 
     def response(self) -> web.Response:
         body = {"type": TYPE_PREFIX + self.slug, "title": self.title, "status": self.status, "detail": self.detail}
         body.update(self.extra)
         return problem_response(self.status, body, self.headers)
 
+    def open311_response(self) -> web.Response:
+        return open311_response(self.status, self.descriptions, self.headers)
+
 
 def problem_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers)
+
+
+def open311_response(status: int, descriptions: Sequence[str], headers: Mapping[str, str] | None = None
+                     ) -> web.Response:
+    body = [{"code": status, "description": d} for d in descriptions]
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,20 +68,25 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    open311 = request.path.startswith(OPEN311_PREFIX)
     try:
         return await handler(request)
     except Problem as problem:
-        return problem.response()
+        return problem.open311_response() if open311 else problem.response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         # keep Allow (405) and the like; drop the plain-text body and its type
         headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
-        body = {"type": "about:blank", "title": exc.reason, "status": exc.status,
-                "detail": f"{request.method} {request.path}: {exc.reason}"}
+        detail = f"{request.method} {request.path}: {exc.reason}"
+        if open311:
+            return open311_response(exc.status, [detail], headers)
+        body = {"type": "about:blank", "title": exc.reason, "status": exc.status, "detail": detail}
         return problem_response(exc.status, body, headers)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        body = {"type": "about:blank", "title": "Internal Server Error", "status": 500,
-                "detail": "the collector failed on this request; it is logged"}
-        return problem_response(500, body)
+        detail = "the collector failed on this request; it is logged"
+        if open311:
+            return open311_response(500, [detail])
+        return problem_response(500, {"type": "about:blank", "title": "Internal Server Error", "status": 500,
+                                      "detail": detail})

@@ -26,9 +26,10 @@ import orjson
 from aiohttp import web
 
 from citygate_wire.mqtt import MAX_VALIDITY_MS, Command, WireError, decode_command, encode_command
-from collector.app import STORE, TERRITORY, int_param, json_response
+from collector.app import STORE, TERRITORY, json_response
 from collector.control.link import ControlLink, LinkConfig
 from collector.control.model import ALARM_ACTIONS, ALARM_STATUSES
+from collector.params import int_param, path_id
 from collector.problem import Problem
 from collector.tokens import hash_token
 
@@ -128,10 +129,9 @@ async def post_alarm_action(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in ALARM_ACTIONS:
         raise Problem(404, "not-found", "Not Found", f"no alarm action {action!r}: use acknowledge or clear")
-    try:
-        alarm_id = int(request.match_info["alarm"])
-    except ValueError:
-        raise Problem(404, "unknown-alarm", "Not Found", f"no alarm {request.match_info['alarm']!r}") from None
+    alarm_id = path_id(request, "alarm")
+    if alarm_id is None:
+        raise Problem(404, "unknown-alarm", "Not Found", f"no alarm {request.match_info['alarm']!r}")
     body = await json_body(request, optional=True)
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):

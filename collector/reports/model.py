@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from collector.problem import Problem
@@ -52,14 +51,12 @@ KNOWN_FIELDS = frozenset({
 class Open311Error(Problem):
     """An Open311 error: the body is `[{"code": status, "description": ...}, ...]` as the spec says."""
 
-    def __init__(self, status: int, *descriptions: str) -> None:
-        super().__init__(status, "open311", "Open311 error", "; ".join(descriptions))
+    def __init__(self, status: int, *descriptions: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(status, "open311", "Open311 error", "; ".join(descriptions), headers=headers)
         self.descriptions = descriptions
 
     def response(self) -> web.Response:
-        body = [{"code": self.status, "description": d} for d in self.descriptions]
-        return web.Response(status=self.status, body=orjson.dumps(body), content_type="application/json",
-                            headers=self.headers)
+        return self.open311_response()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,13 +23,15 @@ import secrets
 import time
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from aiohttp import web
 
-from collector.app import STORE, TERRITORY, int_param, json_response
+from collector.app import STORE, TERRITORY, json_response
 from collector.control.routes import json_body, operator
 from collector.live import CHANGES, sse
+from collector.params import MAX_ID, int_param, parse_int, path_id
 from collector.problem import Problem
 from collector.reports.model import (
     MAX_NOTE,
@@ -54,6 +56,10 @@ FOLLOW_TOKEN_PREFIX = "cgf_"
 #: a located lamp-out report is about a faulty lamp of a cabinet at most this far away
 NEAR_LAMP_M = 150.0
 TOPIC = "reports"
+#: a report's fields, URL-encoded or JSON: the longest texts allowed (4000-character description...)
+#: written with 4-byte characters stay well under it
+MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 100
 
 
 def now_ms() -> int:
@@ -99,19 +105,31 @@ async def get_service_definition(request: web.Request) -> web.Response:
 
 async def _form(request: web.Request) -> dict[str, str]:
     ctype = request.content_type
+    if ctype not in ("application/x-www-form-urlencoded", "application/json"):
+        raise Open311Error(400, f"send the fields as application/x-www-form-urlencoded (or a JSON object), "
+                                f"not {ctype!r}")
+    too_large = Open311Error(413, f"the body exceeds {MAX_FORM_BYTES} bytes: a report is a few fields")
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        raise too_large
+    raw = await request.read()  # a chunked body is cut by aiohttp at its client_max_size (1 MiB): 413
+    if len(raw) > MAX_FORM_BYTES:
+        raise too_large
     items: Iterable[tuple[Any, Any]]
     if ctype == "application/json":
         try:
-            doc = orjson.loads(await request.read())
+            doc = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise Open311Error(400, f"the body is not valid JSON: {exc}") from None
         if not isinstance(doc, dict):
             raise Open311Error(400, "the JSON body must be an object of fields")
         items = doc.items()
-    elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        items = (await request.post()).items()
     else:
-        raise Open311Error(400, f"send the fields as application/x-www-form-urlencoded, not {ctype!r}")
+        try:
+            items = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+        except UnicodeDecodeError:
+            raise Open311Error(400, "the form is not UTF-8") from None
+        except ValueError:
+            raise Open311Error(400, f"a report has at most {MAX_FORM_FIELDS} fields") from None
     out: dict[str, str] = {}
     for key, value in items:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -196,10 +214,11 @@ async def get_requests(request: web.Request) -> web.Response:
     q = request.query
     ids = _csv(q.get("service_request_id"))
     if ids:
-        bad = [i for i in ids if not i.isdigit()]
+        numbers = [parse_int(i) for i in ids[:MAX_RESULTS]]
+        bad = [i for i, n in zip(ids, numbers, strict=False) if n is None or not 0 <= n <= MAX_ID]
         if bad:
             raise Open311Error(400, f"service_request_id {bad[0]!r} is not a request id")
-        rows = await request.app[STORE].reports(Filters(ids=[int(i) for i in ids[:MAX_RESULTS]]))
+        rows = await request.app[STORE].reports(Filters(ids=[n for n in numbers if n is not None]))
         return _json([r.public_json() for r in rows])
     codes = _csv(q.get("service_code"))
     unknown = [c for c in codes if c not in SERVICES]
@@ -219,10 +238,10 @@ async def get_requests(request: web.Request) -> web.Response:
 
 
 async def _request_row(request: web.Request) -> ReportRow:
-    rid = int(request.match_info["service_request_id"])
-    row = await request.app[STORE].report(rid)
+    rid = path_id(request, "service_request_id")
+    row = None if rid is None else await request.app[STORE].report(rid)
     if row is None:
-        raise Open311Error(404, f"service_request_id {rid} was not found")
+        raise Open311Error(404, f"service_request_id {request.match_info['service_request_id']} was not found")
     return row
 
 
@@ -271,10 +290,10 @@ async def operator_reports(request: web.Request) -> web.Response:
 
 
 async def _operator_row(request: web.Request) -> ReportRow:
-    rid = int(request.match_info["report"])
-    row = await request.app[STORE].report(rid)
+    rid = path_id(request, "report")
+    row = None if rid is None else await request.app[STORE].report(rid)
     if row is None:
-        raise Problem(404, "unknown-report", "Not Found", f"no report {rid}")
+        raise Problem(404, "unknown-report", "Not Found", f"no report {request.match_info['report']}")
     return row
 
 
