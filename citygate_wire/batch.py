@@ -10,7 +10,9 @@ A gateway POSTs `gzip(JSON)` of::
          "code": "communication_failure", "severity": "major", "detail": {"failures": 3}}]}
 
 to `POST /api/v1/batches` with `Authorization: Bearer <gateway token>` and
-`Content-Encoding: gzip`. Records are in ascending `seq` order; `seq` is the gateway's journal
+`Content-Encoding: gzip`. No string (device, code, a value or its name, the detail) holds U+0000:
+PostgreSQL cannot store it. A record dated ahead of the receiver's clock is refused
+(`decode_batch(..., latest_ts_ms=)`, FutureTimestamp). Records are in ascending `seq` order; `seq` is the gateway's journal
 sequence number, unique per gateway and never reused. The collector stores each (gateway, seq)
 once and answers `{"ack_seq": <highest seq of the batch, all stored>, "stored": n, "duplicates": d}`;
 the gateway then deletes everything up to `ack_seq` from its journal.
@@ -28,8 +30,8 @@ from msgspec import Meta
 
 from citygate_wire.common import PATH, VERSION, WireError
 
-__all__ = ["PATH", "VERSION", "Batch", "EventRecord", "SampleRecord", "WireError", "WireRecord", "decode_batch",
-           "encode_records"]
+__all__ = ["PATH", "VERSION", "Batch", "EventRecord", "FutureTimestamp", "SampleRecord", "WireError", "WireRecord",
+           "decode_batch", "encode_records"]
 
 MAX_DEVICE_LEN = 128
 MAX_CODE_LEN = 64
@@ -38,6 +40,18 @@ SEVERITIES: frozenset[str] = frozenset(get_args(Severity))
 # 2000-01-01 .. 2100-01-01: anything outside is a broken clock or a broken encoder.
 _TS_MIN, _TS_MAX = 946_684_800_000, 4_102_444_800_000
 _SEQ_MAX = 2**63 - 1
+#: how JSON writes U+0000 (a raw one is invalid JSON): its absence from a body proves no string has one
+_ESCAPED_NUL = b"\\u0000"
+
+
+class FutureTimestamp(WireError):
+    """A record dated after the latest time the receiver accepts: a clock running ahead."""
+
+    def __init__(self, pointer: str, ts_ms: int, latest_ts_ms: int) -> None:
+        super().__init__(pointer, f"{ts_ms} is {(ts_ms - latest_ts_ms) / 1000:.0f} s past the latest accepted time"
+                                  f" {latest_ts_ms}: the clock that stamped it runs ahead")
+        self.ts_ms = ts_ms
+        self.latest_ts_ms = latest_ts_ms
 
 
 _Seq = Annotated[int, Meta(ge=1, le=_SEQ_MAX)]
@@ -110,7 +124,37 @@ def _str(value: Any, pointer: str, max_len: int) -> str:
         raise WireError(pointer, "expected a non-empty string")
     if len(value) > max_len:
         raise WireError(pointer, f"longer than {max_len} characters")
+    if "\x00" in value:
+        raise _nul(pointer)
     return value
+
+
+def _nul(pointer: str) -> WireError:
+    return WireError(pointer, "holds the character U+0000, which the store cannot keep")
+
+
+def _escape(name: str) -> str:
+    """A member name as a JSON pointer token (RFC 6901)."""
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+def _nul_in(doc: Any, pointer: str) -> str | None:
+    """The pointer of the first string or member name of `doc` holding U+0000, or None."""
+    if type(doc) is str:
+        return pointer if "\x00" in doc else None
+    if type(doc) is dict:
+        for name, value in doc.items():
+            if "\x00" in name:
+                return pointer
+            found = _nul_in(value, f"{pointer}/{_escape(name)}")
+            if found is not None:
+                return found
+    elif type(doc) is list:
+        for i, value in enumerate(doc):
+            found = _nul_in(value, f"{pointer}/{i}")
+            if found is not None:
+                return found
+    return None
 
 
 _SCALARS = (int, float, str, bool, type(None))
@@ -140,7 +184,10 @@ def _checked_record(raw: Any, i: int) -> WireRecord:
             raise WireError(f"{p}/values", "expected a non-empty object of quantity: scalar")
         for name, v in values.items():
             if not isinstance(v, _SCALARS):
-                raise WireError(f"{p}/values/{name}", "a value must be a number, string, boolean or null")
+                raise WireError(f"{p}/values/{_escape(name)}", "a value must be a number, string, boolean or null")
+        nul = _nul_in(values, f"{p}/values")
+        if nul is not None:
+            raise _nul(nul)
         extra = raw.keys() - {"seq", "kind", "device", "ts_ms", "values"}
         if extra:
             raise WireError(p, f"unknown member(s) {sorted(extra)}")
@@ -156,6 +203,9 @@ def _checked_record(raw: Any, i: int) -> WireRecord:
         unwritable = _unwritable(detail)
         if unwritable:
             raise WireError(f"{p}/detail", f"cannot be stored as JSON: {unwritable}")
+        nul = _nul_in(detail, f"{p}/detail")  # after the depth check: the walk is bounded by it
+        if nul is not None:
+            raise _nul(nul)
         extra = raw.keys() - {"seq", "kind", "device", "ts_ms", "code", "severity", "detail"}
         if extra:
             raise WireError(p, f"unknown member(s) {sorted(extra)}")
@@ -163,24 +213,28 @@ def _checked_record(raw: Any, i: int) -> WireRecord:
     raise WireError(f"{p}/kind", 'expected "sample" or "event"')
 
 
-def decode_batch(body: bytes, max_records: int = 100_000) -> Batch:
-    """Parse and validate a (decompressed) batch body; raise WireError naming the first bad field."""
+def decode_batch(body: bytes, max_records: int = 100_000, *, latest_ts_ms: int = _TS_MAX) -> Batch:
+    """Parse and validate a (decompressed) batch body; raise WireError naming the first bad field
+    (FutureTimestamp for the first record dated after `latest_ts_ms`)."""
+    if _ESCAPED_NUL in body:
+        return _checked_batch(body, max_records, latest_ts_ms)
     try:
         doc = _DECODER.decode(body)
     except Exception:  # anything msgspec refuses or trips on (a RecursionError, a UnicodeDecodeError)
-        return _checked_batch(body, max_records)
+        return _checked_batch(body, max_records, latest_ts_ms)
     records = doc.records
     previous = 0  # seq >= 1
     for record in records:
-        if record.seq <= previous or (record.kind == "event" and _unwritable(record.detail)):
-            return _checked_batch(body, max_records)
+        if record.seq <= previous or record.ts_ms > latest_ts_ms or (
+                record.kind == "event" and _unwritable(record.detail)):
+            return _checked_batch(body, max_records, latest_ts_ms)
         previous = record.seq
     if len(records) > max_records:
-        return _checked_batch(body, max_records)
+        return _checked_batch(body, max_records, latest_ts_ms)
     return Batch(doc.gateway, doc.commune, records)
 
 
-def _checked_batch(body: bytes, max_records: int) -> Batch:
+def _checked_batch(body: bytes, max_records: int, latest_ts_ms: int = _TS_MAX) -> Batch:
     """The reference: orjson and a check of every member, naming the first bad one. decode_batch
     takes msgspec's result only where this would accept the same records."""
     try:
@@ -208,5 +262,7 @@ def _checked_batch(body: bytes, max_records: int) -> Batch:
     for i, record in enumerate(out):
         if record.seq <= previous:
             raise WireError(f"/records/{i}/seq", "records must be in strictly ascending seq order")
+        if record.ts_ms > latest_ts_ms:
+            raise FutureTimestamp(f"/records/{i}/ts_ms", record.ts_ms, latest_ts_ms)
         previous = record.seq
     return Batch(gateway, commune, out)

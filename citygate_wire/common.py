@@ -9,6 +9,9 @@ from __future__ import annotations
 
 VERSION = 1
 PATH = "/api/v1/batches"
+#: the problem type (after the collector's prefix) of a batch refused for a record dated ahead of
+#: the collector's clock: the gateway quarantines that record and reports `clock_suspect`
+FUTURE_TIMESTAMP = "future-timestamp"
 
 
 class WireError(ValueError):

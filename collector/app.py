@@ -9,12 +9,15 @@ decompression off: collector.body bounds the inflated size itself).
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Callable
 
 import orjson
 from aiohttp import web
 
-from citygate_wire.batch import PATH, Batch, WireError, decode_batch
+from citygate_wire.batch import PATH, Batch, FutureTimestamp, WireError, decode_batch
+from citygate_wire.common import FUTURE_TIMESTAMP
 from collector.body import read_body
 from collector.errors import UnknownGateway
 from collector.model import Gateway, IngestResult
@@ -36,6 +39,10 @@ IngestListener = Callable[[Gateway, Batch, IngestResult], None]
 INGEST_LISTENERS = web.AppKey("ingest_listeners", list[IngestListener])
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # decompressed; the agent's batches are about 2 MB
+#: How far ahead of the collector's clock a record may be dated: gateways keep time by NTP, so more
+#: is a broken clock (a sample dated 2099 would count every later one as late). $CITYGATE_MAX_FUTURE_S.
+DEFAULT_MAX_FUTURE_S = 300.0
+MAX_FUTURE_MS = web.AppKey("max_future_ms", int)
 MAX_READ_LIMIT = 10_000
 
 
@@ -45,10 +52,12 @@ def json_response(doc: object, status: int = 200) -> web.Response:
 
 def create_app(
     store: Store, *, territory: Territory | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    operator_login: bool = False,
+    operator_login: bool = False, max_future_s: float | None = None,
 ) -> web.Application:
     """The collector app; `territory` defaults to configs/territory.json (or $CITYGATE_TERRITORY).
-    `operator_login`: the control-centre page and the read API for operators only (collector.access)."""
+    `operator_login`: the control-centre page and the read API for operators only (collector.access).
+    `max_future_s`: how far ahead of now a record may be dated; defaults to $CITYGATE_MAX_FUTURE_S or
+    DEFAULT_MAX_FUTURE_S."""
     middlewares = [problem_middleware, refuse_nul]
     if operator_login:
         from collector.access import operators_only  # here: that module imports this one
@@ -59,6 +68,7 @@ def create_app(
     app[STORE] = store
     app[TERRITORY] = territory or load_territory()
     app[MAX_BODY] = max_body_bytes
+    app[MAX_FUTURE_MS] = int(1000 * (max_future_from_env() if max_future_s is None else max_future_s))
     app[INGEST_LISTENERS] = []
     app.router.add_post(PATH, post_batch)
     app.router.add_get("/api/v1/gateways", get_gateways)
@@ -79,6 +89,20 @@ def create_app(
 
         add_login_routes(app)
     return app
+
+
+def max_future_from_env() -> float:
+    """$CITYGATE_MAX_FUTURE_S (seconds, >= 0), or DEFAULT_MAX_FUTURE_S; ValueError says what is wrong."""
+    raw = os.environ.get("CITYGATE_MAX_FUTURE_S")
+    if raw is None:
+        return DEFAULT_MAX_FUTURE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 365 * 86_400:
+        raise ValueError(f"CITYGATE_MAX_FUTURE_S={raw!r}: expected seconds between 0 and one year")
+    return value
 
 
 async def start(app: web.Application, host: str = "127.0.0.1", port: int = 8080) -> tuple[web.AppRunner, str]:
@@ -114,8 +138,13 @@ async def post_batch(request: web.Request) -> web.Response:
         raise Problem(415, "unsupported-media-type", "Unsupported media type",
                       f"Content-Type {content_type!r}: a batch is application/json")
     body = await read_body(request, request.app[MAX_BODY])
+    now = time.time_ns() // 1_000_000
     try:
-        batch = decode_batch(body)
+        batch = decode_batch(body, latest_ts_ms=now + request.app[MAX_FUTURE_MS])
+    except FutureTimestamp as exc:
+        log.warning("gateway %s sent a record dated ahead of the clock: %s", gateway.name, exc)
+        raise Problem(400, FUTURE_TIMESTAMP, "Record dated in the future", exc.reason, pointer=exc.pointer,
+                      ts_ms=exc.ts_ms, collector_ms=now) from None
     except WireError as exc:
         raise Problem(400, "invalid-batch", "Invalid batch", exc.reason, pointer=exc.pointer) from None
     if batch.gateway != gateway.name:

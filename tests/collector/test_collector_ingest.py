@@ -7,11 +7,15 @@ import asyncio
 import time
 import zlib
 
+import aiohttp
 import orjson
 import pytest
-from collector_testkit import TS0, Running, assert_problem, batch_body, event, gzip, sample
+from collector_testkit import TS0, Client, Running, assert_problem, batch_body, event, gzip, sample
 
+from collector.app import create_app, start
 from collector.model import RecordCounts
+from collector.store import Store
+from collector.tokens import hash_token, new_token
 
 
 async def test_batch_is_stored_with_the_values_and_timestamps_sent(running: Running) -> None:
@@ -243,3 +247,67 @@ async def test_concurrent_batches_of_many_gateways_are_all_stored_once(running: 
 
     await asyncio.gather(*(upload(g.name, t) for g, t in gws))
     assert await running.store.count_records() == RecordCounts(8 * 2000, 0)
+
+
+NUL_RECORDS = [  # one U+0000 anywhere a string goes: PostgreSQL cannot store it, so both stores refuse it
+    (sample(1, device="lamp\x001"), "/records/0/device"),
+    (event(1, code="door\x00open"), "/records/0/code"),
+    (event(1, note="a\x00b"), "/records/0/detail/note"),
+    (event(1, nested={"list": ["ok", "b\x00d"]}), "/records/0/detail/nested/list/1"),
+    (event(1, **{"k\x00ey": 1}), "/records/0/detail"),
+    (sample(1, **{"power\x00_w": 61.5}), "/records/0/values"),
+    (sample(1, meter_id="05\x0000"), "/records/0/values/meter_id"),
+]
+
+
+@pytest.mark.parametrize(("record", "pointer"), NUL_RECORDS)
+async def test_a_nul_character_in_any_string_is_refused_with_a_pointer(
+    running: Running, record: dict[str, object], pointer: str
+) -> None:
+    gw, token = await running.add_gateway()
+    records = [sample(s) for s in range(1, 5)] + [{**record, "seq": 5}]
+    pointer = pointer.replace("/records/0/", "/records/4/")
+    for _ in range(2):  # a resend is refused the same way, never a 500
+        status, ctype, problem = await running.client.post(batch_body(gw.name, records), token)
+        assert_problem(status, ctype, problem, 400)
+        assert problem["pointer"] == pointer and "U+0000" in problem["detail"], problem
+    assert await running.store.count_records() == RecordCounts(0, 0)
+    # a backslash followed by "u0000" is no NUL: taken as it is
+    status, _, doc = await running.client.post(batch_body(gw.name, [sample(1, note="C:\\u0000")]), token)
+    assert status == 200, doc
+
+
+async def test_a_record_dated_in_the_future_is_refused_with_a_pointer_and_the_collectors_time(
+    running: Running,
+) -> None:
+    gw, token = await running.add_gateway()
+    now = int(time.time() * 1000)
+    ok = now + 60_000  # a minute ahead: within the default tolerance of 5 min
+    records = [sample(1, ts_ms=now), sample(2, ts_ms=ok), sample(3, ts_ms=4_070_908_800_000)]  # 2099-01-01
+    status, ctype, problem = await running.client.post(batch_body(gw.name, records), token)
+    assert_problem(status, ctype, problem, 400)
+    assert problem["type"].endswith(":future-timestamp") and problem["pointer"] == "/records/2/ts_ms"
+    assert problem["ts_ms"] == 4_070_908_800_000 and abs(problem["collector_ms"] - now) < 60_000
+    assert await running.store.count_records() == RecordCounts(0, 0)
+    status, _, doc = await running.client.post(batch_body(gw.name, records[:2]), token)
+    assert (status, doc["stored"]) == (200, 2)
+
+
+async def test_the_future_tolerance_is_configurable(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CITYGATE_MAX_FUTURE_S", "10")
+    runner, url = await start(create_app(store), "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = Client(url, session)
+            token = new_token()
+            gw = await store.add_gateway("gw-1", "21231", hash_token(token))
+            now = int(time.time() * 1000)
+            status, _, problem = await client.post(batch_body(gw.name, [sample(1, ts_ms=now + 60_000)]), token)
+            assert status == 400 and problem["pointer"] == "/records/0/ts_ms", problem
+            status, _, _ = await client.post(batch_body(gw.name, [sample(1, ts_ms=now + 1_000)]), token)
+            assert status == 200
+    finally:
+        await runner.cleanup()
+    monkeypatch.setenv("CITYGATE_MAX_FUTURE_S", "soon")
+    with pytest.raises(ValueError, match="CITYGATE_MAX_FUTURE_S"):
+        create_app(store)

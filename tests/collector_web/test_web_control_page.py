@@ -128,7 +128,7 @@ async def test_a_missing_number_reads_as_a_dash_and_the_page_keeps_working(web: 
     that was a TypeError in app.js and an empty map."""
     await seed(web)
     for table in ("rollup_commune_hour", "rollup_gateway_hour"):
-        await web.store._ctl_exec(f"UPDATE {table} SET energy_wh = $1", float("inf"))  # type: ignore[attr-defined]
+        await web.store._ctl_exec(f"UPDATE {table} SET energy_wh = $1", float("inf"))
     summary = (await web.get("/control/api/summary")).doc
     assert summary["totals"]["energy_today_kwh"] is None
     await browser.navigate(web.url + "/control/")
