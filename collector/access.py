@@ -7,23 +7,38 @@ own network. With it:
   route need an operator: `Authorization: Bearer <operator token>` (`citygate-collector operator
   add`), or the session cookie the login form sets. A browser asking for the page without one
   is sent to `/control/login`; anything else gets a 401 problem document.
-- `GET /control/login` is a form asking for the operator token; `POST /control/login` checks it
-  and sets the cookie `citygate_operator` (HttpOnly, SameSite=Strict, Secure over HTTPS, 12 h),
-  then goes back to the page asked for (a path of the control centre only: never elsewhere).
-  `POST /control/logout` clears it.
+- `GET /control/login` is a form asking for the operator token; `POST /control/login` checks it,
+  opens a session and sets the cookie `citygate_operator` (HttpOnly, SameSite=Strict, 12 h, Secure
+  when the request came over TLS), then goes back to the page asked for (a path of the control
+  centre only: never elsewhere). `POST /control/logout` ends the session on the server.
 - Open data, NGSI-LD, Open311 (residents), the OpenAPI document, /metrics and the gateways'
   batch endpoint (their own tokens) are as without the option.
 
-The cookie holds the operator's token itself (it is what the operator typed): the store checks
-it as it checks a bearer token, so revoking the operator revokes the session, and several
-collector instances need no shared secret.
+The cookie holds a random session id, never the operator's token: a stolen cookie is worth 12 h
+at most and ends at logout, and the token is typed once. The store keeps the id's SHA-256 with
+its expiry, so every collector instance on the store knows every session, and removing or
+rotating the operator ends them all at once.
+
+Behind a reverse proxy that terminates TLS, `serve --trusted-proxy ADDRESS` names the proxy: only
+from those addresses are `X-Forwarded-Proto` (is it TLS: the cookie's Secure), `X-Forwarded-Host`
+(the Origin check) and `X-Forwarded-For` (who failed to log in) believed.
+
+Login and logout refuse a POST whose `Origin` is another site (403): no page elsewhere can log a
+browser in or out. A browser sends `Origin` with every POST; a client that sends none (curl) is
+not a cross-site request and is let through. After LOGIN_FAILURES failed logins from one address
+within LOGIN_WINDOW_S, the next logins from it get 429 with `Retry-After` until the oldest failure
+leaves the window: 5 guesses per 15 minutes. Counted per collector instance, in memory.
 """
 
 from __future__ import annotations
 
 import html
+import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import quote
 
 from aiohttp import web
@@ -42,8 +57,113 @@ HOME = "/control/"
 _PROTECTED = ("/control/", "/api/v1/")
 _OPEN = frozenset({LOGIN, LOGOUT, PATH})
 MAX_TOKEN_LEN = 200
+LOGIN_FAILURES = 5
+LOGIN_WINDOW_S = 15 * 60
+#: addresses whose failures are remembered; past it the oldest are forgotten (memory stays bounded)
+MAX_TRACKED = 10_000
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[Network, ...])
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def parse_proxies(values: Iterable[str]) -> tuple[Network, ...]:
+    """`--trusted-proxy` values (addresses or networks, 10.0.0.0/8); ValueError names a bad one."""
+    nets = []
+    for value in values:
+        for part in value.replace(",", " ").split():
+            try:
+                nets.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ValueError(f"{part!r} is no IP address or network") from None
+    return tuple(nets)
+
+
+class FailedLogins:
+    """Failed logins per source address in a sliding window (one event loop: no lock)."""
+
+    def __init__(self, limit: int = LOGIN_FAILURES, window_s: float = LOGIN_WINDOW_S) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, deque[float]] = {}
+
+    def retry_after(self, address: str, now: float) -> float | None:
+        """Seconds until `address` may try again, or None if it may now."""
+        failures = self._failures.get(address)
+        if failures is None:
+            return None
+        while failures and failures[0] <= now - self.window_s:
+            failures.popleft()
+        if not failures:
+            del self._failures[address]
+            return None
+        return failures[0] + self.window_s - now if len(failures) >= self.limit else None
+
+    def failed(self, address: str, now: float) -> None:
+        failures = self._failures.pop(address, None) or deque(maxlen=self.limit)
+        failures.append(now)
+        self._failures[address] = failures  # re-inserted: the dict's order is the age of the last failure
+        if len(self._failures) > MAX_TRACKED:
+            del self._failures[next(iter(self._failures))]
+
+    def succeeded(self, address: str) -> None:
+        self._failures.pop(address, None)
+
+
+LOGIN_LIMITER = web.AppKey("login_limiter", FailedLogins)
+
+
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address((text or "").strip())
+    except ValueError:
+        return None
+
+
+def _trusted(request: web.Request, address: str | None) -> bool:
+    ip = _ip(address)
+    return ip is not None and any(ip in net for net in request.app.get(TRUSTED_PROXIES, ()))
+
+
+def _forwarded(request: web.Request, header: str) -> str | None:
+    """The last value a trusted proxy set in `header` (the proxy appends its own), else None."""
+    if not _trusted(request, request.remote):
+        return None
+    values = [v.strip() for v in ",".join(request.headers.getall(header, [])).split(",") if v.strip()]
+    return values[-1] if values else None
+
+
+def client_address(request: web.Request) -> str:
+    """The address a request comes from: behind trusted proxies, the last hop of X-Forwarded-For
+    that is not one of them (hops further left are whatever the client chose to write)."""
+    remote = request.remote or "unknown"
+    if not _trusted(request, remote):
+        return remote
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _trusted(request, hop):
+            return hop if _ip(hop) is not None else remote
+    return remote
+
+
+def over_tls(request: web.Request) -> bool:
+    return request.secure or (_forwarded(request, "X-Forwarded-Proto") or "").lower() == "https"
+
+
+def _check_origin(request: web.Request) -> None:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    host = _forwarded(request, "X-Forwarded-Host") or request.host
+    own = f"{'https' if over_tls(request) else 'http'}://{host}"
+    if origin.lower() != own.lower():
+        log.warning("control centre: refused a %s from %s with Origin %r", request.path, client_address(request),
+                    origin[:100])
+        raise Problem(403, "foreign-origin", "Forbidden",
+                      f"{request.path} takes a form of this site only, not one from {origin[:100]!r}")
 
 
 def protected(path: str) -> bool:
@@ -52,12 +172,18 @@ def protected(path: str) -> bool:
 
 async def operator_name(request: web.Request) -> str | None:
     """The operator a request comes from (bearer token or session cookie), or None."""
+    store = request.app[STORE]
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip() if scheme.lower() == "bearer" else request.cookies.get(COOKIE, "")
-    if not token or len(token) > MAX_TOKEN_LEN:
+    if scheme.lower() == "bearer":
+        token = token.strip()
+        if not token or len(token) > MAX_TOKEN_LEN:
+            return None
+        found: str | None = await store.operator_for_token(hash_token(token))
+        return found
+    session = request.cookies.get(COOKIE, "")
+    if not session or len(session) > MAX_TOKEN_LEN:
         return None
-    name: str | None = await request.app[STORE].operator_for_token(hash_token(token))
-    return name
+    return await store.session_operator(hash_token(session), now_ms())
 
 
 @web.middleware
@@ -72,14 +198,17 @@ async def operators_only(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def add_login_routes(app: web.Application) -> None:
+    app[LOGIN_LIMITER] = FailedLogins()
     app.router.add_get(LOGIN, login_form)
     app.router.add_post(LOGIN, login)
     app.router.add_post(LOGOUT, logout)
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after the login: a page of the control centre, never another site."""
-    if not target or not target.startswith(HOME) or "//" in target or "\\" in target:
+    """Where to go after the login: a page of the control centre, never another site, and nothing but
+    visible ASCII (a CR/LF would split the Location header: the server would drop the connection)."""
+    if (not target or not target.startswith(HOME) or "//" in target or "\\" in target
+            or not all("!" <= c <= "~" for c in target)):
         return HOME
     return target
 
@@ -119,25 +248,47 @@ async def login_form(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
+    _check_origin(request)
+    source = client_address(request)
+    limiter = request.app[LOGIN_LIMITER]
+    wait = limiter.retry_after(source, time.monotonic())
+    if wait is not None:
+        raise Problem(429, "too-many-logins", "Too Many Requests",
+                      f"{limiter.limit} failed logins from {source}: try again in {wait:.0f} s",
+                      headers={"Retry-After": str(max(1, round(wait)))})
     form = await request.post()
     token = str(form.get("token", "")).strip()
     target = safe_next(str(form.get("next", "")) or None)
+    store = request.app[STORE]
     name = None
     if token and len(token) <= MAX_TOKEN_LEN:
-        name = await request.app[STORE].operator_for_token(hash_token(token))
-    if name is None:
-        log.warning("control centre: refused a login from %s", request.remote)
+        name = await store.operator_for_token(hash_token(token))
+    session = secrets.token_urlsafe(32)
+    now = now_ms()
+    if name is None or not await store.open_session(name, hash_token(session), now, now + SESSION_S * 1000, source):
+        limiter.failed(source, time.monotonic())
+        log.warning("control centre: refused a login from %s", source)
         return _form(target, "Jeton inconnu.", status=401)
-    log.info("control centre: operator %s logged in from %s", name, request.remote)
+    limiter.succeeded(source)
+    log.info("control centre: operator %s logged in from %s", name, source)
     response = _see_other(target)
-    response.set_cookie(COOKIE, token, max_age=SESSION_S, path="/", httponly=True, samesite="Strict",
-                        secure=request.secure)
+    response.set_cookie(COOKIE, session, max_age=SESSION_S, path="/", httponly=True, samesite="Strict",
+                        secure=over_tls(request))
     return response
 
 
 async def logout(request: web.Request) -> web.Response:
+    _check_origin(request)
+    session = request.cookies.get(COOKIE, "")
+    if session and len(session) <= MAX_TOKEN_LEN:
+        store = request.app[STORE]
+        name = await store.close_session(hash_token(session))
+        if name is not None:
+            source = client_address(request)
+            await store.audit(f"operator:{name}", "operator.logout", name, f"from {source}", now_ms())
+            log.info("control centre: operator %s logged out from %s", name, source)
     response = _see_other(LOGIN)
-    response.del_cookie(COOKIE, path="/")
+    response.del_cookie(COOKIE, path="/", secure=over_tls(request), httponly=True, samesite="Strict")
     return response
 
 

@@ -11,30 +11,61 @@ import time
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from citygate_wire.mqtt import COLLECTOR_IDENTITY
+from collector.access import TRUSTED_PROXIES, Network, parse_proxies
 from collector.app import DEFAULT_MAX_BODY_BYTES, create_app, start
-from collector.control.acl import mosquitto_hash
-from collector.control.cli import issue_token, mqtt_acl, mqtt_credential, operator
+from collector.control.acl import gateway_name_problem, mosquitto_hash
+from collector.control.cli import (
+    audit,
+    cli_actor,
+    issue_token,
+    mqtt_acl,
+    mqtt_credential,
+    on_store,
+    operator,
+    rotate_token,
+    run_store,
+    token_file_option,
+    when,
+)
 from collector.control.keys import KEY_ENV, KeyFileError, command_key, load_key
 from collector.control.link import LinkConfig
 from collector.control.routes import attach_link
 from collector.errors import CollectorError
-from collector.store import DEFAULT_SQLITE_PATH, open_store
+from collector.store import DEFAULT_SQLITE_PATH, has_secret, open_store
 from collector.territory import ENV as TERRITORY_ENV
 from collector.territory import Territory, load_territory
 from collector.tokens import hash_token, new_token
 
 DB_ENV = "CITYGATE_DB"
+DB_FILE_ENV = "CITYGATE_DB_FILE"
+
+
+def read_db_file(path: Path) -> str:
+    """The database URL a file holds (systemd's LoadCredential, a 0600 file): its password then never
+    shows on a command line (ps) nor in the unit."""
+    try:
+        url = path.read_text().strip()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the database URL from {path}: {exc.strerror}") from None
+    if not url:
+        raise click.ClickException(f"{path} holds no database URL")
+    return url
 
 
 def default_db() -> str:
+    # the file first: a drop-in that names one overrides the unit's default $CITYGATE_DB
+    if os.environ.get(DB_FILE_ENV):
+        return read_db_file(Path(os.environ[DB_FILE_ENV]))
     return os.environ.get(DB_ENV) or str(DEFAULT_SQLITE_PATH)
 
 
 db_option = click.option(
-    "--db", "db_url", default=default_db, show_default=f"${DB_ENV} or {DEFAULT_SQLITE_PATH}",
-    help="Database URL: sqlite:///path, a path, or postgresql://...",
+    "--db", "db_url", default=default_db, show_default=f"the file ${DB_FILE_ENV} names, ${DB_ENV}, or {DEFAULT_SQLITE_PATH}",
+    help="Database URL: sqlite:///path, a path, or postgresql://... (one with a password: give it by "
+         f"${DB_ENV} or ${DB_FILE_ENV}, not here, where ps shows it).",
 )
 
 
@@ -78,11 +109,22 @@ def main() -> None:
 @click.option("--operator-login", is_flag=True, envvar="CITYGATE_OPERATOR_LOGIN",
               help="The control-centre page and the read API for operators only (their token, or a login); "
                    "open data, Open311 and the batch endpoint stay as they are.")
+@click.option("--db-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Read the database URL from this file (instead of --db): its password stays out of ps.")
+@click.option("--trusted-proxy", "trusted_proxies", multiple=True, envvar="CITYGATE_TRUSTED_PROXIES",
+              help="Address or network of a reverse proxy whose X-Forwarded-Proto/-Host/-For headers are "
+                   "believed (repeatable; the variable: separated by spaces).")
 def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_body_bytes: int,
           mqtt_url: str | None, mqtt_password_file: Path | None, mqtt_ca_file: Path | None,
-          mqtt_client_id: str | None, command_key_file: Path | None, operator_login: bool) -> None:
+          mqtt_client_id: str | None, command_key_file: Path | None, operator_login: bool, db_file: Path | None,
+          trusted_proxies: tuple[str, ...]) -> None:
     """Serve the batch endpoint and the read API until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    db_url = _serve_db(db_url, db_file)
+    try:
+        proxies = parse_proxies(trusted_proxies)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--trusted-proxy") from None
     territory = territory_or_exit(territory_path)
     link = None
     if mqtt_url is not None:
@@ -101,9 +143,22 @@ def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_bo
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--mqtt-url") from None
     try:
-        asyncio.run(_serve(db_url, territory, host, port, max_body_bytes, link, operator_login))
+        asyncio.run(_serve(db_url, territory, host, port, max_body_bytes, link, operator_login, proxies))
     except CollectorError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _serve_db(db_url: str, db_file: Path | None) -> str:
+    source = click.get_current_context().get_parameter_source("db_url")
+    if db_file is not None:
+        if source == ParameterSource.COMMANDLINE:
+            raise click.UsageError("give --db or --db-file, not both")
+        return read_db_file(db_file)
+    if source == ParameterSource.COMMANDLINE and has_secret(db_url):
+        logging.getLogger("citygate.collector").warning(
+            "the database password is on the command line, where ps shows it: give the URL by $%s or --db-file",
+            DB_ENV)
+    return db_url
 
 
 STOP_GRACE_S = 20.0
@@ -116,13 +171,15 @@ def _force_exit() -> None:
 
 
 async def _serve(db_url: str, territory: Territory, host: str, port: int, max_body_bytes: int,
-                 link: LinkConfig | None = None, operator_login: bool = False) -> None:
+                 link: LinkConfig | None = None, operator_login: bool = False,
+                 trusted_proxies: tuple[Network, ...] = ()) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_store(db_url) as store:
         app = create_app(store, territory=territory, max_body_bytes=max_body_bytes, operator_login=operator_login)
+        app[TRUSTED_PROXIES] = trusted_proxies
         if link is not None:
             attach_link(app, link)
         runner, url = await start(app, host, port)
@@ -150,8 +207,7 @@ def gateway() -> None:
 @click.option("--cabinet", default=None, help="Street cabinet identifier.")
 @click.option("--lat", type=click.FloatRange(-90, 90), default=None)
 @click.option("--lon", type=click.FloatRange(-180, 180), default=None)
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the token to this file (mode 600) instead of printing it.")
+@token_file_option
 @db_option
 @territory_option
 def gateway_add(
@@ -159,6 +215,9 @@ def gateway_add(
     token_file: Path | None, db_url: str, territory_path: Path | None,
 ) -> None:
     """Register gateway NAME and issue its token (shown once, stored hashed)."""
+    problem = gateway_name_problem(name)
+    if problem:
+        raise click.BadParameter(problem, param_hint="NAME")
     territory = territory_or_exit(territory_path)
     resolved = territory.resolve(commune)
     if resolved is None:
@@ -173,9 +232,39 @@ def gateway_add(
         async with open_store(db_url) as store:
             added = await store.add_gateway(name, commune, hash_token(token), cabinet=cabinet, lat=lat, lon=lon)
             # the token is also the gateway's MQTT password: keep the hash Mosquitto reads (mqtt-acl)
-            await store.set_mqtt_password(added.id, mosquitto_hash(token), time.time_ns() // 1_000_000)
+            await store.set_mqtt_password(added.id, mosquitto_hash(token), now_ms())
+            await store.audit(cli_actor(), "gateway.add", name, f"commune {commune}", now_ms())
 
     issue_token(token, token_file, add, f"gateway {name} (commune {commune})")
+
+
+APPLY_MQTT = "run citygate-collector mqtt-acl --reload-pid-file <Mosquitto's pid file> to apply it to MQTT"
+
+
+@gateway.command("remove")
+@click.argument("name")
+@db_option
+def gateway_remove(name: str, db_url: str) -> None:
+    """Take gateway NAME out of service: its token stops opening the batch endpoint at once, its history stays."""
+    if not on_store(db_url, lambda store: store.remove_gateway(name, cli_actor(), now_ms())):
+        raise click.ClickException(f"no gateway named {name!r}")
+    click.echo(f"gateway {name} removed: its token no longer opens the batch endpoint; {APPLY_MQTT}")
+
+
+@gateway.command("rotate")
+@click.argument("name")
+@token_file_option
+@db_option
+def gateway_rotate(name: str, token_file: Path | None, db_url: str) -> None:
+    """Issue gateway NAME a new token (also its MQTT password); the old one stops working at once."""
+    token = new_token()
+    rotate_token("gateway", name, token, token_file, db_url, lambda store: store.rotate_gateway_token(
+        name, hash_token(token), mosquitto_hash(token), cli_actor(), now_ms()))
+    click.echo(APPLY_MQTT, err=True)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 @gateway.command("list")
@@ -189,30 +278,20 @@ def gateway_list(db_url: str) -> None:
         async with open_store(db_url) as store:
             infos = await store.gateways()
         return [
-            (i.gateway.name, i.gateway.commune, i.gateway.cabinet or "", _when(i.last_seen_ms),
+            (i.gateway.name, i.gateway.commune, i.gateway.cabinet or "", when(i.last_seen_ms),
              "" if i.last_seq is None else str(i.last_seq))
             for i in infos
         ]
 
-    try:
-        rows = asyncio.run(fetch())
-    except CollectorError as exc:
-        raise click.ClickException(str(exc)) from None
+    rows = run_store(fetch())
     table = Table("gateway", "commune", "cabinet", "last seen (UTC)", "last seq")
     for row in rows:
         table.add_row(*row)
     Console().print(table)
 
 
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "never"
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 main.add_command(mqtt_acl)
 main.add_command(mqtt_credential)
 main.add_command(operator)
 main.add_command(command_key)
+main.add_command(audit)

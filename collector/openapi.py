@@ -302,11 +302,12 @@ LOGIN_PATHS: Doc = {
         "get": _op("The operators' login form", "Control centre", {
             "200": _json({"type": "string"}, "HTML", "text/html")}, params=[_query("next", "Page to go back to")]),
         "post": _op("Log in: sets the session cookie", "Control centre", {
-            "303": {"description": "Logged in: back to the page asked for, with the cookie citygate_operator"},
-            "401": _json({"type": "string"}, "Unknown token: the form again", "text/html")}, body=_FORM),
+            "303": {"description": "Logged in: back to the page asked for, with the session cookie citygate_operator"},
+            "401": _json({"type": "string"}, "Unknown token: the form again", "text/html"),
+            "403": PROBLEM, "429": PROBLEM}, body=_FORM),
     },
-    "/control/logout": {"post": _op("Log out: clears the session cookie", "Control centre", {
-        "303": {"description": "To the login form"}})},
+    "/control/logout": {"post": _op("Log out: ends the session", "Control centre", {
+        "303": {"description": "To the login form"}, "403": PROBLEM})},
 }
 _OPERATOR_SESSION: Doc = {"operatorSession": {
     "type": "apiKey", "in": "cookie", "name": "citygate_operator",

@@ -11,9 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from citygate_wire.batch import WireRecord
 from collector.control.store import ControlStore
+from collector.credentials import CredentialStore
+from collector.errors import StoreError
 from collector.model import (
     Gateway,
     GatewayInfo,
@@ -32,7 +35,7 @@ Level = Literal["gateway", "commune", "metropolis"]
 ROLLUP_COLUMNS = ("energy_wh", "burn_ms", "lamps_on", "lamps_faulty", "water_m3", "alarms", "samples", "events")
 
 
-class Store(ControlStore, ReportStore, ReadModel, Protocol):
+class Store(ControlStore, ReportStore, ReadModel, CredentialStore, Protocol):
     url: str
 
     async def __aenter__(self) -> Self: ...
@@ -95,8 +98,36 @@ def sqlite_path(url: str) -> Path | None:
     if url.startswith("sqlite://"):
         return Path(url.removeprefix("sqlite://"))
     if "://" in url:
-        raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path, a path, or postgresql://...")
+        raise StoreError(f"unsupported database URL {redact_url(url)!r}: use sqlite:///path, a path, or postgresql://...")
     return Path(url)
+
+
+#: query parameters of a libpq URL that hold a secret
+_SECRET_PARAMS = frozenset({"password", "sslpassword"})
+
+
+def has_secret(url: str) -> bool:
+    """Whether `url` holds a password (a URL that cannot be parsed is taken to)."""
+    try:
+        parts = urlsplit(url)
+        return parts.password is not None or any(k.lower() in _SECRET_PARAMS for k, _ in parse_qsl(parts.query))
+    except ValueError:
+        return True
+
+
+def redact_url(url: str) -> str:
+    """`url` as an error or a log may show it: no password, whether in the user part or a parameter.
+    A URL too broken to parse is not shown at all (it may be nothing but a password)."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            user, _, host = netloc.rpartition("@")
+            netloc = f"{user.partition(':')[0]}:***@{host}"
+        query = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
+    except ValueError:
+        return "<a database URL that cannot be parsed>"
 
 
 def open_store(url: str) -> Store:
@@ -104,7 +135,10 @@ def open_store(url: str) -> Store:
     if path is None:
         from collector.store_pg import PgStore
 
-        return PgStore(url)
+        try:
+            return PgStore(url)
+        except ValueError as exc:  # urllib's own message names no part of the URL
+            raise StoreError(f"{redact_url(url)}: {exc}") from None
     from collector.store_sqlite import SqliteStore
 
     return SqliteStore(path)

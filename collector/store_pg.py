@@ -25,6 +25,8 @@ import orjson
 
 from citygate_wire.batch import WireRecord
 from collector.control.engines import PG_MIGRATION, PgControl
+from collector.credentials import ACTIVE, CredentialQueries
+from collector.credentials import PG_MIGRATION as CREDENTIALS_MIGRATION
 from collector.errors import GatewayExists, StoreError, UnknownGateway
 from collector.model import (
     Gateway,
@@ -39,7 +41,7 @@ from collector.readmodel import INDEX_MIGRATION, ReadModelQueries
 from collector.reports.store import PG_MIGRATION as REPORTS_MIGRATION
 from collector.reports.store import ReportQueries
 from collector.rollup import DeviceState, roll_up
-from collector.store import Level, Period
+from collector.store import Level, Period, redact_url
 from collector.store_common import (
     ROLLUP_TABLES,
     STATE_COLUMNS,
@@ -121,6 +123,7 @@ CREATE TABLE {table} (
     (3, PG_MIGRATION),  # the MQTT control plane (collector.control)
     (4, REPORTS_MIGRATION),  # residents' reports (collector.reports)
     (5, INDEX_MIGRATION),  # open lamp faults (collector.readmodel)
+    (6, CREDENTIALS_MIGRATION),  # removed gateways, operators' sessions, audit (collector.credentials)
 ]
 
 
@@ -173,7 +176,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class PgStore(PgControl, ReportQueries, ReadModelQueries):
+class PgStore(PgControl, ReportQueries, ReadModelQueries, CredentialQueries):
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 8) -> None:
         self.url = url
         self._dsn, self.schema = split_schema(url)
@@ -194,7 +197,7 @@ class PgStore(PgControl, ReportQueries, ReadModelQueries):
                     " WHERE i.inhparent = 'samples'::regclass"
                 )
                 self._partitions = {r[0] for r in rows}
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             if self._pool is not None:
                 await self._pool.close()
                 self._pool = None
@@ -209,9 +212,7 @@ class PgStore(PgControl, ReportQueries, ReadModelQueries):
             self._pool = None
 
     def _safe_url(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or ""
-        return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
+        return redact_url(self.url)  # never the password: errors reach logs and terminals
 
     def _require(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -270,16 +271,17 @@ class PgStore(PgControl, ReportQueries, ReadModelQueries):
         return Gateway(gid, name, commune, cabinet, lat, lon)
 
     async def gateway_for_token(self, token_hash: str) -> Gateway | None:
-        row = await self._require().fetchrow(f"SELECT {_GATEWAY_COLS} FROM gateways WHERE token_hash = $1", token_hash)
+        row = await self._require().fetchrow(f"SELECT {_GATEWAY_COLS} FROM gateways WHERE token_hash = $1 AND {ACTIVE}",
+                                              token_hash)
         return _gateway(row) if row else None
 
     async def gateway(self, name: str) -> Gateway | None:
-        row = await self._require().fetchrow(f"SELECT {_GATEWAY_COLS} FROM gateways WHERE name = $1", name)
+        row = await self._require().fetchrow(f"SELECT {_GATEWAY_COLS} FROM gateways WHERE name = $1 AND {ACTIVE}", name)
         return _gateway(row) if row else None
 
     async def gateways(self) -> list[GatewayInfo]:
         rows = await self._require().fetch(
-            f"SELECT {_GATEWAY_COLS}, created_ms, last_seen_ms, last_seq FROM gateways ORDER BY name"
+            f"SELECT {_GATEWAY_COLS}, created_ms, last_seen_ms, last_seq FROM gateways WHERE {ACTIVE} ORDER BY name"
         )
         return [GatewayInfo(_gateway(r), r[6], r[7], r[8]) for r in rows]
 

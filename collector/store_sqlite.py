@@ -30,6 +30,8 @@ import orjson
 
 from citygate_wire.batch import WireRecord
 from collector.control.engines import SQLITE_MIGRATION, SqliteControl
+from collector.credentials import ACTIVE, CredentialQueries
+from collector.credentials import SQLITE_MIGRATION as CREDENTIALS_MIGRATION
 from collector.errors import GatewayExists, StoreError, UnknownGateway
 from collector.model import (
     Gateway,
@@ -132,6 +134,7 @@ CREATE TABLE {table} (
     (3, SQLITE_MIGRATION),  # the MQTT control plane (collector.control)
     (4, REPORTS_MIGRATION),  # residents' reports (collector.reports)
     (5, INDEX_MIGRATION),  # open lamp faults (collector.readmodel)
+    (6, CREDENTIALS_MIGRATION),  # removed gateways, operators' sessions, audit (collector.credentials)
 ]
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
@@ -185,7 +188,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries):
+class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQueries):
     def __init__(self, path: Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000) -> None:
         self.path = path
         self.url = f"sqlite://{path}"
@@ -340,7 +343,7 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries):
 
     @staticmethod
     def _gateway_in(db: sqlite3.Connection, column: str, value: str) -> Gateway | None:
-        row = db.execute(f"SELECT {_GATEWAY_COLS} FROM gateways WHERE {column} = ?", (value,)).fetchone()
+        row = db.execute(f"SELECT {_GATEWAY_COLS} FROM gateways WHERE {column} = ? AND {ACTIVE}", (value,)).fetchone()
         return _gateway(row) if row else None
 
     async def gateways(self) -> list[GatewayInfo]:
@@ -348,7 +351,7 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries):
 
     def _gateways(self) -> list[GatewayInfo]:
         rows = self._rdb().execute(
-            f"SELECT {_GATEWAY_COLS}, created_ms, last_seen_ms, last_seq FROM gateways ORDER BY name"
+            f"SELECT {_GATEWAY_COLS}, created_ms, last_seen_ms, last_seq FROM gateways WHERE {ACTIVE} ORDER BY name"
         ).fetchall()
         return [GatewayInfo(_gateway(r), r[6], r[7], r[8]) for r in rows]
 

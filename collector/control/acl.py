@@ -23,7 +23,7 @@ from citygate_wire.mqtt import COLLECTOR_IDENTITY, ROOT
 ITERATIONS = 101
 SALT_BYTES = 12
 
-_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_USER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fullmatch: "$" would let a final newline in
 
 
 class AclError(ValueError):
@@ -51,8 +51,22 @@ def verify_mosquitto_hash(secret: str, hashed: str) -> bool:
 
 
 def _check_user(name: str) -> None:
-    if not _USER.match(name):
-        raise AclError(f"{name!r} cannot be an MQTT identity: letters, digits, '.', '_' and '-' only")
+    if not _USER.fullmatch(name):
+        raise AclError(f"{name!r} cannot be an MQTT identity: {NAME_RULE}")
+
+
+NAME_RULE = "1 to 64 letters, digits, '.', '_' or '-', starting with a letter or a digit"
+
+
+def gateway_name_problem(name: str, collector: str = COLLECTOR_IDENTITY) -> str | None:
+    """Why `name` cannot be a gateway's, or None. The one rule of `gateway add` and `mqtt-acl`: the name
+    is a topic level and the broker identity, so no '/', '+', '#', space or control character, and
+    never the collector's own identity (that one may command every gateway)."""
+    if not _USER.fullmatch(name):
+        return f"{name!r} is not a gateway name: {NAME_RULE}"
+    if name == collector:
+        return f"a gateway may not be named {collector!r}: that is the control centre's identity"
+    return None
 
 
 def password_file(entries: Iterable[tuple[str, str]]) -> str:
@@ -83,9 +97,9 @@ def acl_file(gateways: Iterable[str], collector: str = COLLECTOR_IDENTITY) -> st
         f"topic write {ROOT}/+/+/cmd",
     ]
     for name in sorted(set(gateways)):
-        _check_user(name)
-        if name == collector:
-            raise AclError(f"a gateway may not be named {collector!r}: that is the control centre's identity")
+        problem = gateway_name_problem(name, collector)
+        if problem:
+            raise AclError(problem)
         out += [
             "",
             f"user {name}",

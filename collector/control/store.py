@@ -147,7 +147,7 @@ class ControlQueries(SqlPrimitives):
     async def presence(self) -> list[Presence]:
         rows = await self._ctl_rows(
             "SELECT g.name, g.commune, p.online, p.since_ms, p.updated_ms, p.state"
-            " FROM gateways g LEFT JOIN presence p ON p.gateway_id = g.id ORDER BY g.name"
+            " FROM gateways g LEFT JOIN presence p ON p.gateway_id = g.id WHERE g.removed_ms IS NULL ORDER BY g.name"
         )
         return [Presence(r[0], r[1], None if r[2] is None else bool(r[2]), r[3], r[4], _json(r[5])) for r in rows]
 

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiomqtt
 import pytest
+from click.testing import CliRunner, Result
 from mqtt_testkit import COMMUNE, Fleet, Operator, client, wait_for
 
 from citygate_wire.mqtt import COLLECTOR_IDENTITY, State, decode_command, decode_state, encode_state, topic
+from collector.cli import main
+from collector.control.acl import AclError, acl_file, gateway_name_problem, mosquitto_hash
+from collector.store import open_store
+from collector.tokens import hash_token, new_token
 from simulators.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.timeout(120)
@@ -114,3 +121,113 @@ async def test_a_gateway_reads_its_commands_whatever_the_commune_level(broker: M
         await a.client.subscribe("city/+/gw-a/cmd", qos=1)
         await op.send("gw-a", "device.read", {"device": "x"}, commune="21213")
         await wait_for(lambda: len(a.got) == 1, 20, "the command")
+
+
+# -- the registry's files: revocation, names, folders (citygate-collector mqtt-acl) ---------------
+
+
+async def cli(*args: str, ok: bool = True) -> Result:
+    """`citygate-collector ARGS` in-process (a thread: the commands run their own event loop)."""
+    done = await asyncio.to_thread(CliRunner().invoke, main, list(args))
+    assert (done.exit_code == 0) == ok, done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
+    return done
+
+
+async def logs_in(broker: Mosquitto, name: str, token: str) -> bool:
+    try:
+        async with client(broker, name, token, identifier=f"{name}-{uuid.uuid4().hex[:6]}"):
+            return True
+    except aiomqtt.MqttCodeError:
+        return False
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_a_removed_or_rotated_gateway_token_no_longer_opens_the_broker_after_mqtt_acl(
+        tmp_path: Path, db_url: str) -> None:
+    tokens = {}
+    for name in ("gw-a", "gw-b"):
+        await cli("gateway", "add", name, "--commune", COMMUNE, "--db", db_url, "--token-file", str(tmp_path / name))
+        tokens[name] = (tmp_path / name).read_text().strip()
+    acl = ["mqtt-acl", "--out", str(tmp_path / "acl"), "--collector-password-file", str(tmp_path / "pw"),
+           "--db", db_url]
+    await cli(*acl)
+    broker = Mosquitto(tmp_path / "broker", password_file=tmp_path / "acl" / "passwd",
+                       acl_file=tmp_path / "acl" / "acl")
+    broker.start()
+    try:
+        assert broker.popen is not None
+        pid_file = tmp_path / "mosquitto.pid"
+        pid_file.write_text(f"{broker.popen.pid}\n")
+        assert await logs_in(broker, "gw-a", tokens["gw-a"]) and await logs_in(broker, "gw-b", tokens["gw-b"])
+        async with client(broker, "gw-a", tokens["gw-a"], identifier="gw-a-connected") as connected:
+            await cli("gateway", "remove", "gw-a", "--db", db_url)
+            await cli("gateway", "rotate", "gw-b", "--db", db_url, "--token-file", str(tmp_path / "gw-b.new"))
+            out = (await cli(*acl, "--reload-pid-file", str(pid_file))).output
+            assert "3 identities" not in out and "(1 gateways)" in out, out
+
+            async def revoked() -> bool:
+                return not await logs_in(broker, "gw-a", tokens["gw-a"])
+
+            await until(revoked, "the broker to refuse gw-a's token")
+            # the broker also drops the connection it already had, whose password is no longer valid
+            with pytest.raises(aiomqtt.MqttError):
+                for _ in range(100):
+                    await connected.publish(topic(COMMUNE, "gw-a", "state"), b"{}", qos=1, timeout=2)
+                    await asyncio.sleep(0.1)
+        assert not await logs_in(broker, "gw-b", tokens["gw-b"])
+        assert await logs_in(broker, "gw-b", (tmp_path / "gw-b.new").read_text().strip())
+    finally:
+        broker.kill()
+
+
+async def test_mqtt_acl_leaves_out_a_bad_legacy_name_with_a_warning_and_writes_the_rest(
+        tmp_path: Path, db_url: str) -> None:
+    async with open_store(db_url) as store:  # registered before `gateway add` checked names
+        for name in ("gw-a", "gw b/legacy", "citygate-collector"):
+            token = new_token()
+            added = await store.add_gateway(name, COMMUNE, hash_token(token))
+            await store.set_mqtt_password(added.id, mosquitto_hash(token), 0)
+    done = await cli("mqtt-acl", "--out", str(tmp_path / "acl"), "--collector-password-file", str(tmp_path / "pw"),
+                     "--db", db_url)
+    assert "'gw b/legacy' left out" in done.output and "'citygate-collector' left out" in done.output
+    assert "(2 identities)" in done.output and "(1 gateways)" in done.output
+    passwd = (tmp_path / "acl" / "passwd").read_text()
+    assert [line.split(":")[0] for line in passwd.splitlines()] == ["citygate-collector", "gw-a"]
+    assert "user gw-a" in (tmp_path / "acl" / "acl").read_text()
+
+
+async def test_mqtt_acl_creates_the_folders_it_writes_to(tmp_path: Path, db_url: str) -> None:
+    pw = tmp_path / "secrets" / "mqtt" / "collector-pw"
+    out = tmp_path / "broker" / "acl"
+    await cli("mqtt-acl", "--out", str(out), "--collector-password-file", str(pw), "--db", db_url)
+    assert pw.stat().st_mode & 0o777 == 0o600 and len(pw.read_text().strip()) >= 32
+    assert (out / "passwd").read_text().startswith("citygate-collector:$7$")
+    # a folder it may not create is a clear error, not a traceback
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    done = await cli("mqtt-acl", "--out", str(tmp_path / "o2"), "--collector-password-file",
+                     str(blocker / "pw"), "--db", db_url, ok=False)
+    assert done.exit_code == 1 and "cannot write" in done.output
+
+
+@pytest.mark.parametrize("name", ["", "gw/a", "gw+", "gw#", "gw a", "gw\ta", "gw-a\n", "gw\x00", "g" * 65,
+                                  "citygate-collector", ".gw"])
+def test_one_name_rule_refuses_every_kind_of_bad_name(name: str) -> None:
+    problem = gateway_name_problem(name)
+    assert problem is not None
+    with pytest.raises(AclError, match="gateway"):
+        acl_file([name])
+
+
+def test_the_name_rule_takes_good_names() -> None:
+    for name in ("gw-a", "GW_01.dijon", "g" * 64, "0gw"):
+        assert gateway_name_problem(name) is None
+    assert "user gw-a" in acl_file(["gw-a"])
