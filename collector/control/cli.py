@@ -136,11 +136,14 @@ def mqtt_acl(out_dir: Path, collector_password_file: Path, reload_pid_file: Path
     names, hashes = run_store(fetch())
     # a name registered before `gateway add` checked names cannot go into the files: that one
     # gateway stays out, the rest of the fleet gets its files
+    kept = []
     for name in names:
         problem = gateway_name_problem(name)
         if problem:
             click.echo(f"warning: gateway {name!r} left out of the broker's files: {problem}", err=True)
-    names = [name for name in names if gateway_name_problem(name) is None]
+        else:
+            kept.append(name)
+    names = kept
     new_password = not collector_password_file.exists()
     collector_password = secrets.token_urlsafe(32) if new_password else read_secret(collector_password_file)
     entries = [(COLLECTOR_IDENTITY, mosquitto_hash(collector_password))]

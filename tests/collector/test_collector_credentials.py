@@ -211,3 +211,9 @@ async def test_a_password_on_the_command_line_is_warned_about(tmp_path: Path) ->
     assert "ps shows it" in log and PASSWORD not in log
     both = cli("serve", "--db", "x.db", "--db-file", str(tmp_path / "serve.log"), check=False)
     assert both.returncode == 2 and "not both" in both.stderr
+
+
+def test_a_trusted_proxy_that_is_no_address_is_refused_before_serving(tmp_path: Path) -> None:
+    refused = cli("serve", "--db", str(tmp_path / "c.db"), "--port", "0", "--trusted-proxy", "10.0.0.0/8",
+                  "--trusted-proxy", "proxy.example", check=False)
+    assert refused.returncode == 2 and "'proxy.example' is no IP address" in refused.stderr
