@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+import struct
 import subprocess
 import sys
 import time
@@ -28,6 +30,23 @@ CLI = str(Path(sys.executable).parent / "citygate-collector")
 def gzip(data: bytes) -> bytes:
     c = zlib.compressobj(6, wbits=31)
     return c.compress(data) + c.flush()
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """1 GiB of zeros, gzipped (about 1 MB), built in half a second instead of five, and once per session.
+
+    A full flush makes each MiB's deflate output the same, so one compressed MiB is repeated; the
+    gzip header and trailer (CRC-32 and length of the 1 GiB) are written around it."""
+    mib, n = bytes(1 << 20), 1024
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: the gzip framing is ours
+    first = c.compress(mib) + c.flush(zlib.Z_FULL_FLUSH)
+    again = c.compress(mib) + c.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(n):
+        crc = zlib.crc32(mib, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # gzip, deflate, no name, no mtime, max compression
+    return header + first + again * (n - 1) + c.flush() + struct.pack("<II", crc, (n << 20) & 0xFFFFFFFF)
 
 
 def sample(seq: int, device: str = "lamp-1", ts_ms: int | None = None, **values: Any) -> dict[str, Any]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-import zlib
 
 import aiohttp
 import orjson
 import pytest
-from collector_testkit import TS0, Client, Running, assert_problem, batch_body, event, gzip, sample
+from collector_testkit import TS0, Client, Running, assert_problem, batch_body, event, gzip, gzip_bomb, sample
 
 from collector.app import create_app, start
 from collector.model import RecordCounts
@@ -76,16 +75,9 @@ async def test_the_same_seq_of_two_gateways_are_two_records(running: Running) ->
     assert await running.store.count_records() == RecordCounts(2, 0)
 
 
-def _bomb() -> bytes:
-    """1 GiB of zeros, gzipped (about 1 MB)."""
-    c = zlib.compressobj(9, wbits=31)
-    mib = bytes(1 << 20)
-    return b"".join(c.compress(mib) for _ in range(1024)) + c.flush()
-
-
 @pytest.fixture(scope="module")
 def bomb() -> bytes:
-    return _bomb()
+    return gzip_bomb()
 
 
 BAD_SCHEMA = [

@@ -7,13 +7,22 @@ import os
 import stat
 import subprocess
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
-from collector_testkit import CLI, ServeProcess, assert_problem, batch_body, cli, event, gzip, sample
+from collector_testkit import (
+    CLI,
+    ServeProcess,
+    assert_problem,
+    batch_body,
+    cli,
+    event,
+    gzip,
+    gzip_bomb,
+    sample,
+)
 
 from citygate_wire.batch import PATH
 from collector.model import RecordCounts
@@ -99,9 +108,7 @@ async def test_gzip_bomb_costs_the_server_bounded_memory(db_url: str, tmp_path: 
     token = add_gateway(db, "gw-1")
     proc = ServeProcess(db, tmp_path / "serve.log")
     serve_process.append(proc)
-    c = zlib.compressobj(9, wbits=31)
-    mib = bytes(1 << 20)
-    bomb = b"".join(c.compress(mib) for _ in range(1024)) + c.flush()  # 1 GiB of zeros
+    bomb = gzip_bomb()  # 1 GiB of zeros
     headers = {"Authorization": f"Bearer {token}", "Content-Encoding": "gzip", "Content-Type": "application/json"}
     async with aiohttp.ClientSession() as session:
         started = time.monotonic()
