@@ -25,6 +25,8 @@ Example::
     socket = "/run/citygate/agent.sock"
     group = "citygate"                   # members may read; the socket is mode 0660
     technician = false                   # true enables write calls (lamp tests, overrides)
+    max_connections = 32                 # served at once; 503 beyond
+    max_follow = 8                       # `events --follow` streams at once; 503 beyond
 
     [watchdog]
     bus_silence_s = 3600                 # a bus with neither a reading nor a failure this long is wedged
@@ -97,6 +99,8 @@ class LocalApiConfig:
     socket: Path = Path("/run/citygate/agent.sock")
     group: str = "citygate"
     technician: bool = False
+    max_connections: int = 32  # each holds a thread while it is served
+    max_follow: int = 8  # event streams, each a thread for as long as it lasts
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,8 @@ def parse_local_api(raw: Any, base: Path) -> LocalApiConfig:
         socket=_resolve(base, t.text("socket", str(LocalApiConfig.socket))),
         group=t.text("group", LocalApiConfig.group),
         technician=t.boolean("technician", False),
+        max_connections=t.integer("max_connections", LocalApiConfig.max_connections, lo=1, hi=1024),
+        max_follow=t.integer("max_follow", LocalApiConfig.max_follow, lo=1, hi=256),
     )
     t.done()
     return cfg

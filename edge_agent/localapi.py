@@ -31,6 +31,11 @@ expiry). Without lighting it is commanded straight through the lamp bus, and at 
 when the agent stops) the lamp goes back to the level it had before.
 
 Errors are RFC 9457 problem documents (application/problem+json).
+
+Each connection holds a thread, each follow stream a thread for as long as it lasts: at most
+`max_connections` (32) connections are served at once and `max_follow` (8) of them may follow
+events; beyond, 503 with a problem document, so a looping script cannot exhaust the gateway's
+threads or memory.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ import socket
 import socketserver
 import stat
 import struct
+import threading
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
@@ -80,6 +86,7 @@ DEFAULT_LIGHT_PCT = 100  # TALQ's default light state, when no earlier level is 
 REQUEST_TIMEOUT_S = 10.0  # a client that connects and sends nothing does not keep a thread
 MAX_BODY_BYTES = 64 * 1024
 HANGUP_CHECK_S = 1.0  # how often a stream waiting for a record checks that its client is still there
+REFUSED_DRAIN_S = 2.0  # a connection refused for being one too many is read (and dropped) this long at most
 
 T = TypeVar("T")
 
@@ -108,6 +115,8 @@ class Stream:
 
     content_type: str
     chunks: AsyncGenerator[bytes, None]
+    #: run in the loop once the stream is over, whether or not a chunk was ever asked for
+    release: Callable[[], None] | None = None
 
 
 Handler = Callable[[Request], Awaitable[Response | Stream]]
@@ -362,8 +371,8 @@ class LocalApi:
             "started_ms": int(agent.started_at * 1000),
             "uptime_s": round(time.time() - agent.started_at, 1),
             "healthy": all(v.healthy for v in loops),
-            "loops": [{"name": v.name, "age_s": round(v.age_s, 1), "limit_s": v.limit_s, "healthy": v.healthy}
-                      for v in loops],
+            "loops": [{"name": v.name, "age_s": round(v.age_s, 1), "limit_s": v.limit_s, "healthy": v.healthy,
+                       "problem": v.problem} for v in loops],
             "uplink": {"url": agent.config.uplink.url, **asdict(up)},
             "broker": services.get("control", {"configured": False}),
             "services": services,
@@ -410,12 +419,18 @@ class LocalApi:
         recent = list(self.feed.recent)[-limit:] if limit else []
         if request.query.get("follow") not in ("1", "true"):
             return ok([record_doc(r) for r in recent])
+        if len(self.feed.followers) >= self.config.max_follow:
+            return problem(503, "Too many follow streams",
+                           f"{len(self.feed.followers)} streams already follow events (at most "
+                           f"{self.config.max_follow}, [local_api] max_follow): stop one or try later")
         follower = Follower(samples=request.query.get("samples") in ("1", "true"))
-        return Stream("application/x-ndjson", self._follow(follower, recent))
+        # counted from now, not from the first chunk: two requests at once cannot both take the last place
+        self.feed.followers.add(follower)
+        return Stream("application/x-ndjson", self._follow(follower, recent),
+                      release=lambda: self.feed.followers.discard(follower))
 
     async def _follow(self, follower: Follower, recent: list[Record]) -> AsyncGenerator[bytes, None]:
         """NDJSON lines: the recent events, then each record as it is journalled, in chunks of what has queued."""
-        self.feed.followers.add(follower)
         try:
             if recent:
                 yield b"".join(orjson.dumps(record_doc(record), default=str) + b"\n" for record in recent)
@@ -611,7 +626,58 @@ class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def __init__(self, path: str, api: LocalApi, loop: asyncio.AbstractEventLoop) -> None:
         self.api = api
         self.loop = loop
+        self.max_connections = api.config.max_connections
+        self._slots = threading.BoundedSemaphore(self.max_connections)
         super().__init__(path, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """In the loop: a thread for the connection if one of the `max_connections` places is free, else 503."""
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, sock: socket.socket) -> None:
+        """503 without a thread: written at once, then whatever the client sends is read and dropped until it
+        hangs up (closing on unread bytes would reset the connection before the client read the reply)."""
+        body = problem(503, "Too many connections",
+                       f"{self.max_connections} connections are being served ([local_api] max_connections): "
+                       f"try again shortly").body
+        head = (f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.send(head + body)  # a few hundred bytes into an empty socket buffer: never blocks
+            sock.shutdown(socket.SHUT_WR)
+        fd = sock.fileno()
+
+        def finish() -> None:
+            if sock.fileno() != -1:
+                self.loop.remove_reader(fd)
+                sock.close()
+
+        def drain() -> None:
+            try:
+                if sock.recv(65536):
+                    return
+            except BlockingIOError:
+                return
+            except OSError:
+                pass
+            finish()
+
+        self.loop.add_reader(fd, drain)
+        self.loop.call_later(REFUSED_DRAIN_S, finish)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """From a request thread: run `coro` in the agent's event loop."""
@@ -670,18 +736,18 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(reply.body)
 
     def _stream(self, reply: Stream) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", reply.content_type)
-        self.end_headers()
-        self.connection.settimeout(None)  # a paused terminal misses lines (and is told so); it is not cut off
         try:
+            self.send_response(200)
+            self.send_header("Content-Type", reply.content_type)
+            self.end_headers()
+            self.connection.settimeout(None)  # a paused terminal misses lines (and is told so); it is not cut off
             while (chunk := self._next_chunk(reply)) is not None:
                 self.wfile.write(chunk)
         except OSError:  # the technician's terminal went away
             pass
         finally:
             with contextlib.suppress(RuntimeError, concurrent.futures.CancelledError):
-                self.server.call(reply.chunks.aclose())
+                self.server.call(_end(reply))
 
     def _next_chunk(self, reply: Stream) -> bytes | None:
         """The stream's next chunk; None at its end, or once the client has hung up while nothing was written."""
@@ -707,6 +773,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 async def _next(chunks: AsyncGenerator[bytes, None]) -> bytes | None:
     return await anext(chunks, None)
+
+
+async def _end(reply: Stream) -> None:
+    try:
+        await reply.chunks.aclose()
+    finally:
+        if reply.release is not None:
+            reply.release()
 
 
 def _hung_up(sock: socket.socket) -> bool:

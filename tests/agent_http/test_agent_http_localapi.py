@@ -152,3 +152,59 @@ async def test_a_file_in_the_way_is_left_alone_and_the_api_disabled(tmp_path: Pa
     agent = Agent(parse_config(tomllib.loads(CONFIG), tmp_path / "agent.toml"))
     async with agent.journal, LocalApi(agent, agent.health):
         assert path.read_text() == "not a socket"
+
+
+async def open_follow(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(b"GET /v1/events?follow=1 HTTP/1.1\r\n\r\n")
+    await writer.drain()
+    return reader, writer, await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+
+
+async def test_beyond_eight_follow_streams_a_ninth_gets_503_until_one_ends(api: LocalApi) -> None:
+    streams = [await open_follow(api.path) for _ in range(8)]
+    try:
+        assert all(head.startswith(b"HTTP/1.0 200 ") for _, _, head in streams)
+        await until(lambda: len(api.feed.followers) == 8, 10, "eight followers")
+        status, headers, body = await exchange(api.path, b"GET /v1/events?follow=1 HTTP/1.1\r\n\r\n", timeout=10)
+        assert status.split()[1] == "503" and headers["content-type"] == "application/problem+json"
+        doc = orjson.loads(body)
+        assert doc["title"] == "Too many follow streams" and "max_follow" in doc["detail"]
+        # a plain read is still served meanwhile
+        status, _, _ = await exchange(api.path, b"GET /v1/events HTTP/1.1\r\n\r\n", timeout=10)
+        assert status.split()[1] == "200"
+        streams.pop()[1].close()
+        await until(lambda: len(api.feed.followers) == 7, 10, "the ended stream's place to be freed")
+        streams.append(await open_follow(api.path))
+        assert streams[-1][2].startswith(b"HTTP/1.0 200 ")
+    finally:
+        for _, writer, _ in streams:
+            writer.close()
+    await until(lambda: not api.feed.followers, 10, "every follower to be forgotten")
+
+
+async def test_beyond_32_connections_the_next_gets_503_at_once_and_a_freed_place_is_served(api: LocalApi) -> None:
+    # each holds a thread, waiting for a request line that does not come (connected from this loop,
+    # which is also the one that accepts: a blocking connect would wait on itself past the backlog)
+    silent = [(await asyncio.open_unix_connection(str(api.path)))[1] for _ in range(32)]
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        status, headers, body = await exchange(api.path, b"GET /v1/journal HTTP/1.1\r\n\r\n", timeout=10)
+        assert loop.time() - started < 5  # not after a silent client's 10 s timeout
+        assert status.split()[1] == "503" and headers["content-type"] == "application/problem+json"
+        assert orjson.loads(body)["title"] == "Too many connections" and "max_connections" in orjson.loads(body)["detail"]
+    finally:
+        for writer in silent:
+            writer.close()
+
+    async def served() -> bool:
+        status, _, _ = await exchange(api.path, b"GET /v1/journal HTTP/1.1\r\n\r\n", timeout=10)
+        return status.split()[1] == "200"
+
+    for _ in range(100):
+        if await served():
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the places of the silent clients were not freed")
