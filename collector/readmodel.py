@@ -104,7 +104,7 @@ class ReadModelQueries(SqlPrimitives):
         rows = await self._ctl_rows(
             "SELECT g.name, g.commune, e.device, e.ts_ms, e.code, e.detail FROM events e"
             " JOIN gateways g ON g.id = e.gateway_id"
-            f" WHERE e.code IN ($1, $2){clause} ORDER BY e.gateway_id, e.device, e.ts_ms, e.id",
+            f" WHERE e.code IN ($1, $2){clause} AND g.removed_ms IS NULL ORDER BY e.gateway_id, e.device, e.ts_ms, e.id",
             *args,
         )
         latest: dict[tuple[str, str], LampFault | None] = {}
@@ -122,7 +122,7 @@ class ReadModelQueries(SqlPrimitives):
         rows = await self._ctl_rows(
             "SELECT g.name, g.commune, e.device, e.ts_ms, e.code, e.severity, e.detail FROM events e"
             " JOIN gateways g ON g.id = e.gateway_id"
-            f" WHERE e.ts_ms >= $1 AND (e.severity IN ({marks(2, len(severities))})"
+            f" WHERE e.ts_ms >= $1 AND g.removed_ms IS NULL AND (e.severity IN ({marks(2, len(severities))})"
             f" OR e.code LIKE '%\\_cleared' ESCAPE '\\' OR e.code = ${2 + len(severities)})"
             " ORDER BY e.ts_ms, e.id",
             since_ms, *severities, RESTORED,

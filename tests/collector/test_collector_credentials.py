@@ -7,14 +7,19 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import pytest
-from collector_testkit import CLI, Client, ServeProcess, assert_problem, batch_body, cli, sample
+from collector_testkit import CLI, Client, ServeProcess, assert_problem, batch_body, cli, event, sample
 
+from citygate_wire.batch import decode_batch
+from collector.model import RecordCounts
+from collector.store import Store
+from collector.tokens import hash_token, new_token
 from tests.store_testkit import fresh_db
 
 pytestmark = pytest.mark.timeout(180)
@@ -131,6 +136,10 @@ def test_gateway_add_refuses_a_name_the_broker_or_the_topics_could_not_carry(
 
 # -- the database URL's password: never in ps, logs or errors ----------------------------------
 
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 PASSWORD = "pw-" + secrets.token_hex(8)
 
 
@@ -217,3 +226,21 @@ def test_a_trusted_proxy_that_is_no_address_is_refused_before_serving(tmp_path: 
     refused = cli("serve", "--db", str(tmp_path / "c.db"), "--port", "0", "--trusted-proxy", "10.0.0.0/8",
                   "--trusted-proxy", "proxy.example", check=False)
     assert refused.returncode == 2 and "'proxy.example' is no IP address" in refused.stderr
+
+
+async def test_a_removed_gateway_leaves_no_open_fault_or_alarm_behind(store: Store) -> None:
+    now = now_ms()
+    for name in ("gw-a", "gw-b"):
+        gateway = await store.add_gateway(name, "21231", hash_token(new_token()))
+        batch = decode_batch(batch_body(name, [event(1, "lamp_failure", ts_ms=now - 60_000),
+                                               event(2, "door_open", "critical", "cabinet", ts_ms=now - 30_000)]))
+        await store.ingest(gateway, batch.records)
+    assert {f.gateway for f in await store.open_lamp_faults()} == {"gw-a", "gw-b"}
+    assert {a.gateway for a in await store.open_event_alarms(now - 3600_000)} == {"gw-a", "gw-b"}
+    assert await store.remove_gateway("gw-a", "test", now)
+    # nobody could clear them any more: they would stay on the operators' screen for good
+    assert {f.gateway for f in await store.open_lamp_faults()} == {"gw-b"}
+    assert {a.gateway for a in await store.open_event_alarms(now - 3600_000)} == {"gw-b"}
+    assert [p.gateway for p in await store.presence()] == ["gw-b"]
+    assert await store.gateway("gw-a") is None and [i.gateway.name for i in await store.gateways()] == ["gw-b"]
+    assert await store.count_records() == RecordCounts(0, 4)  # its records stay in the store
