@@ -332,12 +332,21 @@ def parse_config(doc: Mapping[str, Any], file: Path) -> AgentConfig:
         sections = {name: _section_parser(name)(doc[name], name, base) for name in SECTIONS if name in doc}
     except ConfigError as exc:
         raise AgentConfigError(file, exc.key, exc.reason) from None
-    warnings = [w for w in [_token_file_warning(doc["uplink"], base)] if w]
+    warnings = [w for w in [_token_file_warning(doc["uplink"], base), _inline_secret_warning(doc, file)] if w]
     warnings += [w for cfg in sections.values() if isinstance(cfg, HasWarnings) for w in cfg.config_warnings()]
     return AgentConfig(file, gateway, uplink, journal, buses, local_api=local_api, watchdog=watchdog, sections=sections,
                        warnings=tuple(warnings))
 
 
+def _inline_secret_warning(doc: Mapping[str, Any], file: Path) -> str | None:
+    """The config is readable by the technicians' group (install-gateway makes it 0640): no secret inside."""
+    inline = [key for key, section in (("uplink.token", "uplink"), ("mqtt.password", "mqtt"))
+              if isinstance(doc.get(section), dict) and key.split(".")[1] in doc[section]]
+    if not inline:
+        return None
+    warning = secret_file_warning(file, inline[0])
+    return None if warning is None else (f"{' and '.join(inline)} written in the config, which others than its "
+                                         f"owner may read: put it in a token file of mode 0600")
 def _token_file_warning(uplink: Mapping[str, Any], base: Path) -> str | None:
     token_file = uplink.get("token_file")
     return secret_file_warning(_resolve(base, token_file), "uplink.token_file") if token_file else None

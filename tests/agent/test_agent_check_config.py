@@ -123,3 +123,15 @@ def test_a_gateway_without_the_collectors_key_is_warned_that_it_refuses_every_co
     done = check(path)
     assert done.returncode == 0
     assert "mqtt.command_key: missing: this gateway refuses every command" in done.stderr
+
+
+def test_a_token_written_in_a_config_others_may_read_is_warned(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(config(mqtt='url = "mqtt://127.0.0.1"\npassword = "p"'))
+    path.chmod(0o640)  # as install-gateway installs it: the technicians' group reads it
+    loose = check(path)
+    path.chmod(0o600)
+    tight = check(path)
+    assert loose.returncode == 0
+    assert "uplink.token and mqtt.password written in the config" in loose.stderr
+    assert "warning" not in tight.stderr

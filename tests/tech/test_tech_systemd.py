@@ -70,8 +70,8 @@ def test_agent_unit_is_a_hardened_notify_service_with_a_watchdog() -> None:
     assert "serve" in collector["ExecStart"][0]
 
 
-def install(config: Path, root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(INSTALL), str(config), "--root", str(root), "--venv", str(BIN.parent)],
+def install(config: Path, root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(INSTALL), str(config), "--root", str(root), "--venv", str(BIN.parent), *extra],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -133,3 +133,22 @@ def test_install_gateway_refuses_a_bad_config_before_touching_the_installed_one(
     assert run.returncode == 2
     assert "gateway.commune" in run.stderr
     assert (root / "etc/citygate/agent.toml").read_text() == CONFIG
+
+
+def test_install_gateway_makes_the_token_the_service_users_alone_even_one_an_older_install_left_0640(
+    tmp_path: Path
+) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(CONFIG)
+    token = tmp_path / "token"
+    token.write_text("cgw_secret\n")
+    token.chmod(0o644)
+    root = tmp_path / "root"
+    done = install(config, root, "--token-file", str(token))
+    assert done.returncode == 0, done.stderr
+    installed = root / "etc/citygate/token"
+    assert installed.read_text() == "cgw_secret\n"
+    assert installed.stat().st_mode & 0o777 == 0o600  # no group bit: the citygate group is the technicians'
+    installed.chmod(0o640)  # as the install script of an earlier version left it
+    assert install(config, root).returncode == 0
+    assert installed.stat().st_mode & 0o777 == 0o600
