@@ -16,6 +16,8 @@ Doc = dict[str, Any]
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 OPEN311_ERROR = {"$ref": "#/components/responses/Open311Error"}
+OPEN311_ERROR_BODY = {"content": {"application/json": {"schema": {
+    "type": "array", "items": {"$ref": "#/components/schemas/Open311Error"}}}}}
 
 
 def _schema(name: str) -> Doc:
@@ -77,13 +79,17 @@ def _open311_paths() -> Doc:
     post = _op("Send a report", "Open311", {
         "201": _json({"type": "array", "items": _schema("NewRequestReply")}, "Created, or attached to the open "
                      "request about the same lamp (same service_request_id)"),
-        "400": OPEN311_ERROR, "404": OPEN311_ERROR, "413": OPEN311_ERROR},
+        "400": OPEN311_ERROR, "404": OPEN311_ERROR, "413": OPEN311_ERROR, "429": {
+            **OPEN311_ERROR_BODY, "description": "Too many reports from this address or this e-mail lately",
+            "headers": {"Retry-After": {"description": "Seconds until one more report is taken",
+                                        "schema": {"type": "integer", "minimum": 1}}}}},
         body={"required": True, "content": {
             "application/x-www-form-urlencoded": {"schema": _schema("NewRequest")},
             "application/json": {"schema": _schema("NewRequest")}}},
         description="service_code and a location (lat+long, address_string or address_id) are required. "
                     "Contact fields are stored for operators only and never shown publicly. The reply's "
-                    "follow_token lets the reporter follow the request live. At most 64 KiB.")
+                    "follow_token lets the reporter follow the request live. At most 64 KiB; a number of "
+                    "reports an hour per source address and per e-mail (429 past it).")
     search = _op("Search reports (at most 90 days)", "Open311", {
         "200": _json({"type": "array", "items": _schema("ServiceRequest")}),
         "400": OPEN311_ERROR, "404": OPEN311_ERROR}, params=[

@@ -6,6 +6,7 @@ Public (no login), errors as `[{"code", "description"}]`:
     GET  /open311/v2/services.json                         the report types
     GET  /open311/v2/services/{service_code}.json          a type's attributes (lamp-out: lamp_id)
     POST /open311/v2/requests.json                         a new report -> id and a private follow token
+                                                           (rate-limited: collector.reports.ratelimit)
     GET  /open311/v2/requests.json                         search (ids, service_code, status, 90-day window)
     GET  /open311/v2/requests/{id}.json                    one report
     GET  /open311/v2/requests/{id}/events?token=...        SSE: the report's status, live, for its reporter
@@ -28,6 +29,7 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
+from collector.access import client_address
 from collector.app import STORE, TERRITORY, json_response
 from collector.control.routes import json_body, operator
 from collector.live import CHANGES, sse
@@ -47,6 +49,7 @@ from collector.reports.model import (
     parse_new_report,
     search_window,
 )
+from collector.reports.ratelimit import ReportLimiter
 from collector.reports.services import LAMP_ID, LAMP_ID_RE, SERVICES
 from collector.reports.store import Filters, Lamp, ReportConflict
 from collector.tokens import hash_token
@@ -60,6 +63,7 @@ TOPIC = "reports"
 #: written with 4-byte characters stay well under it
 MAX_FORM_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 100
+LIMITER = web.AppKey("report_limiter", ReportLimiter)
 
 
 def now_ms() -> int:
@@ -67,6 +71,7 @@ def now_ms() -> int:
 
 
 def add_report_routes(app: web.Application) -> None:
+    app[LIMITER] = ReportLimiter.from_env()  # tests and embedders may set their own before start
     r = app.router
     for suffix in ("", ".json"):
         r.add_get(f"{PREFIX}/services{suffix}", get_services)
@@ -183,6 +188,11 @@ async def _lamp(request: web.Request, report: NewReport) -> tuple[Lamp | None, i
 
 async def post_request(request: web.Request) -> web.Response:
     report = parse_new_report(await _form(request), request.app[TERRITORY])
+    # counted once the report is valid: a typo costs a resident nothing
+    wait_s = request.app[LIMITER].take(client_address(request), report.contact.email)
+    if wait_s:
+        raise Open311Error(429, f"too many reports from this address or this e-mail: try again in {wait_s} s",
+                           headers={"Retry-After": str(wait_s)})
     lamp, fault_since = await _lamp(request, report)
     token = FOLLOW_TOKEN_PREFIX + secrets.token_urlsafe(32)
     result = await request.app[STORE].submit_report(report, hash_token(token), now_ms(), lamp=lamp,
