@@ -47,9 +47,10 @@ _ESCAPED_NUL = b"\\u0000"
 class FutureTimestamp(WireError):
     """A record dated after the latest time the receiver accepts: a clock running ahead."""
 
-    def __init__(self, pointer: str, ts_ms: int, latest_ts_ms: int) -> None:
+    def __init__(self, pointer: str, device: str, ts_ms: int, latest_ts_ms: int) -> None:
         super().__init__(pointer, f"{ts_ms} is {(ts_ms - latest_ts_ms) / 1000:.0f} s past the latest accepted time"
                                   f" {latest_ts_ms}: the clock that stamped it runs ahead")
+        self.device = device
         self.ts_ms = ts_ms
         self.latest_ts_ms = latest_ts_ms
 
@@ -263,6 +264,6 @@ def _checked_batch(body: bytes, max_records: int, latest_ts_ms: int = _TS_MAX) -
         if record.seq <= previous:
             raise WireError(f"/records/{i}/seq", "records must be in strictly ascending seq order")
         if record.ts_ms > latest_ts_ms:
-            raise FutureTimestamp(f"/records/{i}/ts_ms", record.ts_ms, latest_ts_ms)
+            raise FutureTimestamp(f"/records/{i}/ts_ms", record.device, record.ts_ms, latest_ts_ms)
         previous = record.seq
     return Batch(gateway, commune, out)

@@ -144,7 +144,7 @@ async def post_batch(request: web.Request) -> web.Response:
     except FutureTimestamp as exc:
         log.warning("gateway %s sent a record dated ahead of the clock: %s", gateway.name, exc)
         raise Problem(400, FUTURE_TIMESTAMP, "Record dated in the future", exc.reason, pointer=exc.pointer,
-                      ts_ms=exc.ts_ms, collector_ms=now) from None
+                      device=exc.device, ts_ms=exc.ts_ms, latest_ts_ms=exc.latest_ts_ms, collector_ms=now) from None
     except WireError as exc:
         raise Problem(400, "invalid-batch", "Invalid batch", exc.reason, pointer=exc.pointer) from None
     if batch.gateway != gateway.name:

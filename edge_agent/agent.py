@@ -65,6 +65,7 @@ class Agent:
         self.uploader = Uploader(cfg.gateway, cfg.uplink, self.journal, self.clock)
         self.uploader.heartbeat = lambda: self.tick(UPLOADER)
         self.health = HealthMonitor(self.healthy, cfg.buses, self.journal, limits_for(cfg))
+        self.health.problems[UPLOADER] = self.uploader.stall
         self.context = AgentContext(
             gateway_id=cfg.gateway.id,
             commune=cfg.gateway.commune,

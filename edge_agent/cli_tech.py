@@ -223,8 +223,15 @@ def styled(state: str) -> str:
 # -- commands ------------------------------------------------------------------------------------
 
 
+def loop_mark(loop: Mapping[str, Any]) -> str:
+    if loop["healthy"]:
+        return "[green]ok[/]"
+    return "[red]STUCK[/]" if loop["age_s"] > loop["limit_s"] else "[red]FAILING[/]"  # silent, or ticking but failing
+
+
 def attention_of_status(doc: Mapping[str, Any]) -> list[str]:
-    out = [f"loop {loop['name']} silent for {loop['age_s']:.0f} s (limit {loop['limit_s']:.0f} s)"
+    out = [f"loop {loop['name']}: {loop['problem']}" if loop.get("problem") and loop["age_s"] <= loop["limit_s"]
+           else f"loop {loop['name']} silent for {loop['age_s']:.0f} s (limit {loop['limit_s']:.0f} s)"
            for loop in doc["loops"] if not loop["healthy"]]
     up = doc["uplink"]
     if up["consecutive_failures"]:
@@ -254,8 +261,7 @@ def status(socket: Path | None, config_file: Path | None, as_json: bool) -> None
         t.add_column()
         t.add_row("gateway", f"{doc['gateway']['id']} (commune {doc['gateway']['commune']})")
         t.add_row("uptime", f"{span(doc['uptime_s'])} (since {when(doc['started_ms'], now)})")
-        loops = ", ".join(f"{lp['name']} {'[green]ok[/]' if lp['healthy'] else '[red]STUCK[/]'}"
-                          for lp in doc["loops"])
+        loops = ", ".join(f"{lp['name']} {loop_mark(lp)}" for lp in doc["loops"])
         t.add_row("loops", loops)
         link = "[green]up[/]" if up["connected"] else ("[red]down[/]" if up["consecutive_failures"] else "idle")
         t.add_row("uplink", f"{link} {up['url']}" + (f" — {up['last_error']}" if up["last_error"] else ""))

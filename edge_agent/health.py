@@ -6,13 +6,18 @@ poller is alive), the journal when it commits, the uploader at each turn of its 
 stuck when its last tick is older than its limit, which is the longest quiet time its own
 configuration allows, plus a margin. An unreachable collector or a dead lamp controller is not
 a stuck loop: the agent must keep running its programs, so neither stops the watchdog.
+
+A loop can also be busy and failing: the uploader retrying one batch the collector refuses for
+ever. Its `problem` (a sentence for the technician) makes it unhealthy in `status` and in the
+service's status line, but only silence (`stuck`) stops the watchdog: restarting the agent would
+send the same batch again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from drivers.base import Bus
@@ -47,15 +52,29 @@ class LoopHealth:
     name: str
     age_s: float
     limit_s: float
+    #: why a loop that still ticks is failing all the same, or None
+    problem: str | None = None
+
+    @property
+    def silent(self) -> bool:
+        return self.age_s > self.limit_s
 
     @property
     def healthy(self) -> bool:
-        return self.age_s <= self.limit_s
+        return not self.silent and self.problem is None
+
+    def describe(self) -> str:
+        if self.silent:
+            return f"{self.name} silent {self.age_s:.0f} s (limit {self.limit_s:.0f} s)"
+        return f"{self.name}: {self.problem}" if self.problem else f"{self.name} ok"
 
 
-def judge(beats: Mapping[str, float], limits: Mapping[str, float], now: float) -> list[LoopHealth]:
+def judge(beats: Mapping[str, float], limits: Mapping[str, float], now: float,
+          problems: Mapping[str, str | None] | None = None) -> list[LoopHealth]:
     """One verdict per watched loop; a loop that never ticked counts from `beats` seeded at start-up."""
-    return [LoopHealth(name, max(0.0, now - beats.get(name, now)), limit) for name, limit in limits.items()]
+    problems = problems or {}
+    return [LoopHealth(name, max(0.0, now - beats.get(name, now)), limit, problems.get(name))
+            for name, limit in limits.items()]
 
 
 def _fingerprint(bus: Bus) -> tuple[tuple[object, ...], ...]:
@@ -74,6 +93,8 @@ class HealthMonitor:
         self.buses = list(buses)
         self.journal = journal
         self.limits = dict(limits)
+        #: loop -> what says why it fails while it ticks (the uploader's stall)
+        self.problems: dict[str, Callable[[], str | None]] = {}
         self._prints: dict[str, tuple[tuple[object, ...], ...]] = {}
 
     def seed(self) -> None:
@@ -83,9 +104,14 @@ class HealthMonitor:
             self.beats.setdefault(name, now)
 
     def verdicts(self) -> list[LoopHealth]:
-        return judge(self.beats, self.limits, time.monotonic())
+        return judge(self.beats, self.limits, time.monotonic(), {name: say() for name, say in self.problems.items()})
 
     def stuck(self) -> list[LoopHealth]:
+        """Silent loops: the watchdog is no longer fed."""
+        return [v for v in self.verdicts() if v.silent]
+
+    def unhealthy(self) -> list[LoopHealth]:
+        """Silent loops and loops failing while they tick."""
         return [v for v in self.verdicts() if not v.healthy]
 
     async def check(self) -> None:

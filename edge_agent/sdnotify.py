@@ -76,24 +76,30 @@ def watchdog_interval_s(env: Mapping[str, str] | None = None) -> float | None:
 
 
 async def watch(monitor: HealthMonitor, notifier: Notifier, interval_s: float | None) -> None:
-    """Check the loops every round; ping the watchdog only when all are healthy, and say which are not."""
+    """Check the loops every round; ping the watchdog only when none is silent, and say which are not
+    healthy (a loop that ticks but fails, like a stalled uploader, shows as degraded: a restart would
+    not mend it)."""
     monitor.seed()
     period = interval_s if interval_s is not None else CHECK_INTERVAL_S
-    reported: frozenset[str] = frozenset()
+    reported: frozenset[tuple[str, bool]] = frozenset()
     while True:
         await monitor.check()
-        stuck = monitor.stuck()
-        names = frozenset(v.name for v in stuck)
+        bad = monitor.unhealthy()
+        silent = [v for v in bad if v.silent]
+        names = frozenset((v.name, v.silent) for v in bad)
         if names != reported:
             if names:
-                detail = ", ".join(f"{v.name} silent {v.age_s:.0f} s (limit {v.limit_s:.0f} s)" for v in stuck)
-                log.error("stuck loop(s): %s; the systemd watchdog is no longer fed", detail)
-                notifier.send(f"STATUS=stuck: {detail}")
+                detail = ", ".join(v.describe() for v in bad)
+                if silent:
+                    log.error("stuck loop(s): %s; the systemd watchdog is no longer fed", detail)
+                else:
+                    log.error("unhealthy loop(s): %s", detail)
+                notifier.send(f"STATUS={'stuck' if silent else 'degraded'}: {detail}")
             else:
                 if reported:
                     log.info("all loops healthy again")
                 notifier.send("STATUS=running")
             reported = names
-        if not names and interval_s is not None:
+        if not silent and interval_s is not None:
             notifier.send("WATCHDOG=1")
         await asyncio.sleep(period)

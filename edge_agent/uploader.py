@@ -11,6 +11,13 @@ library's http.client in a daemon worker thread, bounded by `timeout_s` for the 
 request together: an HTTP client library would cost the long-running agent about 11 MB of
 resident memory for one POST every few seconds. A timed-out or cancelled exchange has its socket
 shut down, which ends the worker at once; a worker stuck in a connect never delays the agent's exit.
+
+A record the collector refuses with a pointer to it is quarantined (journal.quarantine), so it
+cannot hold back every later one; one refused for a date ahead of the collector's clock is
+reported as `clock_suspect` too. A batch that fails for any other reason is sent again with
+back-off; once the same batch has failed for longer than `stall_limit_s`, `stall()` says so and
+the uploader's health is bad (edge_agent.health): the agent's own loops all look busy while the
+gateway's data no longer leaves it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import select
 import socket
 import ssl
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +42,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from citygate_wire.common import PATH, VERSION
+from citygate_wire.common import FUTURE_TIMESTAMP, PATH, VERSION
+from drivers.model import Event, Severity
 from edge_agent.clock import Clock
 from edge_agent.config import GatewayConfig, UplinkConfig
 from edge_agent.journal import Journal, PendingBatch
@@ -42,6 +51,13 @@ from edge_agent.journal import Journal, PendingBatch
 log = logging.getLogger("citygate.uploader")
 
 T = TypeVar("T")
+
+#: How long the same batch may go on failing before the uploader's health is bad: longer than any
+#: back-off (backoff_max_s), short enough that a technician hears of it the same night.
+STALL_LIMIT_S = 900.0
+CLOCK_SUSPECT = "clock_suspect"
+#: the device a `clock_suspect` names when the clock in doubt is the gateway's own
+GATEWAY_CLOCK = "clock"
 
 
 class UploadError(Exception):
@@ -62,6 +78,9 @@ class UplinkState:
     last_error: str | None = None
     consecutive_failures: int = 0
     uploaded_records: int = 0
+    #: the first seq of the batch that keeps failing, and since when (wall clock): a stall in the making
+    failing_seq: int | None = None
+    failing_since_ms: int | None = None
 
 
 def ssl_context(uplink: UplinkConfig) -> ssl.SSLContext | None:
@@ -104,6 +123,9 @@ class Uploader:
         self._conn: http.client.HTTPConnection | None = None
         self._max_records = uplink.batch_max_records
         self._in_flight: list[int] = []
+        self.stall_limit_s = max(STALL_LIMIT_S, 2 * uplink.backoff_max_s)
+        self._failing_since: float | None = None  # monotonic, for stall()
+        self._clock_reported = False
         self._head = b'{"v":%d,"gateway":%s,"commune":%s,"records":' % (
             VERSION, orjson.dumps(gateway.id), orjson.dumps(gateway.commune),
         )
@@ -139,6 +161,17 @@ class Uploader:
             return 0
         self._in_flight = batch.seqs
         try:
+            ack = await self._send(conn, batch, deadline)
+        except UploadError:
+            self._batch_failed(batch.seqs[0])
+            raise
+        await self.journal.ack(ack)
+        self._succeeded(len(batch.records))
+        return len(batch.records)
+
+    async def _send(self, conn: http.client.HTTPConnection, batch: PendingBatch, deadline: float) -> int:
+        """POST the batch; the seq the collector acknowledged, or UploadError."""
+        try:
             status, payload = await self._in_thread(lambda: self._post(conn, batch), deadline)
         except (OSError, http.client.HTTPException) as exc:
             raise UploadError(self._reason(exc)) from None
@@ -152,9 +185,24 @@ class Uploader:
             raise UploadError(f"collector reply without ack_seq: {payload[:200]!r}") from None
         if not isinstance(ack, int) or ack > batch.last_seq:
             raise UploadError(f"collector acknowledged seq {ack!r}, beyond what was sent ({batch.last_seq})")
-        await self.journal.ack(ack)
-        self._succeeded(len(batch.records))
-        return len(batch.records)
+        return ack
+
+    def stall(self) -> str | None:
+        """Why the uploader is unhealthy, for a technician: the same batch failing for too long; else None."""
+        since, seq = self._failing_since, self.state.failing_seq
+        if since is None or seq is None:
+            return None
+        age = time.monotonic() - since
+        if age <= self.stall_limit_s:
+            return None
+        return (f"the batch from seq {seq} has failed for {age:.0f} s (limit {self.stall_limit_s:.0f} s):"
+                f" {self.state.last_error}")
+
+    def _batch_failed(self, first_seq: int) -> None:
+        if self.state.failing_seq != first_seq:
+            self.state.failing_seq = first_seq
+            self.state.failing_since_ms = int(self.clock.now().timestamp() * 1000)
+            self._failing_since = time.monotonic()
 
     async def _connection(self, deadline: float) -> http.client.HTTPConnection:
         """The open connection, or a new one: an idle connection the collector has closed is replaced, not tried."""
@@ -236,11 +284,32 @@ class Uploader:
         pointer = str(exc.problem.get("pointer", ""))
         if exc.status == 400 and (m := _RECORD_POINTER.match(pointer)) and int(m.group(1)) < len(self._in_flight):
             seq = self._in_flight[int(m.group(1))]
+            if str(exc.problem.get("type", "")).endswith(":" + FUTURE_TIMESTAMP) and not self._future(seq, exc.problem):
+                return False
             reason = f"{pointer}: {exc.problem.get('detail', '')}"
             if await self.journal.quarantine(seq, reason):
                 log.error("collector refused record seq %d (%s): moved aside, reported as record_rejected", seq, reason)
                 return True
         return False
+
+    def _future(self, seq: int, problem: dict[str, Any]) -> bool:
+        """Report `clock_suspect` for a record dated ahead of the collector's clock; True when it may be
+        quarantined. Not when this gateway's own clock is ahead as well: every record it stamps would be
+        refused, each quarantine adding a `record_rejected` refused in turn; the batch waits (its stall
+        shows in the health) until the clock is right again."""
+        now = int(self.clock.now().timestamp() * 1000)
+        latest = problem.get("latest_ts_ms")
+        own = isinstance(latest, int) and now > latest
+        detail = {"seq": seq, "ts_ms": problem.get("ts_ms"), "collector_ms": problem.get("collector_ms"),
+                  "gateway_ms": now, "gateway_clock_ahead": own}
+        device = problem.get("device")
+        if not own or not self._clock_reported:
+            log.error("collector refused record seq %d, dated ahead of its clock (%s)%s", seq, problem.get("detail"),
+                      ": this gateway's clock is ahead too, uploads wait for it" if own else "")
+            self.journal.append(Event(device if isinstance(device, str) and device and not own else GATEWAY_CLOCK,
+                                      now, CLOCK_SUSPECT, Severity.MAJOR, detail))
+        self._clock_reported = own
+        return not own
 
     def _succeeded(self, n: int) -> None:
         if self.state.consecutive_failures:
@@ -248,6 +317,9 @@ class Uploader:
         self.state.connected = True
         self.state.consecutive_failures = 0
         self.state.last_error = None
+        self.state.failing_seq = self.state.failing_since_ms = None
+        self._failing_since = None
+        self._clock_reported = False
         self.state.last_success_ms = int(self.clock.now().timestamp() * 1000)
         self.state.uploaded_records += n
 
