@@ -365,7 +365,7 @@ def _command(doc: Mapping[str, Any]) -> Command:
 # form (sorted keys, orjson's number and string forms) under a domain prefix.
 
 _SIGNED_PREFIX = b"citygate command v1\n"
-#: Ack codes of a message refused before it was taken as a command: its id is not consumed.
+#: Ack codes of a message refused because it is not an authentic command for this gateway now.
 AUTH_CODES: frozenset[str] = frozenset({"unsigned", "forged", "unverifiable", "misaddressed", "future"})
 
 
@@ -393,20 +393,17 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
 class CommandRefusal(Exception):
     """A command message not taken: `code` (ACK_CODES) and `reason` for its ack; `id` None if unreadable.
 
-    `consumes_id` is False for the AUTH_CODES: a forged or misaddressed copy must not use up the id
-    of the genuine command, which may still be on its way.
+    `consumes_id` is True only for an authentic command (signed for this gateway, now): whatever
+    was not authenticated must not use up the id of the genuine command, which may be on its way.
     """
 
-    def __init__(self, cmd_id: str | None, action: str, code: str, reason: str) -> None:
+    def __init__(self, cmd_id: str | None, action: str, code: str, reason: str, *, consumes_id: bool = False) -> None:
         super().__init__(reason)
         self.id = cmd_id
         self.action = action
         self.code = code
         self.reason = reason[:MAX_REASON_LEN]
-
-    @property
-    def consumes_id(self) -> bool:
-        return self.code not in AUTH_CODES
+        self.consumes_id = consumes_id
 
 
 def authenticate_command(payload: bytes, keys: Sequence[Ed25519PublicKey], gateway: str, now_ms: int,
@@ -439,7 +436,9 @@ def authenticate_command(payload: bytes, keys: Sequence[Ed25519PublicKey], gatew
     try:
         cmd = _command(doc)
     except WireError as exc:
-        raise CommandRefusal(cid, action, "invalid", str(exc)) from None
+        # signed by the collector, so not an attacker's: refused once, a repeat gets the same answer.
+        # (A copy misaddressed or from the future is left unrecorded: it may be another gateway's.)
+        raise CommandRefusal(cid, action, "invalid", str(exc), consumes_id=doc.get("gateway") == gateway) from None
     if cmd.gateway != gateway:
         raise CommandRefusal(cmd.id, cmd.action, "misaddressed",
                              f"the command is addressed to {cmd.gateway!r}, this gateway is {gateway!r}")

@@ -246,6 +246,16 @@ def test_misaddressed_future_and_unkeyed_commands_are_refused() -> None:
     assert refusal(unaddressed).code == "misaddressed"
 
 
+@pytest.mark.parametrize("payload", [
+    b'{"v": 2, "id": "c-7", "action": "device.read"}',
+    b'{"v": 1, "id": "c-7", "action": "device.read", "args": [',
+    b'{"v": 1, "id": "c-7", "action": "device.read", "sig": "AAAA"}',
+])
+def test_an_unreadable_or_unauthenticated_message_does_not_use_up_the_id_it_names(payload: bytes) -> None:
+    got = refusal(payload)
+    assert got.consumes_id is False
+
+
 def test_a_signed_but_invalid_command_is_refused_as_invalid_and_uses_up_its_id() -> None:
     bad = Command("c-9", "lighting.override", {"lamp": "l", "level_pct": 140, "until_ms": T0 + 1}, T0, T0 + 1000,
                   "alice", "gw-a")
