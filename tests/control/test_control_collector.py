@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mqtt_testkit import Fleet, bus, client, running_agent, wait_for
 
-from citygate_wire.mqtt import public_key_text, topic
+from citygate_wire.mqtt import Ack, encode_ack, public_key_text, replay_ack, topic
 from collector.app import create_app, start
 from collector.cli import main
 from collector.control.keys import load_key
@@ -150,6 +150,21 @@ async def test_a_gateway_that_does_not_hold_the_collectors_key_refuses_and_the_a
     assert (delivery["status"], delivery["code"]) == ("refused", "forged"), delivery
     assert "signature does not match" in delivery["reason"]
     assert bus(agent).reads == []
+
+
+async def test_a_replay_answer_gives_the_audit_the_gateways_first_answer_it_had_lost(centre: Centre) -> None:
+    c = centre
+    status, sent = await c.call("POST", "/api/v1/control/commands",
+                                {"gateway": "gw-a", "action": "device.read", "args": {"device": "meter-1"}})
+    assert status == 202
+    # gw-a ran it, but its first ack never reached the collector; the resent copy is refused as a replay
+    first = Ack(sent["id"], "done", sent["issued_at_ms"] + 5, result={"values": {"temperature_c": 21.5}})
+    async with client(c.broker, "gw-a", c.fleet.gateways["gw-a"]) as gw:
+        await gw.publish(topic("21231", "gw-a", "ack"), encode_ack(replay_ack(first, first.ts_ms, first.ts_ms + 9)),
+                         qos=1)
+    status, doc = await c.call("GET", f"/api/v1/control/commands/{sent['id']}?wait_s=20")
+    [delivery] = doc["deliveries"]
+    assert (delivery["status"], delivery["result"]) == ("done", {"values": {"temperature_c": 21.5}}), delivery
 
 
 async def test_a_collector_without_a_signing_key_sends_no_command(tmp_path: Path, centre: Centre) -> None:
