@@ -156,6 +156,8 @@ MAX_CONFIG_BYTES = 4 * 2**20
 def read_secret(path: Path, key: str) -> str:
     """The token in `path`: one line of printable text, at most 4 KiB; ConfigError naming `key` if not."""
     try:
+        if stat.S_ISFIFO(path.stat().st_mode):
+            raise ConfigError(key, f"{path} is a FIFO: reading it would wait for a writer")
         with path.open("rb") as f:
             raw = f.read(MAX_SECRET_BYTES + 1)
     except OSError as exc:
@@ -223,8 +225,10 @@ def _gateway(raw: Any, base: Path) -> GatewayConfig:
     if not _INSEE.match(commune):
         raise ConfigError("gateway.commune", f"{commune!r} is not an INSEE commune code (5 characters)")
     state_dir = _resolve(base, t.text("state_dir", "/var/lib/citygate"))
-    if state_dir.exists() and not state_dir.is_dir():
-        raise ConfigError("gateway.state_dir", f"{state_dir} exists and is not a directory")
+    # the agent creates what is missing: the first part that exists must be a folder
+    existing = next((p for p in (state_dir, *state_dir.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError("gateway.state_dir", f"{existing} exists and is not a directory")
     t.done()
     return GatewayConfig(gid, commune, state_dir)
 

@@ -41,6 +41,11 @@ def binary_token(tmp: Path) -> str:
     return 'url = "http://127.0.0.1:9"\ntoken_file = "token"'
 
 
+def fifo_token(tmp: Path) -> str:
+    os.mkfifo(tmp / "token")
+    return 'url = "http://127.0.0.1:9"\ntoken_file = "token"'
+
+
 def two_line_token(tmp: Path) -> str:
     (tmp / "token").write_text("cgw_one\ncgw_two\n")
     return 'url = "http://127.0.0.1:9"\ntoken_file = "token"'
@@ -57,7 +62,11 @@ CASES: list[tuple[str, Callable[[Path], str], str, str]] = [
                                                     f'ca_file = "{not_pem(t) and "ca.pem"}"'),
      "mqtt.ca_file", "is not a PEM file"),
     ("state_dir is a file", state_dir_is_a_file, "gateway.state_dir", "is not a directory"),
+    ("state_dir under a file", lambda t: state_dir_is_a_file(t).replace('state_dir = "state"',
+                                                                         'state_dir = "state/journal"'),
+     "gateway.state_dir", "is not a directory"),
     ("binary token file", lambda t: config(binary_token(t)), "uplink.token_file", "binary"),
+    ("token file that is a FIFO", lambda t: config(fifo_token(t)), "uplink.token_file", "is a FIFO"),
     ("token file of two lines", lambda t: config(two_line_token(t)), "uplink.token_file", "several lines"),
     ("token file that never ends", lambda t: config('url = "http://127.0.0.1:9"\ntoken_file = "/dev/zero"'),
      "uplink.token_file", "longer than 4096 bytes"),
