@@ -174,6 +174,10 @@ def test_decoders_raise_only_wire_error(payload: bytes) -> None:
         except WireError:
             pass
     peek_command(payload)
+    try:
+        authenticate_command(payload, (KEY.public_key(),), "gw-a", T0, 300_000)
+    except CommandRefusal:
+        pass
 
 
 @settings(max_examples=300)
