@@ -135,6 +135,7 @@ class LampState:
     retry_at: datetime | None = None
     last_ts_ms: int | None = None
     last_energy_wh: float | None = None
+    last_energy_ts_ms: int | None = None
     burn_s: float = 0.0  # since the lamp's last report
     energy_wh: float = 0.0
     readings: int = 0  # since the lamp's last report: a lamp that said nothing gets no report, not a false zero
@@ -512,6 +513,11 @@ class LightingService:
                 delta = energy - state.last_energy_wh
                 # a replaced driver restarts its counter: what it shows is what it used since
                 used = delta if delta >= 0 else energy
+                if used > self._most_energy_wh(state, ts):
+                    self._running().emit(Event(state.name, ts, "counter_implausible", Severity.MAJOR, {
+                        "quantity": "energy_wh", "previous": state.last_energy_wh, "current": energy,
+                        "rated_power_w": state.rated_power_w, "elapsed_ms": ts - (state.last_energy_ts_ms or ts)}))
+                    used = 0.0
             elif energy is None and state.power_w is not None and bridged:
                 used = state.power_w * dt / 3600
             state.energy_wh += used
@@ -521,6 +527,15 @@ class LightingService:
             state.last_ts_ms = ts
             if energy is not None:
                 state.last_energy_wh = energy
+                state.last_energy_ts_ms = ts
+
+    @staticmethod
+    def _most_energy_wh(state: LampState, ts: int) -> float:
+        """The most the lamp can have drawn since its counter's previous reading: twice its rated power
+        over the time, plus a minute and a watt-hour for a counter that is read late and counts whole Wh.
+        More is a garbled register (a counter read as 1.7e308), not consumption."""
+        elapsed_s = (ts - (state.last_energy_ts_ms or ts)) / 1000 + 60
+        return 2 * state.rated_power_w * elapsed_s / 3600 + 1
 
     def _judge_level(self, state: LampState, level: int | None, ts: int) -> None:
         """The read-back of a command: a controller that does not take the level is a dimming failure."""

@@ -265,6 +265,25 @@ async def test_a_replaced_driver_resetting_its_counter_never_counts_negative(tmp
     assert 0 < report.values["consumed_wh"] <= 40 * 1.0 + 0.1
 
 
+async def test_a_counter_jump_no_lamp_could_draw_is_reported_not_counted(tmp_path: Path) -> None:
+    h = dijon_harness(tmp_path, "2026-01-12T19:00:00", lamp_report_interval_s=3600)
+    await h.start()
+    await h.run_until(paris("2026-01-12T19:30:00"), poll_every=timedelta(minutes=1))
+    h.bus.models["lamp-1"].energy_wh = 1.7e308  # a garbled register, read once
+    await h.run_until(paris("2026-01-12T19:31:30"), poll_every=timedelta(minutes=1))
+    h.bus.models["lamp-1"].energy_wh = 5_000.0  # read right again
+    await h.run_until(paris("2026-01-12T20:00:30"), poll_every=timedelta(minutes=1))
+    # the jump up, then the fall back (a reset that would count all of 5 kWh as used since): neither counted
+    jump, back = h.events("counter_implausible")
+    assert {jump.device, back.device} == {"lamp-1"} and jump.severity == Severity.MAJOR
+    assert jump.detail["current"] == 1.7e308 and jump.detail["rated_power_w"] == 40
+    assert back.detail["previous"] == 1.7e308 and 5_000 <= back.detail["current"] < 5_010
+    report = [s for s in h.samples("lamp-1", "consumed_wh")][-1]
+    assert 0 < report.values["consumed_wh"] <= 40 * 1.0 + 0.1  # the hour's 40 W at most, never 1.7e308
+    cabinet = [s for s in h.samples("cabinet", "consumed_wh")][-1]
+    assert cabinet.values["consumed_wh"] < 3 * 40 * 1.0 + 0.1
+
+
 async def test_a_controller_that_does_not_answer_is_reported_and_retried(tmp_path: Path) -> None:
     h = dijon_harness(tmp_path, "2026-01-12T21:59:00")
     h.bus.models["lamp-2"].failing = True

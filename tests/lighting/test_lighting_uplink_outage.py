@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 
 from drivers.model import Event, Record, Sample
 from edge_agent.agent import Agent
@@ -119,7 +120,11 @@ async def step_through(clock: FakeClock, svc: LightingService, until: datetime) 
         await asyncio.sleep(0.02)  # real time passes too: the poller keeps reading the lamps
 
 
-async def test_lamps_keep_their_program_while_the_uplink_is_down_then_everything_is_uploaded(tmp_path: Path) -> None:
+async def test_lamps_keep_their_program_while_the_uplink_is_down_then_everything_is_uploaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the simulated days lie ahead of the collector's clock: it must take their records all the same
+    monkeypatch.setenv("CITYGATE_MAX_FUTURE_S", str(7 * 86_400))
     db = tmp_path / "collector.db"
     token_file = tmp_path / "token"
     await asyncio.to_thread(add_gateway, str(db), GW, "21231", token_file)
