@@ -144,3 +144,23 @@ def test_a_token_written_in_a_config_others_may_read_is_warned(tmp_path: Path) -
     assert loose.returncode == 0
     assert "uplink.token and mqtt.password written in the config" in loose.stderr
     assert "warning" not in tight.stderr
+
+
+def test_run_says_the_same_warnings_in_its_log_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(config(mqtt='url = "mqtt://127.0.0.1:9"\npassword = "p"').replace(f'command_key = "{KEY}"\n', "")
+                    + f'\n[local_api]\nsocket = "{tmp_path / "agent.sock"}"\n')
+    path.chmod(0o600)
+    agent = subprocess.Popen([sys.executable, "-m", "edge_agent", "run", "--config", str(path)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert agent.stdout is not None
+        lines = []
+        for line in agent.stdout:
+            lines.append(line)
+            if "command_key" in line or len(lines) > 50:
+                break
+    finally:
+        agent.terminate()
+        agent.wait(30)
+    assert any("level=warning" in line and "mqtt.command_key: missing" in line for line in lines), lines
