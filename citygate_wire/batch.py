@@ -28,7 +28,7 @@ import msgspec
 import orjson
 from msgspec import Meta
 
-from citygate_wire.common import PATH, VERSION, WireError
+from citygate_wire.common import PATH, VERSION, WireError, nul_pointer, pointer_token
 
 __all__ = ["PATH", "VERSION", "Batch", "EventRecord", "FutureTimestamp", "SampleRecord", "WireError", "WireRecord",
            "decode_batch", "encode_records"]
@@ -134,30 +134,6 @@ def _nul(pointer: str) -> WireError:
     return WireError(pointer, "holds the character U+0000, which the store cannot keep")
 
 
-def _escape(name: str) -> str:
-    """A member name as a JSON pointer token (RFC 6901)."""
-    return name.replace("~", "~0").replace("/", "~1")
-
-
-def _nul_in(doc: Any, pointer: str) -> str | None:
-    """The pointer of the first string or member name of `doc` holding U+0000, or None."""
-    if type(doc) is str:
-        return pointer if "\x00" in doc else None
-    if type(doc) is dict:
-        for name, value in doc.items():
-            if "\x00" in name:
-                return pointer
-            found = _nul_in(value, f"{pointer}/{_escape(name)}")
-            if found is not None:
-                return found
-    elif type(doc) is list:
-        for i, value in enumerate(doc):
-            found = _nul_in(value, f"{pointer}/{i}")
-            if found is not None:
-                return found
-    return None
-
-
 _SCALARS = (int, float, str, bool, type(None))
 
 
@@ -185,8 +161,8 @@ def _checked_record(raw: Any, i: int) -> WireRecord:
             raise WireError(f"{p}/values", "expected a non-empty object of quantity: scalar")
         for name, v in values.items():
             if not isinstance(v, _SCALARS):
-                raise WireError(f"{p}/values/{_escape(name)}", "a value must be a number, string, boolean or null")
-        nul = _nul_in(values, f"{p}/values")
+                raise WireError(f"{p}/values/{pointer_token(name)}", "a value must be a number, string, boolean or null")
+        nul = nul_pointer(values, f"{p}/values")
         if nul is not None:
             raise _nul(nul)
         extra = raw.keys() - {"seq", "kind", "device", "ts_ms", "values"}
@@ -204,7 +180,7 @@ def _checked_record(raw: Any, i: int) -> WireRecord:
         unwritable = _unwritable(detail)
         if unwritable:
             raise WireError(f"{p}/detail", f"cannot be stored as JSON: {unwritable}")
-        nul = _nul_in(detail, f"{p}/detail")  # after the depth check: the walk is bounded by it
+        nul = nul_pointer(detail, f"{p}/detail")  # after the depth check: the walk is bounded by it
         if nul is not None:
             raise _nul(nul)
         extra = raw.keys() - {"seq", "kind", "device", "ts_ms", "code", "severity", "detail"}

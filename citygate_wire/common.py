@@ -7,6 +7,8 @@ resident memory) is the collector's.
 
 from __future__ import annotations
 
+from typing import Any
+
 VERSION = 1
 PATH = "/api/v1/batches"
 #: the problem type (after the collector's prefix) of a batch refused for a record dated ahead of
@@ -21,3 +23,28 @@ class WireError(ValueError):
         super().__init__(f"{pointer or '/'}: {reason}")
         self.pointer = pointer
         self.reason = reason
+
+
+def pointer_token(name: str) -> str:
+    """A member name as a JSON pointer token (RFC 6901)."""
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+def nul_pointer(doc: Any, pointer: str = "") -> str | None:
+    """The JSON pointer of the first string or member name in `doc` holding U+0000 (which PostgreSQL
+    cannot store), or None. A member name holding it points at its object."""
+    if type(doc) is str:
+        return pointer if "\x00" in doc else None
+    if type(doc) is dict:
+        for name, value in doc.items():
+            if "\x00" in name:
+                return pointer
+            found = nul_pointer(value, f"{pointer}/{pointer_token(name)}")
+            if found is not None:
+                return found
+    elif type(doc) is list:
+        for i, value in enumerate(doc):
+            found = nul_pointer(value, f"{pointer}/{i}")
+            if found is not None:
+                return found
+    return None

@@ -33,9 +33,11 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 import asyncpg
+import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from citygate_wire.aio import run_together
+from citygate_wire.common import nul_pointer
 from citygate_wire.mqtt import (
     COLLECTOR_IDENTITY,
     Command,
@@ -77,6 +79,20 @@ def store_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         return not str(getattr(exc, "sqlstate", "") or "").startswith(_PG_DATA_CLASSES)
     return isinstance(exc, sqlite3.OperationalError | asyncpg.InterfaceError | OSError | StoreError)
+
+
+def _no_nul(payload: bytes) -> None:
+    """WireError if a string of the JSON message holds U+0000: PostgreSQL cannot store it, so both
+    stores refuse it alike. JSON writes it escaped, so a message without that escape is spared the walk."""
+    if b"\\u0000" not in payload:
+        return
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return  # the decoder says what is wrong with it
+    pointer = nul_pointer(doc)
+    if pointer is not None:
+        raise WireError(pointer, "holds the character U+0000, which the store cannot keep")
 
 
 def _why(exc: BaseException) -> str:
@@ -217,6 +233,7 @@ class ControlLink:
         """Handle one message in isolation: whatever is wrong with it is refused, and only it."""
         kind = topic_name.rsplit("/", 1)[-1][:16]
         try:
+            _no_nul(payload)
             await self._handle(topic_name, payload)
         except WireError as exc:
             self.refused[(kind, "invalid")] += 1

@@ -116,6 +116,8 @@ async def test_a_malformed_message_is_refused_alone_and_the_link_goes_on(
         # read back fine (orjson reads 1024 levels) but too deep to be written as JSON again (254)
         await publish(broker, fleet, "gw-b", "alarm", nested_alarm(300))
         await publish(broker, fleet, "gw-b", "state", b"{not json")
+        # PostgreSQL cannot store U+0000: refused on both stores alike
+        await publish(broker, fleet, "gw-b", "alarm", encode_alarm(alarm("nul", {"note": "a\x00b"})))
         await publish(broker, fleet, "gw-a", "alarm", encode_alarm(alarm("ordinary")))
         await wait_alarm(store, "ordinary")
         await command_is_delivered_and_answered(c, broker, fleet)
@@ -124,9 +126,11 @@ async def test_a_malformed_message_is_refused_alone_and_the_link_goes_on(
         text = await metrics(c)
     assert 'citygate_mqtt_refused_messages_total{kind="alarm",reason="unstorable"} 1.0' in text
     assert 'citygate_mqtt_refused_messages_total{kind="state",reason="invalid"} 1.0' in text
+    assert 'citygate_mqtt_refused_messages_total{kind="alarm",reason="invalid"} 1.0' in text
     assert "citygate_mqtt_link_connected 1.0" in text
     refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
-    assert len(refusals) == 2 and all("gw-b" in m for m in refusals), refusals  # the sender is named
+    assert len(refusals) == 3 and all("gw-b" in m for m in refusals), refusals  # the sender is named
+    assert any("/detail/note" in m and "U+0000" in m for m in refusals), refusals
 
 
 async def test_an_alarm_arriving_while_sqlite_is_locked_is_stored_once_the_lock_is_released(
