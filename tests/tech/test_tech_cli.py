@@ -290,3 +290,17 @@ def test_an_agent_that_stops_during_an_override_puts_the_lamp_back_first(cabinet
         assert agent.stop() == 0
     # without lighting nobody else would ever undo a test level: the agent restores it on its way out
     assert cli_json("read", "lamp-1", *cabinet.sock())[1]["values"]["level_pct"] == 70
+
+
+def test_a_loop_that_ticks_but_fails_is_told_apart_from_a_silent_one() -> None:
+    from edge_agent.cli_tech import attention_of_status, loop_mark
+
+    stalled = {"name": "uploader", "age_s": 1.0, "limit_s": 330.0, "healthy": False,
+               "problem": "the batch from seq 7 has failed for 901 s (limit 900 s): collector answered 500: ..."}
+    silent = {"name": "bus lamps", "age_s": 400.0, "limit_s": 300.0, "healthy": False, "problem": None}
+    doc = {"loops": [stalled, silent], "uplink": {"consecutive_failures": 0, "last_error": None},
+           "devices": {"total": 0}, "clock": {"synchronised": True}}
+    assert attention_of_status(doc)[:2] == [
+        "loop uploader: the batch from seq 7 has failed for 901 s (limit 900 s): collector answered 500: ...",
+        "loop bus lamps silent for 400 s (limit 300 s)"]
+    assert (loop_mark(stalled), loop_mark(silent)) == ("[red]FAILING[/]", "[red]STUCK[/]")
