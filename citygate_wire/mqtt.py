@@ -387,7 +387,10 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
         raise WireError("", "not base64") from None
     if len(raw) != 32:
         raise WireError("", f"an Ed25519 public key is 32 bytes, this is {len(raw)}")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    try:
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise WireError("", f"not an Ed25519 public key: {exc}") from None
 
 
 class CommandRefusal(Exception):
@@ -436,8 +439,8 @@ def authenticate_command(payload: bytes, keys: Sequence[Ed25519PublicKey], gatew
     try:
         cmd = _command(doc)
     except WireError as exc:
-        # signed by the collector, so not an attacker's: refused once, a repeat gets the same answer.
-        # (A copy misaddressed or from the future is left unrecorded: it may be another gateway's.)
+        # signed by the collector, so not an attacker's: refused once, a repeat gets the same answer;
+        # unless addressed to another gateway (the id is that gateway's command too, not this one's)
         raise CommandRefusal(cid, action, "invalid", str(exc), consumes_id=doc.get("gateway") == gateway) from None
     if cmd.gateway != gateway:
         raise CommandRefusal(cmd.id, cmd.action, "misaddressed",
