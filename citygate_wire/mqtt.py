@@ -390,7 +390,7 @@ def parse_public_key(text: str) -> Ed25519PublicKey:
     try:
         return Ed25519PublicKey.from_public_bytes(raw)
     except ValueError as exc:
-        raise WireError("", f"not an Ed25519 public key: {exc}") from None
+        raise WireError("", f"OpenSSL refuses it ({exc})") from None
 
 
 class CommandRefusal(Exception):
