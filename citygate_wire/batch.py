@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Annotated, Any, ClassVar, Literal, cast, get_args
 
 import msgspec
@@ -40,7 +41,8 @@ SEVERITIES: frozenset[str] = frozenset(get_args(Severity))
 # 2000-01-01 .. 2100-01-01: anything outside is a broken clock or a broken encoder.
 _TS_MIN, _TS_MAX = 946_684_800_000, 4_102_444_800_000
 _SEQ_MAX = 2**63 - 1
-#: how JSON writes U+0000 (a raw one is invalid JSON): its absence from a body proves no string has one
+#: how JSON writes U+0000 (a raw one is invalid JSON): its absence from a body proves no string has one.
+#: Looked for only in a body with a backslash at all: memchr is ten times faster than the search.
 _ESCAPED_NUL = b"\\u0000"
 
 
@@ -190,20 +192,24 @@ def _checked_record(raw: Any, i: int) -> WireRecord:
     raise WireError(f"{p}/kind", 'expected "sample" or "event"')
 
 
+_ts_of = attrgetter("ts_ms")
+
+
 def decode_batch(body: bytes, max_records: int = 100_000, *, latest_ts_ms: int = _TS_MAX) -> Batch:
     """Parse and validate a (decompressed) batch body; raise WireError naming the first bad field
     (FutureTimestamp for the first record dated after `latest_ts_ms`)."""
-    if _ESCAPED_NUL in body:
+    if b"\\" in body and _ESCAPED_NUL in body:
         return _checked_batch(body, max_records, latest_ts_ms)
     try:
         doc = _DECODER.decode(body)
     except Exception:  # anything msgspec refuses or trips on (a RecursionError, a UnicodeDecodeError)
         return _checked_batch(body, max_records, latest_ts_ms)
     records = doc.records
+    if records and max(map(_ts_of, records)) > latest_ts_ms:  # at C speed, not one more test a record below
+        return _checked_batch(body, max_records, latest_ts_ms)
     previous = 0  # seq >= 1
     for record in records:
-        if record.seq <= previous or record.ts_ms > latest_ts_ms or (
-                record.kind == "event" and _unwritable(record.detail)):
+        if record.seq <= previous or (record.kind == "event" and _unwritable(record.detail)):
             return _checked_batch(body, max_records, latest_ts_ms)
         previous = record.seq
     if len(records) > max_records:

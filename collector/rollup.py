@@ -17,7 +17,7 @@ Rules, per device, over its samples in seq (journal) order:
   from the top sixteenth of 2^32 to the bottom sixteenth is a wrap and adds the wrapped
   difference. Any other decrease is a reset (a replaced driver or meter): it adds nothing and
   is recorded as a `counter_reset` event (severity minor) naming the quantity and both values.
-  The water index never wraps. A value that is not a finite non-negative number is ignored.
+  The water index never wraps. A value that is not a non-negative number is ignored.
 - An increase no device could have made is not consumption: more than MAX_LAMP_POWER_W (a lamp
   controller's `energy_wh`) or MAX_FLOW_M3_PER_H (`volume_m3`) over the time since the device's
   previous reading plus COUNTER_SLACK_MS, times COUNTER_MARGIN. It adds nothing, is recorded as a
@@ -70,7 +70,6 @@ COUNTER_SLACK_MS = 15 * 60 * 1000
 COUNTER_MARGIN = 2.0
 _ENERGY_PER_MS = MAX_LAMP_POWER_W * COUNTER_MARGIN / HOUR_MS
 _VOLUME_PER_MS = MAX_FLOW_M3_PER_H * COUNTER_MARGIN / HOUR_MS
-_INF = float("inf")
 PARIS = ZoneInfo("Europe/Paris")
 
 
@@ -155,7 +154,9 @@ def roll_up(records: Sequence[WireRecord], states: dict[str, DeviceState]) -> Ba
     day_on: dict[str, int] = {}
     day_faulty: dict[str, int] = {}
     hour_ms, max_gap, alarm_severities, fault_code = HOUR_MS, MAX_BURN_GAP_MS, ALARM_SEVERITIES, FAULT_CODE
-    slack, energy_rate, inf = COUNTER_SLACK_MS, _ENERGY_PER_MS, _INF
+    # any increase up to the bound for no elapsed time is plausible: only a larger one needs the exact bound
+    # (which also keeps an infinite value out of the sums: the wire cannot carry one anyway)
+    surely_plausible = _ENERGY_PER_MS * COUNTER_SLACK_MS
     last_hour = -1
     h = Totals()
     day = ""
@@ -195,12 +196,11 @@ def roll_up(records: Sequence[WireRecord], states: dict[str, DeviceState]) -> Ba
             # a counter is a non-negative number (a bool is not one); checked inline, as is a
             # lamp's sample (it carries lamp_on or level_pct): a call for each was a quarter of this loop
             energy = values.get("energy_wh")
-            if (type(energy) is int or type(energy) is float) and 0 <= energy < inf and (
+            if (type(energy) is int or type(energy) is float) and energy >= 0 and (
                     on is not None or "lamp_on" in values or "level_pct" in values):
                 energy = float(energy)
                 previous = st.energy_wh
-                if previous is not None and last is not None and \
-                        previous <= energy <= previous + energy_rate * (ts - last + slack):
+                if previous is not None and previous <= energy <= previous + surely_plausible:
                     energy_sum += energy - previous
                 else:
                     delta = counter_increase(previous, energy, wraps=True)
@@ -213,7 +213,7 @@ def roll_up(records: Sequence[WireRecord], states: dict[str, DeviceState]) -> Ba
                         energy_sum += delta
                 st.energy_wh = energy
             volume = values.get("volume_m3")
-            if (type(volume) is int or type(volume) is float) and 0 <= volume < inf:
+            if (type(volume) is int or type(volume) is float) and volume >= 0:
                 volume = float(volume)
                 delta = counter_increase(st.volume_m3, volume, wraps=False)
                 if delta is None:
