@@ -172,8 +172,9 @@ class ControlLink:
         """The link for ever: only a cancellation ends it."""
         failures = 0
         while True:
-            client = self._client()
+            client: aiomqtt.Client | None = None
             try:
+                client = self._client()
                 async with client:
                     failures = 0
                     await self._session(client)
@@ -183,13 +184,16 @@ class ControlLink:
                     log.warning("MQTT link to %s down: %s", self.cfg.url, reason)
                 self.last_error = reason
                 # aiomqtt keeps the socket of a connect that got no CONNACK: paho's disconnect closes it
-                client._client.disconnect()
+                if client is not None:
+                    client._client.disconnect()
             except Exception as exc:
-                # a bug or a database failure outside a message's handling: a link that ended here
-                # would leave alarms unread and commands pending, so it connects again
+                # a bug, an unreadable CA file, a database failure outside a message's handling: a link
+                # that ended here would leave alarms unread and commands pending, so it connects again
                 self.restarts += 1
-                self.last_error = _why(exc)
-                log.exception("MQTT link to %s failed (%s): connecting again", self.cfg.url, self.last_error)
+                reason = _why(exc)
+                if reason != self.last_error:
+                    log.exception("MQTT link to %s failed (%s): connecting again", self.cfg.url, reason)
+                self.last_error = reason
             finally:
                 self.connected = False
                 self._down = True
