@@ -306,3 +306,17 @@ async def test_when_the_gateways_own_clock_is_ahead_its_records_wait_for_the_clo
         # the record, then the clock_suspect stamped by the wrong clock, each set aside and reported
         assert sorted(e.device for e in suspects) == ["clock", "lamp-1"]
         assert not any(e.detail["gateway_clock_ahead"] for e in suspects)
+
+
+async def test_a_record_with_a_nul_character_is_set_aside_and_the_rest_goes(tmp_path: Path) -> None:
+    """PostgreSQL cannot store U+0000: the collector refuses it with a pointer (both stores), not a 500."""
+    async with real_collector(tmp_path) as c, Journal(tmp_path / "journal.db") as journal:
+        journal.append_many([*samples(3), Sample("lamp-1", 1_764_000_000_100, {"note": "a\x00b"}), *samples(3, 3)])
+        await journal.flush()
+        uploader = Uploader(GW, uplink(c), journal, SystemClock())
+        async with uploading(uploader):
+            [rejected] = await c.until_events("record_rejected", 1)
+            await until(lambda: journal.backlog == 0, 20, "every other record to be uploaded")
+        assert "/records/3/values/note" in rejected.detail["reason"] and "U+0000" in rejected.detail["reason"]
+        assert await c.store.count_records() == RecordCounts(6, 1)
+        assert uploader.stall() is None
