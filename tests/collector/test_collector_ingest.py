@@ -231,8 +231,8 @@ async def test_concurrent_batches_of_many_gateways_are_all_stored_once(running: 
     gws = [await running.add_gateway(f"gw-{i}") for i in range(8)]
 
     async def upload(name: str, token: str) -> None:
-        for start in range(1, 2001, 500):
-            body = batch_body(name, [sample(s, device=f"lamp-{s % 7}") for s in range(start, start + 500)])
+        for first in range(1, 2001, 500):
+            body = batch_body(name, [sample(s, device=f"lamp-{s % 7}") for s in range(first, first + 500)])
             # each batch twice, concurrently: the store must serialise them
             replies = await asyncio.gather(running.client.post(body, token), running.client.post(body, token))
             assert sorted(r[2]["stored"] for r in replies) == [0, 500]
