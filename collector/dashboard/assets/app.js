@@ -17,6 +17,9 @@ const ALARM_NAMES = {
   water_leak: "Fuite d'eau",
   door_open: "Porte ouverte",
   clock_untrusted: "Horloge non fiable",
+  clock_suspect: "Horodatage dans le futur",
+  counter_implausible: "Compteur invraisemblable",
+  record_rejected: "Mesure refusée",
 };
 
 let summary = null;
