@@ -25,8 +25,11 @@ from drivers.errors import DecodeError
 STX, ETX, EOT, LF, CR, HT, SP = 0x02, 0x03, 0x04, 0x0A, 0x0D, 0x09, 0x20
 
 MAX_LABEL = 8
+# §5.3.6 says a label has at most 8 characters, yet the label table of §6.2.2 defines these three
+# (maximum apparent power of the previous day, per phase) and three-phase meters send them.
+LONG_LABELS = frozenset({"SMAXSN1-1", "SMAXSN2-1", "SMAXSN3-1"})
 HORODATE_LEN = 13
-# Longest legal body: label 8 + SEP + horodate 13 + SEP + data 98 (PJOURF+1) + SEP + checksum.
+# Longest legal body: label 9 + SEP + horodate 13 + SEP + data 98 (PJOURF+1) + SEP + checksum.
 MAX_BODY = 160
 # A frame has a few dozen groups; this bounds memory when ETX is lost.
 MAX_GROUPS = 256
@@ -121,8 +124,11 @@ def decode_body(body: bytes, mode: Mode | None = None, legacy_checksum: bool = T
         expected = checksum(head)
         ok = got == expected or (legacy_checksum and got == checksum(body[:-1]))
     label_text = _text(label)
-    if not 1 <= len(label) <= MAX_LABEL or " " in label_text:
-        raise TicDecodeError(f"label {label_text!r}: expected 1 to {MAX_LABEL} characters without spaces")
+    if not valid_label(label_text):
+        raise TicDecodeError(
+            f"label {label_text!r}: expected 1 to {MAX_LABEL} characters without spaces, or one of "
+            f"{', '.join(sorted(LONG_LABELS))}"
+        )
     if not ok:
         raise TicChecksumError(label_text, expected, got)
     horodate_text = None
@@ -131,6 +137,11 @@ def decode_body(body: bytes, mode: Mode | None = None, legacy_checksum: bool = T
         if not _valid_horodate(horodate_text):
             raise TicDecodeError(f"group {label_text!r}: horodate {horodate_text!r} is not SAAMMJJhhmmss")
     return Group(label_text, _text(data), horodate_text, got, detected)
+
+
+def valid_label(label: str) -> bool:
+    """1 to 8 characters without spaces, or one of the table's 9-character labels."""
+    return (1 <= len(label) <= MAX_LABEL and " " not in label) or label in LONG_LABELS
 
 
 def _valid_horodate(h: str) -> bool:
@@ -144,8 +155,24 @@ def decode_group(raw: bytes, mode: Mode | None = None, legacy_checksum: bool = T
     return decode_body(raw[1:-1], mode, legacy_checksum)
 
 
-def decode_frames(raw: bytes, mode: Mode | None = None) -> list[Frame]:
-    """Strictly decode one or more whole frames (STX ... ETX, back to back); any fault raises."""
+@dataclass(frozen=True, slots=True)
+class GroupFault:
+    """A group that `decode_frames(..., faults=[...])` left out: where it starts and why."""
+
+    offset: int
+    reason: str
+    raw: bytes
+
+
+def decode_frames(
+    raw: bytes, mode: Mode | None = None, faults: list[GroupFault] | None = None
+) -> list[Frame]:
+    """Decode one or more whole frames (STX ... ETX, back to back).
+
+    Strict by default: any fault raises. Given a `faults` list, a group that does not decode (bad
+    checksum, bad label, stray bytes, the other mode) is recorded there and left out, as the
+    byte-stream parser does; only a frame without STX/ETX, or input where no group decodes, raises.
+    """
     frames: list[Frame] = []
     pos = 0
     while pos < len(raw):
@@ -154,31 +181,60 @@ def decode_frames(raw: bytes, mode: Mode | None = None) -> list[Frame]:
         end = raw.find(bytes([ETX]), pos + 1)
         if end < 0:
             raise TicDecodeError(f"frame starting at offset {pos} has no ETX (0x03)")
-        groups: list[Group] = []
-        i = pos + 1
-        while i < end:
-            if raw[i] != LF:
-                raise TicDecodeError(f"byte 0x{raw[i]:02X} at offset {i}: expected LF (0x0A) or ETX (0x03)")
-            cr = raw.find(bytes([CR]), i + 1, end)
-            if cr < 0:
-                raise TicDecodeError(f"group at offset {i} has no CR (0x0D) before ETX")
-            try:
-                group = decode_body(raw[i + 1 : cr], mode)
-            except TicDecodeError as exc:
-                raise TicDecodeError(f"group at offset {i}: {exc}") from None
-            if groups and group.mode is not groups[0].mode:
-                raise TicDecodeError(
-                    f"group at offset {i} is in {group.mode} mode, the frame in {groups[0].mode}"
-                )
-            groups.append(group)
-            i = cr + 1
-        if not groups:
+        groups = _frame_groups(raw, pos + 1, end, mode, faults)
+        if groups:
+            frames.append(Frame(groups[0].mode, tuple(groups)))
+        elif faults is None:
             raise TicDecodeError(f"frame at offset {pos} has no group")
-        frames.append(Frame(groups[0].mode, tuple(groups)))
         pos = end + 1
     if not frames:
+        if faults:
+            raise TicDecodeError(
+                f"no group decodes; the first fault, at offset {faults[0].offset}: {faults[0].reason}"
+            )
         raise TicDecodeError("no frame: empty input")
     return frames
+
+
+def _frame_groups(
+    raw: bytes, i: int, end: int, mode: Mode | None, faults: list[GroupFault] | None
+) -> list[Group]:
+    """The groups between STX (before `i`) and ETX (at `end`)."""
+    groups: list[Group] = []
+
+    def fault(at: int, stop: int, reason: str) -> None:
+        if faults is None:
+            raise TicDecodeError(f"at offset {at}: {reason}")
+        faults.append(GroupFault(at, reason, raw[at:stop]))
+
+    while i < end:
+        if raw[i] != LF:
+            nxt = raw.find(bytes([LF]), i, end)
+            stop = end if nxt < 0 else nxt
+            fault(i, stop, f"byte 0x{raw[i]:02X} where LF (0x0A) or ETX (0x03) was expected")
+            i = stop
+            continue
+        cr = raw.find(bytes([CR]), i + 1, end)
+        if cr < 0:
+            fault(i, end, "group has no CR (0x0D) before ETX")
+            break
+        nxt = raw.find(bytes([LF]), i + 1, cr)
+        if nxt >= 0:  # the group was cut short: a new one starts before its CR
+            fault(i, nxt, "group interrupted by LF (0x0A) before its CR")
+            i = nxt
+            continue
+        try:
+            group = decode_body(raw[i + 1 : cr], mode)
+        except TicDecodeError as exc:
+            fault(i, cr + 1, str(exc))
+            i = cr + 1
+            continue
+        if groups and group.mode is not groups[0].mode:
+            fault(i, cr + 1, f"group {group.label!r} is in {group.mode} mode, the frame in {groups[0].mode}")
+        else:
+            groups.append(group)
+        i = cr + 1
+    return groups
 
 
 _BODY_RUN = re.compile(rb"[\t\x20-\x7e]*")
@@ -280,8 +336,10 @@ class TicParser:
 
 def encode_group(label: str, data: str, mode: Mode, horodate: str | None = None) -> bytes:
     """LF ... CR of one group with its checksum. Raises ValueError on what a meter could not send."""
-    if not 1 <= len(label) <= MAX_LABEL or any(not 0x21 <= ord(c) <= 0x7E for c in label):
-        raise ValueError(f"label {label!r}: 1 to {MAX_LABEL} printable characters without spaces")
+    if not valid_label(label) or any(not 0x21 <= ord(c) <= 0x7E for c in label):
+        raise ValueError(
+            f"label {label!r}: 1 to {MAX_LABEL} printable characters without spaces (or a long label)"
+        )
     if any(not 0x20 <= ord(c) <= 0x7E for c in data):
         raise ValueError(f"data {data!r}: printable ASCII only")
     if mode is Mode.HISTORIC:

@@ -1,15 +1,18 @@
-"""What a TIC frame means: sample quantities with units, the STGE status register, horodates.
+"""What a TIC frame means: every group of both label tables as typed fields with units.
 
-Labels and widths: Enedis-NOI-CPT_54E §6.1 (historic) and §6.2 (standard); STGE bits §6.2.3.14.
+Labels and widths: `labels.py` (Enedis-NOI-CPT_02E / CPT_54E §6.1 historic, CPT_54E §6.2 standard);
+STGE bits §6.2.3.14; day profiles (PJOURF+1, PPOINTE) §6.2.3.22; relays §6.2.3.19.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from drivers.model import Value
-from drivers.tic.codec import Frame, TicDecodeError
+from drivers.tic.codec import Frame, Group, TicDecodeError
+from drivers.tic.labels import LABELS, Kind, Label
 
 # Historic per-tariff energy indexes (Wh): base, off-peak/peak, EJP, Tempo (blue/white/red days).
 HISTORIC_INDEXES = (
@@ -19,35 +22,9 @@ HISTORIC_INDEXES = (
 # Standard per-tariff indexes: supplier EASF01..10, distributor EASD01..04.
 STANDARD_INDEXES = tuple(f"EASF{i:02d}" for i in range(1, 11)) + tuple(f"EASD{i:02d}" for i in range(1, 5))
 
-# label -> (quantity, scale to the quantity's unit)
-_NUMERIC: dict[str, tuple[str, int]] = {
-    "PAPP": ("apparent_power_va", 1),
-    "SINSTS": ("apparent_power_va", 1),
-    "SINSTS1": ("apparent_power_l1_va", 1),
-    "SINSTS2": ("apparent_power_l2_va", 1),
-    "SINSTS3": ("apparent_power_l3_va", 1),
-    "SINSTI": ("injected_power_va", 1),
-    "IINST": ("current_a", 1),
-    "IINST1": ("current_l1_a", 1),
-    "IINST2": ("current_l2_a", 1),
-    "IINST3": ("current_l3_a", 1),
-    "IRMS1": ("current_a", 1),
-    "IRMS2": ("current_l2_a", 1),
-    "IRMS3": ("current_l3_a", 1),
-    "URMS1": ("voltage_v", 1),
-    "URMS2": ("voltage_l2_v", 1),
-    "URMS3": ("voltage_l3_v", 1),
-    "ISOUSC": ("subscribed_current_a", 1),
-    "PREF": ("subscribed_power_va", 1000),
-    "PCOUP": ("breaking_power_va", 1000),
-    "IMAX": ("max_current_a", 1),
-    "PMAX": ("max_power_w", 1),
-    "SMAXSN": ("max_apparent_power_va", 1),
-    "EAIT": ("energy_injected_wh", 1),
-    "NTARF": ("tariff_index", 1),
-}
-# Three-phase meters report phase 1 under the same label as single-phase ones.
-_PHASE_1 = {"IRMS1": "current_l1_a", "URMS1": "voltage_l1_v", "IINST1": "current_l1_a"}
+# Three-phase meters name phase 1 with the label a single-phase meter uses for its only phase.
+_PHASE_1 = {"IRMS1": "current_l1_a", "URMS1": "voltage_l1_v", "UMOY1": "mean_voltage_l1_v"}
+PARIS = ZoneInfo("Europe/Paris")
 
 BREAKING_DEVICE = ("closed", "open_overpower", "open_overvoltage", "open_load_shedding",
                    "open_cpl_order", "open_overheat_overcurrent", "open_overheat", "unknown")  # fmt: skip
@@ -127,87 +104,233 @@ def parse_horodate(h: str) -> datetime | None:
         raise TicDecodeError(f"horodate {h!r}: {exc}") from None
 
 
+def parse_local_time(h: str) -> datetime:
+    """A horodate whose season is a SPACE (DPMx/FPMx, §6.2.1.1): the date and time are local, in Paris."""
+    try:
+        naive = datetime(
+            2000 + int(h[1:3]), int(h[3:5]), int(h[5:7]), int(h[7:9]), int(h[9:11]), int(h[11:13])
+        )
+    except ValueError as exc:
+        raise TicDecodeError(f"horodate {h!r}: {exc}") from None
+    return naive.replace(tzinfo=PARIS)
+
+
+DRY_CONTACT = ("unchanged", "tempo", "open", "closed")
+NONUTILE = "NONUTILE"
+MAX_BLOCKS = 11
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileBlock:
+    """One time slot of a day profile (PJOURF+1, PPOINTE): `HHMMSSSS`, SSSS the 16-bit action in hex."""
+
+    start: str  # "HH:MM", local time
+    tariff_index: int | None  # supplier index 1..10 from `start` on; None: the tariff stays as it is
+    virtual_contacts_closed: tuple[int, ...]  # virtual contacts 1..7 whose bit is set
+    dry_contact: str  # DRY_CONTACT
+
+
+def decode_day_profile(text: str) -> tuple[ProfileBlock, ...]:
+    """Up to 11 blocks separated by one space; unused blocks are "NONUTILE" (§6.2.3.22)."""
+    parts = text.strip(" ").split(" ")
+    if not 1 <= len(parts) <= MAX_BLOCKS:
+        raise TicDecodeError(f"day profile {text!r}: {len(parts)} blocks, expected 1 to {MAX_BLOCKS}")
+    blocks: list[ProfileBlock] = []
+    for part in parts:
+        if part == NONUTILE:
+            continue
+        hh, mm, action = part[0:2], part[2:4], part[4:8]
+        if (
+            len(part) != 8
+            or not (hh.isdigit() and mm.isdigit() and hh.isascii() and mm.isascii())
+            or int(hh) > 23
+            or int(mm) > 59
+            or any(c not in "0123456789abcdefABCDEF" for c in action)
+        ):
+            raise TicDecodeError(
+                f"day profile block {part!r}: expected HHMMSSSS (SSSS hexadecimal) or {NONUTILE}"
+            )
+        v = int(action, 16)
+        index = v & 0xF
+        blocks.append(
+            ProfileBlock(
+                start=f"{hh}:{mm}",
+                tariff_index=index if 1 <= index <= 10 else None,
+                virtual_contacts_closed=tuple(n for n in range(1, 8) if v >> (n + 3) & 1),
+                dry_contact=DRY_CONTACT[v >> 14 & 3],
+            )
+        )
+    return tuple(blocks)
+
+
+def profile_text(blocks: tuple[ProfileBlock, ...]) -> str:
+    """A day profile as one line a person reads, the form samples carry (their values are scalars)."""
+    out = []
+    for b in blocks:
+        text = f"{b.start} " + (f"index {b.tariff_index}" if b.tariff_index else "no tariff change")
+        if b.dry_contact != "unchanged":
+            text += f", dry contact {b.dry_contact}"
+        if b.virtual_contacts_closed:
+            text += f", virtual contacts {'+'.join(map(str, b.virtual_contacts_closed))} closed"
+        out.append(text)
+    return "; ".join(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One typed value read from one group (a group may give several: STGE, PPOT, RELAIS ...)."""
+
+    label: str  # the group's label ("HCHC+HCHP" for a total the meter does not send)
+    name: str  # quantity name, unit suffix included
+    value: Value
+    unit: str = ""
+    horodate: str | None = None  # as sent
+    time: str | None = None  # the horodate, ISO 8601
+    blocks: tuple[ProfileBlock, ...] | None = None  # day profiles, decoded
+
+
 @dataclass(slots=True)
 class Reading:
-    """Sample values of one frame, and the fields that did not make sense (kept out of the values)."""
+    """What one frame means: sample values, typed fields, and what did not make sense (kept out of both)."""
 
     values: dict[str, Value] = field(default_factory=dict)
+    fields: list[Field] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    unknown_labels: list[str] = field(default_factory=list)
 
 
-def _int(label: str, data: str, reading: Reading) -> int | None:
-    text = data.strip()
-    if not text.isdigit():
-        reading.problems.append(f"{label}: {data!r} is not a number")
-        return None
+def _number(g: Group) -> int:
+    text = g.data.strip(" ")
+    if not (text.isdigit() and text.isascii()):
+        raise TicDecodeError(f"{g.data!r} is not a number")
     return int(text)
 
 
+def _time(g: Group) -> str | None:
+    if g.horodate is None:
+        return None
+    when = parse_horodate(g.horodate) if g.horodate[0] != " " else parse_local_time(g.horodate)
+    return None if when is None else when.isoformat()
+
+
+_TARIFF_CONTRACT = {"BASE": "base", "HC..": "off_peak_hours", "EJP.": "ejp"}
+_PERIOD = {"TH": "all_hours", "HC": "off_peak", "HP": "peak", "HN": "normal", "PM": "mobile_peak"}
+_COLOUR_LETTER = {"B": "blue", "W": "white", "R": "red"}
+_DEMAIN = {"----": "none", "BLEU": "blue", "BLAN": "white", "ROUG": "red"}
+
+
+def _special(spec: Label, g: Group) -> list[tuple[str, Value]]:
+    """(name, value) pairs of a group that needs more than a number or a text."""
+    label, data = g.label, g.data
+    if label == "OPTARIF":
+        option = data.rstrip(".").strip()
+        contract = "tempo" if data.startswith("BBR") and len(data) == 4 else _TARIFF_CONTRACT.get(data)
+        if contract is None:
+            raise TicDecodeError(f"{data!r} is none of BASE, HC.., EJP., BBRx")
+        return [("tariff_option", option), ("tariff_contract", contract)]
+    if label == "PTEC":
+        hours = data[:2]
+        if data[2:] in ("..", "") and hours in _PERIOD:
+            return [("tariff", data.rstrip(".").strip()), ("tariff_period", _PERIOD[hours])]
+        if len(data) == 4 and data[2] == "J" and hours in ("HC", "HP") and data[3] in _COLOUR_LETTER:
+            return [
+                ("tariff", data),
+                ("tariff_period", _PERIOD[hours]),
+                ("tempo_today", _COLOUR_LETTER[data[3]]),
+            ]
+        raise TicDecodeError(f"{data!r} is none of TH.., HC.., HP.., HN.., PM.., HCJB ... HPJR")
+    if label == "DEMAIN":
+        if data not in _DEMAIN:
+            raise TicDecodeError(f"{data!r} is none of ----, BLEU, BLAN, ROUG")
+        return [("tempo_tomorrow", _DEMAIN[data])]
+    if label == "PPOT":
+        if len(data) != 2 or any(c not in "0123456789abcdefABCDEF" for c in data):
+            raise TicDecodeError(f"{data!r}: expected 2 hexadecimal characters")
+        v = int(data, 16)
+        pairs: list[tuple[str, Value]] = [("potentials", data)]
+        return pairs + [(f"phase_l{n}_present", not v >> n & 1) for n in (1, 2, 3)]
+    if label == "RELAIS":
+        text = data.strip(" ")
+        if not (text.isdigit() and text.isascii()) or int(text) > 255:
+            raise TicDecodeError(f"{data!r}: expected a number 0..255 (8 relay bits)")
+        v = int(text)
+        relays: list[tuple[str, Value]] = [("relays", v)]
+        return relays + [(f"relay_{n}_closed", bool(v >> (n - 1) & 1)) for n in range(1, 9)]
+    if label == "STGE":
+        s = decode_stge(data)
+        return [
+            ("stge", data.upper()), ("dry_contact_open", s.dry_contact_open), ("breaking_device", s.breaking_device),
+            ("cover_open", s.cover_open), ("overvoltage", s.overvoltage), ("power_exceeded", s.power_exceeded),
+            ("producer", s.producer), ("injecting", s.injecting), ("supplier_tariff_index", s.supplier_tariff_index),
+            ("distributor_tariff_index", s.distributor_tariff_index), ("clock_degraded", s.clock_degraded),
+            ("tic_mode", s.mode), ("euridis", s.euridis), ("cpl_status", s.cpl_status),
+            ("cpl_synchronised", s.cpl_synchronised), ("tempo_today", s.tempo_today),
+            ("tempo_tomorrow", s.tempo_tomorrow), ("mobile_peak_notice", s.mobile_peak_notice),
+            ("mobile_peak", s.mobile_peak),
+        ]  # fmt: skip
+    if spec.horodated:  # DATE, DPMx, FPMx: the value is the horodate itself
+        if g.horodate is None:
+            raise TicDecodeError("no horodate")
+        return [(spec.quantity, _time(g))]
+    # Every SPECIAL label of the table is handled above.
+    raise AssertionError(f"no decoder for {label}")  # pragma: no cover
+
+
+def _decode(spec: Label, g: Group, three_phase: bool) -> list[Field]:
+    if spec.kind is Kind.NUMBER:
+        n = _number(g)
+        value: Value = n * spec.scale if spec.divisor == 1 else n * spec.scale / spec.divisor
+        name = _PHASE_1[g.label] if three_phase and g.label in _PHASE_1 else spec.quantity
+        time = _time(g) if spec.horodated else None
+        return [Field(g.label, name, value, spec.unit, g.horodate, time)]
+    if spec.kind is Kind.TEXT:
+        return [Field(g.label, spec.quantity, g.data.strip(" "))]
+    if g.label in ("PJOURF+1", "PPOINTE"):
+        blocks = decode_day_profile(g.data)
+        return [Field(g.label, spec.quantity, profile_text(blocks), blocks=blocks)]
+    pairs = _special(spec, g)
+    if spec.horodated:
+        return [Field(g.label, name, v, horodate=g.horodate) for name, v in pairs]
+    return [Field(g.label, name, v) for name, v in pairs]
+
+
+def _time_name(quantity: str) -> str:
+    """max_apparent_power_l1_va -> max_apparent_power_l1_time: when a horodated value was reached."""
+    return quantity.rsplit("_", 1)[0] + "_time"
+
+
 def interpret(frame: Frame) -> Reading:
-    """Sample values (quantity names carry units) of a frame whose groups all passed their checksum."""
+    """Every group of a frame whose groups all passed their checksum, as typed fields and sample values."""
     r = Reading()
-    fields = frame.fields
-    three_phase = any(lb in fields for lb in ("IRMS2", "IRMS3", "URMS2", "URMS3", "IINST2", "IINST3"))
-    indexes: dict[str, int] = {}
+    three_phase = any(lb.three_phase for g in frame.groups if (lb := LABELS.get(g.label)) is not None)
     for g in frame.groups:
-        label = g.label
-        if label in ("ADCO", "ADSC"):
-            r.values["meter_id"] = g.data.strip()
-        elif label in HISTORIC_INDEXES or label in STANDARD_INDEXES or label == "EAST":
-            wh = _int(label, g.data, r)
-            if wh is not None:
-                indexes[label] = wh
-        elif label in _NUMERIC:
-            n = _int(label, g.data, r)
-            if n is None:
-                continue
-            quantity, scale = _NUMERIC[label]
-            if three_phase and label in _PHASE_1:
-                quantity = _PHASE_1[label]
-            r.values[quantity] = n * scale
-        elif label == "PTEC":
-            r.values["tariff"] = g.data.rstrip(".").strip()
-        elif label == "LTARF":
-            r.values["tariff"] = g.data.strip()
-        elif label in ("OPTARIF", "NGTF"):
-            r.values["tariff_option"] = g.data.rstrip(".").strip()
-        elif label == "MOTDETAT":
-            r.values["status"] = g.data
-        elif label == "STGE":
-            try:
-                stge = decode_stge(g.data)
-            except TicDecodeError as exc:
-                r.problems.append(str(exc))
-                continue
-            r.values.update(
-                stge=g.data.upper(),
-                breaking_device=stge.breaking_device,
-                power_exceeded=stge.power_exceeded,
-                overvoltage=stge.overvoltage,
-                cover_open=stge.cover_open,
-                clock_degraded=stge.clock_degraded,
-                supplier_tariff_index=stge.supplier_tariff_index,
-                distributor_tariff_index=stge.distributor_tariff_index,
-                tempo_today=stge.tempo_today,
-                tempo_tomorrow=stge.tempo_tomorrow,
-            )
-        elif label == "DATE" and g.horodate is not None:
-            try:
-                when = parse_horodate(g.horodate)
-            except TicDecodeError as exc:
-                r.problems.append(str(exc))
-                continue
-            if when is not None:
-                r.values["meter_time"] = when.isoformat()
-    for label, wh in indexes.items():
-        if label != "EAST":
-            r.values[f"energy_{label.lower()}_wh"] = wh
-    if "EAST" in indexes:
-        r.values["energy_wh"] = indexes["EAST"]
-    elif "BASE" in indexes:
-        r.values["energy_wh"] = indexes["BASE"]
-    elif indexes:
-        # Historic multi-tariff meters give no total: it is the sum of the tariff indexes
-        # (the distributor's EASDxx split the same energy again, so they are not added).
-        r.values["energy_wh"] = sum(wh for label, wh in indexes.items() if not label.startswith("EASD"))
+        spec = LABELS.get(g.label)
+        if spec is None:
+            r.unknown_labels.append(g.label)
+            continue
+        try:
+            r.fields += _decode(spec, g, three_phase)
+        except TicDecodeError as exc:
+            r.problems.append(f"{g.label}: {exc}")
+    _add_total(r)
+    for f in r.fields:
+        r.values[f.name] = f.value
+        if f.time is not None:
+            r.values[_time_name(f.name)] = f.time
     return r
+
+
+def _add_total(r: Reading) -> None:
+    """energy_wh: EAST, else BASE, else the sum of the historic tariff indexes (a multi-tariff meter gives no total)."""
+    if any(f.label == "EAST" for f in r.fields):
+        return
+    indexes = [f for f in r.fields if f.label in HISTORIC_INDEXES or f.label in STANDARD_INDEXES]
+    base = [f for f in indexes if f.label == "BASE"]
+    if base:
+        r.fields.append(Field("BASE", "energy_wh", base[0].value, "Wh"))
+        return
+    # The distributor's EASDxx split the same energy again, so they are not added.
+    summed = [f for f in indexes if not f.label.startswith("EASD")]
+    if summed:
+        total = sum(f.value for f in summed if isinstance(f.value, int))
+        r.fields.append(Field("+".join(f.label for f in summed), "energy_wh", total, "Wh"))

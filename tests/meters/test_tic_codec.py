@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -10,6 +12,8 @@ from hypothesis import strategies as st
 
 from drivers.errors import DecodeError
 from drivers.tic.codec import (
+    LONG_LABELS,
+    GroupFault,
     Mode,
     TicChecksumError,
     TicDecodeError,
@@ -20,10 +24,13 @@ from drivers.tic.codec import (
     encode_frame,
     encode_group,
 )
+from drivers.tic.labels import LABELS
 from drivers.tic.values import decode_stge, interpret, parse_horodate
+from edge_agent.decode_meters import tic_document
 from tests.vectors import load_vectors
 
 VECTORS = load_vectors("tic.json")
+RECORDED = json.loads((Path(__file__).parent / "tic_frames.json").read_text("utf-8"))["frames"]
 
 
 @pytest.mark.parametrize("vec", VECTORS["groups"], ids=lambda v: v["text"].strip())
@@ -177,7 +184,9 @@ def test_a_frame_that_mixes_modes_drops_the_odd_group() -> None:
         decode_frames(raw)
 
 
-labels = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-", min_size=1, max_size=8)
+labels = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-", min_size=1, max_size=8) | st.sampled_from(
+    sorted(LONG_LABELS | LABELS.keys())
+)
 printable = st.text(alphabet=[chr(c) for c in range(0x20, 0x7F)], max_size=98)
 horodates = st.builds(
     lambda s, d: s + d, st.sampled_from("HhEe "), st.text(alphabet="0123456789", min_size=12, max_size=12)
@@ -221,15 +230,23 @@ def test_stream_round_trip_is_independent_of_chunking(mode: Mode, frames: list, 
 
 
 def _only_decode_errors(raw: bytes) -> None:
-    for fn in (decode_group, decode_frames):
+    for fn in (decode_group, decode_frames, tic_document):
         try:
             fn(raw)
         except TicDecodeError:
             pass
+    faults: list[GroupFault] = []
+    try:
+        for f in decode_frames(raw, faults=faults):
+            interpret(f)
+    except TicDecodeError:
+        pass
+    assert all(raw[x.offset : x.offset + len(x.raw)] == x.raw for x in faults)
     p = TicParser()
     for f in p.feed(raw):
+        interpret(f)  # values that make no sense are problems, never exceptions
         for g in f.groups:  # whatever survives has a checksum that holds
-            assert isinstance(g.label, str) and len(g.label) <= 8
+            assert isinstance(g.label, str) and (len(g.label) <= 8 or g.label in LONG_LABELS)
 
 
 @settings(max_examples=500)
@@ -247,7 +264,7 @@ def test_fuzz_random_bytes_with_framing(raw: bytes) -> None:
 
 def test_fuzz_mutated_vectors() -> None:
     rng = random.Random(4)
-    seeds = [bytes.fromhex(v["hex"]) for v in VECTORS["frames"] + VECTORS["groups"]]
+    seeds = [bytes.fromhex(v["hex"]) for v in VECTORS["frames"] + VECTORS["groups"] + RECORDED]
     for _ in range(3000):
         raw = bytearray(rng.choice(seeds))
         for _ in range(rng.randint(1, 4)):
@@ -261,3 +278,33 @@ def test_fuzz_mutated_vectors() -> None:
                 raw.insert(pos, rng.choice(b"\x02\x03\x04\n\r\t "))
         _only_decode_errors(bytes(raw))
     assert issubclass(TicDecodeError, DecodeError)
+
+
+@settings(max_examples=400)
+@given(st.sampled_from(sorted(LABELS)), printable, st.none() | horodates | printable.map(lambda t: t[:13]))
+def test_interpret_never_raises_on_any_data_of_any_known_label(
+    label: str, data: str, horodate: str | None
+) -> None:
+    mode = Mode.HISTORIC if horodate is None and LABELS[label].mode is Mode.HISTORIC else Mode.STANDARD
+    try:
+        raw = encode_frame([(label, horodate, data)], mode)
+    except ValueError:  # a horodate the encoder refuses: no meter could send it
+        return
+    reading = interpret(decode_frames(raw)[0])
+    assert bool(reading.fields) != bool(reading.problems) or label == "DATE"
+
+
+def test_one_bad_group_among_good_ones_is_a_fault_not_a_refusal() -> None:
+    good = encode_frame([("ADCO", None, "012345678910"), ("BASE", None, "000001000")], Mode.HISTORIC)
+    bad = good.replace(b"000001000", b"000001001")
+    with pytest.raises(TicDecodeError, match="checksum"):
+        decode_frames(bad)  # strict by default
+    faults: list[GroupFault] = []
+    [frame] = decode_frames(bad, faults=faults)
+    assert frame.fields == {"ADCO": "012345678910"}
+    [fault] = faults
+    assert (
+        fault.offset == bad.index(b"\nBASE")
+        and "checksum" in fault.reason
+        and fault.raw.startswith(b"\nBASE")
+    )
