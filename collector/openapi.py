@@ -56,6 +56,53 @@ def _op(summary: str, tag: str, responses: Doc, *, params: list[Doc] | None = No
     return op
 
 
+def _ngsi_paths() -> Doc:
+    """The NGSI-LD API (collector.ngsi): ETSI GS CIM 009 v1.6, read-only."""
+    ld: Doc = {"description": "OK", "content": {"application/json": {"schema": {}}, "application/ld+json": {"schema": {}}},
+          "headers": {"Link": {"description": "application/json: the @context (rel=...json-ld#context); "
+                                              "queries: rel=next / rel=prev pages", "schema": {"type": "string"}}}}
+    entities = {**ld, "content": {t: {"schema": {"type": "array", "items": _schema("NgsiEntity")}}
+                                  for t in ("application/json", "application/ld+json")},
+                "headers": {**ld["headers"], "NGSILD-Results-Count": {
+                    "description": "with count=true: how many entities match", "schema": {"type": "integer"}}}}
+    one = {**ld, "content": {t: {"schema": _schema("NgsiEntity")} for t in ("application/json", "application/ld+json")}}
+    accept = {"name": "Accept", "in": "header", "required": False, "schema": {"type": "string"},
+              "description": "application/json (default: @context in Link) or application/ld+json (@context member)"}
+    form = _query("options", "normalized (default), keyValues or concise", {"enum": ["normalized", "keyValues",
+                                                                                      "concise"]})
+    attrs = _query("attrs", "Comma-separated attribute names to return")
+    details = _query("details", "true: full descriptions", {"enum": ["true", "false"]})
+    errors = {"400": PROBLEM, "404": PROBLEM, "406": PROBLEM}
+    return {
+        "/ngsi-ld/v1/entities": {"get": _op("Query NGSI-LD entities", "Open data", {
+            "200": entities, "400": PROBLEM, "406": PROBLEM}, params=[
+            _query("type", "Comma-separated: Streetlight, StreetlightControlCabinet, StreetlightGroup, "
+                           "WaterConsumptionObserved, Device (an unknown type matches nothing)"),
+            _query("id", "Comma-separated entity ids"), attrs,
+            _query("q", 'NGSI-LD query language, e.g. powerState=="on";powerConsumption>=40'),
+            _query("georel", "near;maxDistance==<m> (or minDistance), within, intersects, disjoint, equals"),
+            _query("geometry", "Point, LineString, Polygon or MultiPolygon"),
+            _query("coordinates", "GeoJSON coordinates of the geometry, e.g. [5.04,47.32]"),
+            _query("geoproperty", "Default location"),
+            _query("limit", "Page size (0 only with count=true)", {"type": "integer", "minimum": 0, "maximum": 1000,
+                                                                    "default": 20}),
+            _query("offset", "Page start", {"type": "integer", "minimum": 0, "default": 0}),
+            _query("count", "true: NGSILD-Results-Count header", {"enum": ["true", "false"]}),
+            form, _query("format", "Same as options (NGSI-LD 1.7)"), accept])},
+        "/ngsi-ld/v1/entities/{entity_id}": {"get": _op("One NGSI-LD entity", "Open data", {"200": one, **errors},
+            params=[_path("entity_id", "urn:ngsi-ld:<Type>:<gateway>[:<device or group, percent-encoded>]"),
+                    attrs, form, _query("format", "Same as options"), accept])},
+        "/ngsi-ld/v1/types": {"get": _op("Entity types that have entities", "Open data", {
+            "200": _json({"type": ["object", "array"]}), "400": PROBLEM, "406": PROBLEM}, params=[details, accept])},
+        "/ngsi-ld/v1/types/{type}": {"get": _op("One entity type: count and attributes", "Open data", {
+            "200": _json({"type": "object"}), **errors}, params=[_path("type", "Entity type"), accept])},
+        "/ngsi-ld/v1/attributes": {"get": _op("Attributes of the entities", "Open data", {
+            "200": _json({"type": ["object", "array"]}), "400": PROBLEM, "406": PROBLEM}, params=[details, accept])},
+        "/ngsi-ld/v1/attributes/{attr}": {"get": _op("One attribute and the types carrying it", "Open data", {
+            "200": _json({"type": "object"}), **errors}, params=[_path("attr", "Attribute name"), accept])},
+    }
+
+
 GATEWAY_AUTH: list[Doc] = [{"gatewayToken": []}]
 OPERATOR_AUTH: list[Doc] = [{"operatorToken": []}]
 LIMIT = _query("limit", "How many, newest first", {"type": "integer", "minimum": 1, "maximum": 10000,
@@ -207,17 +254,7 @@ PATHS: Doc = {
     "/opendata/v1/communes/daily.csv": {"get": _op("The same as CSV", "Open data", {
         "200": _json({"type": "string"}, "RFC 4180 CSV", "text/csv"), "400": PROBLEM, "404": PROBLEM},
         params=[_query("commune", "INSEE code"), _query("from", "YYYY-MM-DD"), _query("to", "YYYY-MM-DD")])},
-    "/ngsi-ld/v1/entities": {"get": _op("NGSI-LD entities of one type", "Open data", {
-        "200": _json({"type": "array", "items": _schema("NgsiEntity")}, "Entities", "application/ld+json"),
-        "400": PROBLEM}, params=[
-        _query("type", "Streetlight, StreetlightControlCabinet, WaterConsumptionObserved or Device", required=True),
-        _query("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 20}),
-        _query("offset", "Page start", {"type": "integer", "minimum": 0, "default": 0}),
-        _query("options", "keyValues for the simplified form")])},
-    "/ngsi-ld/v1/entities/{entity_id}": {"get": _op("One NGSI-LD entity", "Open data", {
-        "200": _json(_schema("NgsiEntity"), "The entity", "application/ld+json"), "400": PROBLEM, "404": PROBLEM},
-        params=[_path("entity_id", "urn:ngsi-ld:<Type>:<gateway>[:<device, percent-encoded>]"),
-                _query("options", "keyValues for the simplified form")])},
+    **_ngsi_paths(),
     # -- operations
     "/metrics": {"get": _op("Prometheus metrics", "Operations", {
         "200": _json({"type": "string"}, "Prometheus text format", "text/plain")})},

@@ -6,6 +6,8 @@
   clearing event (`<code>_cleared`, or `lamp_restored` naming the code) from the same device.
 - Energy per commune or gateway between two hour buckets, from the hour rollups.
 - Devices as the rollups left them (device_state) and their latest sample.
+- Lighting groups (open data): the agent's `group:<name>` pseudo-devices and their latest
+  `group_level` event (level, program); a lamp's group from the `group` its fault events name.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collector.rollup import ALARM_SEVERITIES, FAULT_CODE
 from collector.sqlprims import SqlPrimitives, marks
 
 RESTORED = "lamp_restored"
+GROUP_LEVEL = "group_level"
+GROUP_PREFIX = "group:"
 #: the lamp-fault query reads these codes through this index instead of scanning every event
 INDEX_MIGRATION = "CREATE INDEX events_by_code ON events (code, gateway_id, device, ts_ms)"
 
@@ -84,8 +88,22 @@ class ReadModel(Protocol):
         """Energy per commune (level "commune") or per gateway name (level "gateway") over hour buckets."""
 
     async def devices(self, gateway: str | None = None, *, kind: str | None = None, limit: int = 1000,
-                      offset: int = 0) -> list[DeviceRow]:
-        """Devices by gateway and name; kind "lamp" (reports lamp_on) or "water" (reports volume_m3)."""
+                      offset: int = 0, after: tuple[str, str] | None = None) -> list[DeviceRow]:
+        """Devices by gateway and name; kind "lamp" (reports lamp_on), "water" (reports volume_m3), "group"
+        (a lighting group: `group:<name>`) or "device" (anything but a group). `after` (gateway, device):
+        the rows after that one (keyset paging)."""
+
+    async def lighting_gateways(self) -> set[str]:
+        """Gateways with a lamp or a lighting group."""
+
+    async def latest_event(self, gateway: str, device: str, code: str) -> tuple[int, dict[str, Any]] | None:
+        """(ts_ms, detail) of the device's newest event of that code."""
+
+    async def lamp_groups(self) -> dict[tuple[str, str], str]:
+        """(gateway, lamp) -> the group its newest fault event names."""
+
+    async def event_devices(self, code: str, since_ms: int) -> set[tuple[str, str]]:
+        """(gateway, device) of the events of that code since then."""
 
     async def latest_values(self, gateway: str, devices: Sequence[str]) -> dict[str, tuple[int, dict[str, Any]]]:
         """Each device's newest sample: (ts_ms, values)."""
@@ -148,16 +166,22 @@ class ReadModelQueries(SqlPrimitives):
         return {str(k): float(v) for k, v in await self._ctl_rows(sql, first_hour, last_hour)}
 
     async def devices(self, gateway: str | None = None, *, kind: str | None = None, limit: int = 1000,
-                      offset: int = 0) -> list[DeviceRow]:
+                      offset: int = 0, after: tuple[str, str] | None = None) -> list[DeviceRow]:
         where: list[str] = []
         args: list[Any] = []
         if gateway is not None:
             args.append(gateway)
             where.append(f"g.name = ${len(args)}")
+        if after is not None:
+            args += list(after)
+            where.append(f"(g.name > ${len(args) - 1} OR (g.name = ${len(args) - 1} AND d.device > ${len(args)}))")
         if kind == "lamp":
             where.append("d.lamp_on IS NOT NULL")
         elif kind == "water":
             where.append("d.volume_m3 IS NOT NULL")
+        elif kind in ("group", "device"):
+            args.append(GROUP_PREFIX)
+            where.append(f"substr(d.device, 1, {len(GROUP_PREFIX)}) {'=' if kind == 'group' else '<>'} ${len(args)}")
         args += [limit, offset]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = await self._ctl_rows(
@@ -187,3 +211,33 @@ class ReadModelQueries(SqlPrimitives):
             " GROUP BY g.name"
         )
         return {str(k): float(v) for k, v in rows}
+
+    async def lighting_gateways(self) -> set[str]:
+        rows = await self._ctl_rows(
+            "SELECT DISTINCT g.name FROM device_state d JOIN gateways g ON g.id = d.gateway_id"
+            f" WHERE d.lamp_on IS NOT NULL OR substr(d.device, 1, {len(GROUP_PREFIX)}) = $1", GROUP_PREFIX)
+        return {str(r[0]) for r in rows}
+
+    async def latest_event(self, gateway: str, device: str, code: str) -> tuple[int, dict[str, Any]] | None:
+        rows = await self._ctl_rows(
+            "SELECT e.ts_ms, e.detail FROM events e JOIN gateways g ON g.id = e.gateway_id"
+            " WHERE e.code = $1 AND g.name = $2 AND e.device = $3 ORDER BY e.ts_ms DESC, e.id DESC LIMIT 1",
+            code, gateway, device)
+        return (int(rows[0][0]), _json(rows[0][1])) if rows else None
+
+    async def lamp_groups(self) -> dict[tuple[str, str], str]:
+        rows = await self._ctl_rows(
+            "SELECT g.name, e.device, e.detail FROM events e JOIN gateways g ON g.id = e.gateway_id"
+            " WHERE e.code IN ($1, $2) ORDER BY e.ts_ms, e.id", FAULT_CODE, RESTORED)
+        out: dict[tuple[str, str], str] = {}
+        for name, device, raw in rows:
+            group = _json(raw).get("group")
+            if isinstance(group, str) and group:
+                out[(name, device)] = group
+        return out
+
+    async def event_devices(self, code: str, since_ms: int) -> set[tuple[str, str]]:
+        rows = await self._ctl_rows(
+            "SELECT DISTINCT g.name, e.device FROM events e JOIN gateways g ON g.id = e.gateway_id"
+            " WHERE e.code = $1 AND e.ts_ms >= $2", code, since_ms)
+        return {(str(r[0]), str(r[1])) for r in rows}

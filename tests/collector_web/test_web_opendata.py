@@ -1,12 +1,11 @@
 """Open data on a real collector and both stores: the daily CSV and JSON equal the commune day
-rollups, and the NGSI-LD entities follow the Smart Data Models with @context and urn ids."""
+rollups (the NGSI-LD entities: test_web_ngsi*.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
 from datetime import datetime, timedelta
-from urllib.parse import quote
 
 import pytest
 from web_testkit import Web, event, sample
@@ -14,8 +13,6 @@ from web_testkit import Web, event, sample
 from collector.rollup import PARIS
 from collector.territory import load_territory
 
-SDM_LIGHT = "https://raw.githubusercontent.com/smart-data-models/dataModel.Streetlighting/master/context.jsonld"
-CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
 DAY1, DAY2 = "2026-03-28", "2026-03-29"  # the spring-forward night in between
 
 
@@ -97,61 +94,6 @@ async def test_bad_open_data_queries_are_refused(web: Web, query: str, status: i
     assert (reply.status, reply.content_type) == (status, "application/problem+json")
 
 
-async def test_ngsi_ld_entities_follow_the_smart_data_models(web: Web) -> None:
-    await seed(web)
-    lights = await web.get("/ngsi-ld/v1/entities?type=Streetlight")
-    assert (lights.status, lights.content_type) == (200, "application/ld+json")
-    by_id = {e["id"]: e for e in lights.doc}
-    assert set(by_id) == {"urn:ngsi-ld:Streetlight:gw-dijon-0001:lamp-1", "urn:ngsi-ld:Streetlight:gw-dijon-0001:lamp-2"}
-    one, two = by_id["urn:ngsi-ld:Streetlight:gw-dijon-0001:lamp-1"], by_id["urn:ngsi-ld:Streetlight:gw-dijon-0001:lamp-2"]
-    assert one["type"] == "Streetlight" and one["@context"] == [SDM_LIGHT, CORE]
-    assert one["location"] == {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [5.0415, 47.3221]}}
-    assert (one["status"]["value"], one["powerState"]["value"], one["illuminanceLevel"]["value"]) == ("ok", "low", 0.7)
-    assert one["powerConsumption"] == {"type": "Property", "value": 43.0, "observedAt": "2026-03-29T19:15:00.000Z",
-                                       "unitCode": "WTT"}
-    assert (one["voltage"]["value"], one["current"]["value"]) == (229.5, 0.19)
-    assert one["refStreetlightControlCabinet"] == {"type": "Relationship",
-                                                   "object": "urn:ngsi-ld:StreetlightControlCabinet:gw-dijon-0001"}
-    assert two["status"]["value"] == "defectiveLamp"
-
-    cabinets = (await web.get("/ngsi-ld/v1/entities?type=StreetlightControlCabinet")).doc
-    cab = {e["id"]: e for e in cabinets}["urn:ngsi-ld:StreetlightControlCabinet:gw-dijon-0001"]
-    days = await web.store.rollups("gateway", "day", "gw-dijon-0001", "2000-01-01", "2100-01-01")
-    assert cab["energyConsumed"]["value"] == pytest.approx(sum(b.energy_wh for b in days) / 1000)
-    assert cab["lastMeterReading"]["value"] == pytest.approx(1.111)
-    assert (cab["workingMode"]["value"], cab["areaServed"]["value"], cab["name"]["value"]) == \
-        ("automatic", "Dijon", "DIJ-001")
-
-    [water] = (await web.get("/ngsi-ld/v1/entities?type=WaterConsumptionObserved")).doc
-    assert water["id"] == "urn:ngsi-ld:WaterConsumptionObserved:gw-neuilly-0001:water-1"
-    assert water["waterConsumption"]["value"] == 502.5 and water["waterConsumption"]["unitCode"] == "MTQ"
-    assert water["@context"][0].endswith("dataModel.WaterConsumption/master/context.jsonld")
-
-    devices = {e["id"]: e for e in (await web.get("/ngsi-ld/v1/entities?type=Device&limit=100")).doc}
-    sensor_id = "urn:ngsi-ld:Device:gw-dijon-0001:ble%3Aruuvi%20AA%3ABB"
-    sensor = devices[sensor_id]
-    assert sensor["controlledProperty"]["value"] == ["humidity", "temperature"]
-    assert (sensor["batteryLevel"]["value"], sensor["rssi"]["value"], sensor["deviceState"]["value"]) == (0.88, -71, "ok")
-    assert devices["urn:ngsi-ld:Device:gw-dijon-0001:lamp-2"]["deviceState"]["value"] == "faulty"
-    assert len(devices) == 4
-
-    # one entity by its id (path-encoded), in both representations
-    got = await web.get("/ngsi-ld/v1/entities/" + quote(sensor_id, safe=""))
-    assert got.status == 200 and got.doc == sensor
-    kv = (await web.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Streetlight:gw-dijon-0001:lamp-2?options=keyValues")).doc
-    assert (kv["status"], kv["powerState"], kv["refStreetlightControlCabinet"]) == \
-        ("defectiveLamp", "low", "urn:ngsi-ld:StreetlightControlCabinet:gw-dijon-0001")
-    # paging
-    page = (await web.get("/ngsi-ld/v1/entities?type=Device&limit=2&offset=2")).doc
-    assert [e["id"] for e in page] == sorted(devices)[2:4]
-    for bad in ("/ngsi-ld/v1/entities?type=Lamp", "/ngsi-ld/v1/entities", "/ngsi-ld/v1/entities?type=Device&limit=0",
-                "/ngsi-ld/v1/entities?type=Device&options=sparse"):
-        assert (await web.get(bad)).status == 400, bad
-    for missing in ("urn:ngsi-ld:Streetlight:gw-dijon-0001:lamp-99", "urn:ngsi-ld:Streetlight:nope",
-                    "urn:ngsi-ld:Car:x:y", "lamp-1", "urn:ngsi-ld:StreetlightControlCabinet:gw-nope"):
-        assert (await web.get("/ngsi-ld/v1/entities/" + quote(missing, safe=""))).status == 404, missing
-
-
 async def test_open_data_never_carries_a_reporter(web: Web) -> None:
     await seed(web)
     form = {"jurisdiction_id": "21231", "service_code": "lamp-out", "lat": "47.3221", "long": "5.0415",
@@ -163,7 +105,7 @@ async def test_open_data_never_carries_a_reporter(web: Web) -> None:
     for path in ("/opendata/v1/communes/daily.json", "/opendata/v1/communes/daily.csv",
                  f"/opendata/v1/communes/daily.json?from={today - timedelta(days=365)}&to={today}",
                  *(f"/ngsi-ld/v1/entities?type={t}&limit=1000" for t in
-                   ("Streetlight", "StreetlightControlCabinet", "WaterConsumptionObserved", "Device"))):
+                   ("Streetlight", "StreetlightControlCabinet", "StreetlightGroup", "WaterConsumptionObserved", "Device"))):
         reply = await web.get(path)
         assert reply.status == 200
         texts.append(reply.text)
