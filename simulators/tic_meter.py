@@ -36,6 +36,7 @@ class TicMeter:
         load_w: float | Callable[[], float] = 800.0,
         energy_wh: float = 12_345_678.0,
         option: str = "BASE",  # or "HC" (off-peak / peak indexes)
+        phases: int = 1,  # or 3: a three-phase meter, the load shared equally by the phases
         period_s: float = 1.5,
         corrupt_rate: float = 0.0,  # probability that a group is sent with a wrong checksum
         noise_rate: float = 0.0,  # probability of line noise between two frames
@@ -47,6 +48,9 @@ class TicMeter:
     ) -> None:
         if option not in ("BASE", "HC"):
             raise ValueError(f'option {option!r}: "BASE" or "HC"')
+        if phases not in (1, 3):
+            raise ValueError(f"phases {phases!r}: 1 or 3")
+        self.phases = phases
         self.mode = mode
         self.meter_id = meter_id
         self._load = load_w if callable(load_w) else (lambda: float(load_w))
@@ -110,14 +114,21 @@ class TicMeter:
                     ("HCHC", None, f"{int(self.indexes['HC']):09d}"),
                     ("HCHP", None, f"{int(self.indexes['HP']):09d}"),
                 ]
+            g.append(("PTEC", None, "TH.." if period == "BASE" else f"{period}.."))
+            if self.phases == 1:
+                g += [("IINST", None, f"{amps:03d}"), ("IMAX", None, "090")]
+            else:  # CPT_54E §6.1.2: per-phase currents, IMAXx always 60 A on Linky, PMAX, PPOT
+                phase_amps = f"{round(va / 3 / volts):03d}"
+                g += [(f"IINST{n}", None, phase_amps) for n in (1, 2, 3)]
+                g += [(f"IMAX{n}", None, "060") for n in (1, 2, 3)]
+                g.append(("PMAX", None, f"{round(va * 1.2):05d}"))
             g += [
-                ("PTEC", None, "TH.." if period == "BASE" else f"{period}.."),
-                ("IINST", None, f"{amps:03d}"),
-                ("IMAX", None, "090"),
                 ("PAPP", None, f"{round(va, -1):05.0f}"),
                 ("HHPHC", None, "A"),
                 ("MOTDETAT", None, "000000"),
             ]
+            if self.phases == 3:
+                g.append(("PPOT", None, "00"))
             return g
         local = self._now().astimezone(self._tz)
         dst = local.dst()
@@ -138,18 +149,43 @@ class TicMeter:
             ("EAST", None, f"{int(self.energy_wh):09d}"),
         ]
         g += [(f"EASF{i:02d}", None, f"{int(v):09d}") for i, v in enumerate(easf, start=1)]
+        if self.phases == 1:
+            g += [
+                ("IRMS1", None, f"{amps:03d}"),
+                ("URMS1", None, f"{volts:03d}"),
+                ("PREF", None, "09"),
+                ("PCOUP", None, "09"),
+                ("SINSTS", None, f"{round(va):05d}"),
+                ("SMAXSN", horodate, f"{round(va * 1.2):05d}"),
+            ]
+        else:
+            g += self._three_phase_standard(va, volts, horodate)
         g += [
-            ("IRMS1", None, f"{amps:03d}"),
-            ("URMS1", None, f"{volts:03d}"),
-            ("PREF", None, "09"),
-            ("PCOUP", None, "09"),
-            ("SINSTS", None, f"{round(va):05d}"),
-            ("SMAXSN", horodate, f"{round(va * 1.2):05d}"),
             ("STGE", None, f"{stge:08X}"),
             ("MSG1", None, f"{'PAS DE MESSAGE':<32}"),
             ("NTARF", None, f"{tariff_index:02d}"),
             ("RELAIS", None, "000"),
         ]
+        return g
+
+    def _three_phase_standard(
+        self, va: float, volts: int, horodate: str
+    ) -> list[tuple[str, str | None, str]]:
+        """CPT_54E §6.2.2's three-phase groups, in the table's order, the load shared equally."""
+        phase_va = round(va / 3)
+        phases = (1, 2, 3)
+        g: list[tuple[str, str | None, str]] = [
+            (f"IRMS{n}", None, f"{round(phase_va / volts):03d}") for n in phases
+        ]
+        g += [(f"URMS{n}", None, f"{volts:03d}") for n in phases]
+        g += [("PREF", None, "12"), ("PCOUP", None, "12"), ("SINSTS", None, f"{round(va):05d}")]
+        g += [(f"SINSTS{n}", None, f"{phase_va:05d}") for n in phases]
+        g.append(("SMAXSN", horodate, f"{round(va * 1.2):05d}"))
+        g += [(f"SMAXSN{n}", horodate, f"{round(phase_va * 1.2):05d}") for n in phases]
+        g.append(("SMAXSN-1", horodate, f"{round(va * 1.1):05d}"))
+        g += [(f"SMAXSN{n}-1", horodate, f"{round(phase_va * 1.1):05d}") for n in phases]
+        g.append(("CCASN", horodate, f"{round(va * 0.95):05d}"))
+        g += [(f"UMOY{n}", horodate, f"{volts:03d}") for n in phases]
         return g
 
     def next_frame(self) -> bytes:
@@ -212,6 +248,7 @@ def _corrupt(group: bytes) -> bytes:
 @click.option(
     "--option", type=click.Choice(["BASE", "HC"]), default="BASE", show_default=True, help="Tariff option."
 )
+@click.option("--phases", type=click.Choice(["1", "3"]), default="1", show_default=True, help="Meter phases.")
 @click.option("--period", "period_s", type=click.FloatRange(min=0.01), default=1.5, show_default=True)
 @click.option(
     "--corrupt-rate", type=click.FloatRange(0, 1), default=0.0, help="Share of groups with a bad checksum."
@@ -227,6 +264,7 @@ def tic(
     mode: str,
     load_w: float,
     option: str,
+    phases: str,
     period_s: float,
     corrupt_rate: float,
     noise_rate: float,
@@ -238,7 +276,7 @@ def tic(
     """A Linky meter writing TIC frames into a pty (open it at 8N1: a pty refuses 7E1)."""
     serve_on_pty(
         lambda: TicMeter(
-            mode=Mode(mode), load_w=load_w, option=option, period_s=period_s, corrupt_rate=corrupt_rate,
+            mode=Mode(mode), load_w=load_w, option=option, phases=int(phases), period_s=period_s, corrupt_rate=corrupt_rate,
             noise_rate=noise_rate, abort_rate=abort_rate, seed=seed, link=link,
         ),
         f"tic meter ({mode})", link, run_s,

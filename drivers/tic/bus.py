@@ -15,12 +15,10 @@ Config (one ``[[bus]]`` table of the agent's TOML; unknown keys are refused)::
     sample_interval_s = 10     # at most one sample per interval (frames come every 1-2 s)
     silent_after_s = 30        # communication_failure when no valid frame arrives for this long
 
-Samples (device = `device`), from the last valid frame:
-energy_wh (total: EAST, BASE, or the sum of the historic tariff indexes), energy_<label>_wh per
-tariff index (energy_hchc_wh, energy_hchp_wh, energy_easf01_wh ...), apparent_power_va,
-current_a, voltage_v (standard mode), tariff (current period: "HP", "HC", "BASE" ...),
-tariff_option, meter_id (ADCO/ADSC), and in standard mode the decoded STGE (stge,
-breaking_device, power_exceeded, overvoltage, tempo_today ...) and meter_time (DATE, ISO 8601).
+Samples (device = `device`), from the last valid frame: every group of both label tables as a
+typed quantity (energy_wh, energy_<index>_wh, apparent_power_va, current_a or current_l1_a ..
+current_l3_a, voltage_v, max_apparent_power_yesterday_l1_va and its _time, tariff, tempo_tomorrow,
+the decoded STGE ...): the full list, with units, is in drivers/tic/README.md.
 
 Events: communication_failure (major; port cannot be opened or no valid frame for
 silent_after_s) and communication_restored (info). Counters in DeviceState.errors:

@@ -162,3 +162,23 @@ def test_config_defaults_and_refusals() -> None:
     with pytest.raises(ConfigError) as e:
         parse_config({"name": "m"}, "bus[1]")
     assert e.value.key == "bus[1].port"
+
+
+@pytest.mark.parametrize("mode", ["historic", "standard"])
+async def test_three_phase_meter_samples_carry_every_phase(mode: str) -> None:
+    async with TicMeter(mode=Mode(mode), phases=3, load_w=2850.0, period_s=0.05) as meter:
+        bus = make_bus(_config(meter.port, mode=mode), CTX)
+        async with running(bus) as records:
+            await until(lambda: len(samples(records)) >= 2)
+    v = samples(records)[-1].values
+    assert bus.states()[0].errors == {}  # no group refused: SMAXSN1-1 ... SMAXSN3-1 included
+    assert v["apparent_power_va"] == 3000  # 2850 W at cos phi 0.95
+    assert v["meter_id"] == "021861348497" and "current_a" not in v
+    if mode == "historic":
+        # 1000 VA a phase at about 230 V
+        assert [v[f"current_l{n}_a"] for n in (1, 2, 3)] == [4, 4, 4]
+        assert (v["max_current_l1_a"], v["max_power_w"], v["phase_l2_present"]) == (60, 3600, True)
+    else:
+        assert [v[f"apparent_power_l{n}_va"] for n in (1, 2, 3)] == [1000, 1000, 1000]
+        assert v["max_apparent_power_yesterday_l3_va"] == 1100 and v["max_apparent_power_yesterday_l3_time"]
+        assert 227 <= v["mean_voltage_l2_v"] <= 233 and 227 <= v["voltage_l1_v"] <= 233  # type: ignore[operator]

@@ -8,6 +8,8 @@ The tables below are transcribed here from the documents, independently of drive
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from drivers.tic.codec import (
@@ -19,6 +21,7 @@ from drivers.tic.codec import (
     encode_frame,
     encode_group,
 )
+from drivers.tic.labels import LABELS
 from drivers.tic.values import Reading, decode_day_profile, interpret
 
 # label, data width, unit as the spec prints it ("" for "Sans"/none)
@@ -262,3 +265,11 @@ def test_values_outside_the_definition_are_problems_not_values(label: str, data:
 def test_a_label_outside_both_tables_is_reported_not_emitted() -> None:
     r = _read("FOO", "1", Mode.HISTORIC)
     assert r.unknown_labels == ["FOO"] and not r.values
+
+
+def test_the_driver_readme_lists_every_label_with_its_quantity_and_unit() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "drivers" / "tic" / "README.md").read_text("utf-8")
+    rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| ")}
+    for label, spec in LABELS.items():
+        assert label in rows, f"{label} missing from drivers/tic/README.md"
+        assert f"`{spec.quantity}`" in rows[label] and f"| {spec.unit} |" in rows[label]
