@@ -1,7 +1,11 @@
 """The NGSI-LD API behaves as ETSI GS CIM 009 v1.6 says, on a real collector and both stores: a
 conformance subset written from the specification (query language, geo-queries, attrs, pagination
 with Link rel=next, NGSILD-Results-Count, types and attributes, content negotiation, problem types),
-checked with a plain HTTP client that knows only the specification."""
+checked with a plain HTTP client that knows only the specification.
+
+Not ngsildclient (PyPI): its only release, 0.5.2, pins rich<13, httpx<0.24 and networkx<3, which
+citygate's own rich>=15 excludes, and it is written for brokers that accept writes (it creates its
+entities first); this API is read-only open data."""
 
 from __future__ import annotations
 
