@@ -3,9 +3,8 @@ conformance subset written from the specification (query language, geo-queries, 
 with Link rel=next, NGSILD-Results-Count, types and attributes, content negotiation, problem types),
 checked with a plain HTTP client that knows only the specification.
 
-Not ngsildclient (PyPI): its only release, 0.5.2, pins rich<13, httpx<0.24 and networkx<3, which
-citygate's own rich>=15 excludes, and it is written for brokers that accept writes (it creates its
-entities first); this API is read-only open data."""
+Not ngsildclient (PyPI): its only release, 0.5.2 (for Python 3.9-3.10), pins rich<13, httpx<0.24
+and networkx<3, and citygate's own rich>=15 excludes the first."""
 
 from __future__ import annotations
 
