@@ -194,7 +194,7 @@ def tic_cmd(hex_data: str, mode: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def mbus_cmd(hex_telegram: str, as_json: bool) -> None:
     """One M-Bus telegram: E5, a short frame (10 ... 16) or a long frame (68 L L 68 ... 16)."""
-    from edge_agent.decode_meters import mbus_document
+    from edge_agent.decode_mbus import mbus_document
 
     with decode_errors():
         doc = mbus_document(parse_hex(hex_telegram))

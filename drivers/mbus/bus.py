@@ -68,7 +68,7 @@ from drivers.mbus.frame import (
     encode_short,
     is_response,
 )
-from drivers.mbus.records import Response, decode_variable_data
+from drivers.mbus.records import ApplicationError, FixedData, Response, VariableData, decode_application_data
 from drivers.mbus.values import meter_values
 from drivers.model import Event, RecordSink, Sample, Severity, now_ms
 from drivers.serial_line import PARITIES, LineSettings, SerialLine, SerialLineError, open_line
@@ -229,9 +229,13 @@ class MbusMaster:
             assert isinstance(t, LongFrame)
             if not is_response(t.c):
                 raise MbusDecodeError(f"reply C=0x{t.c:02X} is not RSP_UD")
-            resp = Response(t.c, t.a, t.ci, decode_variable_data(t.ci, t.data))
-            out.append(resp)
-            if not resp.data.more_records_follow:
+            data = decode_application_data(t.ci, t.data)
+            if isinstance(data, ApplicationError):
+                raise DeviceError(f"address {address}", f"the meter reports application error 0x{data.code:02X} ({data.name})")
+            if isinstance(data, VariableData) and data.empty:
+                raise DeviceError(f"address {address}", "the meter answered with no data (RSP_UD without header or records)")
+            out.append(Response(t.c, t.a, t.ci, data))
+            if not isinstance(data, VariableData) or not data.more_records_follow:
                 return out
         raise DeviceError(f"address {address}", f"still more records after {max_telegrams} telegrams")
 
@@ -331,9 +335,12 @@ class MbusBus:
         assert d.secondary is not None
         await self.master.select(d.secondary)
         responses = await self.master.read_data(ADDRESS_SECONDARY, self.config.max_telegrams)
-        header = responses[0].data.header
-        if header is not None and header.id != d.secondary:
-            raise DeviceError(d.id, f"meter {header.id} answered the selection of {d.secondary}")
+        first = responses[0].data
+        ident = first.id if isinstance(first, FixedData) else None
+        if isinstance(first, VariableData) and first.header is not None:
+            ident = first.header.id
+        if ident is not None and ident != d.secondary:
+            raise DeviceError(d.id, f"meter {ident} answered the selection of {d.secondary}")
         return responses
 
     def _fail(self, m: _Meter, reason: str, sink: RecordSink) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from drivers.mbus.records import Record, Response
-from drivers.mbus.vif import MEDIUM, UNKNOWN
+from drivers.mbus.records import EXACT_FLOAT_LIMIT, FixedData, Record, Response, VariableData
+from drivers.mbus.vif import UNKNOWN, medium_name
 from drivers.model import Value
 
 # record quantity -> (sample quantity, factor to the sample's unit)
@@ -30,6 +30,7 @@ QUANTITIES: dict[str, tuple[str, float]] = {
     "VOLTS": ("voltage_v", 1),
     "AMPERE": ("current_a", 1),
     "ERROR_FLAGS": ("error_flags", 1),
+    "RELATIVE_HUMIDITY": ("humidity_pct", 1),
 }
 _TEXT = {"DATE_TIME_GENERAL": "meter_time", "FABRICATION_NO": "fabrication_no"}
 
@@ -44,7 +45,15 @@ def _current(r: Record) -> bool:
         and r.subunit == 0
         and not extra
         and r.value is not None
+        and not r.manufacturer_specific
     )
+
+
+def _sample_number(v: object) -> bool:
+    """A number a sample can carry exactly: beyond 2^53 (or a Decimal) no JSON reader keeps it."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    return abs(v) <= EXACT_FLOAT_LIMIT
 
 
 def meter_values(responses: Sequence[Response]) -> tuple[dict[str, Value], int]:
@@ -52,15 +61,15 @@ def meter_values(responses: Sequence[Response]) -> tuple[dict[str, Value], int]:
     values: dict[str, Value] = {}
     unknown = 0
     for resp in responses:
-        h = resp.data.header
-        if h is not None and "meter_id" not in values:
-            values.update(
-                meter_id=h.id,
-                manufacturer=h.manufacturer,
-                medium=MEDIUM.get(h.medium, f"0x{h.medium:02X}"),
-                meter_status=h.status,
-            )
-        for r in resp.data.records:
+        data = resp.data
+        if isinstance(data, VariableData) and data.header is not None and "meter_id" not in values:
+            h = data.header
+            values.update(meter_id=h.id, manufacturer=h.manufacturer, medium=medium_name(h.medium), meter_status=h.status)
+        elif isinstance(data, FixedData) and "meter_id" not in values:
+            values.update(meter_id=data.id, medium=data.medium, meter_status=data.status)
+        if not isinstance(data, VariableData | FixedData):
+            continue
+        for r in data.records:
             if r.quantity == UNKNOWN:
                 unknown += 1
                 continue
@@ -68,7 +77,8 @@ def meter_values(responses: Sequence[Response]) -> tuple[dict[str, Value], int]:
                 continue
             if r.quantity in QUANTITIES:
                 name, factor = QUANTITIES[r.quantity]
-                if name not in values and isinstance(r.value, int | float):
+                if name not in values and _sample_number(r.value):
+                    assert isinstance(r.value, int | float)
                     values[name] = r.value if factor == 1 else r.value * factor
             elif r.quantity in _TEXT and _TEXT[r.quantity] not in values:
                 values[_TEXT[r.quantity]] = str(r.value)

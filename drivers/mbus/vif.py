@@ -98,23 +98,30 @@ _FD_CODES = {
     0x0C: "MODEL_VERSION", 0x0D: "HARDWARE_VERSION", 0x0E: "FIRMWARE_VERSION", 0x0F: "SOFTWARE_VERSION",
     0x10: "CUSTOMER_LOCATION", 0x11: "CUSTOMER", 0x12: "ACCESS_CODE_USER", 0x13: "ACCESS_CODE_OPERATOR",
     0x14: "ACCESS_CODE_SYSTEM_OPERATOR", 0x15: "ACCESS_CODE_DEVELOPER", 0x16: "PASSWORD",
-    0x17: "ERROR_FLAGS", 0x18: "ERROR_MASKS", 0x1A: "DIGITAL_OUTPUT", 0x1B: "DIGITAL_INPUT",
-    0x1E: "RETRY", 0x20: "FIRST_STORAGE_NR", 0x21: "LAST_STORAGE_NR", 0x22: "SIZE_OF_STORAGE_BLOCK",
-    0x3A: "DIMENSIONLESS", 0x60: "RESET_COUNTER", 0x61: "CUMULATION_COUNTER", 0x62: "CONTROL_SIGNAL",
-    0x63: "DAY_OF_WEEK", 0x64: "WEEK_NUMBER", 0x65: "TIME_POINT_OF_DAY_CHANGE",
-    0x66: "STATE_OF_PARAMETER_ACTIVATION", 0x67: "SPECIAL_SUPPLIER_INFORMATION",
+    0x17: "ERROR_FLAGS", 0x18: "ERROR_MASKS", 0x19: "SECURITY_KEY", 0x1A: "DIGITAL_OUTPUT", 0x1B: "DIGITAL_INPUT",
+    0x1E: "RETRY", 0x1F: "REMOTE_CONTROL", 0x20: "FIRST_STORAGE_NR", 0x21: "LAST_STORAGE_NR",
+    0x22: "SIZE_OF_STORAGE_BLOCK", 0x23: "DESCRIPTOR_TARIFF_SUBUNIT", 0x2A: "OPERATOR_SPECIFIC_DATA",
+    0x3A: "DIMENSIONLESS", 0x3B: "WIRELESS_MBUS_CONTAINER", 0x60: "RESET_COUNTER", 0x61: "CUMULATION_COUNTER",
+    0x62: "CONTROL_SIGNAL", 0x63: "DAY_OF_WEEK", 0x64: "WEEK_NUMBER", 0x65: "TIME_POINT_OF_DAY_CHANGE",
+    0x66: "STATE_OF_PARAMETER_ACTIVATION", 0x67: "SPECIAL_SUPPLIER_INFORMATION", 0x72: "DAYLIGHT_SAVING",
+    0x73: "LISTENING_WINDOW_MANAGEMENT", 0x75: "METER_STOPPED_COUNT", 0x76: "MANUFACTURER_PROTOCOL_CONTAINER",
 }  # fmt: skip
 # 0xFD 0x68..0x6F: pp = hours, days, months, years
 _PP_UNITS = (("SECONDS", 3600), ("SECONDS", 86400), ("MONTHS", 1), ("YEARS", 1))
 
 
+def _duration(quantity: str, nn: int) -> VifInfo:
+    return VifInfo(quantity, "SECONDS", factor=_TIME_FACTORS[nn])
+
+
 def extension_fd(code: int) -> VifInfo:
-    """Second table (VIF 0xFD / 0x7D), extension bit masked off."""
+    """Second table (VIF 0xFD / 0x7D, EN 13757-3:2013 table 14), extension bit masked off."""
     v = code & 0x7F
+    nn = v & 3
     if v <= 0x03:
-        return VifInfo("CURRENCY_CREDIT", "CURRENCY", (v & 3) - 3)
+        return VifInfo("CURRENCY_CREDIT", "CURRENCY", nn - 3)
     if v <= 0x07:
-        return VifInfo("CURRENCY_DEBIT", "CURRENCY", (v & 3) - 3)
+        return VifInfo("CURRENCY_DEBIT", "CURRENCY", nn - 3)
     if v in _FD_CODES:
         return _code(_FD_CODES[v])
     if v == 0x1C:
@@ -122,67 +129,97 @@ def extension_fd(code: int) -> VifInfo:
     if v == 0x1D:
         return VifInfo("RESPONSE_DELAY", "BIT_TIMES")
     if 0x24 <= v <= 0x27:
-        return VifInfo("STORAGE_INTERVAL", "SECONDS", factor=_TIME_FACTORS[v & 3])
+        return _duration("STORAGE_INTERVAL", nn)
     if v == 0x28:
         return VifInfo("STORAGE_INTERVAL_MONTH", "MONTHS")
     if v == 0x29:
         return VifInfo("STORAGE_INTERVAL_YEARS", "YEARS")
+    if v == 0x2B:
+        return VifInfo("TIME_POINT_SECOND", "SECONDS")
     if 0x2C <= v <= 0x2F:
-        return VifInfo("DURATION_SINCE_LAST_READOUT", "SECONDS", factor=_TIME_FACTORS[v & 3])
+        return _duration("DURATION_SINCE_LAST_READOUT", nn)
     if v == 0x30:
         return VifInfo("START_OF_TARIFF", "DATE_TIME", kind=Kind.DATE_TIME)
     if 0x31 <= v <= 0x33:
-        return VifInfo("DURATION_OF_TARIFF", "SECONDS", factor=_TIME_FACTORS[v & 3])
+        return _duration("DURATION_OF_TARIFF", nn)
     if 0x34 <= v <= 0x37:
-        return VifInfo("PERIOD_OF_TARIFF", "SECONDS", factor=_TIME_FACTORS[v & 3])
+        return _duration("PERIOD_OF_TARIFF", nn)
     if v == 0x38:
         return VifInfo("PERIOD_OF_TARIFF_MONTH", "MONTHS")
     if v == 0x39:
         return VifInfo("PERIOD_OF_TARIFF_YEARS", "YEARS")
+    if 0x3C <= v <= 0x3F:
+        return _duration("NOMINAL_TRANSMISSION_PERIOD", nn)
     if 0x40 <= v <= 0x4F:
         return VifInfo("VOLTS", "V", (v & 0x0F) - 9)
     if 0x50 <= v <= 0x5F:
         return VifInfo("AMPERE", "A", (v & 0x0F) - 12)
     if 0x68 <= v <= 0x6F:
-        unit, factor = _PP_UNITS[v & 3]
+        unit, factor = _PP_UNITS[nn]
         name = "DURATION_SINCE_LAST_CUMULATION" if v <= 0x6B else "OPERATING_TIME_BATTERY"
         return VifInfo(name, unit, factor=factor)
     if v == 0x70:
         return VifInfo("DATE_TIME_OF_BATTERY_CHANGE", "DATE_TIME", kind=Kind.DATE_TIME)
     if v == 0x71:
         return VifInfo("RSSI", "DBM")
-    return _code(UNKNOWN)
+    if v == 0x74:
+        return VifInfo("REMAINING_BATTERY_LIFE", "SECONDS", factor=86400)
+    return _code(UNKNOWN)  # 0x77..0x7F reserved
 
 
 def extension_fb(code: int) -> VifInfo:
-    """First table (VIF 0xFB / 0x7B): large units, scaled here to the primary table's units."""
+    """First table (VIF 0xFB / 0x7B, EN 13757-3:2013 table 12): large units, scaled to the primary table's units."""
     v = code & 0x7F
-    n1 = v & 0x01
+    n1, nn = v & 0x01, v & 0x03
     if v <= 0x01:
         return VifInfo("ENERGY_WH", "WH", n1 + 5)  # 10^(n-1) MWh
+    if v <= 0x03:
+        return VifInfo("REACTIVE_ENERGY", "VARH", n1 + 3)  # 10^n kVARh
+    if v <= 0x05:
+        return VifInfo("APPARENT_ENERGY", "VAH", n1 + 3)  # 10^n kVAh
     if 0x08 <= v <= 0x09:
         return VifInfo("ENERGY_J", "J", n1 + 8)  # 10^(n-1) GJ
+    if 0x0C <= v <= 0x0F:
+        return VifInfo("ENERGY_CAL", "CAL", nn + 5)  # 10^(n-1) MCal
     if 0x10 <= v <= 0x11:
         return VifInfo("VOLUME", "M3", n1 + 2)
+    if 0x14 <= v <= 0x17:
+        return VifInfo("REACTIVE_POWER", "VAR", nn)  # 10^(nn-3) kVAR
     if 0x18 <= v <= 0x19:
         return VifInfo("MASS", "KG", n1 + 5)  # 10^(n+2) t
+    if 0x1A <= v <= 0x1B:
+        return VifInfo("RELATIVE_HUMIDITY", "PERCENT", n1 - 1)
+    if v == 0x20:
+        return VifInfo("VOLUME_FT3", "FT3")
+    if v == 0x21:
+        return VifInfo("VOLUME_FT3", "FT3", -1)
     if 0x28 <= v <= 0x29:
         return VifInfo("POWER_W", "W", n1 + 5)  # 10^(n-1) MW
+    if v == 0x2A:
+        return VifInfo("PHASE_U_U", "DEGREES", -1)
+    if v == 0x2B:
+        return VifInfo("PHASE_U_I", "DEGREES", -1)
+    if 0x2C <= v <= 0x2F:
+        return VifInfo("FREQUENCY", "HZ", nn - 3)
     if 0x30 <= v <= 0x31:
         return VifInfo("POWER_J_H", "J_H", n1 + 8)  # 10^(n-1) GJ/h
+    if 0x34 <= v <= 0x37:
+        return VifInfo("APPARENT_POWER", "VA", nn)  # 10^(nn-3) kVA
     if 0x58 <= v <= 0x5B:
-        return VifInfo("FLOW_TEMPERATURE_F", "F", (v & 3) - 3)
+        return VifInfo("FLOW_TEMPERATURE_F", "F", nn - 3)
     if 0x5C <= v <= 0x5F:
-        return VifInfo("RETURN_TEMPERATURE_F", "F", (v & 3) - 3)
+        return VifInfo("RETURN_TEMPERATURE_F", "F", nn - 3)
     if 0x60 <= v <= 0x63:
-        return VifInfo("TEMPERATURE_DIFFERENCE_F", "F", (v & 3) - 3)
+        return VifInfo("TEMPERATURE_DIFFERENCE_F", "F", nn - 3)
     if 0x64 <= v <= 0x67:
-        return VifInfo("EXTERNAL_TEMPERATURE_F", "F", (v & 3) - 3)
+        return VifInfo("EXTERNAL_TEMPERATURE_F", "F", nn - 3)
+    if 0x70 <= v <= 0x73:
+        return VifInfo("TEMPERATURE_LIMIT_F", "F", nn - 3)
     if 0x74 <= v <= 0x77:
-        return VifInfo("TEMPERATURE_LIMIT", "C", (v & 3) - 3)
+        return VifInfo("TEMPERATURE_LIMIT", "C", nn - 3)
     if 0x78 <= v <= 0x7F:
         return VifInfo("CUMULATIVE_MAX_POWER", "W", (v & 7) - 3)
-    return _code(UNKNOWN)
+    return _code(UNKNOWN)  # reserved
 
 
 _VIFE_NAMES = {
@@ -193,31 +230,110 @@ _VIFE_NAMES = {
     0x31: "PER_GJ", 0x32: "PER_KW", 0x33: "PER_KELVIN_LITRE", 0x34: "PER_VOLT", 0x35: "PER_AMPERE",
     0x36: "MULTIPLIED_BY_S", 0x37: "MULTIPLIED_BY_S_PER_V", 0x38: "MULTIPLIED_BY_S_PER_A",
     0x39: "START_DATE_TIME_OF", 0x3A: "UNCORRECTED", 0x3B: "ACCUMULATION_IF_POSITIVE",
-    0x3C: "ACCUMULATION_IF_NEGATIVE", 0x40: "LOWER_LIMIT", 0x48: "UPPER_LIMIT",
+    0x3C: "ACCUMULATION_IF_NEGATIVE", 0x3D: "NON_METRIC_UNIT", 0x3E: "VALUE_AT_BASE_CONDITIONS",
+    0x3F: "OBIS_DECLARATION", 0x40: "LOWER_LIMIT", 0x48: "UPPER_LIMIT",
     0x41: "EXCEEDS_LOWER_LIMIT_COUNT", 0x49: "EXCEEDS_UPPER_LIMIT_COUNT",
-    0x7E: "FUTURE_VALUE", 0x7F: "MANUFACTURER_SPECIFIC_VIFE",
+    0x68: "VALUE_DURING_LOWER_LIMIT_EXCEED", 0x6C: "VALUE_DURING_UPPER_LIMIT_EXCEED",
+    0x69: "LEAKAGE_VALUES", 0x6D: "OVERFLOW_VALUES", 0x7E: "FUTURE_VALUE", 0x7F: "MANUFACTURER_SPECIFIC_VIFE",
 }  # fmt: skip
+# VIFE 0x00..0x1F from a slave: the record's error code (EN 13757-3 table "codes for record errors")
+RECORD_ERRORS = {
+    0x00: "NONE", 0x01: "TOO_MANY_DIFES", 0x02: "STORAGE_NUMBER_NOT_IMPLEMENTED",
+    0x03: "UNIT_NUMBER_NOT_IMPLEMENTED", 0x04: "TARIFF_NUMBER_NOT_IMPLEMENTED", 0x05: "FUNCTION_NOT_IMPLEMENTED",
+    0x06: "DATA_CLASS_NOT_IMPLEMENTED", 0x07: "DATA_SIZE_NOT_IMPLEMENTED", 0x0B: "TOO_MANY_VIFES",
+    0x0C: "ILLEGAL_VIF_GROUP", 0x0D: "ILLEGAL_VIF_EXPONENT", 0x0E: "VIF_DIF_MISMATCH", 0x0F: "UNIMPLEMENTED_ACTION",
+    0x15: "NO_DATA_AVAILABLE", 0x16: "DATA_OVERFLOW", 0x17: "DATA_UNDERFLOW", 0x18: "DATA_ERROR",
+    0x1C: "PREMATURE_END_OF_RECORD",
+}  # fmt: skip
+# VIFE 0x7C then this code: the combinable extension table (phases, quadrants)
+_VIFE_EXTENSION = {
+    0x01: "AT_PHASE_L1", 0x02: "AT_PHASE_L2", 0x03: "AT_PHASE_L3", 0x04: "AT_NEUTRAL",
+    0x05: "BETWEEN_L1_L2", 0x06: "BETWEEN_L2_L3", 0x07: "BETWEEN_L3_L1", 0x08: "AT_QUADRANT_Q1",
+    0x09: "AT_QUADRANT_Q2", 0x0A: "AT_QUADRANT_Q3", 0x0B: "AT_QUADRANT_Q4", 0x0C: "DELTA_IMPORT_EXPORT",
+    0x10: "ACCUMULATION_OF_ABSOLUTE_VALUE",
+}  # fmt: skip
+VIFE_EXTENSION = 0x7C
+VIFE_MANUFACTURER = 0x7F
+_LIMIT = ("LOWER", "UPPER")
+_FIRST = ("FIRST", "LAST")
+_BEGIN = ("BEGIN", "END")
 
 
-def combinable(vife: int) -> tuple[str, int]:
-    """Name of an orthogonal VIFE and the power of ten it multiplies the value by (0 for most)."""
+@dataclass(frozen=True, slots=True)
+class VifeInfo:
+    """What one combinable (orthogonal) VIFE does to the record.
+
+    `kind`/`unit`/`factor` are set when the VIFE changes what the data is: a date of a limit
+    exceed or a duration is no longer the VIF's quantity in its unit. `error` marks a record
+    error code: the data is then no reading.
+    """
+
+    name: str
+    exp10: int = 0
+    kind: Kind | None = None
+    unit: str | None = None
+    factor: int = 1
+    error: bool = False
+
+
+def combinable(vife: int) -> VifeInfo:
+    """One orthogonal VIFE (EN 13757-3:2013 table 15), extension bit masked off."""
     v = vife & 0x7F
+    bit3, bit2, bit0 = (v >> 3) & 1, (v >> 2) & 1, v & 1
+    if v <= 0x1F:
+        name = RECORD_ERRORS.get(v, f"RESERVED_RECORD_ERROR_0x{v:02X}")
+        return VifeInfo(f"RECORD_ERROR_{name}", error=v != 0)
     if 0x70 <= v <= 0x77:
-        return "MULTIPLICATIVE_CORRECTION", (v & 7) - 6
+        return VifeInfo("MULTIPLICATIVE_CORRECTION", (v & 7) - 6)
     if v == 0x7D:
-        return "MULTIPLICATIVE_CORRECTION", 3
+        return VifeInfo("MULTIPLICATIVE_CORRECTION", 3)
     if 0x78 <= v <= 0x7B:
         # an offset of 10^(nn-3) units is declared, not applied: reported for the reader to judge
-        return f"ADDITIVE_CORRECTION_E{(v & 3) - 3}", 0
-    if v <= 0x1F:
-        return f"RECORD_ERROR_{v}", 0
-    return _VIFE_NAMES.get(v, f"VIFE_0x{v:02X}"), 0
+        return VifeInfo(f"ADDITIVE_CORRECTION_E{(v & 3) - 3}")
+    if v in (0x42, 0x43, 0x46, 0x47, 0x4A, 0x4B, 0x4E, 0x4F):
+        name = f"DATE_OF_{_BEGIN[bit0]}_{_FIRST[bit2]}_{_LIMIT[bit3]}_LIMIT_EXCEED"
+        return VifeInfo(name, kind=Kind.DATE_TIME, unit="DATE_TIME")
+    if 0x50 <= v <= 0x5F:
+        name = f"DURATION_{_FIRST[bit2]}_{_LIMIT[bit3]}_LIMIT_EXCEED"
+        return VifeInfo(name, kind=Kind.NUMBER, unit="SECONDS", factor=_TIME_FACTORS[v & 3])
+    if 0x60 <= v <= 0x67:
+        return VifeInfo(f"DURATION_OF_{_FIRST[bit2]}", kind=Kind.NUMBER, unit="SECONDS", factor=_TIME_FACTORS[v & 3])
+    if v in (0x6A, 0x6B, 0x6E, 0x6F):
+        return VifeInfo(f"DATE_OF_{_BEGIN[bit0]}_{_FIRST[bit2]}", kind=Kind.DATE_TIME, unit="DATE_TIME")
+    if v == 0x39:
+        return VifeInfo("START_DATE_TIME_OF", kind=Kind.DATE_TIME, unit="DATE_TIME")
+    return VifeInfo(_VIFE_NAMES.get(v, f"VIFE_0x{v:02X}"))
 
 
+def combinable_extension(code: int) -> VifeInfo:
+    """The VIFE after 0x7C (extension of the combinable VIFEs)."""
+    v = code & 0x7F
+    return VifeInfo(_VIFE_EXTENSION.get(v, f"EXTENSION_VIFE_0x{v:02X}"))
+
+
+# Device type (medium) of the header: EN 13757-7:2018 table 12 (the 0x00..0x19 codes of EN 13757-3 and later ones).
 MEDIUM = {
     0x00: "other", 0x01: "oil", 0x02: "electricity", 0x03: "gas", 0x04: "heat_outlet", 0x05: "steam",
     0x06: "warm_water", 0x07: "water", 0x08: "heat_cost_allocator", 0x09: "compressed_air",
     0x0A: "cooling_outlet", 0x0B: "cooling_inlet", 0x0C: "heat_inlet", 0x0D: "heat_cooling",
-    0x0E: "bus_system", 0x0F: "unknown", 0x15: "hot_water", 0x16: "cold_water", 0x17: "dual_water",
-    0x18: "pressure", 0x19: "ad_converter",
+    0x0E: "bus_system", 0x0F: "unknown", 0x10: "irrigation_water", 0x11: "water_data_logger",
+    0x12: "gas_data_logger", 0x13: "gas_converter", 0x14: "calorific_value", 0x15: "hot_water",
+    0x16: "cold_water", 0x17: "dual_water", 0x18: "pressure", 0x19: "ad_converter", 0x1A: "smoke_detector",
+    0x1B: "room_sensor", 0x1C: "gas_detector", 0x1D: "reserved_sensor", 0x1E: "reserved_sensor",
+    0x1F: "reserved_sensor", 0x20: "breaker", 0x21: "valve", 0x22: "reserved_switching_device",
+    0x23: "reserved_switching_device", 0x24: "reserved_switching_device", 0x25: "customer_unit",
+    0x26: "reserved_customer_unit", 0x27: "reserved_customer_unit", 0x28: "waste_water", 0x29: "garbage",
+    0x2A: "carbon_dioxide", 0x2B: "reserved_environmental_meter", 0x2C: "reserved_environmental_meter",
+    0x2D: "reserved_environmental_meter", 0x2E: "reserved_environmental_meter",
+    0x2F: "reserved_environmental_meter", 0x30: "reserved_system_device", 0x31: "communication_controller",
+    0x32: "unidirectional_repeater", 0x33: "bidirectional_repeater", 0x34: "reserved_system_device",
+    0x35: "reserved_system_device", 0x36: "radio_converter_system_side", 0x37: "radio_converter_meter_side",
+    0x38: "wired_adapter", 0x39: "reserved_system_device", 0x3A: "reserved_system_device",
+    0x3B: "reserved_system_device", 0x3C: "reserved_system_device", 0x3D: "reserved_system_device",
+    0x3E: "reserved_system_device", 0x3F: "reserved_system_device",
 }  # fmt: skip
+
+
+def medium_name(code: int) -> str:
+    """The header's device type by name; codes 0x40..0xFF are reserved by EN 13757-7."""
+    return MEDIUM.get(code, f"reserved_0x{code:02X}")
