@@ -34,7 +34,10 @@ replay until a technician runs `citygate-agent ble forget-counter ID` on the gat
 Events: sensor_silent (minor) / sensor_back (info); decode_error (minor), bthome_key_missing,
 bthome_auth_failed, bthome_replay (counter did not increase), bthome_downgrade (plaintext from a
 sensor that has a key) (major), at most one a minute per sensor and code;
-bthome_unknown_object (info, once per sensor and object id); on the bus itself
+bthome_object_error (minor, at most one a minute per sensor: an object cut short, a text not
+UTF-8, a binary value not 0/1; the objects before it are kept and sampled),
+bthome_unknown_object (info, once per sensor and object id; the objects before it are kept too);
+both count in the sensor's `bthome_object_error` error counter; on the bus itself
 ble_unavailable (major: no adapter, no D-Bus, no BlueZ; the bus keeps retrying and the agent
 keeps its other buses), ble_available (info), ble_overflow (minor), ble_counters_unreadable
 (major: the counters file could not be read; replays of what was sent before are not refused
@@ -76,6 +79,7 @@ COUNTERS_SAVE_S = 1.0  # the counters file is written at most this often (and at
 COUNTERS_VERSION = 1
 QUEUE_MAX = 10_000
 EVENT_INTERVAL_S = 60.0
+OBJECT_ERROR = "bthome_object_error"  # counter and event of an advert decoded only up to a bad object
 RETRY_FIRST_S = 5.0
 RETRY_MAX_S = 60.0
 # A passive listener has no polls to show it is alive: the states of silent sensors are refreshed at
@@ -430,11 +434,8 @@ class BleBus:
             if frame.packet_id == s.last_dedupe:
                 return None
             s.last_dedupe = frame.packet_id
-        if frame.unknown is not None and frame.unknown.object_id not in s.unknown_reported:
-            s.unknown_reported.add(frame.unknown.object_id)
-            u = frame.unknown
-            sink(Event(s.cfg.id, ts_ms, "bthome_unknown_object", Severity.INFO, {
-                "object_id": f"0x{u.object_id:02x}", "offset": u.offset, "not_decoded": u.remaining.hex()}))
+        if frame.error is not None:
+            self._object_error(s, frame.error, ts_ms, mono, sink)
         values = {m.name: m.value for m in frame.measurements if m.prop != "packet_id"}
         values["rssi_dbm"] = adv.rssi
         if adv.tx_power is not None:
@@ -486,6 +487,21 @@ class BleBus:
             code = "decode_error"
         self._problem(s, code, str(exc), data, ts_ms, mono, sink)
 
+    def _object_error(self, s: _Sensor, err: bthome.ObjectError, ts_ms: int, mono: float, sink: RecordSink) -> None:
+        """An advert whose objects up to `err` were kept: counted per sensor, reported like a problem."""
+        st = s.state
+        st.errors[OBJECT_ERROR] = st.errors.get(OBJECT_ERROR, 0) + 1
+        if err.code == "unknown_object":
+            # a newer sensor firmware, not a fault: said once per sensor and object id
+            if err.object_id not in s.unknown_reported:
+                s.unknown_reported.add(err.object_id)
+                sink(Event(s.cfg.id, ts_ms, "bthome_unknown_object", Severity.INFO, {
+                    "object_id": f"0x{err.object_id:02x}", "offset": err.offset, "not_decoded": err.remaining.hex()}))
+            return
+        self._event(s, OBJECT_ERROR, Severity.MINOR, {
+            "reason": err.describe(), "object_id": f"0x{err.object_id:02x}", "offset": err.offset,
+            "not_decoded": err.remaining.hex()}, ts_ms, mono, sink)
+
     def _problem(
         self, s: _Sensor, code: str, reason: str, data: bytes, ts_ms: int, mono: float, sink: RecordSink
     ) -> None:
@@ -494,14 +510,19 @@ class BleBus:
         st.consecutive_failures += 1
         st.last_error = reason
         st.state = "failing"
+        severity = Severity.MINOR if code == "decode_error" else Severity.MAJOR
+        self._event(s, code, severity, {"reason": reason, "payload": data.hex()}, ts_ms, mono, sink)
+
+    def _event(self, s: _Sensor, code: str, severity: Severity, detail: dict[str, Any], ts_ms: int, mono: float,
+               sink: RecordSink) -> None:
+        """At most one event a minute per sensor and code, with how many occurrences it stands for."""
         s.suppressed[code] = s.suppressed.get(code, 0) + 1
         last = s.event_at.get(code)
         if last is not None and mono - last < EVENT_INTERVAL_S:
             return
         s.event_at[code] = mono
-        severity = Severity.MINOR if code == "decode_error" else Severity.MAJOR
         count = s.suppressed.pop(code)
-        sink(Event(s.cfg.id, ts_ms, code, severity, {"reason": reason, "payload": data.hex(), "count": count}))
+        sink(Event(s.cfg.id, ts_ms, code, severity, {**detail, "count": count}))
 
     def _check_silence(self, mono: float, sink: RecordSink) -> float | None:
         """Report sensors newly silent; return the monotonic time of the next check (None: nothing to watch)."""

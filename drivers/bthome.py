@@ -1,8 +1,12 @@
 """BTHome v2 service data (BLE advertisement, UUID 0xFCD2): pure decoder and encoder, no I/O.
 
 The payload is what bleak gives in ``service_data[SERVICE_UUID]``: the device-info byte, then
-objects ``id | value (little-endian)``. An id this table does not know has no known length, so
-decoding stops there and the rest is reported (``BTHomeFrame.unknown``), as the spec requires.
+objects ``id | value (little-endian)``. Objects are read in order up to the first one that cannot
+be: an id this table does not know (its length is unknown, so nothing after it can be found),
+an object cut short by the end of the payload, a text that is not UTF-8, a binary value other
+than 0/1. The objects before it are kept and the rest is reported (``BTHomeFrame.error``, an
+``ObjectError``), whatever the cause. Only a payload whose header or encryption is wrong
+raises DecodeError.
 Encrypted payloads (device info bit 0) are ``info | ciphertext | counter (4, LE) | MIC (4)``,
 AES-128-CCM with the nonce ``MAC (6) | d2 fc | info | counter``.
 
@@ -229,12 +233,17 @@ class Measurement(NamedTuple):
     prop: str  # BTHome property name ("temperature")
 
 
-class UnknownObject(NamedTuple):
-    """Decoding stopped at an object id this table does not know: its length is unknown."""
+class ObjectError(NamedTuple):
+    """Decoding stopped at this object; the objects before it were decoded."""
 
+    code: str  # "unknown_object", "truncated", "not_utf8" or "bad_value"
     object_id: int
     offset: int  # offset of the id within the (decrypted) object bytes
-    remaining: bytes  # the id and everything after it, not decoded
+    reason: str
+    remaining: bytes  # the object's id and everything after it, not decoded
+
+    def describe(self) -> str:
+        return f"0x{self.object_id:02x} at offset {self.offset}: {self.reason}; not decoded: {self.remaining.hex()}"
 
 
 class BTHomeFrame(NamedTuple):
@@ -245,7 +254,7 @@ class BTHomeFrame(NamedTuple):
     counter: int | None  # encryption counter
     packet_id: int | None
     measurements: tuple[Measurement, ...]
-    unknown: UnknownObject | None
+    error: ObjectError | None  # why decoding stopped before the end, if it did
 
     @property
     def has_event(self) -> bool:
@@ -327,72 +336,72 @@ def decode(data: bytes, *, key: bytes | None = None, mac: bytes | None = None) -
             ) from None
     else:
         objects = data[pos:]
-    measurements, packet_id, unknown = _objects(objects)
+    measurements, packet_id, error = _objects(objects)
     return BTHomeFrame(
-        info, bool(info & INFO_ENCRYPTED), bool(info & INFO_TRIGGER), own_mac, counter, packet_id, measurements, unknown
+        info, bool(info & INFO_ENCRYPTED), bool(info & INFO_TRIGGER), own_mac, counter, packet_id, measurements, error
     )
 
 
-def _objects(data: bytes) -> tuple[tuple[Measurement, ...], int | None, UnknownObject | None]:
+def _objects(data: bytes) -> tuple[tuple[Measurement, ...], int | None, ObjectError | None]:
     out: list[Measurement] = []
     seen: dict[str, int] = {}
     packet_id: int | None = None
     end = len(data)
     pos = 0
+
+    def stop(code: str, oid: int, reason: str) -> tuple[tuple[Measurement, ...], int | None, ObjectError]:
+        return tuple(out), packet_id, ObjectError(code, oid, pos, reason, data[pos:])
+
     while pos < end:
         oid = data[pos]
         t = OBJECTS.get(oid)
         if t is None:
-            return tuple(out), packet_id, UnknownObject(oid, pos, data[pos:])
+            return stop("unknown_object", oid, "length unknown, decoding stopped")
         start = pos + 1
         size = t.size
         if size == 0:  # text / raw: a length byte first
             if start >= end:
-                raise DecodeError(f"object 0x{oid:02x} ({t.prop}) at offset {pos}: length byte missing")
+                return stop("truncated", oid, f"{t.prop}: length byte missing")
             size = data[start]
             start += 1
-        stop = start + size
-        if stop > end:
-            raise DecodeError(
-                f"object 0x{oid:02x} ({t.prop}) at offset {pos} needs {size} byte(s), {end - start} left"
-            )
+        stop_at = start + size
+        if stop_at > end:
+            return stop("truncated", oid, f"{t.prop} needs {size} byte(s), {end - start} left")
         name = _NAMES[oid]
         n = seen.get(name, 0) + 1
-        seen[name] = n
-        if n > 1:
-            name = t.quantity(n)
         kind = t.kind
         if kind is Kind.UINT or kind is Kind.SINT:
             signed = kind is Kind.SINT
             s = _STRUCTS.get((size, signed))
-            raw = s.unpack_from(data, start)[0] if s else int.from_bytes(data[start:stop], "little", signed=signed)
+            raw = s.unpack_from(data, start)[0] if s else int.from_bytes(data[start:stop_at], "little", signed=signed)
             value: Value = raw if t.den == 1 and t.num == 1 else raw * t.num / t.den
             if oid == 0x00 and packet_id is None:
                 packet_id = raw
         elif kind is Kind.BOOL:
             b = data[start]
             if b > 1:
-                raise DecodeError(f"object 0x{oid:02x} ({t.prop}) at offset {pos}: binary value {b}, expected 0 or 1")
+                return stop("bad_value", oid, f"{t.prop}: binary value {b}, expected 0 or 1")
             value = b == 1
         elif kind is Kind.BUTTON:
             value = _event_name(BUTTON_EVENTS, data[start])
         elif kind is Kind.DIMMER:
-            out.append(Measurement(oid, name, _event_name(DIMMER_EVENTS, data[start]), "", t.prop))
-            steps_name = f"{t.base}_steps" if n == 1 else f"{t.base}_{n}_steps"
-            out.append(Measurement(oid, steps_name, data[start + 1], "steps", t.prop))
-            pos = stop
-            continue
+            value = _event_name(DIMMER_EVENTS, data[start])
         elif kind is Kind.TEXT:
             try:
-                value = data[start:stop].decode("utf-8")
+                value = data[start:stop_at].decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DecodeError(f"object 0x{oid:02x} (text) at offset {pos}: not UTF-8 ({exc.reason})") from None
+                return stop("not_utf8", oid, f"text is not UTF-8 ({exc.reason})")
         elif kind is Kind.RAW:
-            value = data[start:stop].hex()
+            value = data[start:stop_at].hex()
         else:  # firmware version: little-endian bytes, most significant part first when written
-            value = ".".join(str(b) for b in reversed(data[start:stop]))
-        out.append(Measurement(oid, name, value, t.unit, t.prop))
-        pos = stop
+            value = ".".join(str(b) for b in reversed(data[start:stop_at]))
+        seen[name] = n
+        quantity = name if n == 1 else t.quantity(n)
+        out.append(Measurement(oid, quantity, value, t.unit, t.prop))
+        if kind is Kind.DIMMER:
+            steps_name = f"{t.base}_steps" if n == 1 else f"{t.base}_{n}_steps"
+            out.append(Measurement(oid, steps_name, data[start + 1], "steps", t.prop))
+        pos = stop_at
     return tuple(out), packet_id, None
 
 

@@ -99,12 +99,9 @@ def bthome_cmd(hex_payload: str, as_json: bool, key: str | None, mac: str | None
         {"name": m.name, "value": m.value, "unit": m.unit, "object_id": f"0x{m.object_id:02x}", "property": m.prop}
         for m in frame.measurements
     ]
-    if frame.unknown is not None:
-        u = frame.unknown
-        doc["unknown_object"] = (
-            f"0x{u.object_id:02x} at offset {u.offset}: length unknown, decoding stopped; "
-            f"not decoded: {u.remaining.hex()}"
-        )
+    if frame.error is not None:
+        # the objects before it are decoded above; the advert is not refused whole
+        doc["object_error"] = frame.error.describe()
     show(doc, as_json)
 
 

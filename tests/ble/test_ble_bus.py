@@ -160,13 +160,13 @@ async def test_wrong_key_and_missing_key_are_named_events_without_samples() -> N
 
 
 async def test_garbage_is_counted_and_reported_once_a_minute() -> None:
-    bus = replay_bus([bt(ATC, payload=["4002c4", "e10203"]), {"mac": RUUVI, "kind": "ruuvi", "interval_s": 0.03,
+    bus = replay_bus([bt(ATC, payload=["2002c4", "e10203"]), {"mac": RUUVI, "kind": "ruuvi", "interval_s": 0.03,
                                                               "payload": "05ff"}],
                      [AllowedSensor(ATC, "atc", "bthome"), AllowedSensor(RUUVI, "ruuvi", "ruuvi")])
     async with running(bus) as (sink, _):
         await until(lambda: all(s.errors.get("decode_error", 0) >= 5 for s in bus.states()), what="decode errors")
     assert [e.device for e in sink.events("decode_error")] in (["atc", "ruuvi"], ["ruuvi", "atc"])
-    assert "needs 2 byte(s), 1 left" in sink.events("decode_error", "atc")[0].detail["reason"]
+    assert "BTHome version 1, expected 2" in sink.events("decode_error", "atc")[0].detail["reason"]
     assert "24 bytes, got 2" in sink.events("decode_error", "ruuvi")[0].detail["reason"]
     assert all(s.state == "failing" and s.last_error for s in bus.states())
 

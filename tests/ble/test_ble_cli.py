@@ -79,11 +79,18 @@ def test_decode_errors_exit_2_in_a_real_process() -> None:
     fields = {f["name"]: (f["value"], f["unit"]) for f in json.loads(ok.stdout)["fields"]}
     assert fields["temperature_c"] == (24.3, "°C") and fields["pressure_pa"] == (100044, "Pa")
     assert fields["battery_mv"] == (2977, "mV") and fields["acceleration_z_mg"] == (1036, "mG")
-    bad = subprocess.run([str(BIN / "citygate-agent"), "decode", "bthome", "4002c4"],
+    bad = subprocess.run([str(BIN / "citygate-agent"), "decode", "bthome", "2002c409"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == "decode error: object 0x02 (temperature) at offset 0 needs 2 byte(s), 1 left"
+    assert bad.stderr.strip() == "decode error: device info 0x20: BTHome version 1, expected 2"
     assert "Traceback" not in bad.stderr
+    # a cut-short object is reported on the advert, with what came before it, not refused whole
+    cut = subprocess.run([str(BIN / "citygate-agent"), "decode", "bthome", "40016102c4", "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert cut.returncode == 0, cut.stderr
+    doc = json.loads(cut.stdout)
+    assert [f["name"] for f in doc["fields"]] == ["battery_pct"]
+    assert doc["object_error"] == "0x02 at offset 2: temperature needs 2 byte(s), 1 left; not decoded: 02c4"
 
 
 def test_sim_prints_the_adverts_as_hex_in_time_order() -> None:

@@ -96,7 +96,7 @@ SPEC_EXAMPLES = [
 @pytest.mark.parametrize(("obj", "name", "value"), SPEC_EXAMPLES)
 def test_spec_table_example(obj: str, name: str, value: Any) -> None:
     frame = bthome.decode(bytes.fromhex("40" + obj))
-    assert frame.unknown is None
+    assert frame.error is None
     assert frame.values() == {name: value}
     assert type(frame.values()[name]) is type(value)
 
@@ -114,18 +114,54 @@ def test_repeated_quantities_are_numbered_in_payload_order() -> None:
 def test_unknown_object_stops_decoding_and_reports_the_rest() -> None:
     frame = bthome.decode(bytes.fromhex("4000090161ee01020304"))
     assert frame.values() == {"packet_id": 9, "battery_pct": 97}
-    assert frame.unknown == bthome.UnknownObject(0xEE, 4, bytes.fromhex("ee01020304"))
+    assert frame.error == bthome.ObjectError(
+        "unknown_object", 0xEE, 4, "length unknown, decoding stopped", bytes.fromhex("ee01020304"))
+
+
+# One rule for every object that cannot be read (bthome.io/format: a receiver stops at what it cannot
+# parse): the objects before it are kept, the rest is reported on the frame. Sizes from the spec table:
+# 0x02 temperature sint16, 0x53 text = length byte + UTF-8, 0x21 motion = binary 0/1, 0x3C dimmer 2 bytes.
+@pytest.mark.parametrize(("hex_payload", "kept", "code", "offset", "reason"), [
+    ("4002c4", {}, "truncated", 0, "needs 2 byte(s), 1 left"),
+    ("400009 02c4", {"packet_id": 9}, "truncated", 2, "needs 2 byte(s), 1 left"),
+    ("400161 3c01", {"battery_pct": 97}, "truncated", 2, "needs 2 byte(s), 1 left"),
+    ("400161 53", {"battery_pct": 97}, "truncated", 2, "length byte missing"),
+    ("40 0161 530548", {"battery_pct": 97}, "truncated", 2, "needs 5 byte(s), 1 left"),
+    ("40 02c409 5302c328", {"temperature_c": 25.0}, "not_utf8", 3, "not UTF-8"),
+    ("40 02c409 5301ff 0161", {"temperature_c": 25.0}, "not_utf8", 3, "not UTF-8"),
+    ("40 2101 2102 0161", {"motion": True}, "bad_value", 2, "binary value 2"),
+    ("40 02c409 ee0102", {"temperature_c": 25.0}, "unknown_object", 3, "length unknown"),
+])
+def test_a_bad_object_keeps_the_objects_before_it_and_reports_the_rest(
+        hex_payload: str, kept: dict[str, Any], code: str, offset: int, reason: str) -> None:
+    data = bytes.fromhex(hex_payload.replace(" ", ""))
+    frame = bthome.decode(data)
+    assert frame.values() == kept
+    assert frame.error is not None
+    assert (frame.error.code, frame.error.offset) == (code, offset) and reason in frame.error.reason
+    assert frame.error.remaining == data[1 + offset:]
+    assert frame.error.object_id == data[1 + offset]
+
+
+def test_an_encrypted_advert_with_a_bad_last_object_keeps_the_others() -> None:
+    # the ciphertext authenticates: the sensor itself sent a truncated text object
+    payload = bthome.encode([(0x02, 21.5)], key=KEY, mac=MAC, counter=3)
+    good = bthome.decode(payload, key=KEY, mac=MAC)
+    assert good.error is None
+    from cryptography.hazmat.primitives.ciphers.aead import AESCCM
+    body = bytes.fromhex("02660853")  # temperature 21.5, then a text object with no length byte
+    counter = (4).to_bytes(4, "little")
+    nonce = MAC + bthome.UUID16_LE + b"\x41" + counter
+    sealed = AESCCM(KEY, tag_length=4).encrypt(nonce, body, None)
+    frame = bthome.decode(b"\x41" + sealed[:-4] + counter + sealed[-4:], key=KEY, mac=MAC)
+    assert frame.values() == {"temperature_c": 21.5}
+    assert frame.error is not None and frame.error.code == "truncated"
 
 
 @pytest.mark.parametrize(("hex_payload", "reason"), [
     ("", "empty"),
     ("e1020c04", "version 7"),
     ("2002c409", "version 1"),
-    ("4002c4", "needs 2 byte(s), 1 left"),
-    ("4053", "length byte missing"),
-    ("40530548", "needs 5 byte(s), 1 left"),
-    ("4053 02 c328".replace(" ", ""), "not UTF-8"),
-    ("402102", "binary value 2"),
     ("42010203", "MAC follows"),
     ("4100112233", "needs ciphertext"),
 ])
@@ -204,7 +240,7 @@ def _decoded_values(objects: list[tuple[int, Any]]) -> list[Any]:
 def test_plain_round_trip(objects: list[tuple[int, Any]], trigger: bool) -> None:
     payload = bthome.encode(objects, trigger_based=trigger)
     frame = bthome.decode(payload)
-    assert not frame.encrypted and frame.trigger_based == trigger and frame.unknown is None
+    assert not frame.encrypted and frame.trigger_based == trigger and frame.error is None
     assert [m.value for m in frame.measurements] == _decoded_values(objects)
     assert [m.object_id for m in frame.measurements if not m.name.endswith("_steps")] == [o for o, _ in objects]
 
