@@ -7,8 +7,10 @@ Layout (Enedis-NOI-CPT_54E §5.2/§5.3)::
     SEP   := SP (historic mode) | HT (standard mode)
 
 checksum = (S1 & 0x3F) + 0x20 where S1 is the byte sum of label SP data (historic, trailing SP
-excluded) or of label HT [horodate HT] data HT (standard, trailing HT included). Some older
-historic meters include the trailing SP; the parser accepts that form too unless told not to.
+excluded: CPT_02E's "mode 1") or of label HT [horodate HT] data HT (standard, trailing HT included:
+"mode 2"). Some historic meters include the trailing separator; the parser accepts that form too
+unless told not to. CPT_02E lets blue meters built since 2013 separate with HT: read in historic
+mode, an HT group bearing a historic label and no horodate is such a group.
 The checksum character can itself be SP and standard-mode data contains spaces, so groups are
 parsed from their end, never by splitting on every separator.
 """
@@ -96,25 +98,29 @@ def decode_body(body: bytes, mode: Mode | None = None, legacy_checksum: bool = T
             raise TicDecodeError(f"byte 0x{b:02X} at offset {i} of the group is not printable ASCII or HT")
     if len(body) < 4:
         raise TicDecodeError(f"group of {len(body)} bytes is too short (label SEP data SEP checksum)")
-    detected = Mode.STANDARD if HT in body else Mode.HISTORIC
+    tabs = HT in body
+    detected = Mode.STANDARD if tabs else Mode.HISTORIC
+    if mode is Mode.HISTORIC and tabs and _historic_label(body):
+        detected = Mode.HISTORIC  # CPT_02E: blue meters built since 2013 separate with HT
     if mode is not None and detected is not mode:
         raise TicDecodeError(f"group {body[:MAX_LABEL]!r}... is in {detected} mode, expected {mode}")
-    sep = SEPARATOR[detected]
+    sep = HT if tabs else SP
     got = chr(body[-1])
     if body[-2] != sep:
         raise TicDecodeError(
             f"group {body!r}: byte before the checksum is 0x{body[-2]:02X}, expected the separator 0x{sep:02X}"
         )
-    if detected is Mode.STANDARD:
+    if tabs:
         parts = body[:-2].split(b"\t")
         if len(parts) == 2:
             label, horodate, data = parts[0], None, parts[1]
-        elif len(parts) == 3:
+        elif len(parts) == 3 and detected is Mode.STANDARD:
             label, horodate, data = parts
         else:
             raise TicDecodeError(f"group {body!r}: {len(parts)} HT-separated fields, expected 2 or 3")
         expected = checksum(body[:-1])
-        ok = got == expected
+        # A historic group with HT is "mode 2" (HT included); accept mode 1 too, as with SP.
+        ok = got == expected or (detected is Mode.HISTORIC and legacy_checksum and got == checksum(body[:-2]))
     else:
         head = body[:-2]
         label, found, data = head.partition(b" ")
@@ -137,6 +143,13 @@ def decode_body(body: bytes, mode: Mode | None = None, legacy_checksum: bool = T
         if not _valid_horodate(horodate_text):
             raise TicDecodeError(f"group {label_text!r}: horodate {horodate_text!r} is not SAAMMJJhhmmss")
     return Group(label_text, _text(data), horodate_text, got, detected)
+
+
+def _historic_label(body: bytes) -> bool:
+    """Whether an HT-separated group bears a label of the historic table (only then can it be historic)."""
+    from drivers.tic.labels import HISTORIC_LABELS  # here: labels.py imports this module
+
+    return body.split(b"\t", 1)[0].decode("ascii") in HISTORIC_LABELS
 
 
 def valid_label(label: str) -> bool:

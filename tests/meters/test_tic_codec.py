@@ -308,3 +308,35 @@ def test_one_bad_group_among_good_ones_is_a_fault_not_a_refusal() -> None:
         and "checksum" in fault.reason
         and fault.raw.startswith(b"\nBASE")
     )
+
+
+def test_historic_groups_separated_by_ht_from_post_2013_blue_meters() -> None:
+    # CPT_02E: blue meters built since 2013 may separate with HT, checksum then over label HT data HT
+    # ("mode 2"); the older "mode 1" (trailing separator excluded) is accepted too.
+    mode2 = b"ADCO\t050022120078\t"
+    mode1 = b"ADCO\t050022120078"
+    for raw in (
+        b"\n" + mode2 + checksum(mode2).encode() + b"\r",
+        b"\n" + mode2 + checksum(mode1).encode() + b"\r",
+    ):
+        g = decode_group(raw, Mode.HISTORIC)
+        assert (g.label, g.data, g.mode) == ("ADCO", "050022120078", Mode.HISTORIC)
+    with pytest.raises(TicChecksumError):
+        decode_group(b"\n" + mode2 + checksum(mode1).encode() + b"\r", Mode.HISTORIC, legacy_checksum=False)
+    frame = (
+        b"\x02"
+        + b"".join(
+            b"\n" + z + checksum(z).encode() + b"\r" for z in (mode2, b"PAPP\t00470\t", b"PTEC\tHP..\t")
+        )
+        + b"\x03"
+    )
+    [f] = TicParser(Mode.HISTORIC).feed(frame)
+    assert f.mode is Mode.HISTORIC and f.fields == {"ADCO": "050022120078", "PAPP": "00470", "PTEC": "HP.."}
+    assert interpret(f).values["apparent_power_va"] == 470
+    # Read without a mode, HT means standard; a standard label or a horodate is never historic.
+    assert decode_group(b"\n" + mode2 + checksum(mode2).encode() + b"\r").mode is Mode.STANDARD
+    with pytest.raises(TicDecodeError, match="standard mode, expected historic"):
+        decode_group(b"\nEAST\t003519702\t*\r", Mode.HISTORIC)
+    zone = b"PAPP\tH240210121355\t00470\t"
+    with pytest.raises(TicDecodeError):
+        decode_group(b"\n" + zone + checksum(zone).encode() + b"\r", Mode.HISTORIC)
