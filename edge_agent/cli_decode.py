@@ -178,7 +178,7 @@ def modbus_tcp_cmd(hex_adu: str, direction: str, as_json: bool) -> None:
 @click.option("--mode", type=click.Choice(["auto", "historic", "standard"]), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def tic_cmd(hex_data: str, mode: str, as_json: bool) -> None:
-    """One TIC group (0A ... 0D) or whole frames (02 ... 03) of a Linky meter."""
+    """One TIC group (0A ... 0D) or whole frames (02 ... 03); in frames a bad group is listed, the rest decoded."""
     from edge_agent.decode_meters import tic_document
 
     with decode_errors():
