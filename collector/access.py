@@ -153,12 +153,17 @@ def over_tls(request: web.Request) -> bool:
     return request.secure or (_forwarded(request, "X-Forwarded-Proto") or "").lower() == "https"
 
 
+def site_origin(request: web.Request) -> str:
+    """This site as its clients reach it (behind trusted proxies, as they forwarded it): scheme://host."""
+    host = _forwarded(request, "X-Forwarded-Host") or request.host
+    return f"{'https' if over_tls(request) else 'http'}://{host}"
+
+
 def _check_origin(request: web.Request) -> None:
     origin = request.headers.get("Origin")
     if origin is None:
         return
-    host = _forwarded(request, "X-Forwarded-Host") or request.host
-    own = f"{'https' if over_tls(request) else 'http'}://{host}"
+    own = site_origin(request)
     if origin.lower() != own.lower():
         log.warning("control centre: refused a %s from %s with Origin %r", request.path, client_address(request),
                     origin[:100])

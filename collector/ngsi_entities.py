@@ -27,9 +27,10 @@ which ("cabinet" or "communeCentre"). No camera, no personal data is ever in an 
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,6 +88,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+@functools.lru_cache(maxsize=4096)  # an entity's attributes share their time, and a chunk's lamps often do
 def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -187,37 +189,50 @@ class Builder:
 
     # -- streams, in id order
 
-    async def stream(self, kind: str) -> AsyncIterator[Entity]:
+    async def gateways_in(self, box: tuple[float, float, float, float]) -> set[str]:
+        """The gateways whose entities stand inside (west, south, east, north): where `place` puts them."""
+        west, south, east, north = box
+        out = set()
+        for info in await self.store.gateways():
+            g = info.gateway
+            p = self.place(g.lat, g.lon, g.commune)
+            if p is not None and west <= p.lon <= east and south <= p.lat <= north:
+                out.add(g.name)
+        return out
+
+    async def stream(self, kind: str, gateways: set[str] | None = None) -> AsyncIterator[Entity]:
+        """The type's entities in id order; with `gateways`, only theirs (and only theirs are read)."""
         if kind == "StreetlightControlCabinet":
-            async for e in self._cabinet_stream():
+            async for e in self._cabinet_stream(gateways):
                 yield e
             return
         if kind == "StreetlightGroup":
-            async for e in self._group_stream():
+            async for e in self._group_stream(gateways):
                 yield e
             return
-        after: tuple[str, str] | None = None
-        while True:
-            rows = await self.store.devices(kind=KIND[kind], limit=CHUNK, after=after)
-            for e in await self.devices(kind, rows):
-                yield e
-            if len(rows) < CHUNK:
-                return
-            after = (rows[-1].gateway, rows[-1].device)
+        for gateway in [None] if gateways is None else sorted(gateways):
+            after: tuple[str, str] | None = None
+            while True:
+                rows = await self.store.devices(gateway, kind=KIND[kind], limit=CHUNK, after=after)
+                for e in await self.devices(kind, rows):
+                    yield e
+                if len(rows) < CHUNK:
+                    break
+                after = (rows[-1].gateway, rows[-1].device)
 
-    async def _lighting_gateways(self, names: list[str] | None = None) -> list[GatewayInfo]:
+    async def _lighting_gateways(self, names: Collection[str] | None = None) -> list[GatewayInfo]:
         lighting = await self.store.lighting_gateways()
         return [i for i in await self.store.gateways()
                 if i.gateway.name in lighting and (names is None or i.gateway.name in names)]
 
-    async def _cabinet_stream(self) -> AsyncIterator[Entity]:
-        infos = await self._lighting_gateways()
+    async def _cabinet_stream(self, gateways: set[str] | None) -> AsyncIterator[Entity]:
+        infos = await self._lighting_gateways(gateways)
         consumed = await self.store.gateway_energy_wh()
         for info in infos:
             yield await self.cabinet(info, consumed)
 
-    async def _group_stream(self) -> AsyncIterator[Entity]:
-        for info in await self._lighting_gateways():
+    async def _group_stream(self, gateways: set[str] | None) -> AsyncIterator[Entity]:
+        for info in await self._lighting_gateways(gateways):
             for e in await self.groups(info):
                 yield e
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -325,6 +325,27 @@ class GeoQuery:
     min_distance: float | None = None
     geoproperty: str = "location"
 
+    def bbox(self) -> tuple[float, float, float, float] | None:
+        """(west, south, east, north) holding every point that can match, so that a store can leave the
+        rest unread; None when no box does (disjoint, minDistance only, near a pole)."""
+        if self.georel == "near":
+            if self.max_distance is None:
+                return None
+            lon, lat = self.coordinates[0], self.coordinates[1]
+            # a great circle of length d moves latitude by at most d/R; longitude by about d/(R cos lat):
+            # 10 % more covers the circle's bend at any city's latitude
+            dlat = math.degrees(self.max_distance / EARTH_RADIUS_M) * 1.1 + 1e-6
+            cos = math.cos(math.radians(min(90.0, abs(lat) + dlat)))
+            if cos < 0.05:
+                return None
+            dlon = dlat / cos
+            return lon - dlon, lat - dlat, lon + dlon, lat + dlat
+        if self.georel in ("within", "intersects", "equals", "contains"):
+            points = list(_positions(self.coordinates))
+            return (min(p[0] for p in points), min(p[1] for p in points), max(p[0] for p in points),
+                    max(p[1] for p in points))
+        return None
+
 
 def parse_geo(georel: str | None, geometry: str | None, coordinates: str | None,
               geoproperty: str | None = None) -> GeoQuery | None:
@@ -362,6 +383,14 @@ def parse_geo(georel: str | None, geometry: str | None, coordinates: str | None,
     if not re.fullmatch(_NAME, prop):
         raise QueryError(f"geoproperty {prop[:40]!r} is no attribute name")
     return GeoQuery(rel, geometry, coords, max_d, min_d, prop)
+
+
+def _positions(c: Any) -> Iterator[Sequence[float]]:
+    if c and isinstance(c[0], int | float):
+        yield c
+        return
+    for part in c:
+        yield from _positions(part)
 
 
 def _position(p: Any) -> bool:

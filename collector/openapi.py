@@ -118,50 +118,99 @@ SERVICE_CODE = _path("service_code", "Service code")
 REPORT = _path("report", "Service request id", "^[0-9]+$")
 
 
-def _open311_paths() -> Doc:
-    services = _op("Report types residents can send", "Open311", {
-        "200": _json({"type": "array", "items": _schema("Service")}), "404": OPEN311_ERROR}, params=[JURISDICTION])
-    definition = _op("A report type's attributes", "Open311", {
-        "200": _json(_schema("ServiceDefinition")), "404": OPEN311_ERROR}, params=[SERVICE_CODE])
-    post = _op("Send a report", "Open311", {
-        "201": _json({"type": "array", "items": _schema("NewRequestReply")}, "Created, or attached to the open "
-                     "request about the same lamp (same service_request_id)"),
-        "400": OPEN311_ERROR, "404": OPEN311_ERROR, "413": OPEN311_ERROR, "429": {
-            **OPEN311_ERROR_BODY, "description": "Too many reports from this address or this e-mail lately",
-            "headers": {"Retry-After": {"description": "Seconds until one more report is taken",
-                                        "schema": {"type": "integer", "minimum": 1}}}}},
-        body={"required": True, "content": {
-            "application/x-www-form-urlencoded": {"schema": _schema("NewRequest")},
-            "application/json": {"schema": _schema("NewRequest")}}},
-        description="service_code and a location (lat+long, address_string or address_id) are required. "
-                    "Contact fields are stored for operators only and never shown publicly. The reply's "
-                    "follow_token lets the reporter follow the request live. At most 64 KiB; a number of "
-                    "reports an hour per source address and per e-mail (429 past it).")
-    search = _op("Search reports (at most 90 days)", "Open311", {
-        "200": _json({"type": "array", "items": _schema("ServiceRequest")}),
-        "400": OPEN311_ERROR, "404": OPEN311_ERROR}, params=[
+def _open311_error(xml: bool) -> Doc:
+    if not xml:
+        return OPEN311_ERROR
+    return {"description": "Open311 errors: <errors><error><code/><description/></error>...</errors>",
+            "content": {"text/xml": {"schema": {"type": "string"}}}}
+
+
+def _open311_ok(schema: Doc, xml: bool, root: str, description: str = "OK") -> Doc:
+    if xml:
+        return _json({"type": "string"}, f"{description}; the spec's XML, root element <{root}>", "text/xml")
+    return _json(schema, description)
+
+
+def _open311_op(summary: str, xml: bool, ok: tuple[str, Doc], errors: tuple[str, ...], *,
+                params: list[Doc] | None = None, body: Doc | None = None, description: str | None = None) -> Doc:
+    """A GeoReport operation in one format: every error it lists in that format too (400 always)."""
+    failure = _open311_error(xml)
+    responses = {ok[0]: ok[1], **{status: failure for status in ("400", *errors)}}
+    if "429" in errors:
+        responses["429"] = {**failure, "description": "Too many reports from this address or this e-mail lately",
+                            "headers": {"Retry-After": {"description": "Seconds until one more report is taken",
+                                                        "schema": {"type": "integer", "minimum": 1}}}}
+    return _op(summary, "Open311", responses, params=params, body=body, description=description)
+
+
+def _open311_format(suffix: str) -> Doc:
+    xml = suffix == ".xml"
+    token = _path("token", "The follow token a POST reply gave (header Citygate-Follow-Token)",
+                  "^[A-Za-z0-9_-]+$")
+    services = _open311_op("Report types residents can send", xml, ("200", _open311_ok(
+        {"type": "array", "items": _schema("Service")}, xml, "services")), ("404",), params=[JURISDICTION])
+    definition = _open311_op("A report type's attributes", xml, ("200", _open311_ok(
+        _schema("ServiceDefinition"), xml, "service_definition")), ("404",), params=[SERVICE_CODE, JURISDICTION])
+    created = _open311_ok({"type": "array", "items": _schema("NewRequestReply")}, xml, "service_requests",
+                          "Created, or attached to the open request about the same lamp (same service_request_id)")
+    created["headers"] = {
+        "Location": {"description": "The request", "schema": {"type": "string"}},
+        "Citygate-Follow-Token": {"description": "The reporter's private token to follow the request live "
+                                                 "(and to GET tokens/{token})", "schema": {"type": "string"}},
+        "Citygate-Follow-URL": {"description": "Where to follow it: requests/{id}/events?token=...",
+                                "schema": {"type": "string"}}}
+    post = _open311_op("Send a report", xml, ("201", created), ("404", "413", "429"),
+                       body={"required": True, "content": {
+                           "application/x-www-form-urlencoded": {"schema": _schema("NewRequest")},
+                           "application/json": {"schema": _schema("NewRequest")}}},
+                       description="jurisdiction_id, service_code and a location (lat+long, address_string or "
+                                   "address_id) are required; attribute[code]=value for a service's attributes. "
+                                   "Contact fields are stored for operators only and never shown publicly. At "
+                                   "most 64 KiB; a number of reports an hour per source address and per e-mail "
+                                   "(429 past it).")
+    search = _open311_op("Search reports (at most 90 days; default: the last 90 days)", xml, ("200", _open311_ok(
+        {"type": "array", "items": _schema("ServiceRequest"), "maxItems": 1000}, xml, "service_requests")),
+        ("404",), params=[
         _query("service_request_id", "Comma-separated ids; when given, every other filter is ignored"),
         _query("service_code", "Comma-separated service codes"),
         _query("status", "open, closed or both comma-separated"),
-        _query("start_date", "ISO 8601 with zone; with end_date at most 90 days apart", {"type": "string",
-                                                                                          "format": "date-time"}),
-        _query("end_date", "ISO 8601 with zone (default: the last 90 days)", {"type": "string",
-                                                                              "format": "date-time"}),
+        _query("start_date", "ISO 8601 with zone; with end_date at most 90 days apart (only start_date: the 90 "
+                             "days after it)", {"type": "string", "format": "date-time"}),
+        _query("end_date", "ISO 8601 with zone (no start_date and no end_date: the last 90 days)",
+               {"type": "string", "format": "date-time"}),
         JURISDICTION])
-    one = _op("One report", "Open311", {"200": _json({"type": "array", "items": _schema("ServiceRequest"),
-                                                      "maxItems": 1}), "404": OPEN311_ERROR}, params=[REQUEST_ID])
+    one = _open311_op("One report", xml, ("200", _open311_ok(
+        {"type": "array", "items": _schema("ServiceRequest"), "maxItems": 1}, xml, "service_requests")),
+        ("404",), params=[REQUEST_ID, JURISDICTION])
+    from_token = _open311_op("The report a token belongs to", xml, ("200", _open311_ok(
+        {"type": "array", "items": _schema("TokenReply"), "maxItems": 1}, xml, "service_requests")),
+        ("404",), params=[token, JURISDICTION])
+    return {
+        f"/open311/v2/services{suffix}": {"get": services},
+        "/open311/v2/services/{service_code}" + suffix: {"get": definition},
+        f"/open311/v2/requests{suffix}": {"get": search, "post": post},
+        "/open311/v2/requests/{service_request_id}" + suffix: {"get": one},
+        "/open311/v2/tokens/{token}" + suffix: {"get": from_token},
+    }
+
+
+def _open311_paths() -> Doc:
     out: Doc = {}
-    for suffix in ("", ".json"):
-        out[f"/open311/v2/services{suffix}"] = {"get": services}
-        out["/open311/v2/services/{service_code}" + suffix] = {"get": definition}
-        out[f"/open311/v2/requests{suffix}"] = {"get": search, "post": post}
-        out["/open311/v2/requests/{service_request_id}" + suffix] = {"get": one}
+    for suffix in ("", ".json", ".xml"):
+        out.update(_open311_format(suffix))
+    for suffix in (".json", ".xml"):
+        xml = suffix == ".xml"
+        discovery = {"get": _op("Service Discovery: the GeoReport v2 endpoint, its formats and changeset",
+                                "Open311", {"200": _open311_ok(_schema("Discovery"), xml, "discovery"),
+                                            "400": _open311_error(xml)})}
+        out[f"/open311/discovery{suffix}"] = discovery
+        out[f"/open311/v2/discovery{suffix}"] = discovery
     out["/open311/v2/requests/{service_request_id}/events"] = {"get": _op(
         "Follow a report live (its reporters only)", "Open311", {
             "200": _json({"type": "string"}, "Server-Sent Events: `status` with the request and its internal "
                          "state, at once and at each change", "text/event-stream"),
             "401": OPEN311_ERROR, "403": OPEN311_ERROR, "404": OPEN311_ERROR},
-        params=[REQUEST_ID, _query("token", "The follow_token given when the report was sent (or send it as a "
+        params=[REQUEST_ID, _query("token", "The follow token given when the report was sent (or send it as a "
                                             "bearer token)")])}
     return out
 
@@ -303,9 +352,14 @@ COMPONENTS: Doc = {
             "description": {"type": "string"}, "metadata": {"type": "boolean"},
             "type": {"enum": ["realtime", "batch", "blackbox"]}, "keywords": {"type": "string"},
             "group": {"type": "string"}}},
-        "ServiceDefinition": {"type": "object", "properties": {"service_code": {"type": "string"},
-                                                               "attributes": {"type": "array",
-                                                                              "items": {"type": "object"}}}},
+        "ServiceDefinition": {"type": "object", "properties": {"service_code": {"type": "string"}, "attributes": {
+            "type": "array", "items": {"type": "object", "properties": {
+                "variable": {"type": "boolean"}, "code": {"type": "string"}, "datatype": {"enum": [
+                    "string", "number", "datetime", "text", "singlevaluelist", "multivaluelist"]},
+                "required": {"type": "boolean"}, "datatype_description": {"type": ["string", "null"]},
+                "order": {"type": "integer", "minimum": 1}, "description": {"type": "string"},
+                "values": {"type": "array", "items": {"type": "object", "properties": {
+                    "key": {"type": "string"}, "name": {"type": "string"}}}}}}}}},
         "NewRequest": {"type": "object", "required": ["jurisdiction_id", "service_code"], "properties": {
             "jurisdiction_id": {"type": "string"}, "service_code": {"type": "string"},
             "lat": {"type": "string"}, "long": {"type": "string"}, "address_string": {"type": "string"},
@@ -314,9 +368,17 @@ COMPONENTS: Doc = {
             "attribute[lamp_id]": {"type": "string"}, "first_name": {"type": "string"},
             "last_name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"},
             "device_id": {"type": "string"}, "account_id": {"type": "string"}}},
-        "NewRequestReply": {"type": "object", "properties": {
+        "NewRequestReply": {"type": "object", "additionalProperties": False, "properties": {
             "service_request_id": {"type": "string"}, "service_notice": {"type": ["string", "null"]},
-            "account_id": {"type": "null"}, "follow_token": {"type": "string"}, "follow_url": {"type": "string"}}},
+            "account_id": {"type": "null"}}},
+        "TokenReply": {"type": "object", "additionalProperties": False, "properties": {
+            "service_request_id": {"type": "string"}, "token": {"type": "string"}}},
+        "Discovery": {"type": "object", "properties": {
+            "changeset": {"type": "string"}, "contact": {"type": "string"}, "key_service": {"type": "string"},
+            "endpoints": {"type": "array", "items": {"type": "object", "properties": {
+                "specification": {"const": "http://wiki.open311.org/GeoReport_v2"}, "url": {"type": "string"},
+                "changeset": {"type": "string"}, "type": {"enum": ["production", "test"]},
+                "formats": {"type": "array", "items": {"enum": ["text/xml", "application/json"]}}}}}}},
         "ServiceRequest": {"type": "object", "properties": {
             "service_request_id": {"type": "string"}, "status": {"enum": ["open", "closed"]},
             "status_notes": {"type": ["string", "null"]}, "service_name": {"type": "string"},

@@ -3,7 +3,8 @@
 Handlers raise `Problem`; the middleware also turns aiohttp's own HTTP errors (unknown route,
 wrong method, body too large) into problem bodies, so a client never has to parse an HTML or
 plain-text error. Under /open311/ every error takes the GeoReport v2 shape instead,
-`[{"code": <status>, "description": ...}]`: an Open311 client knows no other.
+`[{"code": <status>, "description": ...}]`, or `<errors><error><code>…` on a `.xml` path: an
+Open311 client knows no other.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+
+from collector.reports import formats
 
 log = logging.getLogger("citygate.collector")
 
@@ -49,18 +52,18 @@ class Problem(Exception):
         body.update(self.extra)
         return problem_response(self.status, body, self.headers)
 
-    def open311_response(self) -> web.Response:
-        return open311_response(self.status, self.descriptions, self.headers)
+    def open311_response(self, xml: bool = False) -> web.Response:
+        return open311_response(self.status, self.descriptions, self.headers, xml=xml)
 
 
 def problem_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers)
 
 
-def open311_response(status: int, descriptions: Sequence[str], headers: Mapping[str, str] | None = None
-                     ) -> web.Response:
+def open311_response(status: int, descriptions: Sequence[str], headers: Mapping[str, str] | None = None, *,
+                     xml: bool = False) -> web.Response:
     body = [{"code": status, "description": d} for d in descriptions]
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+    return formats.response(xml, "errors", body, status, headers)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -69,10 +72,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     open311 = request.path.startswith(OPEN311_PREFIX)
+    xml = open311 and formats.is_xml(request.path)
     try:
         return await handler(request)
     except Problem as problem:
-        return problem.open311_response() if open311 else problem.response()
+        return problem.open311_response(xml) if open311 else problem.response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -80,13 +84,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
         detail = f"{request.method} {request.path}: {exc.reason}"
         if open311:
-            return open311_response(exc.status, [detail], headers)
+            return open311_response(exc.status, [detail], headers, xml=xml)
         body = {"type": "about:blank", "title": exc.reason, "status": exc.status, "detail": detail}
         return problem_response(exc.status, body, headers)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         detail = "the collector failed on this request; it is logged"
         if open311:
-            return open311_response(500, [detail])
+            return open311_response(500, [detail], xml=xml)
         return problem_response(500, {"type": "about:blank", "title": "Internal Server Error", "status": 500,
                                       "detail": detail})

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from collector.problem import Problem
+from collector.reports.formats import xml_safe
 from collector.reports.services import LAMP_ID, LAMP_ID_RE, SERVICES, Service
 from collector.rollup import PARIS
 from collector.territory import Commune, Territory
@@ -236,8 +237,8 @@ def _text(form: Mapping[str, str], name: str, limit: int, errors: list[str]) -> 
     value = value.strip()
     if len(value) > limit:
         errors.append(f"{name} is longer than {limit} characters")
-    if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in value):
-        errors.append(f"{name} holds control characters")
+    if not xml_safe(value):  # every answer has an XML form: what XML 1.0 cannot carry is refused here
+        errors.append(f"{name} holds control characters (or U+FFFE, U+FFFF)")
     return value
 
 

@@ -1,14 +1,17 @@
-"""Open311 GeoReport v2 under /open311/v2/ (JSON; every path also answers with its `.json` suffix),
-the reporter's live follow stream, and the operators' side of the reports.
+"""Open311 GeoReport v2 under /open311/v2/ (XML and JSON: every path answers JSON bare or with
+`.json`, XML with `.xml`), the reporter's live follow stream, and the operators' side of the reports.
 
-Public (no login), errors as `[{"code", "description"}]`:
+Public (no login), errors as `[{"code", "description"}]` (`<errors><error>…` on `.xml` paths):
 
+    GET  /open311/discovery.{json,xml}                     the endpoints, their formats and changeset
+                                                           (also under /open311/v2/)
     GET  /open311/v2/services.json                         the report types
     GET  /open311/v2/services/{service_code}.json          a type's attributes (lamp-out: lamp_id)
-    POST /open311/v2/requests.json                         a new report -> id and a private follow token
-                                                           (rate-limited: collector.reports.ratelimit)
+    POST /open311/v2/requests.json                         a new report -> its id; a private follow token
+                                                           in the headers (rate-limited: collector.reports.ratelimit)
     GET  /open311/v2/requests.json                         search (ids, service_code, status, 90-day window)
     GET  /open311/v2/requests/{id}.json                    one report
+    GET  /open311/v2/tokens/{token}.json                   the report a follow token belongs to
     GET  /open311/v2/requests/{id}/events?token=...        SSE: the report's status, live, for its reporter
 
 Operators (`Authorization: Bearer <operator token>`, problem+json errors):
@@ -29,12 +32,13 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
-from collector.access import client_address
+from collector.access import client_address, site_origin
 from collector.app import STORE, TERRITORY, json_response
 from collector.control.routes import json_body, operator
 from collector.live import CHANGES, sse
 from collector.params import MAX_ID, int_param, parse_int, path_id
 from collector.problem import Problem
+from collector.reports.formats import JSON_TYPE, XML_TYPE, document
 from collector.reports.model import (
     MAX_NOTE,
     MAX_RESULTS,
@@ -50,11 +54,19 @@ from collector.reports.model import (
     search_window,
 )
 from collector.reports.ratelimit import ReportLimiter
-from collector.reports.services import LAMP_ID, LAMP_ID_RE, SERVICES
+from collector.reports.services import CHANGESET, LAMP_ID, LAMP_ID_RE, SERVICES
 from collector.reports.store import Filters, Lamp, ReportConflict
+from collector.territory import Commune
 from collector.tokens import hash_token
 
-PREFIX = "/open311/v2"
+ROOT = "/open311"
+PREFIX = ROOT + "/v2"
+SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
+#: each path answers JSON bare or with `.json`, XML with `.xml`
+SUFFIXES = ("", ".json", ".xml")
+#: the private follow token of a new report, and where to follow it (kept out of the spec's reply body)
+FOLLOW_TOKEN_HEADER = "Citygate-Follow-Token"
+FOLLOW_URL_HEADER = "Citygate-Follow-URL"
 FOLLOW_TOKEN_PREFIX = "cgf_"
 #: a located lamp-out report is about a faulty lamp of a cabinet at most this far away
 NEAR_LAMP_M = 150.0
@@ -73,37 +85,62 @@ def now_ms() -> int:
 def add_report_routes(app: web.Application) -> None:
     app[LIMITER] = ReportLimiter.from_env()  # tests and embedders may set their own before start
     r = app.router
-    for suffix in ("", ".json"):
+    for suffix in (".json", ".xml"):
+        r.add_get(f"{ROOT}/discovery{suffix}", get_discovery)
+        r.add_get(f"{PREFIX}/discovery{suffix}", get_discovery)
+    for suffix in SUFFIXES:
         r.add_get(f"{PREFIX}/services{suffix}", get_services)
         r.add_get(PREFIX + "/services/{service_code:[A-Za-z0-9_-]+}" + suffix, get_service_definition)
         r.add_post(f"{PREFIX}/requests{suffix}", post_request)
         r.add_get(f"{PREFIX}/requests{suffix}", get_requests)
         r.add_get(PREFIX + "/requests/{service_request_id:[0-9]+}" + suffix, get_request)
+        r.add_get(PREFIX + "/tokens/{token:[A-Za-z0-9_-]+}" + suffix, get_token)
     r.add_get(PREFIX + "/requests/{service_request_id:[0-9]+}/events", follow_request)
     r.add_get("/api/v1/reports", operator_reports)
     r.add_get("/api/v1/reports/{report:[0-9]+}", operator_report)
     r.add_post("/api/v1/reports/{report:[0-9]+}/state", operator_set_state)
 
 
-def _json(doc: object, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(doc), content_type="application/json")
+def _jurisdiction(request: web.Request) -> Commune | None:
+    """The commune `?jurisdiction_id=` names, None when not given (or empty: the spec's optional argument)."""
+    raw = request.query.get("jurisdiction_id")
+    if raw is None or not raw.strip():
+        return None
+    return jurisdiction(raw, request.app[TERRITORY])
 
 
-# -- services -------------------------------------------------------------------------------------
+# -- discovery and services ---------------------------------------------------------------------
+
+async def get_discovery(request: web.Request) -> web.Response:
+    """The spec's Service Discovery document: one production endpoint, both formats."""
+    territory = request.app[TERRITORY]
+    return document(request, "discovery", {
+        "changeset": CHANGESET,
+        "contact": f"{territory.name}: the residents' reports of the street lighting and public space, "
+                   "run on citygate (docs/collector-api.md)",
+        "key_service": "No API key is needed: reports are open to anyone (an api_key sent is ignored).",
+        "endpoints": [{
+            "specification": SPECIFICATION,
+            "url": site_origin(request) + PREFIX,
+            "changeset": CHANGESET,
+            "type": "production",
+            "formats": [XML_TYPE, JSON_TYPE],
+        }],
+    })
+
 
 async def get_services(request: web.Request) -> web.Response:
-    raw = request.query.get("jurisdiction_id")
-    if raw is not None:
-        jurisdiction(raw, request.app[TERRITORY])
-    return _json([s.as_json() for s in SERVICES.values()])
+    _jurisdiction(request)  # every commune has the same report types: a known one is all it takes
+    return document(request, "services", [s.as_json() for s in SERVICES.values()])
 
 
 async def get_service_definition(request: web.Request) -> web.Response:
+    _jurisdiction(request)
     code = request.match_info["service_code"]
     service = SERVICES.get(code)
     if service is None:
         raise Open311Error(404, f"service_code {code!r} was not found")
-    return _json(service.definition())
+    return document(request, "service_definition", service.definition())
 
 
 # -- new reports ------------------------------------------------------------------------------------
@@ -205,13 +242,16 @@ async def post_request(request: web.Request) -> web.Response:
         notice = "Panne déjà détectée par la télégestion : une intervention va être programmée."
     else:
         notice = None
-    return _json([{
-        "service_request_id": rid,
-        "service_notice": notice,
-        "account_id": None,
-        "follow_token": token,
-        "follow_url": f"{PREFIX}/requests/{rid}/events?token={token}",
-    }], status=201)
+    # the id is known at once (every service is `realtime`): the spec then returns no `token`, and no
+    # foreign element either, so the reporter's follow token travels in headers
+    suffix = ".xml" if request.path.endswith(".xml") else ".json"
+    return document(request, "service_requests", [
+        {"service_request_id": rid, "service_notice": notice, "account_id": None}
+    ], status=201, headers={
+        "Location": f"{PREFIX}/requests/{rid}{suffix}",
+        FOLLOW_TOKEN_HEADER: token,
+        FOLLOW_URL_HEADER: f"{PREFIX}/requests/{rid}/events?token={token}",
+    })
 
 
 # -- reading reports ----------------------------------------------------------------------------------
@@ -229,7 +269,7 @@ async def get_requests(request: web.Request) -> web.Response:
         if bad:
             raise Open311Error(400, f"service_request_id {bad[0]!r} is not a request id")
         rows = await request.app[STORE].reports(Filters(ids=[n for n in numbers if n is not None]))
-        return _json([r.public_json() for r in rows])
+        return document(request, "service_requests", [r.public_json() for r in rows])
     codes = _csv(q.get("service_code"))
     unknown = [c for c in codes if c not in SERVICES]
     if unknown:
@@ -239,12 +279,11 @@ async def get_requests(request: web.Request) -> web.Response:
         if status not in ("open", "closed"):
             raise Open311Error(400, f"status {status!r}: open or closed")
         states += OPEN_STATES if status == "open" else ["resolved"]
-    commune = None
-    if q.get("jurisdiction_id") is not None:
-        commune = jurisdiction(q.get("jurisdiction_id"), request.app[TERRITORY]).insee
+    commune = _jurisdiction(request)
     first, last = search_window(q.get("start_date"), q.get("end_date"), now_ms())
-    rows = await request.app[STORE].reports(Filters(None, codes, states, commune, first, last, MAX_RESULTS))
-    return _json([r.public_json() for r in rows])
+    rows = await request.app[STORE].reports(Filters(None, codes, states, None if commune is None else commune.insee,
+                                                    first, last, MAX_RESULTS))
+    return document(request, "service_requests", [r.public_json() for r in rows])
 
 
 async def _request_row(request: web.Request) -> ReportRow:
@@ -255,8 +294,26 @@ async def _request_row(request: web.Request) -> ReportRow:
     return row
 
 
+def _in_jurisdiction(request: web.Request, row: ReportRow, what: str) -> None:
+    commune = _jurisdiction(request)
+    if commune is not None and commune.insee != row.jurisdiction:
+        raise Open311Error(404, f"{what} was not found in jurisdiction_id {request.query['jurisdiction_id']!r}")
+
+
 async def get_request(request: web.Request) -> web.Response:
-    return _json([(await _request_row(request)).public_json()])
+    row = await _request_row(request)
+    _in_jurisdiction(request, row, f"service_request_id {row.id}")
+    return document(request, "service_requests", [row.public_json()])
+
+
+async def get_token(request: web.Request) -> web.Response:
+    """The spec's `GET tokens/{token}`: here the token is a follow token, which a POST reply carries."""
+    token = request.match_info["token"]
+    row = await request.app[STORE].report_of_follower(hash_token(token))
+    if row is None:
+        raise Open311Error(404, "token was not found")
+    _in_jurisdiction(request, row, "token")
+    return document(request, "service_requests", [{"service_request_id": str(row.id), "token": token}])
 
 
 async def follow_request(request: web.Request) -> web.StreamResponse:

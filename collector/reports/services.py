@@ -9,6 +9,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+#: when the report types or their attributes last changed (the discovery document's changeset):
+#: move it with any change below, so that clients refresh what they cached
+CHANGESET = "2026-12-03T00:00:00Z"
 LAMP_OUT = "lamp-out"
 LAMP_ID = "lamp_id"
 #: A lamp as the collector knows it: the cabinet gateway's name and the lamp controller's device name.
@@ -25,9 +28,10 @@ class Attribute:
     order: int = 1
 
     def as_json(self) -> dict[str, Any]:
+        # `values` lists the choices of a singlevaluelist or multivaluelist: no attribute here is one
         return {"variable": True, "code": self.code, "datatype": self.datatype, "required": self.required,
                 "datatype_description": self.datatype_description, "order": self.order,
-                "description": self.description}
+                "description": self.description, "values": []}
 
 
 @dataclass(frozen=True, slots=True)

@@ -133,6 +133,9 @@ class ReportStore(Protocol):
     async def report_follower(self, request_id: int, follow_hash: str) -> bool:
         """Whether the follow token is one of this request's reporters'."""
 
+    async def report_of_follower(self, follow_hash: str) -> ReportRow | None:
+        """The request whose reporter holds this follow token, if any."""
+
     async def set_report_state(self, request_id: int, state: str, note: str | None, expected_ms: int | None,
                                operator: str, now_ms: int) -> ReportRow | None:
         """Move a request to `state` (None if there is no such request); ReportConflict if it may not."""
@@ -232,6 +235,14 @@ class ReportQueries(SqlPrimitives):
             "SELECT 1 FROM open311_reporters WHERE request_id = $1 AND follow_hash = $2", request_id, follow_hash
         )
         return bool(rows)
+
+    async def report_of_follower(self, follow_hash: str) -> ReportRow | None:
+        rows = await self._ctl_rows(
+            f"SELECT {_COLS} FROM open311_requests r JOIN open311_reporters f ON f.request_id = r.id"
+            " WHERE f.follow_hash = $1",
+            follow_hash,
+        )
+        return _row(rows[0]) if rows else None
 
     async def set_report_state(self, request_id: int, state: str, note: str | None, expected_ms: int | None,
                                operator: str, now_ms: int) -> ReportRow | None:

@@ -3,7 +3,7 @@ conformance subset written from the specification (query language, geo-queries, 
 with Link rel=next, NGSILD-Results-Count, types and attributes, content negotiation, problem types),
 checked with a plain HTTP client that knows only the specification.
 
-Not ngsildclient (PyPI): its only release, 0.5.2 (for Python 3.9-3.10), pins rich<13, httpx<0.24
+Not ngsildclient (PyPI): its latest release, 0.5.2 (for Python 3.9-3.10), pins rich<13, httpx<0.24
 and networkx<3, and citygate's own rich>=15 excludes the first."""
 
 from __future__ import annotations
@@ -93,6 +93,9 @@ async def test_geo_queries(web: Web) -> None:
     far = "type=Streetlight&georel=" + quote("near;minDistance==20") + "&geometry=Point&coordinates=" + \
         quote("[5.0415,47.3221]")
     assert await ids(web, far) == ["urn:ngsi-ld:Streetlight:gw-dijon-0002:lamp-9"]
+    centre = "type=Streetlight&georel=" + quote("near;maxDistance==10") + "&geometry=Point&coordinates=" + \
+        quote("[5.042,47.322]")  # Dijon's centre, where a cabinet registered without coordinates stands
+    assert await ids(web, centre) == ["urn:ngsi-ld:Streetlight:gw-dijon-0002:lamp-9"]
     within = "type=Streetlight&georel=within&geometry=Polygon&coordinates=" + quote(SQUARE)
     assert await ids(web, within) == [LAMP + "lamp-1", LAMP + "lamp-2", LAMP + "lamp-3"]
     assert await ids(web, within + "&q=" + quote('powerState=="off"')) == [LAMP + "lamp-3"]

@@ -130,3 +130,22 @@ def test_geo_query_parameters() -> None:
                  ("within;maxDistance==1", "Polygon", "[[[0,0],[1,0],[1,1],[0,0]]]")):
         with pytest.raises(QueryError):
             parse_geo(*args)
+
+
+@given(lon=st.floats(-179, 179), lat=st.floats(-70, 70), bearing=st.floats(0, 2 * math.pi),
+       d=st.floats(0, 50_000), frac=st.floats(0, 1))
+def test_the_bounding_box_holds_every_point_near_matches(lon: float, lat: float, bearing: float, d: float,
+                                                         frac: float) -> None:
+    """The store reads only the gateways in the box: it must never leave out a point that matches."""
+    # a point at distance frac*d along the great circle at that bearing (the direct geodesic problem)
+    delta, phi1, lam1 = frac * d / 6_371_008.8, math.radians(lat), math.radians(lon)
+    phi2 = math.asin(math.sin(phi1) * math.cos(delta) + math.cos(phi1) * math.sin(delta) * math.cos(bearing))
+    lam2 = lam1 + math.atan2(math.sin(bearing) * math.sin(delta) * math.cos(phi1),
+                             math.cos(delta) - math.sin(phi1) * math.sin(phi2))
+    point = [math.degrees(lam2), math.degrees(phi2)]
+    geo = GeoQuery("near", "Point", [lon, lat], max_distance=d)
+    box = geo.bbox()
+    assert box is not None
+    entity = {"location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": point}}}
+    if geo_matches(geo, entity):
+        assert box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3], (box, point)

@@ -11,9 +11,10 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from web_testkit import Web, event, now_ms, sample
+from web_testkit import Reply, Web, event, now_ms, sample
 
 from collector.reports.model import NewReport, parse_new_report
+from collector.reports.routes import FOLLOW_TOKEN_HEADER, FOLLOW_URL_HEADER
 from collector.reports.services import SERVICES
 from collector.reports.store import Lamp
 from collector.territory import load_territory
@@ -29,9 +30,18 @@ def form(**fields: str) -> dict[str, str]:
     return {k: v for k, v in base.items() if v != ""}
 
 
+async def send(web: Web, **fields: str) -> Reply:
+    return await web.request("POST", "/open311/v2/requests.json", data=form(**fields))
+
+
 async def post(web: Web, **fields: str) -> tuple[int, Any]:
-    reply = await web.request("POST", "/open311/v2/requests.json", data=form(**fields))
+    reply = await send(web, **fields)
     return reply.status, reply.doc
+
+
+def follow_token(reply: Reply) -> str:
+    """The reporter's private follow token: a response header, the body being the spec's own."""
+    return reply.headers[FOLLOW_TOKEN_HEADER]
 
 
 def assert_errors(status: int, doc: Any, expected: int, *fragments: str) -> None:
@@ -105,11 +115,15 @@ async def test_bodies_other_than_fields_are_refused(web: Web) -> None:
 
 
 async def test_a_report_is_stored_and_read_back_publicly(web: Web) -> None:
-    status, doc = await post(web, address_string="12 rue de la Liberté", zipcode="21000")
-    assert status == 201
-    [created] = doc
+    reply = await send(web, address_string="12 rue de la Liberté", zipcode="21000")
+    assert reply.status == 201
+    [created] = reply.doc
     rid = created["service_request_id"]
-    assert created["follow_token"].startswith("cgf_") and created["account_id"] is None
+    # the spec's reply: the id (known at once, so no token), the notice, no account
+    assert created == {"service_request_id": rid, "service_notice": None, "account_id": None}
+    token = follow_token(reply)
+    assert token.startswith("cgf_") and reply.headers["Location"] == f"/open311/v2/requests/{rid}.json"
+    assert reply.headers[FOLLOW_URL_HEADER] == f"/open311/v2/requests/{rid}/events?token={token}"
     for path in (f"/open311/v2/requests/{rid}.json", f"/open311/v2/requests/{rid}"):
         reply = await web.get(path)
         assert reply.status == 200
@@ -142,10 +156,11 @@ async def test_the_reporter_never_appears_in_a_public_answer(web: Web) -> None:
     await web.upload(cab.gateway.name, [sample(0, "lamp-3", now_ms() - 60_000, lamp_on=True, power_w=0.5)])
     contact = {"first_name": NAME, "last_name": SURNAME, "email": EMAIL, "phone": PHONE,
                "device_id": "device-7731", "account_id": "acct-5511"}
-    _, created = await post(web, **contact)
+    sent = await send(web, **contact)
+    created = sent.doc
     _, lamp = await post(web, service_code="lamp-out", **{"attribute[lamp_id]": "gw-dijon-0001/lamp-3"}, **contact)
     rid = created[0]["service_request_id"]
-    token = created[0]["follow_token"]
+    token = follow_token(sent)
     public = [orjson.dumps(created), orjson.dumps(lamp)]
     for path in ("/open311/v2/requests.json", f"/open311/v2/requests/{rid}.json",
                  f"/open311/v2/requests.json?service_request_id={rid},{lamp[0]['service_request_id']}",
@@ -278,17 +293,20 @@ async def test_a_report_about_a_lamp_with_an_open_fault_joins_it(web: Web) -> No
     await web.upload(other.gateway.name, [sample(0, "lamp-9", now - 60_000, lamp_on=True, power_w=60.0)])
 
     # a resident names the lamp: the report is tied to the fault the telemetry already saw
-    status, first = await post(web, service_code="lamp-out", lat="47.3301", long="5.0501",
-                               **{"attribute[lamp_id]": "gw-dijon-0042/lamp-2"})
-    assert status == 201
+    first_reply = await send(web, service_code="lamp-out", lat="47.3301", long="5.0501",
+                             **{"attribute[lamp_id]": "gw-dijon-0042/lamp-2"})
+    first = first_reply.doc
+    assert first_reply.status == 201
     rid = first[0]["service_request_id"]
     assert "télégestion" in first[0]["service_notice"]
     # another resident, no lamp number, standing 20 m from that cabinet: attached, not a duplicate
-    status, second = await post(web, service_code="lamp-out", lat="47.33015", long="5.05022")
-    assert status == 201
+    sent = await send(web, service_code="lamp-out", lat="47.33015", long="5.05022")
+    assert sent.status == 201
+    second = sent.doc
     assert second[0]["service_request_id"] == rid
     assert "rattaché" in second[0]["service_notice"]
-    assert second[0]["follow_token"] != first[0]["follow_token"]
+    # each reporter follows with a token of their own
+    assert follow_token(sent) != follow_token(first_reply)
     # and a third one naming the lamp again
     _, third = await post(web, service_code="lamp-out", **{"attribute[lamp_id]": "gw-dijon-0042/lamp-2"})
     assert third[0]["service_request_id"] == rid
@@ -380,14 +398,14 @@ async def _next_event(resp: aiohttp.ClientResponse) -> tuple[str, dict[str, Any]
 
 async def test_the_reporter_follows_the_report_live(web: Web) -> None:
     ops = await web.add_operator()
-    _, created = await post(web)
-    rid, token = created[0]["service_request_id"], created[0]["follow_token"]
-    _, someone_else = await post(web)
+    sent = await send(web)
+    rid, token = sent.doc[0]["service_request_id"], follow_token(sent)
+    someone_else = follow_token(await send(web))
 
     events = f"{web.url}/open311/v2/requests/{rid}/events"
     async with web.session.get(events) as resp:
         assert resp.status == 401 and (await resp.json())[0]["code"] == 401
-    async with web.session.get(events, params={"token": someone_else[0]["follow_token"]}) as resp:
+    async with web.session.get(events, params={"token": someone_else}) as resp:
         assert resp.status == 403
     async with web.session.get(f"{web.url}/open311/v2/requests/999999/events", params={"token": token}) as resp:
         assert resp.status == 404
