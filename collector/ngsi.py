@@ -265,7 +265,7 @@ async def get_entities(request: web.Request) -> web.Response:
     if count:
         headers["NGSILD-Results-Count"] = str(seen)
     links = []
-    if more:
+    if more and limit > 0:  # a count-only page (limit=0) has no next: it would be itself
         links.append(f'<{request.rel_url.update_query(offset=offset + limit, limit=limit)}>; rel="next"')
     if offset > 0 and limit > 0:
         links.append(f'<{request.rel_url.update_query(offset=max(0, offset - limit), limit=limit)}>; rel="prev"')

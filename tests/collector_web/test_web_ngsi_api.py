@@ -134,6 +134,7 @@ async def test_pages_follow_link_next_and_count(web: Web) -> None:
     assert set(links(page)) >= {"next", "prev"}
     counted = await web.get("/ngsi-ld/v1/entities?type=Streetlight&limit=0&count=true&q=" + quote('powerState=="on"'))
     assert (counted.doc, counted.headers["NGSILD-Results-Count"]) == ([], "31")
+    assert "next" not in links(counted)
     last = await web.get("/ngsi-ld/v1/entities?type=Streetlight&limit=4&offset=30")
     assert len(last.doc) == 4 and "next" not in links(last)
     for bad in ("limit=0", "limit=1001", "offset=-1", "count=yes"):
