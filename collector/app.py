@@ -21,9 +21,8 @@ from citygate_wire.common import FUTURE_TIMESTAMP
 from collector.body import read_body
 from collector.errors import UnknownGateway
 from collector.model import Gateway, IngestResult
-from collector.params import date_param, int_param, refuse_nul
+from collector.params import day_bound, hour_bound, int_param, refuse_nul
 from collector.problem import Problem, problem_middleware
-from collector.rollup import HOUR_MS
 from collector.store import Level, Period, Store
 from collector.territory import Territory, load_territory
 from collector.tokens import hash_token
@@ -44,6 +43,8 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # decompressed; the agent's batches a
 DEFAULT_MAX_FUTURE_S = 300.0
 MAX_FUTURE_MS = web.AppKey("max_future_ms", int)
 MAX_READ_LIMIT = 10_000
+#: more devices than a cabinet ever has: whether a device is known is looked up among them all
+MAX_DEVICES = 100_000
 
 
 def json_response(doc: object, status: int = 200) -> web.Response:
@@ -188,7 +189,11 @@ async def get_device_samples(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 100, 1, MAX_READ_LIMIT)
     gateway = await path_gateway(request)
     device = request.match_info["device"]
-    samples = await request.app[STORE].recent_samples(gateway, device, limit)
+    store = request.app[STORE]
+    samples = await store.recent_samples(gateway, device, limit)
+    if not samples and device not in {d.device for d in await store.devices(gateway.name, limit=MAX_DEVICES)}:
+        # an empty list would say "known, quiet": a mistyped name must not look like a silent device
+        raise Problem(404, "unknown-device", "Not Found", f"gateway {gateway.name!r} has no device {device!r}")
     return json_response({"gateway": gateway.name, "device": device, "samples": [s.as_json() for s in samples]})
 
 
@@ -202,17 +207,16 @@ async def get_gateway_events(request: web.Request) -> web.Response:
 # -- rollups ----------------------------------------------------------------------------------
 
 def _bounds(request: web.Request, period: str) -> tuple[int | str, int | str]:
-    """Inclusive first/last bucket from `from`/`to`: dates (day) or UTC epoch ms (hour, floored to the hour)."""
+    """Inclusive first/last bucket from `from`/`to`, either period taking the same forms: dates (a
+    Paris day), date-times with their zone, or UTC epoch ms (collector.params.day_bound, hour_bound)."""
     raw_from, raw_to = request.query.get("from"), request.query.get("to")
     if raw_from is None or raw_to is None:
         raise Problem(400, "invalid-parameter", "Invalid query parameter", "from and to are required",
                       parameter="from" if raw_from is None else "to")
     if period == "day":
         # buckets are YYYY-MM-DD text: compare with that form, not the client's (20260105 is a date too)
-        return date_param(raw_from, "from").isoformat(), date_param(raw_to, "to").isoformat()
-    first = int_param(request, "from", 0, 0, 2**62)
-    last = int_param(request, "to", 0, 0, 2**62)
-    return first - first % HOUR_MS, last - last % HOUR_MS
+        return day_bound(raw_from, "from"), day_bound(raw_to, "to")
+    return hour_bound(raw_from, "from", last=False), hour_bound(raw_to, "to", last=True)
 
 
 def _period(request: web.Request) -> Period:

@@ -108,8 +108,9 @@ OPERATOR_AUTH: list[Doc] = [{"operatorToken": []}]
 LIMIT = _query("limit", "How many, newest first", {"type": "integer", "minimum": 1, "maximum": 10000,
                                                      "default": 100})
 PERIOD = _path("period", "Bucket size", "^(hour|day)$")
-ROLLUP_PARAMS = [PERIOD, _query("from", "First bucket: YYYY-MM-DD (day) or UTC epoch ms (hour)", required=True),
-                 _query("to", "Last bucket, inclusive", required=True)]
+ROLLUP_PARAMS = [PERIOD, _query("from", "First bucket, either period: a date YYYY-MM-DD (a Paris day), a "
+                                         "date-time with its zone, or UTC epoch ms", required=True),
+                 _query("to", "Last bucket, inclusive, in the same forms (a date: its last hour)", required=True)]
 INSEE = _path("insee", "INSEE code of the commune (a former commune's code works too)", r"^(\d{5}|2[AB]\d{3})$")
 GATEWAY = _path("gateway", "Gateway name")
 JURISDICTION = _query("jurisdiction_id", "The commune's INSEE code (a former commune's code works too)")
@@ -280,6 +281,8 @@ PATHS: Doc = {
                 "expected_datetime": {"type": "string", "format": "date-time"}}}}}})},
     # -- control-centre page (collector.dashboard)
     "/": {"get": _op("Redirect to the control-centre page", "Control centre", {"302": {"description": "Found"}})},
+    "/control": {"get": _op("Redirect to the control-centre page (with its slash)", "Control centre", {
+        "301": {"description": "Moved Permanently: /control/, with the same query"}})},
     "/control/": {"get": _op("The control-centre page", "Control centre", {
         "200": _json({"type": "string"}, "HTML", "text/html")})},
     "/control/assets/{name}": {"get": _op("The page's script and style sheet", "Control centre", {
@@ -301,7 +304,8 @@ PATHS: Doc = {
                                                              _query("from", "YYYY-MM-DD (default 31 days ago)"),
                                                              _query("to", "YYYY-MM-DD (default today)")])},
     "/opendata/v1/communes/daily.csv": {"get": _op("The same as CSV", "Open data", {
-        "200": _json({"type": "string"}, "RFC 4180 CSV", "text/csv"), "400": PROBLEM, "404": PROBLEM},
+        "200": _json({"type": "string"}, "RFC 4180 CSV, a header row naming each column with its unit "
+                                         "(energy_kwh (kWh) ...)", "text/csv"), "400": PROBLEM, "404": PROBLEM},
         params=[_query("commune", "INSEE code"), _query("from", "YYYY-MM-DD"), _query("to", "YYYY-MM-DD")])},
     **_ngsi_paths(),
     # -- operations

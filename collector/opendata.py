@@ -3,7 +3,8 @@
 No login and no personal data: the figures are the commune day rollups (collector.rollup),
 days in Europe/Paris. `?commune=` (INSEE code, a former commune's code works too) narrows to
 one commune; `?from=&to=` (YYYY-MM-DD, inclusive) default to the last 31 days, at most 366.
-A day with no data from a commune has no row.
+A day with no data from a commune has no row. Each quantity's unit is in the JSON's `units` and
+in the CSV's header row (`energy_kwh (kWh)`): a spreadsheet opened alone still says what it counts.
 
     GET /opendata/v1/communes/daily.json
     GET /opendata/v1/communes/daily.csv
@@ -28,6 +29,8 @@ LICENSE = "Licence Ouverte / Open Licence 2.0 (Etalab)"
 DEFAULT_DAYS = 31
 MAX_DAYS = 366
 FIELDS = ("date", "commune_insee", "commune_name", "energy_kwh", "burn_h", "lamp_faults", "water_m3")
+#: the unit of each quantity: in the JSON's `units`, and in the CSV's header as "energy_kwh (kWh)"
+UNITS = {"energy_kwh": "kWh", "burn_h": "h", "lamp_faults": "lamps", "water_m3": "m3"}
 
 
 def add_opendata_routes(app: web.Application) -> None:
@@ -78,15 +81,21 @@ async def daily_rows(request: web.Request) -> tuple[date, date, list[dict[str, A
 async def daily_json(request: web.Request) -> web.Response:
     first, last, rows = await daily_rows(request)
     return json_response({"territory": request.app[TERRITORY].name, "license": LICENSE, "from": first.isoformat(),
-                          "to": last.isoformat(), "fields": list(FIELDS), "rows": rows})
+                          "to": last.isoformat(), "fields": list(FIELDS), "units": UNITS, "rows": rows})
+
+
+def csv_header(field: str) -> str:
+    return f"{field} ({UNITS[field]})" if field in UNITS else field
 
 
 async def daily_csv(request: web.Request) -> web.Response:
     first, last, rows = await daily_rows(request)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\r\n")  # RFC 4180
-    writer.writeheader()
-    writer.writerows(rows)
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180
+    writer.writerow([csv_header(f) for f in FIELDS])
+    writer.writerows([row[f] for f in FIELDS] for row in rows)
     name = f"citygate-communes-daily-{first.isoformat()}-{last.isoformat()}.csv"
-    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    # header=present (RFC 4180): the first row names the columns and their units
+    return web.Response(body=out.getvalue().encode(),
+                        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                 "Content-Type": "text/csv; charset=utf-8; header=present"})

@@ -11,11 +11,12 @@ surrogate cannot arrive: aiohttp refuses raw non-ASCII bytes in the request line
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 
 from aiohttp import web
 
 from collector.problem import Handler, Problem
+from collector.rollup import HOUR_MS, PARIS
 
 #: the largest id a store can hold: SQLite INTEGER and PostgreSQL bigint are 64-bit signed
 MAX_ID = 2**63 - 1
@@ -53,6 +54,60 @@ def date_param(raw: str, name: str) -> date:
         return date.fromisoformat(raw)
     except ValueError:
         raise invalid(name, f"{name} must be a date YYYY-MM-DD, got {raw!r}") from None
+
+
+#: UTC epoch ms a rollup bound may be: up to the last instant of year 9999 (a date can still name it)
+MAX_EPOCH_MS = 253_402_300_799_999
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+#: eight digits are a date (ISO 8601's basic form 20260329), never epoch ms (that would be 1970-01-01)
+_BASIC_DATE = re.compile(r"[0-9]{8}")
+
+
+def _date_or_ms(raw: str, name: str) -> date | int:
+    """A date (ISO 8601 YYYY-MM-DD or YYYYMMDD), or an instant as UTC epoch ms: an ISO 8601 date-time
+    with its zone, or the ms themselves."""
+    ms = None if _BASIC_DATE.fullmatch(raw) else parse_int(raw)
+    if ms is not None:
+        if not 0 <= ms <= MAX_EPOCH_MS:
+            raise invalid(name, f"{name}: epoch ms must be in [0, {MAX_EPOCH_MS}], got {raw!r}")
+        return ms
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise invalid(name, f"{name} must be a date YYYY-MM-DD, a date-time with its zone "
+                            f"(2026-03-29T21:00:00+02:00) or UTC epoch ms, got {raw!r}") from None
+    if when.tzinfo is None:
+        raise invalid(name, f"{name} {raw!r} has no time zone: add Z or an offset such as +01:00")
+    return (when - _EPOCH) // _MS
+
+
+def day_bound(raw: str, name: str) -> str:
+    """The Paris day (YYYY-MM-DD, the day buckets' own form) a rollup bound names or falls in."""
+    when = _date_or_ms(raw, name)
+    if isinstance(when, int):
+        try:
+            when = (_EPOCH + when * _MS).astimezone(PARIS).date()
+        except OverflowError:
+            raise invalid(name, f"{name} {raw!r} falls past year 9999 in Paris") from None
+    return when.isoformat()
+
+
+def hour_bound(raw: str, name: str, *, last: bool) -> int:
+    """The hour bucket (UTC epoch ms, floored to the hour) a rollup bound falls in; a date is its
+    Paris day: its first hour as a first bound, its last hour as a last one (23 or 25 on DST days)."""
+    when = _date_or_ms(raw, name)
+    if isinstance(when, date):
+        try:
+            day = when + timedelta(days=1) if last else when
+            when = (datetime.combine(day, time(), PARIS) - _EPOCH) // _MS - (HOUR_MS if last else 0)
+        except OverflowError:
+            raise invalid(name, f"{name} {raw!r}: its day ends past year 9999") from None
+    return when - when % HOUR_MS
 
 
 def storable(text: str) -> bool:

@@ -1,6 +1,7 @@
 """Routes of the control-centre page: the page, its assets, its JSON and its live stream.
 
     GET /                                  -> 302 /control/
+    GET /control                           -> 301 /control/ (the page has one address, with its slash)
     GET /control/                          the page
     GET /control/assets/{name}             its script and style sheet
     GET /control/api/summary               the metropolis
@@ -52,6 +53,7 @@ def add_dashboard_routes(app: web.Application) -> None:
     app[INGEST_LISTENERS].append(lambda *_: changes.notify(INGEST_TOPIC))
     r = app.router
     r.add_get("/", root)
+    r.add_get("/control", to_page)
     r.add_get("/control/", page)
     r.add_get("/control/assets/{name}", asset)
     r.add_get("/control/api/summary", get_summary)
@@ -62,6 +64,11 @@ def add_dashboard_routes(app: web.Application) -> None:
 
 async def root(request: web.Request) -> web.Response:
     raise web.HTTPFound("/control/")
+
+
+async def to_page(request: web.Request) -> web.Response:
+    query = request.rel_url.raw_query_string  # as it came, still percent-encoded: nothing to split the header
+    raise web.HTTPMovedPermanently("/control/" + (f"?{query}" if query else ""))
 
 
 def _file(name: str) -> web.Response:

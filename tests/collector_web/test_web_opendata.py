@@ -70,11 +70,15 @@ async def test_daily_json_and_csv_equal_the_rollups(web: Web) -> None:
 
     reply = await web.get(f"/opendata/v1/communes/daily.csv?from={DAY1}&to={DAY2}")
     assert reply.status == 200 and reply.content_type == "text/csv"
+    assert reply.headers["Content-Type"] == "text/csv; charset=utf-8; header=present"
     assert "attachment" in reply.headers["Content-Disposition"]
-    parsed = list(csv.DictReader(io.StringIO(reply.text)))
-    assert [list(r) for r in parsed[:1]] == [doc["fields"]]
-    assert [(r["date"], r["commune_insee"], r["commune_name"], float(r["energy_kwh"]), float(r["burn_h"]),
-             int(r["lamp_faults"]), float(r["water_m3"])) for r in parsed] == \
+    # a header row naming each column with its unit, the same units as the JSON's
+    assert doc["units"] == {"energy_kwh": "kWh", "burn_h": "h", "lamp_faults": "lamps", "water_m3": "m3"}
+    header, *lines = list(csv.reader(io.StringIO(reply.text)))
+    assert header == ["date", "commune_insee", "commune_name", "energy_kwh (kWh)", "burn_h (h)",
+                      "lamp_faults (lamps)", "water_m3 (m3)"]
+    assert [h.split(" (")[0] for h in header] == doc["fields"]
+    assert [(r[0], r[1], r[2], float(r[3]), float(r[4]), int(r[5]), float(r[6])) for r in lines] == \
         [tuple(r[f] for f in doc["fields"]) for r in doc["rows"]]
 
     # one commune, by its current code or a former one
