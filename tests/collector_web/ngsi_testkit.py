@@ -17,8 +17,8 @@ from web_testkit import Web, event, now_ms, sample
 SCHEMAS = Path(__file__).parent / "sdm_schemas"
 CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld"
 ERRORS = "https://uri.etsi.org/ngsi-ld/errors/"
-#: the Smart Data Models that hold camera images: open data never serves one
-CAMERA_TYPES = {"Camera", "DeviceMeasurement:camera", "ImageObserved", "VideoStream", "SecurityCamera"}
+#: the Smart Data Models camera (dataModel.Device/Camera, its stream and image URLs): open data never serves one
+CAMERA_TYPES = {"Camera"}
 
 
 @functools.cache
