@@ -38,6 +38,7 @@ from drivers.mbus.records import (
     Header,
     Response,
     VariableData,
+    decode_application_data,
     decode_bcd,
     decode_response,
     decode_variable_data,
@@ -272,9 +273,9 @@ def _only_decode_errors(raw: bytes) -> None:
             fn(raw)
         except DecodeError:
             pass
-    for ci in (0x72, 0x76, 0x78):
+    for ci in (0x70, 0x72, 0x73, 0x76, 0x77, 0x78):
         try:
-            decode_variable_data(ci, raw)
+            decode_application_data(ci, raw)
         except MbusDecodeError:
             pass
     TelegramReader().feed(raw)
