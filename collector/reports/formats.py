@@ -40,7 +40,8 @@ def to_xml(root: str, doc: Any) -> bytes:
     """`doc` (JSON values) as the spec's XML document whose root element is `root`."""
     element = ET.Element(root)
     _fill(element, doc)
-    return _DECLARATION + ET.tostring(element, encoding="unicode").encode()
+    # a parser reads a raw CR as LF (XML's end-of-line rule): a form's CRLF must come back as it was sent
+    return _DECLARATION + ET.tostring(element, encoding="unicode").replace("\r", "&#13;").encode()
 
 
 def _fill(element: ET.Element, value: Any) -> None:

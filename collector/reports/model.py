@@ -310,6 +310,7 @@ def parse_new_report(form: Mapping[str, str], territory: Territory) -> NewReport
     description = _text(form, "description", MAX_DESCRIPTION, errors)
     zipcode = _text(form, "zipcode", 10, errors)
     if errors or service is None:
-        raise Open311Error(400, *errors)
+        # the spec: 404 when service_code names no service (every problem is still listed), else 400
+        raise Open311Error(404 if code and service is None else 400, *errors)
     return NewReport(commune, service, lat, lon, address, address_id, zipcode, description, media_url,
                      lamp_id if service.lamp else None, contact)

@@ -77,7 +77,8 @@ async def test_services_list_and_lamp_out_definition(web: Web) -> None:
     ({"jurisdiction_id": ""}, 400, ["jurisdiction_id was not provided"]),
     ({"jurisdiction_id": "75056"}, 404, ["75056"]),
     ({"service_code": ""}, 400, ["service_code was not provided"]),
-    ({"service_code": "teleport"}, 400, ["'teleport' was not found"]),
+    ({"service_code": "teleport"}, 404, ["'teleport' was not found"]),  # the spec: an unknown service is a 404
+    ({"service_code": "teleport", "email": "x"}, 404, ["'teleport' was not found", "email"]),
     ({"lat": "", "long": ""}, 400, ["a location is required"]),
     ({"lat": "north", "long": "5.04"}, 400, ["lat 'north' is not a number"]),
     ({"lat": "95", "long": "5.04"}, 400, ["out of range"]),
