@@ -1,5 +1,7 @@
 """The BLE bus: a passive bleak scan, BTHome v2 and RuuviTag RAWv2 sensors on an allow-list.
 
+drivers/README-ble.md says it all for an operator: config keys, quantities, events, what is refused.
+
 Config (one ``[[bus]]`` table of the agent's TOML; unknown keys are refused)::
 
     [[bus]]

@@ -1,5 +1,7 @@
 """The M-Bus bus: a master on a serial port (through a level converter) reading meters in turn.
 
+drivers/mbus/README.md says it all for an operator: config keys, quantities, what is decoded or refused.
+
 Config (one ``[[bus]]`` table of the agent's TOML; unknown keys are refused)::
 
     [[bus]]
@@ -31,7 +33,7 @@ SND_UD CI 0x52 on address 253 (E5 expected), then REQ_UD2 to 253; the header's i
 Samples: meter_id, manufacturer, medium, meter_status, and from the instantaneous records
 (storage 0, tariff 0, sub-unit 0): volume_m3, flow_m3h, energy_wh, power_w, flow_temperature_c,
 return_temperature_c, external_temperature_c, temperature_difference_k, pressure_bar, mass_kg,
-on_time_s, operating_time_s, voltage_v, current_a, error_flags, meter_time, fabrication_no.
+on_time_s, operating_time_s, voltage_v, current_a, humidity_pct, error_flags, meter_time, fabrication_no.
 
 Events: communication_failure (major, after the retries of one read) / communication_restored
 (info). Counters in DeviceState.errors: timeout, frame (bad checksum or framing), decode,
