@@ -98,7 +98,8 @@ def media_type(request: web.Request) -> str:
         if chosen is not None and q > 0:
             ranked.append((-q, i, chosen))
     if not ranked:
-        raise NgsiProblem(406, "NotAcceptable", "Not acceptable",
+        # the specification names no type for 406: InvalidRequest is its nearest (the request asks the impossible)
+        raise NgsiProblem(406, "InvalidRequest", "Not acceptable",
                           f"Accept {raw[:100]!r}: this API answers application/json or application/ld+json")
     return min(ranked)[2]
 

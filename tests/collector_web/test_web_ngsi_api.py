@@ -182,7 +182,7 @@ async def test_content_negotiation(web: Web) -> None:
     assert links(mixed)[CONTEXT_REL] == "https://smartdatamodels.org/context.jsonld"
     types = await web.get("/ngsi-ld/v1/types", headers=LD)
     assert types.content_type == "application/ld+json" and types.doc["@context"] == CORE
-    assert_problem(await web.get(path, headers={"Accept": "text/html"}), 406, "NotAcceptable")
+    assert_problem(await web.get(path, headers={"Accept": "text/html"}), 406, "InvalidRequest")
 
 
 @pytest.mark.parametrize(("path", "status", "kind"), [
