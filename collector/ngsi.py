@@ -119,6 +119,12 @@ def form(request: web.Request) -> str:
     return chosen.pop() if chosen else "normalized"
 
 
+def check_representation(request: web.Request) -> None:
+    """Refuse a bad Accept or options before reading anything."""
+    media_type(request)
+    form(request)
+
+
 def key_values(entity: Entity) -> Entity:
     """The simplified form: each attribute as its bare value (a typed literal as its plain value)."""
     out: Entity = {}
@@ -240,7 +246,7 @@ async def get_entities(request: web.Request) -> web.Response:
     count = _boolean(request, "count")
     limit = _int(request, "limit", DEFAULT_LIMIT, 0 if count else 1, MAX_LIMIT)
     offset = _int(request, "offset", 0, 0, 2**31)
-    media_type(request), form(request)  # refuse a bad Accept or options before reading anything
+    check_representation(request)
     wanted = [k for k in TYPES if kinds is None or k in kinds]  # an unknown type matches no entity
     if ids is not None:
         wanted = [k for k in wanted if any(i.startswith(f"urn:ngsi-ld:{k}:") for i in ids)]
@@ -291,7 +297,7 @@ def parse_entity_id(raw: str) -> tuple[str, str, str | None]:
 async def get_entity(request: web.Request) -> web.Response:
     raw = request.match_info["entity_id"]
     attrs = _list(request, "attrs")
-    media_type(request), form(request)
+    check_representation(request)
     kind, gateway, device = parse_entity_id(raw)
     builder = Builder(request.app[STORE], request.app[TERRITORY])
     found = await builder.by_id(kind, gateway, device)
