@@ -25,15 +25,17 @@ from drivers.mbus.frame import (
     ACK,
     ADDRESS_SECONDARY,
     C_REQ_UD2,
+    C_RSP_UD,
     C_SND_NKE,
     CI_SELECT,
     FCB,
     LongFrame,
     ShortFrame,
     TelegramReader,
+    encode_long,
 )
 from drivers.mbus.manufacturer import encode_manufacturer
-from drivers.mbus.records import Header
+from drivers.mbus.records import CI_APPLICATION_ERROR, Header
 from simulators.pty import LINK_OPTION, RUN_OPTION, PtyPair, serve_on_pty
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -81,6 +83,7 @@ class MbusWaterMeter:
         self._drop = 0
         self._drop_telegrams = 0
         self._corrupt = 0
+        self._app_error, self._app_errors = 0, 0
         self.requests: list[ShortFrame | LongFrame] = []
         self._reader = TelegramReader()
         self._pty: PtyPair | None = None
@@ -102,6 +105,10 @@ class MbusWaterMeter:
     def corrupt_replies(self, n: int) -> None:
         self._corrupt += n
 
+    def application_errors(self, code: int, n: int = 1) -> None:
+        """Answer the next n data requests with CI 0x70, application error `code` (0x08: busy)."""
+        self._app_error, self._app_errors = code, self._app_errors + n
+
     def flow_m3h(self) -> float:
         hour = self._now().astimezone(self._tz).hour
         return self.leak_m3h + (self.day_flow_m3h if 6 <= hour < 22 else 0.0)
@@ -115,6 +122,9 @@ class MbusWaterMeter:
     def snapshot(self) -> list[bytes]:
         """The telegram(s) of one answer, from the meter's state now."""
         self.advance()
+        if self._app_errors:
+            self._app_errors -= 1
+            return [encode_long(C_RSP_UD, self.primary, CI_APPLICATION_ERROR, bytes((self._app_error,)))]
         self._access_no = (self._access_no + 1) & 0xFF
         header = Header(self.secondary, self.manufacturer, _VERSION, _MEDIUM_WATER, self._access_no, 0, 0)
         local = self._now().astimezone(self._tz).replace(tzinfo=None)

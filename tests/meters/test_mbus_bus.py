@@ -151,3 +151,13 @@ def test_config_refusals() -> None:
         with pytest.raises(ConfigError) as e:
             parse_config(raw, "bus[2]")
         assert e.value.key == key, (raw, e.value)
+
+
+async def test_an_application_error_is_a_failed_read_naming_the_error_and_the_next_read_works() -> None:
+    async with MbusWaterMeter(primary=3) as meter:
+        bus = make_bus(_config(meter.port, [{"id": "water-1", "primary": 3}]), CTX)
+        meter.application_errors(0x08)  # EN 13757-3 CI 0x70, code 08: application busy
+        with pytest.raises(DeviceError, match=r"application error 0x08 \(application busy\)"):
+            await bus.read("water-1")
+        s = await bus.read("water-1")
+    assert "volume_m3" in s.values
