@@ -35,7 +35,7 @@ from drivers.mbus.frame import (
     encode_long,
 )
 from drivers.mbus.manufacturer import encode_manufacturer
-from drivers.mbus.records import CI_APPLICATION_ERROR, Header
+from drivers.mbus.records import CI_APPLICATION_ERROR, CI_VARIABLE, Header
 from simulators.pty import LINK_OPTION, RUN_OPTION, PtyPair, serve_on_pty
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -84,6 +84,7 @@ class MbusWaterMeter:
         self._drop_telegrams = 0
         self._corrupt = 0
         self._app_error, self._app_errors = 0, 0
+        self._no_data = 0
         self.requests: list[ShortFrame | LongFrame] = []
         self._reader = TelegramReader()
         self._pty: PtyPair | None = None
@@ -109,6 +110,10 @@ class MbusWaterMeter:
         """Answer the next n data requests with CI 0x70, application error `code` (0x08: busy)."""
         self._app_error, self._app_errors = code, self._app_errors + n
 
+    def no_data(self, n: int = 1) -> None:
+        """Answer the next n data requests with an RSP_UD control frame: CI 0x72 and no data at all."""
+        self._no_data += n
+
     def flow_m3h(self) -> float:
         hour = self._now().astimezone(self._tz).hour
         return self.leak_m3h + (self.day_flow_m3h if 6 <= hour < 22 else 0.0)
@@ -125,6 +130,9 @@ class MbusWaterMeter:
         if self._app_errors:
             self._app_errors -= 1
             return [encode_long(C_RSP_UD, self.primary, CI_APPLICATION_ERROR, bytes((self._app_error,)))]
+        if self._no_data:
+            self._no_data -= 1
+            return [encode_long(C_RSP_UD, self.primary, CI_VARIABLE)]
         self._access_no = (self._access_no + 1) & 0xFF
         header = Header(self.secondary, self.manufacturer, _VERSION, _MEDIUM_WATER, self._access_no, 0, 0)
         local = self._now().astimezone(self._tz).replace(tzinfo=None)

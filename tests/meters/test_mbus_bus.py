@@ -161,3 +161,12 @@ async def test_an_application_error_is_a_failed_read_naming_the_error_and_the_ne
             await bus.read("water-1")
         s = await bus.read("water-1")
     assert "volume_m3" in s.values
+
+
+async def test_an_rsp_ud_without_data_is_a_failed_read_that_says_so() -> None:
+    async with MbusWaterMeter(primary=4) as meter:
+        bus = make_bus(_config(meter.port, [{"id": "water-1", "primary": 4}]), CTX)
+        meter.no_data()  # 68 03 03 68 08 04 72 CS 16
+        with pytest.raises(DeviceError, match="no data"):
+            await bus.read("water-1")
+        assert "volume_m3" in (await bus.read("water-1")).values

@@ -328,6 +328,14 @@ def test_fixed_data_structure_bcd_and_binary_counters() -> None:
     assert doc["structure"] == "fixed" and doc["sample"]["volume_m3"] == pytest.approx(1.234)
 
 
+def test_pymeterbus_control_frame_is_an_rsp_ud_with_no_data() -> None:
+    # ganehag/pyMeterBus tests/test_control_frame.py (BSD-3-Clause): RSP_UD to address 11, CI 0x72, L = 3
+    code, out = cli("mbus", "68 03 03 68 08 0B 72 85 16", "--json")
+    assert code == 0, out
+    doc = orjson.loads(out)
+    assert (doc["telegram"], doc["A"], doc["CI"], doc["fields"]) == ("control frame", 11, "0x72", [])
+
+
 def test_empty_rsp_ud_control_frame_is_a_response_with_no_data() -> None:
     raw = encode_long(0x08, 5, 0x72)  # 68 03 03 68 08 05 72 CS 16
     assert raw[1] == 3
