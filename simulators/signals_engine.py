@@ -40,7 +40,7 @@ from drivers.traffic.registers import (
     encode_timings,
     intersection_fingerprint,
 )
-from drivers.traffic.tables import active_at
+from drivers.traffic.tables import active_at, switch_pairs
 from drivers.traffic.timeline import Aspect
 
 #: Seconds the sequencer may stand still while a plan runs before the monitor calls it a deadlock.
@@ -76,11 +76,12 @@ class Trip:
 
 
 class Monitor:
-    """Watches the outputs only: two conflicting greens, an intergreen or a green too short, a stuck sequencer."""
+    """Watches the outputs only: two conflicting greens, an intergreen, a green or an amber too short, a stuck sequencer."""
 
     def __init__(self, ix: Intersection) -> None:
         n = len(ix.groups)
         self.ids = [g.id for g in ix.groups]
+        self.amber_s = [g.amber_s for g in ix.groups]
         self.min_ig: list[list[int | None]] = [[None] * n for _ in range(n)]
         for (a, b), entry in ix.matrix.items():
             self.min_ig[ix.index[a]][ix.index[b]] = entry.intergreen_s
@@ -118,6 +119,17 @@ class Monitor:
                         Refusal.MIN_GREEN, i, -1, MIN_GREEN_S, t - since,
                     )
                 self.left_green[i] = t
+        # An amber runs in full after each green: not cut by the same group's next green, not replaced by red.
+        for i in range(n):
+            left = self.left_green[i]
+            if left is None or self.amber_s[i] == 0 or t - left >= self.amber_s[i]:
+                continue
+            if aspects[i] is not Aspect.AMBER:
+                return Trip(
+                    Alarm.SAFETY,
+                    f"{self.ids[i]} amber {t - left} s < {self.amber_s[i]} s ({aspects[i].name.lower()} too early)",
+                    Refusal.AMBER, i, -1, self.amber_s[i], t - left,
+                )
         for j in range(n):
             if green[j] and not self.was_green[j]:
                 for i in range(n):
@@ -208,6 +220,59 @@ class Phase(enum.Enum):
     FAILURE = "failure"
 
 
+def first_cycle_starts(ix: Intersection, plan: Plan) -> list[tuple[int, int]]:
+    """(group index, cycle second) of each green start in a plan's first cycle, entered at stage 1 from all red."""
+    out = Outputs(ix)
+    out.all_red()
+    starts: list[tuple[int, int]] = []
+    for c in range(plan.cycle_s):
+        out.run_plan(c, plan, c)
+        starts += [(i, c) for i, since in enumerate(out.green_since) if since == c]
+    return starts
+
+
+def plan_change(out: Outputs, min_ig: Sequence[Sequence[int | None]], plan: Plan, t: int, *,
+                stretch: bool) -> tuple[int, dict[int, int]]:
+    """When `plan`'s stage 1 may start after a change at second `t`, and when each ending green ends.
+
+    Greens stage 1 does not keep end after their minimum green. Stage 1 starts once those are over
+    and every intergreen and amber into its own starting groups is met; with `stretch` (always, in
+    service) it also waits until no start of the first cycle comes before the intergreen from a
+    group that ended before it, whatever the tables say: a central command may ask for any pair."""
+    ix = out.ix
+    stage1 = {ix.index[g] for g in plan.stages[0].groups}
+    green = {i for i, a in enumerate(out.aspects) if a is Aspect.GREEN}
+    ends = {i: max(t, (since if (since := out.green_since[i]) is not None else t) + MIN_GREEN_S)
+            for i in green - stage1}
+    ended: dict[int, int] = {i: e for i in range(len(out.aspects)) if i not in green and (e := out.last_end[i]) is not None}
+    ended.update(ends)
+    start = max([t, *ends.values()])
+    seen: set[int] = set()
+    for j, c in first_cycle_starts(ix, plan):
+        if (c > 0 and not stretch) or (c == 0 and j in green):
+            seen.add(j)
+            continue
+        for i, end in ended.items():
+            need = min_ig[i][j]
+            if need is not None and i not in seen:
+                start = max(start, end + need - c)
+        if j not in green and j not in seen and out.last_end[j] is not None:
+            start = max(start, out.amber_until[j] - c)
+        seen.add(j)
+    return start, ends
+
+
+def hold_transition(out: Outputs, plan: Plan, ends: dict[int, int], t: int) -> None:
+    """A second of the transition: greens stage 1 keeps stay, the others run to their end, then amber."""
+    stage1 = {out.ix.index[g] for g in plan.stages[0].groups}
+    out.drive(t, [a is Aspect.GREEN and (i in stage1 or t < ends.get(i, t)) for i, a in enumerate(out.aspects)])
+
+
+def wait_limits(ix: Intersection, plan: Plan) -> list[int]:
+    """Longest wait per group: 240 s for a group that gives way to a tram or bus in a priority plan, else 120 s."""
+    return [240 if plan.priority and g.gives_way_to else 120 for g in ix.groups]
+
+
 def check_block(ix: Intersection, words: Sequence[int]) -> tuple[Timings | None, RefusalDetail | None]:
     """The controller's own check of an upload block: decode, structure, then a dry run under the monitor."""
     if len(words) >= 3 and (words[1] << 16 | words[2]) != intersection_fingerprint(ix):
@@ -227,11 +292,70 @@ def check_block(ix: Intersection, words: Sequence[int]) -> tuple[Timings | None,
         for s in table.switches:
             if s.plan is not None and s.plan not in numbers:
                 return None, RefusalDetail(Refusal.STRUCTURE, s.plan, 0, 0, 0, 0)
+    for table in timings.schedule.day_tables.values():
+        for s in table.switches:
+            called = timings.plan(s.plan) if s.plan is not None else None
+            if called is not None and called.priority:
+                # a priority plan serves a tram or bus call for one cycle: a table would run it on every cycle
+                return None, RefusalDetail(Refusal.STRUCTURE, called.number, 0, 0, 0, 1)
     for plan in timings.plans:
         refusal = dry_run(ix, plan)
         if refusal is not None:
             return None, refusal
-    return timings, None
+    refusal = _check_changes(ix, timings)
+    return (None, refusal) if refusal is not None else (timings, None)
+
+
+def _check_changes(ix: Intersection, timings: Timings) -> RefusalDetail | None:
+    """Dry-run every plan change the tables can make (and those into and out of a priority plan)."""
+    pairs = switch_pairs(timings.schedule)
+    named = {s.plan for table in timings.schedule.day_tables.values() for s in table.switches if s.plan is not None}
+    for called in (p.number for p in timings.plans if p.priority):
+        pairs |= {(n, called) for n in named} | {(called, n) for n in named}
+    for a, b in sorted(pairs):
+        old, new = timings.plan(a), timings.plan(b)
+        if old is None or new is None or a == b:
+            continue
+        refusal = dry_run_change(ix, old, new)
+        if refusal is not None:
+            return refusal
+    return None
+
+
+def dry_run_change(ix: Intersection, old: Plan, new: Plan) -> RefusalDetail | None:
+    """Run `old` for two cycles, change to `new` as written (no stretching) and run a cycle of it, under a monitor."""
+    out = Outputs(ix)
+    out.all_red()
+    monitor = Monitor(ix)
+    limits = [max(a, b) for a, b in zip(wait_limits(ix, old), wait_limits(ix, new), strict=True)]
+    red_since: list[int | None] = [None] * len(ix.groups)
+    change = 2 * old.cycle_s
+    begin, ends = change, dict[int, int]()
+    for t in range(change + old.cycle_s + new.cycle_s + 300):
+        if t < change:
+            out.run_plan(t, old, t % old.cycle_s)
+        elif t == change:
+            begin, ends = plan_change(out, monitor.min_ig, new, t, stretch=False)
+        if change <= t < begin:
+            hold_transition(out, new, ends, t)
+        elif t >= begin and t >= change:
+            if t >= begin + new.cycle_s:
+                break
+            out.run_plan(t, new, t - begin)
+        trip = monitor.check(t, out.aspects, running=True, progress=t)
+        if trip is not None and t >= change:
+            return RefusalDetail(Refusal.TRANSITION, old.number << 8 | new.number, trip.group_a + 1, trip.group_b + 1,
+                                 trip.required, trip.actual)
+        for i, a in enumerate(out.aspects):
+            since = red_since[i]
+            if a is Aspect.GREEN:
+                if since is not None and t >= change and t - since > limits[i]:
+                    return RefusalDetail(Refusal.TRANSITION, old.number << 8 | new.number, i + 1, 0, limits[i],
+                                         t - since)
+                red_since[i] = None
+            elif since is None:
+                red_since[i] = t
+    return None
 
 
 def dry_run(ix: Intersection, plan: Plan, cycles: int = CHECK_CYCLES) -> RefusalDetail | None:
@@ -248,7 +372,7 @@ def _run_and_measure(ix: Intersection, plan: Plan, cycles: int) -> tuple[Refusal
     out = Outputs(ix)
     out.all_red()
     monitor = Monitor(ix)
-    limit = 240 if plan.public_transport_wait else 120
+    limits = wait_limits(ix, plan)
     red_since: list[int | None] = [None] * len(ix.groups)
     worst = [0] * len(ix.groups)
     for t in range(plan.cycle_s * cycles):
@@ -269,8 +393,8 @@ def _run_and_measure(ix: Intersection, plan: Plan, cycles: int) -> tuple[Refusal
                 worst[i] = max(worst[i], t - since)
     for i in range(len(ix.groups)):
         never = out.green_since[i] is None
-        if never or worst[i] > limit:
-            return RefusalDetail(Refusal.MAX_WAIT, plan.number, i + 1, 0, limit, NEVER if never else worst[i]), worst
+        if never or worst[i] > limits[i]:
+            return RefusalDetail(Refusal.MAX_WAIT, plan.number, i + 1, 0, limits[i], NEVER if never else worst[i]), worst
     return None, worst
 
 
@@ -539,6 +663,10 @@ class SignalController:
                 return
         if self.phase is Phase.RUN:
             assert self.plan is not None
+            if self.plan.priority and self.cycle_second() == 0 and t > self.t_ref and self.plan_cmd is not None:
+                # a priority plan serves one call: one cycle, then back to the plan of the tables
+                self.plan_cmd = None
+                position, plan = self.desired()
             if position is not Position.NORMAL:
                 self._begin_leaving(t, position)
             elif self.cycle_second() == 0 and plan is not None and plan != self.plan and not self.frozen:
@@ -570,7 +698,7 @@ class SignalController:
         self.phase = Phase.RUN
         # on the plan's offset after a start-up; after a plan change, as far from it as the change left it
         self.offset_error_s = (plan.offset_s - t) % plan.cycle_s
-        limit = 240 if plan.public_transport_wait else 120
+        limit = min(wait_limits(self.ix, plan))
         self.hold_per_cycle_s = max(0, min(plan.cycle_s // 5, limit - worst_wait_s(self.ix, plan)))
         self.held_s = 0
         self.out.run_plan(t, plan, 0)
@@ -588,29 +716,8 @@ class SignalController:
 
     def _begin_transition(self, t: int, plan: Plan) -> None:
         """At the old plan's cycle boundary: end what stage 1 of `plan` does not keep, clear, then start it."""
-        ig = self.monitor.min_ig
-        stage1 = {self.ix.index[g] for g in plan.stages[0].groups}
-        green = [i for i, a in enumerate(self.out.aspects) if a is Aspect.GREEN]
-        ends: dict[int, int] = {}
-        for i in green:
-            since = self.out.green_since[i]
-            if i not in stage1:
-                ends[i] = max(t, (since if since is not None else t) + MIN_GREEN_S)
-        start = t
-        for j in stage1 - set(green):
-            if self.out.last_end[j] is not None:
-                start = max(start, self.out.amber_until[j])
-            for i in range(self.n):
-                need = ig[i][j]
-                if need is None:
-                    continue
-                if i in ends:
-                    start = max(start, ends[i] + need)
-                elif (left := self.out.last_end[i]) is not None:
-                    start = max(start, left + need)
         self.next_plan = plan
-        self.transition_start = start
-        self.transition_end = ends
+        self.transition_start, self.transition_end = plan_change(self.out, self.monitor.min_ig, plan, t, stretch=True)
         self.phase = Phase.TRANSITION
         self._transition_step(t)
 
@@ -619,11 +726,7 @@ class SignalController:
         if t >= self.transition_start:
             self._enter(t, self.next_plan)
             return
-        stage1 = {self.ix.index[g] for g in self.next_plan.stages[0].groups}
-        self.out.drive(t, [
-            a is Aspect.GREEN and (i in stage1 or t < self.transition_end.get(i, t))
-            for i, a in enumerate(self.out.aspects)
-        ])
+        hold_transition(self.out, self.next_plan, self.transition_end, t)
 
     def _begin_leaving(self, t: int, position: Position) -> None:
         """Out of normal: every green ends now, ambers run out, then flashing amber or dark."""

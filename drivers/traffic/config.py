@@ -8,10 +8,15 @@ with the rule it breaks. Layout (see configs/intersections/ for complete files):
     id = "dijon-jaures-tram"
     name = "Avenue Jean Jaurès × Rue ..."
     commune = "21231"                  # INSEE code
-    setting = "urban"                  # urban: amber 3 s; rural: amber 5 s
+    setting = "urban"                  # descriptive: the amber follows each group's speed limit
     groups = [
-      { id = "V1", kind = "vehicle", label = "Jaurès northbound" },   # amber_s defaults from setting
-      { id = "P1", kind = "pedestrian" },                              # pedestrians: no amber
+      # speed_limit_kmh: <= 50 -> amber 3 s, above -> 5 s; not given counts as above 50 (the safe side)
+      { id = "V1", kind = "vehicle", speed_limit_kmh = 50, label = "Jaurès northbound" },
+      { id = "T1", kind = "tram", speed_limit_kmh = 30 },
+      # gives_way_to: tram/bus groups with their own signals; may wait 240 s in a `priority` plan
+      { id = "V3", kind = "vehicle", speed_limit_kmh = 50, gives_way_to = ["T1"] },
+      # pedestrians: no amber; crossing_m = crosswalk length, clearance_speed_m_s defaults to 1.0
+      { id = "P1", kind = "pedestrian", crossing_m = 12, clearance_speed_m_s = 1.0 },
     ]
     conflicts = [                      # both directions of every conflict
       { from = "V1", to = "P1", clearance_m = 12 },   # intergreen = amber + max(2, ceil(12 m / 10 m/s))
@@ -23,7 +28,7 @@ with the rule it breaks. Layout (see configs/intersections/ for complete files):
     name = "day"
     cycle_s = 80
     offset_s = 0
-    public_transport_wait = false      # true allows waits up to 240 s
+    priority = false                   # true: runs only on cycles serving a tram/bus call, never from a table
     stages = [ { groups = ["V1"], green_s = 30, interstage_s = 14 }, ... ]
 
     [[day_table]]
@@ -36,6 +41,7 @@ with the rule it breaks. Layout (see configs/intersections/ for complete files):
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Mapping
@@ -49,6 +55,7 @@ from drivers.errors import ConfigError
 from drivers.traffic.model import (
     MAX_GROUPS,
     MAX_PLAN_NUMBER,
+    PEDESTRIAN_CLEARANCE_SPEED_M_S,
     Conflict,
     GroupKind,
     Intersection,
@@ -146,21 +153,21 @@ def _intersection(raw: Any) -> Intersection:
         raise ConfigError("intersection.setting", f"{setting_text!r}: expected 'urban' or 'rural'")
     setting = Setting(setting_text)
     groups: list[SignalGroup] = []
+    yields: dict[str, tuple[str, list[Any]]] = {}
     for i, graw in enumerate(_array(t, "groups", lo=1, hi=MAX_GROUPS)):
-        gt = ConfigTable(graw, f"intersection.groups[{i}]")
-        gid = gt.text("id", required=True)
-        if not _GROUP_ID.match(gid):
-            raise ConfigError(f"{gt.key}.id", f"{gid!r}: letters, digits, '_' and '-' only, 1-16 characters")
-        if any(g.id == gid for g in groups):
-            raise ConfigError(f"{gt.key}.id", f"group {gid} defined twice")
-        kind_text = gt.text("kind", required=True)
-        if kind_text not in tuple(GroupKind):
-            raise ConfigError(f"{gt.key}.kind", f"{kind_text!r}: expected one of {', '.join(GroupKind)}")
-        kind = GroupKind(kind_text)
-        amber = gt.integer("amber_s", required_amber_s(kind, setting), lo=0, hi=30)
-        groups.append(SignalGroup(gid, kind, amber, gt.text("label", "")))
-        gt.done()
+        group, gives_way = _group(ConfigTable(graw, f"intersection.groups[{i}]"), groups)
+        groups.append(group)
+        if gives_way is not None:
+            yields[group.id] = gives_way
     by_id = {g.id: g for g in groups}
+    for gid, (key, names) in yields.items():
+        for name in names:
+            other = by_id.get(name) if isinstance(name, str) else None
+            if other is None or other.kind not in (GroupKind.TRAM, GroupKind.BUS) or name == gid:
+                raise ConfigError(key, f"{name!r}: a group gives way only to another group of kind tram or bus "
+                                       "(public transport with its own signals)")
+        by_id[gid] = dataclasses.replace(by_id[gid], gives_way_to=frozenset(names))
+    groups = [by_id[g.id] for g in groups]
     matrix: dict[tuple[str, str], Conflict] = {}
     for i, craw in enumerate(_array(t, "conflicts", lo=0, hi=MAX_GROUPS**2)):
         ct = ConfigTable(craw, f"intersection.conflicts[{i}]")
@@ -187,7 +194,42 @@ def _intersection(raw: Any) -> Intersection:
         matrix[(a, b)] = Conflict(a, b, ig, distance, given=has_ig)
         ct.done()
     t.done()
+    for gid, (key, _) in yields.items():
+        for name in by_id[gid].gives_way_to:
+            if (gid, name) not in matrix and (name, gid) not in matrix:
+                raise ConfigError(key, f"{gid} gives way to {name} but the conflict matrix has no conflict between them")
     return Intersection(ix_id, name, commune, setting, tuple(groups), matrix)
+
+
+def _group(gt: ConfigTable, before: list[SignalGroup]) -> tuple[SignalGroup, tuple[str, list[Any]] | None]:
+    """One signal group; its `gives_way_to` names are returned raw, to check once every group is known."""
+    gid = gt.text("id", required=True)
+    if not _GROUP_ID.match(gid):
+        raise ConfigError(f"{gt.key}.id", f"{gid!r}: letters, digits, '_' and '-' only, 1-16 characters")
+    if any(g.id == gid for g in before):
+        raise ConfigError(f"{gt.key}.id", f"group {gid} defined twice")
+    kind_text = gt.text("kind", required=True)
+    if kind_text not in tuple(GroupKind):
+        raise ConfigError(f"{gt.key}.kind", f"{kind_text!r}: expected one of {', '.join(GroupKind)}")
+    kind = GroupKind(kind_text)
+    pedestrian = kind is GroupKind.PEDESTRIAN
+    for key, only_for in (("speed_limit_kmh", not pedestrian), ("crossing_m", pedestrian),
+                          ("clearance_speed_m_s", pedestrian)):
+        if key in gt.raw and not only_for:
+            what = "vehicle, tram and bus groups (an approach)" if key == "speed_limit_kmh" else "pedestrian groups"
+            raise ConfigError(f"{gt.key}.{key}", f"only for {what}; group {gid} is {kind}")
+    speed: int | None = None
+    if "speed_limit_kmh" in gt.raw:
+        speed = _required_int(gt, "speed_limit_kmh", lo=5, hi=130)
+    crossing = gt.number("crossing_m", 0.0, lo=0.5, hi=100.0) if "crossing_m" in gt.raw else None
+    clearance_speed = gt.number("clearance_speed_m_s", PEDESTRIAN_CLEARANCE_SPEED_M_S, lo=0.3, hi=2.0)
+    amber = gt.integer("amber_s", required_amber_s(kind, speed), lo=0, hi=30)
+    gives_way: tuple[str, list[Any]] | None = None
+    if "gives_way_to" in gt.raw:
+        gives_way = (f"{gt.key}.gives_way_to", _array(gt, "gives_way_to", lo=1, hi=MAX_GROUPS))
+    group = SignalGroup(gid, kind, amber, gt.text("label", ""), speed, crossing, clearance_speed)
+    gt.done()
+    return group, gives_way
 
 
 def _plans(raw: Any, ix: Intersection) -> tuple[Plan, ...]:
@@ -197,6 +239,11 @@ def _plans(raw: Any, ix: Intersection) -> tuple[Plan, ...]:
     for i, praw in enumerate(_list(raw, "plan", lo=1, hi=MAX_PLAN_NUMBER)):
         t = ConfigTable(praw, f"plan[{i}]")
         number = _required_int(t, "number", lo=1, hi=MAX_PLAN_NUMBER)
+        if "public_transport_wait" in t.raw:
+            # A whole-plan flag lifted the limit for every group, pedestrians included, on every cycle.
+            raise ConfigError(f"{t.key}.public_transport_wait", "no longer accepted: the 240 s wait is for the groups "
+                              "that give way to a tram or bus (group key gives_way_to), in a plan that serves its "
+                              "priority call (plan key priority = true)")
         if any(p.number == number for p in plans):
             raise ConfigError(f"{t.key}.number", f"plan {number} defined twice")
         stages: list[Stage] = []
@@ -225,7 +272,7 @@ def _plans(raw: Any, ix: Intersection) -> tuple[Plan, ...]:
                 # Any offset loads; validate.py says when it is outside [0, cycle).
                 offset_s=_required_int(t, "offset_s", lo=-3600, hi=3600),
                 stages=tuple(stages),
-                public_transport_wait=t.boolean("public_transport_wait", False),
+                priority=t.boolean("priority", False),
             )
         )
         t.done()

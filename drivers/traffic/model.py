@@ -1,5 +1,13 @@
 """Intersections and timing plans, as the French rules (IISR 6th part, CEREMA DiagFeux) describe them.
 
+The facts the rules depend on are held per signal group: the speed limit of a vehicle, tram or
+bus approach (its amber: IISR 6th part art. 110 C, 3 s at 50 km/h or less, 5 s above), the
+length of a pedestrian group's crosswalk and the speed its clearance is computed at (art. 110 C 2:
+a pedestrian who steps off in the last second of green clears the crosswalk before any
+conflicting green; 1 m/s), and the tram or bus groups with their own signals (R17/R18) a group
+gives way to (art. 110 C 3 as completed by the arrêté of 9 April 2021: such a group may wait up to
+240 s, only on the cycles that serve that priority call, i.e. in a plan marked `priority`).
+
 All durations are whole seconds: signal controllers count in seconds, and the rules are stated
 in seconds. The model holds what a file says; `validate.py` decides whether it is lawful.
 
@@ -26,8 +34,13 @@ from fractions import Fraction
 MIN_GREEN_S = 6
 MIN_CLEARANCE_RED_S = 2
 MAX_WAIT_S = 120
-#: Allowed since 2021 for some public-transport cases; only with the plan's explicit flag.
-MAX_WAIT_PUBLIC_TRANSPORT_S = 240
+#: Allowed since 2021 (arrêté of 9 April 2021) for a group that gives way to a tram or bus with its
+#: own signals, on the cycles that serve that priority call only: in a plan marked `priority`.
+MAX_WAIT_PRIORITY_S = 240
+#: Above this speed limit an approach needs the long amber (IISR 6th part art. 110 C).
+URBAN_SPEED_LIMIT_KMH = 50
+#: Pedestrians' clearance speed (IISR 6th part art. 110 C 2; CEREMA): 1 m/s.
+PEDESTRIAN_CLEARANCE_SPEED_M_S = 1.0
 #: Register-map limits: group masks are two 16-bit words, plan numbers one byte.
 MAX_GROUPS = 32
 MAX_PLAN_NUMBER = 255
@@ -41,7 +54,7 @@ class GroupKind(StrEnum):
 
 
 class Setting(StrEnum):
-    """Built-up area or not: decides the amber."""
+    """Built-up area or not: descriptive only, the amber follows each group's speed limit."""
 
     URBAN = "urban"
     RURAL = "rural"
@@ -55,9 +68,10 @@ class Position(StrEnum):
     DARK = "dark"
 
 
-#: Amber of vehicle, tram and bus signals. French pedestrian signals (R12) have no amber: their
-#: intergreen is all clearance red.
-AMBER_S: Mapping[Setting, int] = {Setting.URBAN: 3, Setting.RURAL: 5}
+#: Amber of vehicle, tram and bus signals: 3 s at 50 km/h or less, 5 s above. French pedestrian
+#: signals (R12) have no amber: their intergreen is all clearance red.
+SHORT_AMBER_S = 3
+LONG_AMBER_S = 5
 
 #: Speed at which a stream is assumed to clear the conflict zone (m/s).
 CLEARANCE_SPEED_M_S: Mapping[GroupKind, int] = {
@@ -68,8 +82,19 @@ CLEARANCE_SPEED_M_S: Mapping[GroupKind, int] = {
 }
 
 
-def required_amber_s(kind: GroupKind, setting: Setting) -> int:
-    return 0 if kind is GroupKind.PEDESTRIAN else AMBER_S[setting]
+def required_amber_s(kind: GroupKind, speed_limit_kmh: int | None) -> int:
+    """The amber a group must show. No speed limit given counts as above 50 km/h: the long amber is
+    the safe side (a 3 s amber on a fast approach leaves drivers unable to stop)."""
+    if kind is GroupKind.PEDESTRIAN:
+        return 0
+    if speed_limit_kmh is not None and speed_limit_kmh <= URBAN_SPEED_LIMIT_KMH:
+        return SHORT_AMBER_S
+    return LONG_AMBER_S
+
+
+def crossing_clearance_s(crossing_m: float, speed_m_s: float) -> int:
+    """Seconds a pedestrian who steps off in the last second of green needs to clear the crosswalk."""
+    return max(MIN_CLEARANCE_RED_S, math.ceil(Fraction(str(crossing_m)) / Fraction(str(speed_m_s))))
 
 
 def clearance_red_s(kind: GroupKind, distance_m: float) -> int:
@@ -85,6 +110,13 @@ class SignalGroup:
     kind: GroupKind
     amber_s: int
     label: str = ""
+    #: Vehicle, tram and bus groups: the approach's speed limit; None = not given (treated as above 50).
+    speed_limit_kmh: int | None = None
+    #: Pedestrian groups: length of the crosswalk (m) and the speed its clearance is computed at.
+    crossing_m: float | None = None
+    clearance_speed_m_s: float = PEDESTRIAN_CLEARANCE_SPEED_M_S
+    #: Tram or bus groups with their own signals this group gives way to (may wait 240 s on their cycles).
+    gives_way_to: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +172,14 @@ class Plan:
     cycle_s: int
     offset_s: int
     stages: tuple[Stage, ...]
-    #: Explicit public-transport case: waits up to 240 s instead of 120 s.
-    public_transport_wait: bool = False
+    #: Run only on the cycles that serve a tram or bus priority call (never from a table): the groups
+    #: that give way to a tram or bus it shows green may wait up to 240 s in it.
+    priority: bool = False
 
-    @property
-    def max_wait_s(self) -> int:
-        return MAX_WAIT_PUBLIC_TRANSPORT_S if self.public_transport_wait else MAX_WAIT_S
+
+def max_wait_s(ix: Intersection, plan: Plan, group: str) -> int:
+    """The longest `group` may wait in `plan`: 240 s only when the plan serves a priority call of a
+    tram or bus it gives way to, 120 s otherwise (pedestrians included)."""
+    if plan.priority and ix.group(group).gives_way_to:
+        return MAX_WAIT_PRIORITY_S
+    return MAX_WAIT_S

@@ -103,6 +103,8 @@ class Refusal(IntEnum):
     MIN_GREEN = 6
     MAX_WAIT = 7
     CHECKSUM = 8
+    TRANSITION = 9  # a change between two plans the tables switch between: plan word = from * 256 + to
+    AMBER = 10  # an amber cut short (by the same group's next green, or red too early)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +157,8 @@ def crc32_words(words: Sequence[int]) -> int:
 
 
 def intersection_fingerprint(ix: Intersection) -> int:
-    """crc32 of what makes the intersection safe: groups, kinds, ambers and the matrix."""
-    text = ";".join(f"{g.id}:{g.kind}:{g.amber_s}" for g in ix.groups)
+    """crc32 of what makes the intersection safe: groups, kinds, ambers, who gives way to whom, and the matrix."""
+    text = ";".join(f"{g.id}:{g.kind}:{g.amber_s}:{','.join(sorted(g.gives_way_to))}" for g in ix.groups)
     text += "|" + ";".join(f"{a}>{b}:{c.intergreen_s}" for (a, b), c in sorted(ix.matrix.items()))
     return zlib.crc32(text.encode())
 
@@ -250,7 +252,7 @@ def _position_code(code: int) -> int:
 
 # Upload block, one word each unless stated:
 #   format version, intersection fingerprint (2), group count, plan count,
-#   per plan: number, cycle_s, offset_s, flags (bit 0: public-transport wait), stage count,
+#   per plan: number, cycle_s, offset_s, flags (bit 0: priority plan), stage count,
 #             per stage: green_s, interstage_s, group mask (2, high word first);
 #   day-table count, per day table: switch count, per switch: minute of day, action
 #             (low byte plan number, high byte position code);
@@ -262,7 +264,7 @@ def encode_timings(t: Timings) -> list[int]:
     ix = t.intersection
     words = [FORMAT_VERSION, *_split32(intersection_fingerprint(ix)), len(ix.groups), len(t.plans)]
     for plan in t.plans:
-        words += [plan.number, plan.cycle_s, plan.offset_s & 0xFFFF, int(plan.public_transport_wait), len(plan.stages)]
+        words += [plan.number, plan.cycle_s, plan.offset_s & 0xFFFF, int(plan.priority), len(plan.stages)]
         for stage in plan.stages:
             mask = sum(1 << ix.index[g] for g in stage.groups)
             words += [stage.green_s, stage.interstage_s, *_split32(mask)]

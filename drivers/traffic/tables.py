@@ -156,3 +156,30 @@ def day_segments(schedule: Schedule, day: date, tz: ZoneInfo) -> list[Segment]:
         Segment(at, points[i + 1][0] if i + 1 < len(points) else end, a.position, a.plan, carried)
         for i, (at, a, carried) in enumerate(points)
     ]
+
+
+def switch_pairs(schedule: Schedule) -> set[tuple[int, int]]:
+    """Every (from plan, to plan) the tables can change between without leaving normal operation.
+
+    A switch point to yellow flash or dark ends the chain: coming back is a start-up, not a plan
+    change. Days follow each other as the week does (Sunday -> Monday included), and around each
+    special day as the calendar does."""
+    pairs: set[tuple[int, int]] = set()
+
+    def walk(table: DayTable, carried: int | None) -> int | None:
+        current = carried
+        for s in table.switches:
+            nxt = s.plan if s.position is Position.NORMAL else None
+            if current is not None and nxt is not None and nxt != current:
+                pairs.add((current, nxt))
+            current = nxt
+        return current
+
+    ends = {tid: walk(table, None) for tid, table in schedule.day_tables.items()}
+    days = {(schedule.week[d], schedule.week[(d + 1) % 7]) for d in range(7)}
+    for day in schedule.special_days:
+        for a in (day - timedelta(days=1), day):
+            days.add((schedule.table_for(a).id, schedule.table_for(a + timedelta(days=1)).id))
+    for before, after in days:
+        walk(schedule.day_tables[after], ends[before])
+    return pairs

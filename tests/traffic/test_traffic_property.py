@@ -17,13 +17,16 @@ from hypothesis import strategies as st
 from traffic_testkit import PARIS, utc
 
 from drivers.traffic.config import Timings, parse_timings
+from drivers.traffic.model import GroupKind, required_amber_s
 from drivers.traffic.registers import encode_timings
 from drivers.traffic.timeline import Aspect
 from drivers.traffic.validate import validate_timings
 from simulators.signals_engine import Phase, SignalController, check_block
 
 KINDS = ("vehicle", "vehicle", "pedestrian", "tram", "bus")
-CONTROLLER_RULES = {"conflicting_greens", "intergreen", "min_green", "max_wait", "cycle_sum", "offset"}
+#: Approach speed limits: None is "not given" (long amber, the safe side).
+SPEEDS = (30, 50, 50, 70, 90, None)
+CONTROLLER_RULES = {"conflicting_greens", "intergreen", "min_green", "max_wait", "cycle_sum", "offset", "amber_cut"}
 WEEK = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -32,13 +35,16 @@ FLAWS = (None, None, None, None, None, "together", "missing", "short_green", "in
 
 
 @st.composite
-def crossings(draw: st.DrawFn) -> dict[str, Any]:
-    flaw = draw(st.sampled_from(FLAWS))
-    n = draw(st.integers(2, 7))
-    setting = draw(st.sampled_from(["urban", "rural"]))
+def intersections(draw: st.DrawFn, flaw: str | None = None,
+                  kinds_from: tuple[str, ...] = KINDS, min_groups: int = 2) -> tuple[dict[str, Any], set[tuple[str, str]]]:
+    """A random intersection document, and its conflicting pairs (both directions)."""
+    n = draw(st.integers(min_groups, 7))
     ids = [f"G{i + 1}" for i in range(n)]
-    kinds = {g: draw(st.sampled_from(KINDS)) for g in ids}
-    groups = [{"id": g, "kind": kinds[g]} for g in ids]
+    kinds = {g: draw(st.sampled_from(kinds_from)) for g in ids}
+    groups: list[dict[str, Any]] = []
+    for g in ids:
+        speed = None if kinds[g] == "pedestrian" else draw(st.sampled_from(SPEEDS))
+        groups.append({"id": g, "kind": kinds[g]} | ({"speed_limit_kmh": speed} if speed is not None else {}))
     conflicts: list[dict[str, Any]] = []
     conflicting: set[tuple[str, str]] = set()
     for i in range(n):
@@ -47,14 +53,21 @@ def crossings(draw: st.DrawFn) -> dict[str, Any]:
                 conflicting |= {(ids[i], ids[j]), (ids[j], ids[i])}
                 for a, b in ((ids[i], ids[j]), (ids[j], ids[i])):
                     if draw(st.integers(0, 3)) == 3:
-                        amber = 0 if kinds[a] == "pedestrian" else (3 if setting == "urban" else 5)
+                        amber = required_amber_s(GroupKind(kinds[a]), groups[ids.index(a)].get("speed_limit_kmh"))
                         low = 0 if flaw == "given_ig" else amber + 2
                         conflicts.append({"from": a, "to": b, "intergreen_s": draw(st.integers(low, amber + 12))})
                     else:
                         conflicts.append({"from": a, "to": b, "clearance_m": draw(st.integers(0, 30))})
-    doc: dict[str, Any] = {
-        "intersection": {"id": "random", "setting": setting, "groups": groups, "conflicts": conflicts},
-    }
+    setting = draw(st.sampled_from(["urban", "rural"]))
+    return {"intersection": {"id": "random", "setting": setting, "groups": groups, "conflicts": conflicts}}, conflicting
+
+
+def draw_plan(draw: st.DrawFn, doc: dict[str, Any], conflicting: set[tuple[str, str]],
+              flaw: str | None = None, min_stages: int = 1, members: list[list[str]] | None = None,
+              longest_green_s: int = 30) -> dict[str, Any]:
+    """A plan for the intersection of `doc`: lawful unless `flaw` says otherwise; `members`: its stages' groups."""
+    ids = [g["id"] for g in doc["intersection"]["groups"]]
+    n = len(ids)
     ix = parse_timings({**doc, **_one_plan_table([{"groups": [ids[0]], "green_s": 10, "interstage_s": 0}], 10, 0)})
     need = ix.intersection.intergreen_s
 
@@ -63,13 +76,13 @@ def crossings(draw: st.DrawFn) -> dict[str, Any]:
 
     # Lawful unless the flaw says otherwise: conflict-free stages covering every group,
     # interstages long enough for the matrix between neighbouring stages, greens of 6 s or more.
-    stages: list[dict[str, Any]] = []
-    for _ in range(draw(st.integers(1, 5))):
-        members: list[str] = []
+    stages: list[dict[str, Any]] = [{"groups": list(m)} for m in members or []]
+    for _ in range(0 if members else draw(st.integers(min_stages, 5))):
+        chosen: list[str] = []
         for g in draw(st.permutations(ids))[: draw(st.integers(1, n))]:
-            if fits(g, members):
-                members.append(g)
-        stages.append({"groups": members})
+            if fits(g, chosen):
+                chosen.append(g)
+        stages.append({"groups": chosen})
     missing = [g for g in ids if not any(g in s["groups"] for s in stages)]
     for g in missing[1:] if flaw == "missing" else missing:
         home = next((s for s in stages if fits(g, s["groups"])), None)
@@ -78,7 +91,7 @@ def crossings(draw: st.DrawFn) -> dict[str, Any]:
         home["groups"].append(g)
     stages = [s for s in stages if s["groups"]]
     for stage in stages:
-        stage["green_s"] = draw(st.integers(1, 8) if flaw == "short_green" else st.integers(6, 30))
+        stage["green_s"] = draw(st.integers(1, 8) if flaw == "short_green" else st.integers(6, longest_green_s))
     for k, stage in enumerate(stages):
         nxt = stages[(k + 1) % len(stages)]
         ending = set(stage["groups"]) - set(nxt["groups"])
@@ -88,7 +101,15 @@ def crossings(draw: st.DrawFn) -> dict[str, Any]:
     total = sum(s["green_s"] + s["interstage_s"] for s in stages)
     cycle = draw(st.integers(max(1, total - 3), total + 3)) if flaw == "cycle" else total
     offset = draw(st.integers(-3, cycle + 3) if flaw == "offset" else st.integers(0, cycle - 1))
-    return {**doc, **_one_plan_table(stages, cycle, offset)}
+    return {"cycle_s": cycle, "offset_s": offset, "stages": stages}
+
+
+@st.composite
+def crossings(draw: st.DrawFn) -> dict[str, Any]:
+    flaw = draw(st.sampled_from(FLAWS))
+    doc, conflicting = draw(intersections(flaw))
+    plan = draw_plan(draw, doc, conflicting, flaw)
+    return {**doc, **_one_plan_table(plan["stages"], plan["cycle_s"], plan["offset_s"])}
 
 
 def _one_plan_table(stages: list[dict[str, Any]], cycle: int, offset: int) -> dict[str, Any]:

@@ -35,8 +35,8 @@ def test_upload_block_round_trip_keeps_every_timing_and_every_switch(path: Path)
     timings = load_timings(path)
     back = decode_timings(encode_timings(timings), timings.intersection)
     for a, b in zip(timings.plans, back.plans, strict=True):
-        assert (a.number, a.cycle_s, a.offset_s, a.public_transport_wait) == (b.number, b.cycle_s, b.offset_s,
-                                                                              b.public_transport_wait)
+        assert (a.number, a.cycle_s, a.offset_s, a.priority) == (b.number, b.cycle_s, b.offset_s,
+                                                                              b.priority)
         assert [(s.groups, s.green_s, s.interstage_s) for s in a.stages] == [
             (s.groups, s.green_s, s.interstage_s) for s in b.stages
         ]

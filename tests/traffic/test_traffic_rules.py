@@ -13,7 +13,7 @@ from traffic_testkit import DIJON, RURAL, only, small, small_doc, write_toml
 
 from drivers.errors import ConfigError
 from drivers.traffic.config import load_timings, parse_timings
-from drivers.traffic.model import GroupKind, Stage, clearance_red_s
+from drivers.traffic.model import GroupKind, Stage, clearance_red_s, crossing_clearance_s, required_amber_s
 from drivers.traffic.validate import validate_intersection, validate_plan, validate_timings
 from simulators.procs import bin_path
 
@@ -31,13 +31,32 @@ def test_shipped_intersections_and_the_test_crossing_are_lawful() -> None:
 # ---- figures ----------------------------------------------------------------------------
 
 
-def test_amber_is_3_s_urban_and_5_s_rural_and_none_for_pedestrians() -> None:
-    urban = small().intersection
-    assert [g.amber_s for g in urban.groups] == [3, 3, 0]
+@pytest.mark.parametrize(
+    ("kind", "speed_kmh", "amber_s"),
+    [
+        (GroupKind.VEHICLE, 50, 3),  # at most 50 km/h: 3 s
+        (GroupKind.VEHICLE, 30, 3),
+        (GroupKind.VEHICLE, 51, 5),  # above 50 km/h: 5 s
+        (GroupKind.VEHICLE, 70, 5),
+        (GroupKind.TRAM, 50, 3),
+        (GroupKind.BUS, 90, 5),
+        (GroupKind.VEHICLE, None, 5),  # not given: the safe side, the long amber
+        (GroupKind.PEDESTRIAN, None, 0),  # R12 pedestrian signals have no amber
+    ],
+)
+def test_amber_follows_the_speed_limit_of_the_approach(kind: GroupKind, speed_kmh: int | None, amber_s: int) -> None:
+    assert required_amber_s(kind, speed_kmh) == amber_s
+
+
+def test_amber_is_per_group_not_per_intersection() -> None:
     doc = small_doc()
-    doc["intersection"]["setting"] = "rural"
-    rural = parse_timings(doc).intersection
-    assert [g.amber_s for g in rural.groups] == [5, 5, 0]
+    doc["intersection"]["groups"][1]["speed_limit_kmh"] = 70  # V2 is a fast approach, V1 stays at 50
+    ix = parse_timings(doc).intersection
+    assert [g.amber_s for g in ix.groups] == [3, 5, 0]
+    doc["intersection"]["setting"] = "rural"  # the setting no longer decides the amber
+    assert [g.amber_s for g in parse_timings(doc).intersection.groups] == [3, 5, 0]
+    del doc["intersection"]["groups"][0]["speed_limit_kmh"]
+    assert [g.amber_s for g in parse_timings(doc).intersection.groups] == [5, 5, 0]
 
 
 @pytest.mark.parametrize(
@@ -62,28 +81,37 @@ def test_intergreen_is_amber_plus_clearance_red() -> None:
     assert ix.intergreen_s("V1", "V2") == 3 + 2
     assert ix.intergreen_s("P1", "V2") == 0 + 8
     doc = small_doc()
-    doc["intersection"]["setting"] = "rural"
+    doc["intersection"]["groups"][0]["speed_limit_kmh"] = 80
     assert parse_timings(doc).intersection.intergreen_s("V1", "V2") == 5 + 2
 
 
 # ---- intersection rules -----------------------------------------------------------------
 
 
-def test_urban_amber_other_than_3_s_is_refused() -> None:
+def test_amber_other_than_3_s_at_50_kmh_is_refused() -> None:
     doc = small_doc()
     doc["intersection"]["groups"][0]["amber_s"] = 4
     v = only(check(doc), "amber")
     assert (v.groups, v.required, v.actual) == (("V1",), 3, 4)
-    assert "group V1 (vehicle): amber 4 s, required 3 s (urban intersection)" in v.message
+    assert "group V1 (vehicle): amber 4 s, required 3 s (speed limit 50 km/h, at most 50 km/h; IISR 6th part art. 110 C)" \
+        in v.message
 
 
-def test_rural_amber_other_than_5_s_is_refused() -> None:
+def test_amber_other_than_5_s_above_50_kmh_is_refused() -> None:
     doc = small_doc()
-    doc["intersection"]["setting"] = "rural"
+    doc["intersection"]["groups"][1].update(speed_limit_kmh=70, amber_s=3)
+    v = only(check(doc), "amber")
+    assert (v.groups, v.required, v.actual) == (("V2",), 5, 3)
+    assert "speed limit 70 km/h, above 50 km/h" in v.message
+
+
+def test_a_3_s_amber_without_a_speed_limit_is_refused() -> None:
+    doc = small_doc()
+    doc["intersection"]["groups"][1].pop("speed_limit_kmh")
     doc["intersection"]["groups"][1]["amber_s"] = 3
     v = only(check(doc), "amber")
     assert (v.groups, v.required, v.actual) == (("V2",), 5, 3)
-    assert "rural intersection" in v.message
+    assert "no speed_limit_kmh given: treated as above 50 km/h" in v.message
 
 
 def test_pedestrian_amber_is_refused() -> None:
@@ -108,6 +136,58 @@ def test_given_intergreen_shorter_than_its_distance_needs_is_refused() -> None:
     v = only(check(doc), "clearance_distance")
     assert (v.groups, v.required, v.actual) == (("V2", "P1"), 6, 5)
     assert "to clear 25 m" in v.message
+
+
+@pytest.mark.parametrize(
+    ("crossing_m", "speed_m_s", "need_s"),
+    [(7, 1.0, 7), (7.5, 1.0, 8), (12, 1.0, 12), (7, 0.8, 9), (10, 1.2, 9), (1, 1.0, 2)],
+)
+def test_crossing_clearance_is_the_crosswalk_at_the_clearance_speed(crossing_m: float, speed_m_s: float,
+                                                                     need_s: int) -> None:
+    # art. 110 C 2: a pedestrian who steps off in the last second of green clears the crosswalk at that speed
+    assert crossing_clearance_s(crossing_m, speed_m_s) == need_s
+
+
+def test_pedestrian_clearance_shorter_than_the_crosswalk_needs_is_refused() -> None:
+    doc = small_doc()
+    doc["intersection"]["groups"][2]["crossing_m"] = 9  # P1→V2 is 8 s from its 8 m conflict distance
+    v = only(check(doc), "crossing_clearance")
+    assert (v.groups, v.required, v.actual) == (("P1", "V2"), 9, 8)
+    assert "clear the 9 m crosswalk at 1 m/s (IISR 6th part art. 110 C 2)" in v.message
+    doc["intersection"]["groups"][2].update(crossing_m=7, clearance_speed_m_s=0.8)  # slower walkers: 8.75 s
+    v = only(check(doc), "crossing_clearance")
+    assert (v.required, v.actual) == (9, 8)
+    doc["intersection"]["groups"][2]["clearance_speed_m_s"] = 1.0
+    assert check(doc) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "reason"),
+    [
+        (lambda g: g[0].update(crossing_m=5), "intersection.groups[0].crossing_m", "only for pedestrian groups"),
+        (lambda g: g[2].update(speed_limit_kmh=50), "intersection.groups[2].speed_limit_kmh", "only for vehicle"),
+        (lambda g: g[0].update(speed_limit_kmh=0), "intersection.groups[0].speed_limit_kmh", "out of range"),
+        (lambda g: g[2].update(clearance_speed_m_s=5), "intersection.groups[2].clearance_speed_m_s", "5"),
+        (lambda g: g[0].update(gives_way_to=["V2"]), "intersection.groups[0].gives_way_to", "kind tram or bus"),
+    ],
+)
+def test_new_group_keys_are_checked_where_they_belong(change: Any, key: str, reason: str) -> None:
+    doc = small_doc()
+    change(doc["intersection"]["groups"])
+    with pytest.raises(ConfigError) as err:
+        parse_timings(doc)
+    assert err.value.key == key
+    assert reason in err.value.reason
+
+
+def test_giving_way_to_a_tram_it_does_not_conflict_with_is_refused() -> None:
+    doc = small_doc()
+    doc["intersection"]["groups"].append({"id": "T1", "kind": "tram", "speed_limit_kmh": 30})
+    doc["intersection"]["groups"][0]["gives_way_to"] = ["T1"]
+    with pytest.raises(ConfigError) as err:
+        parse_timings(doc)
+    assert err.value.key == "intersection.groups[0].gives_way_to"
+    assert "no conflict between them" in err.value.reason
 
 
 def test_matrix_entry_without_its_reverse_is_refused() -> None:
@@ -135,7 +215,8 @@ def test_intergreen_below_the_matrix_is_refused() -> None:
     stages[0]["green_s"], stages[0]["interstage_s"] = 32, 6  # cycle still 63
     v = only(check(doc), "intergreen")
     assert (v.plan, v.stage, v.groups, v.required, v.actual) == (1, 1, ("P1", "V2"), 8, 6)
-    assert v.message == "plan 1: intergreen P1→V2 after stage 1 is 6 s, the conflict matrix requires 8 s"
+    assert v.message.startswith("plan 1: intergreen P1→V2 after stage 1 is 6 s, the conflict matrix requires 8 s")
+    assert "IISR 6th part art. 110 C 2" in v.message
 
 
 def test_green_below_6_s_is_refused() -> None:
@@ -154,18 +235,61 @@ def test_wait_above_120_s_is_refused() -> None:
     v = only(check(doc), "max_wait")
     assert (v.groups, v.required, v.actual) == (("V2",), 120, 143)
     assert "group V2 waits 143 s from the end of its green (stage 2) to its next green, limit 120 s" in v.message
-    assert "240 s only with public_transport_wait = true" in v.message
+    assert "arrêté of 9 April 2021" in v.message and "gives_way_to" in v.message
 
 
-def test_wait_up_to_240_s_only_with_the_public_transport_flag() -> None:
+def tram_doc() -> dict[str, Any]:
+    """The small crossing with a tram T1 crossing V2's road; V2 gives way to it. Stage 1 (V1, P1, T1) is long."""
     doc = small_doc()
-    plan = doc["plan"][0]
-    plan["stages"][0]["green_s"], plan["cycle_s"] = 130, 163
-    plan["public_transport_wait"] = True
-    assert check(doc) == []
-    plan["stages"][0]["green_s"], plan["cycle_s"] = 235, 268
+    ix = doc["intersection"]
+    ix["groups"].append({"id": "T1", "kind": "tram", "speed_limit_kmh": 30})
+    ix["groups"][1]["gives_way_to"] = ["T1"]
+    ix["conflicts"] += [{"from": "T1", "to": "V2", "clearance_m": 20}, {"from": "V2", "to": "T1", "clearance_m": 20}]
+    doc["plan"][0]["stages"][0].update(groups=["V1", "P1", "T1"], green_s=130)
+    doc["plan"][0]["cycle_s"] = 163
+    return doc
+
+
+def test_240_s_only_for_a_group_giving_way_to_a_tram_in_a_priority_plan() -> None:
+    doc = tram_doc()
+    v = only(check(doc), "max_wait")  # a plan of the tables: every cycle, so 120 s
+    assert (v.groups, v.required, v.actual) == (("V2",), 120, 143)
+    doc["plan"][0]["priority"] = True
+    doc["plan"].append({**doc["plan"][0], "number": 2, "priority": False, "cycle_s": 63,
+                        "stages": [{"groups": ["V1", "P1", "T1"], "green_s": 30, "interstage_s": 8},
+                                   {"groups": ["V2"], "green_s": 20, "interstage_s": 5}]})
+    doc["day_table"][0]["switches"] = [{"at": "00:00", "plan": 2}]
+    assert check(doc) == []  # the priority plan serves a tram call on some cycles: V2 may wait 143 s there
+    doc["plan"][0]["stages"][0]["green_s"], doc["plan"][0]["cycle_s"] = 235, 268
     v = only(check(doc), "max_wait")
-    assert (v.required, v.actual) == (240, 248)
+    assert (v.groups, v.required, v.actual) == (("V2",), 240, 248)
+
+
+def test_pedestrians_keep_120_s_even_in_a_priority_plan() -> None:
+    doc = tram_doc()
+    doc["plan"][0]["priority"] = True
+    # P1 now waits through a long V2 stage; P1 gives way to no tram, so the limit stays 120 s
+    doc["plan"][0]["stages"] = [{"groups": ["V1", "P1", "T1"], "green_s": 30, "interstage_s": 8},
+                                {"groups": ["V2"], "green_s": 120, "interstage_s": 5}]
+    doc["plan"][0]["cycle_s"] = 163
+    rules = {(v.rule, v.groups, v.required) for v in check(doc)}
+    assert ("max_wait", ("P1",), 120) in rules and ("max_wait", ("V1",), 120) in rules
+
+
+def test_a_table_never_runs_a_priority_plan() -> None:
+    doc = tram_doc()
+    doc["plan"][0]["priority"] = True
+    v = only(check(doc), "priority_plan_in_table")
+    assert v.plan == 1 and "runs only on the cycles that serve a tram or bus call" in v.message
+
+
+def test_the_old_whole_plan_flag_is_refused_with_what_replaces_it() -> None:
+    doc = small_doc()
+    doc["plan"][0]["public_transport_wait"] = True
+    with pytest.raises(ConfigError) as err:
+        parse_timings(doc)
+    assert err.value.key == "plan[0].public_transport_wait"
+    assert "gives_way_to" in err.value.reason and "priority = true" in err.value.reason
 
 
 def test_a_group_never_green_waits_forever_and_is_refused() -> None:

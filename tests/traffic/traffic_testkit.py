@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 DIJON = REPO / "configs" / "intersections" / "dijon-jaures-tram.toml"
 RURAL = REPO / "configs" / "intersections" / "breteniere-rural.toml"
 
-# V1 and V2 cross; P1 crosses V2's road. Intergreens from the distances:
+# V1 and V2 cross (both limited to 50 km/h: amber 3 s); P1 crosses V2's road (a 7 m crosswalk). Intergreens from the distances:
 #   V1→V2 20 m: 3 + 2 = 5 s; V2→V1 20 m: 5 s; V2→P1 4 m: 3 + 2 = 5 s; P1→V2 8 m: 0 + 8 = 8 s.
 # Stage 1 (V1, P1) 30 s, interstage 8 s; stage 2 (V2) 20 s, interstage 5 s; cycle 63 s.
 _SMALL: dict[str, Any] = {
@@ -32,9 +32,9 @@ _SMALL: dict[str, Any] = {
         "commune": "21231",
         "setting": "urban",
         "groups": [
-            {"id": "V1", "kind": "vehicle"},
-            {"id": "V2", "kind": "vehicle"},
-            {"id": "P1", "kind": "pedestrian"},
+            {"id": "V1", "kind": "vehicle", "speed_limit_kmh": 50},
+            {"id": "V2", "kind": "vehicle", "speed_limit_kmh": 50},
+            {"id": "P1", "kind": "pedestrian", "crossing_m": 7},
         ],
         "conflicts": [
             {"from": "V1", "to": "V2", "clearance_m": 20},
