@@ -1,8 +1,12 @@
-"""M-Bus application layer (EN 13757-3): the variable-data header and its DIF/DIFE/VIF/VIFE data records.
+"""M-Bus application layer (EN 13757-3): per CI, variable data (header, DIF/DIFE/VIF/VIFE records),
+the fixed data structure, or an application error.
 
 A record that cannot be understood (unknown VIF, odd data) is still returned, with quantity
-UNKNOWN_VIF or a `problem`; only bytes that break the record structure itself (a record running
-past the end, a reserved DIF) raise MbusDecodeError.
+UNKNOWN_VIF or a `problem`; a value the meter itself marks as none (a date with the IV bit or a
+"not specified" field, BCD error digits, a record error VIFE) is None with `invalid`; the
+manufacturer's own data is None with `manufacturer_specific`, its bytes in `raw`. Only bytes that
+break the record structure itself (a record running past the end, a reserved DIF or LVAR) raise
+MbusDecodeError.
 """
 
 from __future__ import annotations

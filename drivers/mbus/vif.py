@@ -1,4 +1,5 @@
-"""Value information tables (EN 13757-3 §6.4; m-bus.com chapter 8): what a VIF or VIFE means.
+"""Value information tables (EN 13757-3:2013: primary VIFs, the FB and FD extensions, combinable
+VIFEs; EN 13757-7 device types; m-bus.com chapter 8): what a VIF or VIFE means.
 
 Quantity and unit names follow pyMeterBus's (ENERGY_WH / WH, VOLUME / M3 ...), so a record
 decoded here compares directly with the libmbus/pyMeterBus references of the shared vectors.
