@@ -57,7 +57,9 @@ def show(doc: Mapping[str, Any], as_json: bool) -> None:
             console.print(f"[bold]{key}[/bold]: {value}")
     table = Table("field", "value", "unit")
     for f in doc.get("fields", []):
-        table.add_row(str(f["name"]), str(f["value"]), str(f.get("unit") or ""))
+        # a field with no value says why (an invalid date, an error code) rather than "None"
+        value = f"({f['problem']})" if f["value"] is None and f.get("problem") else str(f["value"])
+        table.add_row(str(f["name"]), value, str(f.get("unit") or ""))
     console.print(table)
 
 

@@ -144,6 +144,8 @@ def test_type_f_with_the_iv_bit_has_no_value() -> None:
     code, out = cli("mbus", encode_response(1, HEADER, [bytes.fromhex("046DA115E917")]).hex(), "--json")
     field = orjson.loads(out)["fields"][0]
     assert code == 0 and field["value"] is None and field["invalid"] is True and "IV" in field["problem"]
+    code, out = cli("mbus", encode_response(1, HEADER, [bytes.fromhex("046DA115E917")]).hex())
+    assert code == 0 and "(time invalid (IV bit set))" in out
 
 
 @pytest.mark.parametrize(("minute", "hour", "why"), [(60, 10, "minute 60"), (63, 10, "minute 63"),
