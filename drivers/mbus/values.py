@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeGuard
 
 from drivers.mbus.records import EXACT_FLOAT_LIMIT, FixedData, Record, Response, VariableData
 from drivers.mbus.vif import UNKNOWN, medium_name
@@ -49,7 +50,7 @@ def _current(r: Record) -> bool:
     )
 
 
-def _sample_number(v: object) -> bool:
+def _sample_number(v: object) -> TypeGuard[int | float]:
     """A number a sample can carry exactly: beyond 2^53 (or a Decimal) no JSON reader keeps it."""
     if isinstance(v, bool) or not isinstance(v, int | float):
         return False
@@ -77,9 +78,9 @@ def meter_values(responses: Sequence[Response]) -> tuple[dict[str, Value], int]:
                 continue
             if r.quantity in QUANTITIES:
                 name, factor = QUANTITIES[r.quantity]
-                if name not in values and _sample_number(r.value):
-                    assert isinstance(r.value, int | float)
-                    values[name] = r.value if factor == 1 else r.value * factor
+                v = r.value
+                if name not in values and _sample_number(v):
+                    values[name] = v if factor == 1 else v * factor
             elif r.quantity in _TEXT and _TEXT[r.quantity] not in values:
                 values[_TEXT[r.quantity]] = str(r.value)
     return values, unknown
