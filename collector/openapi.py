@@ -369,7 +369,8 @@ COMPONENTS: Doc = {
             "lat": {"type": "string"}, "long": {"type": "string"}, "address_string": {"type": "string"},
             "address_id": {"type": "string"}, "zipcode": {"type": "string"},
             "description": {"type": "string", "maxLength": 4000}, "media_url": {"type": "string"},
-            "attribute[lamp_id]": {"type": "string"}, "first_name": {"type": "string"},
+            "attribute[lamp_id]": {"type": "string"},
+            "attribute[symptom]": {"enum": ["off", "flashing", "day_on", "damaged"]}, "first_name": {"type": "string"},
             "last_name": {"type": "string"}, "email": {"type": "string"}, "phone": {"type": "string"},
             "device_id": {"type": "string"}, "account_id": {"type": "string"}}},
         "NewRequestReply": {"type": "object", "additionalProperties": False, "properties": {

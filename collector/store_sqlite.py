@@ -43,6 +43,7 @@ from collector.model import (
     StoredSample,
 )
 from collector.readmodel import INDEX_MIGRATION, ReadModelQueries
+from collector.reports.store import ATTRIBUTES_MIGRATION as REPORT_ATTRIBUTES_MIGRATION
 from collector.reports.store import SQLITE_MIGRATION as REPORTS_MIGRATION
 from collector.reports.store import ReportQueries
 from collector.rollup import DeviceState, roll_up
@@ -135,6 +136,7 @@ CREATE TABLE {table} (
     (4, REPORTS_MIGRATION),  # residents' reports (collector.reports)
     (5, INDEX_MIGRATION),  # open lamp faults (collector.readmodel)
     (6, CREDENTIALS_MIGRATION),  # removed gateways, operators' sessions, audit (collector.credentials)
+    (7, REPORT_ATTRIBUTES_MIGRATION),  # reporters' answers to attributes (collector.reports)
 ]
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"

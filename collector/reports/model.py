@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -85,6 +85,8 @@ class NewReport:
     media_url: str | None
     lamp_id: str | None  # "gateway/device" as given in attribute[lamp_id]
     contact: Contact
+    #: the reporter's answers to the service's attributes, code -> value (lamp_id too, as typed)
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +153,14 @@ class Reporter:
     attached: bool
     contact: Contact
     description: str | None
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         c = self.contact
         return {"submitted_datetime": iso(self.submitted_ms), "attached": self.attached,
                 "first_name": c.first_name, "last_name": c.last_name, "email": c.email, "phone": c.phone,
-                "device_id": c.device_id, "account_id": c.account_id, "description": self.description}
+                "device_id": c.device_id, "account_id": c.account_id, "description": self.description,
+                "attributes": dict(self.attributes)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +282,8 @@ def parse_new_report(form: Mapping[str, str], territory: Territory) -> NewReport
         errors += [f"attribute[{k}] is not an attribute of {service.code}" for k in sorted(attributes.keys() - known)]
         errors += [f"attribute[{a.code}] is required for {service.code}" for a in service.attributes
                    if a.required and not attributes.get(a.code)]
+        errors += _attribute_errors(service, attributes)
+    attributes = {k: v for k, v in attributes.items() if v}  # empty: not answered (the spec's optional argument)
     lat = _coordinate(form, "lat", 90, errors)
     lon = _coordinate(form, "long", 180, errors)
     address = _text(form, "address_string", MAX_FIELD, errors)
@@ -313,4 +319,19 @@ def parse_new_report(form: Mapping[str, str], territory: Territory) -> NewReport
         # the spec: 404 when service_code names no service (every problem is still listed), else 400
         raise Open311Error(404 if code and service is None else 400, *errors)
     return NewReport(commune, service, lat, lon, address, address_id, zipcode, description, media_url,
-                     lamp_id if service.lamp else None, contact)
+                     lamp_id if service.lamp else None, contact, attributes)
+
+
+def _attribute_errors(service: Service, attributes: Mapping[str, str]) -> list[str]:
+    """A list attribute's value must be one of its keys; any other is a text like the other fields."""
+    errors = []
+    for a in service.attributes:
+        value = attributes.get(a.code)
+        if not value:
+            continue
+        keys = [k for k, _ in a.values]
+        if keys and value not in keys:
+            errors.append(f"attribute[{a.code}] {value!r}: one of {', '.join(keys)}")
+        elif len(value) > MAX_FIELD or not xml_safe(value):
+            errors.append(f"attribute[{a.code}]: at most {MAX_FIELD} characters, no control characters")
+    return errors

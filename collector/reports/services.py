@@ -11,9 +11,10 @@ from typing import Any
 
 #: when the report types or their attributes last changed (the discovery document's changeset):
 #: move it with any change below, so that clients refresh what they cached
-CHANGESET = "2026-12-03T00:00:00Z"
+CHANGESET = "2026-12-03T14:30:00Z"
 LAMP_OUT = "lamp-out"
 LAMP_ID = "lamp_id"
+SYMPTOM = "symptom"
 #: A lamp as the collector knows it: the cabinet gateway's name and the lamp controller's device name.
 LAMP_ID_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})/([^/\s]{1,128})$")
 
@@ -26,12 +27,13 @@ class Attribute:
     required: bool = False
     datatype: str = "string"
     order: int = 1
+    #: (key, name) of each choice of a singlevaluelist: the value sent must be one of the keys
+    values: tuple[tuple[str, str], ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        # `values` lists the choices of a singlevaluelist or multivaluelist: no attribute here is one
         return {"variable": True, "code": self.code, "datatype": self.datatype, "required": self.required,
                 "datatype_description": self.datatype_description, "order": self.order,
-                "description": self.description, "values": []}
+                "description": self.description, "values": [{"key": k, "name": n} for k, n in self.values]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,12 @@ SERVICES: dict[str, Service] = {s.code: s for s in (
             "Un lampadaire ne s'allume pas, clignote ou reste allumé le jour.", "Éclairage public",
             "Dijon Métropole, éclairage public", ("lampadaire", "éclairage", "candélabre"),
             (Attribute(LAMP_ID, "Numéro du lampadaire (plaque sur le mât), s'il est lisible",
-                       "armoire/lampadaire, par exemple gw-dijon-0001/lamp-3"),), lamp=True),
+                       "armoire/lampadaire, par exemple gw-dijon-0001/lamp-3"),
+             # what the crew brings differs: a lamp, a controller, or a lantern or column to make safe
+             Attribute(SYMPTOM, "Ce que vous constatez", "un choix de la liste", datatype="singlevaluelist",
+                       order=2, values=(("off", "Éteint"), ("flashing", "Clignote"),
+                                        ("day_on", "Allumé en plein jour"),
+                                        ("damaged", "Lanterne ou mât endommagé")))), lamp=True),
     Service("pothole", "Nid-de-poule", "Trou ou affaissement de la chaussée ou du trottoir.", "Voirie", _ROADS,
             ("chaussée", "trou", "trottoir")),
     Service("fallen-branch", "Branche tombée", "Branche ou arbre tombé sur la voie publique.", "Espaces verts",

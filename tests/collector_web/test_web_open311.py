@@ -65,8 +65,9 @@ async def test_services_list_and_lamp_out_definition(web: Web) -> None:
         assert codes["lamp-out"]["metadata"] is True and codes["pothole"]["metadata"] is False
         assert codes["lamp-out"]["service_name"] == "Lampadaire éteint ou défectueux"
     definition = (await web.get("/open311/v2/services/lamp-out.json")).doc
-    assert [a["code"] for a in definition["attributes"]] == ["lamp_id"]
-    assert definition["attributes"][0]["required"] is False
+    assert [(a["code"], a["datatype"], a["required"]) for a in definition["attributes"]] == [
+        ("lamp_id", "string", False), ("symptom", "singlevaluelist", False)]
+    assert [v["key"] for v in definition["attributes"][1]["values"]] == ["off", "flashing", "day_on", "damaged"]
     assert_errors(*(lambda r: (r.status, r.doc))(await web.get("/open311/v2/services/teleport.json")), 404,
                   "teleport")
     reply = await web.get("/open311/v2/services.json?jurisdiction_id=99999")
@@ -92,6 +93,9 @@ async def test_services_list_and_lamp_out_definition(web: Web) -> None:
     ({"attribute[lamp_id]": "gw/lamp-1"}, 400, ["not an attribute of pothole"]),
     ({"service_code": "lamp-out", "attribute[lamp_id]": "no slash"}, 400, ["expected cabinet/lamp"]),
     ({"service_code": "lamp-out", "attribute[lamp_id]": "gw-nowhere/lamp-1"}, 400, ["no lamp cabinet named"]),
+    ({"service_code": "lamp-out", "attribute[symptom]": "exploded"}, 400,
+     ["attribute[symptom] 'exploded': one of off, flashing, day_on, damaged"]),
+    ({"service_code": "lamp-out", "attribute[lamp_id]": "gw/" + "x" * 600}, 400, ["at most 500 characters"]),
     # every problem at once, not the first one only
     ({"service_code": "", "email": "x", "lat": "", "long": ""}, 400,
      ["service_code was not provided", "email", "a location is required"]),
@@ -295,13 +299,14 @@ async def test_a_report_about_a_lamp_with_an_open_fault_joins_it(web: Web) -> No
 
     # a resident names the lamp: the report is tied to the fault the telemetry already saw
     first_reply = await send(web, service_code="lamp-out", lat="47.3301", long="5.0501",
-                             **{"attribute[lamp_id]": "gw-dijon-0042/lamp-2"})
+                             **{"attribute[lamp_id]": "gw-dijon-0042/lamp-2", "attribute[symptom]": "off"})
     first = first_reply.doc
     assert first_reply.status == 201
     rid = first[0]["service_request_id"]
     assert "télégestion" in first[0]["service_notice"]
     # another resident, no lamp number, standing 20 m from that cabinet: attached, not a duplicate
-    sent = await send(web, service_code="lamp-out", lat="47.33015", long="5.05022")
+    sent = await send(web, service_code="lamp-out", lat="47.33015", long="5.05022",
+                      **{"attribute[symptom]": "flashing"})
     assert sent.status == 201
     second = sent.doc
     assert second[0]["service_request_id"] == rid
@@ -314,6 +319,10 @@ async def test_a_report_about_a_lamp_with_an_open_fault_joins_it(web: Web) -> No
     detail = (await web.get(f"/api/v1/reports/{rid}", headers=ops)).doc
     assert detail["lamp"] == "gw-dijon-0042/lamp-2" and detail["reports"] == 3
     assert [r["attached"] for r in detail["reporters"]] == [False, True, True]
+    # each reporter's own answers, the attached ones' too
+    assert [r["attributes"] for r in detail["reporters"]] == [
+        {"lamp_id": "gw-dijon-0042/lamp-2", "symptom": "off"}, {"symptom": "flashing"},
+        {"lamp_id": "gw-dijon-0042/lamp-2"}]
     [public] = (await web.get(f"/open311/v2/requests/{rid}.json")).doc
     assert public["service_notice"].startswith("Panne détectée par la télégestion")
 

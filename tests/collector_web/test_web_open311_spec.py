@@ -175,11 +175,14 @@ async def test_every_document_has_the_spec_structure_in_xml_and_json(web: Web) -
         assert set(endpoint["formats"]) == {"text/xml", "application/json"}
         assert endpoint["changeset"] == doc["changeset"] and re.match(W3C_DATETIME, doc["changeset"])
     services = await get_both(web, "/open311/v2/services", "services")
+    choices = []
     for service in services:
         definition = await get_both(web, f"/open311/v2/services/{service['service_code']}", "service_definition")
+        choices += [v for a in definition["attributes"] for v in a["values"]]
         assert definition["service_code"] == service["service_code"]
         assert bool(definition["attributes"]) == service["metadata"]  # metadata=true: there are attributes
         assert [a["order"] for a in definition["attributes"]] == list(range(1, len(definition["attributes"]) + 1))
+    assert choices, "no singlevaluelist: <values><value><key/><name/></value></values> went unchecked"
     listed = await get_both(web, "/open311/v2/requests", "service_requests")
     assert {r["service_request_id"] for r in listed} == {ids["lamp"], ids["closed"], ids["address"]}
     by_id = {r["service_request_id"]: r for r in listed}
@@ -214,7 +217,7 @@ async def test_a_report_sent_with_every_argument_of_the_spec_is_answered_in_the_
             "&address_string=12+rue+de+la+Libert%C3%A9&email=smit333%40example.org&device_id=tt222111"
             "&account_id=123456&first_name=john&last_name=smith&phone=111111111"
             "&description=A+lamp+is+out&media_url=http%3A%2F%2Fexample.org%2F2212426634.jpg"
-            "&attribute[lamp_id]=gw-dijon-0001%2Flamp-3")
+            "&attribute[lamp_id]=gw-dijon-0001%2Flamp-3&attribute[symptom]=flashing")
     headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
     as_xml = await web.request("POST", "/open311/v2/requests.xml", data=body, headers=headers)
     as_json = await web.request("POST", "/open311/v2/requests.json", data=body, headers=headers)
