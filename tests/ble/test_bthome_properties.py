@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -41,3 +43,9 @@ def test_decode_bthome_json_is_always_json(data: bytes) -> None:
     assert result.exit_code == 0, result.output
     doc = orjson.loads(result.output)
     assert ("object_error" in doc) == (bthome.decode(b"\x40" + data).error is not None)
+
+
+def test_the_ble_readme_lists_every_bthome_object_with_its_quantity() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "drivers" / "README-ble.md").read_text(encoding="utf-8")
+    for t in bthome.OBJECTS.values():
+        assert f"| 0x{t.object_id:02X} | `{t.name}` |" in readme, t

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,7 +31,7 @@ from drivers.mbus.records import (
     decode_response,
     decode_variable_data,
 )
-from drivers.mbus.values import meter_values
+from drivers.mbus.values import QUANTITIES, meter_values
 from drivers.mbus.vif import MEDIUM, RECORD_ERRORS, medium_name
 from edge_agent.cli import main
 from edge_agent.decode_mbus import mbus_document
@@ -383,3 +384,9 @@ def test_sample_leaves_out_numbers_no_json_reader_keeps() -> None:
 def test_dates_round_trip_through_the_encoder_still() -> None:
     d = date(2026, 11, 25)
     assert one(encode_record(b"\x6c", encode_date_g(d), Coding.INT16)).value == d.isoformat()
+
+
+def test_the_mbus_readme_lists_every_sample_quantity() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "drivers" / "mbus" / "README.md").read_text(encoding="utf-8")
+    for name, _ in QUANTITIES.values():
+        assert f"`{name}`" in readme, name
