@@ -58,6 +58,19 @@ def _record_name(r: Record) -> str:
     return " ".join(parts)
 
 
+# header status byte (EN 13757-3): bits 0-1 application status, then power low, permanent and temporary errors
+_APPLICATION_STATUS = (None, "application busy", "any application error", "abnormal condition / alarm")
+_STATUS_BITS = ((0x04, "power low"), (0x08, "permanent error"), (0x10, "temporary error"))
+
+
+def status_flags(status: int) -> list[str]:
+    flags = [name for bit, name in _STATUS_BITS if status & bit]
+    application = _APPLICATION_STATUS[status & 0x03]
+    if status & 0xE0:
+        flags.append(f"manufacturer bits 0x{status & 0xE0:02X}")
+    return ([application] if application else []) + flags
+
+
 def json_value(value: object) -> tuple[object, bool]:
     """The value as JSON keeps it exactly, and whether it became a decimal string to do so."""
     if isinstance(value, Decimal) or (
@@ -116,6 +129,7 @@ def mbus_document(data: bytes) -> dict[str, Any]:
         return doc
     if isinstance(d, FixedData):
         doc.update(structure="fixed", id=d.id, access_no=d.access_no, status=f"0x{d.status:02X}", medium=d.medium)
+        doc["status_flags"] = status_flags(d.status & 0x1F)  # bits 6-7 say how the counters are coded
         doc["counters"] = "historic (stored at a fixed date)" if d.historic else "current"
     elif d.header is not None:
         h = d.header
@@ -126,6 +140,7 @@ def mbus_document(data: bytes) -> dict[str, Any]:
             medium=f"0x{h.medium:02X} ({medium_name(h.medium)})",
             access_no=h.access_no,
             status=f"0x{h.status:02X}",
+            status_flags=status_flags(h.status),
         )
     elif d.empty:
         doc["no_data"] = "RSP_UD without header or records: the meter has no data to give"

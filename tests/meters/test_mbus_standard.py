@@ -390,3 +390,13 @@ def test_the_mbus_readme_lists_every_sample_quantity() -> None:
     readme = (Path(__file__).resolve().parents[2] / "drivers" / "mbus" / "README.md").read_text(encoding="utf-8")
     for name, _ in QUANTITIES.values():
         assert f"`{name}`" in readme, name
+
+
+@pytest.mark.parametrize(("status", "flags"), [
+    (0x00, []), (0x01, ["application busy"]), (0x02, ["any application error"]),
+    (0x03, ["abnormal condition / alarm"]), (0x04, ["power low"]), (0x18, ["permanent error", "temporary error"]),
+    (0x25, ["application busy", "power low", "manufacturer bits 0x20"]),
+])
+def test_header_status_bits_are_named(status: int, flags: list[str]) -> None:
+    doc = mbus_document(encode_response(1, Header("12345678", "GWF", 1, 7, 3, status, 0), []))
+    assert doc["status"] == f"0x{status:02X}" and doc["status_flags"] == flags
