@@ -29,7 +29,8 @@ _MBUS_UNITS = {
     "V": "V", "A": "A", "DBM": "dBm", "BAUD": "Bd", "BIT_TIMES": "bit times", "MONTHS": "months",
     "YEARS": "years", "NONE": "", "DATE": "", "DATE_TIME": "", "HCA": "", "CURRENCY": "", "PERCENT": "%",
     "VARH": "varh", "VAH": "VAh", "VAR": "var", "VA": "VA", "CAL": "cal", "FT3": "ft³", "HZ": "Hz",
-    "DEGREES": "°", "HMS": "h,m,s", "DMY": "D,M,Y",
+    "DEGREES": "°", "HMS": "h,m,s", "DMY": "D,M,Y", "US_GAL": "US gal", "US_GAL_MIN": "US gal/min",
+    "US_GAL_H": "US gal/h",
 }  # fmt: skip
 
 

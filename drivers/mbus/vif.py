@@ -194,6 +194,16 @@ def extension_fb(code: int) -> VifInfo:
         return VifInfo("VOLUME_FT3", "FT3")
     if v == 0x21:
         return VifInfo("VOLUME_FT3", "FT3", -1)
+    if v == 0x22:
+        return VifInfo("VOLUME_US_GAL", "US_GAL", -1)
+    if v == 0x23:
+        return VifInfo("VOLUME_US_GAL", "US_GAL")
+    if v == 0x24:
+        return VifInfo("VOLUME_FLOW_US_GAL_MIN", "US_GAL_MIN", -3)
+    if v == 0x25:
+        return VifInfo("VOLUME_FLOW_US_GAL_MIN", "US_GAL_MIN")
+    if v == 0x26:
+        return VifInfo("VOLUME_FLOW_US_GAL_H", "US_GAL_H")
     if 0x28 <= v <= 0x29:
         return VifInfo("POWER_W", "W", n1 + 5)  # 10^(n-1) MW
     if v == 0x2A:

@@ -217,7 +217,9 @@ def test_dates_in_the_fd_table_follow_the_same_rules() -> None:
     (0x18, "MASS", "KG", 1, 100_000), (0x28, "POWER_W", "W", 5, 500_000), (0x31, "POWER_J_H", "J_H", 1, 1e9),
     (0x2C, "FREQUENCY", "HZ", 50000, 50.0), (0x2F, "FREQUENCY", "HZ", 50, 50), (0x0D, "ENERGY_CAL", "CAL", 2, 2e6),
     (0x5B, "FLOW_TEMPERATURE_F", "F", 70, 70), (0x74, "TEMPERATURE_LIMIT", "C", 21500, 21.5),
-    (0x7B, "CUMULATIVE_MAX_POWER", "W", 3, 3),
+    (0x7B, "CUMULATIVE_MAX_POWER", "W", 3, 3), (0x21, "VOLUME_FT3", "FT3", 15, 1.5),
+    (0x23, "VOLUME_US_GAL", "US_GAL", 7, 7), (0x24, "VOLUME_FLOW_US_GAL_MIN", "US_GAL_MIN", 1500, 1.5),
+    (0x26, "VOLUME_FLOW_US_GAL_H", "US_GAL_H", 2, 2),
 ])
 def test_fb_extension_table(vife: int, quantity: str, unit: str, raw: int, value: float) -> None:
     r = one(bytes((0x04, 0xFB, vife)) + raw.to_bytes(4, "little"))
