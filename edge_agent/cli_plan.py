@@ -21,7 +21,7 @@ from rich.table import Table
 from drivers.errors import ConfigError
 from drivers.traffic.config import Timings, load_timings
 from drivers.traffic.tables import day_segments
-from drivers.traffic.validate import Violation, validate_timings
+from drivers.traffic.validate import Violation, transition_pairs, validate_timings
 
 REFUSED = 2
 
@@ -63,16 +63,21 @@ def check(file: Path, as_json: bool) -> None:
         _refuse(file, violations, as_json)
         return
     ix = timings.intersection
-    plans = [{"number": p.number, "name": p.name, "cycle_s": p.cycle_s, "offset_s": p.offset_s, "stages": len(p.stages)}
-             for p in timings.plans]
+    plans = [{"number": p.number, "name": p.name, "cycle_s": p.cycle_s, "offset_s": p.offset_s, "stages": len(p.stages),
+              "priority": p.priority} for p in timings.plans]
+    changes = [[a.number, b.number] for a, b in transition_pairs(timings)]
     if as_json:
         _echo_json({"file": str(file), "valid": True, "intersection": ix.id, "setting": str(ix.setting),
                     "groups": len(ix.groups), "conflicts": len(ix.matrix), "plans": plans,
-                    "day_tables": sorted(timings.schedule.day_tables), "violations": []})
+                    "day_tables": sorted(timings.schedule.day_tables), "transitions": changes, "violations": []})
         return
     click.echo(f"{file}: valid: {ix.id} ({ix.setting}), {len(ix.groups)} groups, {len(ix.matrix)} matrix entries")
     for p in plans:
-        click.echo(f"  plan {p['number']} {p['name']!r}: cycle {p['cycle_s']} s, offset {p['offset_s']} s, {p['stages']} stages")
+        kind = ", priority plan (one cycle per tram or bus call)" if p["priority"] else ""
+        click.echo(f"  plan {p['number']} {p['name']!r}: cycle {p['cycle_s']} s, offset {p['offset_s']} s, "
+                   f"{p['stages']} stages{kind}")
+    pairs = ", ".join(f"{a}→{b}" for a, b in changes) or "none"
+    click.echo(f"  plan changes checked: {pairs}")
 
 
 @plan.command("show")

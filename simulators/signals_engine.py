@@ -5,10 +5,12 @@ own sequencer, check its outputs every second with a conflict monitor, check upl
 before adopting them, drop central commands when their timeout ends or when the central stops
 refreshing its control for longer than the backup time, and latch a failure (flashing amber)
 that only a technician on site clears. Coordination: a start-up waits so that stage 1 begins at
-the plan's offset in the common cycle; a plan change (at the old plan's cycle boundary) leaves
-the new plan off its offset, and the controller catches up by holding stage 1 green a few
-seconds a cycle (at most a fifth of the cycle, and never past the plan's longest wait), never
-by shortening a green.
+the plan's offset in the common cycle; a plan change (at the old plan's cycle boundary, as
+drivers/traffic/transition.py defines it) starts the new plan's first cycle only when none of
+its starts comes before an amber or an intergreen from a group that ended before, which holds
+for any pair a central may ask for; the change leaves the new plan off its offset, and the
+controller catches up by holding stage 1 green a few seconds a cycle (at most a fifth of the
+cycle, and never past the plan's longest wait), never by shortening a green.
 
 This code path is deliberately independent of drivers/traffic/validate.py and timeline.py:
 the sequencer walks the stages each second with per-group amber counters, and the monitor

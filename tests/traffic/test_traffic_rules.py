@@ -408,10 +408,12 @@ def test_plan_check_exits_0_on_a_lawful_file() -> None:
     done = _agent("plan", "check", str(DIJON))
     assert done.returncode == 0, done.stderr
     assert "valid: dijon-jaures-tram (urban), 9 groups" in done.stdout
+    assert "plan changes checked: 1→2, 1→3, 2→1, 3→1" in done.stdout  # the week's tables, midnight included
     done = _agent("plan", "check", str(RURAL), "--json")
     assert done.returncode == 0
     doc = orjson.loads(done.stdout)
     assert doc["valid"] is True and doc["setting"] == "rural" and doc["violations"] == []
+    assert doc["transitions"] == [[1, 2]]  # day to evening; yellow flash at night, so no change back
 
 
 def test_plan_check_exits_2_with_the_reasons(tmp_path: Path) -> None:

@@ -276,3 +276,57 @@ def test_a_plan_change_never_shows_conflicting_greens_nor_a_short_intergreen(cas
     ctrl, t = central_change(doc, wait_s)
     assert watch(ctrl, t, t.plans[0].cycle_s + 2 * cycle + 400) == []
     assert ctrl.state().plan == 2
+
+
+def priority_doc() -> dict[str, Any]:
+    """A tram T1 crossing V2's road; V2 gives way to it. Plan 1 for the tables; plan 9 serves a tram call."""
+    doc = small_doc()
+    ix = doc["intersection"]
+    ix["groups"].append({"id": "T1", "kind": "tram", "speed_limit_kmh": 30})
+    ix["groups"][1]["gives_way_to"] = ["T1"]
+    ix["conflicts"] += [{"from": "T1", "to": "V2", "clearance_m": 20}, {"from": "V2", "to": "T1", "clearance_m": 20}]
+    doc["plan"][0]["stages"][0]["groups"] = ["V1", "P1", "T1"]
+    doc["plan"].append({"number": 9, "cycle_s": 163, "offset_s": 0, "priority": True, "stages": [
+        {"groups": ["V1", "P1", "T1"], "green_s": 130, "interstage_s": 8},  # V2 waits 143 s on this cycle
+        {"groups": ["V2"], "green_s": 20, "interstage_s": 5}]})
+    return doc
+
+
+def test_the_controller_lets_a_giving_way_group_wait_240_s_only_in_a_priority_plan() -> None:
+    t = parse_timings(priority_doc())
+    assert validate_timings(t) == []
+    accepted, refusal = check_block(t.intersection, encode_timings(t))
+    assert accepted is not None, refusal
+    doc = priority_doc()
+    doc["plan"][1]["priority"] = False  # the same long cycle as a plan of its own: 120 s for everyone
+    doc["plan"][1]["number"] = 1
+    doc["plan"] = doc["plan"][1:]
+    t = parse_timings(doc)
+    accepted, refusal = check_block(t.intersection, encode_timings(t))
+    assert accepted is None and refusal is not None
+    assert (refusal.code, refusal.group_a, refusal.required, refusal.actual) == (Refusal.MAX_WAIT, 2, 120, 143)
+
+
+def test_the_controller_refuses_tables_that_run_a_priority_plan() -> None:
+    doc = priority_doc()
+    doc["day_table"][0]["switches"].append({"at": "07:00", "plan": 9})
+    t = parse_timings(doc)
+    assert only(validate_timings(t), "priority_plan_in_table").plan == 9
+    accepted, refusal = check_block(t.intersection, encode_timings(t))
+    assert accepted is None and refusal is not None and (refusal.code, refusal.plan) == (Refusal.STRUCTURE, 9)
+
+
+def test_a_priority_plan_serves_one_cycle_then_the_tables_plan_returns() -> None:
+    t = parse_timings(priority_doc())
+    ctrl = SignalController(t.intersection, t, start=utc(2026, 6, 1, 10, 0), tz=PARIS)
+    ctrl.steps(300)
+    ctrl.take_control(3600)
+    ctrl.command_plan(9, 3600)  # the tram's call
+    plans = []
+    problems = []
+    for _ in range(63 + 163 + 63 + 120):
+        problems += watch(ctrl, t, 1)
+        plans.append(ctrl.state().plan)
+    assert problems == []
+    served = [p for p in plans if p == 9]
+    assert 163 <= len(served) <= 163 + 8 and plans[-1] == 1  # one cycle (and the hold of its entry), then plan 1
