@@ -6,6 +6,7 @@ import math
 import random
 import struct
 from datetime import date, datetime
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -257,6 +258,9 @@ def test_telegram_round_trip(ident: str, man: str, specs: list, address: int) ->
             assert rec.value == (
                 val if coding in BCD_SIZES or val >= 0 else val + 2 ** (8 * INT_SIZES[coding])
             )
+        elif isinstance(rec.value, Decimal):  # scaled exactly: a float would lose digits beyond 2^53
+            exponent = rec.value.as_tuple().exponent
+            assert isinstance(exponent, int) and abs(val) > 2**53 and rec.value.scaleb(-exponent) == val
         else:
             assert isinstance(rec.value, int | float)
 
