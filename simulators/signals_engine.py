@@ -222,6 +222,22 @@ class Phase(enum.Enum):
     FAILURE = "failure"
 
 
+def check_intersection(ix: Intersection) -> RefusalDetail | None:
+    """The installed intersection's own facts: each amber for its approach's speed limit (3 s up to 50 km/h,
+    5 s above or unknown, none for pedestrians), each pedestrian intergreen covering its crosswalk."""
+    for i, g in enumerate(ix.groups):
+        fast = g.speed_limit_kmh is None or g.speed_limit_kmh > 50
+        need = 0 if g.kind is GroupKind.PEDESTRIAN else 5 if fast else 3
+        if g.amber_s != need:
+            return RefusalDetail(Refusal.AMBER, 0, i + 1, 0, need, g.amber_s)
+    for (a, b), entry in ix.matrix.items():
+        g = ix.group(a)
+        if g.crossing_m is not None and entry.intergreen_s < g.crossing_m / g.clearance_speed_m_s:
+            need = -int(-g.crossing_m // g.clearance_speed_m_s)
+            return RefusalDetail(Refusal.INTERGREEN, 0, ix.index[a] + 1, ix.index[b] + 1, need, entry.intergreen_s)
+    return None
+
+
 def first_cycle_starts(ix: Intersection, plan: Plan) -> list[tuple[int, int]]:
     """(group index, cycle second) of each green start in a plan's first cycle, entered at stage 1 from all red."""
     out = Outputs(ix)
@@ -283,6 +299,9 @@ def check_block(ix: Intersection, words: Sequence[int]) -> tuple[Timings | None,
         timings = decode_timings(words, ix)
     except DecodeError:
         return None, RefusalDetail(Refusal.FORMAT, 0, 0, 0, 0, 0)
+    unlawful = check_intersection(ix)
+    if unlawful is not None:
+        return None, unlawful
     numbers = {p.number for p in timings.plans}
     for plan in timings.plans:
         total = sum(s.green_s + s.interstage_s for s in plan.stages)
@@ -733,7 +752,8 @@ class SignalController:
     def _begin_leaving(self, t: int, position: Position) -> None:
         """Out of normal: every green ends now, ambers run out, then flashing amber or dark."""
         green = [i for i, a in enumerate(self.out.aspects) if a is Aspect.GREEN]
-        self.leave_until = t + max((self.out.amber_s[i] for i in green), default=0)
+        # an amber begun before this second runs out too, not only those of the greens ending now
+        self.leave_until = max([t + self.out.amber_s[i] for i in green] + self.out.amber_until)
         self.idle = Phase.FLASH if position is Position.YELLOW_FLASH else Phase.DARK
         self.phase = Phase.LEAVING
         self.plan = None

@@ -330,3 +330,37 @@ def test_a_priority_plan_serves_one_cycle_then_the_tables_plan_returns() -> None
     assert problems == []
     served = [p for p in plans if p == 9]
     assert 163 <= len(served) <= 163 + 8 and plans[-1] == 1  # one cycle (and the hold of its entry), then plan 1
+
+
+def test_leaving_for_yellow_flash_lets_every_amber_run_out() -> None:
+    # V1 (70 km/h) has a 5 s amber, V2 a 3 s one: a flash command in any second of the cycle, even
+    # while an amber runs from the stage before, goes to flashing amber only once every amber is over
+    doc = small_doc()
+    doc["intersection"]["groups"][0]["speed_limit_kmh"] = 70
+    t = parse_timings(doc)
+    for second in range(t.plans[0].cycle_s):
+        ctrl = SignalController(t.intersection, t, start=utc(2026, 6, 1, 10, 0), tz=PARIS)
+        ctrl.steps(200 + second)
+        ctrl.take_control(600)
+        ctrl.command_position(1, 600)  # yellow flash
+        assert watch(ctrl, t, 12) == [], second
+        assert ctrl.mode().name == "YELLOW_FLASH"
+
+
+def test_the_controller_refuses_tables_for_an_intersection_whose_facts_break_the_rules() -> None:
+    doc = small_doc()
+    doc["intersection"]["groups"][1]["speed_limit_kmh"] = 70  # V2 keeps a 3 s amber on a 70 km/h approach
+    doc["intersection"]["groups"][1]["amber_s"] = 3
+    t = parse_timings(doc)
+    assert only(validate_timings(t), "amber").groups == ("V2",)
+    accepted, refusal = check_block(t.intersection, encode_timings(t))
+    assert accepted is None and refusal is not None
+    assert (refusal.code, refusal.group_a, refusal.required, refusal.actual) == (Refusal.AMBER, 2, 5, 3)
+    doc = small_doc()
+    doc["intersection"]["groups"][2]["crossing_m"] = 9  # P1→V2 is 8 s: a 9 m crosswalk needs 9 s
+    t = parse_timings(doc)
+    assert only(validate_timings(t), "crossing_clearance").required == 9
+    accepted, refusal = check_block(t.intersection, encode_timings(t))
+    assert accepted is None and refusal is not None
+    assert (refusal.code, refusal.group_a, refusal.group_b, refusal.required, refusal.actual) == (
+        Refusal.INTERGREEN, 3, 2, 9, 8)
