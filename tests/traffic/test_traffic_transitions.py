@@ -364,3 +364,23 @@ def test_the_controller_refuses_tables_for_an_intersection_whose_facts_break_the
     assert accepted is None and refusal is not None
     assert (refusal.code, refusal.group_a, refusal.group_b, refusal.required, refusal.actual) == (
         Refusal.INTERGREEN, 3, 2, 9, 8)
+
+
+def test_a_wait_across_the_change_counts_like_any_other() -> None:
+    # plan 1 ends V2's green 10 s before its boundary; plan 2 shows V2 111 s into its cycle: 121 s of red,
+    # though V2 waits only 116 s within plan 2 (5 s of interstage before its stage 1)
+    doc = small_doc()
+    doc["plan"][0]["stages"][1].update(green_s=15, interstage_s=10)
+    doc["plan"].append({"number": 2, "cycle_s": 136, "offset_s": 0, "stages": [
+        {"groups": ["V1", "P1"], "green_s": 103, "interstage_s": 8},
+        {"groups": ["V2"], "green_s": 20, "interstage_s": 5}]})
+    doc["day_table"][0]["switches"].append({"at": "18:00", "plan": 2})
+    t = parse_timings(doc)
+    assert validate_plan(t.intersection, t.plans[1]) == []  # 116 s within plan 2
+    v = only(validate_timings(t), "transition_max_wait")
+    assert (v.from_plan, v.plan, v.groups, v.required, v.actual) == (1, 2, ("V2",), 120, 121)
+    assert "arrêté of 9 April 2021" in v.message
+    accepted, refusal = check_block(t.intersection, encode_timings(t))
+    assert accepted is None and refusal is not None
+    assert (refusal.code, refusal.plan, refusal.group_a, refusal.required, refusal.actual) == (
+        Refusal.TRANSITION, 1 << 8 | 2, 2, 120, 121)
