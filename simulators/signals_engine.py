@@ -274,8 +274,8 @@ def plan_change(out: Outputs, min_ig: Sequence[Sequence[int | None]], plan: Plan
             need = min_ig[i][j]
             if need is not None and i not in seen:
                 start = max(start, end + need - c)
-        if j not in green and j not in seen and out.last_end[j] is not None:
-            start = max(start, out.amber_until[j] - c)
+        if j in ended and j not in seen:
+            start = max(start, ended[j] + out.amber_s[j] - c)  # its own amber first
         seen.add(j)
     return start, ends
 
