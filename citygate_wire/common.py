@@ -7,6 +7,7 @@ resident memory) is the collector's.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 VERSION = 1
@@ -14,6 +15,11 @@ PATH = "/api/v1/batches"
 #: the problem type (after the collector's prefix) of a batch refused for a record dated ahead of
 #: the collector's clock: the gateway quarantines that record and reports `clock_suspect`
 FUTURE_TIMESTAMP = "future-timestamp"
+
+
+def now_ms() -> int:
+    """Wall-clock UTC time in epoch milliseconds, the unit of every timestamp both halves exchange."""
+    return time.time_ns() // 1_000_000
 
 
 class WireError(ValueError):
