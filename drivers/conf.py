@@ -6,9 +6,11 @@ refuses unknown keys (a typo must not silently fall back to a default).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
 
 from drivers.errors import ConfigError
+
+T = TypeVar("T")
 
 
 class ConfigTable:
@@ -21,20 +23,28 @@ class ConfigTable:
         self.key = key
         self.used: set[str] = set()
 
-    def _get(self, name: str, kind: type | tuple[type, ...], required: bool, default: Any) -> Any:
+    def _get(self, name: str, kind: type[T] | tuple[type[T], ...], required: bool, default: T) -> T:
         self.used.add(name)
         if name not in self.raw:
             if required:
                 raise ConfigError(f"{self.key}.{name}", "missing")
             return default
-        value = self.raw[name]
+        value: object = self.raw[name]
         if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
             raise ConfigError(f"{self.key}.{name}", f"expected {_kind_name(kind)}, got a boolean")
         if not isinstance(value, kind):
             raise ConfigError(f"{self.key}.{name}", f"expected {_kind_name(kind)}, got {type(value).__name__}")
         return value
 
-    def text(self, name: str, default: str | None = None, *, required: bool = False) -> Any:
+    # Overloads: a key with a default, or a required key, is a `str`; only an optional key without a
+    # default may be None, so callers narrow exactly where a key may be absent.
+    @overload
+    def text(self, name: str, default: str, *, required: bool = False) -> str: ...
+    @overload
+    def text(self, name: str, default: None = None, *, required: Literal[True]) -> str: ...
+    @overload
+    def text(self, name: str, default: None = None, *, required: Literal[False] = False) -> str | None: ...
+    def text(self, name: str, default: str | None = None, *, required: bool = False) -> str | None:
         return self._get(name, str, required, default)
 
     def number(self, name: str, default: float, *, lo: float, hi: float) -> float:

@@ -246,6 +246,7 @@ def _uplink(raw: Any, base: Path) -> UplinkConfig:
         raise ConfigError("uplink.token", "give exactly one of token or token_file")
     if token_file is not None:
         token = read_secret(_resolve(base, token_file), "uplink.token_file")
+    assert token is not None  # exactly one of token, token_file: checked above
     ca = t.text("ca_file")
     ca_file = _resolve(base, ca) if ca is not None else None
     if ca_file is not None:

@@ -157,6 +157,7 @@ def parse_section(raw: Any, key: str, config_dir: Path) -> MqttConfig:
     secret_path = _resolve(config_dir, password_file) if password_file is not None else None
     if secret_path is not None:
         password = read_secret(secret_path, f"{key}.password_file")
+    assert password is not None  # exactly one of password, password_file: checked above
     ca = t.text("ca_file")
     ca_file = _resolve(config_dir, ca) if ca is not None else None
     if ca_file is not None:
