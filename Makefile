@@ -19,9 +19,9 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 # Most tests wait on real time, sockets and subprocesses (CPU is a third of their wall time), so
-# four workers fit two cores: measured here, 188 s in one process, 101 s on 2 workers, 53 s on 4
-# (agent, ble, lighting, meters, modbus). Each file stays on one worker (module fixtures are built
-# once, tests run in file order); `make test TEST_WORKERS=0` runs the suite in this process.
+# four workers fit two cores: on this 2-core machine, back to back, the agent, ble, lighting,
+# meters and modbus tests took 75 s on 2 workers and 59 s on 4. Each file stays on one worker
+# (module fixtures are built once, tests run in file order); TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 4
 
 test: $(STAMP) lint
