@@ -7,7 +7,8 @@ Config (one ``[[bus]]`` table of the agent's TOML; unknown keys are refused)::
     [[bus]]
     name = "ble0"
     type = "ble"
-    backend = "os"              # the OS Bluetooth stack (BlueZ); "replay:FILE" replays a simulator
+    backend = "os"              # the OS Bluetooth stack (BlueZ); "NAME:ARGUMENT" names a backend of the
+                                # citygate.ble_backends entry points: "replay:FILE" replays a simulator
                                 # scenario (simulators/ble.py), FILE relative to the config's folder
     adapter = "hci0"            # optional: BlueZ adapter (default: the system's default adapter)
     silent_after_s = 300        # sensor_silent when an allowed sensor sends no new reading this long
@@ -51,11 +52,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import importlib.metadata
 import logging
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,10 +71,11 @@ from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakError
 
 from drivers import bthome, ruuvi
-from drivers.base import Bus, BusContext, DeviceState
+from drivers.base import BusContext, DeviceState
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError, DecodeError, DeviceError, DriverError
 from drivers.model import Event, RecordSink, Sample, Severity, Value, now_ms
+from drivers.registry import Driver
 
 log = logging.getLogger("citygate.ble")
 
@@ -558,7 +561,21 @@ class BleBus:
 # --- config ------------------------------------------------------------------------------------------
 
 
-def from_config(raw: Mapping[str, Any], ctx: BusContext) -> Bus:
+@dataclass(frozen=True, slots=True)
+class BleBusConfig:
+    """A parsed `type = "ble"` table: the bus settings, its scanner backend and its counters file."""
+
+    config: BleConfig
+    backend: type[BaseBleakScanner] | None = None  # None: the OS stack
+    backend_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    counters_path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+def parse(raw: Mapping[str, Any], ctx: BusContext) -> BleBusConfig:
     t = ConfigTable(dict(raw), ctx.key)
     name = t.text("name", required=True)
     if t.text("type", required=True) != "ble":
@@ -571,10 +588,18 @@ def from_config(raw: Mapping[str, Any], ctx: BusContext) -> Bus:
     sensors = _allow(raw.get("allow"), f"{ctx.key}.allow")
     t.done()
     backend, kwargs = scanner_backend(backend_spec, ctx)
-    config = BleConfig(name, sensors, adapter, silent, min_interval)
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     counters = None if ctx.state_dir is None else ctx.state_dir / f"ble-{safe}.counters.json"
-    return BleBus(config, backend=backend, backend_kwargs=kwargs, counters_path=counters)
+    return BleBusConfig(BleConfig(name, sensors, adapter, silent, min_interval), backend, kwargs, counters)
+
+
+def build(cfg: BleBusConfig) -> BleBus:
+    """The bus of a parsed table; it starts scanning (and reads its counters file) only in `run`."""
+    return BleBus(cfg.config, backend=cfg.backend, backend_kwargs=cfg.backend_kwargs, counters_path=cfg.counters_path)
+
+
+#: The `ble` entry point (pyproject.toml).
+DRIVER = Driver(parse=parse, build=build)
 
 
 def _fingerprint(key: bytes | None) -> str:
@@ -620,20 +645,26 @@ def _allow(raw: Any, key: str) -> tuple[AllowedSensor, ...]:
     return tuple(sensors)
 
 
+#: Other scanner backends than the OS stack: name -> factory(argument, config_dir) returning the
+#: BleakScanner backend class and its keyword arguments, raising ValueError with the reason.
+#: citygate's own `replay` (simulators.ble.replay_backend) comes in this way, so the driver never
+#: imports the simulators and a field agent never loads them.
+BACKEND_GROUP = "citygate.ble_backends"
+
+BackendFactory = Callable[[str, Path], tuple[type[BaseBleakScanner], dict[str, Any]]]
+
+
 def scanner_backend(spec: str, ctx: BusContext) -> tuple[type[BaseBleakScanner] | None, dict[str, Any]]:
-    """The BleakScanner backend a `backend` setting names: the OS stack, or a replayed scenario."""
+    """The BleakScanner backend a `backend` setting names: the OS stack, or NAME:ARGUMENT of an entry point."""
     if spec == "os":
         return None, {}
-    if spec.startswith("replay:") and spec != "replay:":
-        # Imported only when asked for: a field agent never loads the simulator.
-        from simulators.ble import ReplayScanner, ScenarioError, load_scenario
-
-        path = Path(spec.removeprefix("replay:")).expanduser()
-        if not path.is_absolute():
-            path = ctx.config_dir / path
-        try:
-            scenario = load_scenario(path)
-        except ScenarioError as exc:
-            raise ConfigError(f"{ctx.key}.backend", str(exc)) from None
-        return ReplayScanner, {"scenario": scenario}
-    raise ConfigError(f"{ctx.key}.backend", f"{spec!r}: expected 'os' or 'replay:<scenario file>'")
+    installed = {ep.name: ep for ep in importlib.metadata.entry_points(group=BACKEND_GROUP)}
+    name, _, argument = spec.partition(":")
+    if name not in installed or not argument:
+        expected = " or ".join(["'os'", *(f"'{n}:<argument>'" for n in sorted(installed))])
+        raise ConfigError(f"{ctx.key}.backend", f"{spec!r}: expected {expected}")
+    factory: BackendFactory = installed[name].load()
+    try:
+        return factory(argument, ctx.config_dir)
+    except ValueError as exc:
+        raise ConfigError(f"{ctx.key}.backend", str(exc)) from None

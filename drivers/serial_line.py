@@ -1,8 +1,12 @@
-"""A serial port as a byte pipe for the meter drivers (TIC, M-Bus), behind our own small interface.
+"""A serial line: its config keys, parsed once for every serial driver, and the byte pipe of the meters.
 
-pyserial-asyncio-fast does the I/O; a driver gives a callback that receives every chunk, so its
-sans-I/O parser sees the bytes as soon as they arrive. Opening errors (missing port, settings the
-port refuses, such as 7E1 on a pty) all come out as SerialLineError with the port and the reason.
+`parse_line` reads the keys every serial bus shares (port, baudrate, parity, bytesize, stopbits)
+for Modbus RTU, TIC and M-Bus alike; each driver passes only its defaults and the rates it allows.
+
+pyserial-asyncio-fast does the I/O for the meter drivers (TIC, M-Bus); a driver gives a callback
+that receives every chunk, so its sans-I/O parser sees the bytes as soon as they arrive. Opening
+errors (missing port, settings the port refuses, such as 7E1 on a pty) all come out as
+SerialLineError with the port and the reason.
 """
 
 from __future__ import annotations
@@ -12,9 +16,8 @@ import termios
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import serial_asyncio_fast
-
-from drivers.errors import DriverError
+from drivers.conf import ConfigTable
+from drivers.errors import ConfigError, DriverError
 
 PARITIES = ("N", "E", "O")
 
@@ -33,6 +36,30 @@ class LineSettings:
     bytesize: int
     parity: str
     stopbits: int
+
+
+def parse_line(
+    t: ConfigTable,
+    *,
+    baudrate: int,
+    bytesize: int,
+    rates: range | tuple[int, ...],
+    parity: str = "E",
+) -> LineSettings:
+    """The serial keys of a `[[bus]]` table, with the driver's defaults; `rates` are the baud rates it allows."""
+    port: str = t.text("port", required=True)
+    if not port.strip():
+        raise ConfigError(f"{t.key}.port", "must not be empty")
+    rate = t.integer("baudrate", baudrate, lo=1, hi=4_000_000)
+    if isinstance(rates, range) and rate not in rates:
+        raise ConfigError(f"{t.key}.baudrate", f"{rate} is out of range [{rates.start}, {rates.stop - 1}]")
+    if isinstance(rates, tuple) and rate not in rates:
+        raise ConfigError(f"{t.key}.baudrate", f"{rate} is not a standard rate ({', '.join(map(str, rates))})")
+    par = t.text("parity", parity)
+    if par not in PARITIES:
+        raise ConfigError(f"{t.key}.parity", f"expected one of {', '.join(PARITIES)}, got {par!r}")
+    size = t.integer("bytesize", bytesize, lo=7, hi=8)
+    return LineSettings(port, rate, size, par, t.integer("stopbits", 1, lo=1, hi=2))
 
 
 class SerialLine(asyncio.Protocol):
@@ -72,6 +99,9 @@ class SerialLine(asyncio.Protocol):
 
 
 async def open_line(settings: LineSettings, on_data: Callable[[bytes], None]) -> SerialLine:
+    # imported here: a Modbus TCP agent parses no serial line and never loads pyserial
+    import serial_asyncio_fast
+
     loop = asyncio.get_running_loop()
     try:
         transport, line = await serial_asyncio_fast.create_serial_connection(

@@ -56,22 +56,25 @@ class Agent:
     healthy: dict[str, float] = field(default_factory=dict)
     health: HealthMonitor = field(init=False)
     notifier: Notifier = field(default_factory=Notifier.from_env)
+    #: built from the config's bus tables; nothing is opened before run()
+    buses: list[Bus] = field(init=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
+        self.buses = [spec.build() for spec in cfg.buses]
         self.journal = Journal(
             cfg.journal.path(cfg.gateway), max_records=cfg.journal.max_records, synchronous=cfg.journal.synchronous
         )
         self.uploader = Uploader(cfg.gateway, cfg.uplink, self.journal, self.clock)
         self.uploader.heartbeat = lambda: self.tick(UPLOADER)
-        self.health = HealthMonitor(self.healthy, cfg.buses, self.journal, limits_for(cfg))
+        self.health = HealthMonitor(self.healthy, self.buses, self.journal, limits_for(cfg))
         self.health.problems[UPLOADER] = self.uploader.stall
         self.context = AgentContext(
             gateway_id=cfg.gateway.id,
             commune=cfg.gateway.commune,
             state_dir=cfg.gateway.state_dir,
             clock=self.clock,
-            buses={bus.name: bus for bus in cfg.buses},
+            buses={bus.name: bus for bus in self.buses},
             emit=self.emit,
             config_file=cfg.file,
         )
@@ -104,7 +107,7 @@ class Agent:
         self.context.state_dir.mkdir(parents=True, exist_ok=True)
         async with self.journal, LocalApi(self, self.health):
             loops: dict[str, Callable[[], Awaitable[None]]] = {
-                **{f"bus {bus.name}": self._bus_runner(bus) for bus in self.config.buses},
+                **{f"bus {bus.name}": self._bus_runner(bus) for bus in self.buses},
                 "uploader": self.uploader.run,
                 "watchdog": lambda: watch(self.health, self.notifier, watchdog_interval_s()),
                 **{f"service {service.name}": self._service_runner(service) for service in self.services},
@@ -113,14 +116,14 @@ class Agent:
             try:
                 log.info(
                     "agent %s started: %d bus(es), %d service(s), uplink %s",
-                    self.config.gateway.id, len(self.config.buses), len(self.services), self.config.uplink.url,
+                    self.config.gateway.id, len(self.buses), len(self.services), self.config.uplink.url,
                 )
                 if ready is not None:
                     ready()
                 await asyncio.wait(tasks)  # supervised: they end only when cancelled
             finally:
                 await stop_tasks(tasks)
-                for bus in self.config.buses:
+                for bus in self.buses:
                     with contextlib.suppress(Exception):
                         await bus.aclose()
 

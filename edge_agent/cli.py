@@ -83,5 +83,5 @@ def check_config(config_file: Path) -> None:
         sys.exit(2)
     for warning in config.warnings:
         click.echo(f"warning: {config_file}: {warning}", err=True)
-    devices = sum(len(bus.states()) for bus in config.buses)
+    devices = sum(len(spec.build().states()) for spec in config.buses)  # built, not run: nothing is opened
     click.echo(f"{config_file}: ok (gateway {config.gateway.id}, {len(config.buses)} bus(es), {devices} device(s))")

@@ -2,7 +2,8 @@
 
 Every error names the file, the dotted key and the reason. Feature sections (`[lighting]`,
 `[analytics]`, ...) are parsed by their own packages, listed in SECTIONS, so the core knows no
-feature's details; bus tables are parsed by the drivers (drivers.registry).
+feature's details; bus tables are parsed by the drivers (drivers.registry) into configs only:
+the agent builds the buses when it starts, so a parsed config holds no socket or port.
 
 Example::
 
@@ -50,10 +51,10 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import SplitResult, urlsplit
 
-from drivers.base import Bus, BusContext
+from drivers.base import BusContext
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError
-from drivers.registry import make_bus
+from drivers.registry import BusSpec, parse_bus
 
 
 class AgentConfigError(Exception):
@@ -114,7 +115,7 @@ class AgentConfig:
     gateway: GatewayConfig
     uplink: UplinkConfig
     journal: JournalConfig
-    buses: list[Bus]
+    buses: list[BusSpec]  # parsed tables; Agent builds the buses from them
     local_api: LocalApiConfig = field(default_factory=LocalApiConfig)
     watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
     #: Parsed feature sections by name, each the typed object its package's parser returned.
@@ -324,12 +325,12 @@ def parse_config(doc: Mapping[str, Any], file: Path) -> AgentConfig:
         raw_buses = doc.get("bus", [])
         if not isinstance(raw_buses, list):
             raise ConfigError("bus", "expected an array of tables ([[bus]])")
-        buses: list[Bus] = []
+        buses: list[BusSpec] = []
         names: set[str] = set()
         for i, raw in enumerate(raw_buses):
             if not isinstance(raw, dict):
                 raise ConfigError(f"bus[{i}]", "expected a table")
-            bus = make_bus(raw, BusContext(key=f"bus[{i}]", config_dir=base, state_dir=gateway.state_dir))
+            bus = parse_bus(raw, BusContext(key=f"bus[{i}]", config_dir=base, state_dir=gateway.state_dir))
             if bus.name in names:
                 raise ConfigError(f"bus[{i}].name", f"duplicate bus name {bus.name!r}")
             names.add(bus.name)

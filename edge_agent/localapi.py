@@ -340,7 +340,7 @@ class LocalApi:
         return int(self.agent.clock.now().timestamp() * 1000)
 
     def _find(self, device: str) -> Bus | None:
-        for bus in self.agent.config.buses:
+        for bus in self.agent.buses:
             if any(s.device == device for s in bus.states()):
                 return bus
         return None
@@ -359,7 +359,7 @@ class LocalApi:
         agent = self.agent
         stats = await agent.journal.stats()
         up = agent.uploader.state
-        states = [s for bus in agent.config.buses for s in bus.states()]
+        states = [s for bus in agent.buses for s in bus.states()]
         by_state: dict[str, int] = {}
         for s in states:
             by_state[s.state] = by_state.get(s.state, 0) + 1
@@ -385,7 +385,7 @@ class LocalApi:
 
     async def devices(self, request: Request) -> Response:
         doc = []
-        for bus in self.agent.config.buses:
+        for bus in self.agent.buses:
             kind = "lamps" if isinstance(bus, LampBus) else "devices"
             for s in bus.states():
                 doc.append({**asdict(s), "bus_kind": kind, "override": self._override_doc(s.device)})

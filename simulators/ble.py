@@ -197,6 +197,14 @@ class ReplayScanner(BaseBleakScanner):
 # --- scenario files ------------------------------------------------------------------------------------
 
 
+def replay_backend(argument: str, config_dir: Path) -> tuple[type[BaseBleakScanner], dict[str, Any]]:
+    """The BLE bus's `replay:FILE` backend (entry point `replay` of citygate.ble_backends in pyproject.toml).
+
+    FILE is relative to the agent config's folder; a bad scenario is a ScenarioError (a ValueError)."""
+    path = Path(argument).expanduser()
+    return ReplayScanner, {"scenario": load_scenario(path if path.is_absolute() else config_dir / path)}
+
+
 def load_scenario(path: Path | str) -> Scenario:
     """Read a JSON or TOML scenario; ScenarioError names the file, the entry and the reason."""
     path = Path(path)

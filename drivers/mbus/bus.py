@@ -73,7 +73,8 @@ from drivers.mbus.frame import (
 from drivers.mbus.records import ApplicationError, FixedData, Response, VariableData, decode_application_data
 from drivers.mbus.values import meter_values
 from drivers.model import Event, RecordSink, Sample, Severity, now_ms
-from drivers.serial_line import PARITIES, LineSettings, SerialLine, SerialLineError, open_line
+from drivers.registry import Driver
+from drivers.serial_line import LineSettings, SerialLine, SerialLineError, open_line, parse_line
 
 log = logging.getLogger("citygate.mbus")
 
@@ -115,9 +116,7 @@ def parse_config(raw: Mapping[str, Any], key: str) -> MbusConfig:
     t = ConfigTable(dict(raw), key)
     name = t.text("name", required=True)
     t.text("type")
-    parity = t.text("parity", "E")
-    if parity not in PARITIES:
-        raise ConfigError(f"{key}.parity", f"expected one of {', '.join(PARITIES)}, got {parity!r}")
+    line = parse_line(t, baudrate=2400, bytesize=8, rates=range(300, 38401))
     t.used.add("device")
     raw_devices = raw.get("device")
     if not isinstance(raw_devices, list) or not raw_devices:
@@ -131,12 +130,12 @@ def parse_config(raw: Mapping[str, Any], key: str) -> MbusConfig:
             seen.add(what)
     cfg = MbusConfig(
         name=name,
-        port=t.text("port", required=True),
+        port=line.port,
         devices=devices,
-        baudrate=t.integer("baudrate", 2400, lo=300, hi=38400),
-        parity=parity,
-        bytesize=t.integer("bytesize", 8, lo=7, hi=8),
-        stopbits=t.integer("stopbits", 1, lo=1, hi=2),
+        baudrate=line.baudrate,
+        parity=line.parity,
+        bytesize=line.bytesize,
+        stopbits=line.stopbits,
         timeout_s=t.number("timeout_s", 0.5, lo=0.05, hi=60.0),
         retries=t.integer("retries", 2, lo=0, hi=10),
         interval_s=t.number("interval_s", 900.0, lo=0.0, hi=86400.0),
@@ -162,8 +161,8 @@ def _device(raw: Any, key: str) -> MbusDevice:
     return MbusDevice(dev_id, primary, secondary)
 
 
-def from_config(raw: Mapping[str, Any], ctx: BusContext) -> MbusBus:
-    return MbusBus(parse_config(raw, ctx.key))
+def parse(raw: Mapping[str, Any], ctx: BusContext) -> MbusConfig:
+    return parse_config(raw, ctx.key)
 
 
 def select_frame(secondary: str) -> bytes:
@@ -380,3 +379,7 @@ class MbusBus:
         self.master.attach(None)
         if line is not None:
             await line.aclose()
+
+
+#: The `mbus` entry point (pyproject.toml).
+DRIVER = Driver(parse=parse, build=MbusBus)

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from drivers.base import BusContext, DeviceState
+from drivers.base import DeviceState
 from drivers.errors import DeviceError
 from drivers.modbus.config import BusConfig, DeviceConfig, TcpEndpoint, parse_bus_config
 from drivers.modbus.link import ExceptionReply, LinkDown, LinkError, ModbusLink, rtu_link, tcp_link
 from drivers.modbus.regmap import LEVEL_CMD, ReadBlock, Register
 from drivers.model import Event, RecordSink, Sample, Severity, Value, now_ms
+from drivers.registry import Driver
 
 _T = TypeVar("_T")
 
@@ -56,7 +57,7 @@ class _Device:
 
 
 class ModbusBus:
-    """drivers.base.LampBus over Modbus. Build it with `from_config`."""
+    """drivers.base.LampBus over Modbus. Build it with `build(parse_bus_config(raw, ctx))`."""
 
     def __init__(self, cfg: BusConfig, link: ModbusLink) -> None:
         self.name = cfg.name
@@ -268,16 +269,15 @@ def _retryable(err: LinkError) -> bool:
     return not (isinstance(err, ExceptionReply) and err.is_config_error)
 
 
-def from_config(raw: Mapping[str, Any], ctx: BusContext) -> ModbusBus:
-    """Validate a `[[bus]]` table of type modbus-tcp or modbus-rtu and build its bus (no I/O yet)."""
-    cfg = parse_bus_config(raw, ctx)
+def build(cfg: BusConfig) -> ModbusBus:
+    """The bus of a parsed modbus-tcp or modbus-rtu table; it connects at its first poll."""
     reconnect = (cfg.interval_s, cfg.backoff_max_s)
     t = cfg.transport
     if isinstance(t, TcpEndpoint):
         link = tcp_link(t.host, t.port, timeout_s=cfg.timeout_s, reconnect_s=reconnect)
     else:
         link = rtu_link(
-            t.device,
+            t.port,
             baudrate=t.baudrate,
             parity=t.parity,
             stopbits=t.stopbits,
@@ -287,3 +287,6 @@ def from_config(raw: Mapping[str, Any], ctx: BusContext) -> ModbusBus:
         )
     return ModbusBus(cfg, link)
 
+
+#: The `modbus-tcp` and `modbus-rtu` entry points (pyproject.toml).
+DRIVER = Driver(parse=parse_bus_config, build=build)

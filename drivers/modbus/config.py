@@ -16,6 +16,7 @@ from drivers.base import BusContext
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError
 from drivers.modbus.regmap import LEVEL_CMD, RegisterMap, load_register_map
+from drivers.serial_line import LineSettings, parse_line
 
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 
@@ -24,15 +25,6 @@ BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 class TcpEndpoint:
     host: str
     port: int
-
-
-@dataclass(frozen=True, slots=True)
-class RtuLine:
-    device: str
-    baudrate: int = 9600
-    parity: str = "E"
-    stopbits: int = 1
-    bytesize: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +39,7 @@ class DeviceConfig:
 @dataclass(frozen=True, slots=True)
 class BusConfig:
     name: str
-    transport: TcpEndpoint | RtuLine
+    transport: TcpEndpoint | LineSettings
     devices: tuple[DeviceConfig, ...]
     interval_s: float = 1.0
     timeout_s: float = 0.5
@@ -62,18 +54,11 @@ def parse_bus_config(raw: Mapping[str, Any], ctx: BusContext) -> BusConfig:
     if kind not in ("modbus-tcp", "modbus-rtu"):
         raise ConfigError(f"{ctx.key}.type", f"{kind!r} is not modbus-tcp or modbus-rtu")
     name = _name(t, "name")
-    transport: TcpEndpoint | RtuLine
+    transport: TcpEndpoint | LineSettings
     if kind == "modbus-tcp":
         transport = TcpEndpoint(_name(t, "host"), t.integer("port", 502, lo=1, hi=65535))
     else:
-        baudrate = t.integer("baudrate", 9600, lo=1, hi=4_000_000)
-        if baudrate not in BAUDRATES:
-            raise ConfigError(f"{ctx.key}.baudrate", f"{baudrate} is not a standard rate ({', '.join(map(str, BAUDRATES))})")
-        parity = t.text("parity", "E")
-        if parity not in ("N", "E", "O"):
-            raise ConfigError(f"{ctx.key}.parity", f"{parity!r} is not N, E or O")
-        bytesize = t.integer("bytesize", 8, lo=7, hi=8)
-        transport = RtuLine(_name(t, "port"), baudrate, parity, t.integer("stopbits", 1, lo=1, hi=2), bytesize)
+        transport = parse_line(t, baudrate=9600, bytesize=8, rates=BAUDRATES)
     interval_s = t.number("interval_s", 1.0, lo=0.05, hi=86_400)
     backoff_max_s = t.number("backoff_max_s", 60.0, lo=0.05, hi=86_400)
     if backoff_max_s < interval_s:

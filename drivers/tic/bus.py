@@ -40,7 +40,8 @@ from drivers.base import BusContext, DeviceState
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError, DeviceError
 from drivers.model import Event, RecordSink, Sample, Severity, now_ms
-from drivers.serial_line import PARITIES, LineSettings, SerialLine, SerialLineError, open_line
+from drivers.registry import Driver
+from drivers.serial_line import LineSettings, SerialLine, SerialLineError, open_line, parse_line
 from drivers.tic.codec import BAUDRATE, Frame, Mode, TicParser
 from drivers.tic.values import interpret
 
@@ -76,18 +77,16 @@ def parse_config(raw: Mapping[str, Any], key: str) -> TicConfig:
     if mode_text not in ("historic", "standard"):
         raise ConfigError(f"{key}.mode", f'expected "historic" or "standard", got {mode_text!r}')
     mode = Mode(mode_text)
-    parity = t.text("parity", "E")
-    if parity not in PARITIES:
-        raise ConfigError(f"{key}.parity", f"expected one of {', '.join(PARITIES)}, got {parity!r}")
+    line = parse_line(t, baudrate=BAUDRATE[mode], bytesize=7, rates=range(300, 115201))
     cfg = TicConfig(
         name=name,
-        port=t.text("port", required=True),
+        port=line.port,
         mode=mode,
         device=t.text("device", name),
-        baudrate=t.integer("baudrate", BAUDRATE[mode], lo=300, hi=115200),
-        parity=parity,
-        bytesize=t.integer("bytesize", 7, lo=7, hi=8),
-        stopbits=t.integer("stopbits", 1, lo=1, hi=2),
+        baudrate=line.baudrate,
+        parity=line.parity,
+        bytesize=line.bytesize,
+        stopbits=line.stopbits,
         sample_interval_s=t.number("sample_interval_s", 10.0, lo=0.0, hi=86400.0),
         silent_after_s=t.number("silent_after_s", 30.0, lo=0.1, hi=86400.0),
     )
@@ -97,8 +96,8 @@ def parse_config(raw: Mapping[str, Any], key: str) -> TicConfig:
     return cfg
 
 
-def from_config(raw: Mapping[str, Any], ctx: BusContext) -> TicBus:
-    return TicBus(parse_config(raw, ctx.key))
+def parse(raw: Mapping[str, Any], ctx: BusContext) -> TicConfig:
+    return parse_config(raw, ctx.key)
 
 
 class TicBus:
@@ -259,3 +258,7 @@ class TicBus:
     async def aclose(self) -> None:
         if self._line is not None:
             await self._line.aclose()
+
+
+#: The `tic` entry point (pyproject.toml).
+DRIVER = Driver(parse=parse, build=TicBus)

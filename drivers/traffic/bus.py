@@ -38,6 +38,7 @@ from drivers.base import BusContext, DeviceState
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError, DecodeError, DeviceError, DriverError
 from drivers.model import Event, Record, RecordSink, Sample, Severity, Value
+from drivers.registry import Driver
 from drivers.traffic.config import Timings, load_timings
 from drivers.traffic.model import Position
 from drivers.traffic.registers import (
@@ -118,6 +119,7 @@ class SignalsConfig:
     interval_s: float
     backup_time_s: int
     refresh_s: float
+    timings: Timings  # the intersection file, loaded and parsed with the table
 
 
 _KEYS = ("name", "type", "host", "port", "unit", "intersection", "timezone", "interval_s", "backup_time_s", "refresh_s")
@@ -146,18 +148,17 @@ def parse_config(raw: Mapping[str, Any], ctx: BusContext) -> SignalsConfig:
     if refresh >= backup:
         raise ConfigError(f"{ctx.key}.refresh_s", f"{refresh:g} s must be shorter than backup_time_s ({backup} s)")
     t.done()
-    return SignalsConfig(
-        name, host, port, unit, path if path.is_absolute() else ctx.config_dir / path, tz, interval, backup, refresh
-    )
-
-
-def from_config(raw: Mapping[str, Any], ctx: BusContext, *, now: Clock = utc_now) -> SignalsBus:
-    cfg = parse_config(raw, ctx)
+    path = path if path.is_absolute() else ctx.config_dir / path
     try:
-        timings = load_timings(cfg.intersection)
+        timings = load_timings(path)
     except ConfigError as exc:
-        raise ConfigError(f"{ctx.key}.intersection", f"{cfg.intersection}: {exc}") from None
-    return SignalsBus(cfg, timings, now=now)
+        raise ConfigError(f"{ctx.key}.intersection", f"{path}: {exc}") from None
+    return SignalsConfig(name, host, port, unit, path, tz, interval, backup, refresh, timings)
+
+
+def build(cfg: SignalsConfig, *, now: Clock = utc_now) -> SignalsBus:
+    """The bus of a parsed `signals` table; it connects at its first poll."""
+    return SignalsBus(cfg, cfg.timings, now=now)
 
 
 @dataclass
@@ -572,3 +573,6 @@ def _values(state: ControllerState) -> dict[str, Value]:
 def _seconds(delta: timedelta) -> int:
     return max(1, min(MAX_TIMEOUT_S, math.ceil(delta.total_seconds())))
 
+
+#: The `signals` entry point (pyproject.toml).
+DRIVER = Driver(parse=parse_config, build=build)

@@ -11,6 +11,7 @@ import orjson
 from drivers.base import DeviceState
 from drivers.errors import DeviceError
 from drivers.model import RecordSink, Sample
+from drivers.registry import BusSpec, Driver
 from edge_agent.agent import Agent
 from edge_agent.analytics import AnalyticsService
 from edge_agent.config import parse_config
@@ -102,7 +103,7 @@ class DeafOnceBus:
 async def test_the_agent_stops_even_when_a_bus_drops_its_first_cancellation(tmp_path: Path) -> None:
     cfg = parse_config(tomllib.loads(CONFIG), tmp_path / "agent.toml")
     bus = DeafOnceBus()
-    cfg.buses.append(bus)
+    cfg.buses.append(BusSpec("deaf-once", bus, Driver(parse=lambda raw, ctx: bus, build=lambda _: bus)))
     task = asyncio.create_task(Agent(cfg).run())
     await asyncio.sleep(0.3)
     task.cancel()

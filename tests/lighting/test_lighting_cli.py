@@ -100,7 +100,7 @@ def test_shipped_cabinet_configs_load_and_follow_their_mayors_hours(commune: str
     cfg = load_config(file)  # the whole agent config: gateway, uplink, Modbus bus, lighting
     assert cfg.gateway.commune == insee
     lighting = cfg.sections["lighting"]
-    bus_lamps = {lamp for bus in cfg.buses for lamp in bus.lamps()}  # type: ignore[attr-defined]
+    bus_lamps = {lamp for spec in cfg.buses for lamp in spec.build().lamps()}  # type: ignore[attr-defined]
     assert {lamp for g in lighting.groups for lamp in g.lamps} == bus_lamps
     territory = {c["insee"]: c for c in orjson.loads((ROOT / "configs" / "territory.json").read_bytes())["communes"]}
     assert (lighting.site.latitude, lighting.site.longitude) == (territory[insee]["lat"], territory[insee]["lon"])

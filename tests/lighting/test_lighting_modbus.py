@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 from lighting_testkit import Harness, lighting_config
 
 from drivers.base import BusContext
-from drivers.modbus.bus import ModbusBus, from_config
+from drivers.modbus.bus import ModbusBus, build
+from drivers.modbus.config import parse_bus_config
 from simulators.lamps import LampSimulator
 
 MAPS = Path(__file__).resolve().parents[2] / "configs" / "registermaps"
@@ -37,7 +38,7 @@ def modbus_bus(name: str, port: int, devices: list[tuple[str, int]], regmap: Pat
         "timeout_s": 0.5, "retries": 2, "failure_threshold": 3, "backoff_max_s": 2.0,
         "device": [{"id": d, "unit": u, "register_map": regmap.name, "rated_power_w": 100} for d, u in devices],
     }
-    return from_config(table, BusContext(f"bus[{name}]", MAPS))
+    return build(parse_bus_config(table, BusContext(f"bus[{name}]", MAPS)))
 
 
 @asynccontextmanager

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from drivers.base import BusContext
-from drivers.modbus.bus import ModbusBus, from_config
+from drivers.modbus.bus import ModbusBus, build
+from drivers.modbus.config import parse_bus_config
 from drivers.modbus.frames import crc16
 from drivers.model import Event, Record, Sample
 
@@ -49,7 +50,7 @@ def rtu_table(path: str, units: list[int], *, regmap: Path = LC100, **keys: Any)
 
 
 def make_bus(table: dict[str, Any]) -> ModbusBus:
-    return from_config(table, BusContext("bus[0]", MAPS))
+    return build(parse_bus_config(table, BusContext("bus[0]", MAPS)))
 
 
 class Records:

@@ -10,9 +10,10 @@ from modbus_testkit import LC100, MAPS, tcp_table
 
 from drivers.base import BusContext
 from drivers.errors import ConfigError
-from drivers.modbus.bus import ModbusBus, from_config
-from drivers.modbus.config import RtuLine, TcpEndpoint, parse_bus_config
+from drivers.modbus.bus import ModbusBus
+from drivers.modbus.config import TcpEndpoint, parse_bus_config
 from drivers.registry import make_bus
+from drivers.serial_line import LineSettings
 
 CTX = BusContext("bus[2]", MAPS)
 
@@ -32,7 +33,7 @@ def test_defaults_and_rtu_line() -> None:
         "device": [{"id": "l1", "unit": 1, "register_map": str(LC100)}],  # absolute path
     }
     cfg = parse_bus_config(raw, CTX)
-    assert cfg.transport == RtuLine("/dev/ttyUSB0", 9600, "E", 1, 8)
+    assert cfg.transport == LineSettings("/dev/ttyUSB0", 9600, 8, "E", 1)
     assert (cfg.interval_s, cfg.timeout_s, cfg.retries, cfg.failure_threshold, cfg.backoff_max_s) == (1.0, 0.5, 1, 3, 60.0)
     assert cfg.devices[0].rated_power_w is None and cfg.devices[0].address_offset == 0
 
@@ -88,7 +89,7 @@ BAD = [
 @pytest.mark.parametrize(("raw", "key", "reason"), BAD, ids=[f"{b[1]}-{i}" for i, b in enumerate(BAD)])
 def test_bad_bus_table(raw: dict[str, Any], key: str, reason: str) -> None:
     with pytest.raises(ConfigError) as info:
-        from_config(raw, CTX)
+        parse_bus_config(raw, CTX)
     assert info.value.key == key
     assert reason in info.value.reason
 
@@ -98,23 +99,23 @@ def test_rtu_specific_mistakes() -> None:
             "device": [{"id": "l", "unit": 1, "register_map": "lamp-lc100.toml"}]}
     for key, value, reason in [
         ("baudrate", 9601, "not a standard rate"),
-        ("parity", "X", "not N, E or O"),
+        ("parity", "X", "expected one of N, E, O"),
         ("stopbits", 3, "out of range"),
         ("bytesize", 5, "out of range"),
         ("host", "1.2.3.4", "unknown key"),
     ]:
         with pytest.raises(ConfigError) as info:
-            from_config({**base, key: value}, CTX)
+            parse_bus_config({**base, key: value}, CTX)
         assert info.value.key == f"bus[2].{key}" and reason in info.value.reason
 
 
 def test_missing_or_bad_register_map_is_named(tmp_path: Path) -> None:
     raw = _with(dev1_register_map="nope.toml")
     with pytest.raises(ConfigError, match="cannot read register map") as info:
-        from_config(raw, CTX)
+        parse_bus_config(raw, CTX)
     assert info.value.key == str(MAPS / "nope.toml")
     not_a_lamp = tmp_path / "meter.toml"
     not_a_lamp.write_text('model = "meter"\n[[register]]\nname = "energy_wh"\naddress = 0\ntype = "u32"\n')
     with pytest.raises(ConfigError, match="no level_cmd_pct register") as info:
-        from_config(_with(dev1_register_map=str(not_a_lamp)), CTX)
+        parse_bus_config(_with(dev1_register_map=str(not_a_lamp)), CTX)
     assert info.value.key == "bus[2].device[1].register_map"

@@ -2,13 +2,14 @@
 
 That is the fault the systemd watchdog exists for: a driver awaiting an answer without a
 timeout. The agent itself is real and unchanged; only this bus type is added, by
-run_agent_with_test_bus.py, the way drivers/registry.py adds every bus type.
+run_agent_with_test_bus.py through an entry point, the way every bus type comes in.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from drivers.base import BusContext, DeviceState
 from drivers.conf import ConfigTable
 from drivers.errors import DeviceError
 from drivers.model import RecordSink, Sample, now_ms
+from drivers.registry import Driver
 
 
 class WedgeBus:
@@ -63,10 +65,19 @@ class WedgeBus:
         return None
 
 
-def from_config(raw: Mapping[str, Any], ctx: BusContext) -> WedgeBus:
+@dataclass(frozen=True)
+class WedgeConfig:
+    name: str
+    device: str
+    stall_file: Path
+    period_s: float
+    swallow_cancel: bool
+
+
+def parse(raw: Mapping[str, Any], ctx: BusContext) -> WedgeConfig:
     t = ConfigTable(dict(raw), ctx.key)
     t.text("type")
-    bus = WedgeBus(
+    cfg = WedgeConfig(
         t.text("name", required=True),
         t.text("device", "wedge-1"),
         ctx.config_dir / t.text("stall_file", required=True),
@@ -74,4 +85,12 @@ def from_config(raw: Mapping[str, Any], ctx: BusContext) -> WedgeBus:
         t.boolean("swallow_cancel", False),
     )
     t.done()
-    return bus
+    return cfg
+
+
+def build(cfg: WedgeConfig) -> WedgeBus:
+    return WedgeBus(cfg.name, cfg.device, cfg.stall_file, cfg.period_s, cfg.swallow_cancel)
+
+
+#: Named by the `test-wedge` entry point that run_agent_with_test_bus.py installs.
+DRIVER = Driver(parse=parse, build=build)

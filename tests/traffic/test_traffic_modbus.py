@@ -22,7 +22,7 @@ from drivers.base import Bus, BusContext
 from drivers.errors import ConfigError, DeviceError
 from drivers.model import Event, Record, Sample, Severity
 from drivers.registry import make_bus
-from drivers.traffic.bus import CommandRefused, PlanRefused, SignalsBus, from_config
+from drivers.traffic.bus import CommandRefused, PlanRefused, SignalsBus, build, parse_config
 from drivers.traffic.config import load_timings, parse_timings
 from drivers.traffic.registers import (
     HR_COMMIT,
@@ -89,8 +89,8 @@ class Rig:
 def make_bus_for(port: int, ctrl: SignalController, intersection: Path, **extra: Any) -> SignalsBus:
     raw = {"name": "signals-1", "type": "signals", "host": "127.0.0.1", "port": port, "intersection": str(intersection),
            "interval_s": 0.01, "backup_time_s": 60, "refresh_s": 20, **extra}
-    return from_config(raw, BusContext("bus[0]", intersection.parent),
-                       now=lambda: datetime.fromtimestamp(ctrl.clock_s, UTC))
+    return build(parse_config(raw, BusContext("bus[0]", intersection.parent)),
+                 now=lambda: datetime.fromtimestamp(ctrl.clock_s, UTC))
 
 
 @contextlib.asynccontextmanager
@@ -419,8 +419,8 @@ async def test_a_controller_clock_off_by_minutes_is_reported() -> None:
         port = await server.serve_tcp()
         raw = {"name": "signals-1", "type": "signals", "host": "127.0.0.1", "port": port, "intersection": str(DIJON),
                "interval_s": 0.01}
-        bus = from_config(raw, BusContext("bus[0]", DIJON.parent),
-                          now=lambda: datetime.fromtimestamp(ctrl.clock_s + 120, UTC))
+        bus = build(parse_config(raw, BusContext("bus[0]", DIJON.parent)),
+                    now=lambda: datetime.fromtimestamp(ctrl.clock_s + 120, UTC))
         records: list[Record] = []
         task = asyncio.create_task(bus.run(records.append))
         try:
