@@ -24,9 +24,10 @@ from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import AgentConfig
 from edge_agent.health import JOURNAL, UPLOADER, HealthMonitor, bus_loop, limits_for
 from edge_agent.journal import Journal
-from edge_agent.localapi import LocalApi
+from edge_agent.lighting.overrides import DirectLamps, LampOverrides, LightingOverrides
+from edge_agent.localapi import LocalApi, LocalApiContext
 from edge_agent.sdnotify import Notifier, watch, watchdog_interval_s
-from edge_agent.service import AgentContext, Service
+from edge_agent.service import AgentContext, Lighting, Reporting, Service, Services
 from edge_agent.uploader import Uploader
 
 log = logging.getLogger("citygate.agent")
@@ -84,8 +85,27 @@ class Agent:
                 module, func = target.split(":")
                 factory: Callable[[object], Service] = getattr(importlib.import_module(module), func)
                 self.services.append(factory(cfg.sections[name]))
-        self.context.services.update({"journal": self.journal, "uploader": self.uploader})
-        self.context.services.update({service.name: service for service in self.services})
+        features = {service.name: service for service in self.services}
+        lighting = features.get("lighting")
+        self.context.services = Services(
+            journal=self.journal,
+            uploader=self.uploader,
+            lighting=lighting if isinstance(lighting, Lighting) else None,
+            reporting={name: s for name, s in features.items() if isinstance(s, Reporting)},
+            features=features,
+        )
+
+    def local_api_context(self) -> LocalApiContext:
+        """The parts of the agent the technician's local API reads and drives."""
+        cfg, services = self.config, self.context.services
+        lamps: LampOverrides = (LightingOverrides(services.lighting) if services.lighting is not None
+                                else DirectLamps(self.buses, self.clock, self.emit))
+        return LocalApiContext(
+            config=cfg.local_api, config_file=cfg.file, gateway_id=cfg.gateway.id, commune=cfg.gateway.commune,
+            uplink_url=cfg.uplink.url, clock=self.clock, buses=self.buses, journal=self.journal,
+            uplink=lambda: self.uploader.state, health=self.health, services=services, lamps=lamps,
+            emit=self.emit, subscribe=self.context.subscribe, started_at=self.started_at,
+        )
 
     def emit(self, record: Record) -> None:
         self.journal.append(record)
@@ -105,7 +125,7 @@ class Agent:
     async def run(self, ready: Callable[[], None] | None = None) -> None:
         """Run until cancelled; on the way out flush the journal and close every bus."""
         self.context.state_dir.mkdir(parents=True, exist_ok=True)
-        async with self.journal, LocalApi(self, self.health):
+        async with self.journal, LocalApi(self.local_api_context()):
             loops: dict[str, Callable[[], Awaitable[None]]] = {
                 **{f"bus {bus.name}": self._bus_runner(bus) for bus in self.buses},
                 "uploader": self.uploader.run,

@@ -12,6 +12,11 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 
+def epoch_ms(instant: datetime) -> int:
+    """An aware instant in epoch milliseconds, the unit of every record's timestamp."""
+    return int(instant.timestamp() * 1000)
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """The current instant, aware, in UTC."""

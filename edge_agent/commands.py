@@ -29,8 +29,9 @@ import orjson
 from citygate_wire.mqtt import Ack, Command, decode_ack, encode_ack, replay_ack
 from drivers.base import Bus
 from drivers.errors import DriverError
+from edge_agent.clock import epoch_ms
 from edge_agent.lighting.model import LightingError
-from edge_agent.service import AgentContext
+from edge_agent.service import AgentContext, Lighting
 
 log = logging.getLogger("citygate.commands")
 
@@ -51,10 +52,6 @@ CREATE TABLE IF NOT EXISTS commands (
 );
 CREATE INDEX IF NOT EXISTS commands_unpublished ON commands(published) WHERE published = 0;
 """
-
-
-def ms(instant: datetime) -> int:
-    return int(instant.timestamp() * 1000)
 
 
 class CommandStore:
@@ -192,33 +189,20 @@ class Failed(Refused):
     """The command was tried and did not complete (a device did not answer)."""
 
 
-@runtime_checkable
-class LightingTarget(Protocol):
-    """What the control link needs of the lighting service (edge_agent.lighting.service.LightingService)."""
-
-    def set_override(self, group_or_lamp: str, level: int, start: datetime | None, expiry: datetime) -> object: ...
-
-    def clear_override(self, group_or_lamp: str) -> bool: ...
-
-    def push_programs(self, doc: Mapping[str, Any]) -> None: ...
-
-
 Handler = Callable[[Command, AgentContext], Awaitable[tuple[str, dict[str, Any]]]]
 
 
 def _bus_of(ctx: AgentContext, device: str) -> Bus:
-    for bus in ctx.buses.values():
-        if any(state.device == device for state in bus.states()):
-            return bus
-    raise Refused("unavailable", f"no device {device!r} on this gateway")
+    bus = ctx.bus_of(device)
+    if bus is None:
+        raise Refused("unavailable", f"no device {device!r} on this gateway")
+    return bus
 
 
-def _lighting(ctx: AgentContext) -> LightingTarget:
-    svc = ctx.services.get("lighting")
+def _lighting(ctx: AgentContext) -> Lighting:
+    svc = ctx.services.lighting
     if svc is None:
         raise Refused("unavailable", "this gateway runs no lighting service (no [lighting] section)")
-    if not isinstance(svc, LightingTarget):
-        raise Refused("unsupported", "this gateway's lighting service takes no remote orders")
     return svc
 
 
@@ -347,7 +331,7 @@ class Executor:
         self.executed = 0
 
     def now_ms(self) -> int:
-        return ms(self.ctx.clock.now())
+        return epoch_ms(self.ctx.clock.now())
 
     async def receive(self, cmd: Command) -> None:
         """Record a new command and queue it; a repeated id is not run again, it is refused as replayed."""

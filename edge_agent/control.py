@@ -73,12 +73,11 @@ from citygate_wire.mqtt import (
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError
 from drivers.model import Event, Record, Severity
-from edge_agent.commands import CommandStore, Executor, ms
+from edge_agent.clock import epoch_ms
+from edge_agent.commands import CommandStore, Executor
 from edge_agent.config import check_ca_file, check_url, read_secret, secret_file_warning
-from edge_agent.journal import Journal
 from edge_agent.service import AgentContext
 from edge_agent.timesync import clock_quality
-from edge_agent.uploader import Uploader
 
 log = logging.getLogger("citygate.control")
 
@@ -231,7 +230,7 @@ class ControlService:
     async def run(self, ctx: AgentContext) -> None:
         self._config_hash = _file_hash(ctx.config_file)
         async with CommandStore(ctx.state_dir / "commands.db") as store:
-            now = ms(ctx.clock.now())
+            now = epoch_ms(ctx.clock.now())
             if cut := await store.interrupted(now):
                 log.warning("%d command(s) were cut by the last stop: answered failed/interrupted, not rerun", cut)
             await store.prune(now)
@@ -317,7 +316,7 @@ class ControlService:
                                 "MQTT send": self._send(client, ctx, store)})
         except asyncio.CancelledError:
             # a clean stop: say so at once instead of letting the broker wait for the keepalive
-            offline = encode_state(State(ctx.gateway_id, ctx.commune, False, ms(ctx.clock.now()),
+            offline = encode_state(State(ctx.gateway_id, ctx.commune, False, epoch_ms(ctx.clock.now()),
                                          reason="agent stopped"))
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.publish(state_topic, offline, qos=1, retain=True), GOODBYE_TIMEOUT_S)
@@ -377,22 +376,22 @@ class ControlService:
                     await self._wake.wait()
 
     async def _state(self, ctx: AgentContext) -> bytes:
-        journal = ctx.services.get("journal")
-        uploader = ctx.services.get("uploader")
+        journal = ctx.services.journal
+        uploader = ctx.services.uploader
         backlog = oldest = None
-        if isinstance(journal, Journal):
+        if journal is not None:
             stats = await journal.stats()
             backlog, oldest = stats.records, stats.oldest_ts_ms
         quality = clock_quality()
         return encode_state(State(
-            ctx.gateway_id, ctx.commune, True, ms(ctx.clock.now()),
+            ctx.gateway_id, ctx.commune, True, epoch_ms(ctx.clock.now()),
             version=software_version(),
             config_hash=self._config_hash,
             journal_backlog=backlog,
             journal_oldest_ts_ms=oldest,
             clock_synced=quality.synchronised,
             clock_max_error_ms=None if quality.max_error_ms is None else round(quality.max_error_ms),
-            uplink_connected=uploader.state.connected if isinstance(uploader, Uploader) else None,
+            uplink_connected=uploader.state.connected if uploader is not None else None,
             alarms_dropped=self.alarms_dropped,
             interval_s=self.cfg.state_interval_s,
         ))

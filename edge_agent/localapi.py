@@ -25,10 +25,13 @@ Endpoints (all under /v1):
     PUT    lamps/{target}/override      {"level_pct": 0-100, "duration_s": s} (technician)
     DELETE lamps/{target}/override      end an override now (technician)
 
-An override goes through the lighting service when the gateway has one (the target may then
-be a lamp group too; the service keeps it across a reboot and returns to the programme at its
-expiry). Without lighting it is commanded straight through the lamp bus, and at its expiry (or
-when the agent stops) the lamp goes back to the level it had before.
+Overrides belong to the lighting package (`edge_agent.lighting.overrides`): through the lighting
+service when the gateway has one (the target may then be a lamp group too; the service keeps it
+across a reboot and returns to the programme at its expiry); without lighting, straight through
+the lamp bus, and at its expiry (or when the agent stops) the lamp goes back to the level it had
+before. Either way an expiry is journalled as `override_ended`.
+
+The API takes a `LocalApiContext`: the few parts of the agent it reads, never the agent itself.
 
 Errors are RFC 9457 problem documents (application/problem+json).
 
@@ -57,12 +60,12 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import orjson
@@ -70,10 +73,14 @@ import orjson
 from drivers.base import Bus, LampBus
 from drivers.errors import DriverError
 from drivers.model import Event, Record, Sample, Severity
+from edge_agent.clock import Clock, epoch_ms
+from edge_agent.config import LocalApiConfig
 from edge_agent.health import HealthMonitor
-
-if TYPE_CHECKING:
-    from edge_agent.agent import Agent
+from edge_agent.journal import Journal
+from edge_agent.lighting.model import LightingError, NotALamp, UnknownTarget
+from edge_agent.lighting.overrides import LampOverrides
+from edge_agent.service import Observer, Services, bus_of
+from edge_agent.uploader import UplinkState
 
 log = logging.getLogger("citygate.localapi")
 
@@ -82,7 +89,6 @@ RECENT_EVENTS = 200
 FOLLOW_QUEUE = 1000
 LIVE_READ_TIMEOUT_S = 30.0
 MAX_OVERRIDE_S = 12 * 3600  # an override a technician forgets must still end the same night
-DEFAULT_LIGHT_PCT = 100  # TALQ's default light state, when no earlier level is known to restore
 REQUEST_TIMEOUT_S = 10.0  # a client that connects and sends nothing does not keep a thread
 MAX_BODY_BYTES = 64 * 1024
 HANGUP_CHECK_S = 1.0  # how often a stream waiting for a record checks that its client is still there
@@ -122,30 +128,25 @@ class Stream:
 Handler = Callable[[Request], Awaitable[Response | Stream]]
 
 
-@runtime_checkable
-class Reporting(Protocol):
-    """A service that reports its state (the MQTT control link: broker connection) in `status`."""
+@dataclass(frozen=True)
+class LocalApiContext:
+    """What the local API reads and drives of the agent."""
 
-    def status(self) -> Mapping[str, Any]: ...
-
-
-class Overriding(Protocol):
-    """What an override returned by the lighting service offers."""
-
-    def to_doc(self) -> dict[str, Any]: ...
-
-
-@runtime_checkable
-class Lighting(Protocol):
-    """The lighting service (edge_agent.lighting.service) as the local API uses it; the core knows no more of it."""
-
-    name: str
-
-    def snapshot(self) -> dict[str, Any]: ...
-
-    def set_override(self, group_or_lamp: str, level: int, start: datetime | None, expiry: datetime) -> Overriding: ...
-
-    def clear_override(self, group_or_lamp: str) -> bool: ...
+    config: LocalApiConfig
+    config_file: Path | None
+    gateway_id: str
+    commune: str
+    uplink_url: str
+    clock: Clock
+    buses: Sequence[Bus]
+    journal: Journal
+    uplink: Callable[[], UplinkState]
+    health: HealthMonitor
+    services: Services
+    lamps: LampOverrides
+    emit: Callable[[Record], None]
+    subscribe: Callable[[Observer], None]
+    started_at: float
 
 
 def problem(status: int, title: str, detail: str) -> Response:
@@ -217,34 +218,16 @@ class Follower:
             self.dropped += 1
 
 
-@dataclass
-class DirectOverride:
-    """An override commanded straight through the lamp bus (no lighting service on this gateway)."""
-
-    device: str
-    level_pct: int
-    until_ms: int
-    restore_pct: int
-    by_uid: int | None
-    task: asyncio.Task[None] | None = None
-
-    def to_doc(self) -> dict[str, Any]:
-        return {"device": self.device, "level_pct": self.level_pct, "until_ms": self.until_ms,
-                "restore_pct": self.restore_pct, "by_uid": self.by_uid}
-
-
 class LocalApi:
-    """`async with LocalApi(agent, monitor):` serves the socket; a socket that cannot be bound is logged, not fatal."""
+    """`async with LocalApi(ctx):` serves the socket; a socket that cannot be bound is logged, not fatal."""
 
-    def __init__(self, agent: Agent, monitor: HealthMonitor) -> None:
-        self.agent = agent
-        self.monitor = monitor
-        self.config = agent.config.local_api
+    def __init__(self, ctx: LocalApiContext) -> None:
+        self.ctx = ctx
+        self.config = ctx.config
         self.path: Path = self.config.socket
         self.feed = EventFeed()
-        self.overrides: dict[str, DirectOverride] = {}
         self._server: _Server | None = None
-        agent.context.subscribe(self.feed.observe)
+        ctx.subscribe(self.feed.observe)
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", _route("status"), self.status),
             ("GET", _route("devices"), self.devices),
@@ -297,7 +280,7 @@ class LocalApi:
 
     async def close(self) -> None:
         self.feed.close()
-        await self._restore_all()
+        await self.ctx.lamps.aclose()
         if self._server is not None:
             asyncio.get_running_loop().remove_reader(self._server.fileno())
             self._server.server_close()
@@ -332,48 +315,39 @@ class LocalApi:
         async def guarded(request: Request) -> Response | Stream:
             if not self.config.technician:
                 return problem(403, "Forbidden", f"write calls need the technician role: set technician = true in "
-                                                 f"[local_api] of {self.agent.config.file} and restart the agent")
+                                                 f"[local_api] of {self.ctx.config_file} and restart the agent")
             return await handler(request)
         return guarded
 
     def _now_ms(self) -> int:
-        return int(self.agent.clock.now().timestamp() * 1000)
+        return epoch_ms(self.ctx.clock.now())
 
     def _find(self, device: str) -> Bus | None:
-        for bus in self.agent.buses:
-            if any(s.device == device for s in bus.states()):
-                return bus
-        return None
-
-    def _lighting(self) -> Lighting | None:
-        for service in self.agent.services:
-            if service.name == "lighting" and isinstance(service, Lighting):
-                return service
-        return None
+        return bus_of(self.ctx.buses, device)
 
     # -- read calls --------------------------------------------------------------------------
 
     async def status(self, request: Request) -> Response:
         from edge_agent.timesync import clock_quality
 
-        agent = self.agent
-        stats = await agent.journal.stats()
-        up = agent.uploader.state
-        states = [s for bus in agent.buses for s in bus.states()]
+        ctx = self.ctx
+        stats = await ctx.journal.stats()
+        up = ctx.uplink()
+        states = [s for bus in ctx.buses for s in bus.states()]
         by_state: dict[str, int] = {}
         for s in states:
             by_state[s.state] = by_state.get(s.state, 0) + 1
-        loops = self.monitor.verdicts()
-        services = {s.name: dict(s.status()) for s in agent.services if isinstance(s, Reporting)}
+        loops = ctx.health.verdicts()
+        services = {name: dict(s.status()) for name, s in ctx.services.reporting.items()}
         return ok({
-            "gateway": {"id": agent.config.gateway.id, "commune": agent.config.gateway.commune},
+            "gateway": {"id": ctx.gateway_id, "commune": ctx.commune},
             "versions": versions(),
-            "started_ms": int(agent.started_at * 1000),
-            "uptime_s": round(time.time() - agent.started_at, 1),
+            "started_ms": int(ctx.started_at * 1000),
+            "uptime_s": round(time.time() - ctx.started_at, 1),
             "healthy": all(v.healthy for v in loops),
             "loops": [{"name": v.name, "age_s": round(v.age_s, 1), "limit_s": v.limit_s, "healthy": v.healthy,
                        "problem": v.problem} for v in loops],
-            "uplink": {"url": agent.config.uplink.url, **asdict(up)},
+            "uplink": {"url": ctx.uplink_url, **asdict(up)},
             "broker": services.get("control", {"configured": False}),
             "services": services,
             "clock": {"now_ms": self._now_ms(), **clock_quality().to_doc()},
@@ -385,10 +359,10 @@ class LocalApi:
 
     async def devices(self, request: Request) -> Response:
         doc = []
-        for bus in self.agent.buses:
+        for bus in self.ctx.buses:
             kind = "lamps" if isinstance(bus, LampBus) else "devices"
             for s in bus.states():
-                doc.append({**asdict(s), "bus_kind": kind, "override": self._override_doc(s.device)})
+                doc.append({**asdict(s), "bus_kind": kind, "override": self.ctx.lamps.override_of(s.device)})
         return ok(doc)
 
     async def live_read(self, request: Request) -> Response:
@@ -406,9 +380,10 @@ class LocalApi:
         return ok({"bus": bus.name, **record_doc(sample)})
 
     async def journal(self, request: Request) -> Response:
-        stats = await self.agent.journal.stats()
-        return ok({**asdict(stats), "records": stats.records, "path": str(self.agent.journal.path),
-                   "max_records": self.agent.journal.max_records})
+        journal = self.ctx.journal
+        stats = await journal.stats()
+        return ok({**asdict(stats), "records": stats.records, "path": str(journal.path),
+                   "max_records": journal.max_records})
 
     async def events(self, request: Request) -> Response | Stream:
         try:
@@ -451,7 +426,7 @@ class LocalApi:
             self.feed.followers.discard(follower)
 
     async def schedule(self, request: Request) -> Response:
-        lighting = self._lighting()
+        lighting = self.ctx.services.lighting
         if lighting is None:
             return problem(404, "No lighting", "this gateway has no [lighting] section: no schedule to show")
         return ok(lighting.snapshot())
@@ -471,50 +446,40 @@ class LocalApi:
         if not isinstance(duration, int | float) or isinstance(duration, bool) or not 1 <= duration <= MAX_OVERRIDE_S:
             return problem(400, "Bad duration", f"duration_s must be 1-{MAX_OVERRIDE_S} s, got {duration!r}")
         who = request.peer
-        until = self.agent.clock.now() + timedelta(seconds=duration)
-        lighting = self._lighting()
-        if lighting is not None:
-            try:
-                override = lighting.set_override(device, level, None, until)
-            except (ValueError, RuntimeError) as exc:
-                return problem(409, "Override refused", str(exc))
-            self._audit(device, "override_set", {"level_pct": level, "until_ms": _ms(until), "via": "lighting"}, who)
-            return ok({"device": device, "via": "lighting", "level_pct": level, "until_ms": _ms(until),
-                       "override": override.to_doc()})
-        bus = self._find(device)
-        if bus is None:
-            return problem(404, "Unknown device", f"no bus of this gateway has a device {device!r}")
-        if not isinstance(bus, LampBus) or device not in bus.lamps():
-            return problem(409, "Not a lamp", f"{device} on {bus.name} is not a lamp controller")
+        until = self.ctx.clock.now() + timedelta(seconds=duration)
+        lamps = self.ctx.lamps
         try:
-            doc = await self._direct_override(bus, device, level, until, who)
+            held = await lamps.hold(device, level, until, who["uid"] if who else None)
+        except UnknownTarget as exc:
+            return problem(404, "Unknown device", str(exc))
+        except NotALamp as exc:
+            return problem(409, "Not a lamp", str(exc))
+        except LightingError as exc:
+            return problem(409, "Override refused", str(exc))
         except DriverError as exc:
-            return problem(502, "Device error", f"{device} on {bus.name}: {exc}")
-        return ok(doc)
+            return problem(502, "Device error", f"{device}: {exc}")
+        audit = {"level_pct": level, "until_ms": epoch_ms(until), "via": lamps.via}
+        if "feedback_level_pct" in held:
+            audit["feedback_level_pct"] = held["feedback_level_pct"]
+        if "restore_pct" in held:
+            audit["restore_level_pct"] = held["restore_pct"]
+        self._audit(device, "override_set", audit, who)
+        return ok({"device": device, "via": lamps.via, "level_pct": level, "until_ms": epoch_ms(until), **held})
 
     async def clear_override(self, request: Request) -> Response:
         device = request.match_info["device"]
-        who = request.peer
-        lighting = self._lighting()
-        if lighting is not None:
-            try:
-                cleared = lighting.clear_override(device)
-            except (ValueError, RuntimeError) as exc:
-                return problem(409, "Override not cleared", str(exc))
-            if not cleared:
-                return problem(404, "No override", f"{device} has no override to clear")
-            self._audit(device, "override_cleared", {"via": "lighting"}, who)
-            return ok({"device": device, "via": "lighting"})
-        current = self.overrides.get(device)
-        if current is None:
-            return problem(404, "No override", f"{device} has no override to clear")
-        if current.task is not None:
-            current.task.cancel()
+        lamps = self.ctx.lamps
         try:
-            level = await self._restore(current)
+            released = await lamps.release(device)
+        except LightingError as exc:
+            return problem(409, "Override not cleared", str(exc))
         except DriverError as exc:
             return problem(502, "Device error", f"{device}: override ended but the level was not restored: {exc}")
-        return ok({"device": device, "via": "direct", "level_pct": level})
+        if released is None:
+            return problem(404, "No override", f"{device} has no override to clear")
+        if lamps.via == "lighting":  # a direct override's end is journalled as override_ended with the level restored
+            self._audit(device, "override_cleared", {"via": lamps.via}, request.peer)
+        return ok({"device": device, "via": lamps.via, **released})
 
     async def forget_counter(self, request: Request) -> Response:
         """A BTHome sensor whose encryption counter restarted (a battery change): accept its next one."""
@@ -530,81 +495,11 @@ class LocalApi:
         self._audit(device, "ble_counter_forgotten", {"previous": previous}, request.peer)
         return ok({"device": device, "previous_counter": previous})
 
-    def _override_doc(self, device: str) -> dict[str, Any] | None:
-        current = self.overrides.get(device)
-        return current.to_doc() if current is not None else None
-
-    async def _direct_override(
-        self, bus: LampBus, device: str, level: int, until: datetime, who: dict[str, int] | None
-    ) -> dict[str, Any]:
-        previous = self.overrides.get(device)
-        if previous is not None:
-            # a new override replaces the previous one, and the level to restore is still the one before both
-            restore = previous.restore_pct
-            if previous.task is not None:
-                previous.task.cancel()
-        else:
-            restore = await self._level_now(bus, device)
-        feedback = await bus.set_level(device, level)
-        current = DirectOverride(device, level, _ms(until), restore, who["uid"] if who else None)
-        current.task = asyncio.get_running_loop().create_task(self._expire(current, until))
-        self.overrides[device] = current
-        self._audit(device, "override_set", {"level_pct": level, "until_ms": current.until_ms, "via": "direct",
-                                             "feedback_level_pct": feedback, "restore_level_pct": restore}, who)
-        return {"via": "direct", **current.to_doc(), "feedback_level_pct": feedback}
-
-    async def _level_now(self, bus: LampBus, device: str) -> int:
-        for s in bus.states():
-            if s.device == device and isinstance(s.last_values.get("level_pct"), int):
-                return int(s.last_values["level_pct"])  # type: ignore[arg-type]
-        with contextlib.suppress(DriverError, TimeoutError):
-            async with asyncio.timeout(LIVE_READ_TIMEOUT_S):
-                sample = await bus.read(device)
-            level = sample.values.get("level_pct")
-            if isinstance(level, int | float) and not isinstance(level, bool):
-                return round(level)
-        return DEFAULT_LIGHT_PCT
-
-    async def _expire(self, override: DirectOverride, until: datetime) -> None:
-        await self.agent.clock.sleep_until(until)
-        try:
-            await self._restore(override)
-        except DriverError as exc:
-            log.error("override of %s expired but restoring %d %% failed: %s", override.device,
-                      override.restore_pct, exc)
-            self.agent.emit(Event(override.device, self._now_ms(), "override_restore_failed", Severity.MAJOR,
-                                  {"restore_level_pct": override.restore_pct, "reason": str(exc)}))
-
-    async def _restore(self, override: DirectOverride) -> int:
-        if self.overrides.get(override.device) is override:
-            del self.overrides[override.device]
-        bus = self._find(override.device)
-        if not isinstance(bus, LampBus):
-            raise DriverError(f"{override.device} is no longer on a lamp bus")
-        level = await bus.set_level(override.device, override.restore_pct)
-        self._audit(override.device, "override_ended", {"restored_level_pct": level, "via": "direct"}, None)
-        return level
-
-    async def _restore_all(self) -> None:
-        """On shutdown: lamps under a direct override go back to their level, or they would stay at a test level."""
-        for override in list(self.overrides.values()):
-            if override.task is not None:
-                override.task.cancel()
-            try:
-                async with asyncio.timeout(5.0):
-                    await self._restore(override)
-            except (DriverError, TimeoutError) as exc:
-                log.error("could not restore %s to %d %% on shutdown: %s", override.device, override.restore_pct, exc)
-
     def _audit(self, device: str, code: str, detail: dict[str, Any], who: dict[str, int] | None) -> None:
         by = f"uid {who['uid']} (pid {who['pid']})" if who else "the agent"
         log.info("%s %s by %s: %s", code, device, by, detail)
-        self.agent.emit(Event(device, self._now_ms(), code, Severity.INFO,
+        self.ctx.emit(Event(device, self._now_ms(), code, Severity.INFO,
                               {**detail, "source": "local_api", **({"uid": who["uid"]} if who else {})}))
-
-
-def _ms(instant: datetime) -> int:
-    return int(instant.astimezone(UTC).timestamp() * 1000)
 
 
 def _route(template: str) -> re.Pattern[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import sys
 from dataclasses import dataclass
 
@@ -41,14 +42,26 @@ class ClockQuality:
                 "est_error_ms": self.est_error_ms, "reason": self.reason}
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    # find_library runs ldconfig: once per process, not at every minute's clock check
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
 def clock_quality() -> ClockQuality:
     if not sys.platform.startswith("linux"):
         return ClockQuality(None, reason=f"adjtimex is Linux only ({sys.platform})")
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     tx = _Timex()  # modes = 0: read only
-    state = libc.adjtimex(ctypes.byref(tx))
+    state = _libc().adjtimex(ctypes.byref(tx))
     if state < 0:
         return ClockQuality(None, reason=f"adjtimex failed: errno {ctypes.get_errno()}")
     synced = state != _TIME_ERROR and not tx.status & _STA_UNSYNC
     return ClockQuality(synced, tx.maxerror / 1000, tx.esterror / 1000,
                         None if synced else "the kernel reports the clock as not synchronised (no NTP?)")
+
+
+class KernelTimeSync:
+    """The lighting service's time source check: whether NTP/chrony/timesyncd keeps the clock synchronised."""
+
+    def is_synchronized(self) -> bool:
+        return clock_quality().synchronised is True

@@ -118,9 +118,8 @@ def _string_list(t: ConfigTable, name: str, *, required: bool) -> list[str]:
     return list(value)
 
 
-def from_config(raw: Mapping[str, Any], key: str, config_dir: Path) -> LightingConfig:
-    """Validate the `[lighting]` table; raise ConfigError naming the key and the reason."""
-    t = ConfigTable(dict(raw), key)
+def _site(t: ConfigTable) -> Site:
+    key = t.key
     tz_name = t.text("timezone", "Europe/Paris")
     try:
         zone = ZoneInfo(tz_name)
@@ -130,20 +129,72 @@ def from_config(raw: Mapping[str, Any], key: str, config_dir: Path) -> LightingC
     lon = t.number("longitude", 0.0, lo=-180, hi=180) if "longitude" in t.raw else None
     if lat is None or lon is None:
         raise ConfigError(f"{key}.{'latitude' if lat is None else 'longitude'}", "missing (sun times need the site)")
-    site = Site(lat, lon, zone)
-    limits = Limits(max_switch_points=t.integer("max_switch_points", 16, lo=1, hi=256))
-    rated_default = t.number("rated_power_w", 60.0, lo=0.1, hi=10_000)
+    return Site(lat, lon, zone)
 
+
+def _programs(t: ConfigTable, config_dir: Path, limits: Limits) -> ProgramSet:
+    key = t.key
     files = [p if p.is_absolute() else config_dir / p for p in map(Path, _string_list(t, "programs", required=True))]
     for f in files:
         if not f.is_file():
             raise ConfigError(f"{key}.programs", f"{f} does not exist")
     try:
-        programs = load_programs(files, limits)
+        return load_programs(files, limits)
     except LightingError as exc:
         raise ConfigError(f"{key}.programs", str(exc)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{key}.programs", f"cannot read: {exc}") from None
+
+
+def _groups(t: ConfigTable, programs: ProgramSet, rated_default: float) -> list[GroupConfig]:
+    key = t.key
+    t.used.add("group")
+    raw_groups = t.raw.get("group", [])
+    if not isinstance(raw_groups, list):
+        raise ConfigError(f"{key}.group", "expected an array of tables ([[lighting.group]])")
+    groups: list[GroupConfig] = []
+    owner: dict[str, str] = {}
+    for i, rg in enumerate(raw_groups):
+        group = _group(ConfigTable(rg, f"{key}.group[{i}]"), programs, rated_default, groups, owner)
+        groups.append(group)
+    for g_ in groups:
+        if g_.name in owner:
+            raise ConfigError(f"{key}.group", f"{g_.name!r} is both a group and a lamp: overrides would be ambiguous")
+    return groups
+
+
+def _group(g: ConfigTable, programs: ProgramSet, rated_default: float, groups: list[GroupConfig],
+           owner: dict[str, str]) -> GroupConfig:
+    """One [[lighting.group]]; `owner` (lamp -> group) gains its lamps."""
+    gkey = g.key
+    name = g.text("name", required=True)
+    if not name or any(x.name == name for x in groups):
+        raise ConfigError(f"{gkey}.name", f"{name!r}: group names must be non-empty and unique")
+    lamps = _string_list(g, "lamps", required=True)
+    if not lamps:
+        raise ConfigError(f"{gkey}.lamps", "a group needs at least one lamp")
+    for lamp in lamps:
+        if lamp in owner:
+            raise ConfigError(f"{gkey}.lamps", f"lamp {lamp!r} is already in group {owner[lamp]!r}")
+        owner[lamp] = name
+    calendar = g.text("calendar")
+    if calendar is not None and calendar not in programs.calendars:
+        raise ConfigError(
+            f"{gkey}.calendar",
+            f"calendar {calendar!r} is not defined (known: {', '.join(sorted(programs.calendars)) or 'none'})",
+        )
+    rated = g.number("rated_power_w", rated_default, lo=0.1, hi=10_000)
+    g.done()
+    return GroupConfig(name, tuple(lamps), calendar, rated)
+
+
+def from_config(raw: Mapping[str, Any], key: str, config_dir: Path) -> LightingConfig:
+    """Validate the `[lighting]` table; raise ConfigError naming the key and the reason."""
+    t = ConfigTable(dict(raw), key)
+    site = _site(t)
+    limits = Limits(max_switch_points=t.integer("max_switch_points", 16, lo=1, hi=256))
+    rated_default = t.number("rated_power_w", 60.0, lo=0.1, hi=10_000)
+    programs = _programs(t, config_dir, limits)
 
     safe_name = t.text("safe_program")
     if safe_name is not None and safe_name not in programs.programs:
@@ -153,38 +204,7 @@ def from_config(raw: Mapping[str, Any], key: str, config_dir: Path) -> LightingC
     time_source = t.text("time_source", "kernel")
     if time_source not in ("kernel", "none"):
         raise ConfigError(f"{key}.time_source", f"{time_source!r}: expected 'kernel' or 'none'")
-
-    t.used.add("group")
-    raw_groups = t.raw.get("group", [])
-    if not isinstance(raw_groups, list):
-        raise ConfigError(f"{key}.group", "expected an array of tables ([[lighting.group]])")
-    groups: list[GroupConfig] = []
-    owner: dict[str, str] = {}
-    for i, rg in enumerate(raw_groups):
-        gkey = f"{key}.group[{i}]"
-        g = ConfigTable(rg, gkey)
-        name = g.text("name", required=True)
-        if not name or any(x.name == name for x in groups):
-            raise ConfigError(f"{gkey}.name", f"{name!r}: group names must be non-empty and unique")
-        lamps = _string_list(g, "lamps", required=True)
-        if not lamps:
-            raise ConfigError(f"{gkey}.lamps", "a group needs at least one lamp")
-        for lamp in lamps:
-            if lamp in owner:
-                raise ConfigError(f"{gkey}.lamps", f"lamp {lamp!r} is already in group {owner[lamp]!r}")
-            owner[lamp] = name
-        calendar = g.text("calendar")
-        if calendar is not None and calendar not in programs.calendars:
-            raise ConfigError(
-                f"{gkey}.calendar",
-                f"calendar {calendar!r} is not defined (known: {', '.join(sorted(programs.calendars)) or 'none'})",
-            )
-        rated = g.number("rated_power_w", rated_default, lo=0.1, hi=10_000)
-        g.done()
-        groups.append(GroupConfig(name, tuple(lamps), calendar, rated))
-    for g_ in groups:
-        if g_.name in owner:
-            raise ConfigError(f"{key}.group", f"{g_.name!r} is both a group and a lamp: overrides would be ambiguous")
+    groups = _groups(t, programs, rated_default)
 
     cfg = LightingConfig(
         site=site,

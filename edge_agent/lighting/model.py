@@ -44,6 +44,14 @@ class LightingError(ValueError):
         self.reason = reason
 
 
+class UnknownTarget(LightingError):
+    """No lamp (or lamp group) of that name on this gateway."""
+
+
+class NotALamp(LightingError):
+    """The device exists but is not a lamp controller."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """What the gateway supports; a program beyond these is refused."""

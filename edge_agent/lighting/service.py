@@ -46,8 +46,10 @@ from edge_agent.lighting.model import (
     Override,
     Program,
     ProgramSet,
+    UnknownTarget,
     parse_program_set,
 )
+from edge_agent.lighting.overrides import override_view
 from edge_agent.service import AgentContext
 
 log = logging.getLogger("citygate.lighting")
@@ -212,7 +214,7 @@ class LightingService:
         """Hold a group or a lamp at `level` from `start` (None: now) until `expiry`; replaces the previous one."""
         ctx = self._running()
         if group_or_lamp not in self.lamps and all(g.name != group_or_lamp for g in self.config.groups):
-            raise LightingError("override", group_or_lamp, "unknown_target", "no such lamp group or lamp")
+            raise UnknownTarget("override", group_or_lamp, "unknown_target", "no such lamp group or lamp")
         now = ctx.clock.now()
         override = Override.make(group_or_lamp, level, start or now, expiry, now)
         if override.expiry <= now:
@@ -238,6 +240,17 @@ class LightingService:
         self.overrides = overrides
         self._changed.set()
         return True
+
+    def override_of(self, lamp: str) -> Override | None:
+        """The override that governs `lamp` now (its own, else its group's), if any."""
+        state = self.lamps.get(lamp)
+        if state is None or self._ctx is None:
+            return None
+        return override_for(self.overrides.values(), lamp, state.group.name, self._ctx.clock.now())
+
+    def lamp_override(self, lamp: str) -> dict[str, Any] | None:
+        override = self.override_of(lamp)
+        return override_view(override, via="lighting") if override is not None else None
 
     def push_programs(self, doc: Mapping[str, Any]) -> None:
         """Replace the program set (and calendars) atomically; raise LightingError and keep the previous on refusal."""
@@ -273,6 +286,7 @@ class LightingService:
                 "commanded_level_pct": s.commanded, "readback_level_pct": s.readback, "level_pct": s.actual,
                 "power_w": s.power_w, "faults": sorted(s.faults), "burn_total_h": round(s.burn_total_s / 3600, 3),
                 "consumed_total_wh": round(s.energy_total_wh, 3),
+                "override": override.to_doc() if (override := self.override_of(s.name)) is not None else None,
             }
             for s in self.lamps.values()
         ]
@@ -416,6 +430,9 @@ class LightingService:
             overrides = {k: v for k, v in self.overrides.items() if k not in expired}
             self._save(overrides=overrides)
             self.overrides = overrides
+            ctx = self._running()
+            for target in expired:
+                ctx.emit(Event(target, _ms(now), "override_ended", Severity.INFO, {"via": "lighting", "reason": "expired"}))
 
     async def _apply(self, now: datetime, *, force: bool) -> None:
         ctx = self._running()

@@ -38,7 +38,7 @@ technician = true
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[LocalApi]:
     agent = Agent(parse_config(tomllib.loads(CONFIG), tmp_path / "agent.toml"))
-    async with agent.journal, LocalApi(agent, agent.health) as local_api:
+    async with agent.journal, LocalApi(agent.local_api_context()) as local_api:
         yield local_api
 
 
@@ -121,7 +121,7 @@ async def test_a_follower_that_hangs_up_is_forgotten_while_nothing_happens(api: 
 async def test_a_follower_is_told_the_stream_ends_when_the_agent_stops(tmp_path: Path) -> None:
     agent = Agent(parse_config(tomllib.loads(CONFIG), tmp_path / "agent.toml"))
     async with agent.journal:
-        async with LocalApi(agent, agent.health) as local_api:
+        async with LocalApi(agent.local_api_context()) as local_api:
             reader, writer = await asyncio.open_unix_connection(str(local_api.path))
             writer.write(b"GET /v1/events?follow=1 HTTP/1.1\r\n\r\n")
             await writer.drain()
@@ -139,7 +139,7 @@ async def test_a_socket_left_by_a_killed_agent_is_replaced(tmp_path: Path) -> No
     leftover.bind(str(stale))  # bound, never listening: what kill -9 leaves behind
     leftover.close()
     agent = Agent(parse_config(tomllib.loads(CONFIG), tmp_path / "agent.toml"))
-    async with agent.journal, LocalApi(agent, agent.health) as local_api:
+    async with agent.journal, LocalApi(agent.local_api_context()) as local_api:
         status, _, _ = await exchange(local_api.path, b"GET /v1/journal HTTP/1.1\r\n\r\n")
         assert status.split()[1] == "200"
         assert stale.stat().st_mode & 0o777 == 0o660
@@ -150,7 +150,7 @@ async def test_a_file_in_the_way_is_left_alone_and_the_api_disabled(tmp_path: Pa
     path.parent.mkdir()
     path.write_text("not a socket")
     agent = Agent(parse_config(tomllib.loads(CONFIG), tmp_path / "agent.toml"))
-    async with agent.journal, LocalApi(agent, agent.health):
+    async with agent.journal, LocalApi(agent.local_api_context()):
         assert path.read_text() == "not a socket"
 
 

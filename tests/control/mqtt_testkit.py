@@ -236,7 +236,7 @@ async def running_agent(tmp_path: Path, fleet: Fleet, broker: Mosquitto, gateway
 
 
 def control(agent: Agent) -> ControlService:
-    svc = agent.context.services["control"]
+    svc = agent.context.services.features["control"]
     assert isinstance(svc, ControlService)
     return svc
 

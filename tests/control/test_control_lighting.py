@@ -41,7 +41,7 @@ async def test_override_clear_and_program_pushes_through_the_lighting_service(
                     "group": [{"name": "rue-de-la-liberte", "lamps": ["lamp-7", "lamp-8"], "calendar": "dijon"}]}
         async with Operator(broker, fleet) as op, \
                 running_agent(tmp_path, fleet, broker, bus=[bus], lighting=lighting) as agent:
-            svc: Any = agent.context.services["lighting"]
+            svc: Any = agent.context.services.lighting
             until = int(time.time() * 1000) + 3_600_000
             raised = await op.ack(await op.send("gw-a", "lighting.override",
                                                 {"group": "rue-de-la-liberte", "level_pct": 100, "until_ms": until}))

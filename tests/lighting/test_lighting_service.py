@@ -124,6 +124,30 @@ async def test_override_replaces_expires_and_survives_a_restart(tmp_path: Path) 
     await h.stop()
 
 
+async def test_an_expired_override_is_journalled_and_a_lamps_own_shows_like_a_groups(tmp_path: Path) -> None:
+    h = dijon_harness(tmp_path, "2026-01-12T20:00:00")
+    svc = await h.start()
+    t0 = h.clock.now()
+    svc.set_override("avenue", 30, None, t0 + timedelta(hours=1))
+    svc.set_override("lamp-3", 10, None, t0 + timedelta(hours=2))
+    await h.kick()
+    lamps = {lamp["lamp"]: lamp for lamp in svc.snapshot()["lamps"]}
+    assert lamps["lamp-3"]["override"] == svc.overrides["lamp-3"].to_doc()  # its own, in the form a group's shows
+    assert lamps["lamp-1"]["override"] == svc.overrides["avenue"].to_doc()  # the group's governs it
+    assert svc.lamp_override("lamp-3") == {"target": "lamp-3", "level_pct": 10, "via": "lighting",
+                                           "start_ms": int(t0.timestamp() * 1000),
+                                           "until_ms": int((t0 + timedelta(hours=2)).timestamp() * 1000)}
+    assert h.events("override_ended") == []
+    await h.run_until(t0 + timedelta(hours=2, minutes=1))
+    ended = h.events("override_ended")
+    assert [(e.device, e.ts_ms) for e in ended] == [
+        ("avenue", int((t0 + timedelta(hours=1)).timestamp() * 1000)),
+        ("lamp-3", int((t0 + timedelta(hours=2)).timestamp() * 1000)),
+    ]
+    assert svc.lamp_override("lamp-3") is None and svc.snapshot()["lamps"][0]["override"] is None
+    await h.stop()
+
+
 async def test_bad_overrides_are_refused(tmp_path: Path) -> None:
     h = dijon_harness(tmp_path, "2026-01-12T20:00:00")
     svc = await h.start()

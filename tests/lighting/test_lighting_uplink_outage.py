@@ -18,7 +18,7 @@ import pytest
 from drivers.model import Event, Record, Sample
 from edge_agent.agent import Agent
 from edge_agent.clock import FakeClock
-from edge_agent.config import load_config
+from edge_agent.config import AgentConfig, load_config
 from edge_agent.lighting.engine import Engine
 from edge_agent.lighting.service import LightingService
 from simulators.lamps import LampSimulator
@@ -120,6 +120,24 @@ async def step_through(clock: FakeClock, svc: LightingService, until: datetime) 
         await asyncio.sleep(0.02)  # real time passes too: the poller keeps reading the lamps
 
 
+def assert_every_switch_on_time(journalled: list[Record], config: AgentConfig, start: datetime) -> None:
+    """Commanded levels at the plan's instants, exactly, and read back as commanded."""
+    engine = Engine(config.sections["lighting"].programs, config.sections["lighting"].site)
+    day = engine.program_day(start)
+    for lamp, calendar in [(f"lamp-{u}", "dijon" if u <= 4 else "sennecey-les-dijon")
+                           for u in range(1, LAMPS + 1)]:
+        plan = engine.plan(calendar, day)
+        commands = [(r.ts_ms, r.values["commanded_level_pct"]) for r in journalled
+                    if isinstance(r, Sample) and r.device == lamp and "commanded_level_pct" in r.values]
+        expected = [(int(start.timestamp() * 1000), 0)] + [
+            (int(s.at.timestamp() * 1000), s.level) for s in plan.switches]
+        assert commands == expected, lamp
+        levels = [lv for _, lv in commands]
+        assert levels == ([0, 100, 70, 100, 0] if calendar == "dijon" else [0, 100, 0, 100, 0])
+        assert all(r.values["level_pct"] == r.values["commanded_level_pct"] for r in journalled
+                   if isinstance(r, Sample) and r.device == lamp and "commanded_level_pct" in r.values)
+
+
 async def test_lamps_keep_their_program_while_the_uplink_is_down_then_everything_is_uploaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,21 +178,7 @@ async def test_lamps_keep_their_program_while_the_uplink_is_down_then_everything
             polls = [r for r in journalled if isinstance(r, Sample) and "power_w" in r.values]
             assert len(polls) >= 5 * LAMPS  # the lamps were read all along
 
-            # every switch point on time: commanded levels at the plan's instants, exactly
-            engine = Engine(config.sections["lighting"].programs, config.sections["lighting"].site)
-            day = engine.program_day(start)
-            for lamp, calendar in [(f"lamp-{u}", "dijon" if u <= 4 else "sennecey-les-dijon")
-                                   for u in range(1, LAMPS + 1)]:
-                plan = engine.plan(calendar, day)
-                commands = [(r.ts_ms, r.values["commanded_level_pct"]) for r in journalled
-                            if isinstance(r, Sample) and r.device == lamp and "commanded_level_pct" in r.values]
-                expected = [(int(start.timestamp() * 1000), 0)] + [
-                    (int(s.at.timestamp() * 1000), s.level) for s in plan.switches]
-                assert commands == expected, lamp
-                levels = [lv for _, lv in commands]
-                assert levels == ([0, 100, 70, 100, 0] if calendar == "dijon" else [0, 100, 0, 100, 0])
-                assert all(r.values["level_pct"] == r.values["commanded_level_pct"] for r in journalled
-                           if isinstance(r, Sample) and r.device == lamp and "commanded_level_pct" in r.values)
+            assert_every_switch_on_time(journalled, config, start)
             reports = [r for r in journalled if isinstance(r, Sample) and r.device == "cabinet"]
             assert len(reports) == 24  # hourly burn hours and energy, journalled like any sample
             assert not [r for r in journalled if isinstance(r, Event) and r.code in ("lamp_failure", "command_failure")]
