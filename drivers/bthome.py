@@ -369,40 +369,56 @@ def _objects(data: bytes) -> tuple[tuple[Measurement, ...], int | None, ObjectEr
             return stop("truncated", oid, f"{t.prop} needs {size} byte(s), {end - start} left")
         name = _NAMES[oid]
         n = seen.get(name, 0) + 1
-        kind = t.kind
-        if kind is Kind.UINT or kind is Kind.SINT:
-            signed = kind is Kind.SINT
-            s = _STRUCTS.get((size, signed))
-            raw = s.unpack_from(data, start)[0] if s else int.from_bytes(data[start:stop_at], "little", signed=signed)
-            value: Value = raw if t.den == 1 and t.num == 1 else raw * t.num / t.den
-            if oid == 0x00 and packet_id is None:
-                packet_id = raw
-        elif kind is Kind.BOOL:
-            b = data[start]
-            if b > 1:
-                return stop("bad_value", oid, f"{t.prop}: binary value {b}, expected 0 or 1")
-            value = b == 1
-        elif kind is Kind.BUTTON:
-            value = _event_name(BUTTON_EVENTS, data[start])
-        elif kind is Kind.DIMMER:
-            value = _event_name(DIMMER_EVENTS, data[start])
-        elif kind is Kind.TEXT:
-            try:
-                value = data[start:stop_at].decode("utf-8")
-            except UnicodeDecodeError as exc:
-                return stop("not_utf8", oid, f"text is not UTF-8 ({exc.reason})")
-        elif kind is Kind.RAW:
-            value = data[start:stop_at].hex()
-        else:  # firmware version: little-endian bytes, most significant part first when written
-            value = ".".join(str(b) for b in reversed(data[start:stop_at]))
+        try:
+            value = _value(t, data, start, stop_at)
+        except _BadObject as bad:
+            return stop(bad.code, oid, bad.reason)
+        if oid == 0x00 and packet_id is None and isinstance(value, int):  # an unscaled uint8
+            packet_id = value
         seen[name] = n
         quantity = name if n == 1 else t.quantity(n)
         out.append(Measurement(oid, quantity, value, t.unit, t.prop))
-        if kind is Kind.DIMMER:
+        if t.kind is Kind.DIMMER:
             steps_name = f"{t.base}_steps" if n == 1 else f"{t.base}_{n}_steps"
             out.append(Measurement(oid, steps_name, data[start + 1], "steps", t.prop))
         pos = stop_at
     return tuple(out), packet_id, None
+
+
+class _BadObject(Exception):
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _value(t: ObjectType, data: bytes, start: int, stop_at: int) -> Value:
+    """The value of one object whose bytes are data[start:stop_at]; _BadObject if they hold none."""
+    kind = t.kind
+    if kind is Kind.UINT or kind is Kind.SINT:
+        signed = kind is Kind.SINT
+        size = stop_at - start
+        s = _STRUCTS.get((size, signed))
+        raw = s.unpack_from(data, start)[0] if s else int.from_bytes(data[start:stop_at], "little", signed=signed)
+        return raw if t.den == 1 and t.num == 1 else raw * t.num / t.den
+    if kind is Kind.BOOL:
+        b = data[start]
+        if b > 1:
+            raise _BadObject("bad_value", f"{t.prop}: binary value {b}, expected 0 or 1")
+        return b == 1
+    if kind is Kind.BUTTON:
+        return _event_name(BUTTON_EVENTS, data[start])
+    if kind is Kind.DIMMER:
+        return _event_name(DIMMER_EVENTS, data[start])
+    if kind is Kind.TEXT:
+        try:
+            return data[start:stop_at].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _BadObject("not_utf8", f"text is not UTF-8 ({exc.reason})") from None
+    if kind is Kind.RAW:
+        return data[start:stop_at].hex()
+    # firmware version: little-endian bytes, most significant part first when written
+    return ".".join(str(b) for b in reversed(data[start:stop_at]))
 
 
 def _event_name(table: Mapping[int, str | None], code: int) -> str | None:

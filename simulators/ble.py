@@ -265,43 +265,13 @@ def _device(raw: Any, where: str) -> SimDevice:
     rssi = get("rssi", int, -70)
     count = get("count", int)
     repeat = get("repeat", int, 1)
-    if not 0.001 <= interval <= 86_400:
-        raise ScenarioError(f"{where}.interval_s: {interval} is out of range [0.001, 86400]")
-    if start < 0:
-        raise ScenarioError(f"{where}.start_s: must not be negative")
-    if not -127 <= rssi <= 20:
-        raise ScenarioError(f"{where}.rssi: {rssi} dBm is out of range [-127, 20]")
-    if count is not None and count < 1:
-        raise ScenarioError(f"{where}.count: must be at least 1")
-    if not 1 <= repeat <= 10:
-        raise ScenarioError(f"{where}.repeat: {repeat} is out of range [1, 10]")
+    _check_ranges(where, interval, start, rssi, count, repeat)
     payload_raw, values, key_hex = get("payload", (str, list)), get("values", dict), get("key", str)
     if (payload_raw is None) == (values is None):
         raise ScenarioError(f"{where}: give exactly one of payload (hex, or a list of hex) or values")
-    payloads: list[bytes] = []
-    if payload_raw is not None:
-        for j, text in enumerate([payload_raw] if isinstance(payload_raw, str) else payload_raw):
-            try:
-                payloads.append(bytes.fromhex(text.replace(" ", "")))
-            except (ValueError, AttributeError):
-                raise ScenarioError(f"{where}.payload[{j}]: not a hex string") from None
-        if not payloads:
-            raise ScenarioError(f"{where}.payload: empty list")
-    gaps: list[tuple[float, float]] = []
-    for j, gap in enumerate(get("gaps", list, [])):
-        if not (isinstance(gap, list) and len(gap) == 2 and all(_number(x) for x in gap) and 0 <= gap[0] < gap[1]):
-            raise ScenarioError(f"{where}.gaps[{j}]: expected [from_s, to_s] with 0 <= from_s < to_s")
-        gaps.append((float(gap[0]), float(gap[1])))
-    key = None
-    if key_hex is not None:
-        if kind != "bthome" or values is None:
-            raise ScenarioError(f"{where}.key: only for a bthome device given values (a payload is sent as is)")
-        try:
-            key = bytes.fromhex(key_hex)
-        except ValueError:
-            raise ScenarioError(f"{where}.key: not hexadecimal") from None
-        if len(key) != 16:
-            raise ScenarioError(f"{where}.key: a bindkey is 16 bytes (32 hex digits), got {len(key)}")
+    payloads = _payloads(payload_raw, where) if payload_raw is not None else []
+    gaps = _gaps(get("gaps", list, []), where)
+    key = _bindkey(key_hex, kind, values, where) if key_hex is not None else None
     if kind == "ruuvi" and values is not None:
         extra = sorted(set(values) - _RUUVI_VALUES)
         if extra:
@@ -316,6 +286,52 @@ def _device(raw: Any, where: str) -> SimDevice:
     except (ValueError, TypeError) as exc:
         raise ScenarioError(f"{where}.values: {exc}") from None
     return device
+
+
+def _check_ranges(where: str, interval: float, start: float, rssi: int, count: int | None, repeat: int) -> None:
+    if not 0.001 <= interval <= 86_400:
+        raise ScenarioError(f"{where}.interval_s: {interval} is out of range [0.001, 86400]")
+    if start < 0:
+        raise ScenarioError(f"{where}.start_s: must not be negative")
+    if not -127 <= rssi <= 20:
+        raise ScenarioError(f"{where}.rssi: {rssi} dBm is out of range [-127, 20]")
+    if count is not None and count < 1:
+        raise ScenarioError(f"{where}.count: must be at least 1")
+    if not 1 <= repeat <= 10:
+        raise ScenarioError(f"{where}.repeat: {repeat} is out of range [1, 10]")
+
+
+def _payloads(raw: str | list[Any], where: str) -> list[bytes]:
+    payloads: list[bytes] = []
+    for j, text in enumerate([raw] if isinstance(raw, str) else raw):
+        try:
+            payloads.append(bytes.fromhex(text.replace(" ", "")))
+        except (ValueError, AttributeError):
+            raise ScenarioError(f"{where}.payload[{j}]: not a hex string") from None
+    if not payloads:
+        raise ScenarioError(f"{where}.payload: empty list")
+    return payloads
+
+
+def _gaps(raw: list[Any], where: str) -> list[tuple[float, float]]:
+    gaps: list[tuple[float, float]] = []
+    for j, gap in enumerate(raw):
+        if not (isinstance(gap, list) and len(gap) == 2 and all(_number(x) for x in gap) and 0 <= gap[0] < gap[1]):
+            raise ScenarioError(f"{where}.gaps[{j}]: expected [from_s, to_s] with 0 <= from_s < to_s")
+        gaps.append((float(gap[0]), float(gap[1])))
+    return gaps
+
+
+def _bindkey(key_hex: str, kind: str, values: dict[str, Any] | None, where: str) -> bytes:
+    if kind != "bthome" or values is None:
+        raise ScenarioError(f"{where}.key: only for a bthome device given values (a payload is sent as is)")
+    try:
+        key = bytes.fromhex(key_hex)
+    except ValueError:
+        raise ScenarioError(f"{where}.key: not hexadecimal") from None
+    if len(key) != 16:
+        raise ScenarioError(f"{where}.key: a bindkey is 16 bytes (32 hex digits), got {len(key)}")
+    return key
 
 
 def _number(x: object) -> bool:

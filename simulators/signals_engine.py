@@ -103,6 +103,14 @@ class Monitor:
         Every green shown while a plan runs lasts MIN_GREEN_S, those begun where the controller
         enters a plan (start-up, plan change: at stage 1) included."""
         green = [a is Aspect.GREEN for a in aspects]
+        trip = (self._together(green) or self._ends(t, green, running) or self._ambers(t, aspects)
+                or self._starts(t, green))
+        if trip is not None:
+            return trip
+        self.was_green = green
+        return self._progress(running, progress)
+
+    def _together(self, green: list[bool]) -> Trip | None:
         n = len(green)
         for i in range(n):
             if not green[i]:
@@ -110,8 +118,11 @@ class Monitor:
             for j in range(i + 1, n):
                 if green[j] and (self.min_ig[i][j] is not None or self.min_ig[j][i] is not None):
                     return Trip(Alarm.SAFETY, f"{self.ids[i]} and {self.ids[j]} green together", Refusal.CONFLICT, i, j)
-        # Ends first: a green that ends in the very second a conflicting one starts is an intergreen of 0 s.
-        for i in range(n):
+        return None
+
+    def _ends(self, t: int, green: list[bool], running: bool) -> Trip | None:
+        """Ends first: a green that ends in the very second a conflicting one starts is an intergreen of 0 s."""
+        for i in range(len(green)):
             since = self.green_since[i]
             if self.was_green[i] and not green[i]:
                 if running and since is not None and t - since < MIN_GREEN_S:
@@ -121,8 +132,11 @@ class Monitor:
                         Refusal.MIN_GREEN, i, -1, MIN_GREEN_S, t - since,
                     )
                 self.left_green[i] = t
-        # An amber runs in full after each green: not cut by the same group's next green, not replaced by red.
-        for i in range(n):
+        return None
+
+    def _ambers(self, t: int, aspects: Sequence[Aspect]) -> Trip | None:
+        """An amber runs in full after each green: not cut by the same group's next green, not replaced by red."""
+        for i in range(len(aspects)):
             left = self.left_green[i]
             if left is None or self.amber_s[i] == 0 or t - left >= self.amber_s[i]:
                 continue
@@ -132,6 +146,10 @@ class Monitor:
                     f"{self.ids[i]} amber {t - left} s < {self.amber_s[i]} s ({aspects[i].name.lower()} too early)",
                     Refusal.AMBER, i, -1, self.amber_s[i], t - left,
                 )
+        return None
+
+    def _starts(self, t: int, green: list[bool]) -> Trip | None:
+        n = len(green)
         for j in range(n):
             if green[j] and not self.was_green[j]:
                 for i in range(n):
@@ -143,7 +161,9 @@ class Monitor:
                             Refusal.INTERGREEN, i, j, need, t - left,
                         )
                 self.green_since[j] = t
-        self.was_green = green
+        return None
+
+    def _progress(self, running: bool, progress: int | None) -> Trip | None:
         if running and progress is not None:
             self.still_for = self.still_for + 1 if progress == self.last_progress else 0
             self.last_progress = progress
@@ -152,7 +172,6 @@ class Monitor:
         else:
             self.last_progress, self.still_for = None, 0
         return None
-
 
 def stage_at(plan: Plan, c: int) -> tuple[int, bool]:
     """Stage index running at cycle second `c`, and whether it is in its interstage."""
@@ -673,37 +692,47 @@ class SignalController:
                 self.phase = Phase.STARTUP
             else:
                 self._show_idle()
-        if self.phase is Phase.STARTUP:
-            if t < self.sync_at - self.startup_red_s:
-                self.out.startup_amber()
-            elif t < self.sync_at:
-                self.out.all_red()
-            else:
-                assert self.sync_plan is not None
-                self._enter(t, self.sync_plan)
-                return
-        if self.phase is Phase.RUN:
-            assert self.plan is not None
-            if self.plan.priority and self.cycle_second() == 0 and t > self.t_ref and self.plan_cmd is not None:
-                # a priority plan serves one call: one cycle, then back to the plan of the tables
-                self.plan_cmd = None
-                position, plan = self.desired()
-            if position is not Position.NORMAL:
-                self._begin_leaving(t, position)
-            elif self.cycle_second() == 0 and plan is not None and plan != self.plan and not self.frozen:
-                self._begin_transition(t, plan)
-            else:
-                if self.frozen:
-                    self.t_ref += 1  # the fault: the sequencer stops advancing
-                else:
-                    self.run_s += 1
-                    self._offset_correction()
-                self.out.run_plan(t, self.plan, self.cycle_second())
-                return
+        if self.phase is Phase.STARTUP and self._startup_step(t):
+            return
+        if self.phase is Phase.RUN and self._run_step(t, position, plan):
+            return
         if self.phase is Phase.TRANSITION:
             self._transition_step(t)
         elif self.phase is Phase.LEAVING:
             self._leaving_step(t)
+
+    def _startup_step(self, t: int) -> bool:
+        """Start-up amber, then all red, then the plan; True once the plan is entered."""
+        if t < self.sync_at - self.startup_red_s:
+            self.out.startup_amber()
+        elif t < self.sync_at:
+            self.out.all_red()
+        else:
+            assert self.sync_plan is not None
+            self._enter(t, self.sync_plan)
+            return True
+        return False
+
+    def _run_step(self, t: int, position: Position, plan: Plan | None) -> bool:
+        """One second of the running plan; False when it begins leaving it or a plan change instead."""
+        assert self.plan is not None
+        if self.plan.priority and self.cycle_second() == 0 and t > self.t_ref and self.plan_cmd is not None:
+            # a priority plan serves one call: one cycle, then back to the plan of the tables
+            self.plan_cmd = None
+            position, plan = self.desired()
+        if position is not Position.NORMAL:
+            self._begin_leaving(t, position)
+            return False
+        if self.cycle_second() == 0 and plan is not None and plan != self.plan and not self.frozen:
+            self._begin_transition(t, plan)
+            return False
+        if self.frozen:
+            self.t_ref += 1  # the fault: the sequencer stops advancing
+        else:
+            self.run_s += 1
+            self._offset_correction()
+        self.out.run_plan(t, self.plan, self.cycle_second())
+        return True
 
     def _begin_sync(self, t: int, plan: Plan) -> None:
         """Start-up timed so that stage 1 begins at the plan's offset in the common cycle."""

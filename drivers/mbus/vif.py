@@ -9,6 +9,7 @@ seconds. A code with no meaning in the tables becomes quantity UNKNOWN_VIF, neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -37,61 +38,64 @@ def _code(quantity: str, unit: str = "NONE") -> VifInfo:
     return VifInfo(quantity, unit, kind=Kind.CODE)
 
 
+# A table is a tuple of rules (first code, last code, what a code in that range means), searched in order.
+_Rule = tuple[int, int, Callable[[int], VifInfo]]
+
+
+def _look_up(rules: tuple[_Rule, ...], v: int) -> VifInfo:
+    for lo, hi, make in rules:
+        if lo <= v <= hi:
+            return make(v)
+    return _code(UNKNOWN)
+
+
+def _scaled(quantity: str, unit: str, mask: int, offset: int) -> Callable[[int], VifInfo]:
+    """The code's low bits (`mask`) plus `offset` are the power of ten."""
+    return lambda v: VifInfo(quantity, unit, (v & mask) + offset)
+
+
+def _timed(quantity: str) -> Callable[[int], VifInfo]:
+    """The code's two low bits say seconds, minutes, hours or days."""
+    return lambda v: VifInfo(quantity, "SECONDS", factor=_TIME_FACTORS[v & 3])
+
+
+def _fixed(info: VifInfo) -> Callable[[int], VifInfo]:
+    return lambda v: info
+
+
+_PRIMARY: tuple[_Rule, ...] = (
+    (0x00, 0x07, _scaled("ENERGY_WH", "WH", 7, -3)),
+    (0x08, 0x0F, _scaled("ENERGY_J", "J", 7, 0)),
+    (0x10, 0x17, _scaled("VOLUME", "M3", 7, -6)),
+    (0x18, 0x1F, _scaled("MASS", "KG", 7, -3)),
+    (0x20, 0x23, _timed("ON_TIME")),
+    (0x24, 0x27, _timed("OPERATING_TIME")),
+    (0x28, 0x2F, _scaled("POWER_W", "W", 7, -3)),
+    (0x30, 0x37, _scaled("POWER_J_H", "J_H", 7, 0)),
+    (0x38, 0x3F, _scaled("VOLUME_FLOW", "M3_H", 7, -6)),
+    (0x40, 0x47, _scaled("VOLUME_FLOW_EXT", "M3_MIN", 7, -7)),
+    (0x48, 0x4F, _scaled("VOLUME_FLOW_EXT_S", "M3_S", 7, -9)),
+    (0x50, 0x57, _scaled("MASS_FLOW", "KG_H", 7, -3)),
+    (0x58, 0x5B, _scaled("FLOW_TEMPERATURE", "C", 3, -3)),
+    (0x5C, 0x5F, _scaled("RETURN_TEMPERATURE", "C", 3, -3)),
+    (0x60, 0x63, _scaled("TEMPERATURE_DIFFERENCE", "K", 3, -3)),
+    (0x64, 0x67, _scaled("EXTERNAL_TEMPERATURE", "C", 3, -3)),
+    (0x68, 0x6B, _scaled("PRESSURE", "BAR", 3, -3)),
+    (0x6C, 0x6C, _fixed(VifInfo("DATE", "DATE", kind=Kind.DATE))),
+    (0x6D, 0x6D, _fixed(VifInfo("DATE_TIME_GENERAL", "DATE_TIME", kind=Kind.DATE_TIME))),
+    (0x6E, 0x6E, _fixed(VifInfo("UNITS_FOR_HCA", "HCA"))),
+    # 0x6F is reserved
+    (0x70, 0x73, _timed("AVG_DURATION")),
+    (0x74, 0x77, _timed("ACTUALITY_DURATION")),
+    (0x78, 0x78, _fixed(_code("FABRICATION_NO"))),
+    (0x79, 0x79, _fixed(_code("IDENTIFICATION"))),
+    (0x7A, 0x7A, _fixed(_code("ADDRESS"))),
+)
+
+
 def primary(vif: int) -> VifInfo:
     """Primary table, extension bit masked off. 0x7B..0x7F are handled by the record decoder."""
-    v = vif & 0x7F
-    n3, n2 = v & 0x07, v & 0x03
-    if v <= 0x07:
-        return VifInfo("ENERGY_WH", "WH", n3 - 3)
-    if v <= 0x0F:
-        return VifInfo("ENERGY_J", "J", n3)
-    if v <= 0x17:
-        return VifInfo("VOLUME", "M3", n3 - 6)
-    if v <= 0x1F:
-        return VifInfo("MASS", "KG", n3 - 3)
-    if v <= 0x23:
-        return VifInfo("ON_TIME", "SECONDS", factor=_TIME_FACTORS[n2])
-    if v <= 0x27:
-        return VifInfo("OPERATING_TIME", "SECONDS", factor=_TIME_FACTORS[n2])
-    if v <= 0x2F:
-        return VifInfo("POWER_W", "W", n3 - 3)
-    if v <= 0x37:
-        return VifInfo("POWER_J_H", "J_H", n3)
-    if v <= 0x3F:
-        return VifInfo("VOLUME_FLOW", "M3_H", n3 - 6)
-    if v <= 0x47:
-        return VifInfo("VOLUME_FLOW_EXT", "M3_MIN", n3 - 7)
-    if v <= 0x4F:
-        return VifInfo("VOLUME_FLOW_EXT_S", "M3_S", n3 - 9)
-    if v <= 0x57:
-        return VifInfo("MASS_FLOW", "KG_H", n3 - 3)
-    if v <= 0x5B:
-        return VifInfo("FLOW_TEMPERATURE", "C", n2 - 3)
-    if v <= 0x5F:
-        return VifInfo("RETURN_TEMPERATURE", "C", n2 - 3)
-    if v <= 0x63:
-        return VifInfo("TEMPERATURE_DIFFERENCE", "K", n2 - 3)
-    if v <= 0x67:
-        return VifInfo("EXTERNAL_TEMPERATURE", "C", n2 - 3)
-    if v <= 0x6B:
-        return VifInfo("PRESSURE", "BAR", n2 - 3)
-    if v == 0x6C:
-        return VifInfo("DATE", "DATE", kind=Kind.DATE)
-    if v == 0x6D:
-        return VifInfo("DATE_TIME_GENERAL", "DATE_TIME", kind=Kind.DATE_TIME)
-    if v == 0x6E:
-        return VifInfo("UNITS_FOR_HCA", "HCA")
-    if 0x70 <= v <= 0x73:
-        return VifInfo("AVG_DURATION", "SECONDS", factor=_TIME_FACTORS[n2])
-    if 0x74 <= v <= 0x77:
-        return VifInfo("ACTUALITY_DURATION", "SECONDS", factor=_TIME_FACTORS[n2])
-    if v == 0x78:
-        return _code("FABRICATION_NO")
-    if v == 0x79:
-        return _code("IDENTIFICATION")
-    if v == 0x7A:
-        return _code("ADDRESS")
-    return _code(UNKNOWN)  # 0x6F is reserved
+    return _look_up(_PRIMARY, vif & 0x7F)
 
 
 _FD_CODES = {
@@ -111,126 +115,88 @@ _FD_CODES = {
 _PP_UNITS = (("SECONDS", 3600), ("SECONDS", 86400), ("MONTHS", 1), ("YEARS", 1))
 
 
-def _duration(quantity: str, nn: int) -> VifInfo:
-    return VifInfo(quantity, "SECONDS", factor=_TIME_FACTORS[nn])
+def _pp(quantity: str) -> Callable[[int], VifInfo]:
+    """The code's two low bits say hours, days, months or years."""
+
+    def info(v: int) -> VifInfo:
+        unit, factor = _PP_UNITS[v & 3]
+        return VifInfo(quantity, unit, factor=factor)
+
+    return info
+
+
+_FD: tuple[_Rule, ...] = (
+    (0x00, 0x03, _scaled("CURRENCY_CREDIT", "CURRENCY", 3, -3)),
+    (0x04, 0x07, _scaled("CURRENCY_DEBIT", "CURRENCY", 3, -3)),
+    (0x1C, 0x1C, _fixed(VifInfo("BAUDRATE", "BAUD"))),
+    (0x1D, 0x1D, _fixed(VifInfo("RESPONSE_DELAY", "BIT_TIMES"))),
+    (0x24, 0x27, _timed("STORAGE_INTERVAL")),
+    (0x28, 0x28, _fixed(VifInfo("STORAGE_INTERVAL_MONTH", "MONTHS"))),
+    (0x29, 0x29, _fixed(VifInfo("STORAGE_INTERVAL_YEARS", "YEARS"))),
+    (0x2B, 0x2B, _fixed(VifInfo("TIME_POINT_SECOND", "SECONDS"))),
+    (0x2C, 0x2F, _timed("DURATION_SINCE_LAST_READOUT")),
+    (0x30, 0x30, _fixed(VifInfo("START_OF_TARIFF", "DATE_TIME", kind=Kind.DATE_TIME))),
+    (0x31, 0x33, _timed("DURATION_OF_TARIFF")),
+    (0x34, 0x37, _timed("PERIOD_OF_TARIFF")),
+    (0x38, 0x38, _fixed(VifInfo("PERIOD_OF_TARIFF_MONTH", "MONTHS"))),
+    (0x39, 0x39, _fixed(VifInfo("PERIOD_OF_TARIFF_YEARS", "YEARS"))),
+    (0x3C, 0x3F, _timed("NOMINAL_TRANSMISSION_PERIOD")),
+    (0x40, 0x4F, _scaled("VOLTS", "V", 0x0F, -9)),
+    (0x50, 0x5F, _scaled("AMPERE", "A", 0x0F, -12)),
+    (0x68, 0x6B, _pp("DURATION_SINCE_LAST_CUMULATION")),
+    (0x6C, 0x6F, _pp("OPERATING_TIME_BATTERY")),
+    (0x70, 0x70, _fixed(VifInfo("DATE_TIME_OF_BATTERY_CHANGE", "DATE_TIME", kind=Kind.DATE_TIME))),
+    (0x71, 0x71, _fixed(VifInfo("RSSI", "DBM"))),
+    (0x74, 0x74, _fixed(VifInfo("REMAINING_BATTERY_LIFE", "SECONDS", factor=86400))),
+    # 0x77..0x7F reserved
+)
 
 
 def extension_fd(code: int) -> VifInfo:
     """Second table (VIF 0xFD / 0x7D, EN 13757-3:2013 table 14), extension bit masked off."""
     v = code & 0x7F
-    nn = v & 3
-    if v <= 0x03:
-        return VifInfo("CURRENCY_CREDIT", "CURRENCY", nn - 3)
-    if v <= 0x07:
-        return VifInfo("CURRENCY_DEBIT", "CURRENCY", nn - 3)
     if v in _FD_CODES:
         return _code(_FD_CODES[v])
-    if v == 0x1C:
-        return VifInfo("BAUDRATE", "BAUD")
-    if v == 0x1D:
-        return VifInfo("RESPONSE_DELAY", "BIT_TIMES")
-    if 0x24 <= v <= 0x27:
-        return _duration("STORAGE_INTERVAL", nn)
-    if v == 0x28:
-        return VifInfo("STORAGE_INTERVAL_MONTH", "MONTHS")
-    if v == 0x29:
-        return VifInfo("STORAGE_INTERVAL_YEARS", "YEARS")
-    if v == 0x2B:
-        return VifInfo("TIME_POINT_SECOND", "SECONDS")
-    if 0x2C <= v <= 0x2F:
-        return _duration("DURATION_SINCE_LAST_READOUT", nn)
-    if v == 0x30:
-        return VifInfo("START_OF_TARIFF", "DATE_TIME", kind=Kind.DATE_TIME)
-    if 0x31 <= v <= 0x33:
-        return _duration("DURATION_OF_TARIFF", nn)
-    if 0x34 <= v <= 0x37:
-        return _duration("PERIOD_OF_TARIFF", nn)
-    if v == 0x38:
-        return VifInfo("PERIOD_OF_TARIFF_MONTH", "MONTHS")
-    if v == 0x39:
-        return VifInfo("PERIOD_OF_TARIFF_YEARS", "YEARS")
-    if 0x3C <= v <= 0x3F:
-        return _duration("NOMINAL_TRANSMISSION_PERIOD", nn)
-    if 0x40 <= v <= 0x4F:
-        return VifInfo("VOLTS", "V", (v & 0x0F) - 9)
-    if 0x50 <= v <= 0x5F:
-        return VifInfo("AMPERE", "A", (v & 0x0F) - 12)
-    if 0x68 <= v <= 0x6F:
-        unit, factor = _PP_UNITS[nn]
-        name = "DURATION_SINCE_LAST_CUMULATION" if v <= 0x6B else "OPERATING_TIME_BATTERY"
-        return VifInfo(name, unit, factor=factor)
-    if v == 0x70:
-        return VifInfo("DATE_TIME_OF_BATTERY_CHANGE", "DATE_TIME", kind=Kind.DATE_TIME)
-    if v == 0x71:
-        return VifInfo("RSSI", "DBM")
-    if v == 0x74:
-        return VifInfo("REMAINING_BATTERY_LIFE", "SECONDS", factor=86400)
-    return _code(UNKNOWN)  # 0x77..0x7F reserved
+    return _look_up(_FD, v)
+
+
+# Scaled to the primary table's units: 10^(n-1) MWh is 10^(n+5) Wh, and so on.
+_FB: tuple[_Rule, ...] = (
+    (0x00, 0x01, _scaled("ENERGY_WH", "WH", 1, 5)),  # 10^(n-1) MWh
+    (0x02, 0x03, _scaled("REACTIVE_ENERGY", "VARH", 1, 3)),  # 10^n kVARh
+    (0x04, 0x05, _scaled("APPARENT_ENERGY", "VAH", 1, 3)),  # 10^n kVAh
+    (0x08, 0x09, _scaled("ENERGY_J", "J", 1, 8)),  # 10^(n-1) GJ
+    (0x0C, 0x0F, _scaled("ENERGY_CAL", "CAL", 3, 5)),  # 10^(n-1) MCal
+    (0x10, 0x11, _scaled("VOLUME", "M3", 1, 2)),
+    (0x14, 0x17, _scaled("REACTIVE_POWER", "VAR", 3, 0)),  # 10^(nn-3) kVAR
+    (0x18, 0x19, _scaled("MASS", "KG", 1, 5)),  # 10^(n+2) t
+    (0x1A, 0x1B, _scaled("RELATIVE_HUMIDITY", "PERCENT", 1, -1)),
+    (0x20, 0x20, _fixed(VifInfo("VOLUME_FT3", "FT3"))),
+    (0x21, 0x21, _fixed(VifInfo("VOLUME_FT3", "FT3", -1))),
+    (0x22, 0x22, _fixed(VifInfo("VOLUME_US_GAL", "US_GAL", -1))),
+    (0x23, 0x23, _fixed(VifInfo("VOLUME_US_GAL", "US_GAL"))),
+    (0x24, 0x24, _fixed(VifInfo("VOLUME_FLOW_US_GAL_MIN", "US_GAL_MIN", -3))),
+    (0x25, 0x25, _fixed(VifInfo("VOLUME_FLOW_US_GAL_MIN", "US_GAL_MIN"))),
+    (0x26, 0x26, _fixed(VifInfo("VOLUME_FLOW_US_GAL_H", "US_GAL_H"))),
+    (0x28, 0x29, _scaled("POWER_W", "W", 1, 5)),  # 10^(n-1) MW
+    (0x2A, 0x2A, _fixed(VifInfo("PHASE_U_U", "DEGREES", -1))),
+    (0x2B, 0x2B, _fixed(VifInfo("PHASE_U_I", "DEGREES", -1))),
+    (0x2C, 0x2F, _scaled("FREQUENCY", "HZ", 3, -3)),
+    (0x30, 0x31, _scaled("POWER_J_H", "J_H", 1, 8)),  # 10^(n-1) GJ/h
+    (0x34, 0x37, _scaled("APPARENT_POWER", "VA", 3, 0)),  # 10^(nn-3) kVA
+    (0x58, 0x5B, _scaled("FLOW_TEMPERATURE_F", "F", 3, -3)),
+    (0x5C, 0x5F, _scaled("RETURN_TEMPERATURE_F", "F", 3, -3)),
+    (0x60, 0x63, _scaled("TEMPERATURE_DIFFERENCE_F", "F", 3, -3)),
+    (0x64, 0x67, _scaled("EXTERNAL_TEMPERATURE_F", "F", 3, -3)),
+    (0x70, 0x73, _scaled("TEMPERATURE_LIMIT_F", "F", 3, -3)),
+    (0x74, 0x77, _scaled("TEMPERATURE_LIMIT", "C", 3, -3)),
+    (0x78, 0x7F, _scaled("CUMULATIVE_MAX_POWER", "W", 7, -3)),
+)
 
 
 def extension_fb(code: int) -> VifInfo:
     """First table (VIF 0xFB / 0x7B, EN 13757-3:2013 table 12): large units, scaled to the primary table's units."""
-    v = code & 0x7F
-    n1, nn = v & 0x01, v & 0x03
-    if v <= 0x01:
-        return VifInfo("ENERGY_WH", "WH", n1 + 5)  # 10^(n-1) MWh
-    if v <= 0x03:
-        return VifInfo("REACTIVE_ENERGY", "VARH", n1 + 3)  # 10^n kVARh
-    if v <= 0x05:
-        return VifInfo("APPARENT_ENERGY", "VAH", n1 + 3)  # 10^n kVAh
-    if 0x08 <= v <= 0x09:
-        return VifInfo("ENERGY_J", "J", n1 + 8)  # 10^(n-1) GJ
-    if 0x0C <= v <= 0x0F:
-        return VifInfo("ENERGY_CAL", "CAL", nn + 5)  # 10^(n-1) MCal
-    if 0x10 <= v <= 0x11:
-        return VifInfo("VOLUME", "M3", n1 + 2)
-    if 0x14 <= v <= 0x17:
-        return VifInfo("REACTIVE_POWER", "VAR", nn)  # 10^(nn-3) kVAR
-    if 0x18 <= v <= 0x19:
-        return VifInfo("MASS", "KG", n1 + 5)  # 10^(n+2) t
-    if 0x1A <= v <= 0x1B:
-        return VifInfo("RELATIVE_HUMIDITY", "PERCENT", n1 - 1)
-    if v == 0x20:
-        return VifInfo("VOLUME_FT3", "FT3")
-    if v == 0x21:
-        return VifInfo("VOLUME_FT3", "FT3", -1)
-    if v == 0x22:
-        return VifInfo("VOLUME_US_GAL", "US_GAL", -1)
-    if v == 0x23:
-        return VifInfo("VOLUME_US_GAL", "US_GAL")
-    if v == 0x24:
-        return VifInfo("VOLUME_FLOW_US_GAL_MIN", "US_GAL_MIN", -3)
-    if v == 0x25:
-        return VifInfo("VOLUME_FLOW_US_GAL_MIN", "US_GAL_MIN")
-    if v == 0x26:
-        return VifInfo("VOLUME_FLOW_US_GAL_H", "US_GAL_H")
-    if 0x28 <= v <= 0x29:
-        return VifInfo("POWER_W", "W", n1 + 5)  # 10^(n-1) MW
-    if v == 0x2A:
-        return VifInfo("PHASE_U_U", "DEGREES", -1)
-    if v == 0x2B:
-        return VifInfo("PHASE_U_I", "DEGREES", -1)
-    if 0x2C <= v <= 0x2F:
-        return VifInfo("FREQUENCY", "HZ", nn - 3)
-    if 0x30 <= v <= 0x31:
-        return VifInfo("POWER_J_H", "J_H", n1 + 8)  # 10^(n-1) GJ/h
-    if 0x34 <= v <= 0x37:
-        return VifInfo("APPARENT_POWER", "VA", nn)  # 10^(nn-3) kVA
-    if 0x58 <= v <= 0x5B:
-        return VifInfo("FLOW_TEMPERATURE_F", "F", nn - 3)
-    if 0x5C <= v <= 0x5F:
-        return VifInfo("RETURN_TEMPERATURE_F", "F", nn - 3)
-    if 0x60 <= v <= 0x63:
-        return VifInfo("TEMPERATURE_DIFFERENCE_F", "F", nn - 3)
-    if 0x64 <= v <= 0x67:
-        return VifInfo("EXTERNAL_TEMPERATURE_F", "F", nn - 3)
-    if 0x70 <= v <= 0x73:
-        return VifInfo("TEMPERATURE_LIMIT_F", "F", nn - 3)
-    if 0x74 <= v <= 0x77:
-        return VifInfo("TEMPERATURE_LIMIT", "C", nn - 3)
-    if 0x78 <= v <= 0x7F:
-        return VifInfo("CUMULATIVE_MAX_POWER", "W", (v & 7) - 3)
-    return _code(UNKNOWN)  # reserved
+    return _look_up(_FB, code & 0x7F)
 
 
 _VIFE_NAMES = {

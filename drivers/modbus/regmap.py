@@ -212,6 +212,23 @@ def parse_register_map(doc: Mapping[str, Any], path: Path) -> RegisterMap:
     return RegisterMap(path, model, level_curve, max_block, max_gap, registers, description)
 
 
+def _scale(t: ConfigTable) -> float:
+    scale = t.number("scale", 1, lo=-1e12, hi=1e12)
+    if scale == 0:
+        raise ConfigError(f"{t.key}.scale", "must not be 0")
+    return int(scale) if scale.is_integer() else scale
+
+
+def _unit(t: ConfigTable, name: str) -> str:
+    """The unit, which the quantity name already says: a `unit` key may only repeat it."""
+    expected_unit = unit_for(name)
+    unit: str = t.text("unit", expected_unit)
+    if unit != expected_unit:
+        said = f"unit {expected_unit!r}" if expected_unit else "no unit"
+        raise ConfigError(f"{t.key}.unit", f"{unit!r} does not match the name {name!r}, which says {said}")
+    return unit
+
+
 def _register(t: ConfigTable, default_order: WordOrder, level_curve: LevelCurve) -> Register:
     key = t.key
     name = _required_text(t, "name")
@@ -227,16 +244,8 @@ def _register(t: ConfigTable, default_order: WordOrder, level_curve: LevelCurve)
     order = _choice(t, "word_order", WORD_ORDERS, default_order)
     if address + WORDS[vtype] - 1 > 0xFFFF:
         raise ConfigError(f"{key}.address", f"{vtype} at {address} runs past the last register address 65535")
-    scale = t.number("scale", 1, lo=-1e12, hi=1e12)
-    if scale == 0:
-        raise ConfigError(f"{key}.scale", "must not be 0")
-    if scale.is_integer():
-        scale = int(scale)
-    expected_unit = unit_for(name)
-    unit = t.text("unit", expected_unit)
-    if unit != expected_unit:
-        said = f"unit {expected_unit!r}" if expected_unit else "no unit"
-        raise ConfigError(f"{key}.unit", f"{unit!r} does not match the name {name!r}, which says {said}")
+    scale = _scale(t)
+    unit = _unit(t, name)
     writable = _choice(t, "access", ("r", "rw"), "r") == "rw"
     if writable and function != 3:
         raise ConfigError(f"{key}.access", "only holding registers (function 3) can be written")

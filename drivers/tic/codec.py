@@ -110,25 +110,8 @@ def decode_body(body: bytes, mode: Mode | None = None, legacy_checksum: bool = T
         raise TicDecodeError(
             f"group {body!r}: byte before the checksum is 0x{body[-2]:02X}, expected the separator 0x{sep:02X}"
         )
-    if tabs:
-        parts = body[:-2].split(b"\t")
-        if len(parts) == 2:
-            label, horodate, data = parts[0], None, parts[1]
-        elif len(parts) == 3 and detected is Mode.STANDARD:
-            label, horodate, data = parts
-        else:
-            raise TicDecodeError(f"group {body!r}: {len(parts)} HT-separated fields, expected 2 or 3")
-        expected = checksum(body[:-1])
-        # A historic group with HT is "mode 2" (HT included); accept mode 1 too, as with SP.
-        ok = got == expected or (detected is Mode.HISTORIC and legacy_checksum and got == checksum(body[:-2]))
-    else:
-        head = body[:-2]
-        label, found, data = head.partition(b" ")
-        if not found:
-            raise TicDecodeError(f"group {body!r}: no SP between label and data")
-        horodate = None
-        expected = checksum(head)
-        ok = got == expected or (legacy_checksum and got == checksum(body[:-1]))
+    fields = _split_ht(body, detected, legacy_checksum) if tabs else _split_sp(body, legacy_checksum)
+    label, horodate, data, expected, ok = fields
     label_text = _text(label)
     if not valid_label(label_text):
         raise TicDecodeError(
@@ -143,6 +126,35 @@ def decode_body(body: bytes, mode: Mode | None = None, legacy_checksum: bool = T
         if not _valid_horodate(horodate_text):
             raise TicDecodeError(f"group {label_text!r}: horodate {horodate_text!r} is not SAAMMJJhhmmss")
     return Group(label_text, _text(data), horodate_text, got, detected)
+
+
+# label, horodate, data, the checksum expected, and whether the group's checksum is one we accept
+_Fields = tuple[bytes, bytes | None, bytes, str, bool]
+
+
+def _split_ht(body: bytes, detected: Mode, legacy_checksum: bool) -> _Fields:
+    parts = body[:-2].split(b"\t")
+    horodate: bytes | None
+    if len(parts) == 2:
+        label, horodate, data = parts[0], None, parts[1]
+    elif len(parts) == 3 and detected is Mode.STANDARD:
+        label, horodate, data = parts
+    else:
+        raise TicDecodeError(f"group {body!r}: {len(parts)} HT-separated fields, expected 2 or 3")
+    got, expected = chr(body[-1]), checksum(body[:-1])
+    # A historic group with HT is "mode 2" (HT included); accept mode 1 too, as with SP.
+    ok = got == expected or (detected is Mode.HISTORIC and legacy_checksum and got == checksum(body[:-2]))
+    return label, horodate, data, expected, ok
+
+
+def _split_sp(body: bytes, legacy_checksum: bool) -> _Fields:
+    head = body[:-2]
+    label, found, data = head.partition(b" ")
+    if not found:
+        raise TicDecodeError(f"group {body!r}: no SP between label and data")
+    got, expected = chr(body[-1]), checksum(head)
+    ok = got == expected or (legacy_checksum and got == checksum(body[:-1]))
+    return label, None, data, expected, ok
 
 
 def _historic_label(body: bytes) -> bool:

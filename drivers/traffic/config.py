@@ -159,7 +159,22 @@ def _intersection(raw: Any) -> Intersection:
         groups.append(group)
         if gives_way is not None:
             yields[group.id] = gives_way
-    by_id = {g.id: g for g in groups}
+    by_id = _with_yields({g.id: g for g in groups}, yields)
+    groups = [by_id[g.id] for g in groups]
+    matrix: dict[tuple[str, str], Conflict] = {}
+    for i, craw in enumerate(_array(t, "conflicts", lo=0, hi=MAX_GROUPS**2)):
+        conflict = _conflict(ConfigTable(craw, f"intersection.conflicts[{i}]"), by_id, matrix)
+        matrix[(conflict.from_group, conflict.to_group)] = conflict
+    t.done()
+    for gid, (key, _) in yields.items():
+        for name in by_id[gid].gives_way_to:
+            if (gid, name) not in matrix and (name, gid) not in matrix:
+                raise ConfigError(key, f"{gid} gives way to {name} but the conflict matrix has no conflict between them")
+    return Intersection(ix_id, name, commune, setting, tuple(groups), matrix)
+
+
+def _with_yields(by_id: dict[str, SignalGroup], yields: dict[str, tuple[str, list[Any]]]) -> dict[str, SignalGroup]:
+    """The groups with the `gives_way_to` each names, checked now that every group is known."""
     for gid, (key, names) in yields.items():
         for name in names:
             other = by_id.get(name) if isinstance(name, str) else None
@@ -167,38 +182,32 @@ def _intersection(raw: Any) -> Intersection:
                 raise ConfigError(key, f"{name!r}: a group gives way only to another group of kind tram or bus "
                                        "(public transport with its own signals)")
         by_id[gid] = dataclasses.replace(by_id[gid], gives_way_to=frozenset(names))
-    groups = [by_id[g.id] for g in groups]
-    matrix: dict[tuple[str, str], Conflict] = {}
-    for i, craw in enumerate(_array(t, "conflicts", lo=0, hi=MAX_GROUPS**2)):
-        ct = ConfigTable(craw, f"intersection.conflicts[{i}]")
-        pair: list[str] = []
-        for end in ("from", "to"):
-            gid = ct.text(end, required=True)
-            if gid not in by_id:
-                raise ConfigError(f"{ct.key}.{end}", f"unknown group {gid!r}")
-            pair.append(gid)
-        a, b = pair
-        if a == b:
-            raise ConfigError(ct.key, f"a group ({a}) cannot conflict with itself")
-        if (a, b) in matrix:
-            raise ConfigError(ct.key, f"conflict {a}→{b} given twice")
-        has_m, has_ig = "clearance_m" in ct.raw, "intergreen_s" in ct.raw
-        if not (has_m or has_ig):
-            raise ConfigError(ct.key, "give clearance_m (the distance to clear) or intergreen_s, or both")
-        distance = ct.number("clearance_m", 0.0, lo=0.0, hi=1000.0) if has_m else None
-        if has_ig:
-            ig = _required_int(ct, "intergreen_s", lo=0, hi=300)
-        else:
-            assert distance is not None
-            ig = by_id[a].amber_s + clearance_red_s(by_id[a].kind, distance)
-        matrix[(a, b)] = Conflict(a, b, ig, distance, given=has_ig)
-        ct.done()
-    t.done()
-    for gid, (key, _) in yields.items():
-        for name in by_id[gid].gives_way_to:
-            if (gid, name) not in matrix and (name, gid) not in matrix:
-                raise ConfigError(key, f"{gid} gives way to {name} but the conflict matrix has no conflict between them")
-    return Intersection(ix_id, name, commune, setting, tuple(groups), matrix)
+    return by_id
+
+
+def _conflict(ct: ConfigTable, by_id: Mapping[str, SignalGroup], matrix: Mapping[tuple[str, str], Conflict]) -> Conflict:
+    pair: list[str] = []
+    for end in ("from", "to"):
+        gid = ct.text(end, required=True)
+        if gid not in by_id:
+            raise ConfigError(f"{ct.key}.{end}", f"unknown group {gid!r}")
+        pair.append(gid)
+    a, b = pair
+    if a == b:
+        raise ConfigError(ct.key, f"a group ({a}) cannot conflict with itself")
+    if (a, b) in matrix:
+        raise ConfigError(ct.key, f"conflict {a}→{b} given twice")
+    has_m, has_ig = "clearance_m" in ct.raw, "intergreen_s" in ct.raw
+    if not (has_m or has_ig):
+        raise ConfigError(ct.key, "give clearance_m (the distance to clear) or intergreen_s, or both")
+    distance = ct.number("clearance_m", 0.0, lo=0.0, hi=1000.0) if has_m else None
+    if has_ig:
+        ig = _required_int(ct, "intergreen_s", lo=0, hi=300)
+    else:
+        assert distance is not None
+        ig = by_id[a].amber_s + clearance_red_s(by_id[a].kind, distance)
+    ct.done()
+    return Conflict(a, b, ig, distance, given=has_ig)
 
 
 def _group(gt: ConfigTable, before: list[SignalGroup]) -> tuple[SignalGroup, tuple[str, list[Any]] | None]:

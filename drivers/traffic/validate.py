@@ -22,7 +22,7 @@ This is the agent's check before it uploads anything; the controller checks agai
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,7 @@ from drivers.traffic.model import (
     GroupKind,
     Intersection,
     Plan,
+    SignalGroup,
     clearance_red_s,
     crossing_clearance_s,
     max_wait_s,
@@ -152,6 +153,21 @@ def validate_intersection(ix: Intersection) -> list[Violation]:
 
 
 def validate_plan(ix: Intersection, plan: Plan) -> list[Violation]:
+    out = _plan_shape(ix, plan)
+    period = period_s(plan)
+    if period == 0 or any(v.rule == "unknown_group" for v in out):
+        return out  # nothing below can be judged
+    together, greens = _conflicting_greens(ix, plan)
+    out += greens
+    spans = green_spans(plan)
+    for g in ix.groups:
+        out += _group_greens(ix, plan, g, sorted(spans.get(g.id, []), key=lambda s: s.start_s), period)
+    out += _intergreens(ix, plan, spans, together, period)
+    return out
+
+
+def _plan_shape(ix: Intersection, plan: Plan) -> list[Violation]:
+    """Offset within the cycle, greens and interstages that sum to it, groups the intersection has."""
     out: list[Violation] = []
     p = plan.number
     if not 0 <= plan.offset_s < plan.cycle_s:
@@ -178,9 +194,13 @@ def validate_plan(ix: Intersection, plan: Plan) -> list[Violation]:
     unknown = sorted({g for s in plan.stages for g in s.groups} - set(ix.index))
     for gid in unknown:
         out.append(Violation("unknown_group", f"plan {p}: group {gid} is not a group of {ix.id}", plan=p, groups=(gid,)))
-    if unknown or period == 0:
-        return out
+    return out
 
+
+def _conflicting_greens(ix: Intersection, plan: Plan) -> tuple[set[tuple[str, str]], list[Violation]]:
+    """Conflicting groups green in one stage, as ordered pairs (both ways), and their violations."""
+    p = plan.number
+    out: list[Violation] = []
     together: set[tuple[str, str]] = set()
     for k, stage in enumerate(plan.stages):
         members = sorted(stage.groups, key=ix.index.__getitem__)
@@ -197,88 +217,98 @@ def validate_plan(ix: Intersection, plan: Plan) -> list[Violation]:
                             groups=(a, b),
                         )
                     )
+    return together, out
 
-    spans = green_spans(plan)
-    for g in ix.groups:
-        runs = sorted(spans.get(g.id, []), key=lambda s: s.start_s)
-        limit_s = max_wait_s(ix, plan, g.id)
-        if not runs:
+
+def _group_greens(ix: Intersection, plan: Plan, g: SignalGroup, runs: list[GreenSpan], period: int) -> list[Violation]:
+    """One group's greens: long enough, also when the plan is entered at stage 1, never too far apart, amber whole."""
+    p = plan.number
+    out: list[Violation] = []
+    limit_s = max_wait_s(ix, plan, g.id)
+    if not runs:
+        out.append(
+            Violation(
+                "max_wait",
+                f"plan {p}: group {g.id} is never green (waits forever, limit {limit_s} s; {WAIT_RULE})",
+                plan=p,
+                groups=(g.id,),
+                required=limit_s,
+            )
+        )
+        return out
+    for i, span in enumerate(runs):
+        if span.length_s >= period:
+            continue  # green in every stage: it never ends, so it never waits and is never cut short
+        stages = _stage_range(span.first_stage, span.last_stage)
+        if span.length_s < MIN_GREEN_S:
+            out.append(
+                Violation(
+                    "min_green",
+                    f"plan {p}: group {g.id} is green {span.length_s} s in {stages}, required at least {MIN_GREEN_S} s "
+                    f"({AMBER_RULE})",
+                    plan=p,
+                    stage=span.first_stage + 1,
+                    groups=(g.id,),
+                    required=MIN_GREEN_S,
+                    actual=span.length_s,
+                )
+            )
+        entry_s = _entry_green_s(plan, span)
+        if entry_s is not None and entry_s < MIN_GREEN_S:
+            # the controller enters a plan at stage 1 (start-up, plan change): then this green
+            # starts there, without the part it has before the cycle boundary
+            out.append(
+                Violation(
+                    "min_green",
+                    f"plan {p}: group {g.id} is green only {entry_s} s in stage 1 when the controller enters the "
+                    f"plan there (start-up, plan change): its green of {span.length_s} s in {stages} starts "
+                    f"before the cycle boundary; required at least {MIN_GREEN_S} s ({AMBER_RULE})",
+                    plan=p,
+                    stage=1,
+                    groups=(g.id,),
+                    required=MIN_GREEN_S,
+                    actual=entry_s,
+                )
+            )
+        nxt = runs[(i + 1) % len(runs)]
+        wait = (nxt.start_s - span.end_s) % period
+        if wait > limit_s:
+            why = "" if limit_s == MAX_WAIT_PRIORITY_S else (
+                f"; {MAX_WAIT_PRIORITY_S} s only for a group that gives way to a tram or bus (gives_way_to), "
+                "in a plan that serves its priority call (priority = true)")
             out.append(
                 Violation(
                     "max_wait",
-                    f"plan {p}: group {g.id} is never green (waits forever, limit {limit_s} s; {WAIT_RULE})",
+                    f"plan {p}: group {g.id} waits {wait} s from the end of its green (stage "
+                    f"{span.last_stage + 1}) to its next green, limit {limit_s} s ({WAIT_RULE}{why})",
                     plan=p,
+                    stage=span.last_stage + 1,
                     groups=(g.id,),
                     required=limit_s,
+                    actual=wait,
                 )
             )
-            continue
-        for i, span in enumerate(runs):
-            if span.length_s >= period:
-                continue  # green in every stage: it never ends, so it never waits and is never cut short
-            stages = _stage_range(span.first_stage, span.last_stage)
-            if span.length_s < MIN_GREEN_S:
-                out.append(
-                    Violation(
-                        "min_green",
-                        f"plan {p}: group {g.id} is green {span.length_s} s in {stages}, required at least {MIN_GREEN_S} s "
-                        f"({AMBER_RULE})",
-                        plan=p,
-                        stage=span.first_stage + 1,
-                        groups=(g.id,),
-                        required=MIN_GREEN_S,
-                        actual=span.length_s,
-                    )
+        if wait < g.amber_s:
+            out.append(
+                Violation(
+                    "amber_cut",
+                    f"plan {p}: group {g.id} is green again {wait} s after its green ends (stage "
+                    f"{span.last_stage + 1}): its {g.amber_s} s amber must be shown in full ({AMBER_RULE})",
+                    plan=p,
+                    stage=span.last_stage + 1,
+                    groups=(g.id,),
+                    required=g.amber_s,
+                    actual=wait,
                 )
-            entry_s = _entry_green_s(plan, span)
-            if entry_s is not None and entry_s < MIN_GREEN_S:
-                # the controller enters a plan at stage 1 (start-up, plan change): then this green
-                # starts there, without the part it has before the cycle boundary
-                out.append(
-                    Violation(
-                        "min_green",
-                        f"plan {p}: group {g.id} is green only {entry_s} s in stage 1 when the controller enters the "
-                        f"plan there (start-up, plan change): its green of {span.length_s} s in {stages} starts "
-                        f"before the cycle boundary; required at least {MIN_GREEN_S} s ({AMBER_RULE})",
-                        plan=p,
-                        stage=1,
-                        groups=(g.id,),
-                        required=MIN_GREEN_S,
-                        actual=entry_s,
-                    )
-                )
-            nxt = runs[(i + 1) % len(runs)]
-            wait = (nxt.start_s - span.end_s) % period
-            if wait > limit_s:
-                why = "" if limit_s == MAX_WAIT_PRIORITY_S else (
-                    f"; {MAX_WAIT_PRIORITY_S} s only for a group that gives way to a tram or bus (gives_way_to), "
-                    "in a plan that serves its priority call (priority = true)")
-                out.append(
-                    Violation(
-                        "max_wait",
-                        f"plan {p}: group {g.id} waits {wait} s from the end of its green (stage "
-                        f"{span.last_stage + 1}) to its next green, limit {limit_s} s ({WAIT_RULE}{why})",
-                        plan=p,
-                        stage=span.last_stage + 1,
-                        groups=(g.id,),
-                        required=limit_s,
-                        actual=wait,
-                    )
-                )
-            if wait < g.amber_s:
-                out.append(
-                    Violation(
-                        "amber_cut",
-                        f"plan {p}: group {g.id} is green again {wait} s after its green ends (stage "
-                        f"{span.last_stage + 1}): its {g.amber_s} s amber must be shown in full ({AMBER_RULE})",
-                        plan=p,
-                        stage=span.last_stage + 1,
-                        groups=(g.id,),
-                        required=g.amber_s,
-                        actual=wait,
-                    )
-                )
+            )
+    return out
 
+
+def _intergreens(ix: Intersection, plan: Plan, spans: Mapping[str, list[GreenSpan]], together: set[tuple[str, str]],
+                 period: int) -> list[Violation]:
+    """Each conflict's intergreen, from every end of green of one group to the next start of the other."""
+    p = plan.number
+    out: list[Violation] = []
     for (a, b), entry in ix.matrix.items():
         if (a, b) in together:
             continue
