@@ -14,18 +14,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 import orjson
-from rich.console import Console
-from rich.table import Table
 
 from drivers.errors import DecodeError
+from edge_agent.cli_group import SuggestingGroup
 
 if TYPE_CHECKING:
     from drivers.modbus.frames import Frame
 
 
-@click.group()
+@click.group(cls=SuggestingGroup)
 def decode() -> None:
-    """Decode one frame or payload given as hex; exit code 2 on a decode error."""
+    """Decode one frame or payload given as hex. Exit 2 on a decode error."""
 
 
 def parse_hex(text: str) -> bytes:
@@ -48,6 +47,9 @@ def decode_errors() -> Iterator[None]:
 
 def show(doc: Mapping[str, Any], as_json: bool) -> None:
     """Print a decoded document: a `fields` list of {name, value, unit} plus any other members."""
+    from rich.console import Console
+    from rich.table import Table
+
     if as_json:
         click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode())
         return

@@ -13,21 +13,23 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
-from rich.console import Console
-from rich.table import Table
 
-from drivers.errors import ConfigError
-from edge_agent.config import AgentConfigError
-from edge_agent.lighting.config import LightingConfig, from_config
-from edge_agent.lighting.engine import DayPlan, Engine
+# astral (sunset times), rich and the config parser come with the command that runs, not with `--help`
+if TYPE_CHECKING:
+    from edge_agent.lighting.config import LightingConfig
+    from edge_agent.lighting.engine import DayPlan
 
 
 def load_lighting(file: Path) -> LightingConfig:
     """The `[lighting]` table of an agent config file; AgentConfigError naming file, key and reason."""
+    from drivers.errors import ConfigError
+    from edge_agent.config import AgentConfigError
+    from edge_agent.lighting.config import from_config
+
     try:
         doc = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -45,6 +47,8 @@ def load_lighting(file: Path) -> LightingConfig:
 
 
 def _load_or_exit(file: Path) -> LightingConfig:
+    from edge_agent.config import AgentConfigError
+
     try:
         return load_lighting(file)
     except AgentConfigError as exc:
@@ -75,7 +79,12 @@ def plan_doc(plan: DayPlan) -> dict[str, Any]:
               help="Night starting on this date (default: the current one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def schedule(config_file: Path, day: datetime | None, as_json: bool) -> None:
-    """Print the switch times and levels of each lamp group for one night (12:00 to 12:00 local)."""
+    """Switch times and levels of each lamp group for one night. The night runs 12:00 to 12:00 local."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edge_agent.lighting.engine import Engine
+
     cfg = _load_or_exit(config_file)
     engine = Engine(cfg.programs, cfg.site)
     the_day = day.date() if day is not None else engine.program_day(datetime.now().astimezone())
@@ -111,6 +120,8 @@ class YearTotals:
 
 
 def simulate_year(cfg: LightingConfig, year: int) -> dict[str, Any]:
+    from edge_agent.lighting.engine import Engine
+
     """Burn hours and energy of every group over the nights that start in `year` (power follows the level)."""
     engine = Engine(cfg.programs, cfg.site)
     groups = []
@@ -143,7 +154,10 @@ def simulate_year(cfg: LightingConfig, year: int) -> dict[str, Any]:
 @click.option("--year", type=click.IntRange(2000, 2100), required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def simulate_year_cmd(config_file: Path, year: int, as_json: bool) -> None:
-    """Burn hours and energy per lamp group for every night starting in YEAR."""
+    """Burn hours and energy per lamp group over the nights of YEAR."""
+    from rich.console import Console
+    from rich.table import Table
+
     cfg = _load_or_exit(config_file)
     result = simulate_year(cfg, year)
     if as_json:

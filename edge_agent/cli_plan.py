@@ -10,28 +10,32 @@ from __future__ import annotations
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 import orjson
-from rich.console import Console
-from rich.table import Table
 
-from drivers.errors import ConfigError
-from drivers.traffic.config import Timings, load_timings
-from drivers.traffic.tables import day_segments
-from drivers.traffic.validate import Violation, transition_pairs, validate_timings
+from edge_agent.cli_group import SuggestingGroup
+
+# the traffic model is loaded by the command that reads a file, not by `--help`
+if TYPE_CHECKING:
+    from drivers.traffic.config import Timings
+    from drivers.traffic.validate import Violation
 
 REFUSED = 2
 
 
-@click.group()
+@click.group(cls=SuggestingGroup)
 def plan() -> None:
-    """Intersection plans and time-of-day tables (configs/intersections/*.toml)."""
+    """Intersection plans and time-of-day tables. Files: configs/intersections/*.toml."""
 
 
 def _load(file: Path) -> tuple[Timings | None, list[Violation]]:
+    from drivers.errors import ConfigError
+    from drivers.traffic.config import load_timings
+    from drivers.traffic.validate import Violation, validate_timings
+
     try:
         timings = load_timings(file)
     except ConfigError as exc:
@@ -58,6 +62,8 @@ def _refuse(file: Path, violations: list[Violation], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 def check(file: Path, as_json: bool) -> None:
     """Exit 0 if FILE's intersection, plans and tables are lawful; 2 with the reasons if not."""
+    from drivers.traffic.validate import transition_pairs
+
     timings, violations = _load(file)
     if timings is None or violations:
         _refuse(file, violations, as_json)
@@ -87,6 +93,8 @@ def check(file: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
 def show(file: Path, day: datetime, tz_name: str, as_json: bool) -> None:
     """Which plan or position runs when on one local day (times in local time, DST included)."""
+    from drivers.traffic.tables import day_segments
+
     try:
         tz = ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -117,6 +125,9 @@ def show(file: Path, day: datetime, tz_name: str, as_json: bool) -> None:
         _echo_json({"file": str(file), "date": d.isoformat(), "timezone": tz_name, "day_table": table_id,
                     "hours": hours, "segments": rows})
         return
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console()
     console.print(f"[bold]{timings.intersection.id}[/bold] on {d:%A %Y-%m-%d} ({tz_name}), "
                   f"day table {table_id!r}, {hours:g} h")

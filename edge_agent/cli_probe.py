@@ -14,38 +14,36 @@ nothing did, 2 on bad usage.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import orjson
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from drivers.base import Bus, BusContext
-from drivers.errors import ConfigError
-from drivers.modbus.link import (
-    BadReply,
-    ExceptionReply,
-    LinkDown,
-    LinkError,
-    ModbusLink,
-    NoReply,
-    rtu_link,
-    tcp_link,
+from edge_agent.cli_group import SuggestingGroup
+from edge_agent.cli_tech import (
+    EXIT_ATTENTION,
+    EXIT_OK,
+    EXIT_USAGE,
+    console,
+    fail,
+    notes,
+    print_json,
+    table,
+    values_text,
 )
-from drivers.modbus.regmap import RegisterMap, load_register_map
-from drivers.model import Record, Sample, Value
-from drivers.registry import make_bus
-from edge_agent.cli_tech import EXIT_ATTENTION, EXIT_OK, EXIT_USAGE, fail, print_json, values_text
-from edge_agent.localapi import record_doc
+
+# The drivers (pymodbus, bleak) are imported by the command that uses them: `probe --help` and
+# `probe tic` must not load the Modbus and Bluetooth stacks.
+if TYPE_CHECKING:
+    from drivers.base import Bus
+    from drivers.modbus.link import ModbusLink
+    from drivers.modbus.regmap import RegisterMap
+    from drivers.model import Record, Value
 
 #: Where register maps are looked for: the gateway's own, then the ones shipped with the source.
 MAP_DIRS = (Path("/etc/citygate/registermaps"), Path(__file__).resolve().parents[1] / "configs" / "registermaps")
@@ -56,9 +54,9 @@ PLAUSIBLE = {"%": (0.0, 100.0), "V": (0.0, 1000.0), "A": (0.0, 1000.0), "W": (0.
              "°C": (-60.0, 200.0), "Hz": (40.0, 70.0)}
 
 
-@click.group()
+@click.group(cls=SuggestingGroup)
 def probe() -> None:
-    """Talk to field devices directly (the agent need not run): find Modbus units, listen to meters."""
+    """Talk to field devices directly, the agent need not run. Find Modbus units, listen to meters."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     # a unit that is not there is the normal case of a scan: pymodbus would log each silence
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
@@ -83,6 +81,9 @@ def parse_units(text: str) -> list[int]:
 
 
 def find_maps(paths: Sequence[Path]) -> list[RegisterMap]:
+    from drivers.errors import ConfigError
+    from drivers.modbus.regmap import load_register_map
+
     files: list[Path] = []
     for path in paths or [d for d in MAP_DIRS if d.is_dir()][:1]:
         files.extend(sorted(path.glob("*.toml")) if path.is_dir() else [path])
@@ -141,6 +142,8 @@ async def try_map(link: ModbusLink, unit: int, regmap: RegisterMap) -> MapFit:
 
 
 async def probe_unit(link: ModbusLink, unit: int, maps: Sequence[RegisterMap]) -> UnitResult:
+    from drivers.modbus.link import BadReply, ExceptionReply, NoReply
+
     result = UnitResult(unit, answers=False)
     for regmap in maps:
         try:
@@ -187,6 +190,10 @@ def _host_port(text: str) -> tuple[str, int]:
 def probe_modbus(tcp: str | None, serial_port: str | None, baud: str, parity: str, stopbits: int, units: str,
                  timeout_s: float, map_paths: tuple[Path, ...], as_json: bool) -> None:
     """Scan unit ids and say which register map fits each unit that answers."""
+    import asyncio
+
+    from drivers.modbus.link import LinkDown, rtu_link, tcp_link
+
     if (tcp is None) == (serial_port is None):
         raise click.UsageError("give exactly one of --tcp HOST:PORT or --port DEVICE")
     unit_list = parse_units(units)
@@ -209,21 +216,27 @@ def probe_modbus(tcp: str | None, serial_port: str | None, baud: str, parity: st
         print_json({"where": where, "scanned": len(unit_list), "maps": [m.path.name for m in maps],
                     "units": [r.to_doc() for r in found]})
     else:
-        console = Console()
         if not found:
-            console.print(f"no unit answered on {where} (units {units}, timeout {timeout_s} s)")
+            notes([f"no unit answered on {where} (units {units}, timeout {timeout_s} s)"])
         else:
-            t = Table("unit", "fitting register map", "reading", "other maps", title=f"{len(found)} unit(s) on {where}")
+            t = table("unit", "fitting register map", "reading", title=f"{len(found)} unit(s) on {where}")
+            below = []
             for r in found:
                 fitting = [f for f in r.fits if f.fits]
-                others = "; ".join(f"{f.map}: {f.reason}" for f in r.fits if not f.fits)
+                below += [f"unit {r.unit}, {f.map}: {f.reason}" for f in r.fits if not f.fits]
                 t.add_row(str(r.unit), ", ".join(f"{f.map} ({f.model})" for f in fitting) or "[red]none[/]",
-                          values_text(fitting[0].values, 5) if fitting else (r.error or ""), others)
-            console.print(t)
+                          values_text(fitting[0].values, 5) if fitting else (r.error or ""))
+            console().print(t)
+            notes(below)
     sys.exit(EXIT_OK if found else EXIT_ATTENTION)
 
 
 async def _scan(link: ModbusLink, units: Sequence[int], maps: Sequence[RegisterMap], where: str) -> list[UnitResult]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from drivers.modbus.link import LinkDown, LinkError
+
     results: list[UnitResult] = []
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=Console(stderr=True), transient=True)
@@ -259,12 +272,17 @@ class Listening:
 
 
 def _record_line(record: Record) -> str:
+    from drivers.model import Sample
+    from edge_agent.cli_tech import human
+
     if isinstance(record, Sample):
         return f"  sample {record.device}: {values_text(record.values, 8)}"
-    return f"  event  {record.device}: {record.severity} {record.code} {orjson.dumps(dict(record.detail)).decode()}"
+    return f"  event  {record.device}: {record.severity} {record.code} {human(dict(record.detail))}"
 
 
 async def _listen(bus: Bus, seconds: float) -> Listening:
+    import asyncio
+
     heard = Listening()
     task = asyncio.create_task(bus.run(heard))
     try:
@@ -279,6 +297,14 @@ async def _listen(bus: Bus, seconds: float) -> Listening:
 
 
 def listen_with_driver(raw: dict[str, Any], seconds: float, as_json: bool) -> None:
+    import asyncio
+
+    from drivers.base import BusContext
+    from drivers.errors import ConfigError
+    from drivers.model import Sample
+    from drivers.registry import make_bus
+    from edge_agent.localapi import record_doc
+
     try:
         bus = make_bus(raw, BusContext(key="probe", config_dir=Path.cwd()))
     except ConfigError as exc:
@@ -291,11 +317,12 @@ def listen_with_driver(raw: dict[str, Any], seconds: float, as_json: bool) -> No
         print_json({"port": raw["port"], "seconds": seconds, "records": [record_doc(r) for r in heard.records],
                     "devices": [asdict(s) for s in states]})
     else:
-        t = Table("device", "state", "last values", "errors", "last error")
+        t = table("device", "state", "last values", "errors")
         for s in states:
             t.add_row(s.device, s.state, values_text(s.last_values, 8),
-                      ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items()) if v) or "0", s.last_error or "")
-        Console().print(t)
+                      ", ".join(f"{k} {v}" for k, v in sorted(s.errors.items()) if v) or "0")
+        console().print(t)
+        notes([f"{s.device}: {s.last_error}" for s in states if s.last_error])
     sys.exit(EXIT_OK if samples else EXIT_ATTENTION)
 
 
@@ -394,10 +421,14 @@ def _heard(adv_mac: str, name: str | None, rssi: int | None, service_data: Mappi
 
 async def _scan_ble(backend_spec: str, adapter: str | None, seconds: float,
                     keys: Mapping[str, bytes]) -> dict[str, HeardSensor]:
+    import asyncio
+
     from bleak import BleakScanner
     from bleak.args.bluez import BlueZScannerArgs
 
+    from drivers.base import BusContext
     from drivers.ble import OR_PATTERNS, START_ERRORS, scanner_backend, unavailable_reason
+    from drivers.errors import ConfigError
 
     try:
         backend, kwargs = scanner_backend(backend_spec, BusContext(key="probe", config_dir=Path.cwd()))
@@ -452,17 +483,21 @@ def _parse_keys(pairs: Sequence[str]) -> dict[str, bytes]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def probe_ble(seconds: float, backend: str, adapter: str | None, key_pairs: tuple[str, ...], as_json: bool) -> None:
     """Scan passively for BTHome and Ruuvi sensors; show what each sends and how to allow it."""
+    import asyncio
+
     keys = _parse_keys(key_pairs)
     click.echo(f"scanning for BLE sensors for {seconds:g} s ...", err=True)
     heard = sorted(asyncio.run(_scan_ble(backend, adapter, seconds, keys)).values(), key=lambda h: h.mac)
     if as_json:
         print_json({"seconds": seconds, "sensors": [asdict(h) for h in heard]})
     else:
-        t = Table("mac", "kind", "name", "adverts", "rssi", "values", "error")
+        t = table("mac", "kind", "adverts", "rssi", "values")  # names and errors below: the MAC is never cut
         for h in heard:
-            t.add_row(h.mac, h.kind, h.name or "", str(h.adverts), "" if h.rssi_dbm is None else f"{h.rssi_dbm} dBm",
-                      values_text(h.values, 6), h.error or "")
-        Console().print(t)
+            t.add_row(h.mac, h.kind, str(h.adverts), "" if h.rssi_dbm is None else f"{h.rssi_dbm} dBm",
+                      values_text(h.values, 6))
+        console().print(t)
+        notes([f"{h.mac}: {'named ' + repr(h.name) if h.name else ''}{'; ' if h.name and h.error else ''}"
+               f"{h.error or ''}" for h in heard if h.name or h.error])
         for h in heard:
             click.echo(f'[[bus.allow]]\nmac = "{h.mac}"\nid = "sensor-{h.mac.replace(":", "")[-6:].lower()}"\n'
                        f'kind = "{h.kind}"\n')

@@ -1,31 +1,37 @@
 """The field technician's commands: ask the running agent through its local API (edge_agent.localapi).
 
-Each command prints a readable table, or the agent's JSON with `--json`, and exits with a code a
-script can test (EXIT_CODES). The socket comes from `--socket`, else from `[local_api]` of
-`--config` (default /etc/citygate/agent.toml when it exists), else /run/citygate/agent.sock.
-Only the `[local_api]` table of the config is read, so a technician who may not read the
-uplink token can still use the commands.
+Each command prints what a person reads in an 80-column terminal (names never cut, local times
+with their zone, yes/no rather than True/False), or the agent's JSON with `--json`, and exits with
+a code a script can test (EXIT_CODES). The socket comes from `--socket`, else $CITYGATE_SOCKET, else
+from `[local_api]` of `--config` (default /etc/citygate/agent.toml when it exists), else
+/run/citygate/agent.sock. Only the `[local_api]` table of the config is read, so a technician who
+may not read the uplink token can still use the commands.
+
+aiohttp, rich and the config parser are imported where they are used, not here: `--help` and
+shell completion must not pay for them (tests/test_cli_startup.py).
 """
 
 from __future__ import annotations
 
-import asyncio
+import os
 import re
+import shutil
 import sys
-import tomllib
+import textwrap
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-import aiohttp
 import click
 import orjson
-from rich.console import Console
-from rich.table import Table
 
-from drivers.errors import ConfigError
-from edge_agent.config import LocalApiConfig, parse_local_api
+from edge_agent.cli_group import SuggestingGroup
+
+if TYPE_CHECKING:
+    import aiohttp
+    from rich.console import Console
+    from rich.table import Table
 
 EXIT_OK, EXIT_ATTENTION, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
 
@@ -54,6 +60,11 @@ class Refused(Exception):
 
 
 def socket_path(socket: Path | None, config: Path | None) -> Path:
+    import tomllib
+
+    from drivers.errors import ConfigError
+    from edge_agent.config import LocalApiConfig, parse_local_api
+
     if socket is not None:
         return socket
     file = config if config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None)
@@ -90,6 +101,8 @@ class AgentClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> AgentClient:
+        import aiohttp
+
         self._session = aiohttp.ClientSession(
             connector=aiohttp.UnixConnector(path=str(self.socket)),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=CALL_TIMEOUT_S),
@@ -107,6 +120,8 @@ class AgentClient:
 
     async def call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
                    body: Any = None) -> Any:
+        import aiohttp
+
         try:
             async with self.session.request(
                 method, f"{BASE}/{path}", params=params, data=None if body is None else orjson.dumps(body),
@@ -119,6 +134,8 @@ class AgentClient:
         return _answer(status, payload)
 
     async def stream(self, path: str, params: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
+        import aiohttp
+
         try:
             async with self.session.get(f"{BASE}/{path}", params=params,
                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)) as resp:
@@ -150,6 +167,8 @@ def fail(code: int, message: str) -> NoReturn:
 def ask(ctx_socket: Path, work: Callable[[AgentClient], Any]) -> Any:
     """Run `work` with a client; turn every way of failing into one line and its exit code."""
 
+    import asyncio
+
     async def go() -> Any:
         async with AgentClient(ctx_socket) as client:
             return await work(client)
@@ -167,24 +186,72 @@ def agent_options(f: F) -> F:
     f = click.option("--json", "as_json", is_flag=True, help="Print the agent's JSON answer.")(f)
     f = click.option("--config", "config_file", type=click.Path(path_type=Path),
                      help=f"Agent config whose [local_api] names the socket (default {DEFAULT_CONFIG}).")(f)
-    f = click.option("--socket", type=click.Path(path_type=Path), help="The agent's socket.")(f)
+    f = click.option("--socket", type=click.Path(path_type=Path), envvar="CITYGATE_SOCKET", show_envvar=True,
+                     help="The agent's socket.")(f)
     return f
+
+
+def _device_ids(path: Path, kind: str | None) -> list[str]:
+    """The running agent's device ids, asked with the standard library: completion must answer at once."""
+    import http.client
+    import socket as sockets
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
+            self.sock.settimeout(self.timeout)
+            self.sock.connect(str(path))
+
+    conn = UnixConnection("agent", timeout=1.0)
+    try:
+        conn.request("GET", "/v1/devices")
+        doc = orjson.loads(conn.getresponse().read())
+    finally:
+        conn.close()
+    return [d["device"] for d in doc if kind is None or d.get("bus_kind") == kind]
+
+
+def complete_devices(kind: str | None = None) -> Callable[[click.Context, click.Parameter, str], list[str]]:
+    """Shell completion of a DEVICE argument from the agent's device list; silent when the agent is not there."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+        try:
+            socket = ctx.params.get("socket") or os.environ.get("CITYGATE_SOCKET")
+            path = socket_path(Path(socket) if socket else None, ctx.params.get("config_file"))
+            return [d for d in _device_ids(path, kind) if d.startswith(incomplete)]
+        except (Exception, SystemExit):  # no agent, a bad config, an old agent: completion just offers nothing
+            return []
+
+    return complete
 
 
 def print_json(doc: Any) -> None:
     click.echo(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
 
 
-# -- formatting ----------------------------------------------------------------------------------
+# -- formatting: what a person reads -------------------------------------------------------------
 
 
-def when(ts_ms: int | None, now_ms: int | None = None) -> str:
-    """Local time (a person reads it) and how long ago."""
+def local_time(ts_ms: int) -> str:
+    """An instant in the terminal's local time, with its zone (CET, CEST): a person compares it with a watch."""
+    return f"{datetime.fromtimestamp(ts_ms / 1000).astimezone():%Y-%m-%d %H:%M:%S %Z}"
+
+
+def now_ms() -> int:
+    return int(datetime.now().timestamp() * 1000)
+
+
+def when(ts_ms: int | None, now: int | None = None) -> str:
+    """Local time and how long ago."""
     if ts_ms is None:
         return "never"
-    at = datetime.fromtimestamp(ts_ms / 1000).astimezone()
-    now = now_ms if now_ms is not None else int(datetime.now().timestamp() * 1000)
-    return f"{at:%Y-%m-%d %H:%M:%S %Z} ({span((now - ts_ms) / 1000)} ago)"
+    return f"{local_time(ts_ms)}, {ago(ts_ms, now)}"
+
+
+def ago(ts_ms: int | None, now: int | None = None) -> str:
+    if ts_ms is None:
+        return "never"
+    return f"{span(((now if now is not None else now_ms()) - ts_ms) / 1000)} ago"
 
 
 def span(seconds: float) -> str:
@@ -207,10 +274,35 @@ def size(n: int) -> str:
     return f"{value:.1f} GiB"
 
 
+def human(value: Any) -> str:
+    """One value as a person reads it: yes/no, a dash for nothing, key=value rather than JSON."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={human(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(human(v) for v in value)
+    return str(value)
+
+
 def values_text(values: Mapping[str, Any], limit: int = 6) -> str:
     items = list(values.items())
-    text = ", ".join(f"{k}={v}" for k, v in items[:limit])
+    text = ", ".join(f"{k}={human(v)}" for k, v in items[:limit])
     return text + (f", … (+{len(items) - limit})" if len(items) > limit else "")
+
+
+def pct(value: Any) -> str:
+    return "—" if value is None else f"{value} %"
+
+
+def override_text(override: Mapping[str, Any] | None) -> str:
+    """A lamp's or a group's override, as the agent describes it (level and end)."""
+    if not override:
+        return ""
+    until = override.get("until_ms")
+    return f"held at {pct(override.get('level_pct'))}" + (f" until {local_time(until)}" if until else "")
 
 
 STATE_STYLE = {"ok": "green", "failing": "red", "misconfigured": "magenta", "unknown": "yellow"}
@@ -218,6 +310,49 @@ STATE_STYLE = {"ok": "green", "failing": "red", "misconfigured": "magenta", "unk
 
 def styled(state: str) -> str:
     return f"[{STATE_STYLE.get(state, 'white')}]{state}[/]"
+
+
+def terminal_width() -> int:
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+def table(*columns: str, title: str | None = None) -> Table:
+    """A table for 80 columns: no vertical rules, the first column (a name) never cut nor wrapped."""
+    from rich import box
+    from rich.table import Table
+
+    t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
+    for i, name in enumerate(columns):
+        t.add_column(name, no_wrap=i == 0, overflow="fold")
+    return t
+
+
+def keyed_table() -> Table:
+    from rich.table import Table
+
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold", no_wrap=True)
+    t.add_column(overflow="fold")
+    return t
+
+
+#: A local time is read whole: wrapping never puts its zone on the next line.
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) ([A-Z][A-Za-z0-9+:-]*)")
+
+
+def notes(lines: list[str]) -> None:
+    """Lines below a table, wrapped to the terminal with the continuation indented."""
+    width = terminal_width()
+    for line in lines:
+        glued = _STAMP.sub(lambda m: "\0".join(m.groups()), line)
+        wrapped = textwrap.fill(glued, width=width, subsequent_indent="    ", break_on_hyphens=False)
+        click.echo(wrapped.replace("\0", " "))
 
 
 # -- commands ------------------------------------------------------------------------------------
@@ -244,6 +379,32 @@ def attention_of_status(doc: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def status_table(doc: Mapping[str, Any]) -> Table:
+    now = doc["clock"]["now_ms"]
+    up, jr, clock = doc["uplink"], doc["journal"], doc["clock"]
+    t = keyed_table()
+    t.add_row("gateway", f"{doc['gateway']['id']} (commune {doc['gateway']['commune']})")
+    t.add_row("uptime", f"{span(doc['uptime_s'])}, since {local_time(doc['started_ms'])}")
+    t.add_row("loops", ", ".join(f"{lp['name']} {loop_mark(lp)}" for lp in doc["loops"]))
+    link = "[green]up[/]" if up["connected"] else ("[red]down[/]" if up["consecutive_failures"] else "idle")
+    t.add_row("uplink", f"{link} {up['url']}" + (f" — {up['last_error']}" if up["last_error"] else ""))
+    t.add_row("last upload", f"{when(up['last_success_ms'], now)}; {up['uploaded_records']} records since start")
+    broker = doc["broker"]
+    t.add_row("broker", "not configured" if broker.get("configured") is False else values_text(broker))
+    sync = {True: "[green]synchronised[/]", False: "[red]not synchronised[/]", None: "unknown"}
+    err = f", max error {span(clock['max_error_ms'] / 1000)}" if clock["max_error_ms"] is not None else ""
+    t.add_row("clock", f"{sync[clock['synchronised']]}{err}")
+    t.add_row("journal", f"{jr['records']} unsent, oldest {when(jr['oldest_unsent_ts_ms'], now)}; "
+                         f"{size(jr['size_bytes'])}, {jr['dropped_total']} dropped")
+    dev = doc["devices"]
+    t.add_row("devices", f"{dev['total']} total: " + ", ".join(
+        f"{v} {k}" for k, v in sorted(dev.items()) if k != "total") if dev["total"] else "none configured")
+    t.add_row("local api", f"{doc['local_api']['socket']}, write calls "
+                           f"{'enabled' if doc['local_api']['technician'] else 'disabled'}")
+    t.add_row("versions", ", ".join(f"{k} {v}" for k, v in doc["versions"].items()))
+    return t
+
+
 @click.command()
 @agent_options
 def status(socket: Path | None, config_file: Path | None, as_json: bool) -> None:
@@ -254,82 +415,85 @@ def status(socket: Path | None, config_file: Path | None, as_json: bool) -> None
     if as_json:
         print_json(doc)
     else:
-        now = doc["clock"]["now_ms"]
-        up, jr, clock = doc["uplink"], doc["journal"], doc["clock"]
-        t = Table(show_header=False, box=None, pad_edge=False)
-        t.add_column(style="bold")
-        t.add_column()
-        t.add_row("gateway", f"{doc['gateway']['id']} (commune {doc['gateway']['commune']})")
-        t.add_row("uptime", f"{span(doc['uptime_s'])} (since {when(doc['started_ms'], now)})")
-        loops = ", ".join(f"{lp['name']} {loop_mark(lp)}" for lp in doc["loops"])
-        t.add_row("loops", loops)
-        link = "[green]up[/]" if up["connected"] else ("[red]down[/]" if up["consecutive_failures"] else "idle")
-        t.add_row("uplink", f"{link} {up['url']}" + (f" — {up['last_error']}" if up["last_error"] else ""))
-        t.add_row("last upload", f"{when(up['last_success_ms'], now)}, {up['uploaded_records']} records since start")
-        broker = doc["broker"]
-        t.add_row("broker", "not configured" if broker.get("configured") is False else values_text(broker))
-        sync = {True: "[green]synchronised[/]", False: "[red]not synchronised[/]", None: "unknown"}
-        err = f", max error {clock['max_error_ms']:.0f} ms" if clock["max_error_ms"] is not None else ""
-        t.add_row("clock", f"{sync[clock['synchronised']]}{err}")
-        t.add_row("journal", f"{jr['records']} unsent, oldest {when(jr['oldest_unsent_ts_ms'], now)}, "
-                             f"{size(jr['size_bytes'])}, {jr['dropped_total']} dropped")
-        dev = doc["devices"]
-        t.add_row("devices", f"{dev['total']} total: " + ", ".join(
-            f"{v} {k}" for k, v in sorted(dev.items()) if k != "total") if dev["total"] else "none configured")
-        t.add_row("local api", f"{doc['local_api']['socket']}, write calls "
-                               f"{'enabled' if doc['local_api']['technician'] else 'disabled'}")
-        t.add_row("versions", ", ".join(f"{k} {v}" for k, v in doc["versions"].items()))
-        console = Console()
-        console.print(t)
+        out = console()
+        out.print(status_table(doc))
         for line in attention:
-            console.print(f"[yellow]attention:[/] {line}")
+            out.print(f"[yellow]attention:[/] {line}")
     sys.exit(EXIT_ATTENTION if attention else EXIT_OK)
+
+
+def devices_view(doc: list[dict[str, Any]]) -> tuple[Table, list[str]]:
+    """The table (one bus: named in the title; several: a column) and the lines under it (errors, overrides).
+
+    The readings are left to `read DEVICE`: with them, names and addresses no longer fit 80 columns.
+    """
+    buses = list(dict.fromkeys(d["bus"] for d in doc))
+    several = len(buses) > 1
+    t = table("device", *(["bus"] if several else []), "address", "state", "last reading", "errors",
+              title=None if several else f"bus {buses[0]}")
+    t.columns[1 if several else 0].no_wrap = True
+    t.columns[2 if several else 1].no_wrap = True  # a MAC address is read whole or not at all
+    below = []
+    for d in doc:
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(d["errors"].items()) if v) or "0"
+        override = d.get("override")
+        state = styled(d["state"]) + (" [cyan](override)[/]" if override else "")
+        t.add_row(d["device"], *([d["bus"]] if several else []), d["address"], state, ago(d["last_ts_ms"]), errors)
+        if d["last_error"] and d["state"] != "ok":
+            below.append(f"{d['device']}: {d['last_error']}")
+        if override:
+            below.append(f"{d['device']}: {override_text(override)}")
+    return t, below
 
 
 @click.command()
 @agent_options
 def devices(socket: Path | None, config_file: Path | None, as_json: bool) -> None:
-    """Every device: bus, address, state, last reading, error counts. Exit 1 if one is not ok."""
+    """Every device: address, state, last reading, error counts. Exit 1 if one is not ok.
+
+    `read DEVICE` shows a device's values.
+    """
     path = socket_path(socket, config_file)
     doc = ask(path, lambda c: c.call("GET", "devices"))
     if as_json:
         print_json(doc)
+    elif not doc:
+        click.echo("no device configured")
     else:
-        t = Table("device", "bus", "address", "state", "last reading", "values", "errors", "last error")
-        for d in doc:
-            errors = ", ".join(f"{k} {v}" for k, v in sorted(d["errors"].items()) if v) or "0"
-            override = d.get("override")
-            state = styled(d["state"]) + (f" [cyan](override {override['level_pct']} %)[/]" if override else "")
-            t.add_row(d["device"], d["bus"], d["address"], state, when(d["last_ts_ms"]),
-                      values_text(d["last_values"], 4), errors, d["last_error"] or "")
-        console = Console()
-        console.print(t if doc else "no device configured")
+        t, below = devices_view(doc)
+        console().print(t)
+        notes(below)
     sys.exit(EXIT_ATTENTION if any(d["state"] in ("failing", "misconfigured") for d in doc) else EXIT_OK)
 
 
 @click.command("read")
-@click.argument("device")
+@click.argument("device", shell_complete=complete_devices())
 @agent_options
 def read_device(device: str, socket: Path | None, config_file: Path | None, as_json: bool) -> None:
-    """One live read of DEVICE through the agent (exit 1 if it does not answer)."""
+    """One live read of DEVICE through the agent. Exit 1 if it does not answer."""
     path = socket_path(socket, config_file)
     doc = ask(path, lambda c: c.call("GET", f"devices/{device}/live"))
     if as_json:
         print_json(doc)
         return
-    t = Table("quantity", "value", title=f"{doc['device']} on {doc['bus']}, {when(doc['ts_ms'])}")
+    notes([f"{doc['device']} on bus {doc['bus']}, read {local_time(doc['ts_ms'])}"])
+    t = table("quantity", "value")
     for k, v in doc["values"].items():
-        t.add_row(k, str(v))
-    Console().print(t)
+        t.add_row(k, human(v))
+    console().print(t)
 
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?$")
+MAX_OVERRIDE_S = 12 * 3600  # the agent's own bound on a test override
 
 
 class Duration(click.ParamType):
-    """10m, 90s, 1h30m, or a number of seconds."""
+    """10m, 90s, 1h30m, or a number of seconds; between 1 s and `most_s`."""
 
     name = "duration"
+
+    def __init__(self, most_s: int) -> None:
+        self.most_s = most_s
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, int | float):
@@ -338,19 +502,32 @@ class Duration(click.ParamType):
         if not m or not any(m.groups()):
             self.fail(f"{value!r} is not a duration like 10m, 90s or 1h30m", param, ctx)
         h, mi, s = (int(g) if g else 0 for g in m.groups())
-        return float(h * 3600 + mi * 60 + s)
+        seconds = h * 3600 + mi * 60 + s
+        if seconds < 1:
+            self.fail(f"{value} is too short: at least 1 s", param, ctx)
+        if seconds > self.most_s:
+            self.fail(f"{value} is too long: at most {duration_text(self.most_s)}", param, ctx)
+        return float(seconds)
 
 
-@click.group()
+def duration_text(seconds: int) -> str:
+    """12 h, 90 min, 45 s: the way the option is written, not the API's duration_s."""
+    for unit, size_s in (("h", 3600), ("min", 60)):
+        if seconds % size_s == 0:
+            return f"{seconds // size_s} {unit}"
+    return f"{seconds} s"
+
+
+@click.group(cls=SuggestingGroup)
 def lamp() -> None:
-    """Test a lamp: a temporary override that expires by itself (needs the technician role)."""
+    """Test a lamp: a temporary override that expires by itself. Needs the technician role."""
 
 
 @lamp.command("set")
-@click.argument("device")
+@click.argument("device", shell_complete=complete_devices("lamps"))
 @click.option("--level", type=click.IntRange(0, 100), required=True, help="Level in percent, 0-100.")
-@click.option("--for", "duration", type=Duration(), default="10m", show_default=True,
-              help="How long before the programme takes over again (max 12h).")
+@click.option("--for", "duration", type=Duration(MAX_OVERRIDE_S), default="10m", show_default=True,
+              help="How long before the programme takes over again (at most 12h).")
 @agent_options
 def lamp_set(device: str, level: int, duration: float, socket: Path | None, config_file: Path | None,
              as_json: bool) -> None:
@@ -362,16 +539,16 @@ def lamp_set(device: str, level: int, duration: float, socket: Path | None, conf
         print_json(doc)
         return
     until = doc.get("until_ms")
-    line = f"{device} held at {level} % until {when(until).split(' (')[0] if until else '?'}"
+    line = f"{device} held at {level} % until {local_time(until) if until else '?'}"
     if "feedback_level_pct" in doc:
         line += f"; the controller reads back {doc['feedback_level_pct']} %"
     if "restore_pct" in doc:
         line += f"; then back to {doc['restore_pct']} %"
-    click.echo(line)
+    notes([line])
 
 
 @lamp.command("clear")
-@click.argument("device")
+@click.argument("device", shell_complete=complete_devices("lamps"))
 @agent_options
 def lamp_clear(device: str, socket: Path | None, config_file: Path | None, as_json: bool) -> None:
     """End DEVICE's override now: its programme takes over."""
@@ -382,6 +559,45 @@ def lamp_clear(device: str, socket: Path | None, config_file: Path | None, as_js
         return
     level = doc.get("level_pct")
     click.echo(f"{device}: override ended" + (f", back to {level} %" if level is not None else ""))
+
+
+def lamp_level(lamp: Mapping[str, Any]) -> str:
+    """The level read, and the target only when the lamp is not at it (commanded and read-back are --json detail)."""
+    actual, target = lamp.get("level_pct"), lamp.get("target_level_pct")
+    text = "no reading" if actual is None else pct(actual)
+    return text if target is None or target == actual else f"{text} (target {pct(target)})"
+
+
+def next_switch_text(switch: Mapping[str, Any] | None) -> str:
+    if not switch:
+        return "—"
+    at = datetime.fromisoformat(switch["at"])
+    return f"{local_time(int(at.timestamp() * 1000))} → {pct(switch.get('level_pct'))}"
+
+
+def lighting_view(doc: Mapping[str, Any]) -> tuple[list[Table], list[str]]:
+    """One table of groups, one table of lamps per group, and the overrides and faults as lines below."""
+    groups = table("group", "level", "programme", "next switch")
+    below = []
+    for g in doc.get("groups", []):
+        groups.add_row(g["group"], pct(g.get("level_pct")), f"{human(g.get('program'))} ({g.get('calendar')})",
+                       next_switch_text(g.get("next_switch")))
+        if g.get("override"):
+            below.append(f"group {g['group']}: {override_text(g['override'])}")
+    tables = [groups]
+    lamps = doc.get("lamps", [])
+    for name in dict.fromkeys(lp["group"] for lp in lamps):
+        t = table("lamp", "level", "power", "burnt", "energy", title=f"lamps of {name}")
+        for lp in (lp for lp in lamps if lp["group"] == name):
+            power = "—" if lp.get("power_w") is None else f"{lp['power_w']} W"
+            t.add_row(lp["lamp"], lamp_level(lp), power, f"{lp.get('burn_total_h', 0)} h",
+                      f"{lp.get('consumed_total_wh', 0)} Wh")
+            if lp.get("override"):
+                below.append(f"{lp['lamp']}: {override_text(lp['override'])}")
+            if lp.get("faults"):
+                below.append(f"{lp['lamp']}: fault {', '.join(lp['faults'])}")
+        tables.append(t)
+    return tables, below
 
 
 @lamp.command("status")
@@ -396,17 +612,22 @@ def lamp_status(socket: Path | None, config_file: Path | None, as_json: bool) ->
     if as_json:
         print_json(doc)
     else:
-        show_tree(Console(), doc)
+        notes([f"clock mode: {human(doc.get('mode'))}"])
+        tables, below = lighting_view(doc)
+        out = console()
+        for t in tables:
+            out.print(t)
+        notes(below)
     sys.exit(EXIT_ATTENTION if any(lamp.get("faults") for lamp in doc.get("lamps", [])) else EXIT_OK)
 
 
-@click.group()
+@click.group(cls=SuggestingGroup)
 def ble() -> None:
     """BLE sensors on the gateway (needs the technician role)."""
 
 
 @ble.command("forget-counter")
-@click.argument("device")
+@click.argument("device", shell_complete=complete_devices())
 @agent_options
 def ble_forget_counter(device: str, socket: Path | None, config_file: Path | None, as_json: bool) -> None:
     """Accept the next encryption counter of BTHome sensor DEVICE, whatever it is.
@@ -421,27 +642,8 @@ def ble_forget_counter(device: str, socket: Path | None, config_file: Path | Non
         print_json(doc)
         return
     previous = doc.get("previous_counter")
-    click.echo(f"{device}: counter forgotten (was {previous if previous is not None else 'none yet'}); "
-               f"its next advert sets it again")
-
-
-def show_tree(console: Console, doc: Any) -> None:
-    """Lists of flat records as tables, everything else as `key: value` lines."""
-    for key, value in doc.items() if isinstance(doc, dict) else [("", doc)]:
-        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            columns = list(dict.fromkeys(k for v in value for k in v))
-            t = Table(*columns, title=key)
-            for v in value:
-                t.add_row(*(_cell(v.get(c)) for c in columns))
-            console.print(t)
-        else:
-            console.print(f"[bold]{key}[/bold]: {_cell(value)}")
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
-    return "" if value is None else str(value)
+    notes([f"{device}: counter forgotten (was {previous if previous is not None else 'none yet'}); "
+           f"its next advert sets it again"])
 
 
 @click.command()
@@ -453,27 +655,29 @@ def journal(socket: Path | None, config_file: Path | None, as_json: bool) -> Non
     if as_json:
         print_json(doc)
         return
-    t = Table(show_header=False, box=None)
-    t.add_column(style="bold")
-    t.add_column()
+    t = keyed_table()
     t.add_row("file", doc["path"])
     t.add_row("unsent", f"{doc['records']} records ({doc['samples']} samples, {doc['events']} events)")
     t.add_row("oldest unsent", when(doc["oldest_ts_ms"]))
     t.add_row("seq range", f"{doc['first_seq']} .. {doc['last_seq']}" if doc["first_seq"] is not None else "empty")
-    t.add_row("size", f"{size(doc['size_bytes'])} (bound: {doc['max_records']} records)")
+    t.add_row("size", f"{size(doc['size_bytes'])} (bound: {doc['max_records']:,} records)")
     t.add_row("dropped", f"{doc['dropped_total']} samples since the journal was created")
-    Console().print(t)
+    console().print(t)
     sys.exit(EXIT_ATTENTION if doc["dropped_total"] else EXIT_OK)
 
 
 def event_line(doc: Mapping[str, Any]) -> str:
-    at = datetime.fromtimestamp(doc["ts_ms"] / 1000).astimezone()
     if doc["kind"] == "dropped":
         return f"… {doc['count']} records not shown (this terminal was too slow)"
+    head = f"{local_time(doc['ts_ms'])}  {doc['device']}"
     if doc["kind"] == "sample":
-        return f"{at:%Y-%m-%d %H:%M:%S}  {doc['device']:<16} sample  {values_text(doc['values'], 8)}"
-    detail = orjson.dumps(doc["detail"]).decode() if doc["detail"] else ""
-    return f"{at:%Y-%m-%d %H:%M:%S}  {doc['device']:<16} {doc['severity']:<8} {doc['code']}  {detail}"
+        return f"{head}  sample  {values_text(doc['values'], 8)}"
+    detail = f"  {human(doc['detail'])}" if doc["detail"] else ""
+    return f"{head}  {doc['severity']}  {doc['code']}{detail}"
+
+
+def echo_event(doc: Mapping[str, Any]) -> None:
+    notes([event_line(doc)])
 
 
 @click.command()
@@ -484,7 +688,7 @@ def event_line(doc: Mapping[str, Any]) -> str:
 @agent_options
 def events(follow: bool, samples: bool, limit: int, socket: Path | None, config_file: Path | None,
            as_json: bool) -> None:
-    """Recent events (faults, overrides, drops), and with --follow the new ones as they come."""
+    """Recent events (faults, overrides, drops); --follow prints new ones as they come."""
     path = socket_path(socket, config_file)
     if not follow:
         doc = ask(path, lambda c: c.call("GET", "events", params={"limit": str(limit)}))
@@ -492,13 +696,16 @@ def events(follow: bool, samples: bool, limit: int, socket: Path | None, config_
             print_json(doc)
         else:
             for d in doc:
-                click.echo(event_line(d))
+                echo_event(d)
         return
 
     async def tail(client: AgentClient) -> None:
         params = {"limit": str(limit), "follow": "1", "samples": "1" if samples else "0"}
         async for d in client.stream("events", params):
-            click.echo(orjson.dumps(d).decode() if as_json else event_line(d))
+            if as_json:
+                click.echo(orjson.dumps(d).decode())
+            else:
+                echo_event(d)
         raise Unreachable("the agent closed the stream (stopped?)")
 
     try:

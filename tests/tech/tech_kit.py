@@ -90,6 +90,32 @@ technician = {"true" if technician else "false"}
     return path
 
 
+LC100 = HERE.parents[1] / "configs" / "registermaps" / "lamp-lc100.toml"
+
+
+def lamps_bus(port: int, lamps: list[str], name: str = "rs485-1") -> str:
+    """A Modbus TCP bus of LC100 lamp controllers at units 1, 2, … on `citygate-sim lamps` at `port`."""
+    devices = "".join(f"""
+[[bus.device]]
+id = "{lamp}"
+unit = {unit}
+register_map = "{LC100}"
+rated_power_w = 100
+""" for unit, lamp in enumerate(lamps, start=1))
+    return f"""
+[[bus]]
+name = "{name}"
+type = "modbus-tcp"
+host = "127.0.0.1"
+port = {port}
+interval_s = 0.5
+timeout_s = 0.3
+retries = 0
+failure_threshold = 2
+backoff_max_s = 2
+{devices}"""
+
+
 def start_agent(config: Path, *, env: dict[str, str] | None = None, test_bus: bool = False) -> Proc:
     """`citygate-agent run` (or its launcher with the test bus type) in a subprocess, once its socket listens."""
     argv = [sys.executable, str(HERE / "run_agent_with_test_bus.py")] if test_bus else [bin_path("citygate-agent")]
