@@ -40,6 +40,7 @@ from edge_agent.lighting.astro import Site
 from edge_agent.lighting.config import GroupConfig, LightingConfig
 from edge_agent.lighting.engine import Engine
 from edge_agent.lighting.model import Limits, parse_program_set
+from edge_agent.lighting.pacing import WatchedWaiter
 from edge_agent.lighting.service import LightingService
 from edge_agent.service import AgentContext
 
@@ -189,21 +190,22 @@ async def service_year(cfg: LightingConfig, year: int, every_s: float) -> tuple[
     records: list[Record] = []
     with tempfile.TemporaryDirectory() as state:
         ctx = AgentContext("gw-bench", "21231", Path(state), clock, {bus.name: bus}, records.append)
-        svc = LightingService(cfg)
+        waiter = WatchedWaiter()
+        svc = LightingService(cfg, waiter=waiter)
         task = asyncio.create_task(svc.run(ctx))
         wakes = 0
         next_read = start + timedelta(seconds=every_s) if every_s else end
         try:
             while True:
-                while not (svc.idle.is_set() and svc.cycles > wakes):
+                while not (waiter.idle.is_set() and waiter.cycles > wakes):
                     if task.done():
                         task.result()
                     await asyncio.sleep(0)
-                wakes = svc.cycles
-                assert svc.next_wake is not None
-                if min(svc.next_wake, next_read) >= end:
+                wakes = waiter.cycles
+                assert waiter.next_wake is not None
+                if min(waiter.next_wake, next_read) >= end:
                     break
-                if next_read < svc.next_wake:
+                if next_read < waiter.next_wake:
                     await clock.advance_to(next_read)
                     for reading in bus.readings():  # what the bus poller would hand the journal, then the observers
                         records.append(reading)
@@ -212,7 +214,7 @@ async def service_year(cfg: LightingConfig, year: int, every_s: float) -> tuple[
                     next_read += timedelta(seconds=every_s)
                     wakes -= 1  # nothing to wait for: the service was not woken
                     continue
-                await clock.advance_to(svc.next_wake)
+                await clock.advance_to(waiter.next_wake)
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

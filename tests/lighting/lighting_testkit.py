@@ -18,8 +18,10 @@ from drivers.base import Bus, DeviceState
 from drivers.errors import DeviceError
 from drivers.model import Event, Record, RecordSink, Sample
 from edge_agent.clock import FakeClock
+from edge_agent.lighting.clocktrust import TimeSync
 from edge_agent.lighting.config import LightingConfig, from_config
-from edge_agent.lighting.service import LightingService, TimeSync
+from edge_agent.lighting.pacing import WatchedWaiter
+from edge_agent.lighting.service import LightingService
 from edge_agent.service import AgentContext
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "lighting"
@@ -135,6 +137,7 @@ class Harness:
         all_buses: list[Bus] = list(buses) or [self.bus]
         self.ctx = AgentContext("gw-test", "21231", state_dir, self.clock, {b.name: b for b in all_buses}, self.emit)
         self.service: LightingService | None = None
+        self.waiter = WatchedWaiter()
         self.task: asyncio.Task[None] | None = None
 
     def emit(self, record: Record) -> None:
@@ -148,7 +151,8 @@ class Harness:
         return self.service
 
     async def start(self) -> LightingService:
-        self.service = LightingService(self.config, time_sync=self.time_sync)
+        self.waiter = WatchedWaiter()
+        self.service = LightingService(self.config, time_sync=self.time_sync, waiter=self.waiter)
         self.task = asyncio.create_task(self.service.run(self.ctx))
         await self.settled(0)
         return self.service
@@ -164,7 +168,7 @@ class Harness:
         """Wait until the service has acted and gone back to sleep (more than `after_cycles` waits)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not (self.svc.idle.is_set() and self.svc.cycles > after_cycles):
+        while not (self.waiter.idle.is_set() and self.waiter.cycles > after_cycles):
             if self.task is not None and self.task.done():
                 self.task.result()  # raises what killed the service
             if loop.time() > deadline:
@@ -173,7 +177,7 @@ class Harness:
 
     async def kick(self) -> None:
         """After a control-plane call: let the service act on it."""
-        before = self.svc.cycles
+        before = self.waiter.cycles
         await self.settled(before)
 
     def poll(self) -> None:
@@ -185,10 +189,10 @@ class Harness:
         next_poll = self.clock.now() + poll_every if poll_every else None
         while True:
             await self.settled(0)
-            wake = self.svc.next_wake
+            wake = self.waiter.next_wake
             assert wake is not None
             target = min(t for t in (wake, next_poll, until) if t is not None)
-            before = self.svc.cycles
+            before = self.waiter.cycles
             await self.clock.advance_to(target)
             if next_poll is not None and target == next_poll:
                 self.poll()

@@ -21,8 +21,10 @@ from lighting_testkit import Harness, LampModel, SettableTimeSync, lighting_conf
 from drivers.model import Event, Severity
 from edge_agent.clock import SystemClock
 from edge_agent.lighting.engine import Engine
+from edge_agent.lighting.faults import failure_power_w
 from edge_agent.lighting.model import LightingError
-from edge_agent.lighting.service import STATE_FILE, LightingService, failure_power_w
+from edge_agent.lighting.service import LightingService
+from edge_agent.lighting.state import STATE_FILE
 from edge_agent.service import AgentContext
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -398,7 +400,7 @@ async def test_a_change_is_applied_within_one_second_on_the_system_clock(tmp_pat
 WRITER = """
 import sys, itertools
 from pathlib import Path
-from edge_agent.lighting.service import write_json_atomic
+from edge_agent.lighting.state import write_json_atomic
 path = Path(sys.argv[1])
 for i in itertools.count():
     write_json_atomic(path, {"version": 1, "i": i, "pad": "x" * 20000})

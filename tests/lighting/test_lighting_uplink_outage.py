@@ -20,6 +20,7 @@ from edge_agent.agent import Agent
 from edge_agent.clock import FakeClock
 from edge_agent.config import AgentConfig, load_config
 from edge_agent.lighting.engine import Engine
+from edge_agent.lighting.pacing import WatchedWaiter
 from edge_agent.lighting.service import LightingService
 from simulators.lamps import LampSimulator
 from simulators.procs import add_gateway, free_port, start_collector
@@ -98,22 +99,22 @@ def noon_in_three_days() -> datetime:
     return datetime(day.year, day.month, day.day, 12, tzinfo=PARIS).astimezone(UTC)
 
 
-async def step_through(clock: FakeClock, svc: LightingService, until: datetime) -> None:
+async def step_through(clock: FakeClock, waiter: WatchedWaiter, until: datetime) -> None:
     """Move the clock from one instant the service waits for to the next, letting it act at each."""
     async def settled(after: int) -> None:
         for _ in range(20_000):
-            if svc.idle.is_set() and svc.cycles > after:
+            if waiter.idle.is_set() and waiter.cycles > after:
                 return
             await asyncio.sleep(0.001)
         raise AssertionError("the lighting service did not settle")
 
     await settled(0)
     while True:
-        assert svc.next_wake is not None
-        target = min(svc.next_wake, until)
-        before = svc.cycles
+        assert waiter.next_wake is not None
+        target = min(waiter.next_wake, until)
+        before = waiter.cycles
         await clock.advance_to(target)
-        if target < until or target == svc.next_wake:
+        if target < until or target == waiter.next_wake:
             await settled(before)
         if target >= until:
             return
@@ -165,10 +166,11 @@ async def test_lamps_keep_their_program_while_the_uplink_is_down_then_everything
 
         agent.journal.append = journal_spy  # type: ignore[method-assign]
         svc = next(s for s in agent.services if isinstance(s, LightingService))
+        svc.waiter = waiter = WatchedWaiter()
         task = asyncio.create_task(agent.run())
         collector = None
         try:
-            await step_through(clock, svc, start + timedelta(hours=24))
+            await step_through(clock, waiter, start + timedelta(hours=24))
             await agent.journal.flush()
             assert agent.uploader.state.consecutive_failures > 0 and agent.uploader.state.last_success_ms is None
             stats = await agent.journal.stats()
