@@ -1,11 +1,15 @@
 """The thin shell around pymodbus's async clients: one Modbus TCP endpoint or RTU line.
 
+Every Modbus driver goes through it (the lamp controllers' bus here, the signal controllers'
+in drivers/traffic/bus.py), so pymodbus is wrapped once and its errors are one hierarchy.
+
 pymodbus (pinned 3.16) stays behind this small interface: `read()` and `write()` make exactly one
 try each and raise one of the LinkError kinds below, so the bus owns retries, timing and
 backoff. When a reply cannot be used, the bytes received are decoded by drivers.modbus.frames
 so the error says what was wrong with them (bad CRC, truncated, wrong protocol id ...).
 Connecting is on demand, with its own backoff, so a dead endpoint costs one connection
-attempt per backoff period rather than one per device.
+attempt per backoff period rather than one per device; reconnect_s (0, 0) leaves the backoff
+to the caller.
 """
 
 from __future__ import annotations
@@ -89,6 +93,10 @@ class ModbusLink:
         self._retry_at = 0.0
         self._rx = b""
 
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
     def _trace(self, sending: bool, data: bytes) -> bytes:
         if not sending:
             self._rx = data
@@ -137,9 +145,10 @@ class ModbusLink:
             raise BadReply(f"unit {unit} sent {len(registers)} registers for a read of {count} at {address}")
         return registers
 
-    async def write(self, unit: int, address: int, words: list[int]) -> None:
-        """Write holding registers: FC06 for one word, FC16 for more."""
-        function = 6 if len(words) == 1 else 16
+    async def write(self, unit: int, address: int, words: list[int], *, multiple: bool = False) -> None:
+        """Write holding registers: FC06 for one word, FC16 for more, or always with `multiple`
+        (devices that implement only FC16, such as the signal controllers)."""
+        function = 6 if len(words) == 1 and not multiple else 16
         async with self._lock:
             client = await self._connect()
             self._rx = b""

@@ -31,12 +31,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
-
 from drivers.base import BusContext, DeviceState
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError, DecodeError, DeviceError, DriverError
+from drivers.modbus.link import ExceptionReply, LinkDown, LinkError, NoReply, tcp_link
 from drivers.model import Event, Record, RecordSink, Sample, Severity, Value
 from drivers.registry import Driver
 from drivers.traffic.config import Timings, load_timings
@@ -94,18 +92,6 @@ class PlanRefused(DriverError):
     def __init__(self, violations: list[Violation]) -> None:
         super().__init__("; ".join(v.message for v in violations))
         self.violations = violations
-
-
-class LinkDown(DeviceError):
-    """No answer, or no connection: nothing is queued."""
-
-
-class ExceptionReply(DeviceError):
-    """The controller answered with a Modbus exception."""
-
-    def __init__(self, device: str, what: str, code: int) -> None:
-        super().__init__(device, f"{what}: Modbus exception {code:#04x}")
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -167,65 +153,6 @@ class _Override:
     until: datetime
 
 
-class _Link:
-    """pymodbus TCP client, one request at a time; errors become LinkDown or ExceptionReply."""
-
-    def __init__(self, cfg: SignalsConfig) -> None:
-        self.cfg = cfg
-        self.client: AsyncModbusTcpClient | None = None
-        self.lock = asyncio.Lock()
-
-    @property
-    def up(self) -> bool:
-        return self.client is not None and self.client.connected
-
-    async def connect(self) -> None:
-        if self.up:
-            return
-        await self.close()
-        client = AsyncModbusTcpClient(
-            self.cfg.host, port=self.cfg.port, timeout=REQUEST_TIMEOUT_S, retries=0, reconnect_delay=0
-        )
-        if not await client.connect():
-            client.close()
-            raise LinkDown(self.cfg.name, f"cannot connect to {self.cfg.host}:{self.cfg.port}")
-        self.client = client
-
-    async def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
-
-    async def read_state(self) -> ControllerState:
-        client = self._client()
-        try:
-            reply = await client.read_input_registers(0, count=IR_COUNT, device_id=self.cfg.unit)
-        except ModbusException as exc:
-            await self.close()
-            raise LinkDown(self.cfg.name, f"read state: {exc}") from None
-        if reply.isError():
-            raise ExceptionReply(self.cfg.name, "read state", getattr(reply, "exception_code", 0))
-        try:
-            return decode_state(reply.registers)
-        except DecodeError as exc:
-            raise DeviceError(self.cfg.name, f"state block: {exc}") from None
-
-    async def write(self, address: int, values: list[int], what: str) -> None:
-        client = self._client()
-        try:
-            reply = await client.write_registers(address, values, device_id=self.cfg.unit)
-        except ModbusException as exc:
-            await self.close()
-            raise LinkDown(self.cfg.name, f"{what}: {exc}") from None
-        if reply.isError():
-            raise ExceptionReply(self.cfg.name, what, getattr(reply, "exception_code", 0))
-
-    def _client(self) -> AsyncModbusTcpClient:
-        if self.client is None or not self.client.connected:
-            raise LinkDown(self.cfg.name, "link down: nothing is queued")
-        return self.client
-
-
 class SignalsBus:
     """drivers.base.Bus for one signal controller."""
 
@@ -233,7 +160,9 @@ class SignalsBus:
         self.name = cfg.name
         self.cfg = cfg
         self._now = now
-        self._link = _Link(cfg)
+        # the run loop owns the backoff (reconnect_s 0): the link connects on demand
+        self._link = tcp_link(cfg.host, cfg.port, timeout_s=REQUEST_TIMEOUT_S, reconnect_s=(0.0, 0.0))
+        self._lock = asyncio.Lock()  # one exchange (a poll, a command, an upload) at a time
         self._timings = timings
         self._violations = validate_timings(timings)
         self._words = encode_timings(timings) if not self._violations else []
@@ -269,9 +198,8 @@ class SignalsBus:
     async def read(self, device: str) -> Sample:
         if device != self.name:
             raise DeviceError(device, f"not on bus {self.name}")
-        async with self._link.lock:
-            await self._link.connect()
-            state = await self._link.read_state()
+        async with self._lock:
+            state = await self._read_state()
         return Sample(self.name, self._ts(), _values(state))
 
     async def select_plan(self, plan_id: int, *, timeout_s: int, expires_at: datetime) -> None:
@@ -279,7 +207,7 @@ class SignalsBus:
         self._check_command(f"plan {plan_id}", timeout_s, expires_at)
         if self._timings.plan(plan_id) is None or not self._in_sync:
             raise CommandRefused(f"plan {plan_id} is not in the validated tables the controller holds")
-        async with self._link.lock:
+        async with self._lock:
             now = self._check_command(f"plan {plan_id}", timeout_s, expires_at)  # still valid after waiting for the link
             await self._command(HR_PLAN, [plan_id, timeout_s], f"select plan {plan_id}", now)
         self._plan_override = _Override(plan_id, now + timedelta(seconds=timeout_s))
@@ -292,7 +220,7 @@ class SignalsBus:
         except ValueError:
             raise CommandRefused(f"unknown position {position!r}: normal, yellow_flash or dark") from None
         self._check_command(str(pos), timeout_s, expires_at)
-        async with self._link.lock:
+        async with self._lock:
             now = self._check_command(str(pos), timeout_s, expires_at)  # still valid after waiting for the link
             await self._command(HR_POSITION, [POSITION_CODES[pos], timeout_s], f"position {pos}", now)
         self._position_override = _Override(pos, now + timedelta(seconds=timeout_s))
@@ -311,8 +239,7 @@ class SignalsBus:
             self._emit_refused("agent", violations)
             raise PlanRefused(violations)
         words = encode_timings(timings)
-        async with self._link.lock:
-            await self._link.connect()
+        async with self._lock:
             await self._refresh(self._now())
             await self._send_block(words)
         self._timings, self._words, self._violations = timings, words, []
@@ -320,8 +247,8 @@ class SignalsBus:
         self._plan_override = None
 
     async def aclose(self) -> None:
-        async with self._link.lock:
-            await self._link.close()
+        async with self._lock:
+            await self._link.aclose()
 
     # ---- the poller ---------------------------------------------------------------------
 
@@ -330,12 +257,11 @@ class SignalsBus:
         backoff = self.cfg.interval_s
         while True:
             try:
-                async with self._link.lock:
-                    await self._link.connect()
+                async with self._lock:
                     await self._tick()
                 self._link_ok()
                 backoff = self.cfg.interval_s
-            except LinkDown as exc:
+            except (LinkDown, NoReply) as exc:  # no connection, or a controller that no longer answers
                 self._link_lost(exc)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
                 await asyncio.sleep(backoff)
@@ -348,7 +274,7 @@ class SignalsBus:
     async def _tick(self) -> None:
         now = self._now()
         await self._refresh(now)
-        state = await self._link.read_state()
+        state = await self._read_state()
         self._observe(state)
         if state.fingerprint != self._fingerprint:
             self._in_sync = False
@@ -369,7 +295,7 @@ class SignalsBus:
                     await self._send_block(self._words)
                 except PlanRefused:
                     return
-                state = await self._link.read_state()
+                state = await self._read_state()
             else:
                 return
         self._in_sync = True
@@ -417,19 +343,19 @@ class SignalsBus:
 
     async def _refresh(self, now: datetime) -> None:
         if self._refreshed is None or (now - self._refreshed).total_seconds() >= self.cfg.refresh_s:
-            await self._link.write(HR_CONTROL, [self.cfg.backup_time_s], "refresh control")
+            await self._write(HR_CONTROL, [self.cfg.backup_time_s])
             self._refreshed = now
 
     async def _command(self, address: int, values: list[int], what: str, now: datetime) -> None:
         await self._refresh(now)
         try:
-            await self._link.write(address, values, what)
+            await self._write(address, values)
         except ExceptionReply as exc:
             if exc.code == _NOT_IN_CONTROL:
                 # The controller dropped our control (backup time ran out): take it again, once.
                 self._refreshed = None
                 await self._refresh(now)
-                await self._link.write(address, values, what)
+                await self._write(address, values)
             elif exc.code == _DEVICE_FAILURE:
                 raise CommandRefused(f"{what}: controller in failure mode") from None
             else:
@@ -437,12 +363,12 @@ class SignalsBus:
 
     async def _send_block(self, words: list[int]) -> None:
         for offset in range(0, len(words), WRITE_CHUNK):
-            await self._link.write(HR_UPLOAD + offset, words[offset : offset + WRITE_CHUNK], "upload")
+            await self._write(HR_UPLOAD + offset, words[offset : offset + WRITE_CHUNK])
         crc = crc32_words(words)
         try:
-            await self._link.write(HR_COMMIT, [len(words), crc >> 16, crc & 0xFFFF], "commit upload")
+            await self._write(HR_COMMIT, [len(words), crc >> 16, crc & 0xFFFF])
         except ExceptionReply:
-            state = await self._link.read_state()
+            state = await self._read_state()
             refusal = state.refusal if state.upload_status is UploadStatus.REFUSED else None
             detail = (
                 f"code {refusal.code.name.lower()}, plan {refusal.plan}, groups {refusal.group_a}/{refusal.group_b}, "
@@ -452,6 +378,16 @@ class SignalsBus:
             self._report_refused("controller", violations)
             raise PlanRefused(violations) from None
         self._emit(Event(self.name, self._ts(), "upload_accepted", Severity.INFO, {"words": len(words), "crc32": f"{crc:08x}"}))
+
+    async def _read_state(self) -> ControllerState:
+        registers = await self._link.read(self.cfg.unit, 4, 0, IR_COUNT)
+        try:
+            return decode_state(list(registers))
+        except DecodeError as exc:
+            raise DeviceError(self.cfg.name, f"state block: {exc}") from None
+
+    async def _write(self, address: int, values: list[int]) -> None:
+        await self._link.write(self.cfg.unit, address, values, multiple=True)
 
     # ---- bookkeeping ----------------------------------------------------------------------
 
@@ -467,8 +403,8 @@ class SignalsBus:
             raise CommandRefused(f"{what}: timeout {timeout_s} s outside 1..{MAX_TIMEOUT_S}")
         if self._last is not None and self._last.mode is Mode.FAILURE:
             raise CommandRefused(f"{what}: controller in failure mode; the safety fault is cleared on site, not by the agent")
-        if not self._link.up:
-            raise LinkDown(self.name, f"{what}: link down; the command is not queued")
+        if not self._link.connected:
+            raise LinkDown(f"{self.name}: {what}: link down; the command is not queued")
         return now
 
     def _observe(self, state: ControllerState) -> None:
@@ -518,12 +454,12 @@ class SignalsBus:
         self._emit(Event(self.name, self._ts(), "upload_refused", Severity.MAJOR,
                          {"by": by, "violations": [v.as_dict() for v in violations]}))
 
-    def _link_lost(self, exc: DeviceError) -> None:
+    def _link_lost(self, exc: LinkError) -> None:
         st = self._state
         st.state = "failing"
         st.consecutive_failures += 1
         st.errors["link"] = st.errors.get("link", 0) + 1
-        st.last_error = exc.reason
+        st.last_error = str(exc)
         # Overrides end with the link: after it comes back the central must command again.
         for what, override in (("plan", self._plan_override), ("position", self._position_override)):
             if override is not None:
@@ -533,7 +469,7 @@ class SignalsBus:
         self._refreshed = None
         if not self._link_reported:
             self._link_reported = True
-            self._emit(Event(self.name, self._ts(), "communication_failure", Severity.MINOR, {"reason": exc.reason}))
+            self._emit(Event(self.name, self._ts(), "communication_failure", Severity.MINOR, {"reason": str(exc)}))
 
     def _link_ok(self) -> None:
         if self._link_reported:

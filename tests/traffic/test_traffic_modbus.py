@@ -19,7 +19,8 @@ from pymodbus.client import AsyncModbusTcpClient
 from traffic_testkit import DIJON, PARIS, RURAL, small_doc, until, utc, write_toml
 
 from drivers.base import Bus, BusContext
-from drivers.errors import ConfigError, DeviceError
+from drivers.errors import ConfigError
+from drivers.modbus.link import LinkDown
 from drivers.model import Event, Record, Sample, Severity
 from drivers.registry import make_bus
 from drivers.traffic.bus import CommandRefused, PlanRefused, SignalsBus, build, parse_config
@@ -316,7 +317,7 @@ async def test_after_a_link_outage_nothing_stale_is_replayed() -> None:
         await rig.server.aclose()  # the link goes down
         await until(lambda: bool(rig.events("communication_failure")), what="link loss")
         assert rig.events("communication_failure")[0].severity is Severity.MINOR
-        with pytest.raises(DeviceError):  # not queued for later
+        with pytest.raises(LinkDown, match="not queued"):  # not queued for later
             await rig.bus.set_position("yellow_flash", timeout_s=600,
                                        expires_at=datetime.fromtimestamp(rig.ctrl.clock_s + 5, UTC))
         rig.ctrl.steps(120)  # longer than the backup time: the controller went back to its table
