@@ -70,11 +70,12 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
 from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakError
 
+from citygate_wire.common import now_ms
 from drivers import bthome, ruuvi
 from drivers.base import BusContext, DeviceState
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError, DecodeError, DeviceError, DriverError
-from drivers.model import Event, RecordSink, Sample, Severity, Value, now_ms
+from drivers.model import Event, RecordSink, Sample, Severity, Value
 from drivers.registry import Driver
 
 log = logging.getLogger("citygate.ble")

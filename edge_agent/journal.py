@@ -28,7 +28,8 @@ from typing import Any
 
 import orjson
 
-from drivers.model import Event, Record, Sample, Severity, now_ms
+from citygate_wire.common import now_ms
+from drivers.model import Event, Record, Sample, Severity
 
 log = logging.getLogger("citygate.journal")
 

@@ -44,7 +44,7 @@ import orjson
 
 from citygate_wire.common import FUTURE_TIMESTAMP, PATH, VERSION
 from drivers.model import Event, Severity
-from edge_agent.clock import Clock
+from edge_agent.clock import Clock, epoch_ms
 from edge_agent.config import GatewayConfig, UplinkConfig
 from edge_agent.journal import Journal, PendingBatch
 
@@ -201,7 +201,7 @@ class Uploader:
     def _batch_failed(self, first_seq: int) -> None:
         if self.state.failing_seq != first_seq:
             self.state.failing_seq = first_seq
-            self.state.failing_since_ms = int(self.clock.now().timestamp() * 1000)
+            self.state.failing_since_ms = epoch_ms(self.clock.now())
             self._failing_since = time.monotonic()
 
     async def _connection(self, deadline: float) -> http.client.HTTPConnection:
@@ -297,7 +297,7 @@ class Uploader:
         quarantined. Not when this gateway's own clock is ahead as well: every record it stamps would be
         refused, each quarantine adding a `record_rejected` refused in turn; the batch waits (its stall
         shows in the health) until the clock is right again."""
-        now = int(self.clock.now().timestamp() * 1000)
+        now = epoch_ms(self.clock.now())
         latest = problem.get("latest_ts_ms")
         own = isinstance(latest, int) and now > latest
         detail = {"seq": seq, "ts_ms": problem.get("ts_ms"), "collector_ms": problem.get("collector_ms"),
@@ -320,7 +320,7 @@ class Uploader:
         self.state.failing_seq = self.state.failing_since_ms = None
         self._failing_since = None
         self._clock_reported = False
-        self.state.last_success_ms = int(self.clock.now().timestamp() * 1000)
+        self.state.last_success_ms = epoch_ms(self.clock.now())
         self.state.uploaded_records += n
 
     def _failed(self, reason: str) -> None:

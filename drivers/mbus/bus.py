@@ -50,6 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from citygate_wire.common import now_ms
 from drivers.base import BusContext, DeviceState
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError, DeviceError
@@ -72,7 +73,7 @@ from drivers.mbus.frame import (
 )
 from drivers.mbus.records import ApplicationError, FixedData, Response, VariableData, decode_application_data
 from drivers.mbus.values import meter_values
-from drivers.model import Event, RecordSink, Sample, Severity, now_ms
+from drivers.model import Event, RecordSink, Sample, Severity
 from drivers.registry import Driver
 from drivers.serial_line import LineSettings, SerialLine, SerialLineError, open_line, parse_line
 

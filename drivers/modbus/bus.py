@@ -20,12 +20,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from citygate_wire.common import now_ms
 from drivers.base import DeviceState
 from drivers.errors import DeviceError
 from drivers.modbus.config import BusConfig, DeviceConfig, TcpEndpoint, parse_bus_config
 from drivers.modbus.link import ExceptionReply, LinkDown, LinkError, ModbusLink, rtu_link, tcp_link
 from drivers.modbus.regmap import LEVEL_CMD, ReadBlock, Register
-from drivers.model import Event, RecordSink, Sample, Severity, Value, now_ms
+from drivers.model import Event, RecordSink, Sample, Severity, Value
 from drivers.registry import Driver
 
 _T = TypeVar("_T")

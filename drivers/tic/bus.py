@@ -36,10 +36,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from citygate_wire.common import now_ms
 from drivers.base import BusContext, DeviceState
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError, DeviceError
-from drivers.model import Event, RecordSink, Sample, Severity, now_ms
+from drivers.model import Event, RecordSink, Sample, Severity
 from drivers.registry import Driver
 from drivers.serial_line import LineSettings, SerialLine, SerialLineError, open_line, parse_line
 from drivers.tic.codec import BAUDRATE, Frame, Mode, TicParser

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from citygate_wire.common import now_ms
 from drivers.base import BusContext, DeviceState
 from drivers.conf import ConfigTable
 from drivers.errors import DeviceError
-from drivers.model import RecordSink, Sample, now_ms
+from drivers.model import RecordSink, Sample
 from drivers.registry import Driver
 
 
