@@ -7,7 +7,7 @@ from `[local_api]` of `--config` (default /etc/citygate/agent.toml when it exist
 /run/citygate/agent.sock. Only the `[local_api]` table of the config is read, so a technician who
 may not read the uplink token can still use the commands.
 
-aiohttp, rich and the config parser are imported where they are used, not here: `--help` and
+The HTTP client (edge_agent.cli_client), rich and the config parser are imported where they are used, not here: `--help` and
 shell completion must not pay for them (tests/test_cli_startup.py).
 """
 
@@ -18,7 +18,7 @@ import re
 import shutil
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -29,31 +29,17 @@ import orjson
 from edge_agent.cli_group import SuggestingGroup
 
 if TYPE_CHECKING:
-    import aiohttp
     from rich.console import Console
     from rich.table import Table
+
+    from edge_agent.cli_client import AgentClient
 
 EXIT_OK, EXIT_ATTENTION, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_REFUSED = 0, 1, 2, 3, 4
 
 
 DEFAULT_CONFIG = Path("/etc/citygate/agent.toml")
-BASE = "http://agent/v1"
-CALL_TIMEOUT_S = 45.0  # above the agent's own 30 s bound on a live read
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Unreachable(Exception):
-    """The agent's socket does not answer; the message is the one-line reason."""
-
-
-class Refused(Exception):
-    """The agent answered with a problem document."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 # -- finding and calling the agent ---------------------------------------------------------------
@@ -81,84 +67,6 @@ def socket_path(socket: Path | None, config: Path | None) -> Path:
         fail(EXIT_USAGE, f"config error: {file}: {exc.key}: {exc.reason}")
 
 
-def _reason(exc: BaseException) -> str:
-    os_error = getattr(exc, "os_error", None)
-    if isinstance(os_error, FileNotFoundError):
-        return "no such socket (is the agent running?)"
-    if isinstance(os_error, ConnectionRefusedError):
-        return "connection refused (the agent is not running; the socket file is stale)"
-    if isinstance(os_error, PermissionError):
-        return "permission denied (join the socket's group, e.g. citygate, or use sudo)"
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {CALL_TIMEOUT_S:.0f} s"
-    text = str(os_error or exc) or type(exc).__name__
-    return " ".join(text.split())
-
-
-class AgentClient:
-    def __init__(self, socket: Path) -> None:
-        self.socket = socket
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> AgentClient:
-        import aiohttp
-
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.UnixConnector(path=str(self.socket)),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=CALL_TIMEOUT_S),
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        assert self._session is not None
-        return self._session
-
-    async def call(self, method: str, path: str, *, params: Mapping[str, str] | None = None,
-                   body: Any = None) -> Any:
-        import aiohttp
-
-        try:
-            async with self.session.request(
-                method, f"{BASE}/{path}", params=params, data=None if body is None else orjson.dumps(body),
-                headers={"Content-Type": "application/json"} if body is not None else None,
-            ) as resp:
-                payload = await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise Unreachable(_reason(exc)) from None
-        return _answer(status, payload)
-
-    async def stream(self, path: str, params: Mapping[str, str]) -> AsyncIterator[dict[str, Any]]:
-        import aiohttp
-
-        try:
-            async with self.session.get(f"{BASE}/{path}", params=params,
-                                        timeout=aiohttp.ClientTimeout(total=None, sock_connect=5)) as resp:
-                if resp.status != 200:
-                    _answer(resp.status, await resp.read())
-                async for line in resp.content:
-                    if line.strip():
-                        yield orjson.loads(line)
-        except (aiohttp.ClientError, OSError) as exc:
-            raise Unreachable(_reason(exc)) from None
-
-
-def _answer(status: int, payload: bytes) -> Any:
-    try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        doc = {"detail": payload[:200].decode("utf-8", "replace")}
-    if status >= 400:
-        detail = doc.get("detail") if isinstance(doc, dict) else None
-        raise Refused(status, str(detail or f"the agent answered {status}"))
-    return doc
-
-
 def fail(code: int, message: str) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(code)
@@ -166,15 +74,10 @@ def fail(code: int, message: str) -> NoReturn:
 
 def ask(ctx_socket: Path, work: Callable[[AgentClient], Any]) -> Any:
     """Run `work` with a client; turn every way of failing into one line and its exit code."""
-
-    import asyncio
-
-    async def go() -> Any:
-        async with AgentClient(ctx_socket) as client:
-            return await work(client)
+    from edge_agent.cli_client import AgentClient, Refused, Unreachable
 
     try:
-        return asyncio.run(go())
+        return work(AgentClient(ctx_socket))
     except Unreachable as exc:
         fail(EXIT_UNREACHABLE, f"cannot reach the agent at {ctx_socket}: {exc}")
     except Refused as exc:
@@ -193,18 +96,11 @@ def agent_options(f: F) -> F:
 
 def _device_ids(path: Path, kind: str | None) -> list[str]:
     """The running agent's device ids, asked with the standard library: completion must answer at once."""
-    import http.client
-    import socket as sockets
+    from edge_agent.cli_client import PREFIX, UnixConnection
 
-    class UnixConnection(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM)
-            self.sock.settimeout(self.timeout)
-            self.sock.connect(str(path))
-
-    conn = UnixConnection("agent", timeout=1.0)
+    conn = UnixConnection(path, timeout=1.0)
     try:
-        conn.request("GET", "/v1/devices")
+        conn.request("GET", f"{PREFIX}/devices")
         doc = orjson.loads(conn.getresponse().read())
     finally:
         conn.close()
@@ -281,10 +177,17 @@ def human(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={human(v)}" for k, v in value.items())
+        return ", ".join(_member(k, v) for k, v in value.items())
     if isinstance(value, list | tuple):
         return ", ".join(human(v) for v in value)
     return str(value)
+
+
+def _member(key: str, value: Any) -> str:
+    """`until_ms=1796308730592` of an event's detail reads `until=2026-12-03 15:38:50 CET`."""
+    if key.endswith("_ms") and isinstance(value, int) and not isinstance(value, bool) and value > 10**12:
+        return f"{key.removesuffix('_ms')}={local_time(value)}"
+    return f"{key}={human(value)}"
 
 
 def values_text(values: Mapping[str, Any], limit: int = 6) -> str:
@@ -699,9 +602,11 @@ def events(follow: bool, samples: bool, limit: int, socket: Path | None, config_
                 echo_event(d)
         return
 
-    async def tail(client: AgentClient) -> None:
+    def tail(client: AgentClient) -> None:
+        from edge_agent.cli_client import Unreachable
+
         params = {"limit": str(limit), "follow": "1", "samples": "1" if samples else "0"}
-        async for d in client.stream("events", params):
+        for d in client.stream("events", params):
             if as_json:
                 click.echo(orjson.dumps(d).decode())
             else:

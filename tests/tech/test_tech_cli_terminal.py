@@ -110,6 +110,10 @@ def test_lamp_status_shows_groups_lamps_and_overrides_in_words(street: Street) -
     assert set_run.returncode == 0, set_run.stderr
     readable(set_run.stdout)
     try:
+        events = typed("events", socket=street.socket)
+        readable(events.stdout)
+        # the override's end in the event's detail is a local time, not until_ms
+        assert re.search(r"override_set\s.*until=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CET", events.stdout, re.S), events.stdout
         run = typed("lamp", "status", socket=street.socket)
         assert run.returncode in (0, 1), run.stderr
         readable(run.stdout)
