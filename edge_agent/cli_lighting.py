@@ -155,6 +155,7 @@ def simulate_year(cfg: LightingConfig, year: int) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def simulate_year_cmd(config_file: Path, year: int, as_json: bool) -> None:
     """Burn hours and energy per lamp group over the nights of YEAR."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -163,13 +164,16 @@ def simulate_year_cmd(config_file: Path, year: int, as_json: bool) -> None:
     if as_json:
         _dump(result)
         return
-    table = Table(title=f"{year}, {result['timezone']}: power = rated × level / 100")
-    for col in ("group", "lamps", "burn h / lamp", "energy kWh", "switches", "nights per program"):
-        table.add_column(col, justify="left" if col in ("group", "nights per program") else "right")
+    # 80 columns: the group's name whole, and its nights per programme as lines under the table
+    table = Table(title=f"{year}, {result['timezone']}: power = rated × level / 100", box=box.SIMPLE_HEAD)
+    for col in ("group", "lamps", "burn h / lamp", "energy kWh", "switches"):
+        table.add_column(col, justify="left" if col == "group" else "right", no_wrap=col == "group")
     for g in result["groups"]:
-        nights = ", ".join(f"{k} {v}" for k, v in sorted(g["nights_per_program"].items()))
         table.add_row(g["group"], str(g["lamps"]), f"{g['burn_h_per_lamp']:.1f}", f"{g['energy_kwh']:.1f}",
-                      str(g["switches"]), nights)
+                      str(g["switches"]))
     console = Console()
     console.print(table)
+    for g in result["groups"]:
+        nights = ", ".join(f"{k} {v}" for k, v in sorted(g["nights_per_program"].items()))
+        console.print(f"{g['group']}: nights per programme: {nights}")
     console.print(f"cabinet: {result['cabinet_energy_kwh']:.1f} kWh")

@@ -77,7 +77,7 @@ def check(file: Path, as_json: bool) -> None:
                     "groups": len(ix.groups), "conflicts": len(ix.matrix), "plans": plans,
                     "day_tables": sorted(timings.schedule.day_tables), "transitions": changes, "violations": []})
         return
-    click.echo(f"{file}: valid: {ix.id} ({ix.setting}), {len(ix.groups)} groups, {len(ix.matrix)} matrix entries")
+    click.echo(f"{file}:\nvalid: {ix.id} ({ix.setting}), {len(ix.groups)} groups, {len(ix.matrix)} matrix entries")
     for p in plans:
         kind = ", priority plan (one cycle per tram or bus call)" if p["priority"] else ""
         click.echo(f"  plan {p['number']} {p['name']!r}: cycle {p['cycle_s']} s, offset {p['offset_s']} s, "

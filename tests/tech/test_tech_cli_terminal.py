@@ -169,3 +169,16 @@ def test_a_duration_out_of_bounds_is_told_in_the_options_words() -> None:
     assert "13h is too long: at most 12 h" in too_long.stderr and "duration_s" not in too_long.stderr
     too_short = typed("lamp", "set", LAMPS[0], "--level", "10", "--for", "0s", "--socket", "/nonexistent.sock")
     assert too_short.returncode == 2 and "at least 1 s" in too_short.stderr
+
+
+def test_the_commands_without_an_agent_fit_80_columns_too() -> None:
+    cabinet = REPO / "configs" / "gateways" / "dijon-cabinet.toml"
+    tram = REPO / "configs" / "intersections" / "dijon-jaures-tram.toml"
+    for args in (["simulate-year", "--config", str(cabinet), "--year", "2026"],
+                 ["schedule", "--config", str(cabinet), "--date", "2026-07-14"],
+                 ["plan", "check", str(tram)], ["plan", "show", str(tram), "--date", "2026-12-03"],
+                 ["decode", "ruuvi", "0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F"]):
+        run = typed(*args)
+        assert run.returncode == 0, (args, run.stderr)
+        readable(run.stdout)
+    assert "rue-de-la-liberte" in typed("simulate-year", "--config", str(cabinet), "--year", "2026").stdout
