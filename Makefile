@@ -17,6 +17,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 # Most tests wait on real time, sockets and subprocesses (CPU is a third of their wall time), so
 # four workers fit two cores: on this 2-core machine, back to back, the agent, ble, lighting,
