@@ -210,7 +210,8 @@ class BleBus:
         self._counters_path = counters_path
         self._counters_dirty = False
         self._counters_saved_at = 0.0
-        self._counters_error = self._load_counters()  # reported when the bus runs
+        self._counters_loaded = False  # read when first needed (run, forget_counter): building a bus opens nothing
+        self._counters_error: str | None = None  # why they could not be read, reported when the bus runs
 
     # --- Bus interface -----------------------------------------------------------------------------
 
@@ -231,6 +232,7 @@ class BleBus:
         """Scan until cancelled. A missing adapter or D-Bus is an event and a retry, never a crash."""
         queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=QUEUE_MAX)
         self._queue = queue
+        self._ensure_counters()
         if self._counters_error is not None:
             path, reason = self._counters_path, self._counters_error
             log.error("BLE bus %r: cannot read %s (%s): replays are refused again from each sensor's next advert",
@@ -275,9 +277,16 @@ class BleBus:
             raise DeviceError(device, f"not on BLE bus {self.name!r}")
         if s.cfg.key is None:
             raise DeviceError(device, "has no bindkey: its adverts carry no encryption counter")
+        self._ensure_counters()
         previous, s.last_counter = s.last_counter, None
         self._counters_dirty = True
         return previous
+
+    def _ensure_counters(self) -> None:
+        """Read the counters file once: a run restarted by the agent keeps the counters it has, newer than the file's."""
+        if not self._counters_loaded:
+            self._counters_loaded = True
+            self._counters_error = self._load_counters()
 
     def _load_counters(self) -> str | None:
         """Restore the keyed sensors' counters; why the file could not be read, or None."""

@@ -127,3 +127,39 @@ def test_parsing_a_ble_table_loads_no_simulator() -> None:
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'simulators'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+_RECORDING: list[tuple[str, tuple[object, ...]]] | None = None
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if _RECORDING is not None and (event == "open" or event.startswith("socket.")):
+        _RECORDING.append((event, args))
+
+
+def test_building_a_bus_of_each_built_in_type_opens_nothing(tmp_path: Path) -> None:
+    """`build` makes the bus; files, ports, sockets and the radio are opened by `run` (check-config builds too)."""
+    global _RECORDING
+    (tmp_path / "ble-ble0.counters.json").write_text('{"v": 1, "sensors": {}}')  # read when the bus runs
+    ctx = BusContext("bus[0]", ROOT / "configs", state_dir=tmp_path)
+    lamp = [{"id": "lamp-1", "unit": 1, "register_map": "registermaps/lamp-lc100.toml"}]
+    tables = [
+        {"name": "tcp", "type": "modbus-tcp", "host": "127.0.0.1", "port": 1, "device": lamp},
+        {"name": "rtu", "type": "modbus-rtu", "port": str(tmp_path / "ttyS9"), "device": lamp},
+        {"name": "tic", "type": "tic", "port": str(tmp_path / "ttyS8")},
+        {"name": "mbus", "type": "mbus", "port": str(tmp_path / "ttyS7"), "device": [{"id": "m", "primary": 1}]},
+        {"name": "ble0", "type": "ble", "allow": [{"mac": "A4:C1:38:8D:18:B2", "id": "t", "kind": "ruuvi"}]},
+        {"name": "signals", "type": "signals", "host": "127.0.0.1", "port": 1,
+         "intersection": "intersections/dijon-jaures-tram.toml"},
+    ]
+    specs = [parse_bus(raw, ctx) for raw in tables]  # parsing may read the files a table names
+    assert {spec.type for spec in specs} == BUILT_IN
+    sys.addaudithook(_audit)
+    _RECORDING = []
+    try:
+        buses = [spec.build() for spec in specs]
+        [bus.states() for bus in buses]
+        opened = list(_RECORDING)
+    finally:
+        _RECORDING = None
+    assert opened == []
