@@ -320,8 +320,7 @@ def status(socket: Path | None, config_file: Path | None, as_json: bool) -> None
     else:
         out = console()
         out.print(status_table(doc))
-        for line in attention:
-            out.print(f"[yellow]attention:[/] {line}")
+        notes([f"attention: {line}" for line in attention])
     sys.exit(EXIT_ATTENTION if attention else EXIT_OK)
 
 
