@@ -97,20 +97,12 @@ class MbusDevice:
 @dataclass(frozen=True, slots=True)
 class MbusConfig:
     name: str
-    port: str
+    line: LineSettings
     devices: tuple[MbusDevice, ...]
-    baudrate: int = 2400
-    parity: str = "E"
-    bytesize: int = 8
-    stopbits: int = 1
     timeout_s: float = 0.5
     retries: int = 2
     interval_s: float = 900.0
     max_telegrams: int = 8
-
-    @property
-    def line(self) -> LineSettings:
-        return LineSettings(self.port, self.baudrate, self.bytesize, self.parity, self.stopbits)
 
 
 def parse_config(raw: Mapping[str, Any], key: str) -> MbusConfig:
@@ -131,12 +123,8 @@ def parse_config(raw: Mapping[str, Any], key: str) -> MbusConfig:
             seen.add(what)
     cfg = MbusConfig(
         name=name,
-        port=line.port,
+        line=line,
         devices=devices,
-        baudrate=line.baudrate,
-        parity=line.parity,
-        bytesize=line.bytesize,
-        stopbits=line.stopbits,
         timeout_s=t.number("timeout_s", 0.5, lo=0.05, hi=60.0),
         retries=t.integer("retries", 2, lo=0, hi=10),
         interval_s=t.number("interval_s", 900.0, lo=0.0, hi=86400.0),

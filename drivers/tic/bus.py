@@ -55,19 +55,15 @@ RETRY_MAX_S = 60.0
 @dataclass(frozen=True, slots=True)
 class TicConfig:
     name: str
-    port: str
+    line: LineSettings
     mode: Mode
     device: str
-    baudrate: int
-    parity: str = "E"
-    bytesize: int = 7
-    stopbits: int = 1
     sample_interval_s: float = 10.0
     silent_after_s: float = 30.0
 
     @property
-    def line(self) -> LineSettings:
-        return LineSettings(self.port, self.baudrate, self.bytesize, self.parity, self.stopbits)
+    def port(self) -> str:
+        return self.line.port
 
 
 def parse_config(raw: Mapping[str, Any], key: str) -> TicConfig:
@@ -78,16 +74,11 @@ def parse_config(raw: Mapping[str, Any], key: str) -> TicConfig:
     if mode_text not in ("historic", "standard"):
         raise ConfigError(f"{key}.mode", f'expected "historic" or "standard", got {mode_text!r}')
     mode = Mode(mode_text)
-    line = parse_line(t, baudrate=BAUDRATE[mode], bytesize=7, rates=range(300, 115201))
     cfg = TicConfig(
         name=name,
-        port=line.port,
+        line=parse_line(t, baudrate=BAUDRATE[mode], bytesize=7, rates=range(300, 115201)),
         mode=mode,
         device=t.text("device", name),
-        baudrate=line.baudrate,
-        parity=line.parity,
-        bytesize=line.bytesize,
-        stopbits=line.stopbits,
         sample_interval_s=t.number("sample_interval_s", 10.0, lo=0.0, hi=86400.0),
         silent_after_s=t.number("silent_after_s", 30.0, lo=0.1, hi=86400.0),
     )

@@ -134,7 +134,7 @@ def test_config_refusals() -> None:
     c = parse_config(
         {**base, "device": [{"id": "a", "primary": 1}, {"id": "b", "secondary": "00182007"}]}, "bus[2]"
     )
-    assert (c.baudrate, c.parity, c.bytesize, c.retries) == (2400, "E", 8, 2)
+    assert (c.line.baudrate, c.line.parity, c.line.bytesize, c.retries) == (2400, "E", 8, 2)
     assert [d.address for d in c.devices] == ["primary:1", "secondary:00182007"]
     cases: list[tuple[dict[str, Any], str]] = [
         ({**base}, "bus[2].device"),

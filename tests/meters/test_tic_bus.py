@@ -142,7 +142,7 @@ async def test_read_returns_the_next_frame_with_or_without_the_poller() -> None:
 
 def test_config_defaults_and_refusals() -> None:
     c = parse_config({"name": "m", "type": "tic", "port": "/dev/ttyS0", "mode": "standard"}, "bus[1]")
-    assert (c.baudrate, c.parity, c.bytesize, c.stopbits, c.device, c.sample_interval_s) == (
+    assert (c.line.baudrate, c.line.parity, c.line.bytesize, c.line.stopbits, c.device, c.sample_interval_s) == (
         9600,
         "E",
         7,
@@ -150,7 +150,7 @@ def test_config_defaults_and_refusals() -> None:
         "m",
         10.0,
     )
-    assert parse_config({"name": "m", "port": "/dev/ttyS0"}, "bus[1]").baudrate == 1200
+    assert parse_config({"name": "m", "port": "/dev/ttyS0"}, "bus[1]").line.baudrate == 1200
     with pytest.raises(ConfigError) as e:
         parse_config({"name": "m", "port": "p", "baud": 1200}, "bus[1]")
     assert e.value.key == "bus[1].baud"
