@@ -163,3 +163,23 @@ def test_building_a_bus_of_each_built_in_type_opens_nothing(tmp_path: Path) -> N
     finally:
         _RECORDING = None
     assert opened == []
+
+
+@pytest.mark.parametrize(("key", "value", "reason"), [
+    ("parity", "X", "expected one of N, E, O, got 'X'"),
+    ("bytesize", 9, "9 is out of range [7, 8]"),
+    ("stopbits", 3, "3 is out of range [1, 2]"),
+    ("port", " ", "must not be empty"),
+])
+def test_every_serial_bus_type_reads_its_line_keys_alike(key: str, value: object, reason: str) -> None:
+    """One parser (drivers/serial_line.parse_line) for Modbus RTU, TIC and M-Bus: one message for one mistake."""
+    tables = [
+        {"name": "rtu", "type": "modbus-rtu", "port": "/dev/ttyS1",
+         "device": [{"id": "l", "unit": 1, "register_map": "registermaps/lamp-lc100.toml"}]},
+        {"name": "tic", "type": "tic", "port": "/dev/ttyS2"},
+        {"name": "mbus", "type": "mbus", "port": "/dev/ttyS3", "device": [{"id": "m", "primary": 1}]},
+    ]
+    for raw in tables:
+        with pytest.raises(ConfigError) as info:
+            parse_bus({**raw, key: value}, BusContext("bus[0]", ROOT / "configs"))
+        assert (info.value.key, info.value.reason) == (f"bus[0].{key}", reason), raw["type"]
