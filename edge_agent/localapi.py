@@ -154,6 +154,11 @@ def problem(status: int, title: str, detail: str) -> Response:
                     orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}))
 
 
+def said(exc: LightingError) -> str:
+    """What a person is told: the lamp and the reason, not the rule's internal name (kept in the journal)."""
+    return f"{exc.name}: {exc.reason}"
+
+
 def ok(doc: Any) -> Response:
     return Response(200, "application/json", orjson.dumps(doc, default=str))
 
@@ -451,11 +456,11 @@ class LocalApi:
         try:
             held = await lamps.hold(device, level, until, who["uid"] if who else None)
         except UnknownTarget as exc:
-            return problem(404, "Unknown device", str(exc))
+            return problem(404, "Unknown device", said(exc))
         except NotALamp as exc:
-            return problem(409, "Not a lamp", str(exc))
+            return problem(409, "Not a lamp", said(exc))
         except LightingError as exc:
-            return problem(409, "Override refused", str(exc))
+            return problem(409, "Override refused", said(exc))
         except DriverError as exc:
             return problem(502, "Device error", f"{device}: {exc}")
         audit = {"level_pct": level, "until_ms": epoch_ms(until), "via": lamps.via}
@@ -472,7 +477,7 @@ class LocalApi:
         try:
             released = await lamps.release(device)
         except LightingError as exc:
-            return problem(409, "Override not cleared", str(exc))
+            return problem(409, "Override not cleared", said(exc))
         except DriverError as exc:
             return problem(502, "Device error", f"{device}: override ended but the level was not restored: {exc}")
         if released is None:

@@ -182,3 +182,10 @@ def test_the_commands_without_an_agent_fit_80_columns_too() -> None:
         assert run.returncode == 0, (args, run.stderr)
         readable(run.stdout)
     assert "rue-de-la-liberte" in typed("simulate-year", "--config", str(cabinet), "--year", "2026").stdout
+
+
+def test_a_refusal_names_the_lamp_and_the_reason_not_an_internal_rule(street: Street) -> None:
+    run = typed("lamp", "set", "lamp-nowhere", "--level", "10", socket=street.socket)
+    assert run.returncode == 1
+    assert run.stderr.startswith("error: lamp-nowhere: no such lamp"), run.stderr
+    assert "rule" not in run.stderr and "unknown_target" not in run.stderr, run.stderr
