@@ -155,7 +155,7 @@ def problem(status: int, title: str, detail: str) -> Response:
 
 
 def said(exc: LightingError) -> str:
-    """What a person is told: the lamp and the reason, not the rule's internal name (kept in the journal)."""
+    """What a person is told: the lamp and the reason, not the internal name of the rule it broke."""
     return f"{exc.name}: {exc.reason}"
 
 
