@@ -473,8 +473,8 @@ def lamp_level(lamp: Mapping[str, Any]) -> str:
 def next_switch_text(switch: Mapping[str, Any] | None) -> str:
     if not switch:
         return "—"
-    at = datetime.fromisoformat(switch["at"])
-    return f"{local_time(int(at.timestamp() * 1000))} → {pct(switch.get('level_pct'))}"
+    at = datetime.fromisoformat(switch["at"]).astimezone()  # within a day: the weekday tells which
+    return f"{at:%a %H:%M %Z} → {pct(switch.get('level_pct'))}"
 
 
 def lighting_view(doc: Mapping[str, Any]) -> tuple[list[Table], list[str]]:

@@ -120,7 +120,7 @@ def test_lamp_status_shows_groups_lamps_and_overrides_in_words(street: Street) -
         assert "rue-de-la-liberte-nord" in run.stdout
         for lamp in LAMPS:
             assert lamp in run.stdout
-        assert re.search(r"→ \d+ %", run.stdout), run.stdout  # the next switch and its level
+        assert re.search(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun) \d\d:\d\d CES?T → \d+ %", run.stdout), run.stdout  # next switch
     finally:
         typed("lamp", "clear", LAMPS[1], socket=street.socket)
 
