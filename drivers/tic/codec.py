@@ -20,9 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from drivers.errors import DecodeError
+from drivers.tic.labels import HISTORIC_LABELS, Mode
 
 STX, ETX, EOT, LF, CR, HT, SP = 0x02, 0x03, 0x04, 0x0A, 0x0D, 0x09, 0x20
 
@@ -37,11 +37,6 @@ MAX_BODY = 160
 MAX_GROUPS = 256
 
 _SEASONS = frozenset("HhEe ")
-
-
-class Mode(StrEnum):
-    HISTORIC = "historic"
-    STANDARD = "standard"
 
 
 SEPARATOR = {Mode.HISTORIC: SP, Mode.STANDARD: HT}
@@ -159,8 +154,6 @@ def _split_sp(body: bytes, legacy_checksum: bool) -> _Fields:
 
 def _historic_label(body: bytes) -> bool:
     """Whether an HT-separated group bears a label of the historic table (only then can it be historic)."""
-    from drivers.tic.labels import HISTORIC_LABELS  # here: labels.py imports this module
-
     return body.split(b"\t", 1)[0].decode("ascii") in HISTORIC_LABELS
 
 

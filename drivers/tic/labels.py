@@ -10,7 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from drivers.tic.codec import Mode
+
+class Mode(StrEnum):
+    """The two TIC modes; here, below the codec, which needs the historic labels to tell them apart."""
+
+    HISTORIC = "historic"
+    STANDARD = "standard"
 
 
 class Kind(StrEnum):
