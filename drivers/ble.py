@@ -52,7 +52,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-import importlib.metadata
 import logging
 import os
 import re
@@ -60,7 +59,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from bleak import BleakScanner
@@ -74,6 +73,7 @@ from citygate_wire.common import now_ms
 from drivers import bthome, ruuvi
 from drivers.base import BusContext, DeviceState
 from drivers.conf import ConfigTable
+from drivers.entry_points import entry_points
 from drivers.errors import ConfigError, DecodeError, DeviceError, DriverError
 from drivers.model import Event, RecordSink, Sample, Severity, Value
 from drivers.registry import Driver
@@ -668,12 +668,12 @@ def scanner_backend(spec: str, ctx: BusContext) -> tuple[type[BaseBleakScanner] 
     """The BleakScanner backend a `backend` setting names: the OS stack, or NAME:ARGUMENT of an entry point."""
     if spec == "os":
         return None, {}
-    installed = {ep.name: ep for ep in importlib.metadata.entry_points(group=BACKEND_GROUP)}
+    installed = {ep.name: ep for ep in entry_points(BACKEND_GROUP)}
     name, _, argument = spec.partition(":")
     if name not in installed or not argument:
         expected = " or ".join(["'os'", *(f"'{n}:<argument>'" for n in sorted(installed))])
         raise ConfigError(f"{ctx.key}.backend", f"{spec!r}: expected {expected}")
-    factory: BackendFactory = installed[name].load()
+    factory = cast(BackendFactory, installed[name].load())
     try:
         return factory(argument, ctx.config_dir)
     except ValueError as exc:

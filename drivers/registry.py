@@ -16,12 +16,12 @@ others' libraries. See docs/adding-a-driver.md.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from drivers.base import Bus, BusContext
+from drivers.entry_points import EntryPoint, entry_points
 from drivers.errors import ConfigError
 
 GROUP = "citygate.buses"
@@ -62,11 +62,10 @@ class BusSpec:
 
 
 @functools.cache
-def bus_types() -> dict[str, list[importlib.metadata.EntryPoint]]:
+def bus_types() -> dict[str, list[EntryPoint]]:
     """Entry points by bus type; read once (scanning the installed distributions costs a few ms)."""
-    found: dict[str, list[importlib.metadata.EntryPoint]] = {}
-    # entry_points() already counts a distribution seen twice on sys.path once
-    for ep in importlib.metadata.entry_points(group=GROUP):
+    found: dict[str, list[EntryPoint]] = {}
+    for ep in entry_points(GROUP):
         found.setdefault(ep.name, []).append(ep)
     return found
 

@@ -54,7 +54,7 @@ def test_citygate_declares_its_own_bus_types_as_entry_points() -> None:
     assert BUILT_IN <= set(bus_types())
     for name in BUILT_IN:
         (ep,) = bus_types()[name]
-        assert ep.dist is not None and ep.dist.name == "citygate"
+        assert ep.dist == "citygate"
         assert isinstance(ep.load(), Driver), name
 
 
@@ -183,3 +183,16 @@ def test_every_serial_bus_type_reads_its_line_keys_alike(key: str, value: object
         with pytest.raises(ConfigError) as info:
             parse_bus({**raw, key: value}, BusContext("bus[0]", ROOT / "configs"))
         assert (info.value.key, info.value.reason) == (f"bus[0].{key}", reason), raw["type"]
+
+
+def test_a_distribution_seen_twice_on_sys_path_counts_once_where_it_is_first(tmp_path: Path) -> None:
+    """As importlib.metadata does: an old copy further down sys.path is shadowed, not a second provider."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    try:
+        install_entry_points(old, "citygate_thermo", {"citygate.buses": {"thermo": "old_thermo:DRIVER"}})
+        install_entry_points(new, "citygate_thermo", {"citygate.buses": {"thermo": "citygate_thermo:DRIVER"}})
+        (thermo,) = bus_types()["thermo"]
+        assert thermo.value == "citygate_thermo:DRIVER"
+    finally:
+        uninstall(new)
+        uninstall(old)
