@@ -324,28 +324,27 @@ def status(socket: Path | None, config_file: Path | None, as_json: bool) -> None
     sys.exit(EXIT_ATTENTION if attention else EXIT_OK)
 
 
-def devices_view(doc: list[dict[str, Any]]) -> tuple[Table, list[str]]:
-    """The table (one bus: named in the title; several: a column) and the lines under it (errors, overrides).
+def devices_view(doc: list[dict[str, Any]]) -> tuple[list[Table], list[str]]:
+    """One table per bus (its name in the title) and the lines under them (errors, overrides).
 
-    The readings are left to `read DEVICE`: with them, names and addresses no longer fit 80 columns.
+    The name and the address (a MAC) are never cut; with a bus column, or the readings, they
+    would no longer fit 80 columns beside the state and counts (`read DEVICE` shows the values).
     """
-    buses = list(dict.fromkeys(d["bus"] for d in doc))
-    several = len(buses) > 1
-    t = table("device", *(["bus"] if several else []), "address", "state", "last reading", "errors",
-              title=None if several else f"bus {buses[0]}")
-    t.columns[1 if several else 0].no_wrap = True
-    t.columns[2 if several else 1].no_wrap = True  # a MAC address is read whole or not at all
-    below = []
-    for d in doc:
-        errors = ", ".join(f"{k} {v}" for k, v in sorted(d["errors"].items()) if v) or "0"
-        override = d.get("override")
-        state = styled(d["state"]) + (" [cyan](override)[/]" if override else "")
-        t.add_row(d["device"], *([d["bus"]] if several else []), d["address"], state, ago(d["last_ts_ms"]), errors)
-        if d["last_error"] and d["state"] != "ok":
-            below.append(f"{d['device']}: {d['last_error']}")
-        if override:
-            below.append(f"{d['device']}: {override_text(override)}")
-    return t, below
+    tables, below = [], []
+    for bus in dict.fromkeys(d["bus"] for d in doc):
+        t = table("device", "address", "state", "last reading", "errors", title=f"bus {bus}")
+        t.columns[1].no_wrap = True
+        for d in (d for d in doc if d["bus"] == bus):
+            errors = ", ".join(f"{k} {v}" for k, v in sorted(d["errors"].items()) if v) or "0"
+            override = d.get("override")
+            state = styled(d["state"]) + (" [cyan](override)[/]" if override else "")
+            t.add_row(d["device"], d["address"], state, ago(d["last_ts_ms"]), errors)
+            if d["last_error"] and d["state"] != "ok":
+                below.append(f"{d['device']}: {d['last_error']}")
+            if override:
+                below.append(f"{d['device']}: {override_text(override)}")
+        tables.append(t)
+    return tables, below
 
 
 @click.command()
@@ -362,8 +361,10 @@ def devices(socket: Path | None, config_file: Path | None, as_json: bool) -> Non
     elif not doc:
         click.echo("no device configured")
     else:
-        t, below = devices_view(doc)
-        console().print(t)
+        tables, below = devices_view(doc)
+        out = console()
+        for t in tables:
+            out.print(t)
         notes(below)
     sys.exit(EXIT_ATTENTION if any(d["state"] in ("failing", "misconfigured") for d in doc) else EXIT_OK)
 

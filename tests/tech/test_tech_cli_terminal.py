@@ -20,6 +20,7 @@ from simulators.procs import Proc, bin_path
 
 REPO = Path(__file__).resolve().parents[2]
 LAMPS = ["lamp-rue-de-la-liberte-01", "lamp-rue-de-la-liberte-02", "lamp-rue-de-la-liberte-03"]
+SENSORS = {"A4:C1:38:8D:18:B2": "thermometre-place-darcy-nord", "CB:B8:33:4C:88:4F": "ruuvi-jardin-darcy-ouest"}
 
 
 @dataclass
@@ -29,7 +30,18 @@ class Street:
 
 
 def street_config(port: int) -> str:
+    sensors = "".join(f"""
+[[bus.allow]]
+mac = "{mac}"
+id = "{name}"
+kind = "{'ruuvi' if name.startswith('ruuvi') else 'bthome'}"
+""" for mac, name in SENSORS.items())
     return lamps_bus(port, LAMPS, name="cabinet-modbus-rs485") + f"""
+[[bus]]
+name = "ble-street"
+type = "ble"
+backend = "replay:{REPO / 'configs' / 'ble' / 'street-sensors.json'}"
+{sensors}
 [lighting]
 programs = ["{REPO / 'configs/lighting/common.toml'}", "{REPO / 'configs/lighting/dijon.toml'}"]
 timezone = "Europe/Paris"
@@ -89,6 +101,11 @@ def test_devices_fit_80_columns_with_every_name_whole(street: Street) -> None:
     readable(run.stdout)
     for lamp in LAMPS:
         assert re.search(rf"^\s*{lamp}\s", run.stdout, re.MULTILINE), run.stdout
+    for mac, sensor in SENSORS.items():  # a table per bus: every name and MAC whole, beside its state
+        assert re.search(rf"^\s*{sensor}\s+{mac}\s+(ok|unknown)\s", run.stdout, re.MULTILINE), run.stdout
+    assert re.search(r"^\s*lamp-rue-de-la-liberte-03\s+unit 3\s+failing\s+never\s+timeout \d+", run.stdout,
+                     re.MULTILINE), run.stdout
+    assert "bus ble-street" in run.stdout
     assert "cabinet-modbus-rs485" in run.stdout and "ago" in run.stdout
     # the silent lamp's reason is told whole, under the table
     assert re.search(r"lamp-rue-de-la-liberte-03: no reply from unit 3", run.stdout), run.stdout
