@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from edge_agent.cli_group import SuggestingGroup
-from edge_agent.cli_tech import (
+from edge_agent.cli_view import (
     EXIT_ATTENTION,
     EXIT_OK,
     EXIT_USAGE,
     console,
     fail,
+    human,
     notes,
     print_json,
     table,
@@ -273,7 +274,6 @@ class Listening:
 
 def _record_line(record: Record) -> str:
     from drivers.model import Sample
-    from edge_agent.cli_tech import human
 
     if isinstance(record, Sample):
         return f"  sample {record.device}: {values_text(record.values, 8)}"
