@@ -38,14 +38,15 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from urllib.parse import quote
 
 from aiohttp import web
 
-from citygate_wire.common import PATH
-from collector.app import STORE
-from collector.problem import Problem
+from citygate_wire.common import PATH, now_ms
+from collector.appkeys import STORE
+from collector.params import bearer_owner, bearer_token, unauthorized
+from collector.problem import Handler, Problem
 from collector.tokens import hash_token
 
 log = logging.getLogger("citygate.collector.access")
@@ -57,6 +58,7 @@ HOME = "/control/"
 _PROTECTED = ("/control/", "/api/v1/")
 _OPEN = frozenset({LOGIN, LOGOUT, PATH})
 MAX_TOKEN_LEN = 200
+CONTROL_REALM = "citygate-control"
 LOGIN_FAILURES = 5
 LOGIN_WINDOW_S = 15 * 60
 #: addresses whose failures are remembered; past it the oldest are forgotten (memory stays bounded)
@@ -64,11 +66,6 @@ MAX_TRACKED = 10_000
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[Network, ...])
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def parse_proxies(values: Iterable[str]) -> tuple[Network, ...]:
@@ -178,9 +175,8 @@ def protected(path: str) -> bool:
 async def operator_name(request: web.Request) -> str | None:
     """The operator a request comes from (bearer token or session cookie), or None."""
     store = request.app[STORE]
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        token = token.strip()
+    token = bearer_token(request)
+    if token is not None:
         if not token or len(token) > MAX_TOKEN_LEN:
             return None
         found: str | None = await store.operator_for_token(hash_token(token))
@@ -191,15 +187,19 @@ async def operator_name(request: web.Request) -> str | None:
     return await store.session_operator(hash_token(session), now_ms())
 
 
+async def operator(request: web.Request) -> str:
+    """The operator owning the request's bearer token (the control plane's API), or Problem 401."""
+    return await bearer_owner(request, CONTROL_REALM, "operator", request.app[STORE].operator_for_token)
+
+
 @web.middleware
 async def operators_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not protected(request.path) or await operator_name(request) is not None:
         return await handler(request)
     if request.method in ("GET", "HEAD") and request.path == HOME:
         return _see_other(f"{LOGIN}?next={quote(request.path_qs, safe='')}")
-    raise Problem(401, "unauthorized", "Unauthorized",
-                  "the control centre is for operators: send Authorization: Bearer <operator token>, "
-                  f"or log in at {LOGIN}", headers={"WWW-Authenticate": 'Bearer realm="citygate"'})
+    raise unauthorized("citygate", "the control centre is for operators: send Authorization: Bearer <operator token>, "
+                       f"or log in at {LOGIN}")
 
 
 def add_login_routes(app: web.Application) -> None:

@@ -7,15 +7,16 @@ import gc
 import logging
 import os
 import signal
-import time
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
+from citygate_wire.common import now_ms
 from citygate_wire.mqtt import COLLECTOR_IDENTITY
 from collector.access import TRUSTED_PROXIES, Network, parse_proxies
 from collector.app import DEFAULT_MAX_BODY_BYTES, create_app, start
+from collector.cli_db import DB_ENV, db_option, read_db_file
 from collector.control.acl import gateway_name_problem, mosquitto_hash
 from collector.control.cli import (
     audit,
@@ -33,41 +34,12 @@ from collector.control.cli import (
 from collector.control.keys import KEY_ENV, KeyFileError, command_key, load_key
 from collector.control.link import LinkConfig
 from collector.control.routes import attach_link
+from collector.dburl import has_secret
 from collector.errors import CollectorError
-from collector.store import DEFAULT_SQLITE_PATH, has_secret, open_store
+from collector.store import open_store
 from collector.territory import ENV as TERRITORY_ENV
 from collector.territory import Territory, load_territory
 from collector.tokens import hash_token, new_token
-
-DB_ENV = "CITYGATE_DB"
-DB_FILE_ENV = "CITYGATE_DB_FILE"
-
-
-def read_db_file(path: Path) -> str:
-    """The database URL a file holds (systemd's LoadCredential, a 0600 file): its password then never
-    shows on a command line (ps) nor in the unit."""
-    try:
-        url = path.read_text().strip()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read the database URL from {path}: {exc.strerror}") from None
-    if not url:
-        raise click.ClickException(f"{path} holds no database URL")
-    return url
-
-
-def default_db() -> str:
-    # the file first: a drop-in that names one overrides the unit's default $CITYGATE_DB
-    if os.environ.get(DB_FILE_ENV):
-        return read_db_file(Path(os.environ[DB_FILE_ENV]))
-    return os.environ.get(DB_ENV) or str(DEFAULT_SQLITE_PATH)
-
-
-db_option = click.option(
-    "--db", "db_url", default=default_db, show_default=f"the file ${DB_FILE_ENV} names, ${DB_ENV}, or {DEFAULT_SQLITE_PATH}",
-    help="Database URL: sqlite:///path, a path, or postgresql://... (one with a password: give it by "
-         f"${DB_ENV} or ${DB_FILE_ENV}, not here, where ps shows it).",
-)
-
 
 territory_option = click.option(
     "--territory", "territory_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
@@ -261,10 +233,6 @@ def gateway_rotate(name: str, token_file: Path | None, db_url: str) -> None:
     rotate_token("gateway", name, token, token_file, db_url, lambda store: store.rotate_gateway_token(
         name, hash_token(token), mosquitto_hash(token), cli_actor(), now_ms()))
     click.echo(APPLY_MQTT, err=True)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @gateway.command("list")

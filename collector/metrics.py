@@ -27,8 +27,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from citygate_wire.batch import PATH, Batch
-from collector.app import INGEST_LISTENERS
-from collector.control.routes import LINK
+from citygate_wire.common import now_ms
+from collector.appkeys import INGEST_LISTENERS, LINK
 from collector.errors import StoreError
 from collector.model import Gateway, IngestResult
 from collector.online import fleet
@@ -130,7 +130,7 @@ def install_metrics(app: web.Application) -> Metrics:
 async def get_metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
     try:
-        _, gateways = await fleet(request.app, time.time_ns() // 1_000_000)
+        _, gateways = await fleet(request.app, now_ms())
     except STORE_FAILURES:
         m.store_errors.inc()  # the counters still tell what happened before the database went away
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +71,12 @@ class IngestResult:
     ack_seq: int
     stored: int
     duplicates: int
+
+
+Period = Literal["hour", "day"]
+Level = Literal["gateway", "commune", "metropolis"]
+#: rollup columns, in the order of Rollup's fields after `bucket`
+ROLLUP_COLUMNS = ("energy_wh", "burn_ms", "lamps_on", "lamps_faulty", "water_m3", "alarms", "samples", "events")
 
 
 @dataclass(frozen=True, slots=True)

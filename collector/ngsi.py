@@ -28,7 +28,7 @@ from urllib.parse import unquote
 import orjson
 from aiohttp import web
 
-from collector.app import STORE, TERRITORY
+from collector.appkeys import STORE, TERRITORY
 from collector.ngsi_entities import (
     ALL_MODELS_CONTEXT,
     ATTRIBUTES,

@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import functools
 import re
-import time
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from citygate_wire.common import now_ms
 from collector.model import GatewayInfo
 from collector.readmodel import GROUP_LEVEL, GROUP_PREFIX, DeviceRow
 from collector.store import Store
@@ -82,10 +82,6 @@ LEAK_WINDOW_MS = 7 * 24 * 3_600_000
 NO_LEAK, LEAK_NOW, LEAK_PAST = "Nothing to report", "In progress persistence", "Past Persistence during the period"
 WHOLE_CABINET = "cabinet"
 CHUNK = 500  # rows read at once while streaming a type: bounds memory whatever the city's size
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @functools.lru_cache(maxsize=4096)  # an entity's attributes share their time, and a chunk's lamps often do

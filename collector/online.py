@@ -14,8 +14,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from collector.app import STORE
-from collector.control.routes import LINK
+from collector.appkeys import LINK, STORE
 
 DEFAULT_UPLOAD_WINDOW_MS = 5 * 60 * 1000
 UPLOAD_WINDOW_MS = web.AppKey("online_upload_window_ms", int)

@@ -10,7 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.app import OPERATOR_LOGIN, json_response
+from collector.appkeys import OPERATOR_LOGIN
+from collector.params import json_response
 
 Doc = dict[str, Any]
 

@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.app import STORE, TERRITORY, json_response
-from collector.params import date_param, invalid
+from collector.appkeys import STORE, TERRITORY
+from collector.params import date_param, invalid, json_response
 from collector.problem import Problem
 from collector.rollup import PARIS
 

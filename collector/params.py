@@ -1,27 +1,77 @@
-"""Path and query parameters, checked where they come in: a bad value is a 4xx problem naming the
-parameter, never an exception deeper down (an id past 64 bits in a query, a date before year 1,
+"""What every route reads from a request and how it replies: path and query parameters, the bearer
+token, a JSON body, a JSON reply. Checked where they come in: a bad value is a 4xx problem naming
+the parameter, never an exception deeper down (an id past 64 bits in a query, a date before year 1,
 a NUL that PostgreSQL text cannot hold).
 
 `refuse_nul` checks every path and query parameter of every route at once, so no handler can
 forget it: no parameter of this API may hold a NUL, which PostgreSQL text cannot. (A lone
 surrogate cannot arrive: aiohttp refuses raw non-ASCII bytes in the request line and decodes
 %-escapes that are no UTF-8 to U+FFFD.)
+
+No route lives here: route modules import this, and collector.app imports the routes.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, TypeVar
 
+import orjson
 from aiohttp import web
 
 from collector.problem import Handler, Problem
 from collector.rollup import HOUR_MS, PARIS
+from collector.tokens import hash_token
+
+T = TypeVar("T")
 
 #: the largest id a store can hold: SQLite INTEGER and PostgreSQL bigint are 64-bit signed
 MAX_ID = 2**63 - 1
 #: ASCII only: int() also takes " 12", "1_2" and other scripts' digits ("١٢")
 _INT = re.compile(r"-?[0-9]{1,19}")
+
+
+def json_response(doc: object, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(doc), content_type="application/json")
+
+
+async def json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    """The request's body, a JSON object (`optional`: an empty body is {}), or Problem 400."""
+    raw = await request.read()
+    if not raw and optional:
+        return {}
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, "invalid-body", "Invalid body", f"not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise Problem(400, "invalid-body", "Invalid body", "expected a JSON object", pointer="")
+    return doc
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of `Authorization: Bearer <token>` (empty when the header names no token), or None
+    when the request sends no bearer token at all (no header, another scheme)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def unauthorized(realm: str, detail: str) -> Problem:
+    return Problem(401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": f'Bearer realm="{realm}"'})
+
+
+async def bearer_owner(request: web.Request, realm: str, holder: str, lookup: Callable[[str], Awaitable[T | None]]) -> T:
+    """Whom the request's bearer token belongs to (`lookup` by the token's hash; `holder`: whose tokens
+    these are, for the message), or Problem 401 challenging for `realm`."""
+    token = bearer_token(request)
+    if not token:
+        raise unauthorized(realm, f"send Authorization: Bearer <{holder} token>")
+    owner = await lookup(hash_token(token))
+    if owner is None:
+        raise unauthorized(realm, f"unknown {holder} token")
+    return owner
 
 
 def invalid(name: str, detail: str) -> Problem:

@@ -8,19 +8,20 @@ Use as `async with open_store(url) as store:`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, Self
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Protocol, Self
 
 from citygate_wire.batch import WireRecord
 from collector.control.store import ControlStore
 from collector.credentials import CredentialStore
+from collector.dburl import redact_url, sqlite_path
 from collector.errors import StoreError
 from collector.model import (
     Gateway,
     GatewayInfo,
     IngestResult,
+    Level,
+    Period,
     RecordCounts,
     Rollup,
     StoredEvent,
@@ -28,11 +29,6 @@ from collector.model import (
 )
 from collector.readmodel import ReadModel
 from collector.reports.store import ReportStore
-
-Period = Literal["hour", "day"]
-Level = Literal["gateway", "commune", "metropolis"]
-#: rollup columns, in the order of Rollup's fields after `bucket`
-ROLLUP_COLUMNS = ("energy_wh", "burn_ms", "lamps_on", "lamps_faulty", "water_m3", "alarms", "samples", "events")
 
 
 class Store(ControlStore, ReportStore, ReadModel, CredentialStore, Protocol):
@@ -86,48 +82,6 @@ class Store(ControlStore, ReportStore, ReadModel, CredentialStore, Protocol):
         (key: its current INSEE code) or the metropolis (key: None, the sum over communes).
         Hour buckets are UTC epoch ms (multiples of 3,600,000), day buckets "YYYY-MM-DD"
         (Europe/Paris). Buckets without data are absent."""
-
-
-DEFAULT_SQLITE_PATH = Path("var") / "collector.db"
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite URL or bare path; None for a PostgreSQL URL."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return None
-    if url.startswith("sqlite://"):
-        return Path(url.removeprefix("sqlite://"))
-    if "://" in url:
-        raise StoreError(f"unsupported database URL {redact_url(url)!r}: use sqlite:///path, a path, or postgresql://...")
-    return Path(url)
-
-
-#: query parameters of a libpq URL that hold a secret
-_SECRET_PARAMS = frozenset({"password", "sslpassword"})
-
-
-def has_secret(url: str) -> bool:
-    """Whether `url` holds a password (a URL that cannot be parsed is taken to)."""
-    try:
-        parts = urlsplit(url)
-        return parts.password is not None or any(k.lower() in _SECRET_PARAMS for k, _ in parse_qsl(parts.query))
-    except ValueError:
-        return True
-
-
-def redact_url(url: str) -> str:
-    """`url` as an error or a log may show it: no password, whether in the user part or a parameter.
-    A URL too broken to parse is not shown at all (it may be nothing but a password)."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc
-        if parts.password is not None:
-            user, _, host = netloc.rpartition("@")
-            netloc = f"{user.partition(':')[0]}:***@{host}"
-        query = [(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
-        return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
-    except ValueError:
-        return "<a database URL that cannot be parsed>"
 
 
 def open_store(url: str) -> Store:

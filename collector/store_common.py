@@ -1,12 +1,27 @@
-"""What the SQLite and PostgreSQL stores share: rollup tables, their upserts, device-state rows."""
+"""What the SQLite and PostgreSQL stores share: the ingest algorithm (dedupe, raw insert, rollup),
+rollup tables, their upserts, device-state rows.
+
+The algorithm is written once, without I/O (`ingest_steps`): it yields each database operation it
+needs (a step) and receives the step's result. Each store runs it in its own transaction and
+supplies only its SQL dialect and bulk primitives: `run_steps` drives it with a synchronous
+executor (SQLite, on its writer thread), `arun_steps` with an asynchronous one (PostgreSQL).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from collector.rollup import BatchRollup, DeviceState, Totals
-from collector.store import ROLLUP_COLUMNS, Level, Period
+import orjson
+
+from citygate_wire.batch import WireRecord
+from citygate_wire.common import now_ms
+from collector.model import ROLLUP_COLUMNS, Gateway, IngestResult, Level, Period
+from collector.rollup import BatchRollup, DeviceState, Totals, roll_up
+
+log = logging.getLogger("citygate.collector")
 
 #: (level, period) -> (table, key column). The metropolis level reads the commune tables.
 ROLLUP_TABLES: dict[tuple[str, str], tuple[str, str]] = {
@@ -78,3 +93,120 @@ def state_from_row(row: Sequence[Any]) -> DeviceState:
     lamp_on = row[3]
     return DeviceState(row[0], row[1], row[2], None if lamp_on is None else bool(lamp_on), row[4], row[5], row[6],
                        row[7])
+
+
+# -- the ingest algorithm ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SeenSeqs:
+    """-> set[int]: the seqs of gateway `gid` between `lo` and `hi` already stored, sample or event."""
+
+    gid: int
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True, slots=True)
+class InsertSamples:
+    """-> None: store the samples among `records` (the events among them are not the step's)."""
+
+    gid: int
+    records: Sequence[WireRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class InsertEvents:
+    """-> None: insert rows (gateway_id, seq, device, ts_ms, code, severity, detail JSON); seq is None
+    for the events the collector derives."""
+
+    rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStates:
+    """-> dict[str, DeviceState]: each device's running state; roll_up changes them in place (a store
+    that caches them must forget them when the transaction rolls back)."""
+
+    gid: int
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertRollups:
+    """-> None: add rows (key, bucket, *ROLLUP_COLUMNS) to `table`'s totals."""
+
+    table: str
+    rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertStates:
+    """-> None: replace the device_state rows (gateway_id, device, *STATE_COLUMNS)."""
+
+    rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class TouchGateway:
+    """-> None: the gateway was seen at `now_ms`; its last seq is at least `hi`."""
+
+    gid: int
+    hi: int
+    now_ms: int
+
+
+Step = SeenSeqs | InsertSamples | InsertEvents | DeviceStates | UpsertRollups | UpsertStates | TouchGateway
+Steps = Generator[Step, Any, IngestResult]
+
+
+def ingest_steps(gateway: Gateway, records: Sequence[WireRecord]) -> Steps:
+    """Store a validated batch (ascending seq, at least one record): the records whose seq is not
+    stored yet, their rollups and device states, the events the rollup derives, the gateway's
+    last-seen time. Run inside one transaction."""
+    gid = gateway.id
+    lo, hi = records[0].seq, records[-1].seq
+    seen: set[int] = yield SeenSeqs(gid, lo, hi)
+    new = [r for r in records if r.seq not in seen] if seen else records
+    yield InsertSamples(gid, new)
+    dumps = orjson.dumps
+    events = [(gid, r.seq, r.device, r.ts_ms, r.code, r.severity, dumps(r.detail).decode())
+              for r in new if r.kind == "event"]
+    if events:
+        yield InsertEvents(events)
+    if new:
+        states: dict[str, DeviceState] = yield DeviceStates(gid)
+        yield from _apply_rollup(gateway, roll_up(new, states))
+    yield TouchGateway(gid, hi, now_ms())
+    return IngestResult(ack_seq=hi, stored=len(new), duplicates=len(records) - len(new))
+
+
+def _apply_rollup(gateway: Gateway, rolled: BatchRollup) -> Generator[Step, Any, None]:
+    for table, rows in rollup_rows(gateway.id, gateway.commune, rolled).items():
+        yield UpsertRollups(table, rows)
+    yield UpsertStates(state_rows(gateway.id, rolled.changed))
+    if rolled.events:
+        for e in rolled.events:
+            log.warning("gateway %s device %s: %s %s", gateway.name, e.device, e.code, e.detail)
+        yield InsertEvents([(gateway.id, None, e.device, e.ts_ms, e.code, e.severity, orjson.dumps(e.detail).decode())
+                            for e in rolled.events])
+
+
+def run_steps(steps: Steps, execute: Callable[[Step], Any]) -> IngestResult:
+    """Run the algorithm with a synchronous executor of its steps."""
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(execute(step))
+    except StopIteration as done:
+        result: IngestResult = done.value
+        return result
+
+
+async def arun_steps(steps: Steps, execute: Callable[[Step], Awaitable[Any]]) -> IngestResult:
+    """Run the algorithm with an asynchronous executor of its steps."""
+    try:
+        step = next(steps)
+        while True:
+            step = steps.send(await execute(step))
+    except StopIteration as done:
+        result: IngestResult = done.value
+        return result

@@ -13,7 +13,6 @@ A `?schema=NAME` parameter in the URL puts every table in that (existing) schema
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
@@ -24,14 +23,18 @@ import asyncpg
 import orjson
 
 from citygate_wire.batch import WireRecord
+from citygate_wire.common import now_ms
 from collector.control.engines import PG_MIGRATION, PgControl
 from collector.credentials import ACTIVE, CredentialQueries
 from collector.credentials import PG_MIGRATION as CREDENTIALS_MIGRATION
+from collector.dburl import redact_url
 from collector.errors import GatewayExists, StoreError, UnknownGateway
 from collector.model import (
     Gateway,
     GatewayInfo,
     IngestResult,
+    Level,
+    Period,
     RecordCounts,
     Rollup,
     StoredEvent,
@@ -41,15 +44,21 @@ from collector.readmodel import INDEX_MIGRATION, ReadModelQueries
 from collector.reports.store import ATTRIBUTES_MIGRATION as REPORT_ATTRIBUTES_MIGRATION
 from collector.reports.store import PG_MIGRATION as REPORTS_MIGRATION
 from collector.reports.store import ReportQueries
-from collector.rollup import DeviceState, roll_up
-from collector.store import Level, Period, redact_url
 from collector.store_common import (
     ROLLUP_TABLES,
     STATE_COLUMNS,
+    DeviceStates,
+    InsertEvents,
+    InsertSamples,
+    SeenSeqs,
+    Step,
+    TouchGateway,
+    UpsertRollups,
+    UpsertStates,
+    arun_steps,
+    ingest_steps,
     rollup_query,
-    rollup_rows,
     state_from_row,
-    state_rows,
     upsert_sql,
 )
 
@@ -174,10 +183,6 @@ def _gateway(row: Any) -> Gateway:
     return Gateway(row[0], row[1], row[2], row[3], row[4], row[5])
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 class PgStore(PgControl, ReportQueries, ReadModelQueries, CredentialQueries):
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 8) -> None:
         self.url = url
@@ -290,63 +295,53 @@ class PgStore(PgControl, ReportQueries, ReadModelQueries, CredentialQueries):
     # -- ingest -------------------------------------------------------------------------------
 
     async def ingest(self, gateway: Gateway, records: Sequence[WireRecord]) -> IngestResult:
-        gid = gateway.id
-        lo, hi = records[0].seq, records[-1].seq
-        dumps = orjson.dumps
         async with self._require().acquire() as conn:
             await self._ensure_partitions(conn, [r.ts_ms for r in records if r.kind == "sample"])
             async with conn.transaction():
-                await conn.execute("SELECT 1 FROM gateways WHERE id = $1 FOR UPDATE", gid)
-                seen = {
+                # one batch of a gateway at a time: the duplicate check sees what the other stored
+                await conn.execute("SELECT 1 FROM gateways WHERE id = $1 FOR UPDATE", gateway.id)
+                return await arun_steps(ingest_steps(gateway, records), lambda step: self._step(conn, step))
+
+    async def _step(self, conn: asyncpg.Connection, step: Step) -> Any:
+        """PostgreSQL's side of one step of the ingest algorithm (collector.store_common)."""
+        match step:
+            case SeenSeqs(gid, lo, hi):
+                return {
                     r[0] for r in await conn.fetch(
                         "SELECT seq FROM samples WHERE gateway_id = $1 AND seq BETWEEN $2 AND $3"
                         " UNION ALL SELECT seq FROM events WHERE gateway_id = $1 AND seq BETWEEN $2 AND $3",
                         gid, lo, hi,
                     )
                 }
-                new = [r for r in records if r.seq not in seen] if seen else records
-                rows = [(gid, r.seq, r.device, r.ts_ms, dumps(r.values).decode()) for r in new if r.kind == "sample"]
+            case InsertSamples(gid, records):
+                dumps = orjson.dumps
+                rows = [(gid, r.seq, r.device, r.ts_ms, dumps(r.values).decode()) for r in records if r.kind == "sample"]
                 if rows:
                     await conn.copy_records_to_table("samples", records=rows, columns=_SAMPLE_COLUMNS,
                                                      schema_name=self.schema)
-                events = [r for r in new if r.kind == "event"]
-                if events:
-                    await conn.executemany(
-                        "INSERT INTO events (gateway_id, seq, device, ts_ms, code, severity, detail)"
-                        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        [(gid, r.seq, r.device, r.ts_ms, r.code, r.severity, dumps(r.detail).decode())
-                         for r in events],
+            case InsertEvents(rows):
+                await conn.executemany(
+                    "INSERT INTO events (gateway_id, seq, device, ts_ms, code, severity, detail)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7)", rows)
+            case DeviceStates(gid):
+                return {
+                    row[0]: state_from_row(tuple(row)[1:])
+                    for row in await conn.fetch(
+                        f"SELECT device, {', '.join(STATE_COLUMNS)} FROM device_state WHERE gateway_id = $1", gid
                     )
-                if new:
-                    await self._roll_up(conn, gateway, new)
+                }
+            case UpsertRollups(table, rows):
+                await conn.executemany(_UPSERTS[table], rows)
+            case UpsertStates(rows) if rows:
+                gids, *columns = zip(*rows, strict=True)  # one array a column, the gateway once
+                await conn.execute(_STATE_UPSERT, gids[0], *(list(c) for c in columns))
+            case TouchGateway(gid, hi, now):
                 await conn.execute(
                     "UPDATE gateways SET last_seen_ms = $1, last_seq = GREATEST(COALESCE(last_seq, $2), $2)"
                     " WHERE id = $3",
-                    now_ms(), hi, gid,
+                    now, hi, gid,
                 )
-        return IngestResult(ack_seq=hi, stored=len(new), duplicates=len(records) - len(new))
-
-    async def _roll_up(self, conn: asyncpg.Connection, gateway: Gateway, new: Sequence[WireRecord]) -> None:
-        states: dict[str, DeviceState] = {
-            row[0]: state_from_row(tuple(row)[1:])
-            for row in await conn.fetch(
-                f"SELECT device, {', '.join(STATE_COLUMNS)} FROM device_state WHERE gateway_id = $1", gateway.id
-            )
-        }
-        rolled = roll_up(new, states)
-        for table, rows in rollup_rows(gateway.id, gateway.commune, rolled).items():
-            await conn.executemany(_UPSERTS[table], rows)
-        columns = list(zip(*state_rows(gateway.id, rolled.changed), strict=True))[1:]  # without gateway_id
-        await conn.execute(_STATE_UPSERT, gateway.id, *(list(c) for c in columns))
-        if rolled.events:
-            for e in rolled.events:
-                log.warning("gateway %s device %s: %s %s", gateway.name, e.device, e.code, e.detail)
-            await conn.executemany(
-                "INSERT INTO events (gateway_id, seq, device, ts_ms, code, severity, detail)"
-                " VALUES ($1, NULL, $2, $3, $4, $5, $6)",
-                [(gateway.id, e.device, e.ts_ms, e.code, e.severity, orjson.dumps(e.detail).decode())
-                 for e in rolled.events],
-            )
+        return None
 
     # -- reads --------------------------------------------------------------------------------
 

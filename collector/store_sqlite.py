@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -29,14 +28,18 @@ from typing import Any, Self, TypeVar
 import orjson
 
 from citygate_wire.batch import WireRecord
+from citygate_wire.common import now_ms
 from collector.control.engines import SQLITE_MIGRATION, SqliteControl
 from collector.credentials import ACTIVE, CredentialQueries
 from collector.credentials import SQLITE_MIGRATION as CREDENTIALS_MIGRATION
 from collector.errors import GatewayExists, StoreError, UnknownGateway
 from collector.model import (
+    ROLLUP_COLUMNS,
     Gateway,
     GatewayInfo,
     IngestResult,
+    Level,
+    Period,
     RecordCounts,
     Rollup,
     StoredEvent,
@@ -46,15 +49,22 @@ from collector.readmodel import INDEX_MIGRATION, ReadModelQueries
 from collector.reports.store import ATTRIBUTES_MIGRATION as REPORT_ATTRIBUTES_MIGRATION
 from collector.reports.store import SQLITE_MIGRATION as REPORTS_MIGRATION
 from collector.reports.store import ReportQueries
-from collector.rollup import DeviceState, roll_up
-from collector.store import ROLLUP_COLUMNS, Level, Period
+from collector.rollup import DeviceState
 from collector.store_common import (
     ROLLUP_TABLES,
     STATE_COLUMNS,
+    DeviceStates,
+    InsertEvents,
+    InsertSamples,
+    SeenSeqs,
+    Step,
+    TouchGateway,
+    UpsertRollups,
+    UpsertStates,
+    ingest_steps,
     rollup_query,
-    rollup_rows,
+    run_steps,
     state_from_row,
-    state_rows,
     state_upsert_sql,
     upsert_sql,
 )
@@ -184,10 +194,6 @@ def _execute_rows(db: sqlite3.Connection, sql: str, width: int, params: list[Any
 
 def _gateway(row: Sequence[Any]) -> Gateway:
     return Gateway(row[0], row[1], row[2], row[3], row[4], row[5])
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQueries):
@@ -364,71 +370,61 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQuer
 
     def _ingest(self, gateway: Gateway, records: Sequence[WireRecord]) -> IngestResult:
         db = self._wdb()
-        gid = gateway.id
-        lo, hi = records[0].seq, records[-1].seq
-        dumps = orjson.dumps
         db.execute("BEGIN IMMEDIATE")
         try:
             version = db.execute("PRAGMA data_version").fetchone()[0]
             if version != self._data_version:  # another process wrote: what is cached may be stale
                 self._states.clear()
                 self._data_version = version
-            seen = {
-                seq for (seq,) in db.execute(
-                    "SELECT seq FROM samples WHERE gateway_id = ?1 AND seq BETWEEN ?2 AND ?3"
-                    " UNION ALL SELECT seq FROM events WHERE gateway_id = ?1 AND seq BETWEEN ?2 AND ?3",
-                    (gid, lo, hi),
-                )
-            }
-            new = [r for r in records if r.seq not in seen] if seen else records
-            flat: list[Any] = []
-            for r in new:
-                if r.kind == "sample":
-                    flat += (r.seq, r.device, r.ts_ms, dumps(r.values).decode())
-            _execute_rows(db, _INSERT_SAMPLE, 4, flat, (gid,))
-            events = [r for r in new if r.kind == "event"]
-            if events:
-                db.executemany(
-                    "INSERT INTO events (gateway_id, seq, device, ts_ms, code, severity, detail)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(gid, r.seq, r.device, r.ts_ms, r.code, r.severity, dumps(r.detail).decode()) for r in events],
-                )
-            if new:
-                self._roll_up(db, gateway, new)
-            db.execute(
-                "UPDATE gateways SET last_seen_ms = ?1, last_seq = MAX(COALESCE(last_seq, ?2), ?2) WHERE id = ?3",
-                (now_ms(), hi, gid),
-            )
+            result = run_steps(ingest_steps(gateway, records), lambda step: self._step(db, step))
             db.execute("COMMIT")
         except BaseException:
             self._states.clear()  # roll_up changed them in place for what is now rolled back
             db.execute("ROLLBACK")
             raise
-        return IngestResult(ack_seq=hi, stored=len(new), duplicates=len(records) - len(new))
+        return result
 
-    def _roll_up(self, db: sqlite3.Connection, gateway: Gateway, new: Sequence[WireRecord]) -> None:
-        states = self._states.get(gateway.id)
-        if states is None:
-            states = self._states[gateway.id] = {
-                row[0]: state_from_row(row[1:])
-                for row in db.execute(
-                    f"SELECT device, {', '.join(STATE_COLUMNS)} FROM device_state WHERE gateway_id = ?", (gateway.id,))
-            }
-        rolled = roll_up(new, states)
-        width = 2 + len(ROLLUP_COLUMNS)
-        for table, rows in rollup_rows(gateway.id, gateway.commune, rolled).items():
-            _execute_rows(db, _UPSERTS[table], width, [v for row in rows for v in row])
-        _execute_rows(db, _STATE_UPSERT, 2 + len(STATE_COLUMNS),
-                      [v for row in state_rows(gateway.id, rolled.changed) for v in row])
-        if rolled.events:
-            for e in rolled.events:
-                log.warning("gateway %s device %s: %s %s", gateway.name, e.device, e.code, e.detail)
-            db.executemany(
-                "INSERT INTO events (gateway_id, seq, device, ts_ms, code, severity, detail)"
-                " VALUES (?, NULL, ?, ?, ?, ?, ?)",
-                [(gateway.id, e.device, e.ts_ms, e.code, e.severity, orjson.dumps(e.detail).decode())
-                 for e in rolled.events],
-            )
+    def _step(self, db: sqlite3.Connection, step: Step) -> Any:
+        """SQLite's side of one step of the ingest algorithm (collector.store_common)."""
+        match step:
+            case SeenSeqs(gid, lo, hi):
+                return {
+                    seq for (seq,) in db.execute(
+                        "SELECT seq FROM samples WHERE gateway_id = ?1 AND seq BETWEEN ?2 AND ?3"
+                        " UNION ALL SELECT seq FROM events WHERE gateway_id = ?1 AND seq BETWEEN ?2 AND ?3",
+                        (gid, lo, hi),
+                    )
+                }
+            case InsertSamples(gid, records):
+                dumps = orjson.dumps
+                flat: list[Any] = []
+                for r in records:
+                    if r.kind == "sample":
+                        flat += (r.seq, r.device, r.ts_ms, dumps(r.values).decode())
+                _execute_rows(db, _INSERT_SAMPLE, 4, flat, (gid,))
+            case InsertEvents(rows):
+                db.executemany(
+                    "INSERT INTO events (gateway_id, seq, device, ts_ms, code, severity, detail)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            case DeviceStates(gid):
+                states = self._states.get(gid)
+                if states is None:
+                    states = self._states[gid] = {
+                        row[0]: state_from_row(row[1:])
+                        for row in db.execute(
+                            f"SELECT device, {', '.join(STATE_COLUMNS)} FROM device_state WHERE gateway_id = ?", (gid,))
+                    }
+                return states
+            case UpsertRollups(table, rows):
+                _execute_rows(db, _UPSERTS[table], 2 + len(ROLLUP_COLUMNS), [v for row in rows for v in row])
+            case UpsertStates(rows):
+                _execute_rows(db, _STATE_UPSERT, 2 + len(STATE_COLUMNS), [v for row in rows for v in row])
+            case TouchGateway(gid, hi, now):
+                db.execute(
+                    "UPDATE gateways SET last_seen_ms = ?1, last_seq = MAX(COALESCE(last_seq, ?2), ?2) WHERE id = ?3",
+                    (now, hi, gid),
+                )
+        return None
 
     # -- reads --------------------------------------------------------------------------------
 

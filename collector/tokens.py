@@ -12,10 +12,15 @@ import secrets
 from pathlib import Path
 
 PREFIX = "cgw_"  # recognisable in a leaked log or a config file
+OPERATOR_TOKEN_PREFIX = "cop_"
 
 
 def new_token() -> str:
     return PREFIX + secrets.token_urlsafe(32)
+
+
+def new_operator_token() -> str:
+    return OPERATOR_TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 def hash_token(token: str) -> str:

@@ -7,7 +7,6 @@ import os
 import pwd
 import secrets
 import signal
-import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,30 +14,15 @@ from typing import Any, TypeVar
 
 import click
 
+from citygate_wire.common import now_ms
 from citygate_wire.mqtt import COLLECTOR_IDENTITY
+from collector.cli_db import db_option
 from collector.control.acl import AclError, acl_file, gateway_name_problem, mosquitto_hash, password_file
-from collector.control.routes import new_operator_token
 from collector.errors import CollectorError
 from collector.store import Store, open_store
-from collector.tokens import check_writable, hash_token, write_private
+from collector.tokens import check_writable, hash_token, new_operator_token, write_private
 
 T = TypeVar("T")
-
-
-def _db_default() -> str:
-    from collector.cli import default_db  # that module registers these commands: import it late
-
-    return default_db()
-
-
-db_option = click.option("--db", "db_url", default=_db_default,
-                         show_default="the file $CITYGATE_DB_FILE names, $CITYGATE_DB, or var/collector.db",
-                         help="Database URL: sqlite:///path, a path, or postgresql://... (one with a password: give "
-                              "it by $CITYGATE_DB or $CITYGATE_DB_FILE, not here, where ps shows it).")
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def cli_actor() -> str:

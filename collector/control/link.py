@@ -23,7 +23,6 @@ import random
 import socket
 import sqlite3
 import ssl
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from citygate_wire.aio import run_together
-from citygate_wire.common import nul_pointer
+from citygate_wire.common import now_ms, nul_pointer
 from citygate_wire.mqtt import (
     COLLECTOR_IDENTITY,
     Command,
@@ -62,10 +61,6 @@ DEFAULT_KEEPALIVE_S = 20
 SEND_BATCH = 500
 #: Small packets leave at once instead of waiting for the previous one's ack (Nagle), up to 40 ms a hop.
 NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 #: PostgreSQL classes of errors that come from the data itself (22 data exception, 23 integrity,

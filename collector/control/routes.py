@@ -16,37 +16,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from citygate_wire.common import now_ms
 from citygate_wire.mqtt import MAX_VALIDITY_MS, Command, WireError, decode_command, encode_command
-from collector.app import STORE, TERRITORY, json_response
+from collector.access import operator
+from collector.appkeys import LINK, STORE, TERRITORY
 from collector.control.link import ControlLink, LinkConfig
 from collector.control.model import ALARM_ACTIONS, ALARM_STATUSES
-from collector.params import int_param, path_id
+from collector.params import int_param, json_body, json_response, path_id
 from collector.problem import Problem
-from collector.tokens import hash_token
 
-LINK = web.AppKey("control_link", ControlLink)
 PREFIX = "/api/v1/control"
-OPERATOR_TOKEN_PREFIX = "cop_"
 DEFAULT_VALID_S = 300
 MAX_WAIT_S = 60
 MAX_NOTE = 500
-
-
-def new_operator_token() -> str:
-    return OPERATOR_TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def add_control_routes(app: web.Application) -> None:
@@ -73,31 +61,6 @@ def attach_link(app: web.Application, cfg: LinkConfig) -> ControlLink:
 
     app.cleanup_ctx.append(running)
     return link
-
-
-async def operator(request: web.Request) -> str:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer realm="citygate-control"'}
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(401, "unauthorized", "Unauthorized", "send Authorization: Bearer <operator token>",
-                      headers=challenge)
-    name = await request.app[STORE].operator_for_token(hash_token(token.strip()))
-    if name is None:
-        raise Problem(401, "unauthorized", "Unauthorized", "unknown operator token", headers=challenge)
-    return name
-
-
-async def json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw and optional:
-        return {}
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(400, "invalid-body", "Invalid body", f"not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise Problem(400, "invalid-body", "Invalid body", "expected a JSON object", pointer="")
-    return doc
 
 
 # -- presence and alarms --------------------------------------------------------------------------

@@ -9,7 +9,6 @@ same way (collector.online). Each answer says which source it used.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.app import STORE, TERRITORY
-from collector.control.routes import LINK
+from citygate_wire.common import now_ms
+from collector.appkeys import LINK, STORE, TERRITORY
 from collector.online import GatewayStatus, fleet
 from collector.readmodel import EventAlarm, LampFault
 from collector.reports.model import OPEN_STATES
@@ -28,10 +27,6 @@ from collector.rollup import HOUR_MS, PARIS
 ALARM_WINDOW_MS = 24 * HOUR_MS  # uploaded alarms older than this are not "open" on the page
 LIST_LIMIT = 50
 RECENT_EVENTS = 20
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,10 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.app import INGEST_LISTENERS, json_response
+from collector.appkeys import INGEST_LISTENERS
 from collector.dashboard import data
 from collector.live import CHANGES, sse
+from collector.params import json_response
 from collector.problem import Problem
 from collector.reports.routes import TOPIC as REPORTS_TOPIC
 

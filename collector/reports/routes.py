@@ -24,7 +24,6 @@ Operators (`Authorization: Bearer <operator token>`, problem+json errors):
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
@@ -32,11 +31,11 @@ from urllib.parse import parse_qsl
 import orjson
 from aiohttp import web
 
-from collector.access import client_address, site_origin
-from collector.app import STORE, TERRITORY, json_response
-from collector.control.routes import json_body, operator
+from citygate_wire.common import now_ms
+from collector.access import client_address, operator, site_origin
+from collector.appkeys import STORE, TERRITORY
 from collector.live import CHANGES, sse
-from collector.params import MAX_ID, int_param, parse_int, path_id
+from collector.params import MAX_ID, bearer_token, int_param, json_body, json_response, parse_int, path_id
 from collector.problem import Problem
 from collector.reports.formats import JSON_TYPE, XML_TYPE, document
 from collector.reports.model import (
@@ -76,10 +75,6 @@ TOPIC = "reports"
 MAX_FORM_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 100
 LIMITER = web.AppKey("report_limiter", ReportLimiter)
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def add_report_routes(app: web.Application) -> None:
@@ -319,8 +314,7 @@ async def get_token(request: web.Request) -> web.Response:
 async def follow_request(request: web.Request) -> web.StreamResponse:
     """SSE of one request for its reporters: the token given at creation, as ?token= or a bearer token."""
     row = await _request_row(request)
-    scheme, _, bearer = request.headers.get("Authorization", "").partition(" ")
-    token = request.query.get("token") or (bearer.strip() if scheme.lower() == "bearer" else "")
+    token = request.query.get("token") or bearer_token(request) or ""
     if not token:
         raise Open311Error(401, "the follow token given when the report was sent is required (?token=...)")
     store = request.app[STORE]

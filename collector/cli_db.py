@@ -1,0 +1,40 @@
+"""The `--db` option every `citygate-collector` command shares (collector/cli.py and the commands of
+collector/control/cli.py), and where its default comes from."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from collector.dburl import DEFAULT_SQLITE_PATH
+
+DB_ENV = "CITYGATE_DB"
+DB_FILE_ENV = "CITYGATE_DB_FILE"
+
+
+def read_db_file(path: Path) -> str:
+    """The database URL a file holds (systemd's LoadCredential, a 0600 file): its password then never
+    shows on a command line (ps) nor in the unit."""
+    try:
+        url = path.read_text().strip()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the database URL from {path}: {exc.strerror}") from None
+    if not url:
+        raise click.ClickException(f"{path} holds no database URL")
+    return url
+
+
+def default_db() -> str:
+    # the file first: a drop-in that names one overrides the unit's default $CITYGATE_DB
+    if os.environ.get(DB_FILE_ENV):
+        return read_db_file(Path(os.environ[DB_FILE_ENV]))
+    return os.environ.get(DB_ENV) or str(DEFAULT_SQLITE_PATH)
+
+
+db_option = click.option(
+    "--db", "db_url", default=default_db, show_default=f"the file ${DB_FILE_ENV} names, ${DB_ENV}, or {DEFAULT_SQLITE_PATH}",
+    help="Database URL: sqlite:///path, a path, or postgresql://... (one with a password: give it by "
+         f"${DB_ENV} or ${DB_FILE_ENV}, not here, where ps shows it).",
+)
