@@ -51,7 +51,7 @@ from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from citygate_wire.batch import WireRecord
+from citygate_wire.batch import EventRecord, WireRecord
 
 HOUR_MS = 3_600_000
 MAX_BURN_GAP_MS = 15 * 60 * 1000
@@ -153,7 +153,7 @@ def roll_up(records: Sequence[WireRecord], states: dict[str, DeviceState]) -> Ba
     # "each lamp once" counts cannot be, so they are counted here
     day_on: dict[str, int] = {}
     day_faulty: dict[str, int] = {}
-    hour_ms, max_gap, alarm_severities, fault_code = HOUR_MS, MAX_BURN_GAP_MS, ALARM_SEVERITIES, FAULT_CODE
+    hour_ms, max_gap, fault_code = HOUR_MS, MAX_BURN_GAP_MS, FAULT_CODE
     # any increase up to the bound for no elapsed time is plausible: only a larger one needs the exact bound
     # (which also keeps an infinite value out of the sums: the wire cannot carry one anyway)
     surely_plausible = _ENERGY_PER_MS * COUNTER_SLACK_MS
@@ -166,25 +166,16 @@ def roll_up(records: Sequence[WireRecord], states: dict[str, DeviceState]) -> Ba
         ts = r.ts_ms
         hour = ts - ts % hour_ms
         if hour != last_hour:
-            h.energy_wh += energy_sum
-            h.water_m3 += water_sum
-            h.burn_ms += burn
-            h.samples += n_samples
+            h, day = _next_hour(hours, hour, h, energy_sum, water_sum, burn, n_samples)
             energy_sum = water_sum = 0.0
             burn = n_samples = 0
-            h = hours.get(hour) or hours.setdefault(hour, Totals())
-            day = day_of_hour(hour)
             last_hour = hour
         device = r.device
         st = states.get(device)
         if st is None:
             st = states[device] = DeviceState()
         if r.kind == "event":
-            h.events += 1
-            if r.severity in alarm_severities:
-                h.alarms += 1
-            if r.code == fault_code:
-                _count_fault(st, hour, day, h, day_faulty)
+            _count_event(r, st, hour, day, h, day_faulty)
             continue
         n_samples += 1
         values = r.values
@@ -202,49 +193,51 @@ def roll_up(records: Sequence[WireRecord], states: dict[str, DeviceState]) -> Ba
                 previous = st.energy_wh
                 if previous is not None and previous <= energy <= previous + surely_plausible:
                     energy_sum += energy - previous
-                else:
-                    delta = counter_increase(previous, energy, wraps=True)
-                    if delta is None:
-                        out.events.append(_reset(device, ts, "energy_wh", previous, energy))
-                    elif delta and (implausible := _implausible(device, ts, last, "energy_wh", previous, energy,
-                                                                delta, _ENERGY_PER_MS)):
-                        out.events.append(implausible)
-                    else:
-                        energy_sum += delta
+                else:  # the first reading, a wrap, a reset or a large increase: rare, worth a call
+                    energy_sum += _increase(out.events, device, ts, last, "energy_wh", previous, energy)
                 st.energy_wh = energy
             volume = values.get("volume_m3")
             if (type(volume) is int or type(volume) is float) and volume >= 0:
                 volume = float(volume)
-                delta = counter_increase(st.volume_m3, volume, wraps=False)
-                if delta is None:
-                    out.events.append(_reset(device, ts, "volume_m3", st.volume_m3, volume))
-                elif delta and (implausible := _implausible(device, ts, last, "volume_m3", st.volume_m3, volume,
-                                                            delta, _VOLUME_PER_MS)):
-                    out.events.append(implausible)
-                else:
-                    water_sum += delta
+                water_sum += _increase(out.events, device, ts, last, "volume_m3", st.volume_m3, volume)
                 st.volume_m3 = volume
             if on is True or on is False:
                 st.lamp_on = on
             st.last_ts_ms = ts
         if on is True:
             on_hour = st.on_hour
-            if on_hour is None or hour > on_hour:
-                h.lamps_on += 1
-                st.on_hour = hour
-                # the day is that of the hour (a later hour never has an earlier day): only a new hour can bring a new day
-                if st.on_day is None or day > st.on_day:
-                    day_on[day] = day_on.get(day, 0) + 1
-                    st.on_day = day
+            if on_hour is None or hour > on_hour:  # once a lamp an hour: the call costs nothing
+                _count_on(st, hour, day, h, day_on)
         if values.get(fault_code) is True:
             _count_fault(st, hour, day, h, day_faulty)
-    h.energy_wh += energy_sum
-    h.water_m3 += water_sum
-    h.burn_ms += burn
-    h.samples += n_samples
+    _add_sums(h, energy_sum, water_sum, burn, n_samples)
     # every device of the batch has a state to save (C-speed: no per-record bookkeeping above)
     out.changed = {device: states[device] for device in dict.fromkeys(map(_device, records))}
-    for hour, totals in hours.items():
+    _sum_days(out, day_on, day_faulty)
+    return out
+
+
+_device = attrgetter("device")
+
+
+def _add_sums(h: Totals, energy_wh: float, water_m3: float, burn_ms: int, samples: int) -> None:
+    """Write back the additive totals the loop keeps in locals while the hour lasts."""
+    h.energy_wh += energy_wh
+    h.water_m3 += water_m3
+    h.burn_ms += burn_ms
+    h.samples += samples
+
+
+def _next_hour(hours: dict[int, Totals], hour: int, h: Totals, energy_wh: float, water_m3: float, burn_ms: int,
+               samples: int) -> tuple[Totals, str]:
+    """The totals and the day of the hour the loop enters, the one it leaves given its sums."""
+    _add_sums(h, energy_wh, water_m3, burn_ms, samples)
+    return hours.get(hour) or hours.setdefault(hour, Totals()), day_of_hour(hour)
+
+
+def _sum_days(out: BatchRollup, day_on: dict[str, int], day_faulty: dict[str, int]) -> None:
+    """The days' totals: their hours' additive totals, and the lamps counted once a day."""
+    for hour, totals in out.hours.items():
         d = out.days.setdefault(day_of_hour(hour), Totals())
         d.add(totals)
         d.lamps_on -= totals.lamps_on  # hours' distinct counts do not add up to the day's
@@ -253,10 +246,40 @@ def roll_up(records: Sequence[WireRecord], states: dict[str, DeviceState]) -> Ba
         out.days[day].lamps_on += n
     for day, n in day_faulty.items():
         out.days[day].lamps_faulty += n
-    return out
 
 
-_device = attrgetter("device")
+def _count_event(r: EventRecord, st: DeviceState, hour: int, day: str, h: Totals, day_faulty: dict[str, int]) -> None:
+    h.events += 1
+    if r.severity in ALARM_SEVERITIES:
+        h.alarms += 1
+    if r.code == FAULT_CODE:
+        _count_fault(st, hour, day, h, day_faulty)
+
+
+def _count_on(st: DeviceState, hour: int, day: str, h: Totals, day_on: dict[str, int]) -> None:
+    """A lamp on in an hour it was not yet counted in."""
+    h.lamps_on += 1
+    st.on_hour = hour
+    # the day is that of the hour (a later hour never has an earlier day): only a new hour can bring a new day
+    if st.on_day is None or day > st.on_day:
+        day_on[day] = day_on.get(day, 0) + 1
+        st.on_day = day
+
+
+def _increase(events: list[DerivedEvent], device: str, ts_ms: int, last_ts_ms: int | None, quantity: str,
+              previous: float | None, current: float) -> float:
+    """The consumption a counter's new reading adds; 0 for a reset or an implausible increase, each
+    recorded in `events`. Only `energy_wh` wraps (a u32)."""
+    energy = quantity == "energy_wh"
+    delta = counter_increase(previous, current, wraps=energy)
+    if delta is None:
+        events.append(_reset(device, ts_ms, quantity, previous, current))
+        return 0.0
+    if delta and (implausible := _implausible(device, ts_ms, last_ts_ms, quantity, previous, current, delta,
+                                              _ENERGY_PER_MS if energy else _VOLUME_PER_MS)):
+        events.append(implausible)
+        return 0.0
+    return delta
 
 
 def _count_fault(st: DeviceState, hour: int, day: str, h: Totals, day_faulty: dict[str, int]) -> None:

@@ -284,19 +284,7 @@ def parse_new_report(form: Mapping[str, str], territory: Territory) -> NewReport
                    if a.required and not attributes.get(a.code)]
         errors += _attribute_errors(service, attributes)
     attributes = {k: v for k, v in attributes.items() if v}  # empty: not answered (the spec's optional argument)
-    lat = _coordinate(form, "lat", 90, errors)
-    lon = _coordinate(form, "long", 180, errors)
-    address = _text(form, "address_string", MAX_FIELD, errors)
-    address_id = _text(form, "address_id", MAX_FIELD, errors)
-    if (lat is None) != (lon is None) and not any("lat" in e or "long" in e for e in errors):
-        errors.append("lat and long go together")
-    if lat is None and lon is None and address is None and address_id is None \
-            and not any(e.startswith(("lat", "long")) for e in errors):
-        errors.append("a location is required: lat and long, address_string or address_id")
-    if lat is not None and lon is not None:
-        nearest = min(distance_m(lat, lon, c.lat, c.lon) for c in territory.communes.values())
-        if nearest > MAX_DISTANCE_M:
-            errors.append(f"lat/long ({lat}, {lon}) is outside {territory.name}")
+    lat, lon, address, address_id = _location(form, territory, errors)
     lamp_id = attributes.get(LAMP_ID) or None
     if lamp_id is not None and not LAMP_ID_RE.match(lamp_id):
         errors.append(f"attribute[{LAMP_ID}] {lamp_id!r}: expected cabinet/lamp, e.g. gw-dijon-0001/lamp-3")
@@ -320,6 +308,25 @@ def parse_new_report(form: Mapping[str, str], territory: Territory) -> NewReport
         raise Open311Error(404 if code and service is None else 400, *errors)
     return NewReport(commune, service, lat, lon, address, address_id, zipcode, description, media_url,
                      lamp_id if service.lamp else None, contact, attributes)
+
+
+def _location(form: Mapping[str, str], territory: Territory,
+              errors: list[str]) -> tuple[float | None, float | None, str | None, str | None]:
+    """lat, long, address_string and address_id: one of the two forms at least, a point in the territory."""
+    lat = _coordinate(form, "lat", 90, errors)
+    lon = _coordinate(form, "long", 180, errors)
+    address = _text(form, "address_string", MAX_FIELD, errors)
+    address_id = _text(form, "address_id", MAX_FIELD, errors)
+    if (lat is None) != (lon is None) and not any("lat" in e or "long" in e for e in errors):
+        errors.append("lat and long go together")
+    if lat is None and lon is None and address is None and address_id is None \
+            and not any(e.startswith(("lat", "long")) for e in errors):
+        errors.append("a location is required: lat and long, address_string or address_id")
+    if lat is not None and lon is not None:
+        nearest = min(distance_m(lat, lon, c.lat, c.lon) for c in territory.communes.values())
+        if nearest > MAX_DISTANCE_M:
+            errors.append(f"lat/long ({lat}, {lon}) is outside {territory.name}")
+    return lat, lon, address, address_id
 
 
 def _attribute_errors(service: Service, attributes: Mapping[str, str]) -> list[str]:

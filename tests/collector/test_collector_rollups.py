@@ -239,30 +239,44 @@ def plans(draw: st.DrawFn) -> Plan:
     return Plan(gateways, records, sends, devices)
 
 
+class Buckets:
+    """recompute's totals by (period, bucket), for the record at hand (`at`): its hour and its day."""
+
+    def __init__(self) -> None:
+        self.out: dict[tuple[str, Any], dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0.0))
+        self.counted: dict[tuple[str, str, str], Any] = {}  # (device, what, period) -> latest bucket counted
+        self.device = ""
+        self.keys: list[tuple[str, Any]] = []
+
+    def at(self, device: str, ts: int) -> None:
+        self.device = device
+        self.keys = [("hour", ts // H * H), ("day", datetime.fromtimestamp(ts / 1000, PARIS).date().isoformat())]
+
+    def add(self, name: str, amount: float) -> None:
+        for key in self.keys:
+            self.out[key][name] += amount
+
+    def once(self, what: str) -> None:
+        """Count the device in each of its buckets it was not counted in yet (nor in a later one)."""
+        for period, bucket in self.keys:
+            latest = self.counted.get((self.device, what, period))
+            if latest is None or bucket > latest:
+                self.counted[(self.device, what, period)] = bucket
+                self.out[(period, bucket)][what] += 1
+
+
 def recompute(records: list[dict[str, Any]]) -> tuple[dict[tuple[str, Any], dict[str, float]], int, int]:
     """Hour and day totals of one gateway's raw records, by the rules of collector.rollup, the resets and
     the implausible increases."""
-    out: dict[tuple[str, Any], dict[str, float]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0.0))
+    totals = Buckets()
     last_ts: dict[str, int] = {}
     counters: dict[tuple[str, str], float] = {}
     lit: dict[str, bool] = {}
-    counted: dict[tuple[str, str, str], Any] = {}  # (device, what, period) -> latest bucket counted
     resets = implausible = 0
     for r in sorted(records, key=lambda r: r["seq"]):
         ts, device = r["ts_ms"], r["device"]
-        keys = [("hour", ts // H * H), ("day", datetime.fromtimestamp(ts / 1000, PARIS).date().isoformat())]
-
-        def add(name: str, amount: float, keys: list[tuple[str, Any]] = keys) -> None:
-            for key in keys:
-                out[key][name] += amount
-
-        def once(what: str, keys: list[tuple[str, Any]] = keys, device: str = device) -> None:
-            for period, bucket in keys:
-                latest = counted.get((device, what, period))
-                if latest is None or bucket > latest:
-                    counted[(device, what, period)] = bucket
-                    out[(period, bucket)][what] += 1
-
+        totals.at(device, ts)
+        add, once = totals.add, totals.once
         if r["kind"] == "event":
             add("events", 1)
             add("alarms", 1 if r["severity"] in ("major", "critical") else 0)
@@ -281,12 +295,7 @@ def recompute(records: list[dict[str, Any]]) -> tuple[dict[tuple[str, Any], dict
                 now, before = values[quantity], counters.get((device, quantity))
                 if before is not None:
                     bound = most * COUNTER_MARGIN * (ts - last_ts[device] + COUNTER_SLACK_MS) / H
-                    if now >= before:
-                        increase: float | None = now - before
-                    elif wraps and before >= 15 * 2**28 and now < 2**28:
-                        increase = now + 2**32 - before
-                    else:
-                        increase = None
+                    increase = expected_increase(before, now, wraps)
                     if increase is None:
                         resets += 1
                     elif increase > bound:
@@ -301,7 +310,16 @@ def recompute(records: list[dict[str, Any]]) -> tuple[dict[tuple[str, Any], dict
             once("lamps_on")
         if values.get("lamp_failure") is True:
             once("lamps_faulty")
-    return out, resets, implausible
+    return totals.out, resets, implausible
+
+
+def expected_increase(before: float, now: float, wraps: bool) -> float | None:
+    """A counter's increase from `before` to `now`, a u32 wrap included (`wraps`); None for a reset."""
+    if now >= before:
+        return now - before
+    if wraps and before >= 15 * 2**28 and now < 2**28:
+        return now + 2**32 - before
+    return None
 
 
 def assert_close(got: dict[Any, dict[str, Any]], expected: dict[Any, dict[str, Any]]) -> None:
