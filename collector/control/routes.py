@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from citygate_wire.aio import stop_tasks
 from citygate_wire.common import now_ms
 from citygate_wire.mqtt import MAX_VALIDITY_MS, Command, WireError, decode_command, encode_command
 from collector.access import operator
@@ -55,9 +56,9 @@ def attach_link(app: web.Application, cfg: LinkConfig) -> ControlLink:
     async def running(_: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(link.run(), name="mqtt-link")
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # on 3.11 aiomqtt's connect (wait_for) can swallow one cancellation: the link then ran on
+        # and the app's cleanup waited for it for ever; stop_tasks cancels until it has ended
+        await stop_tasks([task])
 
     app.cleanup_ctx.append(running)
     return link

@@ -9,6 +9,7 @@ import pytest
 from mqtt_testkit import Fleet
 
 from simulators.mosquitto import Mosquitto
+from tests.plugin_dist import install_entry_points, uninstall
 
 
 @pytest.fixture
@@ -27,3 +28,14 @@ def broker(tmp_path: Path, fleet: Fleet) -> Iterator[Mosquitto]:
         yield b
     finally:
         b.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gated_bus_type(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The tests' slow field device comes in as a third-party bus type would: an entry point."""
+    site = tmp_path_factory.mktemp("site")
+    install_entry_points(site, "citygate_gated", {"citygate.buses": {"gated": "mqtt_testkit:GATED"}})
+    try:
+        yield
+    finally:
+        uninstall(site)

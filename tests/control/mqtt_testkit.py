@@ -32,6 +32,7 @@ from citygate_wire.mqtt import (
 from collector.control.acl import acl_file, mosquitto_hash, password_file
 from drivers.base import BusContext, DeviceState
 from drivers.model import RecordSink, Sample
+from drivers.registry import Driver
 from edge_agent.agent import Agent
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import parse_config
@@ -178,9 +179,18 @@ class GatedBus:
         return None
 
 
-def gated_bus(raw: Mapping[str, Any], ctx: BusContext) -> GatedBus:
-    """drivers.registry factory for `type = "gated"` (tests only)."""
-    return GatedBus(str(raw["name"]), list(raw.get("devices", [])))
+@dataclass(frozen=True, slots=True)
+class GatedConfig:
+    name: str
+    devices: tuple[str, ...]
+
+
+def _parse_gated(raw: Mapping[str, Any], ctx: BusContext) -> GatedConfig:
+    return GatedConfig(str(raw["name"]), tuple(raw.get("devices", [])))
+
+
+#: the `type = "gated"` driver (tests only), installed as a third-party entry point by conftest
+GATED = Driver(parse=_parse_gated, build=lambda c: GatedBus(c.name, list(c.devices)))
 
 
 def agent_doc(tmp: Path, gateway: str, token: str, broker: Mosquitto, **mqtt: Any) -> dict[str, Any]:

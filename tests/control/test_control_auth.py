@@ -14,16 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mqtt_testkit import Fleet, Operator, bus, control, running_agent, wait_for
 
 from citygate_wire.mqtt import Command, answer_of, encode_command
-from drivers import registry
 from simulators.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.timeout(120)
 READ = {"device": "meter-1"}
 
-
-@pytest.fixture(autouse=True)
-def gated_bus_type(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(registry.BUS_TYPES, "gated", "mqtt_testkit:gated_bus")
 
 
 def signed(fleet: Fleet, gateway: str = "gw-a", *, issued_ms: int | None = None, issued_by: str = "alice") -> bytes:

@@ -25,16 +25,11 @@ from collector.control.keys import load_key
 from collector.control.link import ControlLink, LinkConfig
 from collector.control.routes import attach_link
 from collector.store import Store, open_store
-from drivers import registry
 from drivers.model import Event, Severity
 from simulators.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.timeout(180)
 
-
-@pytest.fixture(autouse=True)
-def gated_bus_type(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(registry.BUS_TYPES, "gated", "mqtt_testkit:gated_bus")
 
 
 async def cli(*args: str) -> str:

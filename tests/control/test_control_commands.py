@@ -12,16 +12,11 @@ import pytest
 from mqtt_testkit import COMMUNE, Fleet, Operator, bus, running_agent, wait_for
 
 from citygate_wire.mqtt import answer_of
-from drivers import registry
 from drivers.model import Event, Severity
 from simulators.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.timeout(120)
 
-
-@pytest.fixture(autouse=True)
-def gated_bus_type(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(registry.BUS_TYPES, "gated", "mqtt_testkit:gated_bus")
 
 
 async def test_a_live_read_command_comes_back_done_with_the_values_and_is_journalled(

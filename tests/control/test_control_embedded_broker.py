@@ -9,16 +9,11 @@ import aiomqtt
 import pytest
 from mqtt_testkit import Fleet, Operator, running_agent, wait_for
 
-from drivers import registry
 from simulators.embedded_broker import start_embedded_broker
 from simulators.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.timeout(120)
 
-
-@pytest.fixture(autouse=True)
-def gated_bus_type(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(registry.BUS_TYPES, "gated", "mqtt_testkit:gated_bus")
 
 
 def listening_on_any(port: int) -> bool:

@@ -25,13 +25,6 @@ PROGRAMS = REPO / "configs" / "lighting"
 LEVEL_CMD = 0  # level_cmd_pct in the LC100 map
 
 
-@pytest.fixture(autouse=True)
-def test_types(monkeypatch: pytest.MonkeyPatch) -> None:
-    from drivers import registry
-
-    monkeypatch.setitem(registry.BUS_TYPES, "gated", "mqtt_testkit:gated_bus")
-
-
 async def test_broker_restart_mid_command_the_agent_reconnects_and_the_pending_ack_arrives(
     tmp_path: Path, fleet: Fleet, broker: Mosquitto
 ) -> None:

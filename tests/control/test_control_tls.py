@@ -19,15 +19,10 @@ from cryptography.x509.oid import NameOID
 from mqtt_testkit import Fleet, control, running_agent, wait_for
 
 from citygate_wire.mqtt import COLLECTOR_IDENTITY, decode_state
-from drivers import registry
 from simulators.mosquitto import Mosquitto, TlsFiles
 
 pytestmark = pytest.mark.timeout(120)
 
-
-@pytest.fixture(autouse=True)
-def gated_bus_type(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(registry.BUS_TYPES, "gated", "mqtt_testkit:gated_bus")
 
 
 def _name(cn: str) -> x509.Name:
