@@ -14,16 +14,22 @@ DB_ENV = "CITYGATE_DB"
 DB_FILE_ENV = "CITYGATE_DB_FILE"
 
 
+def read_secret(path: Path, what: str = "a secret") -> str:
+    """The one line a private file holds (a password, a token, a database URL): a clear error if the
+    file cannot be read or is empty."""
+    try:
+        secret = path.read_text().strip()
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {what} from {path}: {exc.strerror}") from None
+    if not secret:
+        raise click.ClickException(f"{path} holds no {what}")
+    return secret
+
+
 def read_db_file(path: Path) -> str:
     """The database URL a file holds (systemd's LoadCredential, a 0600 file): its password then never
     shows on a command line (ps) nor in the unit."""
-    try:
-        url = path.read_text().strip()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read the database URL from {path}: {exc.strerror}") from None
-    if not url:
-        raise click.ClickException(f"{path} holds no database URL")
-    return url
+    return read_secret(path, "database URL")
 
 
 def default_db() -> str:

@@ -16,7 +16,7 @@ import click
 
 from citygate_wire.common import now_ms
 from citygate_wire.mqtt import COLLECTOR_IDENTITY
-from collector.cli_db import db_option
+from collector.cli_db import db_option, read_secret
 from collector.control.acl import AclError, acl_file, gateway_name_problem, mosquitto_hash, password_file
 from collector.errors import CollectorError
 from collector.store import Store, open_store
@@ -85,16 +85,6 @@ def issue_token(token: str, token_file: Path | None, register: Callable[[], Coro
     click.echo(f"{what} {done}; token written to {token_file}")
 
 
-def read_secret(path: Path) -> str:
-    try:
-        secret = path.read_text().strip()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from None
-    if not secret:
-        raise click.ClickException(f"{path} is empty")
-    return secret
-
-
 @click.command("mqtt-acl")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder to write `passwd` and `acl` to (Mosquitto's password_file and acl_file).")
@@ -129,7 +119,7 @@ def mqtt_acl(out_dir: Path, collector_password_file: Path, reload_pid_file: Path
             kept.append(name)
     names = kept
     new_password = not collector_password_file.exists()
-    collector_password = secrets.token_urlsafe(32) if new_password else read_secret(collector_password_file)
+    collector_password = secrets.token_urlsafe(32) if new_password else read_secret(collector_password_file, "the collector's MQTT password")
     entries = [(COLLECTOR_IDENTITY, mosquitto_hash(collector_password))]
     entries += [(name, hashes[name]) for name in names if name in hashes]
     try:
@@ -185,7 +175,7 @@ def reload_broker(pid_file: Path) -> int:
 @db_option
 def mqtt_credential(name: str, token_file: Path, db_url: str) -> None:
     """Keep the MQTT password hash of gateway NAME, whose token was issued before the registry kept one."""
-    token = read_secret(token_file)
+    token = read_secret(token_file, "a token")
 
     async def store_hash() -> None:
         async with open_store(db_url) as store:
