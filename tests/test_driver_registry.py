@@ -24,7 +24,7 @@ from tests.plugin_dist import install_entry_points, uninstall
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "adding-a-driver.md"
-BUILT_IN = {"modbus-tcp", "modbus-rtu", "ble", "tic", "mbus", "signals"}
+BUILT_IN = {"modbus-tcp", "modbus-rtu", "ble", "tic", "mbus", "signals", "lorawan-chirpstack"}
 CTX = BusContext("bus[0]", ROOT)
 
 
@@ -151,6 +151,8 @@ def test_building_a_bus_of_each_built_in_type_opens_nothing(tmp_path: Path) -> N
         {"name": "ble0", "type": "ble", "allow": [{"mac": "A4:C1:38:8D:18:B2", "id": "t", "kind": "ruuvi"}]},
         {"name": "signals", "type": "signals", "host": "127.0.0.1", "port": 1,
          "intersection": "intersections/dijon-jaures-tram.toml"},
+        {"name": "lora", "type": "lorawan-chirpstack", "port": 1,
+         "sensor": [{"dev_eui": "70b3d54b10000001", "space": "pk-1", "model": "bosch-pls"}]},
     ]
     specs = [parse_bus(raw, ctx) for raw in tables]  # parsing may read the files a table names
     assert {spec.type for spec in specs} == BUILT_IN
