@@ -1,0 +1,1 @@
+"""Camera health over ONVIF and RTSP (no images, ever): drivers/cameras/README.md."""
