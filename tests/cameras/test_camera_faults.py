@@ -1,0 +1,159 @@
+"""Each fault a simulated camera can be made to show is seen as its event, once, then its `_cleared`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from drivers.model import Severity
+from simulators.cameras import FAULTS
+from tests.cameras.camkit import cabinet
+
+
+async def test_a_healthy_camera_is_sampled_with_its_identity_and_clock(tmp_path: Path) -> None:
+    async with cabinet(tmp_path, 1) as cab:
+        await cab.until(lambda: cab.samples("cam-1") and cab.samples("cam-1")[-1].values["streams_ok"] == 1)
+        values = cab.samples("cam-1")[-1].values
+        assert values["reachable"] is True and values["streams"] == 1
+        assert values["firmware"] == "V5.7.3 build 240612" and values["manufacturer"] == "Citygate Sim"
+        assert abs(float(values["clock_drift_s"] or 0)) <= 1.0
+        assert cab.bus.states()[0].state == "ok"
+        assert cab.events() == []
+        # health only: never a SETUP or a PLAY, so never a frame
+        assert cab.cams[0].requests.get("DESCRIBE", 0) >= 1
+        assert "SETUP" not in cab.cams[0].requests and "PLAY" not in cab.cams[0].requests
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+async def test_an_onvif_fault_event_is_one_event_then_its_cleared(tmp_path: Path, fault: str) -> None:
+    async with cabinet(tmp_path, 1) as cab:
+        cam = cab.cams[0]
+        await cab.until(lambda: cam.requests.get("PullMessages", 0) >= 1)
+        cam.raise_fault(fault)
+        code = f"camera_{fault}"
+        await cab.until(lambda: cab.events(code))
+        cam.raise_fault(fault)  # said again by the camera: still one fault
+        await cab.until(lambda: cam.requests.get("PullMessages", 0) >= 4)
+        cam.clear_fault(fault)
+        await cab.until(lambda: cab.events(code + "_cleared"))
+        (opened,) = cab.events(code)
+        (cleared,) = cab.events(code + "_cleared")
+        assert opened.device == "cam-1" and opened.detail["source"] == "vsc0"
+        assert opened.severity in (Severity.MAJOR, Severity.MINOR) and cleared.severity is Severity.INFO
+        assert cleared.detail["since_ms"] == opened.ts_ms
+
+
+async def test_a_fault_open_when_the_subscription_starts_is_reported_from_its_initialized_message(
+        tmp_path: Path) -> None:
+    async with cabinet(tmp_path, 1) as cab:
+        cab.cams[0].faults["storage_failure"] = True  # before the driver subscribes
+        await cab.until(lambda: cab.events("camera_storage_failure"))
+        assert cab.events("camera_storage_failure")[0].severity is Severity.MAJOR
+
+
+@pytest.mark.parametrize("status", [503, 404])
+async def test_a_stream_refused_is_one_event_with_its_rtsp_status_then_cleared(tmp_path: Path, status: int) -> None:
+    async with cabinet(tmp_path, 1) as cab:
+        cam = cab.cams[0]
+        await cab.until(lambda: cab.samples("cam-1"))
+        cam.rtsp_status = status
+        await cab.until(lambda: cab.events("camera_stream_unavailable"))
+        before = cam.requests.get("OPTIONS", 0)
+        await cab.until(lambda: cam.requests.get("OPTIONS", 0) >= before + 5)  # many polls, still one event
+        cam.rtsp_status = 200
+        await cab.until(lambda: cab.events("camera_stream_unavailable_cleared"))
+        (ev,) = cab.events("camera_stream_unavailable")
+        assert ev.detail == {"stream": "/stream1", "rtsp_status": status, "reason": ev.detail["reason"]}
+        assert len(cab.events("camera_stream_unavailable_cleared")) == 1
+        assert cab.events("camera_unreachable") == []  # ONVIF answered: the camera is there
+
+
+async def test_a_resolution_change_against_the_config_is_an_event_and_its_return_clears_it(tmp_path: Path) -> None:
+    async with cabinet(tmp_path, 1) as cab:
+        cam = cab.cams[0]
+        await cab.until(lambda: cab.samples("cam-1"))
+        cam.width, cam.height = 1280, 720
+        await cab.until(lambda: cab.events("camera_stream_changed"))
+        (ev,) = cab.events("camera_stream_changed")
+        assert ev.detail["expected"] == {"codec": "H264", "width": 1920, "height": 1080}
+        assert ev.detail["found"] == {"codec": "H264", "width": 1280, "height": 720}
+        cam.width, cam.height = 1920, 1080
+        await cab.until(lambda: cab.events("camera_stream_changed_cleared"))
+        assert len(cab.events("camera_stream_changed")) == 1
+
+
+async def test_a_camera_clock_drifting_is_an_event_while_the_gateway_clock_is_trusted(tmp_path: Path) -> None:
+    async with cabinet(tmp_path, 1, drift_max_s=2.0) as cab:
+        cam = cab.cams[0]
+        await cab.until(lambda: cab.samples("cam-1"))
+        cam.drift_s = 40.0
+        await cab.until(lambda: cab.events("camera_clock_drift"))
+        assert 38.0 <= cab.events("camera_clock_drift")[0].detail["drift_s"] <= 42.0
+        # the UsernameToken's Created follows the camera's clock: ONVIF still answers while it drifts
+        await cab.until(lambda: float(cab.samples("cam-1")[-1].values["clock_drift_s"] or 0) > 30)
+        cam.drift_s = 0.0
+        await cab.until(lambda: cab.events("camera_clock_drift_cleared"))
+        assert cab.events("camera_onvif_failure") == []
+
+
+class _Unsynchronised:
+    def is_synchronized(self) -> bool:
+        return False
+
+
+async def test_an_untrusted_gateway_clock_judges_no_camera_clock(tmp_path: Path) -> None:
+    async with cabinet(tmp_path, 1) as cab:
+        cab.bus.time_sync = _Unsynchronised()
+        cab.cams[0].drift_s = 40.0
+        await cab.until(lambda: float((cab.samples("cam-1") or [None])[-1].values["clock_drift_s"] or 0) > 30
+                        if cab.samples("cam-1") else False)
+        assert cab.events("camera_clock_drift") == []
+
+
+async def test_one_camera_offline_is_one_event_after_the_retries_then_cleared(tmp_path: Path) -> None:
+    async with cabinet(tmp_path, 2) as cab:
+        cam = cab.cams[0]
+        await cab.until(lambda: cab.samples("cam-1") and cab.samples("cam-2"))
+        await cam.go_offline()
+        await cab.until(lambda: cab.events("camera_unreachable"))
+        (ev,) = cab.events("camera_unreachable")
+        assert ev.device == "cam-1" and "Connect call failed" in ev.detail["reason"]
+        state = {s.device: s for s in cab.bus.states()}
+        assert state["cam-1"].state == "failing" and state["cam-2"].state == "ok"
+        await cam.go_online()
+        await cab.until(lambda: cab.events("camera_unreachable_cleared"))
+        assert len(cab.events("camera_unreachable")) == 1
+        assert cab.events("cameras_dark") == []
+
+
+async def test_a_cabinet_whose_cameras_all_go_dark_is_one_cabinet_event_not_one_per_camera(tmp_path: Path) -> None:
+    async with cabinet(tmp_path, 4) as cab:
+        await cab.until(lambda: all(cab.samples(c.id) for c in cab.cams))
+        for cam in cab.cams:  # the switch dies: all at once
+            await cam.go_offline()
+        await cab.until(lambda: cab.events("cameras_dark"))
+        await cab.until(lambda: all(s.consecutive_failures >= 4 for s in cab.bus.states()))
+        (dark,) = cab.events("cameras_dark")
+        assert dark.device == "cameras" and dark.severity is Severity.CRITICAL and dark.detail["cameras"] == 4
+        assert cab.events("camera_unreachable") == []
+        assert cab.events("camera_stream_unavailable") == []
+        for cam in cab.cams:
+            await cam.go_online()
+        await cab.until(lambda: cab.events("cameras_dark_cleared"))
+        await cab.until(lambda: all(s.state == "ok" for s in cab.bus.states()), timeout_s=8)
+        assert len(cab.events("cameras_dark_cleared")) == 1
+        assert cab.events("camera_unreachable") == []
+
+
+async def test_a_camera_still_dark_when_its_cabinet_comes_back_is_reported_on_its_own(tmp_path: Path) -> None:
+    async with cabinet(tmp_path, 3) as cab:
+        await cab.until(lambda: all(cab.samples(c.id) for c in cab.cams))
+        for cam in cab.cams:
+            await cam.go_offline()
+        await cab.until(lambda: cab.events("cameras_dark"))
+        for cam in cab.cams[:2]:
+            await cam.go_online()
+        await cab.until(lambda: cab.events("camera_unreachable"), timeout_s=8)
+        assert [e.device for e in cab.events("camera_unreachable")] == ["cam-3"]
+        assert len(cab.events("cameras_dark_cleared")) == 1
