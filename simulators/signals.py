@@ -25,6 +25,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from drivers.errors import ConfigError
 from drivers.traffic.config import load_timings
+from drivers.traffic.counting import IR_INTERVALS, MAX_KEPT, SLOT_WORDS
 from drivers.traffic.registers import (
     HR_COMMIT,
     HR_CONTROL,
@@ -36,7 +37,14 @@ from drivers.traffic.registers import (
     Alarm,
     encode_state,
 )
-from simulators.signals_engine import Refused, SignalController
+from simulators.signals_engine import (
+    DEFAULT_INTERVAL_S,
+    DEFAULT_KEPT,
+    DETECTOR_FAULTS,
+    CountingUnit,
+    Refused,
+    SignalController,
+)
 
 _REFUSAL_CODES = {
     Refused.NOT_IN_CONTROL: ExcCodes.NEGATIVE_ACKNOWLEDGE,
@@ -45,6 +53,8 @@ _REFUSAL_CODES = {
 }
 _READ_HR, _READ_IR = 3, 4
 _WRITE_ONE, _WRITE_MANY = 6, 16
+#: the input registers: the state block, the counting header and the ring of intervals
+INPUT_WORDS = IR_INTERVALS + MAX_KEPT * SLOT_WORDS
 
 
 class SignalControllerServer:
@@ -64,7 +74,7 @@ class SignalControllerServer:
             SimData(HR_COMMIT, count=3, datatype=DataType.REGISTERS),
             SimData(HR_UPLOAD, count=UPLOAD_MAX_WORDS, datatype=DataType.REGISTERS),
         ]
-        inputs = [SimData(0, count=IR_COUNT, datatype=DataType.REGISTERS)]
+        inputs = [SimData(0, count=INPUT_WORDS, datatype=DataType.REGISTERS)]
         # pymodbus wants coil and discrete-input blocks; the action refuses every access to them.
         bits = [SimData(0, count=16, values=False, datatype=DataType.BITS)]
         return SimDevice(self.unit, simdata=(bits, list(bits), holding, inputs), action=self._action)
@@ -110,8 +120,7 @@ class SignalControllerServer:
     ) -> ExcCodes | None:
         self.requests += 1
         if func_code == _READ_IR:
-            words = encode_state(self.controller.state())
-            registers[address - start : address - start + count] = words[address : address + count]
+            registers[address - start : address - start + count] = self._inputs(address, count)
             return None
         if func_code == _READ_HR:
             return None
@@ -123,6 +132,15 @@ class SignalControllerServer:
             return self._write(address, [int(v) for v in values], registers, start)
         except Refused as exc:
             return _REFUSAL_CODES[exc.kind]
+
+    def _inputs(self, address: int, count: int) -> list[int]:
+        words = encode_state(self.controller.state())[address : address + count] if address < IR_COUNT else []
+        rest = count - len(words)
+        if rest:
+            first = address + len(words)
+            unit = self.controller.counting
+            words += unit.words(first, rest) if unit is not None else [0] * rest
+        return words
 
     def _write(self, address: int, values: Sequence[int], registers: list[int], start: int) -> ExcCodes | None:
         c = self.controller
@@ -152,7 +170,9 @@ def alarm_names(alarms: Alarm) -> str:
     return ",".join(a.name.lower() for a in Alarm if a in alarms and a.name) or "none"
 
 
-FAULT_KINDS = ("conflict", "door", "lamp", "hardware", "deadlock", "corrupt-tables")
+FAULT_KINDS = ("conflict", "door", "lamp", "hardware", "deadlock", "corrupt-tables", *DETECTOR_FAULTS, "detector-ok")
+#: faults that name what they hit: a lamp failure its signal group, a detector fault its detector
+_NAMED = {"lamp": "group", **dict.fromkeys((*DETECTOR_FAULTS, "detector-ok"), "detector")}
 
 
 def parse_fault(text: str) -> tuple[int, str, str | None]:
@@ -165,8 +185,8 @@ def parse_fault(text: str) -> tuple[int, str, str | None]:
         raise click.BadParameter(f"{text!r}: expected SECONDS=KIND[:GROUP]", param_hint="--fault") from None
     if kind not in FAULT_KINDS or at < 0:
         raise click.BadParameter(f"{text!r}: KIND is one of {', '.join(FAULT_KINDS)}", param_hint="--fault")
-    if kind == "lamp" and not group:
-        raise click.BadParameter(f"{text!r}: a lamp failure names its group, e.g. 5=lamp:V1", param_hint="--fault")
+    if kind in _NAMED and not group:
+        raise click.BadParameter(f"{text!r}: {kind} names its {_NAMED[kind]}, e.g. 5={kind}:D1", param_hint="--fault")
     return at, kind, group or None
 
 
@@ -188,6 +208,11 @@ def inject(controller: SignalController, kind: str, group: str | None) -> str:
             controller.freeze_sequencer()
         case "corrupt-tables":
             controller.corrupt_stored_tables()
+        case "stuck-on" | "stuck-off" | "chattering" | "detector-ok":
+            if controller.counting is None or group is None:
+                raise KeyError(group)
+            controller.counting.set_fault(group, None if kind == "detector-ok" else kind)
+            return f"{kind} {group}"
     return kind
 
 
@@ -200,10 +225,16 @@ def inject(controller: SignalController, kind: str, group: str | None) -> str:
 @click.option("--speed", type=click.FloatRange(min=0.01), default=1.0, show_default=True, help="Simulated seconds per real second.")
 @click.option("--start", "start_text", metavar="ISO-8601", help="Controller clock at start (default: now).")
 @click.option("--no-tables", is_flag=True, help="Install only the intersection: the controller stays dark until an upload.")
-@click.option("--fault", "faults", multiple=True, metavar="SECONDS=KIND[:GROUP]", help=f"Inject a fault: {' | '.join(FAULT_KINDS)}.")
+@click.option("--fault", "faults", multiple=True, metavar="SECONDS=KIND[:NAME]",
+              help=f"Inject a fault: {' | '.join(FAULT_KINDS)} (lamp: a group, detector faults: a detector).")
+@click.option("--interval", "interval_s", type=click.IntRange(10, 3600), default=DEFAULT_INTERVAL_S, show_default=True,
+              help="Counting interval of the detectors, s.")
+@click.option("--kept", type=click.IntRange(1, MAX_KEPT), default=DEFAULT_KEPT, show_default=True,
+              help="Counting intervals the controller keeps.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the traffic demand.")
 def signals(
     file: Path, tcp: str, unit: int, tz_name: str, speed: float, start_text: str | None, no_tables: bool,
-    faults: tuple[str, ...],
+    faults: tuple[str, ...], interval_s: int, kept: int, seed: int,
 ) -> None:
     """A simulated signal controller on Modbus TCP; prints its mode, plan and alarm changes; runs until interrupted."""
     host, _, port_text = tcp.rpartition(":")
@@ -224,7 +255,9 @@ def signals(
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--intersection") from None
     fault_list = [parse_fault(f) for f in faults]
-    controller = SignalController(timings.intersection, None if no_tables else timings, start=start, tz=tz)
+    counting = CountingUnit(timings, tz, interval_s=interval_s, kept=kept, seed=seed) if timings.detectors else None
+    controller = SignalController(timings.intersection, None if no_tables else timings, start=start, tz=tz,
+                                  counting=counting)
     asyncio.run(_run(controller, host, int(port_text), unit, speed, fault_list))
 
 

@@ -28,6 +28,18 @@ from zoneinfo import ZoneInfo
 
 from drivers.errors import DecodeError
 from drivers.traffic.config import Timings
+from drivers.traffic.counting import (
+    COUNTING_WORDS,
+    IR_COUNTING,
+    IR_INTERVALS,
+    SLOT_WORDS,
+    CountingHeader,
+    DetectorCount,
+    Interval,
+    encode_header,
+    encode_interval,
+)
+from drivers.traffic.detectors import CHATTERING, STUCK_OFF, STUCK_ON, Detector
 from drivers.traffic.model import MIN_CLEARANCE_RED_S, MIN_GREEN_S, GroupKind, Intersection, Plan, Position
 from drivers.traffic.registers import (
     POSITIONS,
@@ -44,6 +56,7 @@ from drivers.traffic.registers import (
 )
 from drivers.traffic.tables import active_at, switch_pairs
 from drivers.traffic.timeline import Aspect
+from simulators.traffic_demand import DemandModel, Lane, LaneInterval
 
 #: Seconds the sequencer may stand still while a plan runs before the monitor calls it a deadlock.
 DEADLOCK_S = 3
@@ -447,8 +460,11 @@ class _Command:
 class SignalController:
     """The controller: call `step()` once per second of its clock; commands and faults in between."""
 
-    def __init__(self, ix: Intersection, timings: Timings | None, *, start: datetime, tz: ZoneInfo) -> None:
+    def __init__(self, ix: Intersection, timings: Timings | None, *, start: datetime, tz: ZoneInfo,
+                 counting: CountingUnit | None = None) -> None:
         self.ix = ix
+        #: the detector card (traffic counts), apart from the sequencer: it counts whatever the signals show
+        self.counting = counting
         self.tz = tz
         self.n = len(ix.groups)
         self.clock_s = int(start.timestamp())
@@ -635,6 +651,8 @@ class SignalController:
     def step(self) -> None:
         self.clock_s += 1
         t = self.clock_s
+        if self.counting is not None:
+            self.counting.tick(t)
         self._expire(t)
         if self.phase is not Phase.FAILURE and self.block and crc32_words(self.block) != self.block_crc:
             self._fail(Trip(Alarm.CONFIGURATION, "stored tables fail their checksum"))
@@ -849,3 +867,103 @@ class SignalController:
 
 def _left(until: int, now: int) -> int:
     return max(0, min(until - now, 0xFFFF))
+
+
+DETECTOR_FAULTS = {"stuck-on": STUCK_ON, "stuck-off": STUCK_OFF, "chattering": CHATTERING}
+DEFAULT_INTERVAL_S = 60
+DEFAULT_KEPT = 16
+
+
+class CountingUnit:
+    """The controller's detector card: counts each interval from the demand model, keeps the last
+    `kept` intervals in its ring, and reports what a faulty detector would report."""
+
+    def __init__(self, timings: Timings, tz: ZoneInfo, *, interval_s: int = DEFAULT_INTERVAL_S,
+                 kept: int = DEFAULT_KEPT, seed: int = 1, demand: DemandModel | None = None) -> None:
+        self.detectors: tuple[Detector, ...] = timings.detectors
+        self.interval_s = interval_s
+        self.kept = kept
+        self.demand = demand or DemandModel(lanes_of(timings), tz=tz, seed=seed)
+        self._lanes = {(la.approach, la.lane): la for la in self.demand.lanes}
+        self.ring: dict[int, Interval] = {}
+        self.last_index = 0
+        self.faults: dict[str, str] = {}  # detector id -> STUCK_ON | STUCK_OFF | CHATTERING
+        self.started_s: int | None = None
+
+    def set_fault(self, detector: str, fault: str | None) -> None:
+        if all(d.id != detector for d in self.detectors):
+            raise KeyError(detector)
+        if fault is None:
+            self.faults.pop(detector, None)
+        else:
+            self.faults[detector] = DETECTOR_FAULTS.get(fault, fault)
+
+    def tick(self, clock_s: int) -> None:
+        """Called each second: closes the interval that ends now (not one the controller started within)."""
+        if self.started_s is None:
+            self.started_s = clock_s - 1  # counting since the second the controller started
+        if clock_s % self.interval_s:
+            return
+        index = clock_s // self.interval_s - 1
+        if index * self.interval_s < self.started_s:
+            return
+        counts = tuple(self._reading(d, index) for d in self.detectors)
+        self.ring[index % self.kept] = Interval(index, index * self.interval_s, self.interval_s, counts)
+        self.last_index = index
+
+    def lane_truth(self, index: int) -> dict[tuple[str, int], LaneInterval]:
+        """What really crossed each lane in interval `index` (the ground truth)."""
+        return {key: self.demand.interval(la, index, self.interval_s) for key, la in self._lanes.items()}
+
+    def _reading(self, d: Detector, index: int) -> DetectorCount:
+        truth = self.demand.interval(self._lanes[(d.approach, d.lane)], index, self.interval_s)
+        fault = self.faults.get(d.id)
+        if fault == STUCK_ON:
+            return DetectorCount(0, 1000, None, 0 if d.pair else None, 0 if d.pair else None)
+        if fault == STUCK_OFF:
+            return DetectorCount(0, 0, None, 0 if d.pair else None, 0 if d.pair else None)
+        if fault == CHATTERING:
+            noisy = truth.count * 5 + 25
+            return DetectorCount(noisy, truth.occupancy_permille // 3, None,
+                                 noisy if d.pair else None, 0 if d.pair else None)
+        if d.pair is None:
+            return DetectorCount(truth.count, truth.occupancy_permille, None, None, None)
+        if d.pair in self.faults:  # the pair's other loop is faulty: no speed, no classes
+            return DetectorCount(truth.count, truth.occupancy_permille, None, None, None)
+        return DetectorCount(truth.count, truth.occupancy_permille, truth.speed_dkmh, truth.light, truth.heavy)
+
+    def header(self) -> CountingHeader:
+        return CountingHeader(len(self.detectors), self.interval_s, self.last_index, self.kept)
+
+    def words(self, address: int, count: int) -> list[int]:
+        """Input registers address..address+count-1 of the counting area (IR_COUNTING and up)."""
+        out = []
+        header = encode_header(self.header())
+        slot_cache: dict[int, list[int]] = {}
+        for a in range(address, address + count):
+            if IR_COUNTING <= a < IR_COUNTING + COUNTING_WORDS:
+                out.append(header[a - IR_COUNTING])
+            elif a >= IR_INTERVALS:
+                slot, offset = divmod(a - IR_INTERVALS, SLOT_WORDS)
+                if slot not in slot_cache:
+                    iv = self.ring.get(slot)
+                    slot_cache[slot] = encode_interval(iv) if iv is not None and slot < self.kept else []
+                words = slot_cache[slot]
+                out.append(words[offset] if offset < len(words) else 0)
+            else:
+                out.append(0)
+        return out
+
+
+def lanes_of(timings: Timings) -> list[Lane]:
+    """The demand of each counted lane: busier on the approaches of plan 1's first stage (the main road)."""
+    ix = timings.intersection
+    main = timings.plans[0].stages[0].groups if timings.plans else frozenset()
+    approaches = list(dict.fromkeys(d.approach for d in timings.detectors))
+    lanes = {}
+    for d in timings.detectors:
+        group = ix.group(d.approach) if d.approach in ix.index else None
+        limit = (group.speed_limit_kmh if group is not None else None) or 50
+        lanes[(d.approach, d.lane)] = Lane(d.approach, d.lane, 600 if d.approach in main else 250, limit,
+                                           morning=approaches.index(d.approach) % 2 == 0)
+    return list(lanes.values())

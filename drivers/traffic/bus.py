@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,7 @@ from drivers.modbus.link import ExceptionReply, LinkDown, LinkError, NoReply, tc
 from drivers.model import Event, Record, RecordSink, Sample, Severity, Value
 from drivers.registry import Driver
 from drivers.traffic.config import Timings, load_timings
+from drivers.traffic.counter import CountReader
 from drivers.traffic.model import Position
 from drivers.traffic.registers import (
     HR_COMMIT,
@@ -106,6 +108,7 @@ class SignalsConfig:
     backup_time_s: int
     refresh_s: float
     timings: Timings  # the intersection file, loaded and parsed with the table
+    counts_cursor: Path | None = None  # where the last journalled counting interval is kept (drivers/traffic/counter.py)
 
 
 _KEYS = ("name", "type", "host", "port", "unit", "intersection", "timezone", "interval_s", "backup_time_s", "refresh_s")
@@ -139,7 +142,8 @@ def parse_config(raw: Mapping[str, Any], ctx: BusContext) -> SignalsConfig:
         timings = load_timings(path)
     except ConfigError as exc:
         raise ConfigError(f"{ctx.key}.intersection", f"{path}: {exc}") from None
-    return SignalsConfig(name, host, port, unit, path, tz, interval, backup, refresh, timings)
+    cursor = None if ctx.state_dir is None else ctx.state_dir / f"signals-{re.sub(r'[^A-Za-z0-9._-]', '_', name)}.counts.json"
+    return SignalsConfig(name, host, port, unit, path, tz, interval, backup, refresh, timings, cursor)
 
 
 def build(cfg: SignalsConfig, *, now: Clock = utc_now) -> SignalsBus:
@@ -180,6 +184,8 @@ class SignalsBus:
         self._refused_reported = False
         self._link_reported = False
         self._skew_reported = False
+        self._counts = CountReader(cfg.name, timings, cfg.timezone, read=self._read_inputs, emit=self._emit,
+                                   cursor_path=cfg.counts_cursor) if timings.detectors else None
 
     # ---- what the agent and the control plane call --------------------------------------
 
@@ -259,6 +265,8 @@ class SignalsBus:
             try:
                 async with self._lock:
                     await self._tick()
+                    if self._counts is not None:
+                        await self._counts.poll()
                 self._link_ok()
                 backoff = self.cfg.interval_s
             except (LinkDown, NoReply) as exc:  # no connection, or a controller that no longer answers
@@ -385,6 +393,9 @@ class SignalsBus:
             return decode_state(list(registers))
         except DecodeError as exc:
             raise DeviceError(self.cfg.name, f"state block: {exc}") from None
+
+    async def _read_inputs(self, address: int, count: int) -> Sequence[int]:
+        return await self._link.read(self.cfg.unit, 4, address, count)
 
     async def _write(self, address: int, values: list[int]) -> None:
         await self._link.write(self.cfg.unit, address, values, multiple=True)

@@ -52,6 +52,7 @@ from typing import Any
 
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError
+from drivers.traffic.detectors import Counting, Detector, parse_detectors
 from drivers.traffic.model import (
     MAX_GROUPS,
     MAX_PLAN_NUMBER,
@@ -74,6 +75,7 @@ _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 #: Register-map limits (one word per stage count, switch count).
 MAX_STAGES = 16
 MAX_SWITCHES = 48
+_SECTIONS = ("intersection", "plan", "day_table", "week", "special_days", "detector", "counting")
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,9 @@ class Timings:
     intersection: Intersection
     plans: tuple[Plan, ...]
     schedule: Schedule
+    #: the detectors and their fault thresholds: counting only, no part of what the controller checks
+    detectors: tuple[Detector, ...] = dataclasses.field(default=(), compare=False)
+    counting: Counting = dataclasses.field(default_factory=Counting, compare=False)
 
     def plan(self, number: int) -> Plan | None:
         return next((p for p in self.plans if p.number == number), None)
@@ -101,8 +106,8 @@ def load_timings(path: Path) -> Timings:
 def parse_timings(doc: Mapping[str, Any]) -> Timings:
     """Build Timings from a parsed document (a TOML file, or a pushed JSON document of the same shape)."""
     for key in doc:
-        if key not in ("intersection", "plan", "day_table", "week", "special_days"):
-            raise ConfigError(key, "unknown section; known: intersection, plan, day_table, week, special_days")
+        if key not in _SECTIONS:
+            raise ConfigError(key, f"unknown section; known: {', '.join(_SECTIONS)}")
     if "intersection" not in doc:
         raise ConfigError("intersection", "missing")
     ix = _intersection(doc["intersection"])
@@ -110,7 +115,8 @@ def parse_timings(doc: Mapping[str, Any]) -> Timings:
     tables = _day_tables(doc.get("day_table"))
     week = _week(doc.get("week"), tables)
     special = _special_days(doc.get("special_days", {}), tables)
-    return Timings(ix, plans, Schedule(tables, week, special))
+    detectors, counting = parse_detectors(doc.get("detector"), doc.get("counting"))
+    return Timings(ix, plans, Schedule(tables, week, special), detectors, counting)
 
 
 def _list(raw: Any, key: str, *, lo: int, hi: int) -> list[Any]:
