@@ -24,7 +24,7 @@ from tests.plugin_dist import install_entry_points, uninstall
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "adding-a-driver.md"
-BUILT_IN = {"modbus-tcp", "modbus-rtu", "ble", "tic", "mbus", "signals", "lorawan-chirpstack", "cameras"}
+BUILT_IN = {"modbus-tcp", "modbus-rtu", "ble", "tic", "mbus", "signals", "lorawan-chirpstack", "cameras", "gnss"}
 CTX = BusContext("bus[0]", ROOT)
 
 
@@ -154,6 +154,7 @@ def test_building_a_bus_of_each_built_in_type_opens_nothing(tmp_path: Path) -> N
         {"name": "lora", "type": "lorawan-chirpstack", "port": 1,
          "sensor": [{"dev_eui": "70b3d54b10000001", "space": "pk-1", "model": "bosch-pls"}]},
         {"name": "cams", "type": "cameras", "camera": [{"id": "cam-1", "host": "127.0.0.1", "stream": [{"path": "/s"}]}]},
+        {"name": "gps", "type": "gnss", "port": str(tmp_path / "ttyS6"), "io": {"host": "127.0.0.1", "cycle_bit": 1}},
     ]
     specs = [parse_bus(raw, ctx) for raw in tables]  # parsing may read the files a table names
     assert {spec.type for spec in specs} == BUILT_IN
