@@ -170,6 +170,7 @@ class CameraBus:
             try:
                 probe = await client.probe_stream(w.cfg.host, s.port, s.path, self.cfg.timeout_s, w.cfg.credentials)
             except client.Unreachable as exc:
+                self._count(w, "timeout")
                 unreached.append((s, str(exc)))
                 continue
             except DecodeError as exc:
@@ -180,7 +181,6 @@ class CameraBus:
         if not answered:
             return "; ".join(reasons + [f"RTSP {s.path}: {why}" for s, why in unreached])
         for s, why in unreached:
-            self._count(w, "timeout")
             self._emit(self.judge.open_fault(w.cfg.id, STREAM_UNAVAILABLE, Severity.MAJOR, now_ms(),
                                              {"stream": s.path, "rtsp_status": None, "reason": why}, s.path))
         return None

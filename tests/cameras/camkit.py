@@ -16,6 +16,7 @@ from drivers.model import Event, Record, Sample
 from drivers.registry import parse_bus
 from simulators.cameras import CameraSim, write_bus_files
 
+PASSWORD = "Pa55-w0rd-4-cams!"  # distinctive: tests grep for it in logs, events and answers
 FAST = {"interval_s": 0.05, "retries": 2, "timeout_s": 1.0, "pull_timeout_s": 0.3, "sample_interval_s": 0.2,
         "group_window_s": 0.4}
 
@@ -54,7 +55,7 @@ def bus_table(folder: Path, cams: list[CameraSim], **overrides: Any) -> dict[str
 @asynccontextmanager
 async def cabinet(folder: Path, count: int = 2, **overrides: Any) -> AsyncIterator[Cabinet]:
     """`count` cameras online, the bus running on them; everything stopped on the way out."""
-    cams = [CameraSim(f"cam-{i + 1}") for i in range(count)]
+    cams = [CameraSim(f"cam-{i + 1}", password=PASSWORD) for i in range(count)]
     for cam in cams:
         await cam.go_online()
     try:

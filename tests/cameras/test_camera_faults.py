@@ -106,8 +106,8 @@ async def test_an_untrusted_gateway_clock_judges_no_camera_clock(tmp_path: Path)
     async with cabinet(tmp_path, 1) as cab:
         cab.bus.time_sync = _Unsynchronised()
         cab.cams[0].drift_s = 40.0
-        await cab.until(lambda: float((cab.samples("cam-1") or [None])[-1].values["clock_drift_s"] or 0) > 30
-                        if cab.samples("cam-1") else False)
+        await cab.until(lambda: cab.samples("cam-1")
+                        and float(cab.samples("cam-1")[-1].values["clock_drift_s"] or 0) > 30)
         assert cab.events("camera_clock_drift") == []
 
 
