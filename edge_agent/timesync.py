@@ -1,7 +1,14 @@
-"""How far the gateway's clock can be trusted, as the kernel knows it (adjtimex(2), read-only).
+"""How far the gateway's clock can be trusted: as the kernel knows it (adjtimex(2), read-only), or by GNSS.
 
 Every sample is stamped with this clock, so the technician's `status` shows whether NTP (or
 chrony, or a GPS) keeps it synchronised and the kernel's error bound. Reading needs no privilege.
+
+A vehicle gateway often has no NTP: there, a running gnss bus whose receiver has a fix is the
+time source (drivers/gnss/clock.py: the last RMC with a fix, carried on the monotonic clock for
+the bus's clock_holdover_s). `clock_quality()` and `KernelTimeSync` count it: the clock is
+synchronised when the kernel says so, or when a GNSS clock is trusted and the system clock agrees
+with it within GNSS_AGREEMENT_MS (a system clock far off GNSS time is not a trusted clock, whatever
+the receiver knows: the gnss bus raises `system_clock_offset` for it).
 """
 
 from __future__ import annotations
@@ -10,10 +17,15 @@ import ctypes
 import ctypes.util
 import functools
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from drivers.gnss.clock import GnssClock, active
 
 _TIME_ERROR = 5  # adjtimex's return value while the clock is not synchronised
 _STA_UNSYNC = 0x0040
+#: how far the system clock may be from a trusted GNSS clock and still count as synchronised by it
+GNSS_AGREEMENT_MS = 2000
 
 
 class _Timex(ctypes.Structure):
@@ -36,10 +48,11 @@ class ClockQuality:
     max_error_ms: float | None = None
     est_error_ms: float | None = None
     reason: str | None = None
+    source: str | None = None  # "kernel" (NTP, chrony ...) or "gnss"; None when not synchronised
 
     def to_doc(self) -> dict[str, object]:
         return {"synchronised": self.synchronised, "max_error_ms": self.max_error_ms,
-                "est_error_ms": self.est_error_ms, "reason": self.reason}
+                "est_error_ms": self.est_error_ms, "reason": self.reason, "source": self.source}
 
 
 @functools.cache
@@ -48,7 +61,7 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
-def clock_quality() -> ClockQuality:
+def kernel_clock_quality() -> ClockQuality:
     if not sys.platform.startswith("linux"):
         return ClockQuality(None, reason=f"adjtimex is Linux only ({sys.platform})")
     tx = _Timex()  # modes = 0: read only
@@ -57,11 +70,49 @@ def clock_quality() -> ClockQuality:
         return ClockQuality(None, reason=f"adjtimex failed: errno {ctypes.get_errno()}")
     synced = state != _TIME_ERROR and not tx.status & _STA_UNSYNC
     return ClockQuality(synced, tx.maxerror / 1000, tx.esterror / 1000,
-                        None if synced else "the kernel reports the clock as not synchronised (no NTP?)")
+                        None if synced else "the kernel reports the clock as not synchronised (no NTP?)",
+                        "kernel" if synced else None)
+
+
+class GnssTimeSync:
+    """A GNSS receiver with a fix as the time source: a running gnss bus's clock that the system clock agrees with."""
+
+    def __init__(self, clocks: Callable[[], list[GnssClock]] = active) -> None:
+        self._clocks = clocks
+
+    def offset_ms(self) -> int | None:
+        """System clock minus GNSS time, by the first trusted GNSS clock; None without one."""
+        for clock in self._clocks():
+            offset = clock.offset_ms()
+            if offset is not None:
+                return offset
+        return None
+
+    def is_synchronized(self) -> bool:
+        offset = self.offset_ms()
+        return offset is not None and abs(offset) <= GNSS_AGREEMENT_MS
+
+
+def clock_quality(gnss: GnssTimeSync | None = None) -> ClockQuality:
+    """The kernel's view, or a trusted GNSS clock's when the kernel has no time source."""
+    kernel = kernel_clock_quality()
+    if kernel.synchronised:
+        return kernel
+    gnss = gnss or GnssTimeSync()
+    offset = gnss.offset_ms()
+    if offset is None:
+        return kernel
+    if abs(offset) > GNSS_AGREEMENT_MS:
+        return ClockQuality(False, abs(offset), abs(offset), f"the system clock is {offset / 1000:+.1f} s off GNSS time")
+    return ClockQuality(True, abs(offset), abs(offset), None, "gnss")
 
 
 class KernelTimeSync:
-    """The lighting service's time source check: whether NTP/chrony/timesyncd keeps the clock synchronised."""
+    """The lighting service's time source check: whether NTP/chrony/timesyncd keeps the clock synchronised,
+    or, on a gateway without them (a vehicle), a GNSS receiver with a fix."""
+
+    def __init__(self, gnss: GnssTimeSync | None = None) -> None:
+        self.gnss = gnss or GnssTimeSync()
 
     def is_synchronized(self) -> bool:
-        return clock_quality().synchronised is True
+        return clock_quality(self.gnss).synchronised is True

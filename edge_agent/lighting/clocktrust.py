@@ -25,7 +25,10 @@ CLOCK_CHECK_S = 60.0
 
 class TimeSync(Protocol):
     def is_synchronized(self) -> bool:
-        """Whether a time source (NTP, GPS, the CMS) disciplines the clock right now."""
+        """Whether a time source (NTP, GNSS, the CMS) disciplines the clock right now.
+
+        edge_agent.timesync.KernelTimeSync counts the kernel's NTP and, on a vehicle gateway, a gnss
+        bus's receiver with a fix (GnssTimeSync alone: GNSS only)."""
 
 
 class ClockMode(StrEnum):
