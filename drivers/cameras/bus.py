@@ -39,6 +39,7 @@ ONVIF_FAILURE = "camera_onvif_failure"
 STREAM_UNAVAILABLE = "camera_stream_unavailable"
 STREAM_CHANGED = "camera_stream_changed"
 CLOCK_DRIFT = "camera_clock_drift"
+IDENTIFIED = "camera_identified"
 EARLIEST_TRUSTED_YEAR = 2020
 
 
@@ -56,6 +57,7 @@ class _Watch:
     events_path: str | None = None
     streams_ok: int = 0
     next_sample: float = 0.0
+    identified: bool = False
 
     def camera_now(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.drift_s or 0.0)
@@ -123,6 +125,9 @@ class CameraBus:
             if reason is None:
                 st.state, st.consecutive_failures, st.last_error = "ok", 0, None
                 self._emit(*self.judge.reachable(w.cfg.id, ts))
+                if not w.identified:  # once a run: how the collector learns which devices are cameras
+                    w.identified = True
+                    self._emit(Event(w.cfg.id, ts, IDENTIFIED, Severity.INFO, _identity(w)))
                 delay = self.cfg.interval_s
             else:
                 st.consecutive_failures += 1
@@ -287,6 +292,13 @@ class CameraBus:
             self._emit(self.judge.open_fault(w.cfg.id, sig.code, sig.severity, ts, detail, sig.source))
         else:
             self._emit(self.judge.clear(w.cfg.id, sig.code, ts, sig.source, detail))
+
+
+def _identity(w: _Watch) -> dict[str, Any]:
+    out: dict[str, Any] = {"streams": len(w.cfg.streams), "onvif": bool(w.cfg.onvif_port)}
+    if w.info is not None:
+        out.update(manufacturer=w.info.manufacturer, model=w.info.model, firmware=w.info.firmware)
+    return out
 
 
 def _path_of(url: str) -> str:

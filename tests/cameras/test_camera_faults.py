@@ -19,7 +19,10 @@ async def test_a_healthy_camera_is_sampled_with_its_identity_and_clock(tmp_path:
         assert values["firmware"] == "V5.7.3 build 240612" and values["manufacturer"] == "Citygate Sim"
         assert abs(float(values["clock_drift_s"] or 0)) <= 1.0
         assert cab.bus.states()[0].state == "ok"
-        assert cab.events() == []
+        (identified,) = cab.events()  # and nothing else: a healthy camera raises nothing
+        assert identified.code == "camera_identified" and identified.detail == {
+            "streams": 1, "onvif": True, "manufacturer": "Citygate Sim", "model": "SIM-IPC-2",
+            "firmware": "V5.7.3 build 240612"}
         # health only: never a SETUP or a PLAY, so never a frame
         assert cab.cams[0].requests.get("DESCRIBE", 0) >= 1
         assert "SETUP" not in cab.cams[0].requests and "PLAY" not in cab.cams[0].requests
