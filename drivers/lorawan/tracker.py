@@ -1,10 +1,11 @@
 """Per-sensor state of a bus of parking sensors, without I/O: uplinks and status events in,
 Samples and Events out.
 
-- Frame counters: an uplink whose fCnt is not above the last accepted one is either a
-  duplicate / late re-delivery (its network time is not after the last accepted uplink's: dropped,
-  reported as `uplink_duplicate`, never a second state change) or a device reset (the counter
-  restarted and the frame is newer: reported as `sensor_reset`, then accepted).
+- Frame counters and network time: a frame older than the last accepted one (by the network
+  server's `time`), or as old with an fCnt not above it, is a duplicate or a late re-delivery:
+  dropped, reported as `uplink_duplicate`, never a second state change (a late frame from before
+  a device reset is caught by its time, whatever its counter). A newer frame whose fCnt is not
+  above the last one is a device reset (the counter restarted): `sensor_reset`, then accepted.
 - Silence: a sensor heard of nothing for longer than its heartbeat period (plus a grace for the
   radio) makes its space `unknown` (a sample), never `free`, and `sensor_silent`; its next frame
   brings `sensor_back` and its state.
@@ -69,10 +70,11 @@ class Tracker:
         if st is None:
             return self._unknown(up.dev_eui, up.time_ms)
         out: list[Record] = []
+        if st.last_fcnt is not None and st.last_time_ms is not None and (
+                up.time_ms < st.last_time_ms or (up.time_ms == st.last_time_ms and up.f_cnt <= st.last_fcnt)):
+            return self._repeat(st, "uplink_duplicate", up.time_ms, now_s, Severity.INFO,
+                                {"fcnt": up.f_cnt, "last_fcnt": st.last_fcnt})
         if st.last_fcnt is not None and up.f_cnt <= st.last_fcnt:
-            if st.last_time_ms is not None and up.time_ms <= st.last_time_ms:
-                return self._repeat(st, "uplink_duplicate", up.time_ms, now_s, Severity.INFO,
-                                    {"fcnt": up.f_cnt, "last_fcnt": st.last_fcnt})
             _count(st, "reset")
             out.append(Event(st.sensor.space, up.time_ms, "sensor_reset", Severity.MINOR,
                              {"fcnt": up.f_cnt, "last_fcnt": st.last_fcnt}))

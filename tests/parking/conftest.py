@@ -1,0 +1,82 @@
+"""Parking fixtures: a real Mosquitto on a free port (anonymous, as a network server's local broker
+often is on its loopback), started and killed by the test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from drivers.base import BusContext
+from drivers.lorawan.bus import LorawanBus
+from drivers.model import Record
+from drivers.registry import parse_bus
+from simulators.mosquitto import Mosquitto
+from simulators.parking import Faults, ParkingSim, publish, spaces_of, write_sensors_csv
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    b = Mosquitto(tmp_path / "broker", persistence=False)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.kill()
+
+
+@dataclass
+class Field:
+    """One run of the simulated street sensors through Mosquitto to a lorawan-chirpstack bus."""
+
+    sim: ParkingSim
+    records: list[Record]
+    bus: LorawanBus
+    sent: int
+
+
+HEARTBEAT_S = 1.0  # the sensors' heartbeat (sim time runs at wall speed) and the bus's setting
+GRACE_S = 0.8
+RUN_S = 4.5
+FAULTS = Faults(silent=0.15, flapping=0.1, low_battery=0.15, duplicate=0.1, late=0.1, reset=0.05)
+
+
+async def run_field(broker: Mosquitto, folder: Path) -> Field:
+    spaces = spaces_of()  # configs/parking: the inventory the collector loads too
+    write_sensors_csv(spaces, folder / "sensors.csv", HEARTBEAT_S)
+    table = {"name": "lora0", "type": "lorawan-chirpstack", "port": broker.port, "sensors_file": "sensors.csv",
+             "silence_grace_s": GRACE_S, "tick_s": 0.1, "client_id": f"test-{folder.name}"}
+    bus = parse_bus(table, BusContext("bus[0]", folder)).build()
+    assert isinstance(bus, LorawanBus)
+    records: list[Record] = []
+    task = asyncio.create_task(bus.run(records.append))
+    try:
+        async with asyncio.timeout(10):
+            while not bus.connected:
+                await asyncio.sleep(0.02)
+        sim = ParkingSim(spaces, int(time.time() * 1000), heartbeat_s=HEARTBEAT_S, mean_stay_s=1.5, faults=FAULTS,
+                         seed=7)
+        sent = await publish(sim, "127.0.0.1", broker.port, speed=1.0, duration_s=RUN_S, tick_s=0.05)
+        await asyncio.sleep(0.4)  # the broker delivers what is in flight
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return Field(sim, records, bus, sent)
+
+
+@pytest.fixture(scope="module")
+def field(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Field]:
+    """Run once per module, shared by its tests (the run takes RUN_S seconds)."""
+    folder = tmp_path_factory.mktemp("field")
+    b = Mosquitto(folder / "broker", persistence=False)
+    b.start()
+    try:
+        yield asyncio.run(run_field(b, folder))
+    finally:
+        b.kill()
