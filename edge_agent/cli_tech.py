@@ -156,6 +156,9 @@ def attention_of_status(doc: Mapping[str, Any]) -> list[str]:
         out.append("devices not ok: " + ", ".join(f"{v} {k}" for k, v in sorted(bad.items())))
     if doc["clock"]["synchronised"] is False:
         out.append("clock not synchronised")
+    usage = doc.get("usage")  # an agent older than the usage counts has none
+    if usage and usage["warning"]:
+        out.append(usage["warning"])
     return out
 
 
@@ -179,16 +182,39 @@ def status_table(doc: Mapping[str, Any]) -> Table:
     dev = doc["devices"]
     t.add_row("devices", f"{dev['total']} total: " + ", ".join(
         f"{v} {k}" for k, v in sorted(dev.items()) if k != "total") if dev["total"] else "none configured")
+    usage = doc.get("usage")
+    if usage:
+        for name, text in usage_rows(usage):
+            t.add_row(name, text)
     t.add_row("local api", f"{doc['local_api']['socket']}, write calls "
                            f"{'enabled' if doc['local_api']['technician'] else 'disabled'}")
     t.add_row("versions", ", ".join(f"{k} {v}" for k, v in doc["versions"].items()))
     return t
 
 
+def usage_rows(usage: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The status rows of what the gateway spent: uplink data (UTC day and month) and disk writes."""
+    from edge_agent.uplink_usage import data_text as data
+
+    today, month = usage["uplink_today"], usage["uplink_month"]
+    rows = [("data today", f"{data(today['sent'] + today['received'])} uplink ({data(today['sent'])} sent,"
+                           f" {data(today['received'])} received); {data(usage['disk_written_today'])} written"
+                           f" to disk ({usage['day']} UTC)")]
+    line = f"{data(month['sent'] + month['received'])} uplink in {usage['month']}"
+    if usage["monthly_budget_bytes"] is not None:
+        line += f" of a {data(usage['monthly_budget_bytes'])} budget"
+    if usage["projected_month_bytes"] is not None:
+        line += f"; {data(usage['projected_month_bytes'])} by the month's end at this rate"
+    rows.append(("data month", line))
+    return rows
+
+
 @click.command()
 @agent_options
 def status(socket: Path | None, config_file: Path | None, as_json: bool) -> None:
-    """Uptime, loops, uplink, broker, clock, journal backlog, versions. Exit 1 if anything needs attention."""
+    """Uptime, loops, uplink, broker, clock, journal backlog, versions. Exit 1 if anything needs attention.
+
+    Also the data the gateway spent: uplink bytes today and this month, disk writes today."""
     path = socket_path(socket, config_file)
     doc = ask(path, lambda c: c.call("GET", "status"))
     attention = attention_of_status(doc)

@@ -17,6 +17,10 @@ Example::
     token_file = "/etc/citygate/token"   # or token = "..."; mode 0600, the service user's only
     ca_file = "/etc/citygate/ca.pem"     # optional: default is the system CAs
     allow_cleartext = false              # http:// to anything but loopback needs this set to true
+    batch_max_age_s = 300                # records wait up to this long to share a batch (0, the default: sent at
+                                         # once); a major or critical event is sent at once (edge_agent.uploader)
+    encoding = "gzip"                    # or "zstd" (with the shipped dictionary, citygate_wire.compression)
+    monthly_budget_mb = 30               # optional: `status` warns when the month's data will pass it
 
     [journal]
     max_records = 5000000                # oldest samples go first beyond this, events never
@@ -51,6 +55,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import SplitResult, urlsplit
 
+from citygate_wire.compression import ENCODINGS
 from drivers.base import BusContext
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError
@@ -84,6 +89,9 @@ class UplinkConfig:
     batch_max_records: int = 5000
     batch_max_bytes: int = 2_000_000
     backoff_max_s: float = 300.0
+    batch_max_age_s: float = 0.0
+    encoding: str = "gzip"
+    monthly_budget_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -254,6 +262,10 @@ def _uplink(raw: Any, base: Path) -> UplinkConfig:
         if parts.scheme != "https":
             raise ConfigError("uplink.ca_file", "a CA file only makes sense with an https:// URL")
         check_ca_file(ca_file, "uplink.ca_file")
+    encoding = t.text("encoding", "gzip")
+    if encoding not in ENCODINGS:
+        raise ConfigError("uplink.encoding", f"{encoding!r}: expected one of {', '.join(ENCODINGS)}")
+    budget_mb = t.number("monthly_budget_mb", 0, lo=0, hi=10**9)
     cfg = UplinkConfig(
         url=url.rstrip("/"),
         token=token,
@@ -263,6 +275,9 @@ def _uplink(raw: Any, base: Path) -> UplinkConfig:
         batch_max_records=t.integer("batch_max_records", 5000, lo=1, hi=100_000),
         batch_max_bytes=t.integer("batch_max_bytes", 2_000_000, lo=10_000, hi=8_000_000),
         backoff_max_s=t.number("backoff_max_s", 300.0, lo=0.1, hi=86_400),
+        batch_max_age_s=t.number("batch_max_age_s", 0.0, lo=0, hi=86_400),
+        encoding=encoding,
+        monthly_budget_mb=budget_mb or None,  # 0: no budget
     )
     t.done()
     return cfg

@@ -16,7 +16,8 @@ journalled as an event, so the collector learns who tested which lamp.
 
 Endpoints (all under /v1):
 
-    GET    status                       uptime, versions, loops, uplink, broker, clock, journal, devices
+    GET    status                       uptime, versions, loops, uplink, broker, clock, journal, devices,
+                                        usage (uplink bytes today and this month, disk writes today, budget)
     GET    devices                      every device of every bus, with its poller's last state
     GET    devices/{device}/live        one live read (502 if the device does not answer)
     GET    journal                      counts, size, drops
@@ -360,7 +361,15 @@ class LocalApi:
                         "size_bytes": stats.size_bytes, "dropped_total": stats.dropped_total},
             "devices": {"total": len(states), **by_state},
             "local_api": {"socket": str(self.path), "technician": self.config.technician},
+            "usage": self._usage(),
         })
+
+    def _usage(self) -> dict[str, Any] | None:
+        uploader = self.ctx.services.uploader
+        if uploader is None:
+            return None
+        uploader.usage.sample_disk()
+        return uploader.usage.doc()
 
     async def devices(self, request: Request) -> Response:
         doc = []

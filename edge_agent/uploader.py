@@ -1,7 +1,8 @@
 """Sends the journal to the collector in sequence order, and deletes only what the collector acknowledged.
 
-gzip JSON batches, bounded in records and bytes, POSTed with the gateway's bearer token over one
-keep-alive connection. Failures back off exponentially with full jitter. With an https:// URL
+Compressed JSON batches (gzip, or zstd with the shipped dictionary: `[uplink] encoding`,
+citygate_wire.compression), bounded in records and bytes, POSTed with the gateway's bearer token
+over one keep-alive connection. Failures back off exponentially with full jitter. With an https:// URL
 the server certificate is verified (system CAs, or the configured CA file) and a failed handshake
 is an error that backs off like any other: there is no fall-back to plain HTTP.
 
@@ -18,6 +19,12 @@ reported as `clock_suspect` too. A batch that fails for any other reason is sent
 back-off; once the same batch has failed for longer than `stall_limit_s`, `stall()` says so and
 the uploader's health is bad (edge_agent.health): the agent's own loops all look busy while the
 gateway's data no longer leaves it.
+
+A cellular plan is paid by the byte, and each POST costs headers both ways, and a new connection a
+TLS handshake, whatever it carries: with `batch_max_age_s` records wait up to that long to share one
+batch (a full batch, or a major or critical event, goes at once). Every exchange's bytes, as the
+kernel counted them on the connection, go to the usage meter (edge_agent.uplink_usage) that
+`citygate-agent status` reads. bench/bench_uplink.py measures a cabinet-day through a counting proxy.
 """
 
 from __future__ import annotations
@@ -34,7 +41,6 @@ import socket
 import ssl
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -43,10 +49,12 @@ from urllib.parse import urlsplit
 import orjson
 
 from citygate_wire.common import FUTURE_TIMESTAMP, PATH, VERSION
-from drivers.model import Event, Severity
+from citygate_wire.compression import Compressor, Encoding
+from drivers.model import Event, Record, Severity
 from edge_agent.clock import Clock, epoch_ms
 from edge_agent.config import GatewayConfig, UplinkConfig
 from edge_agent.journal import Journal, PendingBatch
+from edge_agent.uplink_usage import TcpCount, UsageMeter, tcp_count
 
 log = logging.getLogger("citygate.uploader")
 
@@ -58,6 +66,8 @@ STALL_LIMIT_S = 900.0
 CLOCK_SUSPECT = "clock_suspect"
 #: the device a `clock_suspect` names when the clock in doubt is the gateway's own
 GATEWAY_CLOCK = "clock"
+#: events that do not wait for the batch's age
+URGENT = frozenset({Severity.MAJOR, Severity.CRITICAL})
 
 
 class UploadError(Exception):
@@ -90,16 +100,16 @@ def ssl_context(uplink: UplinkConfig) -> ssl.SSLContext | None:
     return ssl.create_default_context(cafile=str(uplink.ca_file) if uplink.ca_file else None)
 
 
-def gzip_batch(head: bytes, records: list[bytes]) -> bytes:
-    """gzip of `head`, the JSON array of `records`, and "}", compressed record by record: a 2 MB batch is
-    never copied whole (joined, then wrapped) before compression."""
-    compressor = zlib.compressobj(level=6, wbits=31)  # wbits=31: gzip container
-    out = [compressor.compress(head + b"[")]
-    for i, record in enumerate(records):
-        out.append(compressor.compress(b"," + record if i else record))
-    out.append(compressor.compress(b"]}"))
-    out.append(compressor.flush())
-    return b"".join(out)
+def batch_body(compressor: Compressor, head: bytes, records: list[bytes]) -> bytes:
+    """The compressed batch: `head`, the JSON array of `records`, and "}"."""
+    return compressor.compress(_pieces(head, records))
+
+
+def _pieces(head: bytes, records: list[bytes]) -> list[bytes]:
+    out = [head + b"["]
+    out += (b"," + record if i else record for i, record in enumerate(records))
+    out.append(b"]}")
+    return out
 
 
 class Uploader:
@@ -115,11 +125,17 @@ class Uploader:
         self._netloc = url.netloc.rpartition("@")[2]
         self._endpoint = url.path + PATH
         self._tls = ssl_context(uplink)
+        encoding: Encoding = "zstd" if uplink.encoding == "zstd" else "gzip"
+        self._compressor = Compressor(encoding)
         self._headers = {
             "Authorization": f"Bearer {uplink.token}",
             "Content-Type": "application/json",
-            "Content-Encoding": "gzip",
+            "Content-Encoding": encoding,
         }
+        self.usage = UsageMeter(gateway.state_dir, clock, _budget_bytes(uplink))
+        self._counted = TcpCount()  # the open connection's counts already added to the usage
+        self._urgent = False
+        journal.observers.append(self._on_record)
         self._conn: http.client.HTTPConnection | None = None
         self._max_records = uplink.batch_max_records
         self._in_flight: list[int] = []
@@ -136,8 +152,8 @@ class Uploader:
                 self.heartbeat()
                 back_off = False
                 try:
-                    if await self.upload_once() == 0:
-                        await self._wait_for_data()
+                    if await self.upload_once() < self._max_records:  # the journal is drained
+                        await self._gather()
                 except UploadError as exc:
                     self._failed(str(exc))
                     back_off = not await self._recover(exc)
@@ -146,6 +162,7 @@ class Uploader:
                     await asyncio.sleep(self._backoff())
         finally:
             self._close()
+            self.usage.save()
 
     async def upload_once(self) -> int:
         """Send the oldest pending batch; return how many records the collector acknowledged."""
@@ -160,11 +177,14 @@ class Uploader:
         if batch is None:
             return 0
         self._in_flight = batch.seqs
+        self._urgent = False
         try:
             ack = await self._send(conn, batch, deadline)
         except UploadError:
             self._batch_failed(batch.seqs[0])
             raise
+        finally:
+            self._count()
         await self.journal.ack(ack)
         self._succeeded(len(batch.records))
         return len(batch.records)
@@ -220,7 +240,7 @@ class Uploader:
 
     def _post(self, conn: http.client.HTTPConnection, batch: PendingBatch) -> tuple[int, bytes]:
         """In the worker thread: compress the batch (off the event loop), POST it, read the whole reply."""
-        body = gzip_batch(self._head, batch.records)
+        body = batch_body(self._compressor, self._head, batch.records)
         try:
             try:
                 conn.request("POST", self._endpoint, body, self._headers)
@@ -257,13 +277,17 @@ class Uploader:
 
     def _close(self) -> None:
         """Close the connection between exchanges (no worker holds it)."""
+        self._count()
         conn, self._conn = self._conn, None
+        self._counted = TcpCount()
         if conn is not None:
             conn.close()
 
     def _abandon(self) -> None:
         """Drop the connection a worker may still hold; the worker closes it when its call fails."""
+        self._count()
         conn, self._conn = self._conn, None
+        self._counted = TcpCount()
         if conn is not None and conn.sock is not None:
             with contextlib.suppress(OSError):
                 # shutdown(2) of the plain socket, not SSLSocket.shutdown: it wakes a worker blocked in a read
@@ -335,6 +359,49 @@ class Uploader:
         ceiling = min(self.uplink.backoff_max_s, self.uplink.interval_s * 2 ** min(self.state.consecutive_failures, 20))
         return random.uniform(self.uplink.interval_s / 2, max(ceiling, self.uplink.interval_s))
 
+    def _count(self) -> None:
+        """Add what the open connection carried since the last count to the usage meter."""
+        sock = self._conn.sock if self._conn is not None else None
+        now = tcp_count(sock) if sock is not None else None
+        if now is not None:
+            self.usage.add_uplink(*now.since(self._counted))
+            self._counted = now
+        self.usage.sample_disk()
+        self.usage.save(time.monotonic())
+
+    def _on_record(self, record: Record) -> None:
+        if isinstance(record, Event) and record.severity in URGENT:
+            self._urgent = True
+
+    async def _gather(self) -> None:
+        """Return when the pending records make a batch worth its overhead: a full one, one that has waited
+        `batch_max_age_s`, or one holding an urgent event. Ticks the heartbeat at least every `interval_s`."""
+        if self.uplink.batch_max_age_s <= 0:
+            await self._wait_for_data()
+            return
+        loop = asyncio.get_running_loop()
+        # the oldest pending record may have waited already (a batch cut by its size in bytes, a restart)
+        oldest_ms = (await self.journal.stats()).oldest_ts_ms
+        waited_s = 0.0 if oldest_ms is None else max(0.0, (epoch_ms(self.clock.now()) - oldest_ms) / 1000)
+        waiting_since = loop.time() - waited_s if oldest_ms is not None else float("inf")
+        while True:
+            backlog = self.journal.backlog
+            if backlog >= self._max_records or self._urgent:
+                return
+            now = loop.time()
+            if not backlog:
+                waiting_since = float("inf")
+            elif waiting_since > now:
+                waiting_since = now
+            due = waiting_since + self.uplink.batch_max_age_s
+            if now >= due:
+                return
+            self.journal.new_data.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(self.uplink.interval_s, due - now)):
+                    await self.journal.new_data.wait()
+            self.heartbeat()
+
     async def _wait_for_data(self) -> None:
         self.journal.new_data.clear()
         try:
@@ -345,6 +412,10 @@ class Uploader:
             return
         # let a burst of appends gather into one batch
         await asyncio.sleep(min(self.uplink.interval_s, 0.5))
+
+
+def _budget_bytes(uplink: UplinkConfig) -> int | None:
+    return None if uplink.monthly_budget_mb is None else int(uplink.monthly_budget_mb * 1_000_000)
 
 
 _RECORD_POINTER = re.compile(r"^/records/(\d+)(/|$)")
