@@ -70,9 +70,9 @@ async def run_field(broker: Mosquitto, folder: Path) -> Field:
     return Field(sim, records, bus, sent)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def field(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Field]:
-    """Run once per module, shared by its tests (the run takes RUN_S seconds)."""
+    """Run once, shared by the tests of the bus and of the collector (the run takes RUN_S seconds)."""
     folder = tmp_path_factory.mktemp("field")
     b = Mosquitto(folder / "broker", persistence=False)
     b.start()
