@@ -14,6 +14,14 @@ own network. With it:
 - Open data, NGSI-LD, Open311 (residents), the OpenAPI document, /metrics and the gateways'
   batch endpoint (their own tokens) are as without the option.
 
+Roles (with or without the option): some data is for operators holding a role only, whatever
+else they may read. A feature declares the names (gateways, vehicles) whose data needs a role
+(`add_restricted`: collector.vehicles makes a police vehicle's gateway and name need `police`);
+`role_guard` answers 404, as for a name that does not exist, to every request of any route that
+names one of them, in its path or its query, unless the operator holds the role. Routes that list
+across names must leave the restricted ones out themselves (collector.vehicles does);
+tests/vehicles/test_vehicle_privacy.py calls every route of the app to catch one that does not.
+
 The cookie holds a random session id, never the operator's token: a stolen cookie is worth 12 h
 at most and ends at logout, and the token is typed once. The store keeps the id's SHA-256 with
 its expiry, so every collector instance on the store knows every session, and removing or
@@ -38,7 +46,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from urllib.parse import quote
 
 from aiohttp import web
@@ -111,6 +119,11 @@ class FailedLogins:
 
 
 LOGIN_LIMITER = web.AppKey("login_limiter", FailedLogins)
+
+#: names (of gateways, vehicles ...) whose data needs a role: name -> role; several features may add theirs
+RestrictedNames = Callable[[web.Application], Awaitable[Mapping[str, str]]]
+RESTRICTED = web.AppKey("restricted_names", list[RestrictedNames])
+_ROLES = web.RequestKey("operator_roles", frozenset)  # the operator's roles, looked up once a request
 
 
 def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -190,6 +203,49 @@ async def operator_name(request: web.Request) -> str | None:
 async def operator(request: web.Request) -> str:
     """The operator owning the request's bearer token (the control plane's API), or Problem 401."""
     return await bearer_owner(request, CONTROL_REALM, "operator", request.app[STORE].operator_for_token)
+
+
+async def operator_roles(request: web.Request) -> frozenset[str]:
+    """The roles of the operator a request comes from (bearer token or session cookie); none for anyone else."""
+    if _ROLES not in request:
+        name = await operator_name(request)
+        request[_ROLES] = frozenset() if name is None else await request.app[STORE].operator_roles(name)
+    roles: frozenset[str] = request[_ROLES]
+    return roles
+
+
+async def has_role(request: web.Request, role: str) -> bool:
+    return role in await operator_roles(request)
+
+
+def add_restricted(app: web.Application, names: RestrictedNames) -> None:
+    """Make the data of the names `names(app)` returns readable only with their role (role_guard)."""
+    if RESTRICTED not in app:
+        app[RESTRICTED] = []
+        app.middlewares.append(role_guard)
+    app[RESTRICTED].append(names)
+
+
+def _mentioned(request: web.Request) -> set[str]:
+    """Every name a request may be about: path parameters and query values, and their parts (an NGSI-LD
+    id `urn:ngsi-ld:Device:GW:DEVICE` names its gateway)."""
+    values = [*request.match_info.values(), *request.query.values()]
+    found = set(values)
+    for v in values:
+        found.update(p for p in v.replace("/", ":").replace(",", ":").split(":") if p)
+    return found
+
+
+@web.middleware
+async def role_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    mentioned = _mentioned(request)
+    if mentioned:
+        for names in request.app.get(RESTRICTED, []):
+            restricted = await names(request.app)
+            needed = {restricted[n] for n in mentioned if n in restricted}
+            if needed and not needed <= await operator_roles(request):
+                raise Problem(404, "not-found", "Not Found", f"{request.path}: no such resource")
+    return await handler(request)
 
 
 @web.middleware

@@ -18,6 +18,7 @@ from citygate_wire.common import now_ms
 from citygate_wire.mqtt import COLLECTOR_IDENTITY
 from collector.cli_db import db_option, read_secret
 from collector.control.acl import AclError, acl_file, gateway_name_problem, mosquitto_hash, password_file
+from collector.credentials import ROLES
 from collector.errors import CollectorError
 from collector.store import Store, open_store
 from collector.tokens import check_writable, hash_token, new_operator_token, write_private
@@ -196,11 +197,16 @@ def operator() -> None:
     """Control-centre operators (they send commands and handle alarms, by name)."""
 
 
+ROLE_OPTION = click.option("--role", "roles", multiple=True, type=click.Choice(sorted(ROLES)),
+                           help="A role the operator holds (repeatable): police opens the police vehicles' data.")
+
+
 @operator.command("add")
 @click.argument("name")
+@ROLE_OPTION
 @token_file_option
 @db_option
-def operator_add(name: str, token_file: Path | None, db_url: str) -> None:
+def operator_add(name: str, roles: tuple[str, ...], token_file: Path | None, db_url: str) -> None:
     """Register operator NAME and issue the bearer token of the control API (shown once, stored hashed)."""
     if not name.strip() or len(name) > 64 or not name.isprintable():
         raise click.BadParameter("1 to 64 printable characters", param_hint="NAME")
@@ -210,6 +216,8 @@ def operator_add(name: str, token_file: Path | None, db_url: str) -> None:
         async with open_store(db_url) as store:
             await store.add_operator(name, hash_token(token), now_ms())
             await store.audit(cli_actor(), "operator.add", name, "token issued", now_ms())
+            if roles:
+                await store.set_operator_roles(name, frozenset(roles), cli_actor(), now_ms())
 
     issue_token(token, token_file, add, f"operator {name}")
 
@@ -219,7 +227,22 @@ def operator_add(name: str, token_file: Path | None, db_url: str) -> None:
 def operator_list(db_url: str) -> None:
     """Operators, when they were added and their open login sessions."""
     for o in on_store(db_url, lambda store: store.operators()):
-        click.echo(f"{o.name}\tadded {when(o.created_ms)}\t{o.sessions} open session(s)")
+        roles = " ".join(sorted(o.roles)) or "no role"
+        click.echo(f"{o.name}\tadded {when(o.created_ms)}\t{o.sessions} open session(s)\t{roles}")
+
+
+@operator.command("roles")
+@click.argument("name")
+@ROLE_OPTION
+@click.option("--none", "no_role", is_flag=True, help="Take every role away.")
+@db_option
+def operator_roles(name: str, roles: tuple[str, ...], no_role: bool, db_url: str) -> None:
+    """Give operator NAME exactly the --role options (or --none); its open sessions follow at once."""
+    if bool(roles) == no_role:
+        raise click.UsageError("give one or more --role, or --none")
+    if not on_store(db_url, lambda store: store.set_operator_roles(name, frozenset(roles), cli_actor(), now_ms())):
+        raise click.ClickException(f"no operator named {name!r}")
+    click.echo(f"operator {name}: {' '.join(sorted(roles)) or 'no role'}")
 
 
 @operator.command("remove")
