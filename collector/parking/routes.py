@@ -92,10 +92,12 @@ async def get_now(request: web.Request) -> web.Response:
     inv = projector.inventory
     streets = [{"street": k, "name": inv.streets[k].name, "commune": inv.streets[k].commune, **c}
                for k, c in sorted(report.now_counts(spaces, "street").items()) if k in inv.streets]
-    zones = [{"zone": k, "name": inv.zones[k].name, "category": inv.zones[k].category,
-              "max_stay_min": inv.zones[k].max_stay_min, **c}
-             for k, c in sorted(report.now_counts(spaces, "zone").items()) if k in inv.zones]
     overstays = sorted(s.space for s in spaces if s.overstay_ms is not None)
+    zone_of = {s.space: s.zone for s in spaces}
+    zones = [{"zone": k, "name": inv.zones[k].name, "category": inv.zones[k].category,
+              "max_stay_min": inv.zones[k].max_stay_min, **c,
+              "overstays": sum(zone_of[o] == k for o in overstays)}
+             for k, c in sorted(report.now_counts(spaces, "zone").items()) if k in inv.zones]
     return json_response({"at": iso(projector.clock()), "streets": streets, "zones": zones, "overstays": overstays})
 
 
