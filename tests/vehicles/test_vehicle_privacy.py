@@ -97,6 +97,10 @@ PARAMS = {"gateway": "gw-police-1", "device": "gps", "vehicle": "police-1", "ins
 QUERY = {"gateway": "gw-police-1", "device": "gps", "vehicle": "police-1", "commune": "21231"}
 
 
+def fill_in(template: str, values: dict[str, str]) -> str:
+    return re.sub(r"\{([^}:]+)(:[^}]*)?\}", lambda m: values[m.group(1)], template)
+
+
 def every_request(app: web.Application) -> list[tuple[str, str]]:
     """(method, path) for every route of the app, its parameters filled twice: by name, and all with the
     police gateway's name."""
@@ -109,16 +113,16 @@ def every_request(app: web.Application) -> list[tuple[str, str]]:
             if route.method == "HEAD":
                 continue
             for fill in ({n: PARAMS.get(n, "1") for n in names}, dict.fromkeys(names, "gw-police-1")):
-                path = re.sub(r"\{([^}:]+)(:[^}]*)?\}", lambda m, f=fill: f[m.group(1)], template)
-                out.append((route.method, path))
+                out.append((route.method, fill_in(template, fill)))
     assert len(out) > 40, "the app's routes were not found"
     return sorted(set(out))
 
 
 async def read(w: Web, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
     """Status and body (the first 2 s of a stream that never ends)."""
-    kwargs: dict[str, object] = {"params": QUERY} if method == "GET" else {"json": {}}
-    async with w.session.request(method, w.url + path, headers=headers, allow_redirects=False, **kwargs) as resp:
+    get = method == "GET"
+    async with w.session.request(method, w.url + path, headers=headers, allow_redirects=False,
+                                 params=QUERY if get else None, json=None if get else {}) as resp:
         chunks: list[bytes] = []
         try:
             async with asyncio.timeout(2.0):
@@ -137,7 +141,8 @@ async def test_no_route_shows_a_police_position_or_trip_without_the_police_role(
         plain = await add_operator(store, "alice")
         police = await add_operator(store, "bob", frozenset({"police"}))
         requests = every_request(app)
-        leaks, seen_by_police = [], set()
+        leaks: list[str] = []
+        seen_by_police: set[tuple[str, str]] = set()
         for method, path in requests:
             for who, headers in (("anonymous", {}), ("operator without role", plain), ("police", police)):
                 status, body = await read(w, method, path, headers)
