@@ -110,10 +110,20 @@ class CameraSim:
     async def go_online(self) -> None:
         """Listen (again, on the same ports once they are known)."""
         onvif = await asyncio.start_server(self._serve_http, self.host, self.onvif_port, reuse_address=True)
-        rtsp = await asyncio.start_server(self._serve_rtsp, self.host, self.rtsp_port, reuse_address=True)
         self.onvif_port = onvif.sockets[0].getsockname()[1]
+        self._servers = [onvif]
+        await self.start_rtsp()
+
+    async def start_rtsp(self) -> None:
+        rtsp = await asyncio.start_server(self._serve_rtsp, self.host, self.rtsp_port, reuse_address=True)
         self.rtsp_port = rtsp.sockets[0].getsockname()[1]
-        self._servers = [onvif, rtsp]
+        self._servers.append(rtsp)
+
+    async def stop_rtsp(self) -> None:
+        """The RTSP server dies, ONVIF still answers (the camera's streaming process crashed)."""
+        rtsp = self._servers.pop()
+        rtsp.close()
+        await rtsp.wait_closed()
 
     async def go_offline(self) -> None:
         """Power cut: both ports refuse connections, open connections drop, subscriptions are lost."""
@@ -327,6 +337,10 @@ async def _inject(cam: CameraSim, fault: str) -> None:
         await cam.go_offline()
     elif name == "online":
         await cam.go_online()
+    elif name == "rtsp" and arg == "down":
+        await cam.stop_rtsp()
+    elif name == "rtsp" and arg == "up":
+        await cam.start_rtsp()
     elif name == "rtsp":
         cam.rtsp_status = int(arg or 200)
     elif name == "drift":
@@ -339,7 +353,7 @@ async def _inject(cam: CameraSim, fault: str) -> None:
 
 
 FAULT_HELP = ("SECONDS:CAMERA:FAULT (CAMERA: an id or *). FAULT: offline, online, rtsp=503, rtsp=404, "
-              "rtsp=200, drift=40, resolution=1280x720, tampering, tampering=off, scene_change, defocus, "
+              "rtsp=200, rtsp=down, rtsp=up, drift=40, resolution=1280x720, tampering, tampering=off, scene_change, defocus, "
               "video_loss, storage_failure")
 
 

@@ -58,6 +58,7 @@ class _Watch:
     streams_ok: int = 0
     next_sample: float = 0.0
     identified: bool = False
+    stream_misses: dict[str, int] = dataclasses.field(default_factory=dict)  # path -> polls in a row unanswered
 
     def camera_now(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.drift_s or 0.0)
@@ -176,16 +177,22 @@ class CameraBus:
                 probe = await client.probe_stream(w.cfg.host, s.port, s.path, self.cfg.timeout_s, w.cfg.credentials)
             except client.Unreachable as exc:
                 self._count(w, "timeout")
+                w.stream_misses[s.path] = w.stream_misses.get(s.path, 0) + 1
                 unreached.append((s, str(exc)))
                 continue
             except DecodeError as exc:
                 probe = client.StreamProbe(0, "", error=str(exc))
             answered = True
+            w.stream_misses[s.path] = 0
             ok += self._judge_stream(w, s, probe)
         w.streams_ok = ok
         if not answered:
             return "; ".join(reasons + [f"RTSP {s.path}: {why}" for s, why in unreached])
+        # a port that does not answer while ONVIF does: the stream is down after the retries (a single
+        # miss is most often the whole camera going down between the two requests)
         for s, why in unreached:
+            if w.stream_misses[s.path] < self.cfg.retries:
+                continue
             self._emit(self.judge.open_fault(w.cfg.id, STREAM_UNAVAILABLE, Severity.MAJOR, now_ms(),
                                              {"stream": s.path, "rtsp_status": None, "reason": why}, s.path))
         return None

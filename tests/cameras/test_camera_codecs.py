@@ -14,7 +14,7 @@ from drivers.cameras.sdp import VideoStream, parse_sdp
 from drivers.errors import DecodeError
 from simulators import camera_soap as soap
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # -- SDP ------------------------------------------------------------------------------------------
 

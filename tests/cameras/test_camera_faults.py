@@ -72,6 +72,20 @@ async def test_a_stream_refused_is_one_event_with_its_rtsp_status_then_cleared(t
         assert cab.events("camera_unreachable") == []  # ONVIF answered: the camera is there
 
 
+async def test_an_rtsp_port_that_stops_answering_while_onvif_does_is_a_stream_fault_without_status(
+        tmp_path: Path) -> None:
+    async with cabinet(tmp_path, 1) as cab:
+        cam = cab.cams[0]
+        await cab.until(lambda: cab.samples("cam-1"))
+        await cam.stop_rtsp()
+        await cab.until(lambda: cab.events("camera_stream_unavailable"))
+        (ev,) = cab.events("camera_stream_unavailable")
+        assert ev.detail["rtsp_status"] is None and "Connect call failed" in ev.detail["reason"]
+        await cam.start_rtsp()
+        await cab.until(lambda: cab.events("camera_stream_unavailable_cleared"))
+        assert cab.events("camera_unreachable") == []
+
+
 async def test_a_resolution_change_against_the_config_is_an_event_and_its_return_clears_it(tmp_path: Path) -> None:
     async with cabinet(tmp_path, 1) as cab:
         cam = cab.cams[0]
