@@ -77,3 +77,17 @@ def test_check_config_names_the_key_of_each_mistake(tmp_path: Path, change: dict
     with pytest.raises(ConfigError) as err:
         parse_bus(table, BusContext("bus[0]", tmp_path))
     assert err.value.key == key and reason in err.value.reason
+
+
+def test_the_example_gateway_lists_a_sensor_for_every_space_of_the_inventory() -> None:
+    """configs/gateways/dijon-lora.toml and configs/parking/21231.toml describe the same spaces."""
+    from edge_agent.config import load_config
+    from simulators.parking import spaces_of
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_config(root / "configs" / "gateways" / "dijon-lora.toml")
+    (spec,) = cfg.buses
+    assert spec.type == "lorawan-chirpstack"
+    listed = {s.space: s.model.name for s in spec.config.sensors}
+    assert listed == {s.space: s.model for s in spaces_of(root / "configs" / "parking")}
+    assert {s.heartbeat_s for s in spec.config.sensors} == {24 * 3600.0}  # the models' documented heartbeat
