@@ -3,6 +3,9 @@ event, and none of them is a second state change or a `free` the sensor never sa
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from drivers.lorawan import bosch, nwave
 from drivers.lorawan.models import MODELS
 from drivers.lorawan.reading import Kind
@@ -108,3 +111,20 @@ def test_a_bad_payload_and_an_unknown_device_are_reported_not_raised() -> None:
     stranger = Uplink("0000000000000001", T0, 1, 1, b"\x01", None, None)
     assert codes(t.uplink(stranger, 1.0)) == ["unknown_device"]
     assert t.uplink(stranger, 2.0) == []  # once per dev_eui
+
+
+FRAMES = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 40), st.sampled_from([0, 1, 2, 3, 6, 10, 99]),
+                            st.binary(max_size=6)), max_size=60)
+
+
+@given(FRAMES)
+@settings(max_examples=300, deadline=None)
+def test_any_sequence_of_frames_is_judged_without_an_exception_and_never_goes_back(frames: list) -> None:
+    t = tracker("nwave-nps4")
+    accepted: list[tuple[int, int]] = []
+    for fcnt, second, port, payload in frames:
+        for r in t.uplink(Uplink(EUI, T0 + second * 1000, fcnt, port, payload, -100, 1.0), 0.0):
+            if isinstance(r, Sample) and "fcnt" in r.values:
+                accepted.append((r.ts_ms, int(str(r.values["fcnt"]))))
+    assert [ts for ts, _ in accepted] == sorted(ts for ts, _ in accepted)  # never a frame older than one taken
+    assert len(accepted) == len(set(accepted))  # never the same frame twice
