@@ -10,6 +10,7 @@ from conftest import Field
 
 from drivers.base import BusContext
 from drivers.errors import ConfigError
+from drivers.lorawan.bus import LorawanConfig
 from drivers.model import Event, Sample
 from drivers.registry import parse_bus
 
@@ -87,7 +88,7 @@ def test_the_example_gateway_lists_a_sensor_for_every_space_of_the_inventory() -
     root = Path(__file__).resolve().parents[2]
     cfg = load_config(root / "configs" / "gateways" / "dijon-lora.toml")
     (spec,) = cfg.buses
-    assert spec.type == "lorawan-chirpstack"
+    assert spec.type == "lorawan-chirpstack" and isinstance(spec.config, LorawanConfig)
     listed = {s.space: s.model.name for s in spec.config.sensors}
     assert listed == {s.space: s.model for s in spaces_of(root / "configs" / "parking")}
     assert {s.heartbeat_s for s in spec.config.sensors} == {24 * 3600.0}  # the models' documented heartbeat
