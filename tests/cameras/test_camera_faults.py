@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,20 @@ async def test_one_camera_offline_is_one_event_after_the_retries_then_cleared(tm
         await cab.until(lambda: cab.events("camera_unreachable_cleared"))
         assert len(cab.events("camera_unreachable")) == 1
         assert cab.events("cameras_dark") == []
+
+
+async def test_an_unreachable_camera_is_asked_less_and_less_often_up_to_the_longest_backoff(tmp_path: Path) -> None:
+    async with cabinet(tmp_path, 2, max_backoff_s=0.4) as cab:
+        await cab.until(lambda: cab.samples("cam-1") and cab.samples("cam-2"))
+        await cab.cams[0].go_offline()
+        await cab.until(lambda: cab.events("camera_unreachable"))
+        before = {s.device: s.consecutive_failures for s in cab.bus.states()}["cam-1"]
+        await asyncio.sleep(2.0)
+        after = {s.device: s.consecutive_failures for s in cab.bus.states()}["cam-1"]
+        # every 0.05 s it would be 40 more polls; doubling to 0.4 s it is 5 or 6
+        assert 3 <= after - before <= 8, (before, after)
+        await cab.cams[0].go_online()
+        await cab.until(lambda: cab.events("camera_unreachable_cleared"), timeout_s=1.5)  # within one backoff
 
 
 async def test_a_cabinet_whose_cameras_all_go_dark_is_one_cabinet_event_not_one_per_camera(tmp_path: Path) -> None:
