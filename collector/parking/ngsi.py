@@ -73,17 +73,17 @@ async def stream(store: Store, kind: str) -> AsyncIterator[Entity]:
         for s in sorted(spaces, key=lambda s: spot_id(s.space)):
             yield spot(s)
         return
-    zones = {z.zone: z for z in await store.parking_zones()}
+    zones = {z.id: z for z in await store.parking_zones()}
     by_street: dict[str, list[SpaceRow]] = {}
     for s in spaces:
         by_street.setdefault(s.street, []).append(s)
-    for st in sorted(await store.parking_streets(), key=lambda st: street_id(st.street)):
-        mine = by_street.get(st.street)
+    for st in sorted(await store.parking_streets(), key=lambda st: street_id(st.id)):
+        mine = by_street.get(st.id)
         if not mine:
             continue
         observed = max((s.last_ms for s in mine if s.last_ms is not None), default=None)
         categories = sorted({SDM_CATEGORY[zones[s.zone].category] for s in mine if s.zone in zones})
-        yield {"id": street_id(st.street), "type": "OnStreetParking", "location": _point(st.lat, st.lon),
+        yield {"id": street_id(st.id), "type": "OnStreetParking", "location": _point(st.lat, st.lon),
                "name": _prop(st.name), "category": _prop(categories),
                "occupancyDetectionType": _prop(["singleSpaceDetection"]),
                "availableSpotNumber": _prop(sum(s.state == "free" for s in mine), observed),

@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from collector.parking.store import EventRow, HourRow, SpaceRow, ZoneRow
+from collector.parking.inventory import Zone
+from collector.parking.store import EventRow, HourRow, SpaceRow
 
 HOUR_MS = 3_600_000
 OCCUPIED, FREE, UNKNOWN = "occupied", "free", "unknown"
@@ -96,7 +97,7 @@ def open_hours(spaces: Iterable[SpaceRow], now_ms: int, first_ms: int) -> list[H
     return hour_rows(hours)
 
 
-def overstays(spaces: Iterable[SpaceRow], zones: Mapping[str, ZoneRow], now_ms: int) -> list[SpaceRow]:
+def overstays(spaces: Iterable[SpaceRow], zones: Mapping[str, Zone], now_ms: int) -> list[SpaceRow]:
     """Spaces of a blue zone occupied longer than the zone's limit, not reported yet."""
     out = []
     for s in spaces:
@@ -109,8 +110,8 @@ def overstays(spaces: Iterable[SpaceRow], zones: Mapping[str, ZoneRow], now_ms: 
     return out
 
 
-def overstay_event(s: SpaceRow, zone: ZoneRow, gateway_id: int, now_ms: int) -> EventRow:
+def overstay_event(s: SpaceRow, zone: Zone, gateway_id: int, now_ms: int) -> EventRow:
     assert s.since_ms is not None and zone.max_stay_min is not None
-    detail = {"zone": zone.zone, "street": s.street, "max_stay_min": zone.max_stay_min,
+    detail = {"zone": zone.id, "street": s.street, "max_stay_min": zone.max_stay_min,
               "occupied_since": iso(s.since_ms), "occupied_min": round((now_ms - s.since_ms) / 60_000, 1)}
     return EventRow(gateway_id, s.space, now_ms, OVERSTAY, "minor", orjson.dumps(detail).decode())

@@ -15,9 +15,9 @@ from collections.abc import Callable
 import orjson
 
 from citygate_wire.common import now_ms
-from collector.parking.inventory import Inventory
+from collector.parking.inventory import Inventory, Zone
 from collector.parking.project import Hours, apply_sample, hour_rows, overstay_event, overstays
-from collector.parking.store import EventRow, SpaceRow, StreetRow, ZoneRow
+from collector.parking.store import EventRow, SpaceRow
 from collector.store import Store
 
 log = logging.getLogger("citygate.parking")
@@ -30,7 +30,7 @@ class Projector:
         self.inventory = inventory
         self.clock = clock
         self.spaces: dict[str, SpaceRow] = {}
-        self.zones: dict[str, ZoneRow] = {}
+        self.zones: dict[str, Zone] = {}
         self.applied = 0  # samples applied since start
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -38,14 +38,13 @@ class Projector:
     async def start(self) -> None:
         inv = self.inventory
         await self.store.parking_sync(
-            [ZoneRow(z.id, z.name, z.category, z.max_stay_min) for z in inv.zones.values()],
-            [StreetRow(s.id, s.name, s.commune, s.gateway, s.lat, s.lon) for s in inv.streets.values()],
+            list(inv.zones.values()), list(inv.streets.values()),
             [SpaceRow(p.id, p.street, p.zone, p.gateway, p.lat, p.lon) for p in inv.spaces.values()])
         await self._reload()
 
     async def _reload(self) -> None:
         self.spaces = {s.space: s for s in await self.store.parking_spaces() if s.space in self.inventory.spaces}
-        self.zones = {z.zone: z for z in await self.store.parking_zones()}
+        self.zones = {z.id: z for z in await self.store.parking_zones()}
 
     async def catch_up(self) -> int:
         """Apply every sample stored so far; the number applied."""

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from collector.parking.inventory import Street, Zone
 from collector.sqlprims import SqlPrimitives
 
 _TABLES = """
@@ -120,24 +121,6 @@ class SpaceRow:
 
 
 @dataclass(frozen=True, slots=True)
-class StreetRow:
-    street: str
-    name: str
-    commune: str
-    gateway: str
-    lat: float
-    lon: float
-
-
-@dataclass(frozen=True, slots=True)
-class ZoneRow:
-    zone: str
-    name: str
-    category: str
-    max_stay_min: int | None
-
-
-@dataclass(frozen=True, slots=True)
 class HourRow:
     space: str
     bucket: int
@@ -159,15 +142,15 @@ class EventRow:
 
 
 class ParkingStore(Protocol):
-    async def parking_sync(self, zones: Sequence[ZoneRow], streets: Sequence[StreetRow],
+    async def parking_sync(self, zones: Sequence[Zone], streets: Sequence[Street],
                            spaces: Sequence[SpaceRow]) -> None:
         """Write the inventory: new spaces start unknown; a known space keeps its live state."""
 
     async def parking_spaces(self) -> list[SpaceRow]: ...
 
-    async def parking_streets(self) -> list[StreetRow]: ...
+    async def parking_streets(self) -> list[Street]: ...
 
-    async def parking_zones(self) -> list[ZoneRow]: ...
+    async def parking_zones(self) -> list[Zone]: ...
 
     async def parking_cursor(self, gateway_id: int) -> int: ...
 
@@ -187,19 +170,19 @@ class ParkingStore(Protocol):
 
 
 class ParkingQueries(SqlPrimitives):
-    async def parking_sync(self, zones: Sequence[ZoneRow], streets: Sequence[StreetRow],
+    async def parking_sync(self, zones: Sequence[Zone], streets: Sequence[Street],
                            spaces: Sequence[SpaceRow]) -> None:
         statements: list[tuple[str, Sequence[Any]]] = []
         for z in zones:
             statements.append(("INSERT INTO parking_zone (zone, name, category, max_stay_min) VALUES ($1, $2, $3, $4)"
                                " ON CONFLICT (zone) DO UPDATE SET name = excluded.name, category = excluded.category,"
-                               " max_stay_min = excluded.max_stay_min", (z.zone, z.name, z.category, z.max_stay_min)))
+                               " max_stay_min = excluded.max_stay_min", (z.id, z.name, z.category, z.max_stay_min)))
         for s in streets:
             statements.append(("INSERT INTO parking_street (street, name, commune, gateway, lat, lon)"
                                " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (street) DO UPDATE SET"
                                " name = excluded.name, commune = excluded.commune, gateway = excluded.gateway,"
                                " lat = excluded.lat, lon = excluded.lon",
-                               (s.street, s.name, s.commune, s.gateway, s.lat, s.lon)))
+                               (s.id, s.name, s.commune, s.gateway, s.lat, s.lon)))
         for p in spaces:
             statements.append(("INSERT INTO parking_space (space, street, zone, gateway, lat, lon, state)"
                                " VALUES ($1, $2, $3, $4, $5, $6, 'unknown') ON CONFLICT (space) DO UPDATE SET"
@@ -213,14 +196,14 @@ class ParkingQueries(SqlPrimitives):
         rows = await self._ctl_rows(f"SELECT {', '.join(SPACE_COLUMNS)} FROM parking_space ORDER BY space")
         return [SpaceRow(*r) for r in rows]
 
-    async def parking_streets(self) -> list[StreetRow]:
+    async def parking_streets(self) -> list[Street]:
         rows = await self._ctl_rows("SELECT street, name, commune, gateway, lat, lon FROM parking_street"
                                     " ORDER BY street")
-        return [StreetRow(*r) for r in rows]
+        return [Street(*r) for r in rows]
 
-    async def parking_zones(self) -> list[ZoneRow]:
+    async def parking_zones(self) -> list[Zone]:
         rows = await self._ctl_rows("SELECT zone, name, category, max_stay_min FROM parking_zone ORDER BY zone")
-        return [ZoneRow(*r) for r in rows]
+        return [Zone(*r) for r in rows]
 
     async def parking_cursor(self, gateway_id: int) -> int:
         rows = await self._ctl_rows("SELECT seq FROM parking_cursor WHERE gateway_id = $1", gateway_id)
