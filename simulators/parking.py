@@ -262,6 +262,9 @@ async def publish(sim: ParkingSim, host: str, port: int, *, speed: float, durati
     return sent
 
 
+SHARE = click.FloatRange(0.0, 1.0)
+
+
 @click.command("parking")
 @click.option("--broker", default="127.0.0.1:1883", show_default=True, help="MQTT broker HOST:PORT")
 @click.option("--inventory", type=click.Path(path_type=Path, file_okay=False), default=None,
@@ -271,11 +274,11 @@ async def publish(sim: ParkingSim, host: str, port: int, *, speed: float, durati
 @click.option("--run", "run_s", default=None, type=click.FloatRange(min=0, min_open=True), help="stop after S s")
 @click.option("--heartbeat", "heartbeat_s", default=4 * 3600.0, show_default=True, help="heartbeat period, s")
 @click.option("--mean-stay", "mean_stay_s", default=2400.0, show_default=True, help="mean stay, s")
-@click.option("--silent", default=0.03, show_default=True, help="share of sensors going silent")
-@click.option("--flapping", default=0.02, show_default=True, help="share of flapping sensors")
-@click.option("--low-battery", default=0.02, show_default=True, help="share of sensors with a low battery")
-@click.option("--duplicate", default=0.02, show_default=True, help="share of uplinks delivered twice")
-@click.option("--late", default=0.02, show_default=True, help="share of uplinks delivered again late")
+@click.option("--silent", default=0.03, show_default=True, type=SHARE, help="share of sensors going silent")
+@click.option("--flapping", default=0.02, show_default=True, type=SHARE, help="share of flapping sensors")
+@click.option("--low-battery", default=0.02, show_default=True, type=SHARE, help="share of sensors with a low battery")
+@click.option("--duplicate", default=0.02, show_default=True, type=SHARE, help="share of uplinks delivered twice")
+@click.option("--late", default=0.02, show_default=True, type=SHARE, help="share of uplinks delivered again late")
 @click.option("--seed", default=1, show_default=True)
 @click.option("--sensors-csv", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="write the agent bus's sensors_file here")
