@@ -20,6 +20,7 @@ from citygate_wire.batch import WireRecord
 from citygate_wire.common import now_ms
 from collector.model import ROLLUP_COLUMNS, Gateway, IngestResult, Level, Period
 from collector.rollup import BatchRollup, DeviceState, Totals, roll_up
+from collector.traffic.store import traffic_rows
 
 log = logging.getLogger("citygate.collector")
 
@@ -123,6 +124,14 @@ class InsertEvents:
 
 
 @dataclass(frozen=True, slots=True)
+class InsertTraffic:
+    """-> None: store the traffic counting intervals among the new samples, and add to their rollups
+    only those not stored yet (collector.traffic.store)."""
+
+    rows: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceStates:
     """-> dict[str, DeviceState]: each device's running state; roll_up changes them in place (a store
     that caches them must forget them when the transaction rolls back)."""
@@ -154,7 +163,8 @@ class TouchGateway:
     now_ms: int
 
 
-Step = SeenSeqs | InsertSamples | InsertEvents | DeviceStates | UpsertRollups | UpsertStates | TouchGateway
+Step = (SeenSeqs | InsertSamples | InsertTraffic | InsertEvents | DeviceStates | UpsertRollups | UpsertStates
+        | TouchGateway)
 Steps = Generator[Step, Any, IngestResult]
 
 
@@ -167,6 +177,9 @@ def ingest_steps(gateway: Gateway, records: Sequence[WireRecord]) -> Steps:
     seen: set[int] = yield SeenSeqs(gid, lo, hi)
     new = [r for r in records if r.seq not in seen] if seen else records
     yield InsertSamples(gid, new)
+    traffic = traffic_rows(gid, new)
+    if traffic:
+        yield InsertTraffic(traffic)
     dumps = orjson.dumps
     events = [(gid, r.seq, r.device, r.ts_ms, r.code, r.severity, dumps(r.detail).decode())
               for r in new if r.kind == "event"]

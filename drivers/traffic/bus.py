@@ -184,7 +184,7 @@ class SignalsBus:
         self._refused_reported = False
         self._link_reported = False
         self._skew_reported = False
-        self._counts = CountReader(cfg.name, timings, cfg.timezone, read=self._read_inputs, emit=self._emit,
+        self.counts = CountReader(cfg.name, timings, cfg.timezone, read=self._read_inputs, emit=self._emit,
                                    cursor_path=cfg.counts_cursor) if timings.detectors else None
 
     # ---- what the agent and the control plane call --------------------------------------
@@ -265,8 +265,8 @@ class SignalsBus:
             try:
                 async with self._lock:
                     await self._tick()
-                    if self._counts is not None:
-                        await self._counts.poll()
+                    if self.counts is not None:
+                        await self.counts.poll()
                 self._link_ok()
                 backoff = self.cfg.interval_s
             except (LinkDown, NoReply) as exc:  # no connection, or a controller that no longer answers

@@ -1,12 +1,15 @@
 """Reads a controller's counting intervals once each, and journals one Sample per detector per interval.
 
 The controller keeps its last `kept` intervals, each with its index. The reader keeps a cursor:
-the index of the last interval it journalled, in `<state_dir>/signals-<bus>.counts.json`
-(temporary file, fsync, rename), written after the interval's samples went to the sink (which
-journals them before it returns). So a restart reads on from the interval after the cursor:
-nothing missed while the ring still holds it, and at most the one interval in flight at a crash
-read twice, which the collector stores once (it keys counts by detector and interval). An
-interval the ring no longer holds is reported (`counts_lost`, with how many), never made up.
+the index of the last interval whose samples are surely in the journal, in
+`<state_dir>/signals-<bus>.counts.json` (temporary file, fsync, rename). The journal commits the
+samples it is handed within its flush window (1 s by default: edge_agent/journal.py), so an
+interval's index is saved only SETTLE_S after its samples went to the sink; a crash before then
+loses at most samples the restarted reader reads again from the ring. So a restart reads on
+from the interval after the saved cursor: nothing missed while the ring still holds it, and the
+few intervals of the last seconds before a crash read twice, which the collector stores once (it
+keys counts by gateway, detector and interval start). An interval the ring no longer holds is
+reported (`counts_lost`, with how many), never made up.
 
 Without a state folder (tests, a technician's run) the cursor lives in memory: a first start
 reads every interval the controller still holds.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -39,6 +43,10 @@ from drivers.traffic.detectors import RESTORED, DetectorWatch
 
 log = logging.getLogger("citygate.traffic")
 
+#: seconds after its samples went to the sink that an interval is saved as read: three times the
+#: journal's default flush window
+SETTLE_S = 3.0
+
 ReadInputs = Callable[[int, int], Awaitable[Sequence[int]]]
 Emit = Callable[[Record], None]
 
@@ -47,7 +55,7 @@ class CountReader:
     """One controller's counts: call `poll()` at each of the bus's polls (under its link lock)."""
 
     def __init__(self, bus: str, timings: Timings, tz: ZoneInfo, *, read: ReadInputs, emit: Emit,
-                 cursor_path: Path | None) -> None:
+                 cursor_path: Path | None, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.bus = bus
         self.junction = timings.intersection.id
         self.detectors = timings.detectors
@@ -55,7 +63,11 @@ class CountReader:
         self._read = read
         self._emit = emit
         self._path = cursor_path
+        self._monotonic = monotonic
+        #: the last interval read (in memory), and the last one saved as surely journalled
         self.cursor: int | None = _load(cursor_path)
+        self.saved: int | None = self.cursor
+        self._unsaved: list[tuple[float, int]] = []  # (when handed to the sink, index)
         self._mismatch_reported = False
         self._silent_logged = False
 
@@ -64,6 +76,7 @@ class CountReader:
 
     async def poll(self) -> int:
         """Journal every interval completed since the cursor; returns how many."""
+        self._save_settled()
         header = decode_header(list(await self._read(IR_COUNTING, COUNTING_WORDS)))
         if header.detectors == 0:  # no detector card, or counting switched off: nothing to read, said once
             if not self._silent_logged:
@@ -135,8 +148,18 @@ class CountReader:
 
     def _advance(self, index: int) -> None:
         self.cursor = index
+        self._unsaved.append((self._monotonic(), index))
+
+    def _save_settled(self) -> None:
+        """Save the newest interval handed to the sink at least SETTLE_S ago."""
+        now = self._monotonic()
+        settled = [i for t, i in self._unsaved if now - t >= SETTLE_S]
+        if not settled:
+            return
+        self._unsaved = [(t, i) for t, i in self._unsaved if now - t < SETTLE_S]
+        self.saved = max(settled)
         if self._path is not None:
-            _store(self._path, index)
+            _store(self._path, self.saved)
 
     @staticmethod
     def _ts(seconds: int) -> int:

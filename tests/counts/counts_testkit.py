@@ -14,6 +14,7 @@ from drivers.base import BusContext
 from drivers.model import Event, Record, Sample
 from drivers.traffic.bus import SignalsBus, build, parse_config
 from drivers.traffic.config import load_timings
+from drivers.traffic.counter import CountReader
 from simulators.signals import SignalControllerServer
 from simulators.signals_engine import CountingUnit, SignalController
 from tests.traffic.traffic_testkit import DIJON, PARIS, until, utc
@@ -47,11 +48,13 @@ class Rig:
         if self.bus is not None:
             await self.bus.aclose()
 
+    def reader(self) -> CountReader:
+        assert self.bus is not None and self.bus.counts is not None
+        return self.bus.counts
+
     async def caught_up(self) -> None:
         """Wait until the agent has read every interval the controller completed."""
-        bus = self.bus
-        assert bus is not None and bus._counts is not None
-        reader = bus._counts
+        reader = self.reader()
         await until(lambda: self.unit.last_index == 0 or reader.cursor == self.unit.last_index,
                     what=f"the agent reading interval {self.unit.last_index}")
 
