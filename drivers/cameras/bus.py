@@ -17,12 +17,12 @@ import dataclasses
 import logging
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
 from citygate_wire.common import now_ms
 from drivers.base import DeviceState
-from drivers.cameras import client, onvif
+from drivers.cameras import client, onvif, timesource
 from drivers.cameras.config import CameraConfig, CamerasConfig, StreamConfig, parse
 from drivers.cameras.events import interpret
 from drivers.cameras.health import HealthJudge
@@ -41,10 +41,6 @@ STREAM_CHANGED = "camera_stream_changed"
 CLOCK_DRIFT = "camera_clock_drift"
 IDENTIFIED = "camera_identified"
 EARLIEST_TRUSTED_YEAR = 2020
-
-
-class TimeSync(Protocol):
-    def is_synchronized(self) -> bool: ...
 
 
 @dataclasses.dataclass
@@ -70,8 +66,8 @@ class CameraBus:
         self.cfg = cfg
         self.watches = {c.id: _Watch(c, DeviceState(c.id, cfg.name, c.host)) for c in cfg.cameras}
         self.judge = HealthJudge(cfg.name, list(self.watches), int(cfg.group_window_s * 1000))
-        #: the gateway's time source; None: its clock is trusted from 2020 on (as the lighting's `time_source = "none"`)
-        self.time_sync: TimeSync | None = None
+        #: the gateway's time source, from `time_source` when the bus runs; None: its clock is trusted from 2020 on
+        self.time_sync: timesource.TimeSync | None = None
         self._sink: RecordSink = lambda record: None
         self._reasons: dict[str, str] = {}
 
@@ -89,6 +85,8 @@ class CameraBus:
 
     async def run(self, sink: RecordSink) -> None:
         self._sink = sink
+        if self.time_sync is None:
+            self.time_sync = timesource.load(self.cfg.time_source)
         async with asyncio.TaskGroup() as tg:
             for w in self.watches.values():
                 tg.create_task(self._watch(w))

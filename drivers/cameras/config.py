@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.base import BusContext
+from drivers.cameras import timesource
 from drivers.cameras.onvif import Credentials
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError
@@ -63,6 +64,7 @@ class CamerasConfig:
     pull_timeout_s: float = 10.0
     sample_interval_s: float = 300.0
     credentials_file: str | None = None
+    time_source: str = "kernel"  # drivers.cameras.timesource: "kernel", "none", or another installed source
 
 
 def parse(raw: Mapping[str, Any], ctx: BusContext) -> CamerasConfig:
@@ -85,6 +87,7 @@ def parse(raw: Mapping[str, Any], ctx: BusContext) -> CamerasConfig:
         pull_timeout_s=t.number("pull_timeout_s", 10.0, lo=0.05, hi=60),
         sample_interval_s=t.number("sample_interval_s", 300.0, lo=0.05, hi=86_400),
         credentials_file=cred_text,
+        time_source=timesource.check(t.text("time_source", "kernel"), f"{key}.time_source"),
     )
     t.used.add("camera")
     raw_cams = raw.get("camera")

@@ -52,12 +52,13 @@ async def test_camera_faults_travel_from_the_cameras_to_the_operators_view_once(
             await cam.go_online()
         write_bus_files(tmp_path, cams)
         bus = tomllib.loads((tmp_path / "cameras-bus.toml").read_text())["bus"][0]
-        bus.update(FAST, credentials=str(tmp_path / "cameras.secret"))
+        bus.update(FAST, credentials=str(tmp_path / "cameras.secret"), time_source="kernel")
         doc = {"gateway": {"id": GW, "commune": "21231", "state_dir": str(tmp_path / "state")},
                "uplink": {"url": url, "token_file": str(token_file), "interval_s": 0.1},
                "local_api": {"socket": str(tmp_path / "state" / "agent.sock")},
                "bus": [bus]}
         agent = Agent(parse_config(doc, tmp_path / "agent.toml"))
+        (cameras,) = agent.buses
         seen: list[Record] = []
         agent.context.subscribe(seen.append)
         task = asyncio.create_task(agent.run())
@@ -76,6 +77,7 @@ async def test_camera_faults_travel_from_the_cameras_to_the_operators_view_once(
                 return any(isinstance(r, Event) and r.code == code for r in seen) and await drained()
 
             await until(lambda: event("camera_identified"))
+            assert type(getattr(cameras, "time_sync", None)).__name__ == "KernelTimeSync"  # the agent's adjtimex read
             cams[0].raise_fault("tampering")
             cams[1].rtsp_status = 404
             await until(lambda: event("camera_tampering"))

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from drivers.base import BusContext
+from drivers.cameras import timesource
+from drivers.cameras.config import CamerasConfig
+from drivers.cameras.timesource import GROUP
+from drivers.errors import ConfigError
 from drivers.model import Severity
-from simulators.cameras import FAULTS
-from tests.cameras.camkit import cabinet
+from drivers.registry import parse_bus
+from simulators.cameras import FAULTS, CameraSim
+from tests.cameras.camkit import bus_table, cabinet
+from tests.plugin_dist import install_entry_points, uninstall
 
 
 async def test_a_healthy_camera_is_sampled_with_its_identity_and_clock(tmp_path: Path) -> None:
@@ -115,18 +122,37 @@ async def test_a_camera_clock_drifting_is_an_event_while_the_gateway_clock_is_tr
         assert cab.events("camera_onvif_failure") == []
 
 
-class _Unsynchronised:
-    def is_synchronized(self) -> bool:
-        return False
-
-
 async def test_an_untrusted_gateway_clock_judges_no_camera_clock(tmp_path: Path) -> None:
-    async with cabinet(tmp_path, 1) as cab:
-        cab.bus.time_sync = _Unsynchronised()
-        cab.cams[0].drift_s = 40.0
-        await cab.until(lambda: cab.samples("cam-1")
-                        and float(cab.samples("cam-1")[-1].values["clock_drift_s"] or 0) > 30)
-        assert cab.events("camera_clock_drift") == []
+    """The time source is an entry point of citygate.time_sources, as another package would add one."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "camtime_unsynced.py").write_text(
+        "class Unsynced:\n    def is_synchronized(self) -> bool:\n        return False\n")
+    install_entry_points(site, "camtime", {GROUP: {"unsynced": "camtime_unsynced:Unsynced"}})
+    try:
+        async with cabinet(tmp_path, 1, time_source="unsynced") as cab:
+            cab.cams[0].drift_s = 40.0
+            await cab.until(lambda: cab.samples("cam-1")
+                            and float(cab.samples("cam-1")[-1].values["clock_drift_s"] or 0) > 30)
+            assert type(cab.bus.time_sync).__name__ == "Unsynced"
+            assert cab.events("camera_clock_drift") == []
+    finally:
+        uninstall(site)
+
+
+def test_the_time_source_is_kernel_by_default_and_an_unknown_one_is_a_config_error(tmp_path: Path) -> None:
+    cam = CameraSim("cam-1")
+    cam.onvif_port, cam.rtsp_port = 8080, 8554
+    raw = bus_table(tmp_path, [cam])
+    del raw["time_source"]
+    config = parse_bus(raw, BusContext("bus[0]", tmp_path)).config
+    assert isinstance(config, CamerasConfig) and config.time_source == "kernel"
+    source = timesource.load("kernel")
+    assert source is not None and type(source).__name__ == "KernelTimeSync"
+    assert isinstance(source.is_synchronized(), bool)
+    with pytest.raises(ConfigError, match="'ntp-please': expected 'kernel' or 'none'") as info:
+        parse_bus({**raw, "time_source": "ntp-please"}, BusContext("bus[0]", tmp_path))
+    assert info.value.key == "bus[0].time_source"
 
 
 async def test_one_camera_offline_is_one_event_after_the_retries_then_cleared(tmp_path: Path) -> None:
