@@ -33,7 +33,7 @@ WORD = st.integers(0, 0xFFFF)
 ANY_INT = st.integers(-10, 0x1FFFF)
 
 
-@settings(max_examples=500)
+@settings(max_examples=300)
 @given(st.lists(ANY_INT, min_size=0, max_size=8))
 def test_any_header_words_decode_or_raise_decode_error(words: list[int]) -> None:
     try:
