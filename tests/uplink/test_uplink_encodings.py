@@ -52,12 +52,13 @@ async def test_both_encodings_side_by_side_during_the_migration(collector: Colle
 
 
 def test_the_agent_frames_name_the_shipped_dictionary_and_their_size() -> None:
-    frame = Compressor("zstd").compress([batch(1)])
+    body = batch(1)
+    frame = Compressor("zstd").compress([body])
     params = zstandard.get_frame_parameters(frame)
-    assert params.dict_id == DICTIONARY_ID and params.content_size == len(batch(1))
-    assert unzstd(frame, 10**6) == batch(1)
+    assert params.dict_id == DICTIONARY_ID and params.content_size == len(body)
+    assert unzstd(frame, 10**6) == body
     # the dictionary earns its keep on a small batch
-    assert len(frame) < len(zstandard.ZstdCompressor(level=9).compress(batch(1)))
+    assert len(frame) < 0.8 * len(zstandard.ZstdCompressor(level=9).compress(body))
 
 
 async def test_a_frame_naming_an_unknown_dictionary_is_refused_by_name(collector: Collector) -> None:

@@ -44,3 +44,33 @@ async def real_collector(folder: Path) -> AsyncIterator[Collector]:
                 yield Collector(url, token, store, session)
         finally:
             await runner.cleanup()
+
+
+def tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """(CA file, server certificate, server key): a P-256 CA and a certificate it signed for 127.0.0.1."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(2)]
+    names = [x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]) for cn in ("uplink-test-ca", "collector")]
+    certs = [x509.CertificateBuilder().subject_name(names[i]).issuer_name(names[0]).public_key(keys[i].public_key())
+             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+             .not_valid_after(now + dt.timedelta(days=1))
+             .add_extension(x509.BasicConstraints(ca=i == 0, path_length=None), critical=True)
+             for i in range(2)]
+    certs[1] = certs[1].add_extension(
+        x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    signed = [c.sign(keys[0], hashes.SHA256()) for c in certs]
+    pem = serialization.Encoding.PEM
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(signed[0].public_bytes(pem))
+    paths[1].write_bytes(signed[1].public_bytes(pem))
+    paths[2].write_bytes(keys[1].private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return paths
