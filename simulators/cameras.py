@@ -92,7 +92,7 @@ class CameraSim:
         self.faults: dict[str, bool] = dict.fromkeys(FAULTS, False)
         self.onvif_port = 0
         self.rtsp_port = 0
-        self.requests: dict[str, int] = {}  # method or SOAP operation -> count (tests read it)
+        self.requests: dict[str, int] = {}  # RTSP method or SOAP operation answered -> count (tests read it)
         self._servers: list[asyncio.Server] = []
         self._subs: dict[int, _Subscription] = {}
         self._sub_ids = itertools.count(1)
@@ -194,14 +194,18 @@ class CameraSim:
             r = soap.read_request(req.body, self.users, self.now())
         except (ValueError, SyntaxError):
             return 400, [], soap.fault("ter:InvalidArgVal", "not a SOAP request")
-        self.requests[r.operation] = self.requests.get(r.operation, 0) + 1
         if r.operation == "GetSystemDateAndTime":  # ONVIF: answered without authentication
+            self._count(r.operation)
             return 200, [], soap.system_date_and_time(self.now())
         if self.http_digest and not self._digest_ok("POST", req.headers.get("authorization")):
             return 401, [self._challenge()], soap.fault("ter:NotAuthorized", "HTTP Digest authentication needed")
         if not r.token_ok and not self.http_digest:
             return 400, [], soap.fault("ter:NotAuthorized", "the UsernameToken is missing or wrong")
+        self._count(r.operation)  # operations answered, each once whatever the authentication took
         return await self._operation(r, req.target)
+
+    def _count(self, what: str) -> None:
+        self.requests[what] = self.requests.get(what, 0) + 1
 
     async def _operation(self, r: soap.SoapRequest, target: str) -> tuple[int, list[str], bytes]:
         base = f"http://{self.host}:{self.onvif_port}"
@@ -255,7 +259,7 @@ class CameraSim:
         self._conns.add(writer)
         try:
             while (req := await _read_request(reader)) is not None:
-                self.requests[req.method] = self.requests.get(req.method, 0) + 1
+                self._count(req.method)
                 status, extra, body = self._rtsp(req)
                 head = [f"RTSP/1.0 {status} {_REASONS.get(status, 'Error')}", f"CSeq: {req.headers.get('cseq', '0')}",
                         *extra]

@@ -13,6 +13,7 @@ turns a cabinet whose cameras all go dark together into one cabinet-level event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -35,6 +36,7 @@ log = logging.getLogger("citygate.cameras")
 IDENTITY_EVERY_S = 6 * 3600.0  # device information again (a firmware update shows within hours)
 RENEW_EVERY_S = 300.0
 SUBSCRIPTION_S = 600
+UNSUBSCRIBE_S = 1.0
 ONVIF_FAILURE = "camera_onvif_failure"
 STREAM_UNAVAILABLE = "camera_stream_unavailable"
 STREAM_CHANGED = "camera_stream_changed"
@@ -279,14 +281,20 @@ class CameraBus:
         path = _path_of(address)
         renew_at = time.monotonic() + RENEW_EVERY_S
         pull_s = self.cfg.pull_timeout_s
-        while not self.judge.is_down(w.cfg.id):
-            answer = await self._soap(w, "PullMessages", path, to=address, arg=max(1, round(pull_s)),
-                                      timeout_s=pull_s + self.cfg.timeout_s)
-            for note in onvif.parse_pull_messages(answer):
-                self._signal(w, note)
-            if time.monotonic() >= renew_at:
-                onvif.parse_ok(await self._soap(w, "Renew", path, to=address, arg=SUBSCRIPTION_S), "Renew")
-                renew_at = time.monotonic() + RENEW_EVERY_S
+        try:
+            while not self.judge.is_down(w.cfg.id):
+                answer = await self._soap(w, "PullMessages", path, to=address, arg=max(1, round(pull_s)),
+                                          timeout_s=pull_s + self.cfg.timeout_s)
+                for note in onvif.parse_pull_messages(answer):
+                    self._signal(w, note)
+                if time.monotonic() >= renew_at:
+                    onvif.parse_ok(await self._soap(w, "Renew", path, to=address, arg=SUBSCRIPTION_S), "Renew")
+                    renew_at = time.monotonic() + RENEW_EVERY_S
+        except asyncio.CancelledError:
+            # the agent stops: give the subscription back (a camera holds a few), in a bounded second
+            with contextlib.suppress(client.Unreachable, DecodeError, onvif.SoapFault):
+                await self._soap(w, "Unsubscribe", path, to=address, timeout_s=UNSUBSCRIBE_S)
+            raise
 
     def _signal(self, w: _Watch, note: onvif.Notification) -> None:
         sig = interpret(note)

@@ -33,7 +33,9 @@ async def test_a_healthy_camera_is_sampled_with_its_identity_and_clock(tmp_path:
             "firmware": "V5.7.3 build 240612"}
         # health only: never a SETUP or a PLAY, so never a frame
         assert cab.cams[0].requests.get("DESCRIBE", 0) >= 1
+        await cab.until(lambda: cab.cams[0].requests.get("PullMessages"))
         assert "SETUP" not in cab.cams[0].requests and "PLAY" not in cab.cams[0].requests
+    assert cab.cams[0].requests.get("Unsubscribe") == 1  # the stopped bus gave its PullPoint back
 
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
