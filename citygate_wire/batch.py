@@ -1,6 +1,6 @@
 """Upload batch format, version 1.
 
-A gateway POSTs `gzip(JSON)` of::
+A gateway POSTs the compressed JSON of::
 
     {"v": 1, "gateway": "gw-dijon-0001", "commune": "21231",
      "records": [
@@ -10,8 +10,9 @@ A gateway POSTs `gzip(JSON)` of::
          "code": "communication_failure", "severity": "major", "detail": {"failures": 3}}]}
 
 to `POST /api/v1/batches` with `Authorization: Bearer <gateway token>` and
-`Content-Encoding: gzip`. No string (device, code, a value or its name, the detail) holds U+0000:
-PostgreSQL cannot store it. A record dated ahead of the receiver's clock is refused
+`Content-Encoding: gzip`, or `zstd` with the shipped dictionary (citygate_wire.compression: the
+collector takes both; the JSON inside is the same version 1). No string (device, code, a value or
+its name, the detail) holds U+0000: PostgreSQL cannot store it. A record dated ahead of the receiver's clock is refused
 (`decode_batch(..., latest_ts_ms=)`, FutureTimestamp). Records are in ascending `seq` order; `seq` is the gateway's journal
 sequence number, unique per gateway and never reused. The collector stores each (gateway, seq)
 once and answers `{"ack_seq": <highest seq of the batch, all stored>, "stored": n, "duplicates": d}`;
