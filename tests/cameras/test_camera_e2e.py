@@ -4,6 +4,7 @@ exactly once, the operators' camera view shows them, and no credential is in any
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -23,6 +24,7 @@ from tests.cameras.camkit import FAST, PASSWORD
 from tests.e2e.e2e_kit import stored_seqs
 
 GW = "gw-cams-e2e"
+PLACE = "Carrefour Jaurès, mât 3"
 
 
 def _stored_events(db: Path) -> list[tuple[int, str, str, str]]:
@@ -53,6 +55,7 @@ async def test_camera_faults_travel_from_the_cameras_to_the_operators_view_once(
         write_bus_files(tmp_path, cams)
         bus = tomllib.loads((tmp_path / "cameras-bus.toml").read_text())["bus"][0]
         bus.update(FAST, credentials=str(tmp_path / "cameras.secret"), time_source="kernel")
+        bus["camera"][0]["location"] = PLACE  # for the technician on site: never uploaded
         doc = {"gateway": {"id": GW, "commune": "21231", "state_dir": str(tmp_path / "state")},
                "uplink": {"url": url, "token_file": str(token_file), "interval_s": 0.1},
                "local_api": {"socket": str(tmp_path / "state" / "agent.sock")},
@@ -102,5 +105,9 @@ async def test_camera_faults_travel_from_the_cameras_to_the_operators_view_once(
     assert status["cam-2"]["faults"][0]["rtsp_status"] == 404
     journal = b"".join(p.read_bytes() for p in (tmp_path / "state").glob("journal*"))
     everything = "\n".join([caplog.text, collector.output(), json.dumps(view), repr(_stored_events(db))])
-    for secret in (PASSWORD, "watch:", "rtsp://watch"):
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as con:
+        samples = con.execute("SELECT vals FROM samples").fetchall()
+    assert samples
+    everything += repr(samples)
+    for secret in (PASSWORD, "watch:", "rtsp://watch", PLACE, "Jaur"):
         assert secret not in everything and secret.encode() not in journal, secret
