@@ -1,0 +1,131 @@
+"""The power-cut filesystem itself: what a cut keeps (what was fsync'ed, and namespace operations),
+what it loses (every unsynced write and truncate), and what a torn page looks like."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.powercut.lazyfs import PAGE, SECTOR
+from tests.powercut.powercut_kit import LazyMount, fuse_available, is_mounted
+
+
+@pytest.fixture
+def fs(tmp_path: Path) -> Iterator[LazyMount]:
+    fuse_available()
+    with LazyMount(tmp_path) as mount:
+        yield mount
+    assert not is_mounted(mount.mountpoint)
+
+
+def write(path: Path, data: bytes, *, offset: int = 0, sync: bool = False, datasync: bool = False) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, data, offset)
+        if sync:
+            os.fsync(fd)
+        if datasync:
+            os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def test_unsynced_writes_are_read_back_until_the_cut_and_lost_by_it(fs: LazyMount) -> None:
+    synced, unsynced, datasynced = (fs.mountpoint / name for name in ("synced", "unsynced", "datasynced"))
+    write(synced, b"kept" * 3000, sync=True)
+    write(synced, b"lost", offset=100)
+    write(unsynced, b"never synced")
+    write(datasynced, b"fdatasync counts", datasync=True)
+    assert synced.read_bytes()[96:108] == b"keptlostkept"
+    assert unsynced.read_bytes() == b"never synced"
+    assert fs.command("stats") == "ok files=2 pages=2"
+
+    fs.cut()
+    assert not is_mounted(fs.mountpoint)
+    fs.mount()
+    assert synced.read_bytes() == b"kept" * 3000
+    assert unsynced.read_bytes() == b""  # created (the name is durable), its data never reached the disk
+    assert datasynced.read_bytes() == b"fdatasync counts"
+
+
+def test_unsynced_truncate_and_extension_are_lost_synced_ones_kept(fs: LazyMount) -> None:
+    path = fs.mountpoint / "f"
+    write(path, b"a" * (3 * PAGE), sync=True)
+    os.truncate(path, PAGE + 10)
+    write(path, b"b" * 10, offset=5 * PAGE)
+    assert path.read_bytes() == b"a" * (PAGE + 10) + bytes(4 * PAGE - 10) + b"b" * 10
+    fs.cut()
+    fs.mount()
+    assert path.read_bytes() == b"a" * (3 * PAGE)
+
+    os.truncate(path, 10)
+    write(path, b"c", offset=20, sync=True)
+    fs.remount()
+    assert path.read_bytes() == b"a" * 10 + bytes(10) + b"c"
+
+
+def test_a_torn_page_keeps_a_sector_prefix_of_the_last_write(fs: LazyMount) -> None:
+    path = fs.mountpoint / "f"
+    write(path, b"o" * (2 * PAGE), sync=True)
+    write(path, b"x" * PAGE)  # the first page, then the second: the second is torn
+    write(path, b"n" * PAGE, offset=PAGE)
+    assert fs.cut(tear_seed=7) == "ok cut files=1 torn=1 lost=/f:2"
+    fs.mount()
+    data = path.read_bytes()
+    assert data[:PAGE] == b"o" * PAGE  # an earlier unsynced page: lost whole
+    second = data[PAGE:]
+    kept = len(second) - len(second.lstrip(b"n"))
+    assert 0 < kept < PAGE and kept % SECTOR == 0, f"{kept} bytes of the last page reached the disk"
+    assert second == b"n" * kept + b"o" * (PAGE - kept)
+
+
+def test_a_tear_of_different_seeds_keeps_different_prefixes(fs: LazyMount) -> None:
+    path = fs.mountpoint / "f"
+    kept = set()
+    for seed in range(6):
+        write(path, b"o" * PAGE, sync=True)
+        write(path, b"n" * PAGE)
+        fs.cut(tear_seed=seed)
+        fs.mount()
+        kept.add(path.read_bytes().count(b"n"))
+    assert len(kept) > 1 and all(0 < k < PAGE for k in kept)
+
+
+def test_namespace_operations_are_durable_at_once(fs: LazyMount) -> None:
+    (fs.mountpoint / "dir").mkdir()
+    write(fs.mountpoint / "dir" / "a", b"synced", sync=True)
+    os.rename(fs.mountpoint / "dir" / "a", fs.mountpoint / "dir" / "b")
+    write(fs.mountpoint / "gone", b"x", sync=True)
+    os.unlink(fs.mountpoint / "gone")
+    fs.cut()
+    fs.mount()
+    assert sorted(os.listdir(fs.mountpoint)) == ["dir"]
+    assert (fs.mountpoint / "dir" / "b").read_bytes() == b"synced"
+
+
+@pytest.mark.parametrize(("synchronous", "rows_after_cut"), [("FULL", 50), ("OFF", 0)])
+def test_sqlite_in_wal_mode_keeps_its_commits_only_if_it_syncs_them(
+        fs: LazyMount, synchronous: str, rows_after_cut: int) -> None:
+    """The filesystem is sharp enough to tell a synced journal from an unsynced one."""
+    db = sqlite3.connect(fs.mountpoint / "j.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.execute("CREATE TABLE IF NOT EXISTS t (x BLOB)")
+    for _ in range(50):
+        db.execute("INSERT INTO t VALUES (?)", (b"r" * 300,))
+    assert db.execute("SELECT COUNT(*) FROM t").fetchone() == (50,)
+    fs.cut(tear_seed=1)
+    db.close()
+    fs.mount()
+    db = sqlite3.connect(fs.mountpoint / "j.db")
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        rows = db.execute("SELECT COUNT(*) FROM t").fetchone()[0] if "t" in tables else 0
+    finally:
+        db.close()
+    assert rows == rows_after_cut
