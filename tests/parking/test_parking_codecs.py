@@ -118,7 +118,7 @@ def test_a_malformed_uplink_names_its_field(change: dict, message: str) -> None:
 
 
 @given(st.sampled_from(sorted(MODELS)), st.integers(0, 255), st.binary(max_size=40))
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_arbitrary_bytes_give_a_reading_or_a_decode_error(model: str, port: int, payload: bytes) -> None:
     try:
         r = MODELS[model].decode(port, payload)

@@ -16,7 +16,7 @@ STATES = st.sampled_from(["occupied", "free", "unknown"])
 
 
 @given(st.lists(st.tuples(st.integers(0, 3 * HOUR_MS), STATES), min_size=1, max_size=40), st.integers(0, 3 * HOUR_MS))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_credited_time_and_changes_are_the_timelines(steps: list[tuple[int, str]], tail_ms: int) -> None:
     row = SpaceRow("pk-1", "s", "z", "gw", 47.0, 5.0)
     hours: Hours = {}

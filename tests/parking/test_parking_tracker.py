@@ -118,7 +118,7 @@ FRAMES = st.lists(st.tuples(st.integers(0, 30), st.integers(0, 40), st.sampled_f
 
 
 @given(FRAMES)
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_any_sequence_of_frames_is_judged_without_an_exception_and_never_goes_back(frames: list) -> None:
     t = tracker("nwave-nps4")
     accepted: list[tuple[int, int]] = []
