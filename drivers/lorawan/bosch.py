@@ -22,7 +22,7 @@ from drivers.errors import DecodeError
 from drivers.lorawan.reading import Kind, Reading, SensorModel
 
 RESET_CAUSES = {1: "watchdog", 2: "power_on", 3: "system_request", 4: "other"}
-HEARTBEAT_S = 24 * 3600.0  # one heartbeat a day (the document's default; configurable by downlink)
+HEARTBEAT_S = 24 * 3600.0  # one heartbeat a day, the factory default (configurable by downlink: README)
 _INFO_PORTS = frozenset((4, 5, 6))
 
 
