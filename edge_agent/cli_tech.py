@@ -144,6 +144,9 @@ def loop_mark(loop: Mapping[str, Any]) -> str:
     return "[red]STUCK[/]" if loop["age_s"] > loop["limit_s"] else "[red]FAILING[/]"  # silent, or ticking but failing
 
 
+_UNIT = re.compile(r"(\d) (B|kB|MB)\b")
+
+
 def attention_of_status(doc: Mapping[str, Any]) -> list[str]:
     out = [f"loop {loop['name']}: {loop['problem']}" if loop.get("problem") and loop["age_s"] <= loop["limit_s"]
            else f"loop {loop['name']} silent for {loop['age_s']:.0f} s (limit {loop['limit_s']:.0f} s)"
@@ -158,7 +161,7 @@ def attention_of_status(doc: Mapping[str, Any]) -> list[str]:
         out.append("clock not synchronised")
     usage = doc.get("usage")  # an agent older than the usage counts has none
     if usage and usage["warning"]:
-        out.append(usage["warning"])
+        out.append(_UNIT.sub("\\1\u00a0\\2", usage["warning"]))  # a size is never cut from its unit
     return out
 
 
@@ -193,14 +196,15 @@ def status_table(doc: Mapping[str, Any]) -> Table:
 
 
 def usage_rows(usage: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The status rows of what the gateway spent: uplink data (UTC day and month) and disk writes."""
+    """The status rows of what the gateway spent: the uploads' data (UTC day and month; the MQTT control
+    link's is not counted) and disk writes."""
     from edge_agent.uplink_usage import data_text as data
 
     today, month = usage["uplink_today"], usage["uplink_month"]
-    rows = [("data today", f"{data(today['sent'] + today['received'])} uplink ({data(today['sent'])} sent,"
+    rows = [("data today", f"{data(today['sent'] + today['received'])} of uploads ({data(today['sent'])} sent,"
                            f" {data(today['received'])} received); {data(usage['disk_written_today'])} written"
                            f" to disk ({usage['day']} UTC)")]
-    line = f"{data(month['sent'] + month['received'])} uplink in {usage['month']}"
+    line = f"{data(month['sent'] + month['received'])} of uploads in {usage['month']}"
     if usage["monthly_budget_bytes"] is not None:
         line += f" of a {data(usage['monthly_budget_bytes'])} budget"
     if usage["projected_month_bytes"] is not None:

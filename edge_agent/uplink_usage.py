@@ -1,7 +1,8 @@
 """What the gateway spends, counted for the technician: uplink bytes per day and month, disk writes per day.
 
 A cellular plan is billed by the month, in bytes both ways at the IP layer; an eMMC wears by the
-bytes written. The uploader adds the bytes of each exchange as the kernel counted them on its TCP
+bytes written. The uploader adds the bytes of each of its exchanges (the MQTT control link's are not
+counted here: bench/bench_uplink.py measures them) as the kernel counted them on its TCP
 connection (TCP_INFO: payload both ways, TLS records included, and a header per segment), and
 samples the agent's own disk writes (`/proc/self/io` write_bytes: the journal is the agent's only
 writer). Counts are per UTC day and month and kept in `usage.json` in the state dir, saved every
@@ -185,10 +186,10 @@ class UsageMeter:
         c = self.counts
         used = c.sent_month + c.received_month
         if used > budget:
-            return f"uplink data budget exceeded: {data_text(used)} used this month, budget {data_text(budget)}"
+            return f"uplink data budget exceeded: {data_text(used)} uploaded this month, budget {data_text(budget)}"
         projected = self.projected_month_bytes()
         if projected is not None and projected > budget:
-            return (f"uplink data budget will be exceeded: {data_text(projected)} by the end of the month at the"
+            return (f"uplink data budget will be exceeded: {data_text(projected)} of uploads by the end of the month at the"
                     f" current rate, budget {data_text(budget)}")
         return None
 

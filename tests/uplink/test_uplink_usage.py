@@ -153,13 +153,13 @@ def test_a_budget_the_month_will_pass_at_the_current_rate_is_warned_of(tmp_path:
     meter.add_uplink(500_000, 500_000)  # 2 MB a day: 62 MB by the end of December
     assert meter.projected_month_bytes() == 62_000_000
     warning = meter.warning()
-    assert warning == ("uplink data budget will be exceeded: 62.0 MB by the end of the month at the current rate,"
+    assert warning == ("uplink data budget will be exceeded: 62.0 MB of uploads by the end of the month at the current rate,"
                        " budget 50.0 MB"), warning
     assert UsageMeter(tmp_path, clock, budget_bytes=70_000_000).warning() is None  # (nothing saved yet: a new meter)
     meter.budget_bytes = 70_000_000
     assert meter.warning() is None
     meter.budget_bytes = 1_000_000
-    assert meter.warning() == "uplink data budget exceeded: 2.0 MB used this month, budget 1.0 MB"
+    assert meter.warning() == "uplink data budget exceeded: 2.0 MB uploaded this month, budget 1.0 MB"
     meter.budget_bytes = None
     assert meter.warning() is None and meter.doc()["warning"] is None
 
