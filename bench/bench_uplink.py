@@ -308,6 +308,7 @@ url = "mqtts://127.0.0.1:{case.mqtt.port}"
 ca_file = "{ca}"
 username = "{case.gateway}"
 password = "bench"
+timeout_s = {min(120.0, 2.5 * speed)}
 """
         if args.mqtt_keepalive:
             mqtt += f"keepalive_s = {args.mqtt_keepalive}\n"
