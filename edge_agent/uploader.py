@@ -167,7 +167,9 @@ class Uploader:
                 self.heartbeat()
                 back_off = False
                 try:
-                    if await self.upload_once() < self._max_records:  # the journal is drained
+                    sent = await self.upload_once()
+                    # without a batch age, what came in during an upload goes at once, as before
+                    if sent == 0 or (self.uplink.batch_max_age_s > 0 and sent < self._max_records):
                         await self._gather()
                 except UploadError as exc:
                     self._failed(str(exc))
