@@ -301,6 +301,6 @@ async def _report(controller: SignalController, faults: list[tuple[int, str, str
                     break  # nothing green to conflict with this second: try the next one
                 raise
             except KeyError:
-                click.echo(f"signals: fault {kind} not injected: no group {group!r}")
+                click.echo(f"signals: fault {kind} not injected: no {_NAMED.get(kind, 'group')} {group!r}")
             pending.pop(0)
         await asyncio.sleep(0.05)

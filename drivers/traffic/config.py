@@ -37,6 +37,9 @@ with the rule it breaks. Layout (see configs/intersections/ for complete files):
 
     [week]                             # monday .. sunday -> day table
     [special_days]                     # "2026-07-14" = "sunday"
+
+    [counting]                         # detector fault thresholds (drivers/traffic/detectors.py)
+    [[detector]]                       # id, approach, lane, pair: traffic counts, no part of the safety check
 """
 
 from __future__ import annotations

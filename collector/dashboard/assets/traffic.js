@@ -15,15 +15,22 @@
   const card = node("section", "card traffic-card");
   card.id = "traffic";
   const head = node("div", "card-head");
-  head.append(node("h2", "", "Circulation"), node("span", "note", "véhicules comptés, dernière heure reçue"));
+  head.append(node("h2", "", "Circulation"));
   const table = node("table", "list");
   const tr = node("tr");
   for (const [label, cls] of [["Carrefour", ""], ["Période", ""], ["Véhicules", "num"], ["Détecteurs en défaut", ""]]) {
-    tr.append(node("th", cls, label));
+    const th = node("th", cls, label);
+    if (cls === "num") th.style.textAlign = "right";
+    tr.append(th);
   }
   table.append(node("thead"), node("tbody"));
   table.tHead.append(tr);
-  card.append(head, table);
+  const scroller = node("div");
+  scroller.style.overflowX = "auto"; // a narrow screen scrolls the table, not the page
+  scroller.append(table);
+  const note = node("p", "note", "Véhicules comptés sur la dernière heure reçue de chaque carrefour ; * : comptage incomplet.");
+  card.style.gridColumn = "1 / -1"; // the whole width, as the other panels of one table
+  card.append(head, scroller, note);
   (document.querySelector("main.grid") || document.body).append(card);
 
   function render(junctions) {
