@@ -66,6 +66,12 @@ CREATE TABLE traffic_rollup_15min (
     PRIMARY KEY (gateway_id, detector, bucket_ms)
 );
 CREATE INDEX traffic_rollup_by_junction ON traffic_rollup_15min (junction, bucket_ms);
+CREATE TABLE traffic_junctions (
+    junction   TEXT    NOT NULL,
+    gateway_id INTEGER NOT NULL,
+    newest_ms  BIGINT  NOT NULL,         -- start of the newest quarter hour it sent counts for
+    PRIMARY KEY (junction, gateway_id)
+);
 """
 
 SQLITE_MIGRATION = _TABLES.format(real="REAL")
@@ -83,6 +89,10 @@ _UPSERT = (f"INSERT INTO traffic_rollup_15min ({', '.join(_ROLLUP_COLS)})"
            " ON CONFLICT (gateway_id, detector, bucket_ms) DO UPDATE SET "
            + ", ".join(f"{c} = traffic_rollup_15min.{c} + excluded.{c}" for c in _SUMS))
 _SQLITE_INSERT, _SQLITE_UPSERT = sqlite_sql(_INSERT), sqlite_sql(_UPSERT)
+_JUNCTION = ("INSERT INTO traffic_junctions (junction, gateway_id, newest_ms) VALUES ($1, $2, $3)"
+             " ON CONFLICT (junction, gateway_id) DO UPDATE SET newest_ms = {bigger}(traffic_junctions.newest_ms,"
+             " excluded.newest_ms)")
+_SQLITE_JUNCTION, _PG_JUNCTION = sqlite_sql(_JUNCTION.format(bigger="MAX")), _JUNCTION.format(bigger="GREATEST")
 
 
 def _int(v: Any) -> int | None:
@@ -128,16 +138,28 @@ def quarter_rows(inserted: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return [(*k, *(round(x, 6) if isinstance(x, float) else x for x in s)) for k, s in sorted(sums.items())]
 
 
+def junction_rows(quarters: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """(junction, gateway id, newest bucket) of the rollup rows, in key order."""
+    newest: dict[tuple[str, int], int] = {}
+    for gid, _, bucket, junction, *_ in quarters:
+        newest[(junction, gid)] = max(bucket, newest.get((junction, gid), bucket))
+    return [(j, g, b) for (j, g), b in sorted(newest.items())]
+
+
 def insert_sqlite(db: Any, rows: Sequence[tuple[Any, ...]]) -> None:
     """The ingest step on SQLite's writer connection, inside the ingest transaction."""
     inserted = [row for row in rows if db.execute(_SQLITE_INSERT, row).rowcount > 0]
-    db.executemany(_SQLITE_UPSERT, quarter_rows(inserted))
+    quarters = quarter_rows(inserted)
+    db.executemany(_SQLITE_UPSERT, quarters)
+    db.executemany(_SQLITE_JUNCTION, junction_rows(quarters))
 
 
 async def insert_pg(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
     """The ingest step on PostgreSQL, inside the ingest transaction."""
     inserted = [row for row in rows if (await conn.execute(_INSERT, *row)).endswith(" 1")]
-    await conn.executemany(_UPSERT, quarter_rows(inserted))
+    quarters = quarter_rows(inserted)
+    await conn.executemany(_UPSERT, quarters)
+    await conn.executemany(_PG_JUNCTION, junction_rows(quarters))
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +244,6 @@ class TrafficQueries(SqlPrimitives):
 
     async def traffic_junctions(self) -> list[tuple[str, str, int]]:
         rows = await self._ctl_rows(
-            "SELECT r.junction, g.name, MAX(r.bucket_ms) FROM traffic_rollup_15min r"
-            " JOIN gateways g ON g.id = r.gateway_id GROUP BY r.junction, g.name ORDER BY r.junction, g.name")
+            "SELECT j.junction, g.name, j.newest_ms FROM traffic_junctions j JOIN gateways g ON g.id = j.gateway_id"
+            " ORDER BY j.junction, g.name")
         return [(r[0], r[1], int(r[2])) for r in rows]
