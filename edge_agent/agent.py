@@ -1,8 +1,10 @@
 """The agent: journal, bus pollers, uploader and feature services, supervised in one event loop.
 
 Every record a driver accepts goes to the journal first; observers (lighting feedback,
-analytics) see it only once it is committed. A bus or service that crashes is logged and
-restarted after a pause, so one faulty driver never stops the others, nor the uploader.
+analytics) see it only once it and those before it are committed. Of a bus's samples the journal
+keeps what its report policies select (drivers.reporting); the observers see every poll
+(edge_agent.live_feed). A bus or service that crashes is logged and restarted after a pause, so
+one faulty driver never stops the others, nor the uploader.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from dataclasses import dataclass, field
 
 from citygate_wire.aio import await_chain, stop_tasks
 from drivers.base import Bus
-from drivers.model import Record
+from drivers.model import Record, Sample
+from drivers.reporting import ReportsByException
 from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import AgentConfig
 from edge_agent.health import JOURNAL, UPLOADER, HealthMonitor, bus_loop, limits_for
 from edge_agent.journal import Journal
 from edge_agent.lighting.overrides import DirectLamps, LampOverrides, LightingOverrides
+from edge_agent.live_feed import LiveFeed
 from edge_agent.localapi import LocalApi, LocalApiContext
 from edge_agent.sdnotify import Notifier, watch, watchdog_interval_s
 from edge_agent.service import AgentContext, Lighting, Reporting, Service, Services
@@ -59,6 +63,7 @@ class Agent:
     notifier: Notifier = field(default_factory=Notifier.from_env)
     #: built from the config's bus tables; nothing is opened before run()
     buses: list[Bus] = field(init=False)
+    live: LiveFeed = field(init=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -79,7 +84,8 @@ class Agent:
             emit=self.emit,
             config_file=cfg.file,
         )
-        self.journal.observers.append(self._notify)
+        self.live = LiveFeed(lambda record: self.journal.append(record), self._notify)
+        self.journal.observers.append(self._committed)
         for name, target in SERVICES.items():
             if name in cfg.sections:
                 module, func = target.split(":")
@@ -108,14 +114,17 @@ class Agent:
         )
 
     def emit(self, record: Record) -> None:
-        self.journal.append(record)
+        self.live.emit(record, (record,))
 
     def tick(self, loop: str) -> None:
         """`loop` made progress (edge_agent.health judges the silences)."""
         self.healthy[loop] = time.monotonic()
 
-    def _notify(self, record: Record) -> None:
+    def _committed(self, record: Record) -> None:
         self.tick(JOURNAL)
+        self.live.committed(record)
+
+    def _notify(self, record: Record) -> None:
         for observer in self.context.observers:
             try:
                 observer(record)
@@ -149,10 +158,13 @@ class Agent:
 
     def _bus_runner(self, bus: Bus) -> Callable[[], Awaitable[None]]:
         loop = bus_loop(bus.name)
+        reporter = bus.reporter() if isinstance(bus, ReportsByException) else None
+        select = reporter.select if reporter else None  # all its policies "every": nothing to select
 
         def sink(record: Record) -> None:
             self.tick(loop)
-            self.emit(record)
+            kept = select(record) if select is not None and isinstance(record, Sample) else (record,)
+            self.live.emit(record, kept)
 
         return lambda: bus.run(sink)
 

@@ -3,8 +3,9 @@
 The agent builds one AgentContext, then runs every Service's `run()` as a task beside the bus
 pollers and the uploader. A service reads device state through the buses, commands devices
 through their bus methods, and writes what it wants kept (events, energy samples) through
-`ctx.emit`, which journals the record first. Services that want to see every journalled record
-(analytics, fault detection) subscribe with `ctx.subscribe`.
+`ctx.emit`, which journals the record first. Services that want to see every record (analytics,
+fault detection) subscribe with `ctx.subscribe`: they get every poll whole, even when its bus's
+report policies journal only part of it or nothing (edge_agent.live_feed).
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ class AgentContext:
         return bus_of(self.buses.values(), device)
 
     def subscribe(self, observer: Observer) -> None:
-        """`observer` is called (in the event loop, must not block) with each record after it is journalled."""
+        """`observer` is called (in the event loop, must not block) with each record, in emit order, once
+        what was journalled of it and before it is committed."""
         self.observers.append(observer)
 
 

@@ -28,6 +28,7 @@ from drivers.modbus.link import ExceptionReply, LinkDown, LinkError, ModbusLink,
 from drivers.modbus.regmap import LEVEL_CMD, ReadBlock, Register
 from drivers.model import Event, RecordSink, Sample, Severity, Value
 from drivers.registry import Driver
+from drivers.reporting import DeviceReporter, Reporter
 
 _T = TypeVar("_T")
 
@@ -81,6 +82,10 @@ class ModbusBus:
     def rated_power_w(self, device: str) -> float | None:
         """The configured rated power of a lamp (None when not configured)."""
         return self._device(device).cfg.rated_power_w
+
+    def reporter(self) -> Reporter:
+        """Report by exception for this bus's devices, from their maps and `report` tables (drivers.reporting)."""
+        return Reporter({d.id: DeviceReporter(d.cfg.report) for d in self._devices})
 
     async def read(self, device: str) -> Sample:
         """One live read with the configured retries; DeviceError if it fails."""
@@ -172,7 +177,7 @@ class ModbusBus:
 
     async def _attempt(self, dev: _Device, tries: int) -> Sample | LinkError:
         """Read every block of a device; the first block that fails after `tries` ends the attempt."""
-        values: dict[str, Value] = {}
+        values: dict[str, Value] | None = None
         unit = dev.unit
         link = self._link
         for block in dev.blocks:
@@ -184,8 +189,11 @@ class ModbusBus:
                     if n + 1 == tries or not _retryable(exc):
                         dev.state.last_error = str(exc)
                         return exc
-            block.decode_into(words, values)
-        return Sample(dev.id, now_ms(), values)
+            if values is None:
+                values = block.decode(words)  # most maps are one block: one dict, built at once
+            else:
+                block.decode_into(words, values)
+        return Sample(dev.id, now_ms(), values or {})
 
     async def _retrying(self, op: Callable[[], Awaitable[_T]]) -> _T:
         for n in range(self._tries):

@@ -8,7 +8,7 @@ silently means "default".
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from drivers.base import BusContext
 from drivers.conf import ConfigTable
 from drivers.errors import ConfigError
 from drivers.modbus.regmap import LEVEL_CMD, RegisterMap, load_register_map
+from drivers.reporting import Policy, parse_policy
 from drivers.serial_line import LineSettings, parse_line
 
 BAUDRATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
@@ -34,6 +35,8 @@ class DeviceConfig:
     register_map: RegisterMap
     rated_power_w: float | None = None
     address_offset: int = 0  # added to every map address: a ballast's block on a DALI gateway
+    #: the report policy of each quantity: the map's, or the device's `report` table over it
+    report: Mapping[str, Policy] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,7 @@ def _devices(bus: ConfigTable, ctx: BusContext) -> tuple[DeviceConfig, ...]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError(f"{ctx.key}.device", "a bus needs at least one [[bus.device]] table")
     maps: dict[Path, RegisterMap] = {}
+    map_policies: dict[Path, dict[str, Policy]] = {}
     ids: dict[str, int] = {}
     slots: dict[tuple[int, int], int] = {}
     devices = []
@@ -104,6 +108,7 @@ def _devices(bus: ConfigTable, ctx: BusContext) -> tuple[DeviceConfig, ...]:
         path = path if path.is_absolute() else ctx.config_dir / path
         if path not in maps:
             maps[path] = load_register_map(path)
+            map_policies[path] = {reg.name: reg.report for reg in maps[path].registers}
         regmap = maps[path]
         if regmap.get(LEVEL_CMD) is None:
             raise ConfigError(f"{key}.register_map", f"{path} has no {LEVEL_CMD} register: not a lamp controller map")
@@ -113,9 +118,31 @@ def _devices(bus: ConfigTable, ctx: BusContext) -> tuple[DeviceConfig, ...]:
         rated = t.number("rated_power_w", 0.0, lo=0.0, hi=1e6) if "rated_power_w" in table else None
         if rated is not None and rated <= 0:
             raise ConfigError(f"{key}.rated_power_w", "must be a positive number of watts")
+        report = _report(t, regmap, path, map_policies[path])
         t.done()
-        devices.append(DeviceConfig(dev_id, unit, regmap, rated, offset))
+        devices.append(DeviceConfig(dev_id, unit, regmap, rated, offset, report))
     return tuple(devices)
+
+
+def _report(t: ConfigTable, regmap: RegisterMap, path: Path, of_map: dict[str, Policy]) -> Mapping[str, Policy]:
+    """The map's report policies (`of_map`, shared by its devices), with the device's
+    `[bus.device.report]` table laid over them (quantity = strategy name or table, as in a map)."""
+    t.used.add("report")
+    if "report" not in t.raw:
+        return of_map
+    policies = dict(of_map)
+    raw = t.raw["report"]
+    if isinstance(raw, str):  # one strategy for all its quantities: "every" while a technician watches it
+        return {reg.name: parse_policy(raw, f"{t.key}.report", reg.report, numeric=reg.bit is None)
+                for reg in regmap.registers}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{t.key}.report", "expected a strategy name or a table of quantity = strategy name or table")
+    for name, given in raw.items():
+        reg = regmap.get(name)
+        if reg is None:
+            raise ConfigError(f"{t.key}.report.{name}", f"{path} has no register named {name!r}")
+        policies[name] = parse_policy(given, f"{t.key}.report.{name}", reg.report, numeric=reg.bit is None)
+    return policies
 
 
 def _name(t: ConfigTable, name: str) -> str:

@@ -9,14 +9,18 @@ The two level registers have fixed names: `level_cmd_pct` (the commanded level, 
 what `set_level` writes) and `level_pct` (the level the controller reports). The map's
 `level_curve` says how they are stored: "linear" (percent, times `scale`) or "dali" (IEC
 62386-102 arc level 0..254, converted by drivers.dali).
+
+Each register may say how its quantity is reported (`report`, drivers.reporting): a strategy
+name or a table; the map's own `[report]` table is the default of the registers that say
+nothing (less what a flag cannot have: a deadband, a counter). Without either, every reading is.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -37,6 +41,7 @@ from drivers.modbus.codec import (
     unscaled,
 )
 from drivers.model import Value
+from drivers.reporting import EVERY, Policy, parse_policy
 
 LevelCurve = Literal["linear", "dali"]
 LEVEL_CURVES: tuple[LevelCurve, ...] = ("linear", "dali")
@@ -90,6 +95,7 @@ class Register:
     curve: LevelCurve = "linear"
     description: str = ""
     decimals: int = 0
+    report: Policy = EVERY
 
     @property
     def words(self) -> int:
@@ -107,6 +113,31 @@ class Register:
             return round(dali.arc_to_percent(int(raw)), 1) if raw <= dali.MAX_ARC else None
         return scaled(raw, self.scale, self.decimals)
 
+    def reader(self, at: int) -> Reader:
+        """`decode(words, at)` as a function of the words alone, made once for a read plan.
+
+        A poll decodes every register of every lamp (2,200 values a second for 200 lamps): the
+        common layouts (u16, s16, big-endian u32, each scaled or not, bit flags) get a function
+        without the type and order dispatch, so decoding costs a quarter of `decode`'s time.
+        """
+        if self.bit is not None:
+            bit = self.bit
+            return lambda w: bool((w[at] >> bit) & 1)
+        raw = _RAW.get((self.type, self.word_order)) if self.curve == "linear" else None
+        if raw is None:
+            return lambda w: self.decode(w, at)
+        scale, decimals = self.scale, self.decimals
+        if self.type == "u16":  # most registers: the word itself, no call for the raw value
+            if scale == 1:
+                return lambda w: w[at]
+            if decimals:
+                return lambda w: round(w[at] * scale, decimals)
+        if scale == 1:
+            return lambda w: raw(w, at)
+        if decimals == 0:
+            return lambda w: round(raw(w, at) * scale)
+        return lambda w: round(raw(w, at) * scale, decimals)
+
     def encode(self, value: float) -> list[int]:
         """Words to write for an engineering value; ValueError if it cannot be stored."""
         if self.curve == "dali":
@@ -114,6 +145,25 @@ class Register:
                 raise ValueError(f"{self.name}: DALI levels are whole percent, got {value}")
             return [dali.percent_to_arc(int(value))]
         return encode_raw(unscaled(value, self.scale, self.type), self.type, self.word_order)
+
+
+Reader = Callable[[Sequence[int]], Value]
+
+
+def _s16(w: Sequence[int], at: int) -> int:
+    v = w[at]
+    return v - 0x10000 if v & 0x8000 else v
+
+
+#: The integer layouts `Register.reader` decodes without dispatch (f32 and DALI curves go through `decode`).
+_RAW: dict[tuple[str, str], Callable[[Sequence[int], int], int]] = {
+    ("u16", "big"): lambda w, at: w[at],
+    ("u16", "little"): lambda w, at: w[at],
+    ("s16", "big"): _s16,
+    ("s16", "little"): _s16,
+    ("u32", "big"): lambda w, at: (w[at] << 16) | w[at + 1],
+    ("u32", "little"): lambda w, at: (w[at + 1] << 16) | w[at],
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +174,18 @@ class ReadBlock:
     address: int
     count: int
     registers: tuple[tuple[Register, int], ...]
+    readers: tuple[tuple[str, Reader], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "readers", tuple((reg.name, reg.reader(at)) for reg, at in self.registers))
+
+    def decode(self, words: Sequence[int]) -> dict[str, Value]:
+        """The values of the registers of this block, from the words read."""
+        return {name: read(words) for name, read in self.readers}
 
     def decode_into(self, words: Sequence[int], values: dict[str, Value]) -> None:
-        for reg, at in self.registers:
-            values[reg.name] = reg.decode(words, at)
+        for name, read in self.readers:
+            values[name] = read(words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +255,8 @@ def parse_register_map(doc: Mapping[str, Any], path: Path) -> RegisterMap:
         word_order = _choice(t, "word_order", WORD_ORDERS, "big")
         max_block = t.integer("max_block", MAX_READ, lo=2, hi=MAX_READ)
         max_gap = t.integer("max_gap", 0, lo=0, hi=MAX_READ - 2)
-        t.used.add("register")
+        report = parse_policy(doc["report"], f"{here}:report") if "report" in doc else EVERY
+        t.used.update(("register", "report"))
         t.done()
     except ConfigError as exc:
         # "map.toml:max_block", as the register keys read ("map.toml:register[3].type").
@@ -206,7 +265,8 @@ def parse_register_map(doc: Mapping[str, Any], path: Path) -> RegisterMap:
     if not isinstance(raw_regs, list) or not raw_regs:
         raise ConfigError(f"{here}:register", "a register map needs at least one [[register]] table")
     registers = tuple(
-        _register(ConfigTable(raw, f"{here}:register[{i}]"), word_order, level_curve) for i, raw in enumerate(raw_regs)
+        _register(ConfigTable(raw, f"{here}:register[{i}]"), word_order, level_curve, report)
+        for i, raw in enumerate(raw_regs)
     )
     _check_layout(registers, here)
     return RegisterMap(path, model, level_curve, max_block, max_gap, registers, description)
@@ -229,7 +289,16 @@ def _unit(t: ConfigTable, name: str) -> str:
     return unit
 
 
-def _register(t: ConfigTable, default_order: WordOrder, level_curve: LevelCurve) -> Register:
+def _report(t: ConfigTable, numeric: bool, default: Policy) -> Policy:
+    """The register's report policy: its own `report`, else the map's default fitted to a flag."""
+    t.used.add("report")
+    base = default if numeric else Policy(default.strategy, default.period_s)
+    if "report" in t.raw:
+        return parse_policy(t.raw["report"], f"{t.key}.report", base, numeric=numeric)
+    return base
+
+
+def _register(t: ConfigTable, default_order: WordOrder, level_curve: LevelCurve, report: Policy) -> Register:
     key = t.key
     name = _required_text(t, "name")
     if not _NAME.match(name):
@@ -266,6 +335,7 @@ def _register(t: ConfigTable, default_order: WordOrder, level_curve: LevelCurve)
     if writable and curve == "linear":
         _check_level_fits(name, vtype, float(scale), key)
     description = t.text("description", "")
+    policy = _report(t, bit is None, report)
     t.done()
     return Register(
         name=name,
@@ -280,6 +350,7 @@ def _register(t: ConfigTable, default_order: WordOrder, level_curve: LevelCurve)
         curve=curve,
         description=description,
         decimals=decimals_for(scale),
+        report=policy,
     )
 
 

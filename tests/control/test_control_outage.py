@@ -57,7 +57,9 @@ async def test_an_hour_without_broker_does_not_stop_programs_or_journalling(
     clock = FakeClock(start)
     async with LampSimulator([7], LAMP_MAP) as lamps:
         bus = {"name": "lc100", "type": "modbus-tcp", "host": "127.0.0.1", "port": await lamps.serve_tcp(),
-               "interval_s": 0.2, "timeout_s": 0.5, "device": [{"id": "lamp-7", "unit": 7, "register_map": str(LAMP_MAP)}]}
+               "interval_s": 0.2, "timeout_s": 0.5,
+               # report = "every": each poll journalled, so the journal visibly goes on through the outage
+               "device": [{"id": "lamp-7", "unit": 7, "register_map": str(LAMP_MAP), "report": "every"}]}
         lighting = {"programs": [str(PROGRAMS / "common.toml"), str(PROGRAMS / "dijon.toml")],
                     "latitude": 47.322, "longitude": 5.041, "time_source": "none",
                     "group": [{"name": "rue-de-la-liberte", "lamps": ["lamp-7"], "calendar": "dijon"}]}

@@ -26,8 +26,11 @@ async def test_polled_lamp_samples_arrive_unchanged_in_the_collector(tmp_path: P
     try:
         async with LampSimulator(range(1, 4), REGMAP, rated_power_w=150, level_pct=70) as sim:
             port = await sim.serve_tcp("127.0.0.1", 0)
+            # report = "every": each poll journalled whole, whatever the map's report policies
+            # (tests/reporting proves what report by exception journals)
             devices = "".join(
                 f'[[bus.device]]\nid = "lamp-{u}"\nunit = {u}\nregister_map = "{REGMAP}"\nrated_power_w = 150\n'
+                'report = "every"\n'
                 for u in (1, 2, 3)
             )
             doc = tomllib.loads(f"""
