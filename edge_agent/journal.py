@@ -202,6 +202,7 @@ class Journal:
         self._event_due = INF
         self._last_append = 0.0
         self._flush_tasks: set[asyncio.Task[None]] = set()
+        self._commit_queued = False
         self._flush_lock = asyncio.Lock()
         self._counts = [0, 0]  # records not yet acknowledged, by kind
         self._dropped_total = 0
@@ -322,6 +323,9 @@ class Journal:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+        if self._commit_queued:  # one commit waiting is enough: it takes everything pending by then
+            return
+        self._commit_queued = True
         task = asyncio.get_running_loop().create_task(self._commit_due())
         self._flush_tasks.add(task)
         task.add_done_callback(self._flush_tasks.discard)
@@ -331,6 +335,7 @@ class Journal:
         for their own time (see `append`), not for the end of this one: a commit of its own for
         the few that came meanwhile would cost a page for a few records."""
         async with self._flush_lock:
+            self._commit_queued = False
             if self._pending and not self._closed:
                 await self._commit()
 

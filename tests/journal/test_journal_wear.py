@@ -139,3 +139,19 @@ async def test_a_batch_read_ahead_is_not_handed_out_once_a_record_in_it_is_set_a
         third = await journal.read_pending(10, 10**8)  # read ahead, and still right
         assert third is not None and third.seqs[0] == second.last_seq + 1
         assert [orjson.loads(r)["seq"] for r in third.records] == third.seqs
+
+
+async def test_a_large_burst_is_committed_in_bounded_commits_not_one_per_record(tmp_path: Path) -> None:
+    commits: list[int] = []
+    async with Journal(tmp_path / "j.db", flush_max_pending=100) as journal:
+        real_write = journal._write
+
+        def counting(rows: list[Row]) -> None:
+            real_write(rows)
+            commits.append(len(rows))
+
+        journal._write = counting  # type: ignore[method-assign]
+        journal.append_many(sample(i) for i in range(5000))  # no await between: one commit queued
+        await journal.flush()
+        assert journal.backlog == 5000
+    assert sum(commits) == 5000 and len(commits) <= 3
