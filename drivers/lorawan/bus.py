@@ -10,7 +10,6 @@ and judged by drivers.lorawan.tracker, which hands Samples and Events to the sin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import dataclasses
 import logging
@@ -26,6 +25,7 @@ from typing import Any
 
 import aiomqtt
 
+from citygate_wire.aio import run_together
 from citygate_wire.common import now_ms
 from drivers.base import BusContext, DeviceState
 from drivers.conf import ConfigTable
@@ -192,13 +192,7 @@ class LorawanBus:
             sink(r)
 
     async def run(self, sink: RecordSink) -> None:
-        ticker = asyncio.create_task(self._tick(sink))
-        try:
-            await self._listen(sink)
-        finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+        await run_together({f"{self.name}-listen": self._listen(sink), f"{self.name}-tick": self._tick(sink)})
 
     async def _tick(self, sink: RecordSink) -> None:
         while True:

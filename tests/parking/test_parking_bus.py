@@ -34,9 +34,10 @@ def test_every_change_sent_is_one_sample_once_despite_duplicates_and_late_frames
 def test_silent_sensors_make_their_spaces_unknown_and_a_wrong_judgement_is_undone(field: Field) -> None:
     silent = set(field.sim.truth.silent)
     assert silent
-    assert silent <= events(field, "sensor_silent") and silent == field.silent_at_end()
-    # a sensor judged silent that was not (frames delayed on a loaded machine) came back at its next frame
-    assert events(field, "sensor_silent") - silent <= events(field, "sensor_back")
+    assert silent <= events(field, "sensor_silent") and silent <= field.silent_at_end()
+    # a sensor judged silent before the end that was not (frames delayed on a loaded machine) came back at
+    # its next frame; after the run every sensor falls silent in turn
+    assert events(field, "sensor_silent") - field.silent_at_end() <= events(field, "sensor_back")
     unknown = {r.device for r in field.records if isinstance(r, Sample) and r.values.get("parking_state") == "unknown"}
     assert unknown <= events(field, "sensor_silent")  # a sensor never heard was unknown already: no sample for it
     states = {s.device: s for s in field.bus.states()}
