@@ -98,6 +98,7 @@ class CameraSim:
         self._sub_ids = itertools.count(1)
         self._nonce = os.urandom(8).hex()
         self._conns: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task[object]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def __aenter__(self) -> CameraSim:
@@ -131,6 +132,10 @@ class CameraSim:
             server.close()
         for w in list(self._conns):
             w.close()
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
         for server in self._servers:
             await server.wait_closed()
         self._servers = []
@@ -158,6 +163,9 @@ class CameraSim:
     # -- ONVIF over HTTP ------------------------------------------------------------------------
     async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._conns.add(writer)
+        me = asyncio.current_task()
+        assert me is not None
+        self._handlers.add(me)
         try:
             while (req := await _read_request(reader)) is not None:
                 status, extra, body = await self._soap(req)
@@ -167,10 +175,11 @@ class CameraSim:
                 await writer.drain()
                 if req.headers.get("connection", "").lower() == "close":
                     break
-        except ConnectionError:
-            pass
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the camera goes offline: a handler cancelled then ends quietly (asyncio would log it)
         finally:
             self._conns.discard(writer)
+            self._handlers.discard(me)
             writer.close()
 
     def _digest_ok(self, method: str, header: str | None) -> bool:
@@ -257,6 +266,9 @@ class CameraSim:
 
     async def _serve_rtsp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._conns.add(writer)
+        me = asyncio.current_task()
+        assert me is not None
+        self._handlers.add(me)
         try:
             while (req := await _read_request(reader)) is not None:
                 self._count(req.method)
@@ -267,10 +279,11 @@ class CameraSim:
                     head += ["Content-Type: application/sdp", f"Content-Length: {len(body)}"]
                 writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
                 await writer.drain()
-        except ConnectionError:
-            pass
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the camera goes offline: a handler cancelled then ends quietly (asyncio would log it)
         finally:
             self._conns.discard(writer)
+            self._handlers.discard(me)
             writer.close()
 
     def _rtsp(self, req: _Request) -> tuple[int, list[str], bytes]:

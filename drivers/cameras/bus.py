@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from citygate_wire.common import now_ms
 from drivers.base import DeviceState
-from drivers.cameras import client, onvif, timesource
+from drivers.cameras import client, faultstore, onvif, timesource
 from drivers.cameras.config import CameraConfig, CamerasConfig, StreamConfig, parse
 from drivers.cameras.events import interpret
 from drivers.cameras.health import HealthJudge
@@ -89,6 +89,8 @@ class CameraBus:
         self._sink = sink
         if self.time_sync is None:
             self.time_sync = timesource.load(self.cfg.time_source)
+        if self.cfg.faults_file is not None and (saved := faultstore.load(self.cfg.faults_file)) is not None:
+            self.judge.restore(saved)
         async with asyncio.TaskGroup() as tg:
             for w in self.watches.values():
                 tg.create_task(self._watch(w))
@@ -101,10 +103,14 @@ class CameraBus:
 
     # -- emission -------------------------------------------------------------------------------
     def _emit(self, *events: Event | None) -> None:
+        emitted = False
         for ev in events:
             if ev is not None:
                 log.info("camera %s: %s %s", ev.device, ev.code, ev.detail)
                 self._sink(ev)
+                emitted = True
+        if emitted and self.cfg.faults_file is not None:  # faults open and close rarely: write at each
+            faultstore.save(self.cfg.faults_file, self.judge.snapshot())
 
     def _clock_trusted(self) -> bool:
         if datetime.now(UTC).year < EARLIEST_TRUSTED_YEAR:

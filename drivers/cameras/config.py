@@ -65,6 +65,7 @@ class CamerasConfig:
     sample_interval_s: float = 300.0
     credentials_file: str | None = None
     time_source: str = "kernel"  # drivers.cameras.timesource: "kernel", "none", or another installed source
+    faults_file: Path | None = None  # the open faults across restarts (drivers.cameras.faultstore)
 
 
 def parse(raw: Mapping[str, Any], ctx: BusContext) -> CamerasConfig:
@@ -87,6 +88,7 @@ def parse(raw: Mapping[str, Any], ctx: BusContext) -> CamerasConfig:
         pull_timeout_s=t.number("pull_timeout_s", 10.0, lo=0.05, hi=60),
         sample_interval_s=t.number("sample_interval_s", 300.0, lo=0.05, hi=86_400),
         credentials_file=cred_text,
+        faults_file=None if ctx.state_dir is None else ctx.state_dir / f"cameras-{name}.faults.json",
         time_source=timesource.check(t.text("time_source", "kernel"), f"{key}.time_source"),
     )
     t.used.add("camera")

@@ -60,6 +60,33 @@ class HealthJudge:
     def open_faults(self, cam: str) -> list[Event]:
         return list(self.cams[cam].open.values())
 
+    # -- across a restart -----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """What a restarted agent needs to close what is open: open faults, reported cameras, a dark cabinet."""
+        return {"dark_since_ms": self.dark_since_ms, "cameras": {
+            cam: {"down_since_ms": c.down_since_ms if c.reported else None,
+                  "open": [[code, q, ev.ts_ms, str(ev.severity), dict(ev.detail)] for (code, q), ev in c.open.items()]}
+            for cam, c in self.cams.items() if c.open or c.reported}}
+
+    def restore(self, doc: Mapping[str, Any]) -> None:
+        """Take a snapshot back; cameras no longer configured and malformed entries are left out."""
+        dark = doc.get("dark_since_ms")
+        self.dark_since_ms = dark if isinstance(dark, int) else None
+        cams = doc.get("cameras")
+        for cam, saved in (cams.items() if isinstance(cams, dict) else ()):
+            c = self.cams.get(cam)
+            if c is None or not isinstance(saved, dict):
+                continue
+            down = saved.get("down_since_ms")
+            if isinstance(down, int):
+                c.down_since_ms, c.reported = down, True
+            for entry in saved.get("open", ()):
+                if (isinstance(entry, list) and len(entry) == 5 and isinstance(entry[0], str)
+                        and isinstance(entry[1], str) and isinstance(entry[2], int) and entry[3] in set(Severity)
+                        and isinstance(entry[4], dict)):
+                    code, q, ts, severity, detail = entry
+                    c.open[(code, q)] = Event(cam, ts, code, Severity(severity), detail)
+
     # -- reachability and the cabinet rule ------------------------------------------------------
     def unreachable(self, cam: str, ts_ms: int) -> None:
         """The camera failed its retries: it waits the window before being reported."""
@@ -70,15 +97,15 @@ class HealthJudge:
     def reachable(self, cam: str, ts_ms: int) -> list[Event]:
         c = self.cams[cam]
         out: list[Event] = []
-        if c.down_since_ms is None:
-            return out
-        if self.dark_since_ms is not None:
+        if self.dark_since_ms is not None:  # (also a dark cabinet restored after a restart)
             out.append(Event(self.cabinet, ts_ms, CABINET_DARK + CLEARED, Severity.INFO,
                              {"first_back": cam, "since_ms": self.dark_since_ms}))
             self.dark_since_ms = None
             for other in self.cams.values():  # the ones still silent get a window of their own
                 if other.down_since_ms is not None and not other.reported:
                     other.down_since_ms = ts_ms
+        if c.down_since_ms is None:
+            return out
         if c.reported:
             out.append(Event(cam, ts_ms, UNREACHABLE + CLEARED, Severity.INFO, {"since_ms": c.down_since_ms}))
         c.down_since_ms, c.reported = None, False

@@ -54,23 +54,30 @@ def bus_table(folder: Path, cams: list[CameraSim], **overrides: Any) -> dict[str
 
 
 @asynccontextmanager
+async def running(folder: Path, cams: list[CameraSim], **overrides: Any) -> AsyncIterator[Cabinet]:
+    """The bus watching `cams` (its state in folder/state), stopped on the way out."""
+    spec = parse_bus(bus_table(folder, cams, **overrides), BusContext("bus[0]", folder, state_dir=folder / "state"))
+    bus = spec.build()
+    assert isinstance(bus, CameraBus)
+    cab = Cabinet(cams, bus)
+    task = asyncio.create_task(bus.run(cab.records.append))
+    try:
+        yield cab
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await bus.aclose()
+
+
+@asynccontextmanager
 async def cabinet(folder: Path, count: int = 2, **overrides: Any) -> AsyncIterator[Cabinet]:
     """`count` cameras online, the bus running on them; everything stopped on the way out."""
     cams = [CameraSim(f"cam-{i + 1}", password=PASSWORD) for i in range(count)]
     for cam in cams:
         await cam.go_online()
     try:
-        spec = parse_bus(bus_table(folder, cams, **overrides), BusContext("bus[0]", folder))
-        bus = spec.build()
-        assert isinstance(bus, CameraBus)
-        cab = Cabinet(cams, bus)
-        task = asyncio.create_task(bus.run(cab.records.append))
-        try:
+        async with running(folder, cams, **overrides) as cab:
             yield cab
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await bus.aclose()
     finally:
         for cam in cams:
             await cam.go_offline()
