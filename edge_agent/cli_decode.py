@@ -200,3 +200,29 @@ def mbus_cmd(hex_telegram: str, as_json: bool) -> None:
     with decode_errors():
         doc = mbus_document(parse_hex(hex_telegram))
     show(doc, as_json)
+
+
+@decode.command("lorawan")
+@click.argument("hex_payload", metavar="HEX")
+@click.option("--model", required=True, help="Sensor model (drivers/lorawan/models.py), e.g. bosch-pls.")
+@click.option("--port", "f_port", required=True, type=click.IntRange(0, 255), help="The uplink's fPort.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def lorawan_cmd(hex_payload: str, model: str, f_port: int, as_json: bool) -> None:
+    """One LoRaWAN parking sensor payload (the uplink's `data`, as hex) on its port."""
+    from drivers.lorawan.models import MODELS
+
+    if model not in MODELS:
+        raise click.BadParameter(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}", param_hint="--model")
+    with decode_errors():
+        reading = MODELS[model].decode(f_port, parse_hex(hex_payload))
+    state = None if reading.occupied is None else "occupied" if reading.occupied else "free"
+    doc: dict[str, Any] = {"protocol": MODELS[model].document, "frame": reading.kind.value, "fields": [
+        {"name": "parking_state", "value": state, "unit": ""},
+        {"name": "battery_v", "value": reading.battery_v, "unit": "V"},
+        {"name": "battery_low", "value": reading.battery_low, "unit": ""},
+        {"name": "temperature_c", "value": reading.temperature_c, "unit": "°C"},
+        {"name": "firmware", "value": reading.firmware, "unit": ""},
+        {"name": "reset_cause", "value": reading.reset_cause, "unit": ""},
+    ]}
+    doc["fields"] = [f for f in doc["fields"] if f["value"] is not None]
+    show(doc, as_json)
