@@ -35,7 +35,7 @@ class Cabinet:
     def samples(self, device: str) -> list[Sample]:
         return [r for r in self.records if isinstance(r, Sample) and r.device == device]
 
-    async def until(self, what: Callable[[], object], timeout_s: float = 5.0) -> None:
+    async def until(self, what: Callable[[], object], timeout_s: float = 10.0) -> None:
         """Wait until `what()` holds (the bus runs meanwhile); fail with the events seen if it never does."""
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout_s
