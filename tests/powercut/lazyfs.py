@@ -18,12 +18,17 @@ What is modelled, precisely:
   model grants in advance;
 - `cut tear SEED`: in each file with unsynced writes, a prefix of its most recently written
   page (a random whole number of 512-byte sectors, not all of them) reaches the disk too, as
-  if the power failed in the middle of writing that page.
+  if the power failed in the middle of writing that page;
+- `cut scatter SEED`: each unsynced page reaches the disk whole with odds 1/2, in no order (the
+  kernel's writeback flushes dirty pages when it likes), and the last written page of each file,
+  if not, torn as above. Pages, not writes, are the unit: a page holds the latest bytes written
+  to it.
 
 Control protocol, one line in, one line out:
 - the process starts standing by; `mount` -> `ok mounting`, then it prints `lazyfs mounted`;
-- `cut` or `cut tear SEED` -> `ok cut files=N torn=M lost=PATH:PAGES,...`, and the process exits
-  with the mount dead (unmount it with `fusermount3 -u`);
+- `cut`, `cut tear SEED` or `cut scatter SEED` -> `ok cut files=N kept=K torn=T
+  unsynced=PATH:PAGES,...` (files with unsynced data, pages kept whole, pages torn, unsynced pages
+  per file), and the process exits with the mount dead (unmount it with `fusermount3 -u`);
 - `freeze N` -> `ok freeze at OPS`: the Nth operation from now that changes the disk or the cache
   (write, truncate, fsync, create, mknod, mkdir, unlink, rmdir, rename) is applied, never answered,
   and stops the filesystem: it prints `lazyfs frozen ...` and waits for the cut. The test kills
@@ -50,6 +55,7 @@ import mfusepy
 PAGE = 4096
 SECTOR = 512
 FROZEN_MAX_S = 120
+CUTS = ("drop", "tear", "scatter")
 PR_SET_PDEATHSIG = 1
 
 
@@ -161,28 +167,38 @@ class LazyFS(mfusepy.Operations):
         finally:
             os.close(fd)
 
-    def cut(self, tear_seed: int | None) -> tuple[int, int]:
-        """Drop every unsynced write (tearing last pages first if asked); (files dropped, pages torn)."""
-        torn = 0
+    def cut(self, mode: str, seed: int) -> tuple[int, int, int]:
+        """The power fails: each file's unsynced pages are lost, except that with `tear` a sector
+        prefix of its last written page reaches the disk, and with `scatter` each page does with
+        odds 1/2 (whole; the last one torn if not), as the kernel's writeback may have flushed any
+        of them in any order. (files with unsynced data, whole pages kept, pages torn)"""
+        rng = random.Random(seed)
+        kept = torn = 0
         self.lost = {path: len(state.pages) for path, state in self.volatile.items()}
-        if tear_seed is not None:
-            rng = random.Random(tear_seed)
-            for path, state in sorted(self.volatile.items()):
-                if state.last_page is None or not os.path.exists(self._real(path)):
-                    continue
-                start = state.last_page * PAGE
-                prefix = min(rng.randrange(1, PAGE // SECTOR) * SECTOR, state.size - start)
-                if prefix <= 0:
-                    continue
-                fd = os.open(self._real(path), os.O_WRONLY)
-                try:
-                    os.pwrite(fd, state.pages[state.last_page][:prefix], start)
-                finally:
-                    os.close(fd)
-                torn += 1
+        for path, state in sorted(self.volatile.items()):
+            if mode == "drop" or not os.path.exists(self._real(path)):
+                continue
+            whole = [i for i in sorted(state.pages) if mode == "scatter" and rng.random() < 0.5]
+            for index in whole:
+                kept += self._persist(path, state, index, PAGE)
+            if state.last_page is not None and state.last_page not in whole:
+                torn += self._persist(path, state, state.last_page, rng.randrange(1, PAGE // SECTOR) * SECTOR)
         files = len(self.volatile)
         self.volatile.clear()
-        return files, torn
+        return files, kept, torn
+
+    def _persist(self, path: str, state: Volatile, index: int, length: int) -> int:
+        """Write the first `length` bytes of a cached page (no further than the file's end) to the disk."""
+        start = index * PAGE
+        length = min(length, state.size - start)
+        if length <= 0:
+            return 0
+        fd = os.open(self._real(path), os.O_WRONLY)
+        try:
+            os.pwrite(fd, state.pages[index][:length], start)
+        finally:
+            os.close(fd)
+        return 1
 
     def stats(self) -> tuple[int, int]:
         return len(self.volatile), sum(len(s.pages) for s in self.volatile.values())
@@ -344,11 +360,10 @@ def serve_control(fs: LazyFS, sock: socket.socket, go: threading.Event) -> None:
                 if words == ["mount"]:
                     go.set()
                     f.write(b"ok mounting\n")
-                elif words[:1] == ["cut"]:
-                    seed = int(words[2]) if words[1:2] == ["tear"] else None
-                    files, torn = fs.cut(seed)
+                elif words[:1] == ["cut"] and (words[1:] == [] or (len(words) == 3 and words[1] in CUTS)):
+                    files, kept, torn = fs.cut(words[1], int(words[2])) if words[1:] else fs.cut("drop", 0)
                     lost = ",".join(f"{path}:{pages}" for path, pages in sorted(fs.lost.items()))
-                    f.write(f"ok cut files={files} torn={torn} lost={lost}\n".encode())
+                    f.write(f"ok cut files={files} kept={kept} torn={torn} unsynced={lost}\n".encode())
                     f.flush()
                     os._exit(0)  # the power is off: the lock stays held, no operation runs again
                 elif words == ["stats"]:

@@ -108,10 +108,12 @@ class LazyMount:
             return False
         return True
 
-    def cut(self, tear_seed: int | None = None) -> str:
-        """Power cut: unsynced data is lost (a prefix of each file's last page kept if `tear_seed`),
-        the filesystem process ends and the folder is unmounted. Returns the filesystem's report."""
-        reply = self.command("cut" if tear_seed is None else f"cut tear {tear_seed}")
+    def cut(self, mode: str = "drop", seed: int = 0) -> str:
+        """Power cut: unsynced data is lost (`drop`), but for a sector prefix of each file's last
+        written page (`tear`), or but for a random half of the unsynced pages and a torn last page
+        (`scatter`); the filesystem process ends and the folder is unmounted. Returns the
+        filesystem's report (tests/powercut/lazyfs.py)."""
+        reply = self.command(f"cut {mode} {seed}")
         assert self.server is not None
         self.server.proc.popen.wait(10)
         self.unmount()

@@ -1,9 +1,11 @@
 """The power-cut filesystem itself: what a cut keeps (what was fsync'ed, and namespace operations),
-what it loses (every unsynced write and truncate), and what a torn page looks like."""
+what it loses (every unsynced write and truncate), what a torn page and a scattered writeback
+look like, and how a freeze stops a writer at an exact operation."""
 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -17,12 +19,29 @@ from tests.powercut.lazyfs import PAGE, SECTOR
 from tests.powercut.powercut_kit import LazyMount, fuse_available, is_mounted
 
 
-@pytest.fixture
-def fs(tmp_path: Path) -> Iterator[LazyMount]:
+@pytest.fixture(scope="module")
+def mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LazyMount]:
     fuse_available()
-    with LazyMount(tmp_path) as mount:
-        yield mount
-    assert not is_mounted(mount.mountpoint)
+    with LazyMount(tmp_path_factory.mktemp("lazyfs")) as lazy:
+        yield lazy
+    assert not is_mounted(lazy.mountpoint)
+
+
+@pytest.fixture
+def fs(mount: LazyMount) -> LazyMount:
+    """One mount for the module (a mount costs a process start); a test that failed between a cut
+    and its remount leaves it unmounted."""
+    if mount.server is None:
+        mount.mount()
+    return mount
+
+
+@pytest.fixture
+def here(fs: LazyMount, request: pytest.FixtureRequest) -> Path:
+    """A folder of the mount for this test alone."""
+    folder = fs.mountpoint / re.sub(r"\W", "_", request.node.name)
+    folder.mkdir()
+    return folder
 
 
 def write(path: Path, data: bytes, *, offset: int = 0, sync: bool = False, datasync: bool = False) -> None:
@@ -37,8 +56,8 @@ def write(path: Path, data: bytes, *, offset: int = 0, sync: bool = False, datas
         os.close(fd)
 
 
-def test_unsynced_writes_are_read_back_until_the_cut_and_lost_by_it(fs: LazyMount) -> None:
-    synced, unsynced, datasynced = (fs.mountpoint / name for name in ("synced", "unsynced", "datasynced"))
+def test_unsynced_writes_are_read_back_until_the_cut_and_lost_by_it(fs: LazyMount, here: Path) -> None:
+    synced, unsynced, datasynced = (here / name for name in ("synced", "unsynced", "datasynced"))
     write(synced, b"kept" * 3000, sync=True)
     write(synced, b"lost", offset=100)
     write(unsynced, b"never synced")
@@ -55,8 +74,8 @@ def test_unsynced_writes_are_read_back_until_the_cut_and_lost_by_it(fs: LazyMoun
     assert datasynced.read_bytes() == b"fdatasync counts"
 
 
-def test_unsynced_truncate_and_extension_are_lost_synced_ones_kept(fs: LazyMount) -> None:
-    path = fs.mountpoint / "f"
+def test_unsynced_truncate_and_extension_are_lost_synced_ones_kept(fs: LazyMount, here: Path) -> None:
+    path = here / "f"
     write(path, b"a" * (3 * PAGE), sync=True)
     os.truncate(path, PAGE + 10)
     write(path, b"b" * 10, offset=5 * PAGE)
@@ -71,12 +90,12 @@ def test_unsynced_truncate_and_extension_are_lost_synced_ones_kept(fs: LazyMount
     assert path.read_bytes() == b"a" * 10 + bytes(10) + b"c"
 
 
-def test_a_torn_page_keeps_a_sector_prefix_of_the_last_write(fs: LazyMount) -> None:
-    path = fs.mountpoint / "f"
+def test_a_torn_page_keeps_a_sector_prefix_of_the_last_write(fs: LazyMount, here: Path) -> None:
+    path = here / "f"
     write(path, b"o" * (2 * PAGE), sync=True)
     write(path, b"x" * PAGE)  # the first page, then the second: the second is torn
     write(path, b"n" * PAGE, offset=PAGE)
-    assert fs.cut(tear_seed=7) == "ok cut files=1 torn=1 lost=/f:2"
+    assert fs.cut("tear", 7) == f"ok cut files=1 kept=0 torn=1 unsynced=/{here.name}/f:2"
     fs.mount()
     data = path.read_bytes()
     assert data[:PAGE] == b"o" * PAGE  # an earlier unsynced page: lost whole
@@ -86,28 +105,46 @@ def test_a_torn_page_keeps_a_sector_prefix_of_the_last_write(fs: LazyMount) -> N
     assert second == b"n" * kept + b"o" * (PAGE - kept)
 
 
-def test_a_tear_of_different_seeds_keeps_different_prefixes(fs: LazyMount) -> None:
-    path = fs.mountpoint / "f"
+def test_a_tear_of_different_seeds_keeps_different_prefixes(fs: LazyMount, here: Path) -> None:
+    path = here / "f"
     kept = set()
-    for seed in range(6):
+    for seed in range(4):
         write(path, b"o" * PAGE, sync=True)
         write(path, b"n" * PAGE)
-        fs.cut(tear_seed=seed)
+        fs.cut("tear", seed)
         fs.mount()
         kept.add(path.read_bytes().count(b"n"))
     assert len(kept) > 1 and all(0 < k < PAGE for k in kept)
 
 
-def test_namespace_operations_are_durable_at_once(fs: LazyMount) -> None:
-    (fs.mountpoint / "dir").mkdir()
-    write(fs.mountpoint / "dir" / "a", b"synced", sync=True)
-    os.rename(fs.mountpoint / "dir" / "a", fs.mountpoint / "dir" / "b")
-    write(fs.mountpoint / "gone", b"x", sync=True)
-    os.unlink(fs.mountpoint / "gone")
+def test_a_scatter_keeps_some_unsynced_pages_whole_in_no_order(fs: LazyMount, here: Path) -> None:
+    pages = 64
+    path = here / "f"
+    write(path, bytes(pages * PAGE), sync=True)
+    for i in range(pages):
+        write(path, bytes([i + 1]) * PAGE, offset=i * PAGE)
+    report = fs.cut("scatter", 3)
+    fs.mount()
+    data = path.read_bytes()
+    new = [i for i in range(pages - 1) if data[i * PAGE:(i + 1) * PAGE] == bytes([i + 1]) * PAGE]
+    old = [i for i in range(pages - 1) if data[i * PAGE:(i + 1) * PAGE] == bytes(PAGE)]
+    assert sorted(new + old) == list(range(pages - 1)), "a page other than the last was torn"
+    assert 10 < len(new) < pages - 10, report
+    last = data[(pages - 1) * PAGE:]
+    written = len(last) - len(last.lstrip(bytes([pages])))
+    assert written == PAGE or (0 < written < PAGE and written % SECTOR == 0)
+
+
+def test_namespace_operations_are_durable_at_once(fs: LazyMount, here: Path) -> None:
+    (here / "dir").mkdir()
+    write(here / "dir" / "a", b"synced", sync=True)
+    os.rename(here / "dir" / "a", here / "dir" / "b")
+    write(here / "gone", b"x", sync=True)
+    os.unlink(here / "gone")
     fs.cut()
     fs.mount()
-    assert sorted(os.listdir(fs.mountpoint)) == ["dir"]
-    assert (fs.mountpoint / "dir" / "b").read_bytes() == b"synced"
+    assert sorted(os.listdir(here)) == ["dir"]
+    assert (here / "dir" / "b").read_bytes() == b"synced"
 
 
 WRITER = """
@@ -120,9 +157,10 @@ for byte in (b"b", b"c"):
 
 
 @pytest.mark.parametrize(("operations", "after_cut"), [(1, b"a"), (2, b"ab"), (3, b"ab"), (4, b"abc")])
-def test_a_freeze_stops_the_writer_at_an_exact_operation(fs: LazyMount, operations: int, after_cut: bytes) -> None:
+def test_a_freeze_stops_the_writer_at_an_exact_operation(
+        fs: LazyMount, here: Path, operations: int, after_cut: bytes) -> None:
     """write b, fsync, write c, fsync: frozen after the Nth, the cut keeps what was synced by then."""
-    path = fs.mountpoint / "f"
+    path = here / "f"
     write(path, b"a", sync=True)
     fs.freeze_after(operations)
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(path)])
@@ -140,19 +178,19 @@ def test_a_freeze_stops_the_writer_at_an_exact_operation(fs: LazyMount, operatio
 
 @pytest.mark.parametrize(("synchronous", "rows_after_cut"), [("FULL", 50), ("OFF", 0)])
 def test_sqlite_in_wal_mode_keeps_its_commits_only_if_it_syncs_them(
-        fs: LazyMount, synchronous: str, rows_after_cut: int) -> None:
+        fs: LazyMount, here: Path, synchronous: str, rows_after_cut: int) -> None:
     """The filesystem is sharp enough to tell a synced journal from an unsynced one."""
-    db = sqlite3.connect(fs.mountpoint / "j.db", isolation_level=None)
+    db = sqlite3.connect(here / "j.db", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute(f"PRAGMA synchronous={synchronous}")
     db.execute("CREATE TABLE IF NOT EXISTS t (x BLOB)")
     for _ in range(50):
         db.execute("INSERT INTO t VALUES (?)", (b"r" * 300,))
     assert db.execute("SELECT COUNT(*) FROM t").fetchone() == (50,)
-    fs.cut(tear_seed=1)
+    fs.cut("scatter", 1)
     db.close()
     fs.mount()
-    db = sqlite3.connect(fs.mountpoint / "j.db")
+    db = sqlite3.connect(here / "j.db")
     try:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
