@@ -36,7 +36,7 @@ async def test_the_simulator_command_writes_the_bus_table_and_its_faults_reach_t
         records: list[Record] = []
         task = asyncio.create_task(bus.run(records.append))
         try:
-            for _ in range(100):
+            for _ in range(200):
                 codes = {(r.device, r.code) for r in records if isinstance(r, Event)}
                 if {("cam-2", "camera_stream_unavailable"), ("cam-1", "camera_tampering")} <= codes:
                     break
