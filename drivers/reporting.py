@@ -27,7 +27,7 @@ policy table of a register map or gateway config (ConfigError naming the key and
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -185,14 +185,14 @@ class DeviceReporter:
         """False when every quantity is reported on every poll: the caller may skip the reporter."""
         return any(p.strategy != "every" for p in (self._default, *self._policies.values()))
 
-    def select(self, ts_ms: int, values: Mapping[str, Value]) -> list[tuple[int, dict[str, Value]]]:
+    def select(self, ts_ms: int, values: Mapping[str, Value]) -> Sequence[tuple[int, dict[str, Value]]]:
         """What to report of one poll: (ts_ms, values) pairs in time order; empty when nothing.
 
         A counter found lower than at the previous poll adds that previous reading, at its own
         time, before this one, unless it was reported already.
         """
         out: dict[str, Value] = {}
-        before: dict[str, Value] = {}
+        before: dict[str, Value] | None = None
         before_ts = 0
         tracks = self._tracks
         for name, v in values.items():
@@ -216,18 +216,16 @@ class DeviceReporter:
                 if type(v) in _NUMBERS and type(seen) in _NUMBERS and v < seen:  # type: ignore[operator]
                     due = True
                     if not tr.seen_reported:
+                        before = before if before is not None else {}
                         before[name] = seen
                         before_ts = max(before_ts, tr.seen_ts)
                 tr.seen, tr.seen_ts, tr.seen_reported = v, ts_ms, due
             if due:
                 out[name] = v
                 tr.reported(v, ts_ms)
-        reports = []
-        if before:
-            reports.append((before_ts, before))
-        if out:
-            reports.append((ts_ms, out))
-        return reports
+        if before is None:
+            return ((ts_ms, out),) if out else ()
+        return ((before_ts, before), (ts_ms, out)) if out else ((before_ts, before),)
 
 
 class Reporter:
@@ -239,16 +237,18 @@ class Reporter:
     def __bool__(self) -> bool:
         return bool(self._devices)
 
-    def select(self, sample: Sample) -> list[Sample]:
+    def select(self, sample: Sample) -> Sequence[Sample]:
         """The samples to journal for one poll: the sample itself, fewer values, nothing, or a
         counter's reading before a reset and then this poll's."""
         device = self._devices.get(sample.device)
         if device is None:
-            return [sample]
+            return (sample,)
         picked = device.select(sample.ts_ms, sample.values)
+        if not picked:
+            return ()  # most polls
         if len(picked) == 1 and len(picked[0][1]) == len(sample.values):
-            return [sample]
-        return [Sample(sample.device, ts, values) for ts, values in picked]
+            return (sample,)
+        return tuple(Sample(sample.device, ts, values) for ts, values in picked)
 
 
 @runtime_checkable

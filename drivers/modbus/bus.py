@@ -206,6 +206,10 @@ class ModbusBus:
 
     def _succeeded(self, dev: _Device, sample: Sample, sink: RecordSink) -> None:
         st = dev.state
+        if st.state == "ok" and st.last_error is None and not dev.reported:  # all well last time too: most polls
+            st.last_ts_ms, st.last_values = sample.ts_ms, sample.values
+            sink(sample)
+            return
         if dev.reported:
             down_s = (sample.ts_ms - (dev.down_since_ms or sample.ts_ms)) / 1000
             sink(Event(dev.id, sample.ts_ms, "communication_restored", Severity.INFO,
