@@ -145,9 +145,10 @@ class CameraBus:
                     st.state = "failing"
                     self.judge.unreachable(w.cfg.id, ts)
                 delay = min(self.cfg.interval_s * 2 ** max(over, 0), self.cfg.max_backoff_s)
-            if time.monotonic() >= w.next_sample:
+            values = self._values(w, reachable=reason is None)  # the technician's `devices` sees every poll
+            if time.monotonic() >= w.next_sample:  # the journal one sample per sample_interval_s
                 w.next_sample = time.monotonic() + self.cfg.sample_interval_s
-                self._sink(Sample(w.cfg.id, ts, self._values(w, reachable=reason is None)))
+                self._sink(Sample(w.cfg.id, ts, values))
             await asyncio.sleep(delay)
 
     def _values(self, w: _Watch, reachable: bool = True) -> dict[str, Value]:

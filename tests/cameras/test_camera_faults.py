@@ -34,6 +34,9 @@ async def test_a_healthy_camera_is_sampled_with_its_identity_and_clock(tmp_path:
         # health only: never a SETUP or a PLAY, so never a frame
         assert cab.cams[0].requests.get("DESCRIBE", 0) >= 1
         await cab.until(lambda: cab.cams[0].requests.get("PullMessages"))
+        await cab.until(lambda: cab.cams[0].requests["OPTIONS"] >= 2 * len(cab.samples("cam-1")) + 2)
+        # one sample per sample_interval_s is journalled; the technician's state follows every poll
+        await cab.until(lambda: (cab.bus.states()[0].last_ts_ms or 0) > cab.samples("cam-1")[-1].ts_ms)
         assert "SETUP" not in cab.cams[0].requests and "PLAY" not in cab.cams[0].requests
     assert cab.cams[0].requests.get("Unsubscribe") == 1  # the stopped bus gave its PullPoint back
 
