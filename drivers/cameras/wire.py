@@ -79,7 +79,11 @@ class ResponseReader:
             return self._chunked()
         length_text = headers.get("content-length")
         if length_text is None:
-            return b"" if protocol.startswith("RTSP") else None  # RTSP: no body; HTTP: the body runs to the close
+            if protocol.startswith("RTSP"):
+                return b""  # RTSP: no body
+            if len(self._buf) > self._max_body:  # HTTP: the body runs to the close, but not for ever
+                raise DecodeError(f"body without a length over the {self._max_body}-byte limit")
+            return None
         if not length_text.strip().isdigit():
             raise DecodeError(f"Content-Length is not a number: {length_text[:40]!r}")
         length = int(length_text)

@@ -123,6 +123,9 @@ def test_a_response_read_in_any_cut_is_the_same_response() -> None:
     (b"RTSP/1.0 200 OK\r\n" + b"X-Pad: " + b"a" * 20000, "head longer than"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", "unsupported Transfer-Encoding"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
+    (b"HTTP/1.1 200 OK\r\n\r\n" + b"x" * 300_000, "body without a length over the"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + (b"ffff\r\n" + b"y" * 65535 + b"\r\n") * 5,
+     "chunked body over the"),
 ])
 def test_a_hostile_response_is_a_decode_error_naming_what_is_wrong(data: bytes, why: str) -> None:
     with pytest.raises(DecodeError, match=why):

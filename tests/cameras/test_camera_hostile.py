@@ -37,6 +37,16 @@ async def _flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     writer.close()
 
 
+async def _endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(1000)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml\r\n\r\n")  # no length: to the close
+    with contextlib.suppress(ConnectionError):
+        for _ in range(64):  # 64 MiB if nobody stops reading
+            writer.write(b"<x>" * 349_525)
+            await writer.drain()
+    writer.close()
+
+
 async def _stall(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await reader.read(1000)
     writer.write(b"RTSP/1.0 200 OK\r\nContent-Length: 100000\r\n\r\nv=0")  # promises more than it sends
@@ -65,7 +75,7 @@ async def _server(handler: Handler) -> AsyncIterator[int]:
         server.close()
 
 
-@pytest.mark.parametrize("handler", [_garbage, _flood, _stall, _xml_bomb], ids=lambda h: h.__name__.strip("_"))
+@pytest.mark.parametrize("handler", [_garbage, _flood, _endless, _stall, _xml_bomb], ids=lambda h: h.__name__.strip("_"))
 async def test_a_hostile_camera_costs_an_event_and_never_stops_the_bus(tmp_path: Path, handler: Handler) -> None:
     good = CameraSim("cam-1")
     bad = CameraSim("cam-2")
