@@ -23,6 +23,9 @@ from drivers.model import Event, Severity
 UNREACHABLE = "camera_unreachable"
 CABINET_DARK = "cameras_dark"
 CLEARED = "_cleared"
+#: open faults a camera may hold: each stream and event source is one, so a camera naming a new source in
+#: every message cannot grow the agent's memory (and its faults file) without bound
+MAX_OPEN = 64
 
 
 @dataclass
@@ -43,7 +46,7 @@ class HealthJudge:
     def open_fault(self, cam: str, code: str, severity: Severity, ts_ms: int, detail: Mapping[str, Any],
                    qualifier: str = "") -> Event | None:
         faults = self.cams[cam].open
-        if (code, qualifier) in faults:
+        if (code, qualifier) in faults or len(faults) >= MAX_OPEN:
             return None
         faults[(code, qualifier)] = ev = Event(cam, ts_ms, code, severity, dict(detail))
         return ev

@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from drivers.cameras import digest, onvif, wire
 from drivers.cameras.events import interpret
+from drivers.cameras.health import MAX_OPEN, HealthJudge
 from drivers.cameras.sdp import VideoStream, parse_sdp
 from drivers.errors import DecodeError
+from drivers.model import Severity
 from simulators import camera_soap as soap
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -243,3 +245,11 @@ def test_the_onvif_parsers_survive_onvif_shaped_nonsense(inner: str, parse: obje
         parse(data)  # type: ignore[operator]
     except (DecodeError, onvif.SoapFault):
         pass
+
+
+def test_a_camera_naming_a_new_source_in_every_message_cannot_open_faults_without_bound() -> None:
+    judge = HealthJudge("cabinet", ["cam-1"], 1000)
+    opened = [judge.open_fault("cam-1", "camera_tampering", Severity.MAJOR, 0, {}, f"vsc{i}") for i in range(1000)]
+    assert sum(e is not None for e in opened) == MAX_OPEN == len(judge.open_faults("cam-1"))
+    assert judge.clear("cam-1", "camera_tampering", 1, "vsc0") is not None  # a slot freed is usable again
+    assert judge.open_fault("cam-1", "camera_tampering", Severity.MAJOR, 2, {}, "vsc999") is not None
