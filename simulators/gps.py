@@ -104,7 +104,8 @@ class Route:
     def __init__(self, points: Sequence[Point], speed_kmh: float, stop_s: int, loop: bool) -> None:
         if len(points) < 2:
             raise ValueError("a route needs at least two points")
-        self.points = list(points)
+        # a round drives back from its last point to its first
+        self.points = list(points) + ([points[0]] if loop and points[0] != points[-1] else [])
         self.speed_ms = speed_kmh / 3.6
         self.stop_s = stop_s
         self.loop = loop
@@ -186,6 +187,10 @@ class GpsReceiver:
         if kind == "cold-start":
             self._cold = epochs + COLD_LOW_EPOCHS
 
+    def park(self) -> None:
+        """Stop where the vehicle is and stay there (the receiver keeps sending its fixes)."""
+        self.route.finished = True
+
     def active(self) -> set[str]:
         return {k for k, n in self._faults.items() if n > 0}
 
@@ -231,12 +236,14 @@ class GpsReceiver:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
+        # faster than 100 epochs a second, several epochs go in one write every 10 ms (a timer is not finer)
+        per_tick = max(1, int(0.01 / self.period_s))
         while True:
-            data = self.epoch()
+            data = b"".join(self.epoch() for _ in range(per_tick))
             if data and self._pty is not None:
                 self._pty.write(data)
             self._tick.set()
-            next_at += self.period_s
+            next_at += self.period_s * per_tick
             await asyncio.sleep(max(0.0, next_at - loop.time()))
 
     async def __aenter__(self) -> GpsReceiver:

@@ -162,7 +162,8 @@ def _angle(value: str, hemi: str, degree_digits: int, limit: float, line: bytes)
         if hemi:
             raise FormatError(f"hemisphere {hemi!r} without a coordinate", line)
         return None
-    if len(value) < degree_digits + 2 or not value[: degree_digits + 2].isdigit():
+    dot = degree_digits + 2
+    if len(value) < dot + 2 or not value[:dot].isdigit() or value[dot] != ".":
         raise FormatError(f"coordinate {value[:20]!r} is not (d)ddmm.mmmm", line)
     minutes = _decimal(value[degree_digits:], "coordinate minutes", line)
     assert minutes is not None
