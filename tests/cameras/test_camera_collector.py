@@ -91,6 +91,12 @@ async def test_operators_see_each_cameras_health_and_place_and_the_public_sees_n
         assert r.status == 200, await r.text()
     async with session.put(f"{url}/api/v1/cameras/{GW}/cam-1/site", json={"location": ""}, headers=auth) as r:
         assert r.status == 400
+    async with session.put(f"{url}/api/v1/cameras/{GW}/cam-1/site", json={"location": "x", "lat": 91}, headers=auth) as r:
+        assert r.status == 400 and "lat" in await r.text()
+    async with session.put(f"{url}/api/v1/cameras/gw-none/cam-1/site", json={"location": "x"}, headers=auth) as r:
+        assert r.status == 404
+    async with session.get(f"{url}/api/v1/cameras?commune=99999", headers=auth) as r:
+        assert r.status == 404
     async with session.get(f"{url}/api/v1/cameras?commune={COMMUNE}", headers=auth) as r:
         assert r.status == 200
         text = await r.text()
