@@ -173,7 +173,7 @@ def test_a_corrupted_sentence_is_either_refused_by_both_or_read_alike(noise: str
 
 # -- a hostile receiver ---------------------------------------------------------------------------
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(
     st.binary(max_size=200),
     st.sampled_from([GGA_LINE, RMC_LINE + b"\r\n", VTG_LINE + b"\n", GSA_LINE + b"\r\n", b"$", b"*", b",", b"\n"]),
@@ -187,7 +187,7 @@ def test_no_bytes_make_the_stream_raise(chunks: list[bytes]) -> None:
     assert len(s._buf) <= 160  # bounded, whatever the line
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.text(alphabet="0123456789.,-ANSEWVMKT", max_size=90))
 def test_any_body_with_a_right_checksum_decodes_or_is_refused(fields: str) -> None:
     for kind in ("GPGGA,", "GNRMC,", "GAVTG,", "GLGSA,"):
