@@ -93,6 +93,19 @@ def parse_policy(raw: Any, key: str, base: Policy = EVERY, *, numeric: bool = Tr
     return policy
 
 
+def parse_report_table(raw: Any, key: str) -> tuple[Policy, dict[str, Policy]]:
+    """A device's `report` when its quantities are not known in advance (a TIC meter's labels):
+    one strategy name for all, or a table of quantity = policy with a `default` for the others
+    (each quantity's table laid over the default). Returns (default, policies by quantity)."""
+    if isinstance(raw, str):
+        return parse_policy(raw, key), {}
+    if not isinstance(raw, dict):
+        raise ConfigError(key, "expected a strategy name or a table of quantity = strategy name or table")
+    default = parse_policy(raw["default"], f"{key}.default") if "default" in raw else EVERY
+    return default, {name: parse_policy(given, f"{key}.{name}", default) for name, given in raw.items()
+                     if name != "default"}
+
+
 def _number(value: Any, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ConfigError(key, f"expected a number, got {value!r}")

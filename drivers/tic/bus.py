@@ -14,6 +14,7 @@ Config (one ``[[bus]]`` table of the agent's TOML; unknown keys are refused)::
     device = "cabinet-12-meter"   # device id of the samples (default: the bus name)
     sample_interval_s = 10     # at most one sample per interval (frames come every 1-2 s)
     silent_after_s = 30        # communication_failure when no valid frame arrives for this long
+    report = { default = { strategy = "change_or_period", period_s = 900 } }   # optional (README)
 
 Samples (device = `device`), from the last valid frame: every group of both label tables as a
 typed quantity (energy_wh, energy_<index>_wh, apparent_power_va, current_a or current_l1_a ..
@@ -33,7 +34,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from citygate_wire.common import now_ms
@@ -42,6 +43,7 @@ from drivers.conf import ConfigTable
 from drivers.errors import ConfigError, DeviceError
 from drivers.model import Event, RecordSink, Sample, Severity
 from drivers.registry import Driver
+from drivers.reporting import EVERY, DeviceReporter, Policy, Reporter, parse_report_table
 from drivers.serial_line import LineSettings, SerialLine, SerialLineError, open_line, parse_line
 from drivers.tic.codec import BAUDRATE, Frame, Mode, TicParser
 from drivers.tic.values import interpret
@@ -60,6 +62,9 @@ class TicConfig:
     device: str
     sample_interval_s: float = 10.0
     silent_after_s: float = 30.0
+    #: report by exception (drivers.reporting): the policy of quantities not named, and of those named
+    report_default: Policy = EVERY
+    report: Mapping[str, Policy] = field(default_factory=dict)
 
     @property
     def port(self) -> str:
@@ -74,6 +79,8 @@ def parse_config(raw: Mapping[str, Any], key: str) -> TicConfig:
     if mode_text not in ("historic", "standard"):
         raise ConfigError(f"{key}.mode", f'expected "historic" or "standard", got {mode_text!r}')
     mode = Mode(mode_text)
+    t.used.add("report")
+    report_default, report = parse_report_table(raw["report"], f"{key}.report") if "report" in raw else (EVERY, {})
     cfg = TicConfig(
         name=name,
         line=parse_line(t, baudrate=BAUDRATE[mode], bytesize=7, rates=range(300, 115201)),
@@ -81,6 +88,8 @@ def parse_config(raw: Mapping[str, Any], key: str) -> TicConfig:
         device=t.text("device", name),
         sample_interval_s=t.number("sample_interval_s", 10.0, lo=0.0, hi=86400.0),
         silent_after_s=t.number("silent_after_s", 30.0, lo=0.1, hi=86400.0),
+        report_default=report_default,
+        report=report,
     )
     t.done()
     if not cfg.name or not cfg.device:
@@ -106,6 +115,10 @@ class TicBus:
         self._last_emit_at: float | None = None
         self._waiters: list[asyncio.Future[Sample]] = []
         self._failing = False
+
+    def reporter(self) -> Reporter:
+        """What of the meter's samples is journalled: its `report` policies (drivers.reporting)."""
+        return Reporter({self.config.device: DeviceReporter(self.config.report, self.config.report_default)})
 
     def states(self) -> list[DeviceState]:
         s = self._state
