@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def is_mounted(path: Path) -> bool:
-    target = str(path.resolve())
+    target = str(path.parent.resolve() / path.name)  # not path.resolve(): it would stat a frozen mount
     with open("/proc/self/mounts") as mounts:
         return any(line.split()[1] == target for line in mounts)
 
