@@ -93,6 +93,7 @@ class CameraSim:
         self.onvif_port = 0
         self.rtsp_port = 0
         self.requests: dict[str, int] = {}  # RTSP method or SOAP operation answered -> count (tests read it)
+        self.challenged = 0  # 401s sent with a Digest challenge
         self._servers: list[asyncio.Server] = []
         self._subs: dict[int, _Subscription] = {}
         self._sub_ids = itertools.count(1)
@@ -196,6 +197,7 @@ class CameraSim:
         return p["nonce"] == self._nonce and p["response"] == want
 
     def _challenge(self) -> str:
+        self.challenged += 1
         return f'WWW-Authenticate: Digest realm="{self.id}", qop="auth", nonce="{self._nonce}", algorithm=MD5'
 
     async def _soap(self, req: _Request) -> tuple[int, list[str], bytes]:

@@ -57,6 +57,8 @@ class _Watch:
     next_sample: float = 0.0
     identified: bool = False
     stream_misses: dict[str, int] = dataclasses.field(default_factory=dict)  # path -> polls in a row unanswered
+    http_digest: client.DigestSession = dataclasses.field(default_factory=client.DigestSession)
+    rtsp_digest: dict[str, client.DigestSession] = dataclasses.field(default_factory=dict)  # by stream path
 
     def camera_now(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self.drift_s or 0.0)
@@ -181,7 +183,8 @@ class CameraBus:
         ok = 0
         for s in w.cfg.streams:
             try:
-                probe = await client.probe_stream(w.cfg.host, s.port, s.path, self.cfg.timeout_s, w.cfg.credentials)
+                probe = await client.probe_stream(w.cfg.host, s.port, s.path, self.cfg.timeout_s, w.cfg.credentials,
+                                                  w.rtsp_digest.setdefault(s.path, client.DigestSession()))
             except client.Unreachable as exc:
                 self._count(w, "timeout")
                 w.stream_misses[s.path] = w.stream_misses.get(s.path, 0) + 1
@@ -241,7 +244,7 @@ class CameraBus:
         cfg = w.cfg
         maker = client.BodyMaker(op, cfg.credentials if auth else None, w.camera_now, to, arg)
         return await client.soap_call(cfg.host, cfg.onvif_port, path or cfg.onvif_path, maker,
-                                      timeout_s or self.cfg.timeout_s, cfg.credentials)
+                                      timeout_s or self.cfg.timeout_s, cfg.credentials, w.http_digest)
 
     async def _ask_onvif(self, w: _Watch) -> None:
         t0 = time.time()

@@ -55,20 +55,46 @@ def _host_header(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+class DigestSession:
+    """One camera's last Digest challenge, answered again with a counted nonce (RFC 7616 `nc`): a camera
+    that wants Digest costs one exchange a request instead of two, until it changes its nonce."""
+
+    def __init__(self) -> None:
+        self.challenge: digest.Challenge | None = None
+        self.count = 0
+
+    def authorization(self, creds: Credentials | None, method: str, uri: str) -> dict[str, str]:
+        if creds is None or self.challenge is None:
+            return {}
+        self.count += 1
+        return {"Authorization": digest.authorization(self.challenge, creds.user, creds.password, method, uri,
+                                                      self.count)}
+
+    def learn(self, resp: wire.Response) -> bool:
+        """Take the challenge of a 401; False if it has none we can answer."""
+        header = resp.header("www-authenticate")
+        if resp.status != 401 or header is None:
+            return False
+        self.challenge, self.count = digest.parse_challenge(header), 0
+        return True
+
+
 async def soap_call(host: str, port: int, path: str, body_for: Callable[[], bytes], timeout_s: float,
-                    creds: Credentials | None) -> bytes:
+                    creds: Credentials | None, session: DigestSession | None = None) -> bytes:
     """POST one SOAP request (answering an HTTP Digest challenge if the camera sends one); the answer's body.
 
     A SOAP Fault comes back with HTTP 400/500: its body is returned for onvif.parse_body to raise it."""
+    session = session or DigestSession()
     headers = {"Host": _host_header(host, port), "User-Agent": USER_AGENT,
                "Content-Type": 'application/soap+xml; charset=utf-8', "Connection": "close"}
-    body = body_for()
-    resp = await exchange(host, port, wire.request("POST", path, "HTTP/1.1", headers, body), timeout_s)
-    if resp.status == 401 and creds is not None and (challenge := resp.header("www-authenticate")):
-        auth = digest.authorization(digest.parse_challenge(challenge), creds.user, creds.password, "POST", path)
-        body = body_for()  # a fresh UsernameToken nonce
+    resp = await exchange(host, port, wire.request("POST", path, "HTTP/1.1",
+                                                   {**headers, **session.authorization(creds, "POST", path)},
+                                                   body_for()), timeout_s)
+    if creds is not None and session.learn(resp):
+        # a fresh body: a fresh UsernameToken nonce
         resp = await exchange(host, port, wire.request("POST", path, "HTTP/1.1",
-                                                       {**headers, "Authorization": auth}, body), timeout_s)
+                                                       {**headers, **session.authorization(creds, "POST", path)},
+                                                       body_for()), timeout_s)
     if resp.status in (200, 400, 500) and resp.body:
         return resp.body
     raise DecodeError(f"ONVIF answered HTTP {resp.status} {resp.reason[:60]}")
@@ -96,19 +122,22 @@ class StreamProbe:
     error: str | None = None  # an SDP that would not parse, said once
 
 
-async def probe_stream(host: str, port: int, path: str, timeout_s: float, creds: Credentials | None) -> StreamProbe:
+async def probe_stream(host: str, port: int, path: str, timeout_s: float, creds: Credentials | None,
+                       session: DigestSession | None = None) -> StreamProbe:
     """OPTIONS then DESCRIBE (never SETUP or PLAY: no frame is ever asked for)."""
+    session = session or DigestSession()
     url = f"rtsp://{host}:{port}{path}"  # no credentials in it: they go in the Authorization header only
     base = {"User-Agent": USER_AGENT}
     opts = await exchange(host, port, wire.request("OPTIONS", url, "RTSP/1.0", {"CSeq": "1", **base}), timeout_s)
     if opts.status not in (200, 401):
         return StreamProbe(opts.status, opts.reason)
     describe = {"CSeq": "2", **base, "Accept": "application/sdp"}
-    resp = await exchange(host, port, wire.request("DESCRIBE", url, "RTSP/1.0", describe), timeout_s)
-    if resp.status == 401 and creds is not None and (challenge := resp.header("www-authenticate")):
-        auth = digest.authorization(digest.parse_challenge(challenge), creds.user, creds.password, "DESCRIBE", url)
-        resp = await exchange(host, port, wire.request("DESCRIBE", url, "RTSP/1.0",
-                                                       {**describe, "CSeq": "3", "Authorization": auth}), timeout_s)
+    resp = await exchange(host, port, wire.request("DESCRIBE", url, "RTSP/1.0",
+                                                   {**describe, **session.authorization(creds, "DESCRIBE", url)}),
+                          timeout_s)
+    if creds is not None and session.learn(resp):
+        resp = await exchange(host, port, wire.request("DESCRIBE", url, "RTSP/1.0", {
+            **describe, "CSeq": "3", **session.authorization(creds, "DESCRIBE", url)}), timeout_s)
     if resp.status != 200:
         return StreamProbe(resp.status, resp.reason)
     try:

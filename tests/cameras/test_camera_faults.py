@@ -37,6 +37,9 @@ async def test_a_healthy_camera_is_sampled_with_its_identity_and_clock(tmp_path:
         await cab.until(lambda: cab.cams[0].requests["OPTIONS"] >= 2 * len(cab.samples("cam-1")) + 2)
         # one sample per sample_interval_s is journalled; the technician's state follows every poll
         await cab.until(lambda: (cab.bus.states()[0].last_ts_ms or 0) > cab.samples("cam-1")[-1].ts_ms)
+        await cab.until(lambda: cab.cams[0].requests["PullMessages"] >= 4)
+        # Digest: the camera's challenge is answered again with a counted nonce, not asked for at each request
+        assert cab.cams[0].challenged <= 3, cab.cams[0].challenged
         assert "SETUP" not in cab.cams[0].requests and "PLAY" not in cab.cams[0].requests
     assert cab.cams[0].requests.get("Unsubscribe") == 1  # the stopped bus gave its PullPoint back
 
