@@ -266,7 +266,7 @@ class SignalsBus:
                 async with self._lock:
                     await self._tick()
                     if self.counts is not None:
-                        await self.counts.poll()
+                        await self.counts.poll(self._last.clock_s if self._last is not None else None)
                 self._link_ok()
                 backoff = self.cfg.interval_s
             except (LinkDown, NoReply) as exc:  # no connection, or a controller that no longer answers

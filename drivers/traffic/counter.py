@@ -46,6 +46,8 @@ log = logging.getLogger("citygate.traffic")
 #: seconds after its samples went to the sink that an interval is saved as read: three times the
 #: journal's default flush window
 SETTLE_S = 3.0
+#: a controller that counts nothing is asked again this often (controller seconds)
+RECHECK_S = 60
 
 ReadInputs = Callable[[int, int], Awaitable[Sequence[int]]]
 Emit = Callable[[Record], None]
@@ -70,19 +72,27 @@ class CountReader:
         self._unsaved: list[tuple[float, int]] = []  # (when handed to the sink, index)
         self._mismatch_reported = False
         self._silent_logged = False
+        self._wait: tuple[int, int] | None = None  # controller clock span [from, to) with nothing new to read
 
     def device(self, detector: str) -> str:
         return f"{self.bus}.{detector}"
 
-    async def poll(self) -> int:
-        """Journal every interval completed since the cursor; returns how many."""
+    async def poll(self, clock_s: int | None = None) -> int:
+        """Journal every interval completed since the cursor; returns how many. `clock_s`, the controller's
+        clock at this poll, spares the header read until the next interval can have ended."""
         self._save_settled()
+        if clock_s is not None and self._wait is not None and self._wait[0] <= clock_s < self._wait[1]:
+            return 0
         header = decode_header(list(await self._read(IR_COUNTING, COUNTING_WORDS)))
         if header.detectors == 0:  # no detector card, or counting switched off: nothing to read, said once
             if not self._silent_logged:
                 self._silent_logged = True
                 log.warning("%s: the controller counts nothing; %d detectors configured", self.bus, len(self.detectors))
+            self._wait = None if clock_s is None else (clock_s, clock_s + RECHECK_S)
             return 0
+        # the next interval ends at (last + 2) x length; a clock that went back reads at once
+        end = (header.last_index + 2) * header.interval_s
+        self._wait = (end - 2 * header.interval_s, end)
         if header.detectors != len(self.detectors):
             if not self._mismatch_reported:
                 self._mismatch_reported = True
