@@ -3,15 +3,22 @@ that forgets what was not synced (tests/powercut/lazyfs.py): every record the jo
 survives the cut and reaches the collector exactly once, and the journal opens without repair.
 
 kill -9 (tests/e2e/test_agent_kill9.py) leaves the kernel's page cache to write the journal out; a
-power cut does not. Each cut here: SIGKILL the agent, then drop every write the journal did not
-fsync (on every other cut, tearing the last written page of each file), unmount, remount, restart.
-The agent runs with the tree's journal settings (no [journal] section), so this proves whatever
-settings the journal ships with.
+power cut does not. Each cut here: SIGKILL the agent, then the filesystem loses every write the
+journal did not fsync (all of them; or all but a torn prefix of each file's last page; or a random
+half of the pages, whole, and a torn last page), then unmount, remount, restart on the same state.
+The moment is, in turn, an exact point of the filesystem's write stream (it freezes after the Nth
+write or sync, mid-commit as often as not), one during the agent's start (opening its journal),
+or a wall-clock moment while it polls and uploads.
+
+The agent runs with the tree's journal settings (no [journal] section) and the journal is opened
+through the agent's own code, so this proves whatever format and settings the journal ships with.
 
 What "committed" means here: a record the collector stored (it was read from the journal after its
 commit), or one the agent's local API counted in the journal before the cut. After each cut, the
-disk's journal (opened on a copy, as the agent opens it) must number its next record after all of
-them and hold every one the collector lacks; at the end the collector holds each seq once, no gap.
+disk's journal, on a copy so the agent's own open finds the disk untouched, must pass
+`PRAGMA integrity_check`, open as the agent opens it with nothing logged at warning or above,
+number its next record after every committed one, and hold every committed record the collector
+lacks, each still the same record. At the end the collector holds each seq once, with no gap.
 """
 
 from __future__ import annotations
