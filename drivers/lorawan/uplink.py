@@ -15,7 +15,7 @@ from __future__ import annotations
 import binascii
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -23,6 +23,9 @@ import orjson
 from drivers.errors import DecodeError
 
 _EUI = re.compile(r"[0-9a-fA-F]{16}")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_EARLIEST_MS, _LATEST_MS = 946_684_800_000, 4_102_444_800_000  # 2000-01-01, 2100-01-01 UTC
 MAX_FCNT = 2**32 - 1
 
 
@@ -97,9 +100,12 @@ def _time_ms(doc: dict[str, Any]) -> int:
     if t.tzinfo is None:
         raise DecodeError(f"time: no UTC offset in {raw[:40]!r}")
     try:
-        return int(t.timestamp() * 1000)
-    except (OverflowError, ValueError, OSError):
-        raise DecodeError(f"time: out of range: {raw[:40]!r}") from None
+        ms: int = (t - _EPOCH) // _MS  # exact: a float timestamp x 1000 can land 1 ms short
+    except OverflowError:
+        ms = -1
+    if not _EARLIEST_MS <= ms < _LATEST_MS:
+        raise DecodeError(f"time: {raw[:40]!r} is not a time a network server stamps (2000-2099)")
+    return ms
 
 
 def _radio(rx: Any) -> tuple[int | None, float | None]:

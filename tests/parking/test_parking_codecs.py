@@ -109,6 +109,7 @@ def test_a_chirpstack_status_event_gives_the_battery() -> None:
     ({"data": 5}, "data: expected base64 text"),
     ({"time": "yesterday"}, "time: not an RFC 3339 time"),
     ({"time": "2026-12-03T17:55:00"}, "time: no UTC offset"),
+    ({"time": "1970-01-01T00:00:00Z"}, "is not a time a network server stamps"),
     ({"deviceInfo": {"devEui": "70b3"}}, "deviceInfo.devEui: expected 16 hex digits"),
     ({"deviceInfo": None}, "deviceInfo.devEui"),
 ])

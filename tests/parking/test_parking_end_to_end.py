@@ -100,7 +100,10 @@ async def test_occupied_time_and_changes_are_the_simulators_to_the_millisecond(
         if space in silent:  # known until the bus judged it silent: changes only
             assert {b: c[2] for b, c in mine.items() if c[2]} == {b: c[2] for b, c in expected.items() if c[2]}, space
             continue
-        assert mine == {b: c for b, c in expected.items() if c != [0, 0, 0]}, space
+        sent = [field.sim.truth.first.get(space), *field.sim.truth.changes.get(space, [])]
+        seen = [(r.ts_ms, r.values.get("parking_state"), r.values.get("uplink")) if isinstance(r, Sample)
+                else (r.ts_ms, r.code) for r in field.records if r.device == space]
+        assert mine == {b: c for b, c in expected.items() if c != [0, 0, 0]}, (space, sent, seen)
         checked += 1
     assert checked >= len(projector.inventory.spaces) // 2
 
