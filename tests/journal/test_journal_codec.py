@@ -51,7 +51,7 @@ def wire_records(records: list[bytes]) -> list[Any]:
     return list(decode_batch(doc).records)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(samples, st.integers(1, 2**63 - 1))
 def test_every_sample_the_wire_accepts_comes_back_byte_for_byte(sample: Sample, seq: int) -> None:
     _, ts_ms, key, body = encode(sample)
@@ -68,7 +68,7 @@ def test_values_with_commas_brackets_and_quotes_take_the_careful_path() -> None:
     assert _Template(key[0], list(key[1])).wire(7, ts_ms, body) == first_format(7, sample)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(st.lists(samples | events, min_size=1, max_size=30))
 def test_a_journal_of_any_accepted_records_uploads_them_in_order_across_a_restart(
     tmp_path_factory: Any, records: list[Sample | Event],

@@ -93,3 +93,18 @@ async def test_an_interrupted_upgrade_leaves_the_first_format_to_try_again(tmp_p
     async with Journal(path) as journal:
         batch = await journal.read_pending(100, 10**8)
     assert batch is not None and batch.records == old
+
+
+async def test_a_format_2_journal_loses_the_brackets_of_its_value_arrays(tmp_path: Path) -> None:
+    path = tmp_path / "journal.db"
+    async with Journal(path) as journal:
+        journal.append_many(Sample(f"lamp-{i}", TS + i, {"level_pct": i, "note": "a,b"}) for i in range(3))
+        await journal.flush()
+        before = await journal.read_pending(10, 10**6)
+    db = sqlite3.connect(path, isolation_level=None)  # format 2 stored the JSON array whole
+    db.execute("UPDATE journal SET body = CAST('[' || CAST(body AS TEXT) || ']' AS BLOB) WHERE schema_id IS NOT NULL")
+    db.execute("PRAGMA user_version=2")
+    db.close()
+    async with Journal(path) as journal:
+        after = await journal.read_pending(10, 10**6)
+    assert before is not None and after is not None and after.records == before.records
