@@ -44,7 +44,7 @@ def test_any_header_words_decode_or_raise_decode_error(words: list[int]) -> None
     assert encode_header(h) == words
 
 
-@settings(max_examples=500)
+@settings(max_examples=250)
 @given(st.integers(0, 4), st.data())
 def test_any_slot_words_decode_or_raise_decode_error(n: int, data: st.DataObject) -> None:
     size = SLOT_HEADER_WORDS + n * DETECTOR_WORDS
