@@ -266,7 +266,7 @@ def run_until_cut(agents: Agents, client: AgentClient, fs: LazyMount, moment: Mo
         if moment.ops:
             if not moment.starting:
                 fs.freeze_after(moment.ops)
-            fs.wait_frozen(timeout=20)
+            fs.wait_frozen(timeout=10)  # a writer gone quiet: the cut falls then
         # SIGKILL first: the agent runs no more code. A thread of it may wait on the frozen filesystem
         # until the cut ends it, which cannot let it write either
         agent.popen.kill()
