@@ -105,7 +105,7 @@ lon_st = st.floats(min_value=-179.99, max_value=179.99, allow_nan=False)
 time_st = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2068, 12, 31))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(talker=st.sampled_from(["GP", "GN", "GL", "GA"]), when=time_st, lat=lat_st, lon=lon_st,
        speed=st.floats(min_value=0, max_value=250), course=st.floats(min_value=0, max_value=359.9),
        sats=st.integers(min_value=0, max_value=24), hdop=st.floats(min_value=0.5, max_value=50), fix=st.booleans())
