@@ -40,6 +40,7 @@ from collector.store import open_store
 from collector.territory import ENV as TERRITORY_ENV
 from collector.territory import Territory, load_territory
 from collector.tokens import hash_token, new_token
+from collector.vehicles.cli import vehicle
 
 territory_option = click.option(
     "--territory", "territory_path", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
@@ -263,3 +264,4 @@ main.add_command(mqtt_credential)
 main.add_command(operator)
 main.add_command(command_key)
 main.add_command(audit)
+main.add_command(vehicle)
