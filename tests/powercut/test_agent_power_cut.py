@@ -63,7 +63,8 @@ class Recovered:
     integrity: str
     next_seq: int  # the seq the journal gives the next record it commits
     records: dict[int, dict[str, Any]]  # seq -> wire record still to upload
-    complaints: list[str]  # what the journal logged at warning or above while opening
+    # what the journal logged at warning or above while opening, and whether the open changed its format
+    complaints: list[str]
 
 
 class _Complaints(logging.Handler):
@@ -96,11 +97,7 @@ def recover(disk_state: Path, scratch: Path, url: str, token_file: Path) -> Reco
     for copy in copies:
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(disk_state, copy, ignore=shutil.ignore_patterns("*.sock"))
-    con = sqlite3.connect(copies[0] / "journal.db")
-    try:
-        integrity = "; ".join(row[0] for row in con.execute("PRAGMA integrity_check"))
-    finally:
-        con.close()
+    integrity, tables, found = _inspect(copies[0] / "journal.db")
     config = scratch / "opened.toml"
     config.write_text(agent_config(copies[1], url, token_file, None))
     complaints = _Complaints()
@@ -110,7 +107,21 @@ def recover(disk_state: Path, scratch: Path, url: str, token_file: Path) -> Reco
         next_seq, records = asyncio.run(_open_as_the_agent(config))
     finally:
         root.removeHandler(complaints)
+    if tables and found != (left := _inspect(copies[1] / "journal.db")[2]):
+        # an open that rewrites the format marker took an upgrade or repair path
+        complaints.lines.append(f"the open changed PRAGMA user_version from {found} to {left}")
     return Recovered(integrity, next_seq, records, complaints.lines)
+
+
+def _inspect(db: Path) -> tuple[str, int, int]:
+    """(PRAGMA integrity_check, tables, PRAGMA user_version) of a journal file."""
+    con = sqlite3.connect(db)
+    try:
+        integrity = "; ".join(row[0] for row in con.execute("PRAGMA integrity_check"))
+        tables = con.execute("SELECT COUNT(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+        return integrity, tables, con.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        con.close()
 
 
 @dataclass
