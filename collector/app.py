@@ -16,6 +16,7 @@ from aiohttp import web
 
 from collector.access import add_login_routes, operators_only
 from collector.appkeys import INGEST_LISTENERS, MAX_BODY, MAX_FUTURE_MS, OPERATOR_LOGIN, STORE, TERRITORY
+from collector.cameras.routes import add_camera_routes
 from collector.control.routes import add_control_routes
 from collector.dashboard.routes import add_dashboard_routes
 from collector.ingest import add_ingest_routes
@@ -25,11 +26,14 @@ from collector.ngsi import add_ngsi_routes
 from collector.openapi import add_openapi_route
 from collector.opendata import add_opendata_routes
 from collector.params import refuse_nul
+from collector.parking.routes import add_parking_routes
 from collector.problem import problem_middleware
 from collector.reads import add_read_routes
 from collector.reports.routes import add_report_routes
 from collector.store import Store
 from collector.territory import Territory, load_territory
+from collector.traffic.routes import add_traffic_routes
+from collector.vehicles.routes import add_vehicle_routes
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # decompressed; the agent's batches are about 2 MB
 #: How far ahead of the collector's clock a record may be dated: gateways keep time by NTP, so more
@@ -63,6 +67,10 @@ def create_app(
     add_report_routes(app)
     add_dashboard_routes(app)
     add_opendata_routes(app)
+    add_parking_routes(app)
+    add_traffic_routes(app)
+    add_vehicle_routes(app)
+    add_camera_routes(app)
     add_ngsi_routes(app)
     add_openapi_route(app)
     if operator_login:

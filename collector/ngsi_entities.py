@@ -37,9 +37,11 @@ from urllib.parse import quote
 
 from citygate_wire.common import now_ms
 from collector.model import GatewayInfo
+from collector.parking import ngsi as parking
 from collector.readmodel import GROUP_LEVEL, GROUP_PREFIX, DeviceRow
 from collector.store import Store
 from collector.territory import Territory
+from collector.traffic import ngsi as traffic
 
 Entity = dict[str, Any]
 
@@ -53,6 +55,8 @@ CONTEXTS = {
     "StreetlightGroup": _SDM.format("dataModel.Streetlighting"),
     "WaterConsumptionObserved": _SDM.format("dataModel.WaterConsumption"),
     "Device": _SDM.format("dataModel.Device"),
+    **dict.fromkeys(parking.TYPES, parking.CONTEXT),
+    traffic.TYPE: traffic.CONTEXT,
 }
 TYPES = tuple(CONTEXTS)
 #: the attributes an entity of each type carries when the data is there (besides id, type)
@@ -67,6 +71,8 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
                                  "alarmFlowPersistence", "refDevice"),
     "Device": ("location", "locationSource", "controlledProperty", "deviceState", "batteryLevel", "rssi",
                "dateLastValueReported"),
+    **parking.ATTRIBUTES,
+    traffic.TYPE: traffic.ATTRIBUTES,
 }
 #: store device kind (collector.readmodel) of each device-backed type
 KIND = {"Streetlight": "lamp", "WaterConsumptionObserved": "water", "StreetlightGroup": "group", "Device": "device"}
@@ -204,6 +210,14 @@ class Builder:
             return
         if kind == "StreetlightGroup":
             async for e in self._group_stream(gateways):
+                yield e
+            return
+        if kind == traffic.TYPE:  # per lane and counting interval, at the junction's cabinet
+            async for e in traffic.stream(self, gateways):
+                yield e
+            return
+        if kind in parking.TYPES:  # placed at their streets: a geo-query filters them by their own location
+            async for e in parking.stream(self.store, kind):
                 yield e
             return
         for gateway in [None] if gateways is None else sorted(gateways):
@@ -344,6 +358,10 @@ class Builder:
         return out
 
     async def by_id(self, kind: str, gateway: str, device: str | None) -> Entity | None:
+        if kind == traffic.TYPE:  # urn:ngsi-ld:TrafficFlowObserved:<gateway>:<junction.approach.lane.start>
+            return await traffic.by_id(self, gateway, device)
+        if kind in parking.TYPES:  # urn:ngsi-ld:<type>:<space or street>
+            return None if device is not None else await parking.by_id(self.store, kind, gateway)
         if kind == "StreetlightControlCabinet":
             infos = await self._lighting_gateways([gateway]) if device is None else []
             return await self.cabinet(infos[0], await self.store.gateway_energy_wh()) if infos else None

@@ -217,6 +217,26 @@ def _open311_paths() -> Doc:
     return out
 
 
+
+def _vehicle_paths() -> Doc:
+    vehicle = _path("vehicle", "Vehicle name (a police vehicle is 404 without the police role)")
+    window = [_query("from", "Epoch ms (default: 7 days before to)"), _query("to", "Epoch ms (default: now)")]
+    ok = {"200": _json({"type": "object"}), "404": PROBLEM}
+    return {
+        "/api/v1/vehicles": {"get": _op("Service vehicles and their latest position (police ones: police role only)",
+                                        "Vehicles", {"200": _json({"type": "object"})})},
+        "/api/v1/vehicles/{vehicle}": {"get": _op("One vehicle and its latest position", "Vehicles", ok,
+                                                  params=[vehicle])},
+        "/api/v1/vehicles/{vehicle}/trips": {"get": _op("Trips: distance, duration, idle time, cycles", "Vehicles",
+                                                        {**ok, "400": PROBLEM}, params=[vehicle, *window])},
+        "/api/v1/vehicles/{vehicle}/rounds": {"get": _op("A refuse vehicle's rounds and the streets they served",
+                                                         "Vehicles", {**ok, "400": PROBLEM}, params=[vehicle, *window])},
+        "/opendata/v1/waste/collected.json": {"get": _op(
+            "Streets collected per day by the waste rounds, published after a delay (no vehicle, no position)",
+            "Open data", {"200": _json({"type": "object"}), "400": PROBLEM, "404": PROBLEM},
+            params=[_query("commune", "INSEE code"), _query("from", "YYYY-MM-DD"), _query("to", "YYYY-MM-DD")])},
+    }
+
 PATHS: Doc = {
     # -- ingest and reads (collector.app)
     "/api/v1/batches": {"post": _op("Upload a batch of readings (gzip JSON)", "Ingest", {
@@ -308,6 +328,45 @@ PATHS: Doc = {
         "200": _json({"type": "string"}, "RFC 4180 CSV, a header row naming each column with its unit "
                                          "(energy_kwh (kWh) ...)", "text/csv"), "400": PROBLEM, "404": PROBLEM},
         params=[_query("commune", "INSEE code"), _query("from", "YYYY-MM-DD"), _query("to", "YYYY-MM-DD")])},
+    # -- on-street parking (collector.parking.routes)
+    "/api/v1/parking/now": {"get": _op("Occupancy per street and zone now, and open overstays", "Parking", {
+        "200": _json({"type": "object"})})},
+    "/api/v1/parking/spaces": {"get": _op("Each space: state since when, its sensor's battery and radio", "Parking", {
+        "200": _json({"type": "array"})}, params=[_query("street", "Street id")])},
+    **{f"/api/v1/parking/{period}": {"get": _op(f"Mean occupancy, coverage and changes per street or zone, {what}",
+                                                "Parking", {"200": _json({"type": "object"}), "400": PROBLEM},
+                                                params=[_query("by", "street (default) or zone"),
+                                                        _query("from", "YYYY-MM-DD"), _query("to", "YYYY-MM-DD")])}
+       for period, what in (("hourly", "per hour"), ("daily", "per day, with turnover"))},
+    "/opendata/v1/parking/hourly.csv": {"get": _op("Hourly occupancy per street (CSV)", "Open data", {
+        "200": _json({"type": "string"}, "RFC 4180 CSV with a header row", "text/csv"), "400": PROBLEM},
+        params=[_query("from", "YYYY-MM-DD"), _query("to", "YYYY-MM-DD")])},
+    # -- traffic counts (collector.traffic.routes)
+    "/api/v1/traffic/junctions": {"get": _op("Each junction's last hour of counts and its faulty detectors", "Traffic",
+                                             {"200": _json({"type": "array"})})},
+    "/api/v1/traffic/junctions/{junction}/rollups": {"get": _op(
+        "Counts per detector, lane, approach or junction per quarter hour, hour or day; flagged buckets", "Traffic",
+        {"200": _json({"type": "object"}), "404": PROBLEM},
+        params=[_path("junction", "Junction id"), _query("level", "detector, lane, approach or junction"),
+                _query("period", "15min, hour or day"), _query("from", "YYYY-MM-DD"), _query("to", "YYYY-MM-DD")])},
+    "/api/v1/traffic/junctions/{junction}/profile": {"get": _op("A junction's flow per quarter hour of a day", "Traffic",
+        {"200": _json({"type": "object"}), "404": PROBLEM},
+        params=[_path("junction", "Junction id"), _query("date", "YYYY-MM-DD (Europe/Paris)")])},
+    "/opendata/v1/traffic/{junction}/{day}.csv": {"get": _op("Counts per lane and interval of a junction and day (CSV)",
+        "Open data", {"200": _json({"type": "string"}, "RFC 4180 CSV, a header row naming each column with its unit",
+                                   "text/csv"), "404": PROBLEM},
+        params=[_path("junction", "Junction id"), _path("day", "YYYY-MM-DD (Europe/Paris)")])},
+    # -- camera health (collector.cameras.routes): operators only, never in open data
+    "/api/v1/cameras": {"get": _op("Each camera's status, open faults, firmware, clock drift and place; per cabinet "
+                                   "and commune", "Cameras", {"200": _json({"type": "object"}), "404": PROBLEM},
+                                   params=[_query("commune", "INSEE code"), _query("gateway", "Gateway name")])},
+    "/api/v1/cameras/{gateway}/{device}/site": {"put": _op("Where a camera stands (operators only)", "Cameras", {
+        "200": _json({"type": "object"}), "404": PROBLEM},
+        params=[_path("gateway", "Gateway name"), _path("device", "Camera id")],
+        body={"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["location"],
+              "properties": {"location": {"type": "string"}, "lat": {"type": "number"}, "lon": {"type": "number"}}}}}})},
+    # -- service vehicles (collector.vehicles.routes): a police vehicle's data for the police role only
+    **_vehicle_paths(),
     **_ngsi_paths(),
     # -- operations
     "/metrics": {"get": _op("Prometheus metrics", "Operations", {

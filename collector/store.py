@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from citygate_wire.batch import WireRecord
+from collector.cameras.store import CameraStore
 from collector.control.store import ControlStore
 from collector.credentials import CredentialStore
 from collector.dburl import redact_url, sqlite_path
@@ -27,11 +28,15 @@ from collector.model import (
     StoredEvent,
     StoredSample,
 )
+from collector.parking.store import ParkingStore
 from collector.readmodel import ReadModel
 from collector.reports.store import ReportStore
+from collector.traffic.store import TrafficStore
+from collector.vehicles.store import VehicleStore
 
 
-class Store(ControlStore, ReportStore, ReadModel, CredentialStore, Protocol):
+class Store(ControlStore, ReportStore, ReadModel, CredentialStore, ParkingStore, TrafficStore,
+            VehicleStore, CameraStore, Protocol):
     url: str
 
     async def __aenter__(self) -> Self: ...

@@ -24,6 +24,8 @@ import orjson
 
 from citygate_wire.batch import WireRecord
 from citygate_wire.common import now_ms
+from collector.cameras.store import PG_MIGRATION as CAMERAS_MIGRATION
+from collector.cameras.store import CameraQueries
 from collector.control.engines import PG_MIGRATION, PgControl
 from collector.credentials import ACTIVE, CredentialQueries
 from collector.credentials import PG_MIGRATION as CREDENTIALS_MIGRATION
@@ -40,6 +42,8 @@ from collector.model import (
     StoredEvent,
     StoredSample,
 )
+from collector.parking.store import PG_MIGRATION as PARKING_MIGRATION
+from collector.parking.store import ParkingQueries
 from collector.readmodel import INDEX_MIGRATION, ReadModelQueries
 from collector.reports.store import ATTRIBUTES_MIGRATION as REPORT_ATTRIBUTES_MIGRATION
 from collector.reports.store import PG_MIGRATION as REPORTS_MIGRATION
@@ -50,6 +54,7 @@ from collector.store_common import (
     DeviceStates,
     InsertEvents,
     InsertSamples,
+    InsertTraffic,
     SeenSeqs,
     Step,
     TouchGateway,
@@ -61,6 +66,10 @@ from collector.store_common import (
     state_from_row,
     upsert_sql,
 )
+from collector.traffic.store import PG_MIGRATION as TRAFFIC_MIGRATION
+from collector.traffic.store import TrafficQueries, insert_pg
+from collector.vehicles.store import PG_MIGRATION as VEHICLES_MIGRATION
+from collector.vehicles.store import VehicleQueries
 
 log = logging.getLogger("citygate.collector")
 
@@ -135,6 +144,10 @@ CREATE TABLE {table} (
     (5, INDEX_MIGRATION),  # open lamp faults (collector.readmodel)
     (6, CREDENTIALS_MIGRATION),  # removed gateways, operators' sessions, audit (collector.credentials)
     (7, REPORT_ATTRIBUTES_MIGRATION),  # reporters' answers to attributes (collector.reports)
+    (8, TRAFFIC_MIGRATION),  # traffic counts (collector.traffic)
+    (9, PARKING_MIGRATION),  # on-street parking (collector.parking)
+    (10, CAMERAS_MIGRATION),  # cameras' places (collector.cameras)
+    (11, VEHICLES_MIGRATION),  # service vehicles, streets, operators' roles (collector.vehicles)
 ]
 
 
@@ -183,7 +196,8 @@ def _gateway(row: Any) -> Gateway:
     return Gateway(row[0], row[1], row[2], row[3], row[4], row[5])
 
 
-class PgStore(PgControl, ReportQueries, ReadModelQueries, CredentialQueries):
+class PgStore(PgControl, ReportQueries, ReadModelQueries, CredentialQueries, ParkingQueries,
+              TrafficQueries, VehicleQueries, CameraQueries):
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 8) -> None:
         self.url = url
         self._dsn, self.schema = split_schema(url)
@@ -319,6 +333,8 @@ class PgStore(PgControl, ReportQueries, ReadModelQueries, CredentialQueries):
                 if rows:
                     await conn.copy_records_to_table("samples", records=rows, columns=_SAMPLE_COLUMNS,
                                                      schema_name=self.schema)
+            case InsertTraffic(rows):
+                await insert_pg(conn, rows)
             case InsertEvents(rows):
                 await conn.executemany(
                     "INSERT INTO events (gateway_id, seq, device, ts_ms, code, severity, detail)"

@@ -29,6 +29,8 @@ import orjson
 
 from citygate_wire.batch import WireRecord
 from citygate_wire.common import now_ms
+from collector.cameras.store import SQLITE_MIGRATION as CAMERAS_MIGRATION
+from collector.cameras.store import CameraQueries
 from collector.control.engines import SQLITE_MIGRATION, SqliteControl
 from collector.credentials import ACTIVE, CredentialQueries
 from collector.credentials import SQLITE_MIGRATION as CREDENTIALS_MIGRATION
@@ -45,6 +47,8 @@ from collector.model import (
     StoredEvent,
     StoredSample,
 )
+from collector.parking.store import SQLITE_MIGRATION as PARKING_MIGRATION
+from collector.parking.store import ParkingQueries
 from collector.readmodel import INDEX_MIGRATION, ReadModelQueries
 from collector.reports.store import ATTRIBUTES_MIGRATION as REPORT_ATTRIBUTES_MIGRATION
 from collector.reports.store import SQLITE_MIGRATION as REPORTS_MIGRATION
@@ -56,6 +60,7 @@ from collector.store_common import (
     DeviceStates,
     InsertEvents,
     InsertSamples,
+    InsertTraffic,
     SeenSeqs,
     Step,
     TouchGateway,
@@ -68,6 +73,10 @@ from collector.store_common import (
     state_upsert_sql,
     upsert_sql,
 )
+from collector.traffic.store import SQLITE_MIGRATION as TRAFFIC_MIGRATION
+from collector.traffic.store import TrafficQueries, insert_sqlite
+from collector.vehicles.store import SQLITE_MIGRATION as VEHICLES_MIGRATION
+from collector.vehicles.store import VehicleQueries
 
 T = TypeVar("T")
 log = logging.getLogger("citygate.collector")
@@ -147,6 +156,10 @@ CREATE TABLE {table} (
     (5, INDEX_MIGRATION),  # open lamp faults (collector.readmodel)
     (6, CREDENTIALS_MIGRATION),  # removed gateways, operators' sessions, audit (collector.credentials)
     (7, REPORT_ATTRIBUTES_MIGRATION),  # reporters' answers to attributes (collector.reports)
+    (8, TRAFFIC_MIGRATION),  # traffic counts (collector.traffic)
+    (9, PARKING_MIGRATION),  # on-street parking (collector.parking)
+    (10, CAMERAS_MIGRATION),  # cameras' places (collector.cameras)
+    (11, VEHICLES_MIGRATION),  # service vehicles, streets, operators' roles (collector.vehicles)
 ]
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
@@ -196,7 +209,8 @@ def _gateway(row: Sequence[Any]) -> Gateway:
     return Gateway(row[0], row[1], row[2], row[3], row[4], row[5])
 
 
-class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQueries):
+class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQueries, ParkingQueries,
+                  TrafficQueries, VehicleQueries, CameraQueries):
     def __init__(self, path: Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000) -> None:
         self.path = path
         self.url = f"sqlite://{path}"
@@ -402,6 +416,8 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQuer
                     if r.kind == "sample":
                         flat += (r.seq, r.device, r.ts_ms, dumps(r.values).decode())
                 _execute_rows(db, _INSERT_SAMPLE, 4, flat, (gid,))
+            case InsertTraffic(rows):
+                insert_sqlite(db, rows)
             case InsertEvents(rows):
                 db.executemany(
                     "INSERT INTO events (gateway_id, seq, device, ts_ms, code, severity, detail)"

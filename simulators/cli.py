@@ -5,9 +5,12 @@ from __future__ import annotations
 import click
 
 from simulators.ble import ble
+from simulators.cameras import cameras
 from simulators.demo import demo
+from simulators.gps import gps_command
 from simulators.lamps import lamps
 from simulators.mbus_meter import mbus
+from simulators.parking import parking
 from simulators.signals import signals
 from simulators.tic_meter import tic
 
@@ -19,8 +22,11 @@ def main() -> None:
 
 # Each simulator module contributes one click command; register it here.
 main.add_command(ble)
+main.add_command(cameras)
 main.add_command(demo)
+main.add_command(gps_command)
 main.add_command(lamps)
 main.add_command(mbus)
+main.add_command(parking)
 main.add_command(signals)
 main.add_command(tic)

@@ -31,7 +31,8 @@ from collector.reports.routes import TOPIC as REPORTS_TOPIC
 
 ASSETS = Path(__file__).parent / "assets"
 #: name -> content type; nothing else under assets/ is served
-SERVED = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "text/html"}
+SERVED = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "text/html",
+          "traffic.js": "text/javascript", "cameras.js": "text/javascript", "parking.js": "text/javascript"}
 INGEST_TOPIC = "ingest"
 STREAM_GAP_S = 1.0
 SUMMARY_TTL_S = 0.5

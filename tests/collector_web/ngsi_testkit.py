@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
+from web_counts import traffic_records
 from web_testkit import Web, event, now_ms, sample
 
 SCHEMAS = Path(__file__).parent / "sdm_schemas"
@@ -115,6 +116,7 @@ async def seed_city(web: Web) -> int:
         sample(0, "ble:ruuvi AA:BB", t + 1_000, temperature_c=7.5, humidity_pct=81.0, battery_pct=88, rssi_dbm=-71),
         sample(0, "tag-1", t + 1_000, rssi_dbm=-80),  # measures nothing the model names
     ])
+    await web.upload("gw-dijon-0001", traffic_records(t))  # a junction's counts (collector.traffic)
     await web.upload("gw-dijon-0002", [sample(0, "lamp-9", t, energy_wh=5, lamp_on=True, level_pct=100, power_w=60.0)])
     await web.upload("gw-neuilly-0001", [
         sample(0, "water-1", t - 60_000, volume_m3=502.25),
@@ -123,5 +125,11 @@ async def seed_city(web: Web) -> int:
         sample(0, "water-2", t, volume_m3=12.0),
         event(0, "water-2", t - 120_000, "water_leak", "major", nights=3),
         event(0, "water-2", t - 60_000, "water_leak_cleared", "info"),
+    ])
+    # on-street parking: the gateway of configs/parking/21231.toml, two spaces heard, the others unknown
+    await web.add_cabinet("gw-dijon-lora", "21231", 47.3215, 5.0410)
+    await web.upload("gw-dijon-lora", [
+        sample(0, "pk-dijon-liberte-001", t, parking_state="occupied", rssi_dbm=-104, snr_db=3.5, fcnt=12),
+        sample(0, "pk-dijon-monge-001", t, parking_state="free", battery_v=3.61, fcnt=40),
     ])
     return t
