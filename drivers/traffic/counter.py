@@ -66,9 +66,11 @@ class CountReader:
         self._emit = emit
         self._path = cursor_path
         self._monotonic = monotonic
-        #: the last interval read (in memory), and the last one saved as surely journalled
-        self.cursor: int | None = _load(cursor_path)
-        self.saved: int | None = self.cursor
+        #: the last interval read (in memory), and the last one saved as surely journalled; the file is
+        #: read at the first poll (building a bus opens nothing: tests/test_driver_registry.py)
+        self.cursor: int | None = None
+        self.saved: int | None = None
+        self._loaded = False
         self._unsaved: list[tuple[float, int]] = []  # (when handed to the sink, index)
         self._mismatch_reported = False
         self._silent_logged = False
@@ -80,6 +82,9 @@ class CountReader:
     async def poll(self, clock_s: int | None = None) -> int:
         """Journal every interval completed since the cursor; returns how many. `clock_s`, the controller's
         clock at this poll, spares the header read until the next interval can have ended."""
+        if not self._loaded:
+            self.cursor = self.saved = _load(self._path)
+            self._loaded = True
         self._save_settled()
         if clock_s is not None and self._wait is not None and self._wait[0] <= clock_s < self._wait[1]:
             return 0
