@@ -67,6 +67,10 @@ FORMAT = 3
 #: page size of a new journal: a commit rewrites whole pages, so small pages keep the commit of one
 #: poll cycle (23 LC100 samples, 1.8 KB of rows) to 5 KB of WAL; 4096 made it 11.5 KB (bench_flash.py)
 PAGE_SIZE = 512
+#: WAL pages between checkpoints (2 MiB of 512-byte pages). A checkpoint writes every page changed
+#: since the last one once, the b-tree's inner pages, the free list and the header among them: four
+#: times fewer checkpoints than SQLite's 1,000 write those four times less often
+CHECKPOINT_PAGES = 4000
 #: an older journal up to this size is rebuilt with PAGE_SIZE when it is upgraded (a VACUUM: a
 #: few seconds); a larger one, a long outage's backlog, keeps its pages rather than wait and
 #: need as much free space again
@@ -244,6 +248,7 @@ class Journal:
         db.execute(f"PRAGMA synchronous={self.synchronous}")
         db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         db.execute("PRAGMA secure_delete=OFF")
+        db.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_PAGES}")
         try:
             if db.execute("PRAGMA user_version").fetchone()[0] < FORMAT:
                 _upgrade(db)
