@@ -35,6 +35,12 @@ from edge_agent.uploader import Uploader
 GW = GatewayConfig("gw-http-1", "21231", Path("unused"))
 
 
+@pytest.fixture(autouse=True)
+def _gateway_state_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GW's relative state dir lands in the test's folder: the uploader keeps its usage file there."""
+    monkeypatch.chdir(tmp_path)
+
+
 def samples(n: int, start: int = 0) -> list[Sample]:
     return [Sample(f"lamp-{i % 7}", 1_764_000_000_000 + i, {"level_pct": 70, "power_w": 61.2})
             for i in range(start, start + n)]
