@@ -113,30 +113,18 @@ class Register:
             return round(dali.arc_to_percent(int(raw)), 1) if raw <= dali.MAX_ARC else None
         return scaled(raw, self.scale, self.decimals)
 
-    def reader(self, at: int) -> Reader:
-        """`decode(words, at)` as a function of the words alone, made once for a read plan.
-
-        A poll decodes every register of every lamp (2,200 values a second for 200 lamps): the
-        common layouts (u16, s16, big-endian u32, each scaled or not, bit flags) get a function
-        without the type and order dispatch, so decoding costs a quarter of `decode`'s time.
-        """
+    def expression(self, at: int, scale: str) -> str | None:
+        """`decode(w, at)` as a Python expression over the words `w`, `scale` naming this register's
+        scale; None for the layouts `decode` alone handles (s32, f32, DALI levels)."""
         if self.bit is not None:
-            bit = self.bit
-            return lambda w: bool((w[at] >> bit) & 1)
-        raw = _RAW.get((self.type, self.word_order)) if self.curve == "linear" else None
-        if raw is None:
-            return lambda w: self.decode(w, at)
-        scale, decimals = self.scale, self.decimals
-        if self.type == "u16":  # most registers: the word itself, no call for the raw value
-            if scale == 1:
-                return lambda w: w[at]
-            if decimals:
-                return lambda w: round(w[at] * scale, decimals)
-        if scale == 1:
-            return lambda w: raw(w, at)
-        if decimals == 0:
-            return lambda w: round(raw(w, at) * scale)
-        return lambda w: round(raw(w, at) * scale, decimals)
+            return f"bool((w[{at}] >> {self.bit}) & 1)"
+        raw = _RAW.get(self.type if self.type != "u32" else f"u32-{self.word_order}")
+        if raw is None or self.curve != "linear":
+            return None
+        raw = raw.format(at=at, next=at + 1)
+        if self.scale == 1:
+            return raw
+        return f"round({raw} * {scale})" if self.decimals == 0 else f"round({raw} * {scale}, {self.decimals})"
 
     def encode(self, value: float) -> list[int]:
         """Words to write for an engineering value; ValueError if it cannot be stored."""
@@ -147,23 +135,36 @@ class Register:
         return encode_raw(unscaled(value, self.scale, self.type), self.type, self.word_order)
 
 
-Reader = Callable[[Sequence[int]], Value]
-
-
-def _s16(w: Sequence[int], at: int) -> int:
-    v = w[at]
-    return v - 0x10000 if v & 0x8000 else v
-
-
-#: The integer layouts `Register.reader` decodes without dispatch (f32 and DALI curves go through `decode`).
-_RAW: dict[tuple[str, str], Callable[[Sequence[int], int], int]] = {
-    ("u16", "big"): lambda w, at: w[at],
-    ("u16", "little"): lambda w, at: w[at],
-    ("s16", "big"): _s16,
-    ("s16", "little"): _s16,
-    ("u32", "big"): lambda w, at: (w[at] << 16) | w[at + 1],
-    ("u32", "little"): lambda w, at: (w[at + 1] << 16) | w[at],
+#: The raw integer of the layouts `Register.expression` writes out (the others go through `decode`).
+_RAW = {
+    "u16": "w[{at}]",
+    "s16": "(w[{at}] - 0x10000 if w[{at}] & 0x8000 else w[{at}])",
+    "u32-big": "((w[{at}] << 16) | w[{next}])",
+    "u32-little": "((w[{next}] << 16) | w[{at}])",
 }
+
+
+def _decoder(registers: tuple[tuple[Register, int], ...]) -> Callable[[Sequence[int]], dict[str, Value]]:
+    """One function decoding a whole block into a new dict, written out once per read plan.
+
+    A poll decodes every register of every lamp (2,200 values a second for 200 lamps). As
+    `dataclasses` writes `__init__`, the function is generated: one call per block with the
+    offsets and conversions in its code, instead of a call per register through the type and
+    word-order dispatch of `decode` (1.2 us instead of 4.9 us for the LC100 block). Names are
+    quantity names (checked by _NAME), scales are passed as objects, never written as text.
+    """
+    env: dict[str, Any] = {"__builtins__": {"bool": bool, "round": round}}
+    items = []
+    for i, (reg, at) in enumerate(registers):
+        expr = reg.expression(at, f"scale_{i}")
+        env[f"scale_{i}"] = reg.scale
+        if expr is None:
+            env[f"reg_{i}"] = reg
+            expr = f"reg_{i}.decode(w, {at})"
+        items.append(f"{reg.name!r}: {expr}")
+    exec("def decode(w):\n    return {" + ", ".join(items) + "}\n", env)
+    decode: Callable[[Sequence[int]], dict[str, Value]] = env["decode"]
+    return decode
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,18 +175,14 @@ class ReadBlock:
     address: int
     count: int
     registers: tuple[tuple[Register, int], ...]
-    readers: tuple[tuple[str, Reader], ...] = field(init=False, repr=False, compare=False)
+    decode: Callable[[Sequence[int]], dict[str, Value]] = field(init=False, repr=False, compare=False)
+    """The values of the registers of this block, from the words read (a new dict)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "readers", tuple((reg.name, reg.reader(at)) for reg, at in self.registers))
-
-    def decode(self, words: Sequence[int]) -> dict[str, Value]:
-        """The values of the registers of this block, from the words read."""
-        return {name: read(words) for name, read in self.readers}
+        object.__setattr__(self, "decode", _decoder(self.registers))
 
     def decode_into(self, words: Sequence[int], values: dict[str, Value]) -> None:
-        for name, read in self.readers:
-            values[name] = read(words)
+        values.update(self.decode(words))
 
 
 @dataclass(frozen=True, slots=True)
