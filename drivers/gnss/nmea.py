@@ -287,12 +287,13 @@ class NmeaStream:
         self._buf = b""
 
     def feed(self, data: bytes) -> list[Sentence | NmeaError]:
-        buf = self._buf + data
-        lines = buf.split(b"\n")
+        if b"\n" not in data:  # most chunks of a serial port end mid-sentence
+            self._buf += data
+            self._bound()
+            return []
+        lines = (self._buf + data).split(b"\n")
         self._buf = lines.pop()
-        if len(self._buf) > MAX_LINE:
-            cut = self._buf.rfind(b"$")
-            self._buf = self._buf[cut:] if 0 <= cut and len(self._buf) - cut <= MAX_LINE else b""
+        self._bound()
         out: list[Sentence | NmeaError] = []
         for raw in lines:
             start = raw.rfind(b"$")
@@ -305,3 +306,8 @@ class NmeaStream:
             except NmeaError as exc:
                 out.append(exc)
         return out
+
+    def _bound(self) -> None:
+        if len(self._buf) > MAX_LINE:
+            cut = self._buf.rfind(b"$")
+            self._buf = self._buf[cut:] if 0 <= cut and len(self._buf) - cut <= MAX_LINE else b""
