@@ -36,6 +36,7 @@ import asyncio
 import bisect
 import itertools
 import logging
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -120,6 +121,10 @@ def encode(record: Record) -> Row:
     return EVENT, record.ts_ms, None, orjson.dumps(doc, default=str)
 
 
+#: a byte that may put a comma inside a value (a string, an array, an object)
+_CAREFUL = re.compile(rb'["\[{]').search
+
+
 class _Template:
     """Writes a compact sample back as its wire record, byte for byte what orjson makes of the dict:
     one %-format a schema, with a slot for each value, so a row costs a split and a format."""
@@ -133,10 +138,10 @@ class _Template:
         self.size = len(names)
 
     def wire(self, seq: int, ts_ms: int, body: bytes) -> bytes:
-        if b'"' in body or b"[" in body or b"{" in body:  # a comma may sit inside a value
-            parts = [orjson.dumps(v) for v in orjson.loads(b"[" + body + b"]")]
-        else:
+        if _CAREFUL(body) is None:
             parts = body.split(b",") if body else []
+        else:  # a comma may sit inside a value
+            parts = [orjson.dumps(v) for v in orjson.loads(b"[" + body + b"]")]
         if len(parts) != self.size:
             raise ValueError(f"journal row {seq}: {len(parts)} values for {self.size} names")
         return self.fmt % (seq, ts_ms, *parts)
@@ -473,12 +478,19 @@ class Journal:
         ).fetchall()
         if not rows:
             return None, False
-        templates = self._templates
-        out = [b'{"seq":%d,%s' % (seq, body[1:]) if sid is None else templates[sid].wire(seq, ts_ms, body)
-               for seq, ts_ms, sid, body in rows]
+        out = list(map(self._wire, rows))
         # each record costs its length and a comma in the JSON array; the first goes whatever its size
-        n = max(1, bisect.bisect_right(list(itertools.accumulate(len(w) + 1 for w in out)), max_bytes))
+        if sum(map(len, out)) + len(out) <= max_bytes:
+            n = len(out)
+        else:
+            n = max(1, bisect.bisect_right(list(itertools.accumulate(len(w) + 1 for w in out)), max_bytes))
         return PendingBatch(out[:n], [row[0] for row in rows[:n]]), n == max_records or n < len(rows)
+
+    def _wire(self, row: tuple[int, int, int | None, bytes]) -> bytes:
+        seq, ts_ms, sid, body = row
+        if sid is None:
+            return b'{"seq":%d,%s' % (seq, body[1:])
+        return self._templates[sid].wire(seq, ts_ms, body)
 
     async def ack(self, upto_seq: int) -> int:
         """The collector holds every record up to `upto_seq`: they leave the backlog at once, and the
@@ -535,7 +547,7 @@ class Journal:
         if row is None:
             return False
         kind, ts_ms, sid, body = row
-        wire = b'{"seq":%d,%s' % (seq, body[1:]) if sid is None else self._templates[sid].wire(seq, ts_ms, body)
+        wire = self._wire((seq, ts_ms, sid, body))
         event = Event(JOURNAL_DEVICE, now_ms(), "record_rejected", Severity.MAJOR, {"seq": seq, "reason": reason[:500]})
         db.execute("BEGIN IMMEDIATE")
         try:
