@@ -144,7 +144,7 @@ class ModbusBus:
         # (device, tries it may still have, error of its first try this cycle if it had one)
         backlog: list[tuple[_Device, int, LinkError | None]] = []
         for dev in self._devices:
-            if not dev.healthy:
+            if dev.misconfigured or dev.state.consecutive_failures:  # not healthy (the property, inlined: every poll)
                 continue
             outcome = await self._attempt(dev, 1)
             if isinstance(outcome, Sample):

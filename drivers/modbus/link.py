@@ -128,7 +128,9 @@ class ModbusLink:
     async def read(self, unit: int, function: int, address: int, count: int) -> Sequence[int]:
         """`count` registers from `address` (function 3 holding, 4 input) of `unit`."""
         async with self._lock:
-            client = await self._connect()
+            client = self._client
+            if client is None or not client.connected:  # connected: most reads, without a coroutine for it
+                client = await self._connect()
             self._rx = b""
             try:
                 if function == 3:
