@@ -26,6 +26,16 @@ crossed with the batch ages (--batch-age) and encodings (--encoding) asked for.
     python bench/bench_uplink.py [--hours 24] [--speed 96] [--batch-age 0 --batch-age 300]
                                  [--encoding gzip --encoding zstd] [--control]
     python bench/bench_uplink.py --train-dictionary   # rewrites citygate_wire/zdict.py from a run's batches
+
+Measured 2026-12-03 (2 shared cores under load; `--hours 24 --speed 24 --batch-age 300 --batch-age 900
+--encoding gzip --encoding zstd --control`, the control link at its defaults: keep-alive 20 s, state
+every 60 s), bytes per cabinet-day (TCP payload):
+  every reading   gzip 300 s 7,762,116 | zstd 300 s 5,688,357 | gzip 900 s 7,302,007 | zstd 900 s 5,414,530
+  report strategies gzip 300 s 1,407,224 | zstd 300 s 1,320,813 | gzip 900 s 1,239,010 | zstd 900 s 1,161,405
+of which the MQTT link ~835,000 in every case and https 328,557 at zstd 900 s (0.072x every reading's
+4,580,327). With `--mqtt-keepalive 300 --mqtt-state-interval 900` (2 h at 48x) the MQTT link costs
+88,392: strategies + zstd + 900 s batches + that control link = 328,557 + 88,392 = 416,949 B a day,
+under the 1 MB target; at the control link's defaults it is not (1,161,405).
 """
 
 from __future__ import annotations
