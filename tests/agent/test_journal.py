@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from drivers.model import Event, Sample, Severity
-from edge_agent.journal import Journal
+from edge_agent.journal import Journal, Row
 
 TS = 1_764_000_000_000
 
@@ -135,7 +135,7 @@ async def test_a_failed_commit_keeps_the_records_for_the_next_try(tmp_path: Path
         real_write = journal._write
         calls = 0
 
-        def failing_once(rows: list[tuple[int, int, bytes]]) -> None:
+        def failing_once(rows: list[Row]) -> None:
             nonlocal calls
             calls += 1
             if calls == 1:
