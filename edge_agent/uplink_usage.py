@@ -157,7 +157,10 @@ class UsageMeter:
         tmp = self.path.with_name(FILE + ".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_bytes(orjson.dumps(asdict(self.counts)))
+            with open(tmp, "wb") as f:  # synced before the rename: a power cut leaves the old file or the new
+                f.write(orjson.dumps(asdict(self.counts)))
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except OSError as exc:
             log.warning("cannot save the usage counts to %s: %s", self.path, exc)
