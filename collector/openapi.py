@@ -239,7 +239,7 @@ def _vehicle_paths() -> Doc:
 
 PATHS: Doc = {
     # -- ingest and reads (collector.app)
-    "/api/v1/batches": {"post": _op("Upload a batch of readings (gzip JSON)", "Ingest", {
+    "/api/v1/batches": {"post": _op("Upload a batch of readings (gzip or zstd JSON)", "Ingest", {
         "200": _json(_schema("BatchReply")), "400": PROBLEM, "401": PROBLEM, "403": PROBLEM, "413": PROBLEM,
         "415": PROBLEM}, security=GATEWAY_AUTH,
         body={"required": True, "content": {"application/json": {"schema": _schema("Batch")}}})},
