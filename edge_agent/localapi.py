@@ -191,7 +191,7 @@ def versions() -> dict[str, str]:
 
 
 class EventFeed:
-    """Recent events kept in memory, and live followers: fed by the journal's observers (committed records only)."""
+    """Recent events kept in memory, and live followers: fed every poll and event in emit order, each once what was journalled before it is committed (edge_agent.live_feed)."""
 
     def __init__(self, size: int = RECENT_EVENTS) -> None:
         self.recent: deque[Record] = deque(maxlen=size)
