@@ -164,10 +164,12 @@ class JournalStats:
 
 @dataclass(frozen=True, slots=True)
 class PendingBatch:
-    """Records read for upload: wire bodies with their seq spliced in, and the last seq."""
+    """Records read for upload: wire bodies with their seq spliced in, and the last seq; `body` is
+    what `read_pending`'s `prepare` made of them (the uploader's compressed batch), if it was given one."""
 
     records: list[bytes]
     seqs: list[int]
+    body: bytes | None = None
 
     @property
     def last_seq(self) -> int:
@@ -217,8 +219,8 @@ class Journal:
         self._next_seq = 0
         self._acked = 0  # everything up to here is at the collector; deleted at the next purge
         self._unpurged = 0
-        #: the batch read ahead: (acked, bounds, generation) it follows, and its future
-        self._ahead: tuple[tuple[int, int, int, int], asyncio.Future[tuple[PendingBatch | None, bool]]] | None = None
+        #: the batch read ahead: (acked, bounds, generation, prepare) it follows, and its future
+        self._ahead: tuple[tuple[Any, ...], asyncio.Future[tuple[PendingBatch | None, bool]]] | None = None
         #: counts the deletions of unacknowledged rows (quarantine, size bound): a batch read ahead
         #: before one may hold a deleted record
         self._generation = 0
@@ -452,25 +454,28 @@ class Journal:
 
     # -- reading for upload ------------------------------------------------------------------
 
-    async def read_pending(self, max_records: int, max_bytes: int) -> PendingBatch | None:
-        """The oldest unacknowledged records, in seq order, within both bounds (at least one).
+    async def read_pending(self, max_records: int, max_bytes: int,
+                           prepare: Callable[[PendingBatch], bytes] | None = None) -> PendingBatch | None:
+        """The oldest unacknowledged records, in seq order, within both bounds (at least one), with
+        `prepare(batch)` as its `body` when given (run on the journal's thread, beside the read).
 
-        When a batch fills its bounds (a backlog), the next one is read at once, while this one is on
-        its way; it is handed out if nothing it depends on has changed by then."""
-        key = (self._acked, max_records, max_bytes, self._generation)
+        When a batch fills its bounds (a backlog), the next one is read (and prepared) at once, while
+        this one is on its way; it is handed out if nothing it depends on has changed by then."""
+        key = (self._acked, max_records, max_bytes, self._generation, prepare)
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead[0] == key:
             batch, full = await ahead[1]
         else:
-            batch, full = await self._call(self._read_pending, self._acked, max_records, max_bytes)
+            batch, full = await self._call(self._read_pending, self._acked, max_records, max_bytes, prepare)
         if batch is not None and full:
             future = asyncio.get_running_loop().run_in_executor(
-                self._executor, self._read_pending, batch.last_seq, max_records, max_bytes)
+                self._executor, self._read_pending, batch.last_seq, max_records, max_bytes, prepare)
             future.add_done_callback(_retrieve)
-            self._ahead = ((batch.last_seq, max_records, max_bytes, self._generation), future)
+            self._ahead = ((batch.last_seq, max_records, max_bytes, self._generation, prepare), future)
         return batch
 
-    def _read_pending(self, after: int, max_records: int, max_bytes: int) -> tuple[PendingBatch | None, bool]:
+    def _read_pending(self, after: int, max_records: int, max_bytes: int,
+                      prepare: Callable[[PendingBatch], bytes] | None = None) -> tuple[PendingBatch | None, bool]:
         """The batch after seq `after`, and whether it was cut by a bound (more may follow)."""
         rows = self._require_db().execute(
             "SELECT seq, ts_ms, schema_id, body FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
@@ -484,7 +489,10 @@ class Journal:
             n = len(out)
         else:
             n = max(1, bisect.bisect_right(list(itertools.accumulate(len(w) + 1 for w in out)), max_bytes))
-        return PendingBatch(out[:n], [row[0] for row in rows[:n]]), n == max_records or n < len(rows)
+        batch = PendingBatch(out[:n], [row[0] for row in rows[:n]])
+        if prepare is not None:
+            batch = PendingBatch(batch.records, batch.seqs, prepare(batch))
+        return batch, n == max_records or n < len(rows)
 
     def _wire(self, row: tuple[int, int, int | None, bytes]) -> bytes:
         seq, ts_ms, sid, body = row

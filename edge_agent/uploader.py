@@ -190,7 +190,8 @@ class Uploader:
             conn = await self._connection(deadline)
         except (OSError, http.client.HTTPException) as exc:
             raise UploadError(self._reason(exc)) from None
-        batch = await self.journal.read_pending(self._max_records, self.uplink.batch_max_bytes)
+        # compressed on the journal's thread: a backlog's next batch is compressed while this one is on its way
+        batch = await self.journal.read_pending(self._max_records, self.uplink.batch_max_bytes, self._body)
         if batch is None:
             return 0
         self._in_flight = batch.seqs
@@ -205,6 +206,10 @@ class Uploader:
         await self.journal.ack(ack)
         self._succeeded(len(batch.records))
         return len(batch.records)
+
+    def _body(self, batch: PendingBatch) -> bytes:
+        """The compressed batch, as the journal's thread makes it (read_pending's `prepare`)."""
+        return batch_body(self._compressor, self._head, batch.records)
 
     async def _send(self, conn: http.client.HTTPConnection, batch: PendingBatch, deadline: float) -> int:
         """POST the batch; the seq the collector acknowledged, or UploadError."""
@@ -257,8 +262,8 @@ class Uploader:
         return conn
 
     def _post(self, conn: http.client.HTTPConnection, batch: PendingBatch) -> tuple[int, bytes]:
-        """In the worker thread: compress the batch (off the event loop), POST it, read the whole reply."""
-        body = batch_body(self._compressor, self._head, batch.records)
+        """In the worker thread: POST the batch (compressed by `_body`), read the whole reply."""
+        body = batch.body if batch.body is not None else self._body(batch)
         try:
             try:
                 conn.request("POST", self._endpoint, body, self._headers)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from drivers.model import Event, Sample, Severity
-from edge_agent.journal import Journal, Row
+from edge_agent.journal import Journal, PendingBatch, Row
 
 TS = 1_764_000_000_000
 
@@ -163,3 +163,29 @@ async def test_a_value_that_cannot_be_encoded_becomes_an_event_not_a_lost_batch(
     docs = [orjson.loads(b) for b in batch.records]
     assert [d["kind"] for d in docs] == ["sample", "event", "sample"]
     assert docs[1]["code"] == "record_unencodable" and docs[1]["device"] == "lamp-9"
+
+
+async def test_read_pending_prepares_each_batch_read_ahead_ones_too_and_only_with_the_same_prepare(
+        tmp_path: Path) -> None:
+    def first(batch: PendingBatch) -> bytes:
+        return b"1:" + batch.json_array()
+
+    def second(batch: PendingBatch) -> bytes:
+        return b"2:" + batch.json_array()
+
+    async with Journal(tmp_path / "j.db") as journal:
+        journal.append_many(sample(i) for i in range(30))
+        await journal.flush()
+        b1 = await journal.read_pending(10, 10**6, first)
+        assert b1 is not None and b1.body == first(b1)
+        await journal.ack(b1.last_seq)
+        b2 = await journal.read_pending(10, 10**6, first)  # the batch read ahead, prepared beside its read
+        assert b2 is not None and b2.body == first(b2) and b2.seqs[0] == b1.last_seq + 1
+        await journal.ack(b2.last_seq)
+        b3 = await journal.read_pending(10, 10**6, second)  # read ahead with `first`: not handed out
+        assert b3 is not None and b3.body == second(b3) and b3.seqs[0] == b2.last_seq + 1
+        await journal.ack(b3.last_seq)
+        journal.append(sample(30))
+        await journal.flush()
+        b4 = await journal.read_pending(10, 10**6)
+    assert b4 is not None and b4.body is None and len(b4.records) == 1
