@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from citygate_wire.common import now_ms
 from drivers.base import DeviceState
@@ -28,6 +28,9 @@ from drivers.gnss.trips import TripEvent, Trips
 from drivers.model import Event, Record, RecordSink, Sample, Severity
 from drivers.registry import Driver
 from drivers.serial_line import SerialLine, SerialLineError, open_line
+
+if TYPE_CHECKING:
+    from drivers.modbus.link import ModbusLink  # imported where an I/O module is wired: pymodbus only then
 
 log = logging.getLogger("citygate.gnss")
 
@@ -275,7 +278,7 @@ class GnssBus:
         try:
             while True:
                 try:
-                    word = (await link.read(io.unit, io.function, io.register, 1))[0]
+                    word = await _read_inputs(link, io)
                 except LinkError as exc:
                     st.errors[exc.kind] = st.errors.get(exc.kind, 0) + 1
                     st.consecutive_failures += 1
@@ -362,6 +365,14 @@ class GnssBus:
     def _emit(self, record: Record) -> None:
         if self._sink is not None:
             self._sink(record)
+
+
+async def _read_inputs(link: ModbusLink, io: IoConfig) -> int:
+    """The module's inputs as one integer, bit n = input n: discrete inputs (FC2) or its status word (FC3/FC4)."""
+    if io.inputs == "status_word":
+        return (await link.read(io.unit, io.function, io.address, 1))[0]
+    bits = await link.read_bits(io.unit, io.function, io.address, io.count)
+    return sum(1 << n for n, on in enumerate(bits) if on)
 
 
 #: The `gnss` entry point (pyproject.toml).

@@ -16,18 +16,25 @@ CYCLE_KINDS = ("bin_lift", "compactor")
 
 @dataclass(frozen=True, slots=True)
 class IoConfig:
-    """A Modbus TCP I/O module's digital inputs, read as one status word (bit n = input n)."""
+    """A Modbus TCP I/O module's digital inputs: input n is discrete input `address` + n (FC2), or, for a
+    module that only offers a status word, bit n of the register at `address` (FC3 or FC4)."""
 
     host: str
     port: int
     unit: int
-    function: int  # 3 holding or 4 input register
-    register: int
+    inputs: str  # "discrete" or "status_word"
+    function: int  # 2 discrete inputs; 3 holding or 4 input register for the status word
+    address: int  # the first discrete input, or the status word's register
     poll_s: float
     timeout_s: float
     ignition_bit: int | None
     cycle_bit: int | None
     cycle_kind: str
+
+    @property
+    def count(self) -> int:
+        """How many discrete inputs a poll reads: up to the highest one used."""
+        return max(b for b in (self.ignition_bit, self.cycle_bit) if b is not None) + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +64,13 @@ class GnssConfig:
         return self.line.port
 
 
-def _bit(t: ConfigTable, name: str) -> int | None:
-    value = t.integer(name, -1, lo=-1, hi=15)
+INPUT_KINDS = ("discrete", "status_word")
+MAX_INPUT = {"discrete": 127, "status_word": 15}  # a status word has 16 bits
+ONLY_FOR = {"address": "discrete", "function": "status_word", "register": "status_word"}
+
+
+def _bit(t: ConfigTable, name: str, hi: int) -> int | None:
+    value = t.integer(name, -1, lo=-1, hi=hi)
     return None if value < 0 else value
 
 
@@ -66,13 +78,22 @@ def _io(raw: Any, key: str) -> IoConfig | None:
     if raw is None:
         return None
     t = ConfigTable(raw, key)
-    function = t.integer("function", 4, lo=3, hi=4)
+    inputs = t.text("inputs", "discrete")
+    if inputs not in INPUT_KINDS:
+        raise ConfigError(f"{key}.inputs", f"expected one of {', '.join(INPUT_KINDS)}, got {inputs!r}")
+    for name, kind in ONLY_FOR.items():
+        if name in t.raw and kind != inputs:
+            raise ConfigError(f"{key}.{name}", f'only with inputs = "{kind}" (this module\'s inputs are {inputs!r})')
+    if inputs == "status_word":
+        function, address = t.integer("function", 4, lo=3, hi=4), t.integer("register", 0, lo=0, hi=65535)
+    else:
+        function, address = 2, t.integer("address", 0, lo=0, hi=65535 - MAX_INPUT["discrete"])
+    hi = MAX_INPUT[inputs]
     cfg = IoConfig(
         host=t.text("host", required=True), port=t.integer("port", 502, lo=1, hi=65535),
-        unit=t.integer("unit", 1, lo=0, hi=247), function=function,
-        register=t.integer("register", 0, lo=0, hi=65535), poll_s=t.number("poll_s", 0.5, lo=0.01, hi=60),
-        timeout_s=t.number("timeout_s", 1.0, lo=0.05, hi=30),
-        ignition_bit=_bit(t, "ignition_bit"), cycle_bit=_bit(t, "cycle_bit"),
+        unit=t.integer("unit", 1, lo=0, hi=247), inputs=inputs, function=function, address=address,
+        poll_s=t.number("poll_s", 0.5, lo=0.01, hi=60), timeout_s=t.number("timeout_s", 1.0, lo=0.05, hi=30),
+        ignition_bit=_bit(t, "ignition_bit", hi), cycle_bit=_bit(t, "cycle_bit", hi),
         cycle_kind=t.text("cycle_kind", "bin_lift"),
     )
     t.done()

@@ -3,10 +3,11 @@
 Every Modbus driver goes through it (the lamp controllers' bus here, the signal controllers'
 in drivers/traffic/bus.py), so pymodbus is wrapped once and its errors are one hierarchy.
 
-pymodbus (pinned 3.16) stays behind this small interface: `read()` and `write()` make exactly one
-try each and raise one of the LinkError kinds below, so the bus owns retries, timing and
-backoff. When a reply cannot be used, the bytes received are decoded by drivers.modbus.frames
-so the error says what was wrong with them (bad CRC, truncated, wrong protocol id ...).
+pymodbus (pinned 3.16) stays behind this small interface: `read()` (registers, FC3/FC4),
+`read_bits()` (coils FC1, discrete inputs FC2) and `write()` make exactly one try each and raise
+one of the LinkError kinds below, so the bus owns retries, timing and backoff. When a reply
+cannot be used, the bytes received are decoded by drivers.modbus.frames so the error says what
+was wrong with them (bad CRC, truncated, wrong protocol id ...).
 Connecting is on demand, with its own backoff, so a dead endpoint costs one connection
 attempt per backoff period rather than one per device; reconnect_s (0, 0) leaves the backoff
 to the caller.
@@ -31,6 +32,8 @@ from drivers.modbus.frames import decode_rtu, decode_tcp, exception_meaning
 Framing = Literal["tcp", "rtu"]
 Trace = Callable[[bool, bytes], bytes]
 CONFIG_EXCEPTIONS = frozenset({0x01, 0x02, 0x03})  # the request itself is wrong for this device
+_HOLDING, _INPUT_REGISTERS = "read_holding_registers", "read_input_registers"  # the pymodbus client's reads
+_BIT_READS = {1: "read_coils", 2: "read_discrete_inputs"}
 
 
 class LinkError(DriverError):
@@ -127,25 +130,40 @@ class ModbusLink:
 
     async def read(self, unit: int, function: int, address: int, count: int) -> Sequence[int]:
         """`count` registers from `address` (function 3 holding, 4 input) of `unit`."""
+        pdu = await self._read(unit, function, address, count, _HOLDING if function == 3 else _INPUT_REGISTERS)
+        registers = pdu.registers
+        if len(registers) != count:
+            raise BadReply(f"unit {unit} sent {len(registers)} registers for a read of {count} at {address}")
+        return registers
+
+    async def read_bits(self, unit: int, function: int, address: int, count: int) -> list[bool]:
+        """`count` bits from `address` (function 1 coils, 2 discrete inputs) of `unit`: item i is address + i."""
+        if function not in _BIT_READS:
+            raise ValueError(f"function {function} does not read bits (1 coils, 2 discrete inputs)")
+        pdu = await self._read(unit, function, address, count, _BIT_READS[function])
+        bits, size = pdu.bits, (count + 7) // 8  # pymodbus unpacks the data bytes, 8 bits each
+        if len(bits) != size * 8:
+            raise BadReply(f"unit {unit} sent {len(bits) // 8} bytes of bits for a read of {count} at {address}")
+        if self._framing == "tcp" and self._rx[8:9] != bytes([size]):
+            # RTU frames are cut by their byte count; over TCP pymodbus takes the MBAP length and ignores it.
+            raise BadReply(f"unit {unit} sent byte count {self._rx[8:9].hex()} with {size} bytes of bits "
+                           f"for a read of {count} at {address}")
+        return list(bits[:count])
+
+    async def _read(self, unit: int, function: int, address: int, count: int, method: str) -> ModbusPDU:
         async with self._lock:
             client = self._client
             if client is None or not client.connected:  # connected: most reads, without a coroutine for it
                 client = await self._connect()
             self._rx = b""
             try:
-                if function == 3:
-                    pdu = await client.read_holding_registers(address, count=count, device_id=unit)
-                else:
-                    pdu = await client.read_input_registers(address, count=count, device_id=unit)
+                pdu: ModbusPDU = await getattr(client, method)(address, count=count, device_id=unit)
             except ConnectionException as exc:
                 raise LinkDown(f"{self.label}: {exc}") from None
             except ModbusException:
                 raise self._unusable(unit, function) from None
         self._check(pdu, unit, function, address, count)
-        registers = pdu.registers
-        if len(registers) != count:
-            raise BadReply(f"unit {unit} sent {len(registers)} registers for a read of {count} at {address}")
-        return registers
+        return pdu
 
     async def write(self, unit: int, address: int, words: list[int], *, multiple: bool = False) -> None:
         """Write holding registers: FC06 for one word, FC16 for more, or always with `multiple`

@@ -103,6 +103,7 @@ async def test_ignition_makes_the_trip_and_bin_lifts_are_placed(tmp_path: Path) 
         # 245 m (44 s) then 60 s at a stop: the ignition comes on while the truck drives the first street
         async with GpsReceiver(street, period_s=0.05, speed_kmh=20, stop_s=60) as gps:
             bus = make_bus(config(gps.port, io={"host": "127.0.0.1", "port": io_port, "poll_s": 0.02,
+                                                "inputs": "status_word",
                                                 "ignition_bit": 0, "cycle_bit": 1}), CTX)
             async with running(bus) as records:
                 await until(lambda: len(samples(records)) >= 1)
