@@ -33,7 +33,7 @@ LAMPS = 6  # lamp-1..4 in Dijon's avenue, lamp-5..6 on Sennecey's program
 
 def config_text(tmp: Path, sim_port: int, uplink_port: int, token_file: Path) -> str:
     devices = "".join(
-        f'\n[[bus.device]]\nid = "lamp-{u}"\nunit = {u}\nregister_map = "{ROOT}/configs/registermaps/lamp-lc100.toml"\n'
+        f'\n[[bus.device]]\nid = "lamp-{u}"\nunit = {u}\nregister_map = "{ROOT}/configs/registermaps/lamp-lc100.toml"\nreport = "every"\n'
         f"rated_power_w = 60\n" for u in range(1, LAMPS + 1))
     return f"""
 [gateway]
