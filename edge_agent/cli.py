@@ -69,11 +69,11 @@ def main() -> None:
 @click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 def run(config_file: Path, log_level: str) -> None:
     """Run the agent until SIGTERM/SIGINT."""
-    import asyncio
     import faulthandler
     import logging
     import signal
 
+    from edge_agent import eventloop
     from edge_agent.agent import run_agent
     from edge_agent.config import AgentConfigError, load_config
     from edge_agent.logs import setup_logging
@@ -88,7 +88,12 @@ def run(config_file: Path, log_level: str) -> None:
         sys.exit(2)
     for warning in config.warnings:
         logging.getLogger("citygate.config").warning("%s: %s", config_file, warning)
-    asyncio.run(run_agent(config))
+    try:
+        eventloop.loop_factory()  # a wrong CITYGATE_EVENT_LOOP is said before anything starts
+    except eventloop.EventLoopChoiceError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    eventloop.run(run_agent(config))
 
 
 @main.command("check-config")

@@ -187,6 +187,8 @@ def versions() -> dict[str, str]:
     for dist in ("citygate", "aiohttp", "pymodbus", "aiomqtt", "bleak"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             out[dist] = importlib.metadata.version(dist)
+    # the loop the agent runs on (edge_agent.eventloop): "uvloop" or "asyncio"
+    out["event_loop"] = type(asyncio.get_running_loop()).__module__.split(".")[0]
     return out
 
 
