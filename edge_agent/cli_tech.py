@@ -196,15 +196,16 @@ def status_table(doc: Mapping[str, Any]) -> Table:
 
 
 def usage_rows(usage: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The status rows of what the gateway spent: the uploads' data (UTC day and month; the MQTT control
-    link's is not counted) and disk writes."""
+    """The status rows of what the gateway spent: its uplink data, the uploads' and the MQTT control
+    link's (UTC day and month), and disk writes."""
     from edge_agent.uplink_usage import data_text as data
 
     today, month = usage["uplink_today"], usage["uplink_month"]
-    rows = [("data today", f"{data(today['sent'] + today['received'])} of uploads ({data(today['sent'])} sent,"
-                           f" {data(today['received'])} received); {data(usage['disk_written_today'])} written"
-                           f" to disk ({usage['day']} UTC)")]
-    line = f"{data(month['sent'] + month['received'])} of uploads in {usage['month']}"
+    control_today = usage.get("control_today", 0)  # an agent older than the control link's count has none
+    rows = [("data today", f"{data(today['sent'] + today['received'])} of uplink ({data(today['sent'])} sent,"
+                           f" {data(today['received'])} received; control link {data(control_today)});"
+                           f" {data(usage['disk_written_today'])} written to disk ({usage['day']} UTC)")]
+    line = f"{data(month['sent'] + month['received'])} of uplink in {usage['month']}"
     if usage["monthly_budget_bytes"] is not None:
         line += f" of a {data(usage['monthly_budget_bytes'])} budget"
     if usage["projected_month_bytes"] is not None:

@@ -18,20 +18,28 @@ there is no clear-text fall-back that would show the gateway's password to whoev
     command_key = "base64..."               # the collector's public key (`citygate-collector command-key show`)
     clock_tolerance_s = 300                 # a command issued further in the future is refused
     allow_cleartext = false                 # mqtt:// to anything but loopback needs true
-    keepalive_s = 20                        # the broker declares us offline 1.5 x this after a silent death
+    keepalive_s = 60                        # the broker declares us offline 1.5 x this after a silent death
     client_id = "gw-dijon-0001"             # default: the gateway id
-    state_interval_s = 60                   # retained state refreshed this often
+    state_interval_s = 300                  # retained state refreshed this often (and at every connection)
     alarm_buffer = 1000                     # alarms kept while disconnected (oldest dropped, counted)
     backoff_max_s = 60                      # reconnect attempts at most this far apart
 
 Commands are run only if signed with the collector's Ed25519 key (citygate_wire.mqtt
 authenticate_command): without `command_key` every command is refused, and check-config says so.
 
-Keepalive: 20 s. A cabinet that loses power or its link sends nothing, so the broker learns
-it only when 1.5 x keepalive passes without a packet (30 s; Mosquitto 2.0 sweeps keepalives
-every 6 s or so, hence at most 36 s) and then publishes our Last Will; a crashed process is
-seen at once (the kernel closes its socket). 20 s costs a 2-byte ping each way every 20 s on
-a cellular link, which is nothing; a shorter one mostly buys false alarms on a flaky link.
+Keepalive: 60 s. A cabinet that loses power or its link sends nothing, so the broker learns
+it only when 1.5 x keepalive passes without a packet (90 s; Mosquitto 2.0 sweeps keepalives
+every 6 s or so, hence at most about 96 s) and then publishes our Last Will; a crashed process
+is seen at once (the kernel closes its socket). On a cellular plan the link's quiet cost is its
+pings and state refreshes: over TLS a ping and its answer are two TLS records and their TCP/IP
+segments, about 170 bytes, so 20 s and a state every 60 s cost about 835 kB a cabinet-day
+(bench/bench_uplink.py --control), 60 s and 300 s about a third of it: with the uploads, under
+the 1 MB a day a cabinet's plan is sized for (docs/mqtt.md). A shorter keepalive mostly buys
+false alarms on a flaky link; a longer one, a later offline alarm for a dead cabinet.
+
+Bytes: the link adds what its TCP connection carried (the kernel's count, TLS included) to the
+uploader's usage meter (edge_agent.uplink_usage) at every message it sends and every state
+refresh, so `citygate-agent status` counts it in the day's and the month's uplink data.
 """
 
 from __future__ import annotations
@@ -78,10 +86,12 @@ from edge_agent.commands import CommandStore, Executor
 from edge_agent.config import check_ca_file, check_url, read_secret, secret_file_warning
 from edge_agent.service import AgentContext
 from edge_agent.timesync import clock_quality
+from edge_agent.uplink_usage import TcpCount, tcp_count
 
 log = logging.getLogger("citygate.control")
 
-DEFAULT_KEEPALIVE_S = 20
+DEFAULT_KEEPALIVE_S = 60
+DEFAULT_STATE_INTERVAL_S = 300.0
 #: Refusals of messages that were not authentic commands wait here for the broker, not in SQLite:
 #: they must not use up a command id, and a flood of them must not fill the disk.
 REFUSALS_KEPT = 100
@@ -104,7 +114,7 @@ class MqttConfig:
     ca_file: Path | None = None
     keepalive_s: int = DEFAULT_KEEPALIVE_S
     client_id: str | None = None  # None: the gateway id
-    state_interval_s: float = 60.0
+    state_interval_s: float = DEFAULT_STATE_INTERVAL_S
     alarm_buffer: int = 1000
     backoff_max_s: float = 60.0
     timeout_s: float = 10.0
@@ -174,7 +184,7 @@ def parse_section(raw: Any, key: str, config_dir: Path) -> MqttConfig:
         username=t.text("username"), ca_file=ca_file,
         keepalive_s=t.integer("keepalive_s", DEFAULT_KEEPALIVE_S, lo=5, hi=600),
         client_id=t.text("client_id"),
-        state_interval_s=t.number("state_interval_s", 60.0, lo=1, hi=3600),
+        state_interval_s=t.number("state_interval_s", DEFAULT_STATE_INTERVAL_S, lo=1, hi=3600),
         alarm_buffer=t.integer("alarm_buffer", 1000, lo=1, hi=100_000),
         backoff_max_s=t.number("backoff_max_s", 60.0, lo=0.1, hi=3600),
         timeout_s=t.number("timeout_s", 10.0, lo=0.5, hi=120),
@@ -214,6 +224,7 @@ class ControlService:
         self.refused = 0  # messages on our cmd topic that were not authentic commands
         self._wake = asyncio.Event()
         self._config_hash: str | None = None
+        self._counted = TcpCount()  # the open connection's counts already added to the usage meter
 
     def status(self) -> dict[str, Any]:
         """For the technician's `status` (edge_agent.localapi)."""
@@ -303,6 +314,7 @@ class ControlService:
     async def _session(self, client: aiomqtt.Client, ctx: AgentContext, store: CommandStore,
                        executor: Executor) -> None:
         state_topic = topic(ctx.commune, ctx.gateway_id, "state")
+        self._counted = TcpCount()  # a new connection: the kernel counts from zero
         await client.publish(state_topic, await self._state(ctx), qos=1, retain=True)
         await client.subscribe(subscription("cmd", gateway=ctx.gateway_id), qos=1)
         self.connected = True
@@ -371,9 +383,19 @@ class ControlService:
             if loop.time() >= next_state:
                 await client.publish(state_topic, await self._state(ctx), qos=1, retain=True)
                 next_state = loop.time() + self.cfg.state_interval_s
+            self._count(client, ctx)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, next_state - loop.time())):
                     await self._wake.wait()
+
+    def _count(self, client: aiomqtt.Client, ctx: AgentContext) -> None:
+        """Add what the connection carried since the last count (pings included) to the usage meter."""
+        uploader = ctx.services.uploader
+        sock = client._client.socket()  # paho's socket (an SSLSocket over TLS): the kernel counts it
+        now = tcp_count(sock) if uploader is not None and isinstance(sock, socket.socket) else None
+        if now is not None and uploader is not None:
+            uploader.usage.add_uplink(*now.since(self._counted), control=True)
+            self._counted = now
 
     async def _state(self, ctx: AgentContext) -> bytes:
         journal = ctx.services.journal

@@ -1,9 +1,11 @@
 """What the gateway spends, counted for the technician: uplink bytes per day and month, disk writes per day.
 
 A cellular plan is billed by the month, in bytes both ways at the IP layer; an eMMC wears by the
-bytes written. The uploader adds the bytes of each of its exchanges (the MQTT control link's are not
-counted here: bench/bench_uplink.py measures them) as the kernel counted them on its TCP
-connection (TCP_INFO: payload both ways, TLS records included, and a header per segment), and
+bytes written. The uploader adds the bytes of each of its exchanges, and the MQTT control link
+(edge_agent.control) those of its connection at each message it sends and each state refresh (so its
+keep-alives are in), as the kernel counted them on the TCP connection (TCP_INFO: payload both ways,
+TLS records included, and a header per segment); the control link's share is also kept apart. It
+samples
 samples the agent's own disk writes (`/proc/self/io` write_bytes: the journal is the agent's only
 writer). Counts are per UTC day and month and kept in `usage.json` in the state dir, saved every
 SAVE_EVERY_S and when the uploader stops: a restart keeps them, a power cut loses at most that much
@@ -91,6 +93,9 @@ class Counts:
     sent_month: int = 0
     received_month: int = 0
     disk_written_today: int = 0
+    #: of which the MQTT control link (both ways): keep-alives, state, alarms, commands and acks
+    control_today: int = 0
+    control_month: int = 0
     #: since when this month has been counted (the month's start, or the first count on a new gateway)
     month_since_ms: int = 0
 
@@ -107,12 +112,16 @@ class UsageMeter:
 
     # -- counting ------------------------------------------------------------------------------
 
-    def add_uplink(self, sent: int, received: int) -> None:
+    def add_uplink(self, sent: int, received: int, *, control: bool = False) -> None:
+        """Add an exchange's bytes; `control`: they crossed the MQTT control link, not the uploads'."""
         c = self._roll(self.clock.now())
         c.sent_today += sent
         c.received_today += received
         c.sent_month += sent
         c.received_month += received
+        if control:
+            c.control_today += sent + received
+            c.control_month += sent + received
 
     def sample_disk(self) -> None:
         """Add the process's disk writes since the last sample to today's."""
@@ -132,8 +141,10 @@ class UsageMeter:
             # a new gateway (or a lost file) counts from now, not from the 1st: its rate is not diluted
             since = epoch_ms(first) if c.month else epoch_ms(now)
             c.month, c.sent_month, c.received_month, c.month_since_ms = month, 0, 0, since
+            c.control_month = 0
         if c.day != day:
             c.day, c.sent_today, c.received_today, c.disk_written_today = day, 0, 0, 0
+            c.control_today = 0
         return c
 
     # -- persistence ---------------------------------------------------------------------------
@@ -189,10 +200,10 @@ class UsageMeter:
         c = self.counts
         used = c.sent_month + c.received_month
         if used > budget:
-            return f"uplink data budget exceeded: {data_text(used)} uploaded this month, budget {data_text(budget)}"
+            return f"uplink data budget exceeded: {data_text(used)} sent and received this month, budget {data_text(budget)}"
         projected = self.projected_month_bytes()
         if projected is not None and projected > budget:
-            return (f"uplink data budget will be exceeded: {data_text(projected)} of uploads by the end of the month at the"
+            return (f"uplink data budget will be exceeded: {data_text(projected)} of uplink data by the end of the month at the"
                     f" current rate, budget {data_text(budget)}")
         return None
 
@@ -203,6 +214,7 @@ class UsageMeter:
             "day": c.day, "month": c.month,
             "uplink_today": {"sent": c.sent_today, "received": c.received_today},
             "uplink_month": {"sent": c.sent_month, "received": c.received_month},
+            "control_today": c.control_today, "control_month": c.control_month,
             "disk_written_today": c.disk_written_today,
             "monthly_budget_bytes": self.budget_bytes,
             "projected_month_bytes": self.projected_month_bytes(),

@@ -93,10 +93,10 @@ def test_status_shows_the_data_spent_and_warns_of_the_budget_in_80_columns(cabin
     for line in run.stdout.splitlines():
         assert len(line) <= 80, f"{len(line)} columns: {line!r}"
     assert "…" not in run.stdout
-    assert re.search(r"^\s*data today\s+[\d.]+ (kB|MB) of uploads\s+\([\d.]+ (B|kB|MB) sent, [\d.]+ (B|kB|MB)\s+received\);",
+    assert re.search(r"^\s*data today\s+[\d.]+ (kB|MB) of uplink\s+\([\d.]+ (B|kB|MB) sent, [\d.]+ (B|kB|MB)\s+received;\s+control\s+link\s+[\d.]+ (B|kB|MB)\);",
                      run.stdout, re.M), run.stdout
     assert re.search(r"written\s+to\s+disk\s+\(\d{4}-\d\d-\d\d UTC\)", run.stdout), run.stdout
-    assert re.search(r"^\s*data month\s+[\d.]+ (kB|MB) of uploads in \d{4}-\d\d of a 1\.0 kB\s+budget", run.stdout, re.M), \
+    assert re.search(r"^\s*data month\s+[\d.]+ (kB|MB) of uplink in \d{4}-\d\d of a 1\.0 kB\s+budget", run.stdout, re.M), \
         run.stdout
-    assert re.search(r"attention: uplink data budget exceeded: [\d.]+.(kB|MB) uploaded this\s+month, budget\s+1\.0.kB",
+    assert re.search(r"attention: uplink data budget exceeded: [\d.]+.(kB|MB) sent and\s+received\s+this\s+month,\s+budget\s+1\.0.kB",
                      run.stdout), run.stdout

@@ -153,13 +153,13 @@ def test_a_budget_the_month_will_pass_at_the_current_rate_is_warned_of(tmp_path:
     meter.add_uplink(500_000, 500_000)  # 2 MB a day: 62 MB by the end of December
     assert meter.projected_month_bytes() == 62_000_000
     warning = meter.warning()
-    assert warning == ("uplink data budget will be exceeded: 62.0 MB of uploads by the end of the month at the current rate,"
+    assert warning == ("uplink data budget will be exceeded: 62.0 MB of uplink data by the end of the month at the current rate,"
                        " budget 50.0 MB"), warning
     assert UsageMeter(tmp_path, clock, budget_bytes=70_000_000).warning() is None  # (nothing saved yet: a new meter)
     meter.budget_bytes = 70_000_000
     assert meter.warning() is None
     meter.budget_bytes = 1_000_000
-    assert meter.warning() == "uplink data budget exceeded: 2.0 MB uploaded this month, budget 1.0 MB"
+    assert meter.warning() == "uplink data budget exceeded: 2.0 MB sent and received this month, budget 1.0 MB"
     meter.budget_bytes = None
     assert meter.warning() is None and meter.doc()["warning"] is None
 
@@ -182,6 +182,23 @@ def test_today_and_the_month_start_again_at_their_turn_and_the_file_keeps_them(t
     assert doc["uplink_month"] == {"sent": 3010, "received": 1005}
     # counted since the 1st at midnight (the file existed), not since this meter started: 4015 B in 24.5 h
     assert doc["projected_month_bytes"] == 4015 + int(4015 * (29 * 24 + 23.5) / 24.5)
+
+
+def test_the_control_links_bytes_count_in_the_totals_and_apart_and_start_again_at_their_turn(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 11, 30, 23, 0, tzinfo=UTC))
+    meter = UsageMeter(tmp_path, clock, budget_bytes=999)
+    meter.add_uplink(400, 100)  # an upload
+    meter.add_uplink(300, 200, control=True)  # pings and a state message
+    doc = meter.doc()
+    assert doc["uplink_today"] == {"sent": 700, "received": 300} and doc["control_today"] == 500
+    assert doc["control_month"] == 500
+    assert doc["warning"] == "uplink data budget exceeded: 1.0 kB sent and received this month, budget 999 B"
+    meter.save()
+    clock._now = datetime(2026, 12, 1, 0, 30, tzinfo=UTC)
+    restarted = UsageMeter(tmp_path, clock)
+    assert (restarted.doc()["control_today"], restarted.doc()["control_month"]) == (0, 0)
+    clock._now = datetime(2026, 11, 30, 23, 30, tzinfo=UTC)  # the same day: the file kept the control link's share
+    assert UsageMeter(tmp_path, clock).doc()["control_today"] == 500
 
 
 def test_an_unreadable_usage_file_starts_the_counts_again(tmp_path: Path) -> None:
