@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from citygate_wire.common import now_ms
 from collector.alarms.model import ACTIVE, CLEARED, STATES, AlarmError, Filters
 from collector.store import Store
@@ -50,7 +52,7 @@ async def test_the_same_alarm_twice_from_mqtt_and_from_the_upload_is_one_occurre
     await feed.store.record_alarm(feed.gateways["gw-a"].id, first, now_ms())  # a QoS 1 duplicate
     await feed.folded()
     # the upload carries the same journalled event, later; the batch itself is sent twice
-    events = [("lamp-01", "communication_failure", 100, "major", {})]
+    events: list[tuple[str, str, float, str, dict[str, Any]]] = [("lamp-01", "communication_failure", 100, "major", {})]
     await feed.upload("gw-a", *events)
     await feed.replay("gw-a", range(1, 2), *events)
     await feed.folded()
