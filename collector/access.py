@@ -22,6 +22,17 @@ names one of them, in its path or its query, unless the operator holds the role.
 across names must leave the restricted ones out themselves (collector.vehicles does);
 tests/vehicles/test_vehicle_privacy.py calls every route of the app to catch one that does not.
 
+Ranks (with or without the option): viewer, operator, supervisor, each holding the rights of the
+ones before it (collector.credentials.LEVELS; an operator holding none is an `operator`).
+`require_role(request, role)` is every route's check: reads need a viewer, lighting commands and
+the handling of alarms and reports an operator, traffic commands a supervisor; 401 if nobody is
+known, 403 `forbidden-role` if the operator's rank is too low. `role_floor` (every app) applies
+the least of it to every route of `/api/v1/` and `/control/`, so that none is left unchecked:
+a read needs a viewer, anything else an operator; routes ask for more themselves. Without
+`--operator-login` reads stay open to anyone as before (no rank is asked of an anonymous read),
+while every write still needs an operator's token, with its rank: the page, without a login,
+is read-only. A write authenticated by the session cookie must come from this site (`Origin`).
+
 The cookie holds a random session id, never the operator's token: a stolen cookie is worth 12 h
 at most and ends at logout, and the token is typed once. The store keeps the id's SHA-256 with
 its expiry, so every collector instance on the store knows every session, and removing or
@@ -52,7 +63,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from citygate_wire.common import PATH, now_ms
-from collector.appkeys import STORE
+from collector.appkeys import OPERATOR_LOGIN, STORE
+from collector.credentials import DEFAULT_LEVEL, LEVELS
 from collector.params import bearer_owner, bearer_token, unauthorized
 from collector.problem import Handler, Problem
 from collector.tokens import hash_token
@@ -124,6 +136,10 @@ LOGIN_LIMITER = web.AppKey("login_limiter", FailedLogins)
 RestrictedNames = Callable[[web.Application], Awaitable[Mapping[str, str]]]
 RESTRICTED = web.AppKey("restricted_names", list[RestrictedNames])
 _ROLES = web.RequestKey("operator_roles", frozenset)  # the operator's roles, looked up once a request
+_NAME = web.RequestKey("operator_name", tuple)  # (the operator's name or None,), looked up once a request
+#: what require_role returns for an anonymous read of a collector without --operator-login
+ANONYMOUS = "anonymous"
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -187,6 +203,13 @@ def protected(path: str) -> bool:
 
 async def operator_name(request: web.Request) -> str | None:
     """The operator a request comes from (bearer token or session cookie), or None."""
+    if _NAME not in request:
+        request[_NAME] = (await _lookup_operator(request),)
+    name: str | None = request[_NAME][0]
+    return name
+
+
+async def _lookup_operator(request: web.Request) -> str | None:
     store = request.app[STORE]
     token = bearer_token(request)
     if token is not None:
@@ -216,6 +239,75 @@ async def operator_roles(request: web.Request) -> frozenset[str]:
 
 async def has_role(request: web.Request, role: str) -> bool:
     return role in await operator_roles(request)
+
+
+def rank(roles: frozenset[str]) -> str:
+    """The highest of LEVELS among `roles`; DEFAULT_LEVEL if it holds none."""
+    held = [level for level in LEVELS if level in roles]
+    return held[-1] if held else DEFAULT_LEVEL
+
+
+def holds(roles: frozenset[str], role: str) -> bool:
+    """Whether `roles` grant `role`: a rank by the hierarchy, a feature role (police) by name."""
+    if role in LEVELS:
+        return LEVELS.index(rank(roles)) >= LEVELS.index(role)
+    return role in roles
+
+
+def effective_roles(roles: frozenset[str]) -> list[str]:
+    """Every role `roles` grant, the ranks below the operator's own included (what the page is told)."""
+    level = rank(roles)
+    return [*LEVELS[:LEVELS.index(level) + 1], *sorted(roles.difference(LEVELS))]
+
+
+async def require_role(request: web.Request, role: str, *, identified: bool = False) -> str:
+    """The name of the operator the request comes from, if it holds `role` (viewer, operator,
+    supervisor: supervisor holds operator holds viewer; or a feature role such as police, by name).
+    Problem 401 if nobody is known (a bearer token nobody holds, no login), 403 `forbidden-role` if
+    the operator lacks it. Without --operator-login a read (`viewer`) is open to anyone, as before:
+    an anonymous one gets ANONYMOUS, unless `identified` (the control plane's routes, which always
+    needed an operator's token). A write authenticated by the session cookie must come from this
+    site (403 `foreign-origin` otherwise)."""
+    name = await operator_name(request)
+    if name is None:
+        if (not identified and bearer_token(request) is None and role == LEVELS[0]
+                and not request.app.get(OPERATOR_LOGIN, False)):
+            return ANONYMOUS
+        raise unauthorized(CONTROL_REALM, f"{request.path} is for operators holding the {role} role: send "
+                           "Authorization: Bearer <operator token>"
+                           + (f", or log in at {LOGIN}" if request.app.get(OPERATOR_LOGIN, False) else ""))
+    roles = await operator_roles(request)
+    if not holds(roles, role):
+        raise Problem(403, "forbidden-role", "Forbidden",
+                      f"{request.method} {request.path} needs the {role} role; operator {name} is {rank(roles)}",
+                      needed=role, rank=rank(roles))
+    if request.method not in _READS and bearer_token(request) is None:
+        _check_origin(request)  # the cookie came with it: only this site's page may use it
+    return name
+
+
+def needed_rank(request: web.Request) -> str | None:
+    """The least rank a request needs (role_floor): None for a route open to all (outside the
+    operators' prefixes, the gateways' batches, login and logout)."""
+    if not protected(request.path):
+        return None
+    return LEVELS[0] if request.method in _READS else LEVELS[1]
+
+
+@web.middleware
+async def role_floor(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every route of the operators' prefixes checked at least this much (see the module)."""
+    needed = needed_rank(request)
+    # without --operator-login reads are open as before, whatever Authorization header comes with them
+    if needed is not None and (needed != LEVELS[0] or request.app.get(OPERATOR_LOGIN, False)):
+        await require_role(request, needed)
+    return await handler(request)
+
+
+def install_role_floor(app: web.Application) -> None:
+    """Check every route of the app for a rank (role_floor), once; collector.control's routes install it."""
+    if role_floor not in app.middlewares:
+        app.middlewares.append(role_floor)
 
 
 def add_restricted(app: web.Application, names: RestrictedNames) -> None:

@@ -25,13 +25,15 @@ from aiohttp import web
 from citygate_wire.aio import stop_tasks
 from citygate_wire.common import now_ms
 from citygate_wire.mqtt import MAX_VALIDITY_MS, Command, WireError, decode_command, encode_command
-from collector.access import operator
+from collector.access import install_role_floor, require_role
 from collector.appkeys import LINK, STORE, TERRITORY
 from collector.control.link import ControlLink, LinkConfig
 from collector.control.model import ALARM_ACTIONS, ALARM_STATUSES
+from collector.credentials import LEVELS
 from collector.params import int_param, json_body, json_response, path_id
 from collector.problem import Problem
 
+VIEWER, OPERATOR, SUPERVISOR = LEVELS
 PREFIX = "/api/v1/control"
 DEFAULT_VALID_S = 300
 MAX_WAIT_S = 60
@@ -39,6 +41,7 @@ MAX_NOTE = 500
 
 
 def add_control_routes(app: web.Application) -> None:
+    install_role_floor(app)  # every operators' route of the app checked for a rank (collector.access)
     r = app.router
     r.add_get(f"{PREFIX}/presence", get_presence)
     r.add_get(f"{PREFIX}/alarms", get_alarms)
@@ -67,7 +70,7 @@ def attach_link(app: web.Application, cfg: LinkConfig) -> ControlLink:
 # -- presence and alarms --------------------------------------------------------------------------
 
 async def get_presence(request: web.Request) -> web.Response:
-    await operator(request)
+    await require_role(request, VIEWER, identified=True)
     now = now_ms()
     rows = await request.app[STORE].presence()
     link = request.app.get(LINK)
@@ -78,7 +81,7 @@ async def get_presence(request: web.Request) -> web.Response:
 
 
 async def get_alarms(request: web.Request) -> web.Response:
-    await operator(request)
+    await require_role(request, VIEWER, identified=True)
     status = request.query.get("status")
     if status is not None and status not in ALARM_STATUSES:
         raise Problem(400, "invalid-parameter", "Invalid query parameter",
@@ -89,7 +92,7 @@ async def get_alarms(request: web.Request) -> web.Response:
 
 
 async def post_alarm_action(request: web.Request) -> web.Response:
-    who = await operator(request)
+    who = await require_role(request, OPERATOR)
     action = request.match_info["action"]
     if action not in ALARM_ACTIONS:
         raise Problem(404, "not-found", "Not Found", f"no alarm action {action!r}: use acknowledge or clear")
@@ -115,7 +118,7 @@ async def post_alarm_action(request: web.Request) -> web.Response:
 # -- commands -------------------------------------------------------------------------------------
 
 async def post_command(request: web.Request) -> web.Response:
-    who = await operator(request)
+    who = await require_role(request, OPERATOR)
     link = request.app.get(LINK)
     if link is None:
         raise Problem(503, "control-unavailable", "Service Unavailable",
@@ -175,14 +178,14 @@ async def _targets(request: web.Request, body: dict[str, Any]) -> tuple[str, lis
 
 
 async def get_commands(request: web.Request) -> web.Response:
-    await operator(request)
+    await require_role(request, VIEWER, identified=True)
     limit = int_param(request, "limit", 100, 1, 10_000)
     rows = await request.app[STORE].commands(limit)
     return json_response({"commands": [c.as_json() for c in rows]})
 
 
 async def get_command(request: web.Request) -> web.Response:
-    await operator(request)
+    await require_role(request, VIEWER, identified=True)
     wait_s = int_param(request, "wait_s", 0, 0, MAX_WAIT_S)
     store = request.app[STORE]
     command_id = request.match_info["command"]
