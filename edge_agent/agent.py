@@ -41,6 +41,7 @@ SERVICES: dict[str, str] = {
     "mqtt": "edge_agent.control:service",
     "analytics": "edge_agent.analytics:service",
     "lighting": "edge_agent.lighting.service:make_service",
+    "positions": "edge_agent.positions:service",
 }
 
 RESTART_DELAY_S = 5.0

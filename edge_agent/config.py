@@ -144,6 +144,7 @@ SECTIONS: dict[str, str] = {
     "lighting": "edge_agent.lighting.config:from_config",
     "mqtt": "edge_agent.control:parse_section",
     "analytics": "edge_agent.analytics:parse_section",
+    "positions": "edge_agent.positions:parse_section",
 }
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
