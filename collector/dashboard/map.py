@@ -1,0 +1,382 @@
+"""The control-centre map's data: every cabinet and every lamp of the metropolis in one compact answer,
+then only what changed.
+
+    GET /control/api/map/config               the tile URL ($CITYGATE_TILE_URL; none: a plain
+                                              background), the communes as points, the legend's states
+    GET /control/api/map/layers?layers=a,b    the layers asked (default all): cabinets, lamps, junctions,
+                                              cameras, parking, vehicles; with the states of `states`
+    GET /control/api/map/states?since=STAMP   the states of cabinets and lamps: only those that changed
+                                              since STAMP when this process still holds it, else all
+
+Columns, not objects: 34,000 lamps as arrays of names, positions and one state letter each
+(about 0.2 MB compressed: bench/bench_map_page.py). A lamp is known by its index in the answer's
+`layout`; a `layout` that changed (a lamp, a cabinet or a position added or moved) makes the page
+ask the layers again.
+
+A lamp's state, first that applies:
+- `U` unreachable: its gateway offline (collector.online: MQTT presence, or its uploads), or its
+  newest `communication_failure` not followed by `communication_restored` (the driver lost the
+  device), or no reading for STALE_AFTER_MS (the lamp maps report a heartbeat every 15 min, the
+  shipped configs batch uploads for up to 15 min: three heartbeats missed and a batch), or a lamp
+  placed by an import that never reported (`never_read`). Never "off": nobody knows.
+- `F` failed: an open `lamp_failure` (collector.readmodel).
+- `X` off (level 0, or `lamp_on` false), `D` dimmed (0 < level < 100), `O` on.
+Overridden (an operator's override acknowledged by the gateway, not expired, cleared or ended) is
+a flag beside the state; the level is the newest `level_pct` the lamp reported (-1: none).
+A lamp stands at its own position (collector.positions: `positionSource` config or import), else at its
+cabinet's (`cabinet`); a lamp with neither is left off the map and counted in `unplaced`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from citygate_wire.common import now_ms
+from collector.access import has_role
+from collector.appkeys import STORE, TERRITORY
+from collector.credentials import POLICE
+from collector.live import CHANGES
+from collector.online import GatewayStatus, fleet
+from collector.params import invalid, parse_int
+from collector.positions import Located, device_positions
+from collector.store import Store
+
+TILE_ENV = "CITYGATE_TILE_URL"
+ATTRIBUTION_ENV = "CITYGATE_TILE_ATTRIBUTION"
+#: the tile URL template the page uses ("" for none); `create_app` callers may set it, else $CITYGATE_TILE_URL
+TILE_URL = web.AppKey("map_tile_url", str)
+TILE_ATTRIBUTION = web.AppKey("map_tile_attribution", str)
+LAYERS = ("cabinets", "lamps", "junctions", "cameras", "parking", "vehicles")
+STALE_AFTER_MS = 60 * 60 * 1000
+#: communication events older than this are not read (a device lost longer ago is stale anyway)
+COMM_WINDOW_MS = 7 * 24 * 3600 * 1000
+LOST, RESTORED = "communication_failure", "communication_restored"
+OVERRIDE, CLEAR, OVERRIDE_ENDED = "lighting.override", "lighting.clear_override", "override_ended"
+#: commands read for the overrides in force (an override lasts a day at most: citygate_wire.mqtt)
+RECENT_COMMANDS = 2000
+#: a state rebuilt at most this often however often batches arrive, and at least this often (time
+#: makes a lamp stale, another instance's writes come without a local change)
+MIN_REBUILD_S, MAX_AGE_S = 1.0, 5.0
+HISTORY = 32  # stamps a delta can start from
+SOURCE_LETTER = {"config": "c", "import": "i", "cabinet": "b"}
+STATES = {"O": "on", "D": "dimmed", "X": "off", "F": "failed", "U": "unreachable"}
+
+
+def tile_url_problem(url: str) -> str | None:
+    """Why `url` is no tile URL template, or None ('' is none configured)."""
+    if url and (not url.startswith(("http://", "https://", "/")) or not all(p in url for p in ("{z}", "{x}", "{y}"))):
+        return f"{url!r}: expected an http(s) URL template with {{z}}, {{x}} and {{y}}"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Lamp:
+    cabinet: int  # index in the snapshot's cabinets
+    device: str
+    lat: float
+    lon: float
+    source: str  # config | import | cabinet
+
+
+@dataclass(frozen=True, slots=True)
+class LampState:
+    state: str  # a letter of STATES
+    level: int  # -1: unknown
+    overridden: bool
+    why: str | None  # of an unreachable lamp: gateway_offline | communication_lost | stale | never_read
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    stamp: int
+    layout: str
+    presence_source: str
+    cabinets: list[GatewayStatus]
+    lamps: list[Lamp]
+    states: list[LampState]
+    unplaced: int
+
+
+@dataclass
+class MapCache:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    current: Snapshot | None = None
+    at: float = 0.0
+    version: int = -1
+    next_stamp: int = 1
+    history: OrderedDict[int, Snapshot] = field(default_factory=OrderedDict)
+
+
+MAP_CACHE = web.AppKey("map_cache", MapCache)
+
+
+def add_map_routes(app: web.Application) -> None:
+    if TILE_URL not in app:
+        app[TILE_URL] = os.environ.get(TILE_ENV, "").strip()
+    problem = tile_url_problem(app[TILE_URL])
+    if problem is not None:
+        raise ValueError(f"{TILE_ENV}: {problem}")
+    app.setdefault(TILE_ATTRIBUTION, os.environ.get(ATTRIBUTION_ENV, "").strip())
+    app[MAP_CACHE] = MapCache()
+    app.router.add_get("/control/api/map/config", get_config)
+    app.router.add_get("/control/api/map/layers", get_layers)
+    app.router.add_get("/control/api/map/states", get_states)
+
+
+def _compressed(request: web.Request, doc: object) -> web.Response:
+    response = web.Response(body=orjson.dumps(doc), content_type="application/json")
+    response.enable_compression()  # 34,000 lamps: 2.4 MB of JSON, 0.2 MB gzipped
+    return response
+
+
+async def get_config(request: web.Request) -> web.Response:
+    territory = request.app[TERRITORY]
+    communes = list(territory.communes.values())
+    return _compressed(request, {
+        "tile_url": request.app[TILE_URL] or None,
+        "tile_attribution": request.app[TILE_ATTRIBUTION] or None,
+        "territory": territory.name,
+        "communes": [{"insee": c.insee, "name": c.name, "lat": c.lat, "lon": c.lon} for c in communes],
+        "layers": list(LAYERS),
+        "states": STATES,
+        "stale_after_ms": STALE_AFTER_MS,
+    })
+
+
+def _layers_param(request: web.Request) -> list[str]:
+    raw = request.query.get("layers")
+    if raw is None:
+        return list(LAYERS)
+    asked = [name.strip() for name in raw.split(",") if name.strip()]
+    unknown = [name for name in asked if name not in LAYERS]
+    if unknown or not asked:
+        raise invalid("layers", f"{(unknown or [raw])[0][:40]!r} is no layer; layers: {', '.join(LAYERS)}")
+    return asked
+
+
+async def get_layers(request: web.Request) -> web.Response:
+    asked = _layers_param(request)
+    snap = await snapshot(request.app)
+    doc: dict[str, Any] = {"stamp": snap.stamp, "layout": snap.layout, "presence_source": snap.presence_source}
+    store = request.app[STORE]
+    if "cabinets" in asked or "lamps" in asked:  # lamps name their cabinet by its index
+        doc["cabinets"] = _cabinets(snap)
+    if "lamps" in asked:
+        doc["lamps"] = _lamps(snap)
+    if "junctions" in asked:
+        doc["junctions"] = await _junctions(store, snap)
+    if "cameras" in asked:
+        doc["cameras"] = await _cameras(store, snap)
+    if "parking" in asked:
+        doc["parking"] = await _parking(store)
+    if "vehicles" in asked:
+        doc["vehicles"] = await _vehicles(request, store)
+    doc["states"] = _full_states(snap)
+    return _compressed(request, doc)
+
+
+async def get_states(request: web.Request) -> web.Response:
+    raw = request.query.get("since")
+    since = None if raw is None else parse_int(raw)
+    if raw is not None and (since is None or since < 0):
+        raise invalid("since", f"{raw[:40]!r}: the stamp of an earlier answer, an integer")
+    cache = request.app[MAP_CACHE]
+    snap = await snapshot(request.app)
+    before = cache.history.get(since) if since is not None else None
+    if before is None or before.layout != snap.layout:
+        return _compressed(request, _full_states(snap))
+    return _compressed(request, _delta(before, snap))
+
+
+# -- the snapshot --------------------------------------------------------------------------------
+
+
+async def snapshot(app: web.Application) -> Snapshot:
+    """The map's cabinets and lamps with their states, rebuilt when something changed (at most every
+    MIN_REBUILD_S) or MAX_AGE_S passed; shared by every request of this process."""
+    cache = app[MAP_CACHE]
+    async with cache.lock:
+        loop_now, version = asyncio.get_running_loop().time(), app[CHANGES].version
+        age = loop_now - cache.at
+        if cache.current is None or age > MAX_AGE_S or (version != cache.version and age >= MIN_REBUILD_S):
+            built = await _build(app, cache.next_stamp)
+            cache.at, cache.version = loop_now, version
+            prev = cache.current
+            if prev is None or (built.layout, built.states, _online(built)) != (prev.layout, prev.states, _online(prev)):
+                cache.next_stamp += 1
+                cache.current = built
+                cache.history[built.stamp] = built
+                while len(cache.history) > HISTORY:
+                    cache.history.popitem(last=False)
+        assert cache.current is not None
+        return cache.current
+
+
+def _online(snap: Snapshot) -> str:
+    return "".join("1" if g.online else "0" for g in snap.cabinets)
+
+
+async def _overridden(store: Store, now: int) -> set[tuple[str, str]]:
+    """(gateway, lamp) under an override its gateway took, not expired, cleared or ended since; a group's
+    override reaches the lamps whose group the collector knows (from their fault events)."""
+    commands = sorted(await store.commands(limit=RECENT_COMMANDS), key=lambda c: c.issued_at_ms)
+    groups = await store.lamp_groups()
+    members: dict[tuple[str, str], list[str]] = {}
+    for (gw, lamp), group in groups.items():
+        members.setdefault((gw, group), []).append(lamp)
+    until: dict[tuple[str, str], int] = {}
+    for c in commands:
+        if c.action not in (OVERRIDE, CLEAR):
+            continue
+        for d in c.deliveries:
+            if d.status not in ("done", "accepted"):
+                continue
+            lamps = [str(c.args["lamp"])] if "lamp" in c.args else members.get((d.gateway, str(c.args.get("group"))), [])
+            for lamp in lamps:
+                if c.action == CLEAR:
+                    until.pop((d.gateway, lamp), None)
+                else:
+                    until[(d.gateway, lamp)] = int(c.args.get("until_ms", 0))
+    ended = await store.latest_codes((OVERRIDE_ENDED,), now - 2 * 86_400_000)
+    return {k for k, end in until.items() if end > now and k not in ended}
+
+
+def _judge(reading: Any, online: bool, lost: bool, failed: bool, now: int) -> tuple[str, int, str | None]:
+    if not online:
+        return "U", -1 if reading is None or reading.level_pct is None else round(reading.level_pct), "gateway_offline"
+    if reading is None:
+        return "U", -1, "never_read"
+    level = -1 if reading.level_pct is None else round(reading.level_pct)
+    if lost:
+        return "U", level, "communication_lost"
+    if reading.last_ts_ms is None or now - reading.last_ts_ms > STALE_AFTER_MS:
+        return "U", level, "stale"
+    if failed:
+        return "F", level, None
+    if level == 0 or (level < 0 and reading.lamp_on is False):
+        return "X", level, None
+    if 0 < level < 100:
+        return "D", level, None
+    return "O", level, None
+
+
+async def _build(app: web.Application, stamp: int) -> Snapshot:
+    store = app[STORE]
+    now = now_ms()
+    source, gateways = await fleet(app, now)
+    gateways.sort(key=lambda g: g.name)
+    index = {g.name: i for i, g in enumerate(gateways)}
+    positions: dict[tuple[str, str], Located] = await device_positions(store)
+    readings = {(r.gateway, r.device): r for r in await store.lamp_readings()}
+    imported = {k for k, p in positions.items() if p.source == "import"}
+    failed = {(f.gateway, f.device) for f in await store.open_lamp_faults()}
+    comm = await store.latest_codes((LOST, RESTORED), now - COMM_WINDOW_MS)
+    overridden = await _overridden(store, now)
+    lamps: list[Lamp] = []
+    states: list[LampState] = []
+    unplaced = 0
+    for key in sorted({k for k in (*readings, *imported) if k[0] in index}):
+        gw = gateways[index[key[0]]]
+        own = positions.get(key)
+        if own is not None:
+            lat, lon, src = own.lat, own.lon, own.source
+        elif gw.lat is not None and gw.lon is not None:
+            lat, lon, src = gw.lat, gw.lon, "cabinet"
+        else:
+            unplaced += 1
+            continue
+        lamps.append(Lamp(index[key[0]], key[1], round(lat, 6), round(lon, 6), src))
+        state, level, why = _judge(readings.get(key), gw.online, comm.get(key, ("",))[0] == LOST, key in failed, now)
+        states.append(LampState(state, level, key in overridden, why))
+    digest = hashlib.blake2b(digest_size=8)
+    for g in gateways:
+        digest.update(f"{g.name}\0{g.lat}\0{g.lon}\n".encode())
+    for lamp in lamps:
+        digest.update(f"{lamp.cabinet}\0{lamp.device}\0{lamp.lat}\0{lamp.lon}\0{lamp.source}\n".encode())
+    return Snapshot(stamp, digest.hexdigest(), source, gateways, lamps, states, unplaced)
+
+
+# -- answers -------------------------------------------------------------------------------------
+
+
+def _cabinets(snap: Snapshot) -> dict[str, Any]:
+    return {"name": [g.name for g in snap.cabinets], "commune": [g.commune for g in snap.cabinets],
+            "lat": [g.lat for g in snap.cabinets], "lon": [g.lon for g in snap.cabinets]}
+
+
+def _lamps(snap: Snapshot) -> dict[str, Any]:
+    return {"cabinet": [lamp.cabinet for lamp in snap.lamps], "device": [lamp.device for lamp in snap.lamps],
+            "lat": [lamp.lat for lamp in snap.lamps], "lon": [lamp.lon for lamp in snap.lamps],
+            "positionSource": "".join(SOURCE_LETTER[lamp.source] for lamp in snap.lamps),
+            "positionSources": {v: k for k, v in SOURCE_LETTER.items()}, "unplaced": snap.unplaced}
+
+
+def _full_states(snap: Snapshot) -> dict[str, Any]:
+    return {
+        "stamp": snap.stamp, "layout": snap.layout, "full": True,
+        "cabinets": {"online": _online(snap)},
+        "lamps": {"state": "".join(s.state for s in snap.states), "level": [s.level for s in snap.states],
+                  "overridden": [i for i, s in enumerate(snap.states) if s.overridden],
+                  "why": {str(i): s.why for i, s in enumerate(snap.states) if s.why is not None}},
+    }
+
+
+def _delta(before: Snapshot, snap: Snapshot) -> dict[str, Any]:
+    old, new = _online(before), _online(snap)
+    return {
+        "stamp": snap.stamp, "layout": snap.layout, "full": False, "since": before.stamp,
+        "cabinets": {"changed": [[i, int(new[i])] for i in range(len(new)) if new[i] != old[i]]},
+        "lamps": {"changed": [[i, s.state, s.level, s.overridden, s.why]
+                              for i, (s, b) in enumerate(zip(snap.states, before.states, strict=True)) if s != b]},
+    }
+
+
+def _at_cabinet(snap: Snapshot, gateway: str) -> GatewayStatus | None:
+    return next((g for g in snap.cabinets if g.name == gateway and g.lat is not None and g.lon is not None), None)
+
+
+async def _junctions(store: Store, snap: Snapshot) -> list[dict[str, Any]]:
+    """Junctions that sent counts, at their cabinet (a junction has no position of its own yet)."""
+    out = []
+    for junction, gateway, newest in await store.traffic_junctions():
+        gw = _at_cabinet(snap, gateway)
+        if gw is not None:
+            out.append({"id": junction, "gateway": gateway, "lat": gw.lat, "lon": gw.lon, "newest_ms": newest})
+    return out
+
+
+async def _cameras(store: Store, snap: Snapshot) -> list[dict[str, Any]]:
+    """Cameras whose place operators wrote with a position (collector.cameras)."""
+    return [{"gateway": s.gateway, "device": s.device, "location": s.location, "lat": s.lat, "lon": s.lon}
+            for s in (await store.camera_sites()).values() if s.lat is not None and s.lon is not None]
+
+
+async def _parking(store: Store) -> list[dict[str, Any]]:
+    """Each parking street with its spaces' states counted (collector.parking)."""
+    counts: dict[str, dict[str, int]] = {}
+    for space in await store.parking_spaces():
+        per = counts.setdefault(space.street, {})
+        per[space.state] = per.get(space.state, 0) + 1
+    return [{"id": s.id, "name": s.name, "commune": s.commune, "lat": s.lat, "lon": s.lon,
+             "spaces": counts.get(s.id, {})} for s in await store.parking_streets()]
+
+
+async def _vehicles(request: web.Request, store: Store) -> list[dict[str, Any]]:
+    """Service vehicles at their newest position; a police vehicle only for an operator of that role."""
+    police = await has_role(request, POLICE)
+    out = []
+    for v in await store.vehicles():
+        if v.service == POLICE and not police:
+            continue
+        pos = await store.latest_position(v)
+        if pos is not None:
+            out.append({"name": v.name, "service": v.service, "lat": pos.lat, "lon": pos.lon, "ts_ms": pos.ts_ms})
+    return out

@@ -1,0 +1,155 @@
+"""The map's data API on both stores: each lamp at its own position, its state at a glance, deltas."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from web_testkit import Web, event, now_ms, sample
+
+from citygate_wire.mqtt import Ack, Command
+from collector.positions import DevicePosition
+
+DIJON = "21231"
+
+
+async def layers(web: Web, until: Callable[[dict[str, Any]], bool] = lambda d: True, query: str = "") -> dict[str, Any]:
+    """The layers once `until` holds: the map rebuilds its states at most every second."""
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        reply = await web.get(f"/control/api/map/layers{query}")
+        assert reply.status == 200, reply.text
+        doc: dict[str, Any] = reply.doc
+        if until(doc) or asyncio.get_running_loop().time() > deadline:
+            return doc
+        await asyncio.sleep(0.2)
+
+
+def lamp_view(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """gateway/device -> what the page draws of it."""
+    cabinets, lamps, states = doc["cabinets"], doc["lamps"], doc["states"]["lamps"]
+    out = {}
+    for i, device in enumerate(lamps["device"]):
+        name = f"{cabinets['name'][lamps['cabinet'][i]]}/{device}"
+        out[name] = {"lat": lamps["lat"][i], "lon": lamps["lon"][i],
+                     "source": lamps["positionSources"][lamps["positionSource"][i]],
+                     "state": states["state"][i], "level": states["level"][i],
+                     "overridden": i in states["overridden"], "why": states["why"].get(str(i))}
+    return out
+
+
+async def test_each_lamp_stands_at_its_own_position_or_its_cabinet(web: Web) -> None:
+    await web.add_cabinet("gw-a", DIJON, lat=47.32, lon=5.04)
+    now = now_ms()
+    await web.upload("gw-a", [
+        event(0, "lamp-1", now - 5000, "device_position", "info", lat=47.3211, lon=5.0411),
+        sample(0, "lamp-1", now - 4000, lamp_on=True, level_pct=100),
+        sample(0, "lamp-2", now - 4000, lamp_on=True, level_pct=100),
+        sample(0, "lamp-3", now - 4000, lamp_on=True, level_pct=100),
+    ])
+    # an operator's import moves lamp-3 and places lamp-9, which never reported
+    await web.store.set_device_positions([DevicePosition("gw-a", "lamp-3", 47.3233, 5.0433),
+                                          DevicePosition("gw-a", "lamp-9", 47.3299, 5.0499)], now_ms())
+    doc = await layers(web, lambda d: len(d["lamps"]["device"]) == 4)
+    view = lamp_view(doc)
+    assert (view["gw-a/lamp-1"]["lat"], view["gw-a/lamp-1"]["lon"], view["gw-a/lamp-1"]["source"]) == (
+        47.3211, 5.0411, "config")
+    assert (view["gw-a/lamp-2"]["lat"], view["gw-a/lamp-2"]["source"]) == (47.32, "cabinet")
+    assert (view["gw-a/lamp-3"]["lat"], view["gw-a/lamp-3"]["source"]) == (47.3233, "import")
+    assert view["gw-a/lamp-9"]["state"] == "U" and view["gw-a/lamp-9"]["why"] == "never_read"
+    # a newer config position wins over the import
+    await web.upload("gw-a", [event(0, "lamp-3", now_ms(), "device_position", "info", lat=47.3244, lon=5.0444)])
+    doc = await layers(web, lambda d: lamp_view(d)["gw-a/lamp-3"]["source"] == "config")
+    assert lamp_view(doc)["gw-a/lamp-3"]["lat"] == 47.3244
+
+
+async def test_each_state_is_told_apart_and_unreachable_is_not_off(web: Web) -> None:
+    await web.add_cabinet("gw-a", DIJON, lat=47.32, lon=5.04)
+    await web.add_cabinet("gw-quiet", DIJON, lat=47.33, lon=5.05)  # never uploaded: offline
+    now = now_ms()
+    await web.upload("gw-a", [
+        sample(0, "on", now - 3000, lamp_on=True, level_pct=100),
+        sample(0, "dim", now - 3000, lamp_on=True, level_pct=60),
+        sample(0, "dim", now - 2000, lamp_on=True, power_w=40.0),  # a newer sample without the level
+        sample(0, "off", now - 3000, lamp_on=False, level_pct=0),
+        sample(0, "broken", now - 3000, lamp_on=False, level_pct=100),
+        event(0, "broken", now - 2500, "lamp_failure", "major"),
+        sample(0, "lost", now - 3000, lamp_on=False, level_pct=0),
+        event(0, "lost", now - 2500, "communication_failure", "major", failures=3),
+        sample(0, "back", now - 9000, lamp_on=True, level_pct=100),
+        event(0, "back", now - 8000, "communication_failure", "major", failures=3),
+        event(0, "back", now - 7000, "communication_restored", "info"),
+        sample(0, "silent", now - 2 * 3600_000, lamp_on=False, level_pct=0),
+    ])
+    await web.store.set_device_positions([DevicePosition("gw-quiet", "far", 47.331, 5.051)], now_ms())
+    doc = await layers(web, lambda d: len(d["lamps"]["device"]) == 8)
+    view = {k.split("/")[1]: v for k, v in lamp_view(doc).items()}
+    assert {k: (v["state"], v["level"], v["why"]) for k, v in view.items()} == {
+        "on": ("O", 100, None), "dim": ("D", 60, None), "off": ("X", 0, None), "broken": ("F", 100, None),
+        "lost": ("U", 0, "communication_lost"), "back": ("O", 100, None), "silent": ("U", 0, "stale"),
+        "far": ("U", -1, "gateway_offline"),
+    }
+    assert doc["states"]["cabinets"]["online"] == "10"  # gw-a, gw-quiet by name
+
+
+async def test_an_acknowledged_override_marks_the_lamp_until_it_ends(web: Web) -> None:
+    cab = await web.add_cabinet("gw-a", DIJON, lat=47.32, lon=5.04)
+    now = now_ms()
+    await web.upload("gw-a", [sample(0, "lamp-1", now - 1000, lamp_on=True, level_pct=30),
+                              sample(0, "lamp-2", now - 1000, lamp_on=True, level_pct=30)])
+    cmd = Command("c-1", "lighting.override", {"lamp": "lamp-1", "level_pct": 30, "until_ms": now + 3600_000},
+                  now, now + 60_000, "alice")
+    await web.store.add_command(cmd, "gateway:gw-a", [cab.gateway.id])
+    await web.store.record_ack(cab.gateway.id, Ack("c-1", "done", now_ms()), now_ms())
+    doc = await layers(web, lambda d: bool(d["states"]["lamps"]["overridden"]))
+    view = lamp_view(doc)
+    assert view["gw-a/lamp-1"]["overridden"] and not view["gw-a/lamp-2"]["overridden"]
+    assert view["gw-a/lamp-1"]["state"] == "D"
+    await web.upload("gw-a", [event(0, "lamp-1", now_ms(), "override_ended", "info", reason="cleared")])
+    doc = await layers(web, lambda d: not d["states"]["lamps"]["overridden"])
+    assert not lamp_view(doc)["gw-a/lamp-1"]["overridden"]
+
+
+async def test_states_since_a_stamp_carry_only_what_changed(web: Web) -> None:
+    await web.add_cabinet("gw-a", DIJON, lat=47.32, lon=5.04)
+    now = now_ms()
+    await web.upload("gw-a", [sample(0, f"lamp-{i}", now - 1000, lamp_on=True, level_pct=100) for i in range(5)])
+    first = await layers(web, lambda d: len(d["lamps"]["device"]) == 5)
+    stamp = first["stamp"]
+    await web.upload("gw-a", [sample(0, "lamp-3", now_ms(), lamp_on=True, level_pct=50)])
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        delta = (await web.get(f"/control/api/map/states?since={stamp}")).doc
+        if delta["stamp"] != stamp or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    assert delta["full"] is False and delta["since"] == stamp and delta["layout"] == first["layout"]
+    index = first["lamps"]["device"].index("lamp-3")
+    assert delta["lamps"]["changed"] == [[index, "D", 50, False, None]]
+    assert delta["cabinets"]["changed"] == []
+    # a stamp this process does not hold (another instance's, or too old): everything
+    full = (await web.get("/control/api/map/states?since=999999")).doc
+    assert full["full"] is True and len(full["lamps"]["state"]) == 5
+
+
+async def test_bad_parameters_are_refused_with_a_problem(web: Web) -> None:
+    for path, parameter in (("/control/api/map/layers?layers=lamps,sewers", "layers"),
+                            ("/control/api/map/layers?layers=", "layers"),
+                            ("/control/api/map/states?since=yesterday", "since"),
+                            ("/control/api/map/states?since=-1", "since")):
+        reply = await web.get(path)
+        assert reply.status == 400, path
+        assert reply.content_type == "application/problem+json"
+        assert reply.doc["parameter"] == parameter
+
+
+async def test_layers_asked_are_the_layers_given_and_answers_are_compressed(web: Web) -> None:
+    await web.add_cabinet("gw-a", DIJON, lat=47.32, lon=5.04)
+    doc = await layers(web, query="?layers=cabinets,junctions")
+    assert "lamps" not in doc and doc["cabinets"]["name"] == ["gw-a"] and doc["junctions"] == []
+    reply = await web.get("/control/api/map/layers", headers={"Accept-Encoding": "gzip"})
+    assert reply.headers.get("Content-Encoding") == "gzip"
+    config = (await web.get("/control/api/map/config")).doc
+    assert config["tile_url"] is None and any(c["insee"] == DIJON for c in config["communes"])
+    assert set(config["states"]) == {"O", "D", "X", "F", "U"}
