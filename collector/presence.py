@@ -1,0 +1,157 @@
+"""Presence written without loss: state messages collected and written in one transaction.
+
+The MQTT link (collector.control.link) hands every state message, a retained state or a Last
+Will, to a PresenceWriter, which writes what arrived in the last `max_delay_s` (or `max_messages`
+of them) in one transaction. After a collector restart the broker sends every gateway's retained
+state at once, and a mass power cut fires every gateway's Will at once: one commit a message
+(450-900 a second) let the broker's queue for the collector overflow, and the overflow was
+dropped (bench/bench_presence.py). Per gateway the messages are applied in the order they arrived,
+as one commit each would have: the newest wins, and `since_ms` moves only when `online` changed,
+to the time of the message that changed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from collector.sqlprims import SqlPrimitives
+
+#: presence rows written by one statement (6 parameters each: within both engines' limits)
+_ROWS_PER_STATEMENT = 500
+_UPSERT_HEAD = "INSERT INTO presence (gateway_id, online, since_ms, updated_ms, topic_commune, state) VALUES "
+_UPSERT_TAIL = (
+    " ON CONFLICT (gateway_id) DO UPDATE SET"
+    " since_ms = CASE WHEN presence.online = excluded.online THEN presence.since_ms ELSE excluded.since_ms END,"
+    " online = excluded.online, updated_ms = excluded.updated_ms,"
+    " topic_commune = excluded.topic_commune, state = excluded.state"
+)
+Statements = Sequence[tuple[str, Sequence[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class StateMessage:
+    """One state message as the link received it (already decoded and checked against its topic)."""
+
+    gateway_id: int
+    online: bool
+    topic_commune: str
+    payload: bytes
+    received_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """Consecutive messages of one gateway with the same `online`: the last one is what stays."""
+
+    first_ms: int
+    last: StateMessage
+
+
+def presence_rounds(messages: Sequence[StateMessage]) -> list[list[_Run]]:
+    """The writes that leave the table as one message at a time would: round k holds the k-th run
+    of every gateway (almost always one round: a gateway rarely flips twice within a flush)."""
+    runs: dict[int, list[_Run]] = {}
+    for m in messages:
+        mine = runs.setdefault(m.gateway_id, [])
+        if mine and mine[-1].last.online == m.online:
+            mine[-1] = _Run(mine[-1].first_ms, m)
+        else:
+            mine.append(_Run(m.received_ms, m))
+    depth = max((len(r) for r in runs.values()), default=0)
+    return [[r[k] for r in runs.values() if len(r) > k] for k in range(depth)]
+
+
+def presence_statements(messages: Sequence[StateMessage]) -> list[tuple[str, list[Any]]]:
+    """Multi-row upserts (`$n` parameters, both engines) that write `messages` in arrival order."""
+    statements: list[tuple[str, list[Any]]] = []
+    for round_ in presence_rounds(messages):
+        for start in range(0, len(round_), _ROWS_PER_STATEMENT):
+            chunk = round_[start:start + _ROWS_PER_STATEMENT]
+            args: list[Any] = []
+            for run in chunk:
+                m = run.last
+                args += [m.gateway_id, int(m.online), run.first_ms, m.received_ms, m.topic_commune, m.payload.decode()]
+            rows = ", ".join("(" + ", ".join(f"${i * 6 + j}" for j in range(1, 7)) + ")" for i in range(len(chunk)))
+            statements.append((_UPSERT_HEAD + rows + _UPSERT_TAIL, args))
+    return statements
+
+
+async def write_presence(store: object, statements: Statements) -> None:
+    """Run `statements` in one transaction of `store` (either engine's)."""
+    if not isinstance(store, SqlPrimitives):
+        raise TypeError(f"{type(store).__name__} has no SQL primitives")
+    await store._ctl_atomic(statements)
+
+
+class PresenceWriter:
+    """Collects state messages and writes them together.
+
+    `write(statements)` runs the statements in one transaction (through the link's
+    wait-while-the-database-is-unavailable wrapper); if a flush fails for the data itself, its
+    messages are written one by one through `write_one`, so that only the bad one is refused
+    (`on_refused`), as before batching.
+    """
+
+    def __init__(self, write: Callable[[Statements], Awaitable[None]],
+                 write_one: Callable[[StateMessage], Awaitable[None]],
+                 on_refused: Callable[[StateMessage, BaseException], None],
+                 *, max_delay_s: float = 0.05, max_messages: int = 2000) -> None:
+        self._write = write
+        self._write_one = write_one
+        self._on_refused = on_refused
+        self.max_delay_s = max_delay_s
+        self.max_messages = max_messages
+        self._pending: list[StateMessage] = []
+        self._arrived = asyncio.Event()
+        self._full = asyncio.Event()
+        self._lock = asyncio.Lock()
+        #: messages written, and the transactions that wrote them (one a flush)
+        self.written = 0
+        self.flushes = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def add(self, message: StateMessage) -> None:
+        self._pending.append(message)
+        self._arrived.set()
+        if len(self._pending) >= self.max_messages:
+            self._full.set()
+
+    async def run(self) -> None:
+        """Flush for ever. A cancellation ends it: what it held is still retained at the broker,
+        which sends it again when the link subscribes."""
+        while True:
+            await self._arrived.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.max_delay_s):
+                    await self._full.wait()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write what is pending; when it returns, every message added before the call is written
+        (the link calls it before it stores an alarm or an ack: what arrived first is stored first)."""
+        async with self._lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        messages, self._pending = self._pending, []
+        self._arrived.clear()
+        self._full.clear()
+        if not messages:
+            return
+        try:
+            await self._write(presence_statements(messages))
+        except Exception:
+            for m in messages:
+                try:
+                    await self._write_one(m)
+                except Exception as exc:
+                    self._on_refused(m, exc)
+        self.written += len(messages)
+        self.flushes += 1
