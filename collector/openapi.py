@@ -114,6 +114,10 @@ ROLLUP_PARAMS = [PERIOD, _query("from", "First bucket, either period: a date YYY
                  _query("to", "Last bucket, inclusive, in the same forms (a date: its last hour)", required=True)]
 INSEE = _path("insee", "INSEE code of the commune (a former commune's code works too)", r"^(\d{5}|2[AB]\d{3})$")
 GATEWAY = _path("gateway", "Gateway name")
+ASSET_RANGE = [_query("from", "UTC epoch ms, date-time with zone, or date (default: 24 h before to)"),
+               _query("to", "UTC epoch ms, date-time with zone, or date (default: now)")]
+EFFICIENCY_PARAMS = [_query("commune", "INSEE code"), _query("from", "YYYY-MM (default: 11 months before to)"),
+                     _query("to", "YYYY-MM (default: this month)")]
 JURISDICTION = _query("jurisdiction_id", "The commune's INSEE code (a former commune's code works too)")
 REQUEST_ID = _path("service_request_id", "Service request id", "^[0-9]+$")
 SERVICE_CODE = _path("service_code", "Service code")
@@ -314,9 +318,60 @@ PATHS: Doc = {
         "200": _json({"type": "object"}), "404": PROBLEM}, params=[INSEE])},
     "/control/api/cabinets/{gateway}": {"get": _op("One cabinet, its devices and events", "Control centre", {
         "200": _json({"type": "object"}), "404": PROBLEM}, params=[GATEWAY])},
+    # -- operators' alarms (collector.alarms.routes)
+    "/api/v1/alarms": {"get": _op("Alarms, one per cause, with counts per state, severity, commune and kind", "Alarms", {
+        "200": _json({"type": "object"}), "401": PROBLEM}, params=[
+        _query("state", "active (default), all, or a comma-separated list of open, acknowledged, cleared"),
+        _query("commune", "INSEE code"), _query("severity", "major or critical"), _query("kind", "The cause's code"),
+        _query("gateway", "Gateway name"), _query("limit", "Page size, 1 to 500", {"type": "integer"}),
+        _query("offset", "Alarms to skip", {"type": "integer"})])},
+    "/api/v1/alarms/{alarm}": {"get": _op("One alarm with its devices, history, comments and audit", "Alarms", {
+        "200": _json({"type": "object"}), "401": PROBLEM, "404": PROBLEM},
+        params=[_path("alarm", "Alarm id", "^[0-9]+$")])},
+    "/api/v1/alarms/{alarm}/{action}": {"post": _op("Acknowledge, assign, comment on or clear an alarm (operator)",
+        "Alarms", {"200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "403": PROBLEM, "404": PROBLEM,
+                   "409": PROBLEM}, security=OPERATOR_AUTH,
+        params=[_path("alarm", "Alarm id", "^[0-9]+$"), _path("action", "What to do", "^(ack|assign|comment|clear)$")],
+        body={"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {
+            "comment": {"type": "string", "maxLength": 1000}, "operator": {"type": "string"}}}}}})},
     "/control/api/stream": {"get": _op("The summary, live", "Control centre", {
         "200": _json({"type": "string"}, "Server-Sent Events: `summary` at once and at each change",
                      "text/event-stream")})},
+    # -- asset pages (collector.dashboard.assets_api): from/to are epoch ms, zoned date-times or dates
+    "/control/api/lamps/{gateway}/{device}": {"get": _op(
+        "A lamp: commanded vs actual level, power, voltage; energy and burn hours per day; faults; program",
+        "Control centre", {"200": _json({"type": "object"}), "404": PROBLEM},
+        params=[GATEWAY, _path("device", "Lamp device"), *ASSET_RANGE])},
+    "/control/api/cabinets/{gateway}/charts": {"get": _op(
+        "A cabinet: its lamps, energy per day, supply voltage, alarms, groups and program", "Control centre",
+        {"200": _json({"type": "object"}), "404": PROBLEM}, params=[GATEWAY, *ASSET_RANGE])},
+    "/control/api/junctions/{gateway}/{device}": {"get": _op(
+        "A junction: current mode and plan, its changes, the plans it ran, commands and events", "Control centre",
+        {"200": _json({"type": "object"}), "404": PROBLEM},
+        params=[GATEWAY, _path("device", "Signal controller device"), *ASSET_RANGE])},
+    "/control/api/communes/{insee}/charts": {"get": _op(
+        "A commune's energy per day against the previous period and the all-night baseline", "Control centre",
+        {"200": _json({"type": "object"}), "404": PROBLEM},
+        params=[INSEE, _query("from", "YYYY-MM-DD (default 29 days before to)"),
+                _query("to", "YYYY-MM-DD (default today)")])},
+    # -- the public efficiency page and its open data (collector.efficiency)
+    "/efficiency": {"get": _op("Redirect to the efficiency page", "Open data", {
+        "301": {"description": "Moved Permanently: /efficiency/"}})},
+    "/efficiency/": {"get": _op("The city's lighting efficiency, a public page", "Open data", {
+        "200": _json({"type": "string"}, "HTML", "text/html")})},
+    "/efficiency/assets/{path}": {"get": _op("The efficiency page's script, style and chart library", "Open data", {
+        "200": {"description": "The asset"}, "404": PROBLEM}, params=[_path("path", "efficiency.js, vendor/...")])},
+    "/opendata/v1/efficiency.json": {"get": _op(
+        "Per commune and month: energy against the all-night baseline, euros and CO2, availability, repairs, "
+        "residents' reports", "Open data", {"200": _json({"type": "object"}), "400": PROBLEM, "404": PROBLEM},
+        params=EFFICIENCY_PARAMS)},
+    "/opendata/v1/efficiency.csv": {"get": _op(
+        "The same as CSV", "Open data", {
+            "200": _json({"type": "string"}, "CSV with a header row (units in it); format=excel-fr: UTF-8 with "
+                                             "BOM, `;` separator, decimal comma", "text/csv"),
+            "400": PROBLEM, "404": PROBLEM},
+        params=[*EFFICIENCY_PARAMS, _query("format", "csv (default) or excel-fr",
+                                            {"enum": ["csv", "excel-fr"]})])},
     # -- open data (collector.opendata, collector.ngsi)
     "/opendata/v1/communes/daily.json": {"get": _op("Per commune and day: energy, burn hours, lamp faults, water",
                                                      "Open data", {"200": _json({"type": "object"}),
