@@ -1,10 +1,15 @@
 """Open311 GeoReport v2 rules, pure: validation of a new report, the date window of a search,
 the internal states and how they show publicly, and the public JSON of a request.
 
-Internal states: received -> dispatched -> in_progress -> resolved. Publicly `resolved` is
-`closed` and every other state `open`; `status_notes` says where it stands, and
-`updated_datetime` moves at each change (the closing time once closed). A reporter's name,
-e-mail and phone are kept for operators only: nothing here puts them in a public answer.
+Internal states: received -> dispatched -> in_progress -> resolved, as TRANSITIONS allows (a
+step back, a report closed at once, a closed one reopened). Publicly `resolved` is `closed` and
+every other state `open`; `status_notes` says where it stands, and `updated_datetime` moves at
+each change (the closing time once closed). A reporter's name, e-mail and phone are kept for
+operators only: nothing here puts them in a public answer.
+
+What a resident reads is in French, or in English when asked (collector.i18n): errors carry
+messages (`Msg`) rendered in the request's language; the notes the collector writes itself are
+stored in French and shown in English by `public_json(lang)`.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.i18n import DEFAULT_LANG, Msg, msg, t
 from collector.problem import Problem
+from collector.reports import messages  # noqa: F401  (adds the catalog this module renders)
 from collector.reports.formats import xml_safe
 from collector.reports.services import LAMP_ID, LAMP_ID_RE, SERVICES, Service
 from collector.rollup import PARIS
@@ -26,12 +33,20 @@ from collector.territory import Commune, Territory
 
 STATES = ("received", "dispatched", "in_progress", "resolved")
 OPEN_STATES = ("received", "dispatched", "in_progress")
-DEFAULT_NOTES = {
-    "received": "Signalement reçu.",
-    "dispatched": "Intervention programmée.",
-    "in_progress": "Intervention en cours.",
-    "resolved": "Résolu.",
+#: the states each state may move to: forward, one step back, closed at once (a duplicate, nothing
+#: found), and a closed request reopened
+TRANSITIONS = {
+    "received": ("dispatched", "in_progress", "resolved"),
+    "dispatched": ("received", "in_progress", "resolved"),
+    "in_progress": ("dispatched", "resolved"),
+    "resolved": ("received",),
 }
+#: the notes the collector writes itself, by catalog key (stored in French, shown in either language)
+SYSTEM_NOTES = ("report.note.received", "report.note.dispatched", "report.note.in_progress",
+                "report.note.resolved", "report.note.lamp_restored")
+DEFAULT_NOTES = {state: t(f"report.note.{state}", DEFAULT_LANG) for state in STATES}
+LAMP_RESTORED_NOTE = t("report.note.lamp_restored", DEFAULT_LANG)
+_NOTE_KEYS = {t(key, DEFAULT_LANG): key for key in SYSTEM_NOTES}
 WINDOW = timedelta(days=90)
 MAX_RESULTS = 1000
 MAX_DESCRIPTION = 4000
@@ -50,14 +65,27 @@ KNOWN_FIELDS = frozenset({
 
 
 class Open311Error(Problem):
-    """An Open311 error: the body is `[{"code": status, "description": ...}, ...]` as the spec says."""
+    """An Open311 error: the body is `[{"code": status, "description": ...}, ...]` as the spec says,
+    each description rendered in the request's language (routes.open311_language)."""
 
-    def __init__(self, status: int, *descriptions: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(status, "open311", "Open311 error", "; ".join(descriptions), headers=headers)
-        self.descriptions = descriptions
+    def __init__(self, status: int, *errors: Msg, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(status, "open311", "Open311 error", "; ".join(m.render(DEFAULT_LANG) for m in errors),
+                         headers=headers)
+        self.errors = errors
+        self.descriptions = tuple(m.render(DEFAULT_LANG) for m in errors)
+
+    def in_language(self, lang: str) -> Open311Error:
+        self.descriptions = tuple(m.render(lang) for m in self.errors)
+        return self
 
     def response(self) -> web.Response:
         return self.open311_response()
+
+
+def note_in(note: str | None, lang: str) -> str | None:
+    """A status note as `lang` reads it: the collector's own notes translated, an operator's as written."""
+    key = None if note is None else _NOTE_KEYS.get(note)
+    return note if key is None else t(key, lang)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,22 +138,23 @@ class ReportRow:
     updated_ms: int
     expected_ms: int | None
     reporters: int
+    assigned_to: str | None = None
 
     @property
     def status(self) -> str:
         return "closed" if self.state == "resolved" else "open"
 
-    def public_json(self) -> dict[str, Any]:
+    def public_json(self, lang: str = DEFAULT_LANG) -> dict[str, Any]:
         """The GeoReport v2 request, with nothing about who reported it."""
         service = SERVICES.get(self.service_code)
         notice = None
         if self.fault_since_ms is not None:
-            notice = f"Panne détectée par la télégestion le {local_text(self.fault_since_ms)}."
+            notice = t("report.notice.fault_since", lang, when=local_text(self.fault_since_ms, lang))
         return {
             "service_request_id": str(self.id),
             "status": self.status,
-            "status_notes": self.status_notes,
-            "service_name": service.name if service else self.service_code,
+            "status_notes": note_in(self.status_notes, lang),
+            "service_name": service.name_in(lang) if service else self.service_code,
             "service_code": self.service_code,
             "description": self.description,
             "agency_responsible": service.agency if service else None,
@@ -141,10 +170,11 @@ class ReportRow:
             "media_url": self.media_url,
         }
 
-    def operator_json(self) -> dict[str, Any]:
-        return {**self.public_json(), "jurisdiction_id": self.jurisdiction, "state": self.state,
+    def operator_json(self, lang: str = DEFAULT_LANG) -> dict[str, Any]:
+        return {**self.public_json(lang), "jurisdiction_id": self.jurisdiction, "state": self.state,
                 "lamp": None if self.lamp_gateway is None else f"{self.lamp_gateway}/{self.lamp_device}",
-                "fault_since_ms": self.fault_since_ms, "reports": self.reporters}
+                "fault_since_ms": self.fault_since_ms, "reports": self.reporters, "assigned_to": self.assigned_to,
+                "next_states": list(TRANSITIONS[self.state]) if self.state in TRANSITIONS else []}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,8 +211,10 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, PARIS).isoformat(timespec="seconds")
 
 
-def local_text(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, PARIS).strftime("%d/%m/%Y à %H:%M")
+def local_text(ms: int, lang: str = DEFAULT_LANG) -> str:
+    """A Paris date and time as a resident reads it: 04/12/2026 à 17:05, or 04/12/2026 at 17:05."""
+    at = datetime.fromtimestamp(ms / 1000, PARIS)
+    return t("page.date", lang, d=at.strftime("%d/%m/%Y"), t=at.strftime("%H:%M"))
 
 
 def parse_datetime(raw: str, name: str) -> int:
@@ -190,9 +222,9 @@ def parse_datetime(raw: str, name: str) -> int:
     try:
         value = datetime.fromisoformat(raw.strip())
     except ValueError:
-        raise Open311Error(400, f"{name}: {raw!r} is not an ISO 8601 date-time") from None
+        raise Open311Error(400, msg("open311.not_iso", name=name, raw=repr(raw))) from None
     if value.tzinfo is None:
-        raise Open311Error(400, f"{name}: {raw!r} has no time zone (add Z or an offset such as +01:00)")
+        raise Open311Error(400, msg("open311.no_zone", name=name, raw=repr(raw)))
     return int(value.timestamp() * 1000)
 
 
@@ -209,9 +241,9 @@ def search_window(start: str | None, end: str | None, now_ms: int) -> tuple[int,
     if last is None:
         return first, first + span
     if last < first:
-        raise Open311Error(400, "end_date is before start_date")
+        raise Open311Error(400, msg("open311.end_before_start"))
     if last - first > span:
-        raise Open311Error(400, "start_date to end_date spans more than 90 days")
+        raise Open311Error(400, msg("open311.window_too_long"))
     return first, last
 
 
@@ -227,36 +259,36 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def jurisdiction(raw: str | None, territory: Territory) -> Commune:
     if raw is None or not raw.strip():
-        raise Open311Error(400, "jurisdiction_id was not provided: the commune's INSEE code")
+        raise Open311Error(400, msg("open311.no_jurisdiction"))
     commune = territory.resolve(raw.strip())
     if commune is None:
-        raise Open311Error(404, f"jurisdiction_id {raw!r} is no commune of {territory.name}")
+        raise Open311Error(404, msg("open311.unknown_jurisdiction", raw=repr(raw), territory=territory.name))
     return commune
 
 
-def _text(form: Mapping[str, str], name: str, limit: int, errors: list[str]) -> str | None:
+def _text(form: Mapping[str, str], name: str, limit: int, errors: list[Msg]) -> str | None:
     value = form.get(name)
     if value is None or not value.strip():
         return None
     value = value.strip()
     if len(value) > limit:
-        errors.append(f"{name} is longer than {limit} characters")
+        errors.append(msg("open311.too_long", name=name, limit=limit))
     if not xml_safe(value):  # every answer has an XML form: what XML 1.0 cannot carry is refused here
-        errors.append(f"{name} holds control characters (or U+FFFE, U+FFFF)")
+        errors.append(msg("open311.control_chars", name=name))
     return value
 
 
-def _coordinate(form: Mapping[str, str], name: str, limit: float, errors: list[str]) -> float | None:
+def _coordinate(form: Mapping[str, str], name: str, limit: float, errors: list[Msg]) -> float | None:
     raw = form.get(name)
     if raw is None or not raw.strip():
         return None
     try:
         value = float(raw)
     except ValueError:
-        errors.append(f"{name} {raw!r} is not a number")
+        errors.append(msg("open311.not_number", name=name, raw=repr(raw)))
         return None
     if not math.isfinite(value) or not -limit <= value <= limit:
-        errors.append(f"{name} {raw!r} is out of range [-{limit:g}, {limit:g}]")
+        errors.append(msg("open311.out_of_range", name=name, raw=repr(raw), limit=f"{limit:g}"))
         return None
     return value
 
@@ -264,39 +296,40 @@ def _coordinate(form: Mapping[str, str], name: str, limit: float, errors: list[s
 def parse_new_report(form: Mapping[str, str], territory: Territory) -> NewReport:
     """Validate a POST requests body (form fields as strings); Open311Error lists every problem at once."""
     commune = jurisdiction(form.get("jurisdiction_id"), territory)
-    errors: list[str] = []
+    errors: list[Msg] = []
     code = (form.get("service_code") or "").strip()
     service = SERVICES.get(code)
     if not code:
-        errors.append("service_code was not provided")
+        errors.append(msg("open311.no_service_code"))
     elif service is None:
-        errors.append(f"service_code {code!r} was not found (GET services.json lists them)")
+        errors.append(msg("open311.unknown_service", code=repr(code)))
     attributes: dict[str, str] = {}
     for key, value in form.items():
         if key.startswith("attribute[") and key.endswith("]"):
             attributes[key[10:-1]] = value.strip()
         elif key not in KNOWN_FIELDS:
-            errors.append(f"{key!r} is not a field of a service request")
+            errors.append(msg("open311.unknown_field", key=repr(key)))
     if service is not None:
         known = {a.code for a in service.attributes}
-        errors += [f"attribute[{k}] is not an attribute of {service.code}" for k in sorted(attributes.keys() - known)]
-        errors += [f"attribute[{a.code}] is required for {service.code}" for a in service.attributes
+        errors += [msg("open311.unknown_attribute", code=k, service=service.code)
+                   for k in sorted(attributes.keys() - known)]
+        errors += [msg("open311.attribute_required", code=a.code, service=service.code) for a in service.attributes
                    if a.required and not attributes.get(a.code)]
         errors += _attribute_errors(service, attributes)
     attributes = {k: v for k, v in attributes.items() if v}  # empty: not answered (the spec's optional argument)
     lat, lon, address, address_id = _location(form, territory, errors)
     lamp_id = attributes.get(LAMP_ID) or None
     if lamp_id is not None and not LAMP_ID_RE.match(lamp_id):
-        errors.append(f"attribute[{LAMP_ID}] {lamp_id!r}: expected cabinet/lamp, e.g. gw-dijon-0001/lamp-3")
+        errors.append(msg("open311.lamp_id_format", code=LAMP_ID, raw=repr(lamp_id)))
     email = _text(form, "email", 254, errors)
     if email is not None and not _EMAIL.match(email):
-        errors.append("email is not an e-mail address")
+        errors.append(msg("open311.bad_email"))
     phone = _text(form, "phone", 30, errors)
     if phone is not None and not _PHONE.match(phone):
-        errors.append("phone is not a phone number")
+        errors.append(msg("open311.bad_phone"))
     media_url = _text(form, "media_url", 2000, errors)
     if media_url is not None and not media_url.startswith(("https://", "http://")):
-        errors.append("media_url must be an http(s) URL")
+        errors.append(msg("open311.bad_media_url"))
     contact = Contact(
         _text(form, "first_name", MAX_NAME, errors), _text(form, "last_name", MAX_NAME, errors), email, phone,
         _text(form, "device_id", MAX_FIELD, errors), _text(form, "account_id", MAX_FIELD, errors),
@@ -311,25 +344,25 @@ def parse_new_report(form: Mapping[str, str], territory: Territory) -> NewReport
 
 
 def _location(form: Mapping[str, str], territory: Territory,
-              errors: list[str]) -> tuple[float | None, float | None, str | None, str | None]:
+              errors: list[Msg]) -> tuple[float | None, float | None, str | None, str | None]:
     """lat, long, address_string and address_id: one of the two forms at least, a point in the territory."""
     lat = _coordinate(form, "lat", 90, errors)
     lon = _coordinate(form, "long", 180, errors)
     address = _text(form, "address_string", MAX_FIELD, errors)
     address_id = _text(form, "address_id", MAX_FIELD, errors)
-    if (lat is None) != (lon is None) and not any("lat" in e or "long" in e for e in errors):
-        errors.append("lat and long go together")
-    if lat is None and lon is None and address is None and address_id is None \
-            and not any(e.startswith(("lat", "long")) for e in errors):
-        errors.append("a location is required: lat and long, address_string or address_id")
+    coordinate_error = any(e.values.get("name") in ("lat", "long") for e in errors)
+    if (lat is None) != (lon is None) and not coordinate_error:
+        errors.append(msg("open311.lat_long_together"))
+    if lat is None and lon is None and address is None and address_id is None and not coordinate_error:
+        errors.append(msg("open311.no_location"))
     if lat is not None and lon is not None:
         nearest = min(distance_m(lat, lon, c.lat, c.lon) for c in territory.communes.values())
         if nearest > MAX_DISTANCE_M:
-            errors.append(f"lat/long ({lat}, {lon}) is outside {territory.name}")
+            errors.append(msg("open311.outside", lat=lat, lon=lon, territory=territory.name))
     return lat, lon, address, address_id
 
 
-def _attribute_errors(service: Service, attributes: Mapping[str, str]) -> list[str]:
+def _attribute_errors(service: Service, attributes: Mapping[str, str]) -> list[Msg]:
     """A list attribute's value must be one of its keys; any other is a text like the other fields."""
     errors = []
     for a in service.attributes:
@@ -338,7 +371,7 @@ def _attribute_errors(service: Service, attributes: Mapping[str, str]) -> list[s
             continue
         keys = [k for k, _ in a.values]
         if keys and value not in keys:
-            errors.append(f"attribute[{a.code}] {value!r}: one of {', '.join(keys)}")
+            errors.append(msg("open311.attribute_choice", code=a.code, raw=repr(value), keys=", ".join(keys)))
         elif len(value) > MAX_FIELD or not xml_safe(value):
-            errors.append(f"attribute[{a.code}]: at most {MAX_FIELD} characters, no control characters")
+            errors.append(msg("open311.attribute_text", code=a.code, limit=MAX_FIELD))
     return errors

@@ -103,8 +103,9 @@ async def test_services_list_and_lamp_out_definition(web: Web) -> None:
 async def test_a_bad_report_is_refused_with_the_open311_error_list(
     web: Web, fields: dict[str, str], status: int, fragments: list[str]
 ) -> None:
-    got, doc = await post(web, **fields)
-    assert_errors(got, doc, status, *fragments)
+    # in English as asked (French by default: the other tests, and tests/collector_web/test_web_reports_i18n.py)
+    reply = await web.request("POST", "/open311/v2/requests.json?lang=en", data=form(**fields))
+    assert_errors(reply.status, reply.doc, status, *fragments)
     assert (await web.get("/open311/v2/requests.json")).doc == []  # nothing stored
 
 
@@ -114,7 +115,7 @@ async def test_bodies_other_than_fields_are_refused(web: Web) -> None:
     assert_errors(reply.status, reply.doc, 400, "application/x-www-form-urlencoded")
     reply = await web.request("POST", "/open311/v2/requests.json", data=b"[1, 2]",
                               headers={"Content-Type": "application/json"})
-    assert_errors(reply.status, reply.doc, 400, "object")
+    assert_errors(reply.status, reply.doc, 400, "objet")
     reply = await web.request("POST", "/open311/v2/requests.json", json={**form(), "lat": None})
     assert_errors(reply.status, reply.doc, 400, "lat")
 
@@ -206,13 +207,13 @@ async def test_searches_cover_90_days_at_most(web: Web) -> None:
 
     assert ids((await web.get(window(now - timedelta(days=101), now - timedelta(days=12)))).doc) == [old]
     reply = await web.get(window(now - timedelta(days=101), now))
-    assert_errors(reply.status, reply.doc, 400, "more than 90 days")
+    assert_errors(reply.status, reply.doc, 400, "plus de 90 jours")
     reply = await web.get(window(now, now - timedelta(days=1)))
-    assert_errors(reply.status, reply.doc, 400, "before start_date")
+    assert_errors(reply.status, reply.doc, 400, "est avant start_date")
     # only a start: the 90 days after it
     assert ids((await web.get(window(now - timedelta(days=101)))).doc) == [old]
     reply = await web.get("/open311/v2/requests.json?start_date=2026-01-01T00:00:00")
-    assert_errors(reply.status, reply.doc, 400, "no time zone")
+    assert_errors(reply.status, reply.doc, 400, "n'a pas de fuseau horaire")
     reply = await web.get("/open311/v2/requests.json?end_date=yesterday")
     assert_errors(reply.status, reply.doc, 400, "ISO 8601")
 
@@ -239,7 +240,7 @@ async def test_filters_by_id_service_and_status(web: Web) -> None:
     assert await ids(f"service_request_id={a_id},{c_id}") == {a_id, c_id}
     # the id list wins over every other filter, as the spec says
     assert await ids(f"service_request_id={a_id}&service_code=graffiti&status=closed") == {a_id}
-    for query, fragment in (("status=pending", "open or closed"), ("service_code=teleport", "teleport"),
+    for query, fragment in (("status=pending", "open ou closed"), ("service_code=teleport", "teleport"),
                             ("service_request_id=12,abc", "abc"), ("jurisdiction_id=00000", "00000")):
         reply = await web.get("/open311/v2/requests.json?" + query)
         assert_errors(reply.status, reply.doc, 404 if "jurisdiction" in query else 400, fragment)
@@ -333,7 +334,7 @@ async def test_a_report_about_a_lamp_with_an_open_fault_joins_it(web: Web) -> No
     assert far[0]["service_request_id"] not in (rid, fine[0]["service_request_id"])
     # a lamp that cabinet does not have is refused
     status, doc = await post(web, service_code="lamp-out", **{"attribute[lamp_id]": "gw-dijon-0042/lamp-77"})
-    assert_errors(status, doc, 400, "has no lamp 'lamp-77'")
+    assert_errors(status, doc, 400, "n'a pas de lampadaire 'lamp-77'")
 
     # once the request is resolved, a new failure report opens a new request
     assert (await web.request("POST", f"/api/v1/reports/{rid}/state", json={"state": "resolved"},

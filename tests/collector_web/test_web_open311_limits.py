@@ -76,7 +76,7 @@ def assert_429(reply: Reply, retry_after: int) -> None:
     assert reply.status == 429, reply.text
     assert reply.headers["Retry-After"] == str(retry_after)
     [err] = reply.doc
-    assert err["code"] == 429 and f"try again in {retry_after} s" in err["description"]
+    assert err["code"] == 429 and f"réessayez dans {retry_after} s" in err["description"]
 
 
 async def test_one_address_gets_its_hourly_share_then_429_with_retry_after(limited: Serve) -> None:

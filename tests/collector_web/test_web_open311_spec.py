@@ -298,7 +298,7 @@ async def test_the_search_window_is_the_last_90_days_by_default_in_both_formats(
 async def test_text_xml_cannot_carry_is_refused(web: Web, text: str) -> None:
     reply = await web.request("POST", "/open311/v2/requests.json", data={
         "jurisdiction_id": DIJON, "service_code": "pothole", "address_string": "ici", "description": text})
-    assert reply.status == 400 and "control characters" in reply.doc[0]["description"], reply.text
+    assert reply.status == 400 and "caractères de contrôle" in reply.doc[0]["description"], reply.text
 
 
 async def test_a_stored_text_xml_cannot_carry_is_shown_replaced(web: Web) -> None:
