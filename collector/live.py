@@ -2,7 +2,8 @@
 
 A stream sends a snapshot at once, then again whenever it changed. Changes made in this
 process (a batch ingested, a report moved) wake the streams at once; the streams also poll
-every `poll_s`, so what another collector instance wrote shows too, a little later. The app's
+every `poll_s`, so what another collector instance wrote shows too, a little later; on PostgreSQL the
+other instances' changes come by LISTEN/NOTIFY instead (collector.notify) and the poll stops. The app's
 shutdown ends every stream (an open stream would otherwise hold the server's shutdown).
 """
 
@@ -26,8 +27,20 @@ class Changes:
         self._events: dict[str, asyncio.Event] = {}
         self.closing = asyncio.Event()
         self.version = 0  # moves at every change: a cache of what the streams send keys on it
+        #: streams poll every poll_s for what other instances wrote; not while `forward` (collector.notify,
+        #: PostgreSQL LISTEN/NOTIFY) brings their changes
+        self.polling = True
+        #: sends this instance's changes to the others (collector.notify); None with one instance
+        self.forward: Callable[[str], None] | None = None
 
     def notify(self, topic: str) -> None:
+        """A change made here: wake the streams of `topic`, here and (forward) in the other instances."""
+        self.wake(topic)
+        if self.forward is not None:
+            self.forward(topic)
+
+    def wake(self, topic: str) -> None:
+        """Wake the streams of `topic` in this instance only."""
         self.version += 1
         event = self._events.pop(topic, None)
         if event is not None:
@@ -90,7 +103,8 @@ async def sse(request: web.Request, snapshot: Snapshot, topics: Iterable[str], *
                         await changes.closing.wait()
             tasks = [asyncio.ensure_future(e.wait()) for e in [*waits, changes.closing]]
             try:
-                await asyncio.wait(tasks, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
+                wait_s = poll_s if changes.polling else KEEPALIVE_S
+                await asyncio.wait(tasks, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for t in tasks:
                     t.cancel()
