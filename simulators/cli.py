@@ -6,6 +6,7 @@ import click
 
 from simulators.ble import ble
 from simulators.cameras import cameras
+from simulators.city_run import city
 from simulators.demo import demo
 from simulators.gps import gps_command
 from simulators.lamps import lamps
@@ -23,6 +24,7 @@ def main() -> None:
 # Each simulator module contributes one click command; register it here.
 main.add_command(ble)
 main.add_command(cameras)
+main.add_command(city)
 main.add_command(demo)
 main.add_command(gps_command)
 main.add_command(lamps)
