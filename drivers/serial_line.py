@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import termios
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from drivers.conf import ConfigTable
-from drivers.errors import ConfigError, DriverError
+from drivers.errors import ConfigError, DeviceError, DriverError
 
 PARITIES = ("N", "E", "O")
 
@@ -125,3 +127,99 @@ async def open_line(settings: LineSettings, on_data: Callable[[bytes], None]) ->
     # connection_made() comes one loop turn later; a master may write before that
     line.connection_made(transport)
     return line
+
+
+#: A listening bus reopens its line after this long, doubling up to RETRY_MAX_S while it fails.
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0
+
+
+class LineListener:
+    """What a bus that listens to one serial line does with it (TIC meters, GNSS receivers): keep it
+    open, reopening with backoff when it fails or goes away; say when nothing valid came for
+    `silent_after_s`; hand the next valid item to readers, opening the line for one read when the bus
+    is not listening. The bus gives its line settings, its bytes callback, its failure report and the
+    words of its messages; it calls `heard` when something valid came (silence ends) and `deliver`
+    with each item a reader may take."""
+
+    def __init__(self, settings: LineSettings, silent_after_s: float, on_data: Callable[[bytes], None],
+                 fail: Callable[[str], None], *, nothing: str) -> None:
+        self.settings = settings
+        self.silent_after_s = silent_after_s
+        self.on_data = on_data
+        self.fail = fail
+        self.nothing = nothing  # "valid TIC frame", "valid NMEA sentence": what silence is the absence of
+        self.line: SerialLine | None = None
+        self.last_valid_at: float | None = None  # monotonic
+        self._waiters: list[asyncio.Future[Any]] = []
+
+    async def listen(self) -> None:
+        """Until cancelled."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                self.line = await open_line(self.settings, self.on_data)
+            except SerialLineError as exc:
+                self.fail(exc.reason)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            delay = RETRY_FIRST_S
+            try:
+                await self._watch(self.line, time.monotonic())
+            finally:
+                await self.line.aclose()
+                self.line = None
+            self.fail("port closed")
+            await asyncio.sleep(delay)
+
+    async def _watch(self, line: SerialLine, opened_at: float) -> None:
+        """Wait for the port to close, reporting silence after silent_after_s without a valid item."""
+        silent = self.silent_after_s
+        while not line.closed.done():
+            since = self.last_valid_at if self.last_valid_at is not None else opened_at
+            remaining = since + silent - time.monotonic()
+            if remaining <= 0:
+                self.fail(f"no {self.nothing} for {silent:g} s")
+                remaining = silent
+            try:
+                async with asyncio.timeout(remaining):
+                    await asyncio.shield(line.closed)
+            except TimeoutError:
+                continue
+
+    def heard(self) -> None:
+        """Something valid came: the line is not silent."""
+        self.last_valid_at = time.monotonic()
+
+    def deliver(self, item: Any) -> None:
+        """The readers waiting get `item`."""
+        for fut in self._waiters:
+            if not fut.done():
+                fut.set_result(item)
+        self._waiters.clear()
+
+    async def next(self, device: str) -> Any:
+        """The next item delivered (waits up to silent_after_s); DeviceError naming `device` otherwise."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        own: SerialLine | None = None
+        try:
+            if self.line is None:
+                try:
+                    own = await open_line(self.settings, self.on_data)
+                except SerialLineError as exc:
+                    raise DeviceError(device, exc.reason) from None
+            async with asyncio.timeout(self.silent_after_s):
+                return await fut
+        except TimeoutError:
+            raise DeviceError(device, f"no {self.nothing} within {self.silent_after_s:g} s") from None
+        finally:
+            if fut in self._waiters:
+                self._waiters.remove(fut)
+            if own is not None:
+                await own.aclose()
+
+    async def aclose(self) -> None:
+        if self.line is not None:
+            await self.line.aclose()

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from citygate_wire.common import now_ms
@@ -27,15 +26,13 @@ from drivers.gnss.track import Epochs, Fix, Judge, Judged, Thinning
 from drivers.gnss.trips import TripEvent, Trips
 from drivers.model import Event, Record, RecordSink, Sample, Severity
 from drivers.registry import Driver
-from drivers.serial_line import SerialLine, SerialLineError, open_line
+from drivers.serial_line import LineListener
 
 if TYPE_CHECKING:
     from drivers.modbus.link import ModbusLink  # imported where an I/O module is wired: pymodbus only then
 
 log = logging.getLogger("citygate.gnss")
 
-RETRY_FIRST_S = 1.0
-RETRY_MAX_S = 60.0
 
 
 def position_values(j: Judged, in_trip: bool) -> dict[str, Any]:
@@ -71,9 +68,8 @@ class GnssBus:
         self._io_state = DeviceState(device=f"{c.device}-io", bus=c.name,
                                      address=f"{c.io.host}:{c.io.port}" if c.io else "")
         self._sink: RecordSink | None = None
-        self._line: SerialLine | None = None
-        self._last_sentence_at: float | None = None
-        self._waiters: list[asyncio.Future[Sample]] = []
+        self._listener = LineListener(config.line, config.silent_after_s, self._on_data, self._fail,
+                                      nothing="valid NMEA sentence")
         self._flags: set[str] = set()  # open faults: communication, no_fix, low_quality, checksum, outlier, clock
         self._runs = {"no_fix": 0, "low_quality": 0, "good": 0, "clean": 0, "outliers": 0}
         self._checksum_burst = 0
@@ -91,24 +87,8 @@ class GnssBus:
         self._sink = sink
         register(self.clock)
         io_task = asyncio.create_task(self._poll_io(self.config.io)) if self.config.io else None
-        delay = RETRY_FIRST_S
         try:
-            while True:
-                try:
-                    self._line = await open_line(self.config.line, self._on_data)
-                except SerialLineError as exc:
-                    self._fail(exc.reason)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX_S)
-                    continue
-                delay = RETRY_FIRST_S
-                try:
-                    await self._watch(self._line, time.monotonic())
-                finally:
-                    await self._line.aclose()
-                    self._line = None
-                self._fail("port closed")
-                await asyncio.sleep(delay)
+            await self._listener.listen()
         finally:
             if io_task is not None:
                 io_task.cancel()
@@ -117,47 +97,15 @@ class GnssBus:
             unregister(self.clock)
             self._sink = None
 
-    async def _watch(self, line: SerialLine, opened_at: float) -> None:
-        """Wait for the port to close, reporting silence (a tunnel does not stop NMEA; a dead receiver does)."""
-        silent = self.config.silent_after_s
-        while not line.closed.done():
-            since = self._last_sentence_at if self._last_sentence_at is not None else opened_at
-            remaining = since + silent - time.monotonic()
-            if remaining <= 0:
-                self._fail(f"no valid NMEA sentence for {silent:g} s")
-                remaining = silent
-            try:
-                async with asyncio.timeout(remaining):
-                    await asyncio.shield(line.closed)
-            except TimeoutError:
-                continue
-
     async def read(self, device: str) -> Sample:
         """The next accepted fix (waits up to silent_after_s)."""
         if device != self.config.device:
             raise DeviceError(device, f"not on gnss bus {self.name!r} (its receiver is {self.config.device!r})")
-        fut: asyncio.Future[Sample] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        own: SerialLine | None = None
-        try:
-            if self._line is None:
-                try:
-                    own = await open_line(self.config.line, self._on_data)
-                except SerialLineError as exc:
-                    raise DeviceError(device, exc.reason) from None
-            async with asyncio.timeout(self.config.silent_after_s):
-                return await fut
-        except TimeoutError:
-            raise DeviceError(device, f"no fix within {self.config.silent_after_s:g} s") from None
-        finally:
-            if fut in self._waiters:
-                self._waiters.remove(fut)
-            if own is not None:
-                await own.aclose()
+        sample: Sample = await self._listener.next(device)
+        return sample
 
     async def aclose(self) -> None:
-        if self._line is not None:
-            await self._line.aclose()
+        await self._listener.aclose()
 
     # -- the receiver ---------------------------------------------------------------------------
 
@@ -170,7 +118,7 @@ class GnssBus:
                 elif item.kind != "nmea_ignored":
                     self._state.last_error = str(item)
                 continue
-            self._last_sentence_at = time.monotonic()
+            self._listener.heard()
             if "communication" in self._flags:
                 self._clear("communication", "communication_restored", now_ms(), {"port": self.config.port})
             fix = self.epochs.feed(item)
@@ -208,10 +156,7 @@ class GnssBus:
         sample = Sample(self.config.device, fix.ts_ms, position_values(j, self.trips.current is not None))
         st = self._state
         st.state, st.last_ts_ms, st.last_values, st.consecutive_failures = "ok", fix.ts_ms, sample.values, 0
-        for fut in self._waiters:
-            if not fut.done():
-                fut.set_result(sample)
-        self._waiters.clear()
+        self._listener.deliver(sample)
         if self.thinning.keep(j, force=bool(trip_events)):
             self._emit(sample)
 

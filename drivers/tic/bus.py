@@ -29,7 +29,6 @@ checksum fails is never data.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -44,14 +43,12 @@ from drivers.errors import ConfigError, DeviceError
 from drivers.model import Event, RecordSink, Sample, Severity
 from drivers.registry import Driver
 from drivers.reporting import EVERY, DeviceReporter, Policy, Reporter, parse_report_table
-from drivers.serial_line import LineSettings, SerialLine, SerialLineError, open_line, parse_line
+from drivers.serial_line import LineListener, LineSettings, parse_line
 from drivers.tic.codec import BAUDRATE, Frame, Mode, TicParser
 from drivers.tic.values import interpret
 
 log = logging.getLogger("citygate.tic")
 
-RETRY_FIRST_S = 1.0
-RETRY_MAX_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +107,9 @@ class TicBus:
         self.parser = TicParser(config.mode)
         self._state = DeviceState(device=config.device, bus=config.name, address=config.port)
         self._sink: RecordSink | None = None
-        self._line: SerialLine | None = None
-        self._last_frame_at: float | None = None  # monotonic
+        self._listener = LineListener(config.line, config.silent_after_s, self._on_data, self._fail,
+                                      nothing="valid frame")
         self._last_emit_at: float | None = None
-        self._waiters: list[asyncio.Future[Sample]] = []
         self._failing = False
 
     def reporter(self) -> Reporter:
@@ -127,41 +123,10 @@ class TicBus:
     async def run(self, sink: RecordSink) -> None:
         """Listen until cancelled; reopen the port with backoff when it fails or goes away."""
         self._sink = sink
-        delay = RETRY_FIRST_S
         try:
-            while True:
-                try:
-                    self._line = await open_line(self.config.line, self._on_data)
-                except SerialLineError as exc:
-                    self._fail(exc.reason)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX_S)
-                    continue
-                delay = RETRY_FIRST_S
-                opened_at = time.monotonic()
-                try:
-                    await self._watch(self._line, opened_at)
-                finally:
-                    await self._line.aclose()
-                    self._line = None
-                self._fail("port closed")
-                await asyncio.sleep(delay)
+            await self._listener.listen()
         finally:
             self._sink = None
-
-    async def _watch(self, line: SerialLine, opened_at: float) -> None:
-        """Wait for the port to close, reporting silence after silent_after_s without a valid frame."""
-        while not line.closed.done():
-            since = self._last_frame_at if self._last_frame_at is not None else opened_at
-            remaining = since + self.config.silent_after_s - time.monotonic()
-            if remaining <= 0:
-                self._fail(f"no valid frame for {self.config.silent_after_s:g} s")
-                remaining = self.config.silent_after_s
-            try:
-                async with asyncio.timeout(remaining):
-                    await asyncio.shield(line.closed)
-            except TimeoutError:
-                continue
 
     def _on_data(self, data: bytes) -> None:
         p = self.parser
@@ -189,7 +154,7 @@ class TicBus:
         if not reading.values:
             return
         now = time.monotonic()
-        self._last_frame_at = now
+        self._listener.heard()
         ts = now_ms()
         sample = Sample(self.config.device, ts, dict(reading.values))
         st = self._state
@@ -206,10 +171,7 @@ class TicBus:
                     {"port": self.config.port},
                 )
             )
-        for fut in self._waiters:
-            if not fut.done():
-                fut.set_result(sample)
-        self._waiters.clear()
+        self._listener.deliver(sample)
         if self._last_emit_at is None or now - self._last_emit_at >= self.config.sample_interval_s:
             self._last_emit_at = now
             self._emit(sample)
@@ -241,28 +203,11 @@ class TicBus:
         """The next complete frame's values (waits up to silent_after_s)."""
         if device != self.config.device:
             raise DeviceError(device, f"not on TIC bus {self.name!r} (its meter is {self.config.device!r})")
-        fut: asyncio.Future[Sample] = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        own_line: SerialLine | None = None
-        try:
-            if self._line is None:
-                try:
-                    own_line = await open_line(self.config.line, self._on_data)
-                except SerialLineError as exc:
-                    raise DeviceError(device, exc.reason) from None
-            async with asyncio.timeout(self.config.silent_after_s):
-                return await fut
-        except TimeoutError:
-            raise DeviceError(device, f"no valid TIC frame within {self.config.silent_after_s:g} s") from None
-        finally:
-            if fut in self._waiters:
-                self._waiters.remove(fut)
-            if own_line is not None:
-                await own_line.aclose()
+        sample: Sample = await self._listener.next(device)
+        return sample
 
     async def aclose(self) -> None:
-        if self._line is not None:
-            await self._line.aclose()
+        await self._listener.aclose()
 
 
 #: The `tic` entry point (pyproject.toml).
