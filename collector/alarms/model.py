@@ -156,6 +156,7 @@ class Alarm:
     cleared_by: str | None = None  # None with cleared_how "restored"
     cleared_how: str | None = None  # restored | manual
     ended_ts_ms: int | None = None  # the last restore (device clock), or the manual clear
+    first_device: str | None = None  # by name: the one device of a single-device alarm
     devices: list[AlarmDevice] = field(default_factory=list)
 
     @property
@@ -167,7 +168,7 @@ class Alarm:
             "id": self.id, "gateway": self.gateway, "commune": self.commune, "kind": self.code,
             "scope": self.scope or None, "severity": self.severity, "state": self.state,
             "first_ts_ms": self.first_ts_ms, "last_ts_ms": self.last_ts_ms, "raised_ms": self.raised_ms,
-            "devices_total": self.devices_total, "devices_active": self.devices_active,
+            "devices_total": self.devices_total, "devices_active": self.devices_active, "device": self.first_device,
             "detail": dict(self.detail), "assignee": self.assignee, "acknowledged_by": self.acked_by,
             "acknowledged_ms": self.acked_ms, "cleared_ms": self.cleared_ms, "cleared_by": self.cleared_by,
             "cleared_how": self.cleared_how, "ended_ts_ms": self.ended_ts_ms, "duration_ms": self.duration_ms,

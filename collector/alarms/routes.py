@@ -121,8 +121,15 @@ async def get_alarms(request: web.Request) -> web.Response:
     f = filters(request)
     await caught_up(request.app)
     alarms, total, counts = await request.app[STORE].list_alarms(f, now_ms())
-    return json_response({"alarms": [a.as_json() for a in alarms], "total": total, "limit": f.limit,
-                          "offset": f.offset, "counts": counts.as_json()})
+    names = _commune_names(request.app, {*counts.commune, *(a.commune for a in alarms)})
+    return json_response({"alarms": [{**a.as_json(), "commune_name": names.get(a.commune)} for a in alarms],
+                          "total": total, "limit": f.limit, "offset": f.offset, "counts": counts.as_json(),
+                          "commune_names": names})
+
+
+def _commune_names(app: web.Application, codes: set[str]) -> dict[str, str]:
+    communes = app[TERRITORY].communes
+    return {c: communes[c].name for c in sorted(codes) if c in communes}
 
 
 def _alarm_id(request: web.Request) -> int:
@@ -140,6 +147,7 @@ async def alarm_document(app: web.Application, alarm_id: int) -> dict[str, Any]:
     audit = await store.alarm_audit(alarm_id)
     return {
         **alarm.as_json(),
+        "commune_name": _commune_names(app, {alarm.commune}).get(alarm.commune),
         "devices": [d.as_json() for d in alarm.devices],
         "history": [h.as_json() for h in await store.alarm_history(alarm_id)],
         "comments": [{"at_ms": a.at_ms, "operator": a.operator, "action": a.action.removeprefix("alarm."),

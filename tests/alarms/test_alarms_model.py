@@ -172,3 +172,21 @@ async def test_states_listed_and_counted(store: Store) -> None:
     assert (await store.list_alarms(Filters(states=ACTIVE), now_ms()))[1] == 2
     acked = (await store.list_alarms(Filters(states=("acknowledged",)), now_ms()))[0]
     assert [a.code for a in acked] == ["door_open"]
+
+
+async def test_the_overview_lists_one_row_an_alarm_and_counts_as_the_list(store: Store) -> None:
+    from collector.alarms.overview import overview_alarms
+
+    feed = Feed(store)
+    await feed.upload("gw-a", *bus_lost(LAMPS, 100), ("cabinet", "door_open", 50, "critical", {}))
+    await feed.gateway("gw-b", OTHER_COMMUNE)
+    await feed.mqtt("gw-b", "lamp-07", "lamp_failure", 10)
+    await feed.folded()
+    rows = await overview_alarms(store)
+    assert [(r["gateway"], r["code"], r["device"], r["devices_total"]) for r in rows] == [
+        ("gw-a", "door_open", "cabinet", 1), ("gw-a", "communication_failure", "lamp-01", 12),
+        ("gw-b", "lamp_failure", "lamp-07", 1)]
+    per_commune: dict[str, int] = {}
+    for r in rows:
+        per_commune[r["commune"]] = per_commune.get(r["commune"], 0) + 1
+    assert per_commune == await store.active_alarms_by_commune() == (await store.list_alarms(Filters(), now_ms()))[2].commune
