@@ -90,7 +90,7 @@ async def test_the_widget_is_above_the_fold_and_the_pages_fit_every_size(collect
         await operator_login(page)
         await page.goto(collector.url + "/control/#/")
         widget = page.locator("#alarm-widget")
-        await expect(widget.locator(f"li[data-alarm]").first).to_be_visible()
+        await expect(widget.locator("li[data-alarm]").first).to_be_visible()
         box = await widget.bounding_box()
         assert box is not None
         if (width, height) != (390, 844):  # on a phone the widget comes first, under the figures
