@@ -8,6 +8,7 @@ from aiohttp import web
 
 from citygate_wire.batch import PATH, FutureTimestamp, WireError, decode_batch
 from citygate_wire.common import FUTURE_TIMESTAMP, now_ms
+from collector.admission import ADMISSION, Admission, ClientGone, client_gone, limit_from_env
 from collector.appkeys import INGEST_LISTENERS, MAX_BODY, MAX_FUTURE_MS, STORE, TERRITORY
 from collector.body import read_body
 from collector.model import Gateway
@@ -20,6 +21,7 @@ REALM = "citygate"
 
 
 def add_ingest_routes(app: web.Application) -> None:
+    app.setdefault(ADMISSION, Admission(limit_from_env()))
     app.router.add_post(PATH, post_batch)
 
 
@@ -29,12 +31,22 @@ async def authenticate(request: web.Request) -> Gateway:
 
 
 async def post_batch(request: web.Request) -> web.Response:
+    """A bounded number at once (collector.admission): beyond it a 503, before anything is read."""
+    with request.app[ADMISSION].slot():
+        return await _post_batch(request)
+
+
+async def _post_batch(request: web.Request) -> web.Response:
     gateway = await authenticate(request)
     content_type = request.headers.get("Content-Type", "application/json")
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise Problem(415, "unsupported-media-type", "Unsupported media type",
                       f"Content-Type {content_type!r}: a batch is application/json")
-    body = await read_body(request, request.app[MAX_BODY])
+    try:
+        body = await read_body(request, request.app[MAX_BODY])
+    except ConnectionResetError:
+        request.app[ADMISSION].gone += 1
+        raise ClientGone("the connection closed while the batch was read") from None
     now = now_ms()
     try:
         batch = decode_batch(body, latest_ts_ms=now + request.app[MAX_FUTURE_MS])
@@ -60,6 +72,10 @@ async def post_batch(request: web.Request) -> web.Response:
             raise Problem(403, "wrong-commune", "Forbidden",
                           f"gateway {gateway.name!r} is registered in {gateway.commune}, not {batch.commune}",
                           pointer="/commune")
+    if client_gone(request):  # it gave up while the batch waited: storing it would acknowledge it to nobody
+        request.app[ADMISSION].gone += 1
+        log.info("gateway %s closed its connection before its batch was stored: not stored", gateway.name)
+        raise ClientGone("the connection closed before the batch was stored")
     result = await request.app[STORE].ingest(gateway, batch.records)
     for listener in request.app[INGEST_LISTENERS]:
         listener(gateway, batch, result)

@@ -2,7 +2,9 @@
 
 Compressed JSON batches (gzip, or zstd with the shipped dictionary: `[uplink] encoding`,
 citygate_wire.compression), bounded in records and bytes, POSTed with the gateway's bearer token
-over one keep-alive connection. Failures back off exponentially with full jitter. With an https:// URL
+over one keep-alive connection. Failures back off exponentially with full jitter, but a collector that
+answers 503 or 429 with a Retry-After (collector.admission, busy with a fleet back from an outage) is
+tried again after the time it gives. With an https:// URL
 the server certificate is verified (system CAs, or the configured CA file) and a failed handshake
 is an error that backs off like any other: there is no fall-back to plain HTTP.
 
@@ -76,10 +78,13 @@ URGENT = frozenset({Severity.MAJOR, Severity.CRITICAL})
 class UploadError(Exception):
     """One failed upload attempt: says why (status and problem detail, or the connection error)."""
 
-    def __init__(self, reason: str, status: int | None = None, problem: dict[str, Any] | None = None) -> None:
+    def __init__(self, reason: str, status: int | None = None, problem: dict[str, Any] | None = None,
+                 retry_after_s: float | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.problem = problem or {}
+        #: a busy collector's Retry-After (503, 429): the next attempt waits that long, not the back-off
+        self.retry_after_s = retry_after_s
 
 
 @dataclass
@@ -166,6 +171,7 @@ class Uploader:
             while True:
                 self.heartbeat()
                 back_off = False
+                wait_s: float | None = None
                 try:
                     sent = await self.upload_once()
                     # without a batch age, what came in during an upload goes at once, as before
@@ -174,9 +180,10 @@ class Uploader:
                 except UploadError as exc:
                     self._failed(str(exc))
                     back_off = not await self._recover(exc)
+                    wait_s = exc.retry_after_s
                 # outside the except clause: the failed attempt's batch, held by the traceback, is freed first
                 if back_off:
-                    await asyncio.sleep(self._backoff())
+                    await asyncio.sleep(self._backoff() if wait_s is None else wait_s)
         finally:
             self._close()
             self.usage.save()
@@ -214,13 +221,14 @@ class Uploader:
     async def _send(self, conn: http.client.HTTPConnection, batch: PendingBatch, deadline: float) -> int:
         """POST the batch; the seq the collector acknowledged, or UploadError."""
         try:
-            status, payload = await self._in_thread(lambda: self._post(conn, batch), deadline)
+            status, payload, retry_after = await self._in_thread(lambda: self._post(conn, batch), deadline)
         except (OSError, http.client.HTTPException) as exc:
             raise UploadError(self._reason(exc)) from None
         if status != 200:
             problem = _problem(payload)
             detail = problem.get("detail") or problem.get("title") or payload[:200].decode("utf-8", "replace")
-            raise UploadError(f"collector answered {status}: {detail}", status, problem)
+            raise UploadError(f"collector answered {status}: {detail}", status, problem,
+                              _retry_after_s(retry_after) if status in (429, 503) else None)
         try:
             ack = orjson.loads(payload)["ack_seq"]
         except (orjson.JSONDecodeError, KeyError, TypeError):
@@ -261,8 +269,9 @@ class Uploader:
         await self._in_thread(conn.connect, deadline)
         return conn
 
-    def _post(self, conn: http.client.HTTPConnection, batch: PendingBatch) -> tuple[int, bytes]:
-        """In the worker thread: POST the batch (compressed by `_body`), read the whole reply."""
+    def _post(self, conn: http.client.HTTPConnection, batch: PendingBatch) -> tuple[int, bytes, str | None]:
+        """In the worker thread: POST the batch (compressed by `_body`), read the whole reply (status,
+        body, Retry-After)."""
         body = batch.body if batch.body is not None else self._body(batch)
         try:
             try:
@@ -271,7 +280,7 @@ class Uploader:
                 # a collector may answer (413) and close without reading a body it refuses: read that answer
                 pass
             resp = conn.getresponse()
-            reply = resp.status, resp.read()
+            reply = resp.status, resp.read(), resp.getheader("Retry-After")
             if isinstance(conn.sock, ssl.SSLSocket) and conn.sock.session is not None:
                 # TLS 1.3 sends its session tickets after the handshake: they have arrived with the reply
                 self._tls_session = conn.sock.session
@@ -452,6 +461,17 @@ def _closed_by_peer(sock: socket.socket) -> bool:
     """An idle keep-alive socket that is readable has been closed by the collector (EOF), or is out of step."""
     readable, _, _ = select.select([sock], [], [], 0)
     return bool(readable)
+
+
+#: the longest Retry-After honoured: a wrong header must not silence a gateway for a day
+RETRY_AFTER_MAX_S = 3600.0
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """Retry-After in seconds (its delay-seconds form; an HTTP date, or nonsense, is None: the back-off applies)."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return min(float(value.strip()), RETRY_AFTER_MAX_S)
 
 
 def _problem(payload: bytes) -> dict[str, Any]:

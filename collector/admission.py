@@ -1,0 +1,108 @@
+"""Admission control of batch ingest: a bounded number of batches read, inflated, decoded and
+stored at once in an instance; beyond it a fast 503 with `Retry-After`, before the body is read.
+
+Without a bound, a fleet back after an outage had every gateway's batch read, inflated and
+decoded at once before it queued for the store's single writer or its connection pool: ≈ 2 GB
+resident for 1,500 gateways, answers after 30 s, client timeouts, and each timed-out batch sent
+and processed again. With it, the memory is `limit` batches, and a refused gateway is told when to
+come back: `Retry-After` spreads the refused ones over the time the instance needs for them
+(how many were refused lately × the mean time a batch holds its slot ÷ the slots), jittered, at
+least 1 s and at most `max_retry_after_s`. The edge agent's uploader honours it.
+
+A client that gave up (timed out, its connection closed) while its batch waited or was decoded is
+not stored: `client_gone` is checked just before the store's transaction. One that gives up during
+the transaction cannot be told: its batch is stored and acknowledged to nobody; the agent sends the
+same records again (same sequence numbers) and the store's duplicate check answers them as
+duplicates with the same `ack_seq`, so the gateway learns it then, and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from aiohttp import web
+
+from collector.problem import Problem
+
+ENV = "CITYGATE_MAX_CONCURRENT_BATCHES"
+#: batches in process at once: a 5,000-record batch is ≈ 1 MB inflated and ≈ 3 MB decoded, and the
+#: store takes one at a time (SQLite) or a pool's worth (PostgreSQL): more only waits, in memory
+DEFAULT_LIMIT = 8
+MAX_RETRY_AFTER_S = 60
+#: how far back refusals count as gateways still waiting to come back
+WINDOW_S = 10.0
+
+
+class Overloaded(Problem):
+    def __init__(self, retry_after_s: int, limit: int) -> None:
+        super().__init__(503, "overloaded", "Collector busy",
+                         f"{limit} batches are being processed: send this one again in {retry_after_s} s",
+                         headers={"Retry-After": str(retry_after_s)}, retry_after_s=retry_after_s)
+
+
+class Admission:
+    def __init__(self, limit: int = DEFAULT_LIMIT, *, max_retry_after_s: int = MAX_RETRY_AFTER_S) -> None:
+        if limit < 1:
+            raise ValueError("at least one batch at a time")
+        self.limit = limit
+        self.max_retry_after_s = max_retry_after_s
+        self.active = 0
+        self.peak = 0
+        self.refused = 0  # 503s answered
+        self.gone = 0  # batches not stored: their client had left
+        self._service_s = 0.05  # moving mean of the time a batch holds its slot
+        self._recent: deque[float] = deque()  # times of the recent refusals
+
+    def retry_after(self, now: float) -> int:
+        while self._recent and now - self._recent[0] > WINDOW_S:
+            self._recent.popleft()
+        spread = len(self._recent) * self._service_s / self.limit
+        return max(1, min(self.max_retry_after_s, math.ceil(random.uniform(0.5, 1.5) * spread)))
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """One batch's place, or Overloaded (503) at once."""
+        now = time.monotonic()
+        if self.active >= self.limit:
+            self.refused += 1
+            self._recent.append(now)
+            raise Overloaded(self.retry_after(now), self.limit)
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            yield
+        finally:
+            self.active -= 1
+            self._service_s += 0.1 * (time.monotonic() - now - self._service_s)
+
+
+def client_gone(request: web.Request) -> bool:
+    """Whether the client of `request` has closed its connection (timed out, gave up)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+class ClientGone(Problem):
+    """The client left before its batch was stored: nothing was stored, nobody hears the answer."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(499, "client-closed", "Client closed the request", why)
+
+
+def limit_from_env() -> int:
+    """$CITYGATE_MAX_CONCURRENT_BATCHES (>= 1), or DEFAULT_LIMIT; ValueError says what is wrong."""
+    raw = os.environ.get(ENV)
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{ENV}={raw!r}: expected a whole number of batches, at least 1")
+    return int(raw)
+
+
+ADMISSION = web.AppKey("admission", Admission)
