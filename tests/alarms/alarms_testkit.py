@@ -36,6 +36,11 @@ class Feed:
             self._seq[name] = itertools.count(1)
         return self.gateways[name]
 
+    def adopt(self, gateway: Gateway) -> None:
+        """A gateway registered elsewhere (with its MQTT credential), fed from here."""
+        self.gateways[gateway.name] = gateway
+        self._seq[gateway.name] = itertools.count(1)
+
     async def mqtt(self, gateway: str, device: str, code: str, at_s: float, severity: str = "major",
                    alarm_id: str | None = None, **detail: Any) -> WireAlarm:
         """An alarm as the link records it from the broker (a given `alarm_id` repeats a delivery)."""
