@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from citygate_wire.simclock import ACTIVE as _SIMULATED
+
 VERSION = 1
 PATH = "/api/v1/batches"
 #: the problem type (after the collector's prefix) of a batch refused for a record dated ahead of
@@ -18,7 +20,10 @@ FUTURE_TIMESTAMP = "future-timestamp"
 
 
 def now_ms() -> int:
-    """Wall-clock UTC time in epoch milliseconds, the unit of every timestamp both halves exchange."""
+    """Wall-clock UTC time in epoch milliseconds, the unit of every timestamp both halves exchange
+    (the demo's simulated clock when $CITYGATE_SIMULATED_CLOCK gives one: citygate_wire.simclock)."""
+    if _SIMULATED is not None:
+        return _SIMULATED.now_ms()
     return time.time_ns() // 1_000_000
 
 

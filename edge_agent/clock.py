@@ -11,6 +11,8 @@ import itertools
 from datetime import UTC, datetime
 from typing import Protocol
 
+from citygate_wire.simclock import ACTIVE as SIMULATED
+
 
 def epoch_ms(instant: datetime) -> int:
     """An aware instant in epoch milliseconds, the unit of every record's timestamp."""
@@ -26,17 +28,21 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The machine's clock. Sleeps in short steps so a wall-clock jump (NTP, RTC) is noticed."""
+    """The machine's clock (or the demo's simulated one: citygate_wire.simclock). Sleeps in short
+    steps so a wall-clock jump (NTP, RTC) is noticed."""
 
     max_step_s: float = 1.0
 
     def now(self) -> datetime:
+        if SIMULATED is not None:
+            return datetime.fromtimestamp(SIMULATED.now_ms() / 1000, UTC)
         return datetime.now(UTC)
 
     async def sleep_until(self, when: datetime) -> None:
+        speed = 1.0 if SIMULATED is None else SIMULATED.speed
         # polling on purpose: a wall-clock jump must be noticed within a step
         while (delay := (when - self.now()).total_seconds()) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(min(delay, self.max_step_s))
+            await asyncio.sleep(min(delay / speed, self.max_step_s))
 
 
 class FakeClock:

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from citygate_wire.simclock import ACTIVE as SIMULATED
 from drivers.gnss.clock import GnssClock, active
 
 _TIME_ERROR = 5  # adjtimex's return value while the clock is not synchronised
@@ -48,7 +49,7 @@ class ClockQuality:
     max_error_ms: float | None = None
     est_error_ms: float | None = None
     reason: str | None = None
-    source: str | None = None  # "kernel" (NTP, chrony ...) or "gnss"; None when not synchronised
+    source: str | None = None  # "kernel" (NTP, chrony ...), "gnss" or "simulated"; None when not synchronised
 
     def to_doc(self) -> dict[str, object]:
         return {"synchronised": self.synchronised, "max_error_ms": self.max_error_ms,
@@ -94,7 +95,10 @@ class GnssTimeSync:
 
 
 def clock_quality(gnss: GnssTimeSync | None = None) -> ClockQuality:
-    """The kernel's view, or a trusted GNSS clock's when the kernel has no time source."""
+    """The kernel's view, or a trusted GNSS clock's when the kernel has no time source; in the demo,
+    its simulated clock (citygate_wire.simclock), the reference every process of the demo reads."""
+    if SIMULATED is not None:
+        return ClockQuality(True, 0.0, 0.0, None, "simulated")
     kernel = kernel_clock_quality()
     if kernel.synchronised:
         return kernel
