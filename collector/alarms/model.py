@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: the CHANGES topic of any change of an alarm (the page's stream sends it as a `change` event)
+TOPIC = "alarms"
 #: raising occurrences this close (device clock) to an alarm's own join it
 GROUP_WINDOW_MS = 5 * 60 * 1000
 OPEN, ACKNOWLEDGED, CLEARED = "open", "acknowledged", "cleared"

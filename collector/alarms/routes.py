@@ -25,7 +25,7 @@ from aiohttp import web
 from citygate_wire.common import now_ms
 from collector.access import require_role
 from collector.alarms.fold import Fold
-from collector.alarms.model import ACTIVE, MAX_COMMENT, SEVERITIES, STATES, AlarmError, Filters
+from collector.alarms.model import ACTIVE, MAX_COMMENT, SEVERITIES, STATES, TOPIC, AlarmError, Filters
 from collector.appkeys import INGEST_LISTENERS, LINK, STORE, TERRITORY
 from collector.dashboard.routes import add_stream_topic
 from collector.live import CHANGES
@@ -35,7 +35,6 @@ from collector.problem import Problem
 log = logging.getLogger("citygate.collector.alarms")
 
 PREFIX = "/api/v1/alarms"
-TOPIC = "alarms"
 #: the fold runs this often with nothing to wake it (another instance's writes, a quiet link)
 POLL_S = 2.0
 MAX_LIMIT = 500
