@@ -35,7 +35,13 @@ every 60 s), bytes per cabinet-day (TCP payload):
 of which the MQTT link ~835,000 in every case and https 328,557 at zstd 900 s (0.072x every reading's
 4,580,327). With `--mqtt-keepalive 300 --mqtt-state-interval 900` (2 h at 48x) the MQTT link costs
 88,392: strategies + zstd + 900 s batches + that control link = 328,557 + 88,392 = 416,949 B a day,
-under the 1 MB target; at the control link's defaults it is not (1,161,405).
+under the 1 MB target; at the control link's defaults then (20 s / 60 s) it was not (1,161,405).
+
+Measured 2026-12-04 (`--hours 24 --speed 96 --batch-age 900 --encoding zstd --control`, load 15-25 from
+other work on the 2 cores), with the control link's new defaults (keep-alive 60 s, state every 300 s):
+  report strategies 483,429 B/day (282,142 https + 201,287 mqtt), 842,697 with IP/TCP headers, 0.160x
+  every reading's 3,022,874 (which the loaded agent polled only 54 % of: the ratio flatters it);
+with `--mqtt-keepalive 120 --mqtt-state-interval 900`: 364,000 B/day (283,439 + 80,561), 580,944 with headers.
 """
 
 from __future__ import annotations
