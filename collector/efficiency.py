@@ -9,7 +9,8 @@ Figures of a commune and a month (Europe/Paris months; the current one up to now
 
 - `energy_kwh`: the lamps' energy, the commune day rollups (collector.rollup) of the month's days.
 - `baseline_kwh`: every lamp at full power from civil dusk to civil dawn (collector.nights) over
-  the month's nights, at the commune's centre. A lamp's full power is the highest
+  the month's days that the commune sent data (a day without any reading is no saving), at the
+  commune's centre. A lamp's full power is the highest
   `power_w × 100 / level_pct` it reported at a level of at least 50 % over the FULL_POWER_DAYS
   days before the window's end, or now (LED drivers draw nearly in proportion to their level); a
   lamp that reported none counts as the median of the commune's others. Lamps: those the
@@ -17,10 +18,11 @@ Figures of a commune and a month (Europe/Paris months; the current one up to now
 - `saved_kwh` = baseline − energy, `saved_pct` = saved / baseline; euros and kg CO₂ of the energy
   and of the savings at the configured factors (FACTORS, stated in the document).
 - `availability_pct`: the share of lamp-nights lit as programmed. A lamp-night is one known lamp
-  and one night (civil dusk to dawn) whose evening falls in the month and has begun; it was lit as
-  programmed unless the lamp had a `lamp_failure` open (reported and not yet cleared by its
-  `lamp_restored`) at any moment between that dusk and dawn. A night without readings (a cabinet
-  offline) is not held against the lamp: the telemetry cannot tell.
+  and one night (civil dusk to dawn) whose evening falls in the month, has begun and is on a day
+  the commune sent data; it was lit as programmed unless the lamp had a `lamp_failure` open
+  (reported and not yet cleared by its `lamp_restored`) at any moment between that dusk and dawn.
+  A night without readings from its own cabinet is not held against the lamp: the telemetry cannot
+  tell.
 - `repair_median_h`: the median time from a lamp's `lamp_failure` to the `lamp_restored` that
   clears it, over the repairs finished in the month (`repairs`); `faults_open` at the month's end.
 - `reports_received`: residents' reports (Open311, collector.reports) made in the month, of any
@@ -36,9 +38,9 @@ import io
 import os
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +223,18 @@ def baseline_wh(commune: Commune, watts: float, first_ms: int, last_ms: int) -> 
     return watts * dark_ms(commune.lat, commune.lon, first_ms, last_ms) / HOUR_MS
 
 
+def baseline_days_wh(commune: Commune, watts: float, first: date, end: date, days: Set[str], now_ms: int) -> float:
+    """The baseline over the Paris days in [first, end) that the commune sent data (up to now): a day
+    without any reading is no saving."""
+    total, day = 0.0, first
+    while day < end:
+        a, b = start_ms(day), min(start_ms(day + timedelta(days=1)), now_ms)
+        if b > a and day.isoformat() in days:
+            total += baseline_wh(commune, watts, a, b)
+        day += timedelta(days=1)
+    return total
+
+
 @dataclass(frozen=True, slots=True)
 class Fault:
     gateway: str
@@ -278,11 +292,16 @@ def _pct(part: float, whole: float) -> float | None:
     return round(100 * part / whole, 2) if whole else None
 
 
+def day_of(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, PARIS).date().isoformat()
+
+
 def availability(commune: Commune, lamps: Sequence[tuple[str, str]], faults: Sequence[Fault], first_ms: int,
-                 last_ms: int, now_ms: int) -> tuple[int, int]:
-    """(lamp-nights, lamp-nights lit as programmed) of the nights whose evening is in [first, last) and began."""
+                 last_ms: int, now_ms: int, days: Set[str]) -> tuple[int, int]:
+    """(lamp-nights, lamp-nights lit as programmed) of the nights whose evening is in [first, last), has
+    begun and falls on a day the commune sent data (`days`)."""
     evenings = [n for n in nights(commune.lat, commune.lon, first_ms, last_ms)
-                if first_ms <= n[0] < last_ms and n[0] <= now_ms]
+                if first_ms <= n[0] < last_ms and n[0] <= now_ms and day_of(n[0]) in days]
     known = set(lamps)
     dark = 0
     by_lamp: dict[tuple[str, str], list[Fault]] = {}
@@ -304,6 +323,7 @@ class Inputs:
     faults: dict[str, list[Fault]]
     reports: dict[str, list[tuple[int, int | None]]]
     energy_wh: dict[tuple[str, str], float]  # (commune, YYYY-MM) -> Wh
+    days: dict[str, set[str]]  # commune -> the Paris days it sent data (a sample or an event)
 
 
 @dataclass
@@ -354,11 +374,12 @@ def commune_month(c: Commune, month: date, inputs: Inputs, now_ms: int) -> Month
     last = min(end, now_ms)
     lamps = inputs.lamps.get(c.insee, [])
     faults = inputs.faults.get(c.insee, [])
-    nights_total, nights_lit = availability(c, lamps, faults, first, end, now_ms)
+    days = inputs.days.get(c.insee, set())
+    nights_total, nights_lit = availability(c, lamps, faults, first, end, now_ms, days)
     reports = inputs.reports.get(c.insee, [])
     return Month(
         lamps=len(lamps), energy_kwh=inputs.energy_wh.get((c.insee, month.isoformat()[:7]), 0.0) / 1000,
-        baseline_kwh=baseline_wh(c, installed_w(lamps, inputs.full), first, last) / 1000 if last > first else 0.0,
+        baseline_kwh=baseline_days_wh(c, installed_w(lamps, inputs.full), month, next_month(month), days, now_ms) / 1000,
         lamp_nights=nights_total, lamp_nights_lit=nights_lit,
         repairs_ms=[f.end_ms - f.start_ms for f in faults if f.end_ms is not None and first <= f.end_ms < end],
         faults_open=sum(1 for f in faults if f.start_ms < last and (f.end_ms is None or f.end_ms >= last)),
@@ -376,17 +397,21 @@ async def compute(app: web.Application, first: date, last: date, commune: Commun
     span = months(first, last)
     window_first, window_end = start_ms(first), start_ms(next_month(last))
     energy: dict[tuple[str, str], float] = {}
+    days: dict[str, set[str]] = {}
     last_day = date.fromordinal(next_month(last).toordinal() - 1).isoformat()
     for c in communes:
         for b in await store.rollups("commune", "day", c.insee, first.isoformat(), last_day):
             key = (c.insee, str(b.bucket)[:7])
             energy[key] = energy.get(key, 0.0) + b.energy_wh
+            if b.samples or b.events:
+                days.setdefault(c.insee, set()).add(str(b.bucket))
     inputs = Inputs(
         lamps=await lamps_by_commune(store),
         full=await full_power_w(store, min(now_ms, window_end), None if commune is None else commune.insee),
         faults=await lamp_faults(store, window_first, window_end),
         reports=await report_times(store, window_first, window_end),
         energy_wh=energy,
+        days=days,
     )
     factors = app[FACTORS]
     rows, pooled = [], []
@@ -409,11 +434,11 @@ async def compute(app: web.Application, first: date, last: date, commune: Commun
 
 DEFINITIONS = {
     "baseline_kwh": "every lamp at full power from civil dusk to civil dawn (sun 6° below the horizon), "
-                    "at the commune's centre; full power: the highest power × 100 / level a lamp reported "
+                    "at the commune's centre, on the days the commune sent data; full power: the highest power × 100 / level a lamp reported "
                     f"at a level of {FULL_POWER_MIN_LEVEL} % or more in the {FULL_POWER_DAYS} days before the "
                     "period's end; a lamp never seen so counts as the median of the others",
     "availability_pct": "lamp-nights lit as programmed / lamp-nights: a lamp-night is a known lamp and a night "
-                        "whose evening is in the month; it is lit as programmed unless a lamp_failure of the lamp "
+                        "whose evening is in the month, on a day the commune sent data; it is lit as programmed unless a lamp_failure of the lamp "
                         "was open at any moment between dusk and dawn",
     "repair_median_h": "median time from lamp_failure to the lamp_restored clearing it, repairs finished in the month",
     "report_resolution_median_h": "median time from a resident's report to its first 'resolved' state, "

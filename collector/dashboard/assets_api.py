@@ -4,6 +4,7 @@
     GET /control/api/lamps/{gateway}/{device}          ?from=&to= (default: the last 24 hours)
     GET /control/api/cabinets/{gateway}/charts         ?from=&to= (default: the last 24 hours)
     GET /control/api/junctions/{gateway}/{device}      ?from=&to= (default: the last 24 hours)
+    GET /control/api/junctions/{junction}              the same, of the junction named in its counts (the map's id)
     GET /control/api/communes/{insee}/charts           ?from=&to= days (default: the last 30 days)
 
 `from` and `to` are UTC epoch ms, date-times with their zone, or dates (a Paris day: from its
@@ -64,6 +65,7 @@ def add_asset_routes(app: web.Application) -> None:
     r.add_get("/control/api/lamps/{gateway}/{device}", get_lamp)
     r.add_get("/control/api/cabinets/{gateway}/charts", get_cabinet_charts)
     r.add_get("/control/api/junctions/{gateway}/{device}", get_junction)
+    r.add_get("/control/api/junctions/{junction}", get_named_junction)
     r.add_get("/control/api/communes/{insee}/charts", get_commune_charts)
     add_efficiency_routes(app)
 
@@ -113,6 +115,11 @@ async def path_gateway(request: web.Request) -> tuple[Store, SqlPrimitives, Gate
     if not isinstance(store, SqlPrimitives):
         raise TypeError("asset pages need one of the SQL stores")
     return store, store, gateway
+
+
+def commune_name(request: web.Request, insee: str) -> str:
+    found = request.app[TERRITORY].resolve(insee)
+    return found.name if found is not None else insee
 
 
 def too_large(exc: series.RangeTooLarge) -> Problem:
@@ -186,8 +193,8 @@ async def get_lamp(request: web.Request) -> web.Response:
     faults = [f.as_json() for f in await store.open_lamp_faults(gw.name) if f.device == device]
     ts, values = latest.get(device, (None, {}))
     return json_response({
-        "gateway": gw.name, "commune": gw.commune, "cabinet": gw.cabinet, "device": device,
-        "from_ms": first, "to_ms": last, "latest": {"ts_ms": ts, "values": values}, "open_faults": faults,
+        "gateway": gw.name, "commune": gw.commune, "commune_name": commune_name(request, gw.commune),
+        "cabinet": gw.cabinet, "device": device, "from_ms": first, "to_ms": last, "latest": {"ts_ms": ts, "values": values}, "open_faults": faults,
         "series": chart.as_json(), "days": [d.as_json() for d in days],
         "burn_total_h": values.get("operating_hours_h"),
         "events": [e.as_json() for e in events],
@@ -213,7 +220,8 @@ async def get_cabinet_charts(request: web.Request) -> web.Response:
     alarms = await store.alarms(gateway=gw.name, limit=100)
     groups = await groups_of(store, gw.name)
     return json_response({
-        "gateway": gw.name, "commune": gw.commune, "cabinet": gw.cabinet, "lat": gw.lat, "lon": gw.lon,
+        "gateway": gw.name, "commune": gw.commune, "commune_name": commune_name(request, gw.commune),
+        "cabinet": gw.cabinet, "lat": gw.lat, "lon": gw.lon,
         "from_ms": first, "to_ms": last,
         "lamps": [{"device": d.device, "lamp_on": d.lamp_on, "last_ts_ms": d.last_ts_ms,
                    "level_pct": latest.get(d.device, (0, {}))[1].get("level_pct"),
@@ -236,28 +244,54 @@ JUNCTION_KEYS = ("mode", "plan", "stage", "central", "plan_target", "position_ta
 async def get_junction(request: web.Request) -> web.Response:
     first, last = time_range(request)
     _, db, gw = await path_gateway(request)
-    device = request.match_info["device"]
+    doc = await junction_doc(db, gw, request.match_info["device"], first, last)
+    return json_response({**doc, "commune_name": commune_name(request, gw.commune)})
+
+
+async def get_named_junction(request: web.Request) -> web.Response:
+    """A junction by the name its counts carry: its gateway's signal controller (the device reporting a mode)."""
+    first, last = time_range(request)
+    store = request.app[STORE]
+    name = request.match_info["junction"]
+    gateways = [g for j, g, _ in await store.traffic_junctions() if j == name]
+    for gateway in gateways:
+        gw = await store.gateway(gateway)
+        if gw is None or not isinstance(store, SqlPrimitives):
+            continue
+        for d in await store.devices(gateway, kind="device", limit=1000):
+            if await mode_before(store, gw.id, d.device, last + 1) is not None:
+                doc = await junction_doc(store, gw, d.device, first, last)
+                return json_response({"junction": name, "commune_name": commune_name(request, gw.commune), **doc})
+    raise Problem(404, "unknown-junction", "Not Found", f"no signal controller known for junction {name!r}")
+
+
+async def mode_before(db: SqlPrimitives, gateway_id: int, device: str, before_ms: int) -> dict[str, Any] | None:
+    """The device's newest sample before `before_ms` that gives a signal controller's mode."""
+    rows = await db._ctl_rows(
+        "SELECT vals FROM samples WHERE gateway_id = $1 AND device = $2 AND ts_ms < $3"
+        " ORDER BY ts_ms DESC, seq DESC LIMIT 200", gateway_id, device, before_ms)
+    return next((values for (raw,) in rows if "mode" in (values := series.json_doc(raw))), None)
+
+
+async def junction_doc(db: SqlPrimitives, gw: Gateway, device: str, first: int, last: int) -> dict[str, Any]:
     try:
         rows = [r for r in await series.device_rows(db, gw.id, device, first, last) if "mode" in r.values]
     except series.RangeTooLarge as exc:
         raise too_large(exc) from None
-    before = await db._ctl_rows(
-        "SELECT ts_ms, vals FROM samples WHERE gateway_id = $1 AND device = $2 AND ts_ms < $3"
-        " ORDER BY ts_ms DESC, seq DESC LIMIT 200", gw.id, device, first)
-    prior = next((values for r in before if "mode" in (values := series.json_doc(r[1]))), None)
+    prior = await mode_before(db, gw.id, device, first)
     if not rows and prior is None:
         raise Problem(404, "unknown-junction", "Not Found",
                       f"gateway {gw.name!r} has no signal controller {device!r} (no mode reported)")
     changes = [{"ts_ms": r.ts_ms, **{k: r.values.get(k) for k in JUNCTION_KEYS}} for r in rows]
     start = None if prior is None else {"ts_ms": first, **{k: prior.get(k) for k in JUNCTION_KEYS}}
     current = changes[-1] if changes else start
-    return json_response({
+    return {
         "gateway": gw.name, "commune": gw.commune, "cabinet": gw.cabinet, "device": device, "from_ms": first,
         "to_ms": last, "current": current, "changes": changes[-2000:],
         "plans": plan_table(([start] if start else []) + changes, last),
         "events": [e.as_json() for e in await series.device_events(db, gw.id, [device], first, last)],
         "commands": await junction_commands(db, gw.id, first, last),
-    })
+    }
 
 
 def plan_table(changes: list[dict[str, Any]], last_ms: int) -> list[dict[str, Any]]:
@@ -311,8 +345,9 @@ async def get_commune_charts(request: web.Request) -> web.Response:
     if not isinstance(store, SqlPrimitives):
         raise TypeError("commune charts need one of the SQL stores")
     now = int(time.time() * 1000)
-    current = {b.bucket: b.energy_wh for b in await store.rollups("commune", "day", commune.insee,
-                                                                  first.isoformat(), last.isoformat())}
+    rolled = await store.rollups("commune", "day", commune.insee, first.isoformat(), last.isoformat())
+    current = {b.bucket: b.energy_wh for b in rolled}
+    with_data = {b.bucket for b in rolled if b.samples or b.events}
     p_first, p_last = first - timedelta(days=length), first - timedelta(days=1)
     previous = {b.bucket: b.energy_wh for b in await store.rollups("commune", "day", commune.insee,
                                                                    p_first.isoformat(), p_last.isoformat())}
@@ -327,10 +362,12 @@ async def get_commune_charts(request: web.Request) -> web.Response:
         days.append({
             "day": day.isoformat(), "energy_kwh": current.get(day.isoformat(), 0.0) / 1000,
             "previous_day": before.isoformat(), "previous_kwh": previous.get(before.isoformat(), 0.0) / 1000,
-            "baseline_kwh": baseline_wh(commune, watts, a, b) / 1000 if b > a else 0.0,
+            # a day without any reading from the commune is no saving: no baseline to compare with
+            "baseline_kwh": baseline_wh(commune, watts, a, b) / 1000 if b > a and day.isoformat() in with_data
+            else None,
             "night_h": dark_ms(commune.lat, commune.lon, a, b) / HOUR_MS if b > a else 0.0,
         })
-    totals = {k: sum(d[k] for d in days) for k in ("energy_kwh", "previous_kwh", "baseline_kwh")}
+    totals = {k: sum(d[k] or 0.0 for d in days) for k in ("energy_kwh", "previous_kwh", "baseline_kwh")}
     return json_response({
         "commune": commune.insee, "name": commune.name, "from": first.isoformat(), "to": last.isoformat(),
         "previous_from": p_first.isoformat(), "previous_to": p_last.isoformat(), "lamps": len(lamps),

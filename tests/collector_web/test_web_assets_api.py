@@ -137,6 +137,9 @@ async def test_a_junction_mode_and_plans(web: Web) -> None:
         sample(0, "signals", at(DAY, 9), mode="normal", plan=1, stage=1, central=False),
         sample(0, "signals", at(DAY, 10), mode="yellow_flash", plan=0, stage=0, central=True),
         event(0, "signals", at(DAY, 10), "position_commanded", "info", position="yellow_flash"),
+        # a detector's count names the junction: the map knows it by that name
+        sample(0, "det-1", at(DAY, 10, 1), junction="jaures", approach="N", lane=1, interval=1, interval_s=60,
+               count_veh=12, occupancy_pct=8.5),
     ])
     doc = (await web.get(f"/control/api/junctions/gw-jaures/signals?from={at(DAY, 6)}&to={at(DAY, 12)}",
                          headers=ops)).doc
@@ -145,6 +148,10 @@ async def test_a_junction_mode_and_plans(web: Web) -> None:
     hours = {(p["mode"], p["plan"]): (p["duration_ms"] / 3_600_000, p["entered"]) for p in doc["plans"]}
     assert hours == {("normal", 1): (2.0, 2), ("normal", 2): (2.0, 1), ("yellow_flash", 0): (2.0, 1)}
     assert [e["code"] for e in doc["events"]] == ["position_commanded"]
+    named = (await web.get(f"/control/api/junctions/jaures?from={at(DAY, 6)}&to={at(DAY, 12)}", headers=ops)).doc
+    assert (named["junction"], named["gateway"], named["device"]) == ("jaures", "gw-jaures", "signals")
+    assert named["plans"] == doc["plans"]
+    assert (await web.get("/control/api/junctions/nowhere", headers=ops)).status == 404
 
 
 def dark_hours(day: str) -> float:

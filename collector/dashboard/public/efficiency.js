@@ -34,12 +34,13 @@
       "method.title": "Méthode et facteurs",
       "method.baseline": "Référence toute la nuit",
       "method.baselineText": "Toutes les lampes connues à pleine puissance du crépuscule civil à l'aube civile " +
-        "(soleil à 6° sous l'horizon), au centre de la commune. La pleine puissance d'une lampe est la plus " +
+        "(soleil à 6° sous l'horizon), au centre de la commune, les jours où la commune a transmis des " +
+        "mesures (un jour sans mesure n'est pas une économie). La pleine puissance d'une lampe est la plus " +
         "forte puissance × 100 / niveau qu'elle a mesurée à un niveau d'au moins 50 % dans les 3 jours " +
         "précédant la fin de la période ; une lampe jamais vue ainsi compte pour la médiane des autres.",
       "method.availability": "Disponibilité",
       "method.availabilityText": "Part des nuits-lampes éclairées comme prévu. Une nuit-lampe est une lampe " +
-        "connue et une nuit dont le soir tombe dans le mois ; elle est éclairée comme prévu sauf si une panne " +
+        "connue et une nuit dont le soir tombe dans le mois, un jour où la commune a transmis des mesures ; elle est éclairée comme prévu sauf si une panne " +
         "de lampe (lamp_failure) était ouverte à un moment quelconque entre le crépuscule et l'aube. Une nuit " +
         "sans mesure (armoire hors ligne) n'est pas comptée contre la lampe.",
       "method.repair": "Délai de réparation",
@@ -81,12 +82,13 @@
       "method.title": "Method and factors",
       "method.baseline": "All-night baseline",
       "method.baselineText": "Every known lamp at full power from civil dusk to civil dawn (sun 6° below " +
-        "the horizon), at the commune's centre. A lamp's full power is the highest power × 100 / level it " +
+        "the horizon), at the commune's centre, on the days the commune sent readings (a day without " +
+        "readings is no saving). A lamp's full power is the highest power × 100 / level it " +
         "measured at a level of 50 % or more in the 3 days before the period's end; a lamp never seen so " +
         "counts as the median of the others.",
       "method.availability": "Availability",
       "method.availabilityText": "The share of lamp-nights lit as programmed. A lamp-night is a known lamp " +
-        "and a night whose evening falls in the month; it was lit as programmed unless a lamp failure " +
+        "and a night whose evening falls in the month, on a day the commune sent readings; it was lit as programmed unless a lamp failure " +
         "(lamp_failure) was open at any moment between dusk and dawn. A night without readings (a cabinet " +
         "offline) is not held against the lamp.",
       "method.repair": "Time to repair",
@@ -126,6 +128,13 @@
     if (value === null || value === undefined) return t("none");
     return new Intl.NumberFormat(locale(), { maximumFractionDigits: digits ?? 1,
                                              minimumFractionDigits: 0 }).format(value);
+  }
+
+  /** A quantity (kWh, €, kg) with the decimals that say something: 0,12 — 8,4 — 1 234 */
+  function qty(value) {
+    if (value === null || value === undefined) return t("none");
+    const size = Math.abs(value);
+    return num(value, size < 10 ? 2 : size < 100 ? 1 : 0);
   }
 
   function monthName(month) {  // "2026-11" -> "novembre 2026"
@@ -217,11 +226,11 @@
     const box = document.getElementById("kpis");
     if (!row) { box.replaceChildren(); return; }
     box.replaceChildren(
-      kpi(t("kpi.energy"), `${num(row.energy_kwh, 0)} kWh`),
+      kpi(t("kpi.energy"), `${qty(row.energy_kwh)} kWh`),
       kpi(t("kpi.saved"), row.saved_pct === null ? t("none") : `${num(row.saved_pct, 1)} %`,
-          t("kpi.savedOf", { saved: num(row.saved_kwh, 0), baseline: num(row.baseline_kwh, 0) })),
-      kpi(t("kpi.cost"), `${num(row.energy_eur, 0)} €`, t("kpi.savedEur", { eur: num(row.saved_eur, 0) })),
-      kpi(t("kpi.co2"), `${num(row.energy_co2_kg, 0)} kg CO₂e`, t("kpi.savedCo2", { kg: num(row.saved_co2_kg, 0) })),
+          t("kpi.savedOf", { saved: qty(row.saved_kwh), baseline: qty(row.baseline_kwh) })),
+      kpi(t("kpi.cost"), `${qty(row.energy_eur)} €`, t("kpi.savedEur", { eur: qty(row.saved_eur) })),
+      kpi(t("kpi.co2"), `${qty(row.energy_co2_kg)} kg CO₂e`, t("kpi.savedCo2", { kg: qty(row.saved_co2_kg) })),
       kpi(t("kpi.availability"), row.availability_pct === null ? t("none") : `${num(row.availability_pct, 2)} %`,
           t("kpi.nights", { lit: num(row.lamp_nights_lit, 0), total: num(row.lamp_nights, 0) })),
       kpi(t("kpi.repair"), row.repair_median_h === null ? t("none") : `${num(row.repair_median_h, 1)} h`,
@@ -233,8 +242,8 @@
   }
 
   const COLUMNS = [
-    ["col.month", (r) => monthName(r.month)], ["col.energy", (r) => num(r.energy_kwh, 0)],
-    ["col.baseline", (r) => num(r.baseline_kwh, 0)], ["col.saved", (r) => num(r.saved_pct, 1)],
+    ["col.month", (r) => monthName(r.month)], ["col.energy", (r) => qty(r.energy_kwh)],
+    ["col.baseline", (r) => qty(r.baseline_kwh)], ["col.saved", (r) => num(r.saved_pct, 1)],
     ["col.eur", (r) => num(r.energy_eur, 0)], ["col.co2", (r) => num(r.energy_co2_kg, 0)],
     ["col.availability", (r) => num(r.availability_pct, 2)], ["col.repair", (r) => num(r.repair_median_h, 1)],
     ["col.reports", (r) => num(r.reports_received, 0)], ["col.resolution", (r) => num(r.report_resolution_median_h, 1)],
