@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from collector.dburl import DEFAULT_SQLITE_PATH
+from collector.dburl import DEFAULT_SQLITE_PATH, sqlite_path
+from collector.errors import StoreError
 
 DB_ENV = "CITYGATE_DB"
 DB_FILE_ENV = "CITYGATE_DB_FILE"
@@ -44,3 +45,16 @@ db_option = click.option(
     help="Database URL: sqlite:///path, a path, or postgresql://... (one with a password: give it by "
          f"${DB_ENV} or ${DB_FILE_ENV}, not here, where ps shows it).",
 )
+
+
+def existing_db(db_url: str) -> str:
+    """`db_url`, if it names a database that exists: a command that only reads or changes what is
+    there never creates one (a SQLite path that holds none is an error naming it)."""
+    try:
+        path = sqlite_path(db_url)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    if path is not None and not path.is_file():
+        raise click.ClickException(f"no collector database at {path}: give --db (or ${DB_ENV}, ${DB_FILE_ENV}); "
+                                   "`gateway add` or `serve` creates one")
+    return db_url

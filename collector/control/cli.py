@@ -1,4 +1,5 @@
-"""`citygate-collector mqtt-acl`, `mqtt-credential`, `operator ...` and `audit` (registered in collector/cli.py)."""
+"""`citygate-collector mqtt-acl`, `mqtt-credential`, `operator ...`, `command ...` and `audit`
+(registered in collector/cli.py). What they print fits 80 columns."""
 
 from __future__ import annotations
 
@@ -7,18 +8,24 @@ import os
 import pwd
 import secrets
 import signal
+import sys
+import textwrap
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import orjson
 
 from citygate_wire.common import now_ms
-from citygate_wire.mqtt import COLLECTOR_IDENTITY
-from collector.cli_db import db_option, read_secret
+from citygate_wire.mqtt import COLLECTOR_IDENTITY, WireError
+from collector.cli_db import db_option, existing_db, read_secret
 from collector.control.acl import AclError, acl_file, gateway_name_problem, mosquitto_hash, password_file
-from collector.credentials import ROLES
+from collector.control.commands import ACTION_RANK
+from collector.control.model import CommandRow
+from collector.credentials import DEFAULT_LEVEL, LEVELS, ROLES, OperatorInfo
 from collector.errors import CollectorError
 from collector.store import Store, open_store
 from collector.tokens import check_writable, hash_token, new_operator_token, write_private
@@ -46,7 +53,10 @@ def run_store(work: Coroutine[Any, Any, T]) -> T:
 
 
 def on_store(db_url: str, work: Callable[[Store], Awaitable[T]]) -> T:
-    """`work` on the opened store, for a command."""
+    """`work` on the opened store, for a command; a database that does not exist is an error, never
+    created (cli_db.existing_db)."""
+    existing_db(db_url)
+
     async def run() -> T:
         async with open_store(db_url) as store:
             return await work(store)
@@ -61,6 +71,8 @@ token_file_option = click.option("--token-file", type=click.Path(dir_okay=False,
 def rotate_token(kind: str, name: str, token: str, token_file: Path | None, db_url: str,
                  rotate: Callable[[Store], Awaitable[bool]]) -> None:
     """Replace the token of `kind` NAME (`rotate` stores the new one's hash), then give the new token once."""
+    existing_db(db_url)
+
     async def register() -> None:
         async with open_store(db_url) as store:
             if not await rotate(store):
@@ -194,11 +206,22 @@ def mqtt_credential(name: str, token_file: Path, db_url: str) -> None:
 
 @click.group()
 def operator() -> None:
-    """Control-centre operators (they send commands and handle alarms, by name)."""
+    """Control-centre operators (they read, send commands and handle alarms, by name and rank)."""
 
 
-ROLE_OPTION = click.option("--role", "roles", multiple=True, type=click.Choice(sorted(ROLES)),
-                           help="A role the operator holds (repeatable): police opens the police vehicles' data.")
+ROLE_OPTION = click.option(
+    "--role", "roles", multiple=True, type=click.Choice(sorted(ROLES)),
+    help="A role the operator holds (repeatable): one rank, viewer (reads), operator (also lighting "
+         "commands, alarms, reports) or supervisor (also traffic commands); police opens the police "
+         "vehicles' data.")
+
+
+def _roles(roles: tuple[str, ...]) -> frozenset[str]:
+    """The roles given, with a rank: DEFAULT_LEVEL when none was given; one rank at most."""
+    ranks = sorted(set(roles).intersection(LEVELS))
+    if len(ranks) > 1:
+        raise click.BadParameter(f"one rank at most, not {' and '.join(ranks)}", param_hint="--role")
+    return frozenset(roles) | (frozenset() if ranks else {DEFAULT_LEVEL})
 
 
 @operator.command("add")
@@ -207,42 +230,65 @@ ROLE_OPTION = click.option("--role", "roles", multiple=True, type=click.Choice(s
 @token_file_option
 @db_option
 def operator_add(name: str, roles: tuple[str, ...], token_file: Path | None, db_url: str) -> None:
-    """Register operator NAME and issue the bearer token of the control API (shown once, stored hashed)."""
+    """Register operator NAME and issue the bearer token of the control API (shown once, stored hashed).
+    Its rank is `operator` unless a --role gives another."""
     if not name.strip() or len(name) > 64 or not name.isprintable():
         raise click.BadParameter("1 to 64 printable characters", param_hint="NAME")
+    held = _roles(roles)
     token = new_operator_token()
 
     async def add() -> None:
         async with open_store(db_url) as store:
             await store.add_operator(name, hash_token(token), now_ms())
             await store.audit(cli_actor(), "operator.add", name, "token issued", now_ms())
-            if roles:
-                await store.set_operator_roles(name, frozenset(roles), cli_actor(), now_ms())
+            await store.set_operator_roles(name, held, cli_actor(), now_ms())
 
-    issue_token(token, token_file, add, f"operator {name}")
+    issue_token(token, token_file, add, f"operator {name} ({' '.join(sorted(held))})")
 
 
 @operator.command("list")
 @db_option
 def operator_list(db_url: str) -> None:
-    """Operators, when they were added and their open login sessions."""
-    for o in on_store(db_url, lambda store: store.operators()):
-        roles = " ".join(sorted(o.roles)) or "no role"
-        click.echo(f"{o.name}\tadded {when(o.created_ms)}\t{o.sessions} open session(s)\t{roles}")
+    """Operators: rank, other roles, when added, last login (UTC) and open login sessions."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from collector.access import rank
+
+    async def fetch(store: Store) -> tuple[list[OperatorInfo], dict[str, int]]:
+        return await store.operators(), await store.last_logins()
+
+    operators, logins = on_store(db_url, fetch)
+    if not operators:
+        click.echo("no operator yet: citygate-collector operator add NAME --role viewer|operator|supervisor")
+        return
+    table = Table(box=None, pad_edge=False)
+    for header in ("operator", "rank", "roles", "added (UTC)", "last login (UTC)", "sessions"):
+        table.add_column(header, overflow="fold")  # a long name folds onto a second line, never cut
+    for o in operators:
+        others = " ".join(sorted(o.roles.difference(LEVELS))) or "-"
+        shown = rank(o.roles) if o.roles.intersection(LEVELS) else f"{DEFAULT_LEVEL}*"
+        table.add_row(o.name, shown, others, when(o.created_ms, seconds=False),
+                      when(logins.get(o.name), seconds=False), str(o.sessions))
+    Console(width=None if sys.stdout.isatty() else 80).print(table)
+    if any(not o.roles.intersection(LEVELS) for o in operators):
+        click.echo(f"* no rank given (added before ranks existed): {DEFAULT_LEVEL}")
 
 
 @operator.command("roles")
 @click.argument("name")
 @ROLE_OPTION
-@click.option("--none", "no_role", is_flag=True, help="Take every role away.")
+@click.option("--none", "no_role", is_flag=True, help=f"Take every role away (the rank is then {DEFAULT_LEVEL}).")
 @db_option
 def operator_roles(name: str, roles: tuple[str, ...], no_role: bool, db_url: str) -> None:
-    """Give operator NAME exactly the --role options (or --none); its open sessions follow at once."""
+    """Give operator NAME exactly the --role options (its rank, and police if it keeps it), or --none;
+    its open sessions follow at once."""
     if bool(roles) == no_role:
         raise click.UsageError("give one or more --role, or --none")
-    if not on_store(db_url, lambda store: store.set_operator_roles(name, frozenset(roles), cli_actor(), now_ms())):
+    held = frozenset() if no_role else _roles(roles)
+    if not on_store(db_url, lambda store: store.set_operator_roles(name, held, cli_actor(), now_ms())):
         raise click.ClickException(f"no operator named {name!r}")
-    click.echo(f"operator {name}: {' '.join(sorted(roles)) or 'no role'}")
+    click.echo(f"operator {name}: {' '.join(sorted(held)) or 'no role'}")
 
 
 @operator.command("remove")
@@ -275,7 +321,186 @@ def audit(limit: int, db_url: str) -> None:
         click.echo(f"{when(row.at_ms)}\t{row.actor}\t{row.action}\t{row.target}\t{row.detail}")
 
 
-def when(ms: int | None) -> str:
+def when(ms: int | None, *, seconds: bool = True) -> str:
     if ms is None:
         return "never"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+#: a gateway's journal numbers its records from the instant it was created, in microseconds
+_SEQ_EPOCH_MIN = 10**15  # 2001-09-09 in microseconds: a smaller seq is a plain counter
+
+
+def readable_seq(seq: int | None) -> str:
+    """A journal sequence number as a person reads it: digits grouped by three, and the day the
+    gateway's journal was started when the number says it (drivers number from that instant, in µs):
+    `1,764,096,001,234,567 (journal of 2025-11-25)`."""
+    if seq is None:
+        return "-"
+    grouped = f"{seq:,}"
+    if seq < _SEQ_EPOCH_MIN:
+        return grouped
+    started = datetime.fromtimestamp(seq // 1_000_000, UTC).strftime("%Y-%m-%d")
+    return f"{grouped} (journal of {started})"
+
+
+# -- commands from a terminal ---------------------------------------------------------------------
+
+WAIT_STEP_S = 0.5
+
+
+@click.group("command")
+def command_group() -> None:
+    """Commands to gateways: send one and wait for its acks, list the audit."""
+
+
+def _arg_value(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def command_args(pairs: tuple[str, ...], args_file: Path | None, for_s: int | None, action: str) -> dict[str, Any]:
+    """The command's args: the file's JSON object, then each KEY=VALUE (VALUE read as JSON when it is:
+    42, true, "x"; else as text), then --for as until_ms."""
+    args: dict[str, Any] = {}
+    if args_file is not None:
+        try:
+            loaded = orjson.loads(args_file.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise click.BadParameter(f"{args_file}: {exc}", param_hint="--args-file") from None
+        if not isinstance(loaded, dict):
+            raise click.BadParameter(f"{args_file}: expected a JSON object", param_hint="--args-file")
+        args.update(loaded)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r}: expected KEY=VALUE", param_hint="--arg")
+        args[key] = _arg_value(value)
+    if for_s is not None:
+        if action != "lighting.override":
+            raise click.BadParameter("only for lighting.override", param_hint="--for")
+        args["until_ms"] = now_ms() + for_s * 1000
+    return args
+
+
+@command_group.command("send")
+@click.argument("action", type=click.Choice(sorted(ACTION_RANK)))
+@click.option("--gateway", default=None, help="The gateway to send it to.")
+@click.option("--commune", default=None, help="INSEE code: every gateway registered in the commune.")
+@click.option("--arg", "pairs", multiple=True, metavar="KEY=VALUE",
+              help="An argument (repeatable): --arg lamp=lamp-3 --arg level_pct=40.")
+@click.option("--args-file", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=None,
+              help="The arguments as a JSON object (a program set for lighting.push_programs).")
+@click.option("--for", "for_s", type=click.IntRange(1, 24 * 3600), default=None, metavar="SECONDS",
+              help="lighting.override: until this many seconds from now (sets until_ms).")
+@click.option("--valid-s", default=300, show_default=True, type=click.IntRange(1, 24 * 3600),
+              help="Seconds the command stays valid: a gateway reached later refuses it.")
+@click.option("--reason", default=None, help="Why (audited; traffic commands need one).")
+@click.option("--wait", is_flag=True, help="Wait for every gateway's answer and print it.")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(1, 24 * 3600),
+              help="With --wait: give up waiting after this many seconds (exit 1).")
+@db_option
+def command_send(action: str, gateway: str | None, commune: str | None, pairs: tuple[str, ...],
+                 args_file: Path | None, for_s: int | None, valid_s: int, reason: str | None, wait: bool,
+                 timeout: float, db_url: str) -> None:
+    """Send ACTION to a gateway or to a commune's gateways, audited as the Unix user.
+
+    The command goes into the store, checked as its gateways will check it; the running
+    collector's MQTT link sends it within its resend interval (10 s) and records each answer.
+    Exit status with --wait: 0 every gateway carried it out (done or accepted), 1 otherwise.
+    """
+    from collector.control.commands import REASON_NEEDED, TargetError, new_command, resolve_targets
+    from collector.territory import load_territory
+
+    args = command_args(pairs, args_file, for_s, action)
+    reason = (reason or "").strip() or None
+    if action in REASON_NEEDED and reason is None:
+        raise click.BadParameter(f"{action} needs a reason (audited)", param_hint="--reason")
+    try:
+        cmd = new_command(cli_actor(), action, args, valid_s)
+    except WireError as exc:
+        raise click.ClickException(f"refused before sending: {exc.pointer or '/'}: {exc.reason}") from None
+    try:
+        territory = None if commune is None else load_territory()
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def send(store: Store) -> CommandRow:
+        try:
+            target, ids = await resolve_targets(store, territory, gateway, commune)
+        except TargetError as exc:
+            raise click.ClickException(str(exc)) from None
+        await store.add_command(cmd, target, ids, reason)
+        if not wait:
+            row = await store.command(cmd.id)
+            assert row is not None
+            return row
+        deadline = time.monotonic() + timeout
+        while True:
+            row = await store.command(cmd.id)
+            assert row is not None
+            if row.final or time.monotonic() >= deadline:
+                return row
+            await asyncio.sleep(WAIT_STEP_S)
+
+    row = on_store(db_url, send)
+    for line in describe_command(row):
+        click.echo(line)
+    if wait:
+        if not row.final:
+            raise click.ClickException(f"no final answer within {timeout:g} s: see `citygate-collector command "
+                                       f"show {row.id}` (is the collector running with --mqtt-url?)")
+        if any(d.status not in ("done", "accepted") for d in row.deliveries):
+            sys.exit(1)
+
+
+@command_group.command("show")
+@click.argument("command_id")
+@db_option
+def command_show(command_id: str, db_url: str) -> None:
+    """One command: who sent what, why, and each gateway's answer."""
+    row = on_store(db_url, lambda store: store.command(command_id))
+    if row is None:
+        raise click.ClickException(f"no command {command_id!r}")
+    for line in describe_command(row):
+        click.echo(line)
+
+
+@command_group.command("list")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@db_option
+def command_list(limit: int, db_url: str) -> None:
+    """The audit of commands, newest first (UTC): when, who, what, to whom, the answers so far."""
+    rows = on_store(db_url, lambda store: store.commands(limit))
+    if not rows:
+        click.echo("no command sent yet")
+    for row in rows:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(row.as_json()["counts"].items()))
+        click.echo(fit(f"{when(row.issued_at_ms, seconds=False)}  {row.id[:8]}  {row.action}  {row.target}"))
+        click.echo(fit(f"    by {row.issued_by}: {counts or 'no gateway'}"
+                       + (f"; reason: {row.reason}" if row.reason else "")))
+
+
+def fit(line: str, width: int = 80) -> str:
+    return line if len(line) <= width else line[:width - 1] + "…"
+
+
+def describe_command(row: CommandRow) -> list[str]:
+    """The lines `command send` and `show` print: the command, then one line per gateway (80 columns)."""
+    args = orjson.dumps(dict(row.args)).decode()
+    lines = [f"command {row.id}", fit(f"  {row.action} to {row.target}, by {row.issued_by}"),
+             fit(f"  args {args}"),
+             f"  issued {when(row.issued_at_ms)} UTC, valid until {when(row.expires_at_ms)} UTC"]
+    if row.reason:
+        lines += textwrap.wrap(f"reason: {row.reason}", 80, initial_indent="  ", subsequent_indent="    ")
+    for d in row.deliveries:
+        status = d.status + (f" ({d.code})" if d.code else "")
+        answered = f" at {when(d.answered_ms)}" if d.answered_ms else ""
+        lines.append(fit(f"  {d.gateway}: {status}{answered}"))
+        if d.reason:
+            lines += textwrap.wrap(d.reason, 80, initial_indent="    ", subsequent_indent="    ")
+        if d.result:
+            lines.append(fit(f"    {orjson.dumps(dict(d.result)).decode()}"))
+    return lines

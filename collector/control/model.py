@@ -96,6 +96,7 @@ class CommandRow:
     issued_at_ms: int
     expires_at_ms: int
     deliveries: list[Delivery] = field(default_factory=list)
+    reason: str | None = None  # the operator's, as given (traffic commands need one)
 
     @property
     def final(self) -> bool:
@@ -108,7 +109,8 @@ class CommandRow:
         return {
             "id": self.id, "action": self.action, "args": dict(self.args), "target": self.target,
             "issued_by": self.issued_by, "issued_at_ms": self.issued_at_ms, "expires_at_ms": self.expires_at_ms,
-            "final": self.final, "counts": counts, "deliveries": [d.as_json() for d in self.deliveries],
+            "reason": self.reason, "final": self.final, "counts": counts,
+            "deliveries": [d.as_json() for d in self.deliveries],
         }
 
 

@@ -17,6 +17,9 @@ from collector.control.model import ALARM_ACTIONS, AlarmRow, CommandRow, Deliver
 from collector.errors import CollectorError
 from collector.sqlprims import SqlPrimitives, marks
 
+#: migration 14: the reason an operator gave for a command (traffic commands must give one)
+REASON_MIGRATION = "ALTER TABLE commands ADD COLUMN reason TEXT"
+
 
 class OperatorExists(CollectorError):
     def __init__(self, name: str) -> None:
@@ -54,13 +57,17 @@ class ControlStore(Protocol):
                            now_ms: int) -> AlarmRow | None:
         """Acknowledge (open -> acknowledged) or clear (open|acknowledged -> cleared); None if not allowed now."""
 
-    async def add_command(self, cmd: Command, target: str, gateway_ids: Sequence[int]) -> None:
-        """Audit a command and queue one delivery per gateway, in one transaction."""
+    async def add_command(self, cmd: Command, target: str, gateway_ids: Sequence[int],
+                          reason: str | None = None) -> None:
+        """Audit a command (with the operator's reason) and queue one delivery per gateway, in one transaction."""
 
     async def command(self, command_id: str) -> CommandRow | None: ...
 
     async def commands(self, limit: int = 100) -> list[CommandRow]:
         """The audit log, newest first."""
+
+    async def last_logins(self) -> dict[str, int]:
+        """Operator name -> when it last logged in (the audit of its logins); absent if never."""
 
     async def due_deliveries(self, now_ms: int, resend_before_ms: int, limit: int = 500) -> list[tuple[int, DueDelivery]]:
         """(gateway id, delivery) of unanswered, unexpired deliveries never sent or last sent before the bound."""
@@ -86,7 +93,7 @@ _ALARM_COLS = ("a.id, g.name, a.alarm_id, a.device, a.ts_ms, a.code, a.severity,
                " a.acked_by, a.acked_ms, a.cleared_by, a.cleared_ms, a.note")
 _DELIVERY_COLS = ("d.command_id, g.name, d.status, d.sends, d.last_sent_ms, d.answered_ms, d.code, d.reason,"
                   " d.result")
-_COMMAND_COLS = "id, action, args, target, issued_by, issued_at_ms, expires_at_ms"
+_COMMAND_COLS = "id, action, args, target, issued_by, issued_at_ms, expires_at_ms, reason"
 
 
 def _alarm(r: Sequence[Any]) -> AlarmRow:
@@ -201,11 +208,12 @@ class ControlQueries(SqlPrimitives):
 
     # -- commands -------------------------------------------------------------------------------
 
-    async def add_command(self, cmd: Command, target: str, gateway_ids: Sequence[int]) -> None:
+    async def add_command(self, cmd: Command, target: str, gateway_ids: Sequence[int],
+                          reason: str | None = None) -> None:
         statements: list[tuple[str, Sequence[Any]]] = [(
-            f"INSERT INTO commands ({_COMMAND_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            f"INSERT INTO commands ({_COMMAND_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             (cmd.id, cmd.action, orjson.dumps(cmd.args).decode(), target, cmd.issued_by, cmd.issued_at_ms,
-             cmd.expires_at_ms),
+             cmd.expires_at_ms, reason),
         )]
         statements += [
             ("INSERT INTO command_deliveries (command_id, gateway_id, status, sends) VALUES ($1, $2, 'pending', 0)",
@@ -228,7 +236,7 @@ class ControlQueries(SqlPrimitives):
         return out
 
     def _command(self, r: Sequence[Any], deliveries: list[Delivery]) -> CommandRow:
-        return CommandRow(r[0], r[1], _json(r[2]), r[3], r[4], r[5], r[6], deliveries)
+        return CommandRow(r[0], r[1], _json(r[2]), r[3], r[4], r[5], r[6], deliveries, r[7])
 
     async def command(self, command_id: str) -> CommandRow | None:
         rows = await self._ctl_rows(f"SELECT {_COMMAND_COLS} FROM commands WHERE id = $1", command_id)
@@ -242,6 +250,11 @@ class ControlQueries(SqlPrimitives):
         )
         deliveries = await self._deliveries([r[0] for r in rows])
         return [self._command(r, deliveries[r[0]]) for r in rows]
+
+    async def last_logins(self) -> dict[str, int]:
+        rows = await self._ctl_rows(
+            "SELECT target, MAX(at_ms) FROM audit_log WHERE action = 'operator.login' GROUP BY target")
+        return {str(r[0]): int(r[1]) for r in rows}
 
     async def due_deliveries(self, now_ms: int, resend_before_ms: int, limit: int = 500) -> list[tuple[int, DueDelivery]]:
         rows = await self._ctl_rows(

@@ -255,3 +255,19 @@ def bus(agent: Agent) -> GatedBus:
     b = agent.context.buses["field"]
     assert isinstance(b, GatedBus)
     return b
+
+
+LAMP_MAP = Path(__file__).resolve().parents[2] / "configs" / "registermaps" / "lamp-lc100.toml"
+PROGRAMS = Path(__file__).resolve().parents[2] / "configs" / "lighting"
+
+
+def lamp_street(port: int) -> dict[str, Any]:
+    """Sections of an agent whose lamps 7 and 8 (the lamp simulator on `port`) light one street:
+    `running_agent(..., **lamp_street(port))`."""
+    bus = {"name": "lc100", "type": "modbus-tcp", "host": "127.0.0.1", "port": port, "interval_s": 0.2,
+           "timeout_s": 0.5, "device": [{"id": "lamp-7", "unit": 7, "register_map": str(LAMP_MAP)},
+                                        {"id": "lamp-8", "unit": 8, "register_map": str(LAMP_MAP)}]}
+    lighting = {"programs": [str(PROGRAMS / "common.toml"), str(PROGRAMS / "dijon.toml")],
+                "latitude": 47.322, "longitude": 5.041, "time_source": "none",
+                "group": [{"name": "rue-de-la-liberte", "lamps": ["lamp-7", "lamp-8"], "calendar": "dijon"}]}
+    return {"bus": [bus], "lighting": lighting}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mqtt_testkit import Fleet, Operator, running_agent, wait_for
+from mqtt_testkit import Fleet, Operator, lamp_street, running_agent, wait_for
 
 from edge_agent.lighting.model import merge_docs
 from simulators.lamps import LampSimulator
@@ -33,14 +33,8 @@ async def test_override_clear_and_program_pushes_through_the_lighting_service(
 ) -> None:
     async with LampSimulator([7, 8], MAP) as lamps:
         port = await lamps.serve_tcp()
-        bus = {"name": "lc100", "type": "modbus-tcp", "host": "127.0.0.1", "port": port, "interval_s": 0.2,
-               "timeout_s": 0.5, "device": [{"id": "lamp-7", "unit": 7, "register_map": str(MAP)},
-                                            {"id": "lamp-8", "unit": 8, "register_map": str(MAP)}]}
-        lighting = {"programs": [str(PROGRAMS / "common.toml"), str(PROGRAMS / "dijon.toml")],
-                    "latitude": 47.322, "longitude": 5.041, "time_source": "none",
-                    "group": [{"name": "rue-de-la-liberte", "lamps": ["lamp-7", "lamp-8"], "calendar": "dijon"}]}
         async with Operator(broker, fleet) as op, \
-                running_agent(tmp_path, fleet, broker, bus=[bus], lighting=lighting) as agent:
+                running_agent(tmp_path, fleet, broker, **lamp_street(port)) as agent:
             svc: Any = agent.context.services.lighting
             until = int(time.time() * 1000) + 3_600_000
             raised = await op.ack(await op.send("gw-a", "lighting.override",

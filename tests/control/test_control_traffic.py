@@ -3,7 +3,6 @@ yellow flash for 30 min, a plan selection, and the bus's own refusals come back 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,24 +10,10 @@ from mqtt_testkit import Fleet, Operator, running_agent, wait_for
 
 from drivers.traffic.registers import Mode
 from simulators.mosquitto import Mosquitto
-from simulators.procs import Proc, bin_path, free_port, wait_tcp
 
 pytestmark = pytest.mark.timeout(180)
 
 DIJON = Path(__file__).resolve().parents[2] / "configs" / "intersections" / "dijon-jaures-tram.toml"
-
-
-@pytest.fixture
-def controller() -> Iterator[int]:
-    port = free_port()
-    sim = Proc("signals", [bin_path("citygate-sim"), "signals", "--intersection", str(DIJON),
-                           "--tcp", f"127.0.0.1:{port}", "--speed", "10"])
-    try:
-        sim.wait_for("signals: controller dijon-jaures-tram on modbus-tcp", timeout=60)
-        wait_tcp("127.0.0.1", port)
-        yield port
-    finally:
-        sim.stop()
 
 
 async def test_yellow_flash_plan_and_refusals_through_the_signals_bus(
