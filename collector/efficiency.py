@@ -124,6 +124,37 @@ class _Cache:
 
 
 CACHE = web.AppKey("efficiency_cache", _Cache)
+#: a lamp's full power does not change from one hour to the next, and finding it reads days of samples
+FULL_POWER_TTL_S = 3600.0
+
+
+@dataclass
+class _FullPowerCache:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    maps: dict[tuple[int, str | None], tuple[float, dict[tuple[str, str], float]]] = field(default_factory=dict)
+
+
+FULL_POWER_CACHE = web.AppKey("efficiency_full_power_cache", _FullPowerCache)
+
+
+async def full_power_cached(app: web.Application, until_ms: int, commune: str | None) -> dict[tuple[str, str], float]:
+    """full_power_w, computed once an hour (of `until_ms`) and commune (None: all) per process."""
+    store = app[STORE]
+    if not isinstance(store, SqlPrimitives):
+        raise TypeError("the efficiency figures need one of the SQL stores")
+    cache = app.get(FULL_POWER_CACHE)
+    if cache is None:  # an app built without add_efficiency_routes (the asset pages alone)
+        return await full_power_w(store, until_ms, commune)
+    key = (until_ms - until_ms % HOUR_MS, commune)
+    async with cache.lock:
+        hit = cache.maps.get(key)
+        if hit is not None and time.monotonic() - hit[0] < FULL_POWER_TTL_S:
+            return hit[1]
+        found = await full_power_w(store, key[0], commune)
+        if len(cache.maps) > 256:
+            cache.maps.clear()
+        cache.maps[key] = (time.monotonic(), found)
+        return found
 
 
 # -- months ---------------------------------------------------------------------------------------
@@ -407,7 +438,7 @@ async def compute(app: web.Application, first: date, last: date, commune: Commun
                 days.setdefault(c.insee, set()).add(str(b.bucket))
     inputs = Inputs(
         lamps=await lamps_by_commune(store),
-        full=await full_power_w(store, min(now_ms, window_end), None if commune is None else commune.insee),
+        full=await full_power_cached(app, min(now_ms, window_end), None if commune is None else commune.insee),
         faults=await lamp_faults(store, window_first, window_end),
         reports=await report_times(store, window_first, window_end),
         energy_wh=energy,
@@ -475,6 +506,7 @@ async def document(request: web.Request) -> dict[str, Any]:
 def add_efficiency_routes(app: web.Application) -> None:
     app[FACTORS] = factors_from_env()
     app[CACHE] = _Cache()
+    app[FULL_POWER_CACHE] = _FullPowerCache()
     r = app.router
     r.add_get("/efficiency", to_page)
     r.add_get("/efficiency/", page)

@@ -33,7 +33,7 @@ from collector.efficiency import (
     HOUR_MS,
     add_efficiency_routes,
     baseline_wh,
-    full_power_w,
+    full_power_cached,
     installed_w,
     lamps_by_commune,
     start_ms,
@@ -352,7 +352,7 @@ async def get_commune_charts(request: web.Request) -> web.Response:
     previous = {b.bucket: b.energy_wh for b in await store.rollups("commune", "day", commune.insee,
                                                                    p_first.isoformat(), p_last.isoformat())}
     lamps = (await lamps_by_commune(store)).get(commune.insee, [])
-    full = await full_power_w(store, min(now, start_ms(last + timedelta(days=1))), commune.insee)
+    full = await full_power_cached(request.app, min(now, start_ms(last + timedelta(days=1))), commune.insee)
     watts = installed_w(lamps, full)
     days: list[dict[str, Any]] = []
     for i in range(length):
