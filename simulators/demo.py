@@ -119,6 +119,7 @@ def agent_config(cab: Cabinet, state: Path, collector_url: str, token_file: Path
         'host = "127.0.0.1"',
         f"port = {sim_port}",
         f"interval_s = {poll_s}",
+        "timeout_s = 2.0   # the demo's simulators share this machine with everything else",
     ]
     for unit in range(1, cab.lamps + 1):
         lines += [
@@ -363,6 +364,12 @@ class Scenario:
             return str(json.load(resp)[0]["service_request_id"])
 
 
+def say(line: str) -> None:
+    """A line of the demo's story, at once even when its output is a pipe or a file."""
+    click.echo(line)
+    sys.stdout.flush()
+
+
 def add_operator(db: str, token_file: Path) -> str:
     """The demo's operator (supervisor: every control of the page); its token."""
     subprocess.run([bin_path("citygate-collector"), "operator", "add", OPERATOR, "--role", "supervisor",
@@ -445,10 +452,10 @@ def run_demo(workdir: Path, port: int, echo: bool, speed: float = DEFAULT_SPEED,
                                            poll_s))
             procs.append(Proc(f"agent-{cab.gateway}", [bin_path("citygate-agent"), "run", "--config", str(config)],
                               env={CLOCK_ENV: clock.to_env()}, echo=echo, die_with_parent=True))
-        scenario = Scenario(clock, lamps, url, click.echo)
+        scenario = Scenario(clock, lamps, url, say)
         scenario.start()
         banner(url, token, clock, broker_url, workdir)
-        click.echo("Faults come and go each simulated night; Ctrl-C stops every process the demo started.")
+        say("Faults come and go each simulated night; Ctrl-C stops every process the demo started.")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while True:
             for proc in procs:

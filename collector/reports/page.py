@@ -39,7 +39,8 @@ def render(row: ReportRow, lang: str) -> str:
         f'<div class="f" data-f="{k}"{"" if v else " hidden"}><dt>{html.escape(labels[k])}</dt>'
         f"<dd>{html.escape(str(v or ''))}</dd></div>" for k, v in fields)
     notice = doc["service_notice"] or ""
-    script_data = orjson.dumps({"id": row.id, "lang": lang, "labels": labels, "refresh_s": REFRESH_S}).decode()
+    script_data = orjson.dumps({"id": row.id, "lang": lang, "labels": labels, "refresh_s": REFRESH_S,
+                                "date": t("page.date", lang, d="{d}", t="{t}")}).decode()
     return f"""<!doctype html>
 <html lang="{lang}">
 <head>
@@ -47,6 +48,7 @@ def render(row: ReportRow, lang: str) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{html.escape(t("page.title", lang, id=row.id))}</title>
 <style>
+[hidden]{{display:none!important}}
 body{{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f4f6f8;color:#1b1f24}}
 main{{max-width:40rem;margin:0 auto;padding:1rem}}
 h1{{font-size:1.4rem;margin:.5rem 0 1rem}}
@@ -54,7 +56,7 @@ h1{{font-size:1.4rem;margin:.5rem 0 1rem}}
 .status{{display:inline-block;padding:.3rem .8rem;border-radius:999px;font-weight:600}}
 .status.open{{background:#fff3cd;color:#6b4e00}} .status.closed{{background:#d1f0dc;color:#0d5a2b}}
 .note{{font-size:1.1rem;margin:1rem 0}} dl{{margin:0}} .f{{display:flex;gap:1rem;padding:.4rem 0;
-border-top:1px solid #e3e7eb;flex-wrap:wrap}} dt{{min-width:10rem;color:#4a5560}} dd{{margin:0;flex:1}}
+border-top:1px solid #e3e7eb;flex-wrap:wrap}} dt{{min-width:8rem;color:#4a5560}} dd{{margin:0;flex:1}}
 .notice{{color:#4a5560}} .lang{{float:right;min-height:44px;display:inline-flex;align-items:center;
 color:#0b57a4}} .live{{color:#4a5560;font-size:.9rem}}
 </style>
@@ -75,8 +77,9 @@ color:#0b57a4}} .live{{color:#4a5560;font-size:.9rem}}
 <script>
 (function () {{
   var cfg = {script_data};
-  var fmt = new Intl.DateTimeFormat(cfg.lang === "en" ? "en-GB" : "fr-FR",
-    {{timeZone: "Europe/Paris", dateStyle: "short", timeStyle: "short"}});
+  var day = new Intl.DateTimeFormat("fr-FR", {{timeZone: "Europe/Paris", day: "2-digit", month: "2-digit", year: "numeric"}});
+  var hour = new Intl.DateTimeFormat("fr-FR", {{timeZone: "Europe/Paris", hour: "2-digit", minute: "2-digit"}});
+  var fmt = {{format: function (d) {{ return cfg.date.replace("{{d}}", day.format(d)).replace("{{t}}", hour.format(d)); }}}};
   function field(k, v) {{
     var el = document.querySelector('[data-f="' + k + '"]');
     if (!el) return;
