@@ -36,6 +36,7 @@ import asyncio
 import csv
 import io
 import os
+import re
 import statistics
 import time
 from collections.abc import Iterable, Sequence, Set
@@ -160,14 +161,19 @@ async def full_power_cached(app: web.Application, until_ms: int, commune: str | 
 # -- months ---------------------------------------------------------------------------------------
 
 
+_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
+
+
 def month_of(raw: str, name: str) -> date:
     try:
-        year, month = raw.split("-")
-        if len(year) != 4 or len(month) != 2:
+        if not _MONTH.fullmatch(raw):
             raise ValueError
-        return date(int(year), int(month), 1)
+        found = date(int(raw[:4]), int(raw[5:]), 1)
     except ValueError:
         raise invalid(name, f"{name} must be a month YYYY-MM, got {raw!r}") from None
+    if not 2000 <= found.year < 2100:
+        raise invalid(name, f"{name} {raw!r} is not between 2000 and 2100")
+    return found
 
 
 def next_month(m: date) -> date:

@@ -73,22 +73,30 @@ def add_asset_routes(app: web.Application) -> None:
 # -- parameters -----------------------------------------------------------------------------------
 
 
+#: instants a range may name: 2000-01-01 to 2100-01-01 UTC, as the upload format dates records
+FIRST_MS, LAST_MS = 946_684_800_000, 4_102_444_800_000
+
+
 def instant(raw: str, name: str, *, end: bool) -> int:
     """UTC ms of `raw`: epoch ms, an ISO date-time with its zone, or a date (its Paris start, or its end)."""
     ms = parse_int(raw) if len(raw) != 8 else None  # eight digits are a date (20260329), not 1970
-    if ms is not None:
-        return ms
-    try:
-        when = datetime.fromisoformat(raw)
-    except ValueError:
-        raise invalid(name, f"{name} must be UTC epoch ms, a date-time with its zone or a date YYYY-MM-DD, "
-                            f"got {raw!r}") from None
-    if len(raw) <= 10:  # a date: a Paris day
-        day = when.date() + timedelta(days=1 if end else 0)
-        return start_ms(day) - (1 if end else 0)
-    if when.tzinfo is None:
-        raise invalid(name, f"{name} {raw!r} has no time zone: add Z or an offset such as +01:00")
-    return int(when.timestamp() * 1000)
+    if ms is None:
+        try:
+            when = datetime.fromisoformat(raw)
+        except ValueError:
+            raise invalid(name, f"{name} must be UTC epoch ms, a date-time with its zone or a date YYYY-MM-DD, "
+                                f"got {raw!r}") from None
+        if len(raw) > 10 and when.tzinfo is None:
+            raise invalid(name, f"{name} {raw!r} has no time zone: add Z or an offset such as +01:00")
+        if not 2000 <= when.year < 2100:
+            ms = -1
+        elif len(raw) <= 10:  # a date: a Paris day
+            ms = start_ms(when.date() + timedelta(days=1 if end else 0)) - (1 if end else 0)
+        else:
+            ms = int(when.timestamp() * 1000)
+    if not FIRST_MS <= ms <= LAST_MS:
+        raise invalid(name, f"{name} {raw!r} is not between 2000 and 2100")
+    return ms
 
 
 def time_range(request: web.Request) -> tuple[int, int]:
