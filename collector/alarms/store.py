@@ -30,6 +30,7 @@ from collector.alarms.model import (
     GROUP_WINDOW_MS,
     OPEN,
     SEVERITY_RANK,
+    STATES,
     Alarm,
     AlarmDevice,
     AlarmError,
@@ -297,9 +298,11 @@ class AlarmQueries(SqlPrimitives):
     # -- reads ------------------------------------------------------------------------------------
 
     @staticmethod
-    def _where(f: Filters, now_ms: int, *, skip: str = "") -> tuple[str, list[Any]]:
-        """The filters as SQL over `a` (alarm_cases) and `g` (gateways), leaving out the dimension `skip`;
-        with skip "state" every active alarm and the cleared ones of the last CLEARED_COUNT_MS."""
+    def _where(f: Filters, now_ms: int, *, skip: str = "", counting: bool = False) -> tuple[str, list[Any]]:
+        """The filters as SQL over `a` (alarm_cases), leaving out the dimension `skip` ("state": every state).
+        `counting`: the cleared alarms of the last CLEARED_COUNT_MS only, so counts never read the history.
+        Each condition is one an index answers: the state (alarm_cases_active), the time an alarm cleared
+        (alarm_cases_cleared: NULL until then), the commune; the gateway by its id, not a join."""
         where: list[str] = []
         args: list[Any] = []
 
@@ -309,42 +312,50 @@ class AlarmQueries(SqlPrimitives):
                 sql = sql.replace("?", f"${len(args)}", 1)
             where.append(sql)
 
-        if skip == "state":
-            add("(a.state IN (?, ?) OR (a.state = ? AND a.cleared_ms >= ?))", OPEN, ACKNOWLEDGED, CLEARED,
-                now_ms - CLEARED_COUNT_MS)
-        else:
-            add(f"a.state IN ({', '.join(['?'] * len(f.states))})", *f.states)
-        for name, column, value in (("commune", "a.commune", f.commune), ("severity", "a.severity", f.severity),
-                                    ("kind", "a.code", f.kind), ("gateway", "g.name", f.gateway)):
+        states = STATES if skip == "state" else f.states
+        active = [s for s in states if s in ACTIVE]
+        parts = [f"a.state IN ({', '.join(['?'] * len(active))})"] if active else []
+        values: list[Any] = list(active)
+        if CLEARED in states:
+            parts.append("a.cleared_ms >= ?" if counting else "a.cleared_ms IS NOT NULL")
+            values += [now_ms - CLEARED_COUNT_MS] if counting else []
+        add(" OR ".join(parts).join("()"), *values)
+        for name, column, value in (("commune", "a.commune = ?", f.commune), ("severity", "a.severity = ?", f.severity),
+                                    ("kind", "a.code = ?", f.kind),
+                                    ("gateway", "a.gateway_id = (SELECT id FROM gateways WHERE name = ?)", f.gateway)):
             if value is not None and skip != name:
-                add(f"{column} = ?", value)
+                add(column, value)
         return " AND ".join(where), args
 
     async def list_alarms(self, f: Filters, now_ms: int) -> tuple[list[Alarm], int, Counts]:
         where, args = self._where(f, now_ms)
-        base = f"FROM alarm_cases a JOIN gateways g ON g.id = a.gateway_id WHERE {where}"
         if set(f.states) == {CLEARED}:
-            order = "a.cleared_ms DESC, a.id DESC"
+            order = "a.cleared_ms DESC, a.id DESC"  # the index on cleared_ms, read backwards
         elif CLEARED in f.states:
-            order = "CASE WHEN a.state = 'cleared' THEN 1 ELSE 0 END, a.sev_rank DESC, a.last_ts_ms DESC, a.id DESC"
+            order = "a.id DESC"  # active and cleared: the latest opened first (the key, read backwards)
         else:
-            order = "a.sev_rank DESC, a.last_ts_ms DESC, a.id DESC"
+            order = "a.sev_rank DESC, a.last_ts_ms DESC, a.id DESC"  # the active ones: few, sorted
         n = len(args)
-        rows = await self._ctl_rows(f"SELECT {_COLS} {base} ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}",
-                                    *args, f.limit, f.offset)
-        total = await self._ctl_rows(f"SELECT COUNT(*) {base}", *args)
+        rows = await self._ctl_rows(
+            f"SELECT {_COLS} FROM alarm_cases a JOIN gateways g ON g.id = a.gateway_id WHERE {where}"
+            f" ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}", *args, f.limit, f.offset)
+        total = await self._ctl_rows(f"SELECT COUNT(*) FROM alarm_cases a WHERE {where}", *args)
         return [_alarm(r) for r in rows], int(total[0][0]), await self._counts(f, now_ms)
+
+    @staticmethod
+    def _count_sql(column: str, where: str) -> str:
+        # grouped by an expression: SQLite would otherwise walk a whole index in the group's order rather
+        # than the few rows the conditions pick
+        return f"SELECT {column} || '', COUNT(*) FROM alarm_cases a WHERE {where} GROUP BY {column} || ''"
 
     async def _counts(self, f: Filters, now_ms: int) -> Counts:
         """Each dimension counted over the other filters, so that a filter's options say what choosing
-        them would list; states: the active ones and those cleared in the last CLEARED_COUNT_MS."""
+        them would list; the cleared alarms of the last CLEARED_COUNT_MS only."""
         out: dict[str, dict[str, int]] = {}
         for name, column in (("state", "a.state"), ("severity", "a.severity"), ("commune", "a.commune"),
                              ("kind", "a.code")):
-            where, args = self._where(f, now_ms, skip=name)
-            rows = await self._ctl_rows(
-                f"SELECT {column}, COUNT(*) FROM alarm_cases a JOIN gateways g ON g.id = a.gateway_id WHERE {where}"
-                f" GROUP BY {column}", *args)
+            where, args = self._where(f, now_ms, skip=name, counting=True)
+            rows = await self._ctl_rows(self._count_sql(column, where), *args)
             out[name] = {str(k): int(v) for k, v in sorted(rows)}
         out["state"] = {s: out["state"].get(s, 0) for s in (OPEN, ACKNOWLEDGED, CLEARED)}
         return Counts(out["state"], out["severity"], out["commune"], out["kind"])
