@@ -37,6 +37,8 @@ log = logging.getLogger("citygate.collector.alarms")
 PREFIX = "/api/v1/alarms"
 #: the fold runs this often with nothing to wake it (another instance's writes, a quiet link)
 POLL_S = 2.0
+#: and no more often than this however often batches come (a metropolis posts several a second)
+MIN_GAP_S = 0.5
 MAX_LIMIT = 500
 ACTIONS = {"ack": "acknowledge", "assign": "assign", "comment": "comment", "clear": "clear"}
 FOLD = web.AppKey("alarm_fold", Fold)
@@ -83,6 +85,7 @@ async def _fold_forever(app: web.Application, fold: Fold, wake: asyncio.Event) -
         except Exception:  # a database away for a while: the next pass reads from the same cursor
             failures += 1
             log.exception("alarm fold failed (%d in a row): trying again", failures)
+        await asyncio.sleep(MIN_GAP_S)
 
 
 async def caught_up(app: web.Application) -> None:
