@@ -56,7 +56,7 @@ from collector.params import invalid, json_response
 from collector.problem import Problem
 from collector.readmodel import RESTORED
 from collector.rollup import FAULT_CODE, PARIS
-from collector.sqlprims import SqlPrimitives
+from collector.sqlprims import SqlPrimitives, marks
 from collector.territory import Commune
 
 PUBLIC = Path(__file__).parent / "dashboard" / "public"
@@ -230,20 +230,35 @@ async def lamps_by_commune(db: SqlPrimitives) -> dict[str, list[tuple[str, str]]
     return out
 
 
+#: lamps one statement asks about: an index seek each (samples_by_device), well under the parameter limits
+LAMPS_PER_QUERY = 500
+
+
 async def full_power_w(db: SqlPrimitives, until_ms: int, commune: str | None = None) -> dict[tuple[str, str], float]:
     """(gateway, lamp) -> its full-power draw, W: the highest power × 100 / level at a level >= 50 % over the
-    FULL_POWER_DAYS days before `until_ms`."""
+    FULL_POWER_DAYS days before `until_ms`. Asked cabinet by cabinet, lamp by lamp through the
+    (gateway, device, time) index, so it reads those days' samples only (a time filter alone reads
+    every sample SQLite holds)."""
     power, level = _number_sql(db, "power_w"), _number_sql(db, "level_pct")
-    args: list[Any] = [until_ms - FULL_POWER_DAYS * 24 * HOUR_MS, until_ms, FULL_POWER_MIN_LEVEL]
-    clause = ""
-    if commune is not None:
-        args.append(commune)
-        clause = " AND g.commune = $4"
-    rows = await db._ctl_rows(
-        f"SELECT g.name, s.device, MAX({power} * 100.0 / {level}) FROM samples s JOIN gateways g ON g.id = s.gateway_id"
-        f" WHERE s.ts_ms >= $1 AND s.ts_ms < $2 AND {level} >= $3 AND {power} > 0{clause}"
-        " GROUP BY g.name, s.device", *args)
-    return {(str(r[0]), str(r[1])): float(r[2]) for r in rows if r[2] is not None}
+    args: list[Any] = [] if commune is None else [commune]
+    lamps = await db._ctl_rows(
+        "SELECT g.id, g.name, d.device FROM device_state d JOIN gateways g ON g.id = d.gateway_id"
+        f" WHERE d.lamp_on IS NOT NULL AND g.removed_ms IS NULL{'' if commune is None else ' AND g.commune = $1'}"
+        " ORDER BY g.id, d.device", *args)
+    by_gateway: dict[tuple[int, str], list[str]] = {}
+    for gid, name, device in lamps:
+        by_gateway.setdefault((int(gid), str(name)), []).append(str(device))
+    out: dict[tuple[str, str], float] = {}
+    since = until_ms - FULL_POWER_DAYS * 24 * HOUR_MS
+    for (gid, name), devices in by_gateway.items():
+        for i in range(0, len(devices), LAMPS_PER_QUERY):
+            part = devices[i:i + LAMPS_PER_QUERY]
+            rows = await db._ctl_rows(
+                f"SELECT s.device, MAX({power} * 100.0 / {level}) FROM samples s WHERE s.gateway_id = $1"
+                f" AND s.device IN ({marks(5, len(part))}) AND s.ts_ms >= $2 AND s.ts_ms < $3 AND {level} >= $4"
+                f" AND {power} > 0 GROUP BY s.device", gid, since, until_ms, FULL_POWER_MIN_LEVEL, *part)
+            out.update(((name, str(r[0])), float(r[1])) for r in rows if r[1] is not None)
+    return out
 
 
 def installed_w(lamps: Sequence[tuple[str, str]], full: dict[tuple[str, str], float]) -> float:
