@@ -45,7 +45,7 @@ def assert_error(path: str, reply: Reply, status: int, *fragments: str, paramete
 @pytest.mark.parametrize(("method", "path", "status", "fragment", "parameter"), [
     ("GET", f"/open311/v2/requests/{BIG}.json", 404, BIG, None),
     ("GET", f"/open311/v2/requests/{BIG}/events?token=x", 404, BIG, None),
-    ("GET", "/open311/v2/requests.json?service_request_id=%C2%B2", 400, "'²' is not a request id", None),
+    ("GET", "/open311/v2/requests.json?service_request_id=%C2%B2", 400, "'²' n'est pas un numéro de demande", None),
     ("GET", f"/open311/v2/requests.json?service_request_id=1,{BIG}", 400, BIG, None),
     ("GET", "/open311/v2/requests.json?status=%00", 400, "holds a NUL", None),
     ("GET", "/opendata/v1/communes/daily.json?to=0001-01-05", 400, "before year 1", "to"),
@@ -89,7 +89,7 @@ async def test_every_error_under_open311_is_the_open311_error_list(web: Web) -> 
     fields = {"jurisdiction_id": DIJON, "service_code": "pothole", "lat": "47.3221", "long": "5.0415"}
     # a declared body over the limit, and a chunked one that declares nothing
     reply = await web.request("POST", path, data={**fields, "description": "x" * 70_000})
-    assert_error(path, reply, 413, "65536 bytes")
+    assert_error(path, reply, 413, "65536 octets")  # French by default (collector.i18n)
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b"jurisdiction_id=21231&description="
@@ -101,10 +101,10 @@ async def test_every_error_under_open311_is_the_open311_error_list(web: Web) -> 
     assert_error(path, reply, 413)
     reply = await web.request("POST", path, data="&".join(f"f{i}=1" for i in range(200)),
                               headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert_error(path, reply, 400, "at most 100 fields")
+    assert_error(path, reply, 400, "100 champs au plus")
     reply = await web.request("POST", path, data=b"jurisdiction_id=\xff", headers={
         "Content-Type": "application/x-www-form-urlencoded"})
-    assert_error(path, reply, 400, "not UTF-8")
+    assert_error(path, reply, 400, "pas en UTF-8")
     # the rest of the API keeps problem+json for the same errors
     assert_error("/api/v1/nothing", await web.request("GET", "/api/v1/nothing"), 404)
     assert_error("/api/v1/gateways", await web.request("DELETE", "/api/v1/gateways"), 405)
