@@ -3,11 +3,15 @@
     GET /                                  -> 302 /control/
     GET /control                           -> 301 /control/ (the page has one address, with its slash)
     GET /control/                          the page
-    GET /control/assets/{name}             its script and style sheet
+    GET /control/assets/{path}             any file under assets/ (vendor/ included) of a served type
+    GET /control/api/me                    who is there: {"name", "roles", "login"}
     GET /control/api/summary               the metropolis
     GET /control/api/communes/{insee}      one commune (a former commune's code works too)
     GET /control/api/cabinets/{gateway}    one cabinet
-    GET /control/api/stream                SSE: `summary` at once and at every change
+    GET /control/api/stream                SSE: `summary` at once and at every change, and `change`
+                                           {"topic": ...} when a topic of STREAM_TOPICS fires
+
+The page itself is described in assets/README.md (the front-end contract every feature module follows).
 
 Like the read API, these are for operators only with `serve --operator-login` (collector.access);
 without it they need no login, for a collector on the operators' own network.
@@ -16,25 +20,33 @@ without it they need no login, for a collector on the operators' own network.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 
-from collector.appkeys import INGEST_LISTENERS
+from collector.access import operator_name, operator_roles
+from collector.appkeys import INGEST_LISTENERS, OPERATOR_LOGIN
 from collector.dashboard import data
-from collector.live import CHANGES, sse
+from collector.live import CHANGES, KEEPALIVE_S
 from collector.params import json_response
 from collector.problem import Problem
 from collector.reports.routes import TOPIC as REPORTS_TOPIC
 
 ASSETS = Path(__file__).parent / "assets"
-#: name -> content type; nothing else under assets/ is served
-SERVED = {"app.js": "text/javascript", "app.css": "text/css", "index.html": "text/html",
-          "traffic.js": "text/javascript", "cameras.js": "text/javascript", "parking.js": "text/javascript"}
+#: extension -> content type: a file under assets/ of another type (a .py, a dot-file) is never served
+SERVED = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".png": "image/png",
+          ".svg": "image/svg+xml", ".json": "application/json", ".txt": "text/plain", ".map": "application/json",
+          ".woff2": "font/woff2"}
+TEXT = frozenset({".js", ".css", ".html", ".svg", ".json", ".txt", ".map"})
 INGEST_TOPIC = "ingest"
+#: the topics that move the summary (the totals count the open reports)
+SUMMARY_TOPICS = (INGEST_TOPIC, REPORTS_TOPIC)
 STREAM_GAP_S = 1.0
+STREAM_POLL_S = 5.0
 SUMMARY_TTL_S = 0.5
 
 
@@ -47,17 +59,29 @@ class SummaryCache:
 
 
 SUMMARY_CACHE = web.AppKey("dashboard_summary_cache", SummaryCache)
+#: CHANGES topics the page hears of as `change` events (features add theirs with add_stream_topic)
+STREAM_TOPICS = web.AppKey("dashboard_stream_topics", list[str])
+
+
+def add_stream_topic(app: web.Application, topic: str) -> None:
+    """Tell the page (a `change` event {"topic": topic} on its stream) whenever `topic` changes
+    (`app[CHANGES].notify(topic)`); call it at app setup, in any order with add_dashboard_routes."""
+    topics = app.setdefault(STREAM_TOPICS, [])
+    if topic not in topics:
+        topics.append(topic)
 
 
 def add_dashboard_routes(app: web.Application) -> None:
     changes = app[CHANGES]
     app[SUMMARY_CACHE] = SummaryCache()
+    app.setdefault(STREAM_TOPICS, [])
     app[INGEST_LISTENERS].append(lambda *_: changes.notify(INGEST_TOPIC))
     r = app.router
     r.add_get("/", root)
     r.add_get("/control", to_page)
     r.add_get("/control/", page)
-    r.add_get("/control/assets/{name}", asset)
+    r.add_get("/control/assets/{path:.+}", asset)
+    r.add_get("/control/api/me", get_me)
     r.add_get("/control/api/summary", get_summary)
     r.add_get("/control/api/communes/{insee}", get_commune)
     r.add_get("/control/api/cabinets/{gateway}", get_cabinet)
@@ -73,20 +97,54 @@ async def to_page(request: web.Request) -> web.Response:
     raise web.HTTPMovedPermanently("/control/" + (f"?{query}" if query else ""))
 
 
-def _file(name: str) -> web.Response:
-    return web.Response(body=(ASSETS / name).read_bytes(), content_type=SERVED[name], charset="utf-8",
-                        headers={"Cache-Control": "no-cache"})
+def asset_file(path: str) -> Path | None:
+    """The file under assets/ that `path` names, if it is one of a served type; None for anything else
+    (a "..", an absolute path, a dot-file, a folder, a link out of assets/, another extension)."""
+    parts = path.split("/")
+    if any(not p or p.startswith(".") or "\\" in p or "\0" in p for p in parts):
+        return None
+    file = ASSETS.joinpath(*parts)
+    if file.suffix not in SERVED:
+        return None
+    try:
+        resolved = file.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return None
+    return resolved if resolved.is_relative_to(ASSETS.resolve()) and resolved.is_file() else None
+
+
+def _file(request: web.Request, file: Path) -> web.Response:
+    stat = file.stat()
+    etag = f'"{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+    headers = {"Cache-Control": "no-cache", "ETag": etag}  # revalidated every load: a new version shows at once
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    text = file.suffix in TEXT
+    resp = web.Response(body=file.read_bytes(), content_type=SERVED[file.suffix], charset="utf-8" if text else None,
+                        headers=headers)
+    if text:
+        resp.enable_compression()  # leaflet.js 147 kB -> 43 kB; the client says whether it takes gzip
+    return resp
 
 
 async def page(request: web.Request) -> web.Response:
-    return _file("index.html")
+    return _file(request, ASSETS / "index.html")
 
 
 async def asset(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    if name not in SERVED:
-        raise Problem(404, "not-found", "Not Found", f"no asset {name!r}")
-    return _file(name)
+    path = request.match_info["path"]
+    file = asset_file(path)
+    if file is None:
+        raise Problem(404, "not-found", "Not Found", f"no asset {path[:200]!r}")
+    return _file(request, file)
+
+
+async def get_me(request: web.Request) -> web.Response:
+    """Who is there: the operator's name and roles (with `serve --operator-login`; without it nobody logs in:
+    name null, no role), and whether the collector asks for a login (the page shows a logout then)."""
+    name = await operator_name(request)
+    roles = sorted(await operator_roles(request)) if name is not None else []
+    return json_response({"name": name, "roles": roles, "login": request.app.get(OPERATOR_LOGIN, False)})
 
 
 async def get_summary(request: web.Request) -> web.Response:
@@ -108,10 +166,53 @@ async def get_cabinet(request: web.Request) -> web.Response:
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
-    async def snapshot() -> tuple[str, Any]:
-        return "summary", await shared_summary(request.app)
-
-    return await sse(request, snapshot, [INGEST_TOPIC, REPORTS_TOPIC], min_gap_s=STREAM_GAP_S)
+    """`summary` at once and whenever it changed (at most every STREAM_GAP_S), and a `change` event
+    {"topic": t} for each topic of STREAM_TOPICS that fired since the last round (however often it
+    fired). Changes of this process wake the stream at once; every STREAM_POLL_S it looks at the
+    summary anyway (another instance's changes, the clock)."""
+    app = request.app
+    changes = app[CHANGES]
+    topics: list[str] = app[STREAM_TOPICS]
+    change_topics = tuple(topics)
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
+                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    await resp.prepare(request)
+    loop = asyncio.get_running_loop()
+    last: bytes | None = None
+    sent = 0
+    last_write = loop.time()
+    fired: set[str] = set(SUMMARY_TOPICS)  # the first round sends the summary
+    try:
+        while not changes.closing.is_set():
+            waits = {t: changes.next(t) for t in {*SUMMARY_TOPICS, *change_topics}}  # before reading: none missed
+            out = []
+            if fired.isdisjoint(change_topics) or not fired.isdisjoint(SUMMARY_TOPICS):
+                body = orjson.dumps(await shared_summary(app))
+                if body != last:
+                    last = body
+                    out.append((b"summary", body))
+            out.extend((b"change", orjson.dumps({"topic": t})) for t in change_topics if t in fired)
+            for event, body in out:
+                sent += 1
+                await resp.write(b"id: %d\nevent: %s\ndata: %s\n\n" % (sent, event, body))
+                last_write = loop.time()
+            if not out and loop.time() - last_write >= KEEPALIVE_S:
+                await resp.write(b": keepalive\n\n")  # lets proxies and clients see the stream alive
+                last_write = loop.time()
+            with contextlib.suppress(TimeoutError):  # a metropolis posts several batches a second
+                async with asyncio.timeout(STREAM_GAP_S):
+                    await changes.closing.wait()
+            tasks = [asyncio.ensure_future(e.wait()) for e in [*waits.values(), changes.closing]]
+            try:
+                await asyncio.wait(tasks, timeout=STREAM_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for t in tasks:
+                    t.cancel()
+            fired = {t for t, e in waits.items() if e.is_set()}
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass  # the client left
+    return resp
 
 
 async def shared_summary(app: web.Application) -> dict[str, Any]:

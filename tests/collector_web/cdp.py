@@ -81,6 +81,10 @@ class Chromium:
         await self.send("Emulation.setDeviceMetricsOverride",
                         {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
         await self.send("Emulation.setTimezoneOverride", {"timezoneId": "Europe/Paris"})
+        # a French browser: the page speaks the browser's language, which --lang does not set in headless mode
+        agent = (await self.send("Browser.getVersion"))["userAgent"]
+        await self.send("Emulation.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "fr-FR"})
+        await self.send("Emulation.setLocaleOverride", {"locale": "fr-FR"})
         return self
 
     async def __aexit__(

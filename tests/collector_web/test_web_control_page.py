@@ -82,13 +82,13 @@ async def test_control_page_shows_the_fleet_and_follows_it_live(web: Web, browse
     assert "+25 %" in compare and "2,0 kWh" in compare
     # the map colours: Dijon half online (orange), Quetigny all, Chenôve none, Ahuy has no cabinet
     fills = await browser.evaluate(
-        "Object.fromEntries([...document.querySelectorAll('#map g.commune')].map("
+        "Object.fromEntries([...document.querySelectorAll('#map .commune')].map("
         "g => [g.dataset.insee, g.querySelector('circle.disc').getAttribute('fill')]))")
     assert (fills["21231"], fills["21515"], fills["21166"], fills["21003"]) == ("#e8a317", "#2e9e5b", "#d64545",
                                                                                   "#b8c0cc")
 
     # drill down: Dijon, then its first cabinet
-    await browser.evaluate("document.querySelector('#map g.commune[data-insee=\"21231\"]')"
+    await browser.evaluate("document.querySelector('#map .commune[data-insee=\"21231\"]')"
                            ".dispatchEvent(new MouseEvent('click', {bubbles: true}))")
     await browser.wait_for("document.querySelector('#detail h3')?.textContent === 'Dijon'")
     detail = await text(browser, "#detail")
@@ -115,7 +115,7 @@ async def test_control_page_shows_the_fleet_and_follows_it_live(web: Web, browse
     assert "Fuite d'eau" in await text(browser, "#alarms tbody")
     assert await browser.evaluate("window.__noReload") == 42
     assert await browser.evaluate("Number(document.body.dataset.updates)") > updates
-    fill = await browser.evaluate("document.querySelector('#map g.commune[data-insee=\"21166\"] circle.disc')"
+    fill = await browser.evaluate("document.querySelector('#map .commune[data-insee=\"21166\"] circle.disc')"
                                   ".getAttribute('fill')")
     assert fill == "#2e9e5b"
     errors = [line for line in browser.console if line.startswith("exception")]
@@ -150,7 +150,7 @@ async def test_page_and_assets_are_served_by_the_collector(web: Web) -> None:
     page = await web.get("/control/")
     assert page.status == 200 and page.content_type == "text/html"
     assert "http://" not in page.text and "https://" not in page.text  # no CDN, no external tiles
-    for name, ctype in (("app.js", "text/javascript"), ("app.css", "text/css")):
+    for name, ctype in (("shell.js", "text/javascript"), ("overview.js", "text/javascript"), ("app.css", "text/css")):
         reply = await web.get(f"/control/assets/{name}")
         assert (reply.status, reply.content_type) == (200, ctype)
         assert "https://" not in reply.text.replace("http://www.w3.org/2000/svg", "")

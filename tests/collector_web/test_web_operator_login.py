@@ -61,7 +61,7 @@ async def test_reads_need_an_operator_and_public_routes_stay_open(private: Web) 
     await private.add_cabinet("gw-1", "21231")
     await private.upload("gw-1", [sample(0, "lamp-1", now_ms() - 1000, energy_wh=5, lamp_on=True)])  # gateway token
     bearer = await private.add_operator()
-    for path in ("/api/v1/gateways", "/api/v1/communes", "/control/api/summary", "/control/assets/app.js",
+    for path in ("/api/v1/gateways", "/api/v1/communes", "/control/api/summary", "/control/assets/shell.js",
                  "/api/v1/control/presence"):
         refused = await private.get(path)
         assert refused.status == 401, path

@@ -35,10 +35,11 @@
   table.tHead.append(tr);
   const scroller = node("div");
   scroller.style.overflowX = "auto"; // a narrow screen scrolls the table, not the page
+  scroller.tabIndex = 0; // and a keyboard can scroll it too
   scroller.append(table);
   card.style.gridColumn = "1 / -1"; // the whole width: six columns of text
   card.append(head, scroller);
-  (document.querySelector("main.grid") || document.body).append(card);
+  CG.panel(card); // the overview shows it below its own cards
 
   function faultText(f) {
     const name = FAULTS[f.code] || f.code;

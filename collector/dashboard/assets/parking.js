@@ -37,11 +37,12 @@
   const scroll = (t) => {  // narrow screens: the table scrolls, the page does not
     const box = node("div");
     box.style.overflowX = "auto";
+    box.tabIndex = 0; // and a keyboard can scroll it too
     box.append(t);
     return box;
   };
   card.append(head, scroll(streets), scroll(zones), csv);
-  (document.querySelector("main.grid") || document.body).append(card);
+  CG.panel(card); // the overview shows it below its own cards
 
   function empty(body, cols, text) {
     const row = node("tr", "empty");

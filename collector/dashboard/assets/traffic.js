@@ -27,11 +27,12 @@
   table.tHead.append(tr);
   const scroller = node("div");
   scroller.style.overflowX = "auto"; // a narrow screen scrolls the table, not the page
+  scroller.tabIndex = 0; // and a keyboard can scroll it too
   scroller.append(table);
   const note = node("p", "note", "Véhicules comptés sur la dernière heure reçue de chaque carrefour ; * : comptage incomplet.");
   card.style.gridColumn = "1 / -1"; // the whole width, as the other panels of one table
   card.append(head, scroller, note);
-  (document.querySelector("main.grid") || document.body).append(card);
+  CG.panel(card); // the overview shows it below its own cards
 
   function render(junctions) {
     const body = table.tBodies[0];
