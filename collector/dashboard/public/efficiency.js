@@ -291,7 +291,9 @@
       width, height: width < 500 ? 220 : 300,
       scales: { x: { time: false, range: (u, lo, hi) => [lo - 15 * 86400, hi + 15 * 86400] } },
       axes: [
-        { values: (u, ticks) => ticks.map((v) => short.format(v * 1000)), splits: () => xs, space: 30 },
+        // a label a month, or every other (third...) month when they would not fit side by side
+        { values: (u, ticks) => ticks.map((v) => short.format(v * 1000)), space: 30,
+          splits: () => xs.filter((_, i) => i % Math.max(1, Math.ceil((xs.length * 62) / (width - 90))) === 0) },
         { label: "kWh", size: 70, values: (u, ticks) => ticks.map((v) => num(v, 0)) },
       ],
       series: [
