@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -130,6 +131,7 @@ async def main() -> None:
                 url = str(Path(tmp) / f"{label}.db")
                 results[label] = await city(url, n, args.rounds)
             else:
+                sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
                 from tests.store_testkit import new_pg_schema, pg_execute
 
                 schema, url = new_pg_schema()

@@ -22,7 +22,13 @@ async def lost_bus(collector: Collector, commune: str = "21231") -> str:
     return name
 
 
+async def settled(page: Page) -> None:
+    """The overview the login lands on has drawn its first summary (leaving it earlier races its first load)."""
+    await page.wait_for_function("Number(document.body.dataset.updates) >= 1 || !document.querySelector('#kpi-online')")
+
+
 async def open_list(page: Page, collector: Collector, gateway: str) -> None:
+    await settled(page)
     await page.goto(collector.url + "/control/#/alarms")
     await page.fill("#alarm-f-gateway", gateway)
     await page.press("#alarm-f-gateway", "Enter")
@@ -89,6 +95,7 @@ async def test_the_widget_is_above_the_fold_and_the_pages_fit_every_size(collect
         page = await new_page(width, height)
         await operator_login(page)
         await page.goto(collector.url + "/control/#/")
+        await settled(page)
         widget = page.locator("#alarm-widget")
         await expect(widget.locator("li[data-alarm]").first).to_be_visible()
         box = await widget.bounding_box()
