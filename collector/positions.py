@@ -107,9 +107,12 @@ class PositionStore(Protocol):
     async def config_positions(self) -> dict[tuple[str, str], tuple[float, float, int]]:
         """(gateway, device) -> (lat, lon, ts_ms) of each device's newest `device_position` event."""
 
-    async def lamp_readings(self) -> list[LampReading]:
-        """Every lamp (a device that reported `lamp_on`) with its newest reading time, `lamp_on` and the
-        newest `level_pct` it reported."""
+    async def position_marks(self) -> tuple[Any, ...]:
+        """A fingerprint of every position: it moves whenever one is written (an index-only count)."""
+
+    async def lamp_readings(self, gateways: Sequence[str] | None = None) -> list[LampReading]:
+        """Every lamp (a device that reported `lamp_on`), of these gateways or all, with its newest reading
+        time, `lamp_on` and the newest `level_pct` it reported."""
 
     async def latest_codes(self, codes: Sequence[str], since_ms: int) -> dict[tuple[str, str], tuple[str, int]]:
         """(gateway, device) -> (code, ts_ms) of each device's newest event among `codes` since then."""
@@ -155,7 +158,15 @@ class PositionQueries(SqlPrimitives):
                 out[(str(name), str(device))] = (float(lat), float(lon), int(ts_ms))
         return out
 
-    async def lamp_readings(self) -> list[LampReading]:
+    async def position_marks(self) -> tuple[Any, ...]:
+        events = await self._ctl_rows("SELECT COUNT(*), MAX(id) FROM events WHERE code = $1", POSITION_EVENT)
+        imported = await self._ctl_rows("SELECT COUNT(*), MAX(updated_ms) FROM device_position")
+        return (*events[0], *imported[0])
+
+    async def lamp_readings(self, gateways: Sequence[str] | None = None) -> list[LampReading]:
+        if gateways is not None and not gateways:
+            return []
+        clause = "" if gateways is None else f" AND g.name IN ({marks(2, len(gateways))})"
         # the newest sample that carries level_pct, an index seek back from the newest one (samples_by_device):
         # with report by exception a newer sample may carry only what changed (power_w)
         rows = await self._ctl_rows(
@@ -163,7 +174,7 @@ class PositionQueries(SqlPrimitives):
             " WHERE s.gateway_id = d.gateway_id AND s.device = d.device AND CAST(s.vals AS TEXT) LIKE $1"
             " ORDER BY s.ts_ms DESC, s.seq DESC LIMIT 1)"
             " FROM device_state d JOIN gateways g ON g.id = d.gateway_id"
-            " WHERE d.lamp_on IS NOT NULL AND g.removed_ms IS NULL", '%"level_pct"%')
+            f" WHERE d.lamp_on IS NOT NULL AND g.removed_ms IS NULL{clause}", '%"level_pct"%', *(gateways or ()))
         out = []
         for name, device, last, on, vals in rows:
             values = orjson.loads(vals) if isinstance(vals, str | bytes) else (vals or {})

@@ -30,7 +30,9 @@ cabinet's (`cabinet`); a lamp with neither is left off the map and counted in `u
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import logging
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -39,16 +41,21 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from citygate_wire.batch import Batch
 from citygate_wire.common import now_ms
 from collector.access import has_role
-from collector.appkeys import STORE, TERRITORY
+from collector.appkeys import INGEST_LISTENERS, STORE, TERRITORY
 from collector.credentials import POLICE
+from collector.dashboard.routes import add_stream_topic
 from collector.live import CHANGES
+from collector.model import Gateway, IngestResult
 from collector.online import GatewayStatus, fleet
 from collector.params import invalid, parse_int
-from collector.positions import Located, device_positions
+from collector.positions import LampReading, Located, device_positions
 from collector.store import Store
 
+log = logging.getLogger("citygate.collector.map")
+TOPIC = "map"  # CHANGES topic: what the map shows may have changed (a batch stored)
 TILE_ENV = "CITYGATE_TILE_URL"
 ATTRIBUTION_ENV = "CITYGATE_TILE_ATTRIBUTION"
 #: the tile URL template the page uses ("" for none); `create_app` callers may set it, else $CITYGATE_TILE_URL
@@ -65,6 +72,8 @@ RECENT_COMMANDS = 2000
 #: a state rebuilt at most this often however often batches arrive, and at least this often (time
 #: makes a lamp stale, another instance's writes come without a local change)
 MIN_REBUILD_S, MAX_AGE_S = 1.0, 5.0
+FULL_READ_S = 30.0
+READ_BATCH = 500  # gateways a readings statement names
 HISTORY = 32  # stamps a delta can start from
 SOURCE_LETTER = {"config": "c", "import": "i", "cabinet": "b"}
 STATES = {"O": "on", "D": "dimmed", "X": "off", "F": "failed", "U": "unreachable"}
@@ -86,12 +95,20 @@ class Lamp:
     source: str  # config | import | cabinet
 
 
+#: (state: a letter of STATES, level: -1 unknown, overridden, why: of an unreachable lamp gateway_offline |
+#: communication_lost | stale | never_read); a tuple: 34,000 of them are made at every rebuild
+LampState = tuple[str, int, bool, str | None]
+
+
 @dataclass(frozen=True, slots=True)
-class LampState:
-    state: str  # a letter of STATES
-    level: int  # -1: unknown
-    overridden: bool
-    why: str | None  # of an unreachable lamp: gateway_offline | communication_lost | stale | never_read
+class Layout:
+    """Where each lamp stands: made again only when a position, a cabinet or the set of lamps changed."""
+
+    signature: tuple[Any, ...]
+    digest: str
+    lamps: list[Lamp]
+    keys: list[tuple[str, str]]
+    unplaced: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +124,28 @@ class Snapshot:
 
 @dataclass
 class MapCache:
+    """The snapshot and what it is built from. Positions are read again only when their fingerprint
+    moved; readings only for the gateways whose batches this process stored since (`dirty`), and all of
+    them every FULL_READ_S (another instance's batches): at the metropolis a full read is 1-3 s of the
+    collector's time, a gateway's a millisecond."""
+
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     current: Snapshot | None = None
     at: float = 0.0
     version: int = -1
     next_stamp: int = 1
     history: OrderedDict[int, Snapshot] = field(default_factory=OrderedDict)
+    position_marks: tuple[Any, ...] | None = None
+    positions: dict[tuple[str, str], Located] = field(default_factory=dict)
+    readings: dict[tuple[str, str], LampReading] = field(default_factory=dict)
+    read_at: float = -1e9
+    dirty: set[str] = field(default_factory=set)
+    new_lamps: bool = True  # a reading came from a lamp the layout does not hold
+    min_rebuild_s: float = MIN_REBUILD_S
+    max_age_s: float = MAX_AGE_S
+    layout: Layout | None = None
+    warming: asyncio.Task[None] | None = None
+    refreshing: asyncio.Task[None] | None = None
 
 
 MAP_CACHE = web.AppKey("map_cache", MapCache)
@@ -125,7 +158,17 @@ def add_map_routes(app: web.Application) -> None:
     if problem is not None:
         raise ValueError(f"{TILE_ENV}: {problem}")
     app.setdefault(TILE_ATTRIBUTION, os.environ.get(ATTRIBUTION_ENV, "").strip())
-    app[MAP_CACHE] = MapCache()
+    cache = app[MAP_CACHE] = MapCache()
+    changes = app[CHANGES]
+
+    def ingested(gateway: Gateway, batch: Batch, result: IngestResult) -> None:
+        cache.dirty.add(gateway.name)
+        changes.notify(TOPIC)
+
+    app[INGEST_LISTENERS].append(ingested)
+    add_stream_topic(app, TOPIC)  # the page hears of it (a `change` event) and asks for the delta
+    app.on_startup.append(_warm_up)
+    app.on_cleanup.append(_cool_down)
     app.router.add_get("/control/api/map/config", get_config)
     app.router.add_get("/control/api/map/layers", get_layers)
     app.router.add_get("/control/api/map/states", get_states)
@@ -199,25 +242,88 @@ async def get_states(request: web.Request) -> web.Response:
 # -- the snapshot --------------------------------------------------------------------------------
 
 
+async def _warm_up(app: web.Application) -> None:
+    """Build the first snapshot as the collector starts, so the first page need not wait for it."""
+    app[MAP_CACHE].warming = asyncio.create_task(_refresh(app))
+
+
+async def _cool_down(app: web.Application) -> None:
+    for task in (app[MAP_CACHE].warming, app[MAP_CACHE].refreshing):
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _readings(store: Store, cache: MapCache, loop_now: float) -> dict[tuple[str, str], LampReading]:
+    if loop_now - cache.read_at > FULL_READ_S:
+        cache.dirty.clear()
+        readings = {(r.gateway, r.device): r for r in await store.lamp_readings()}
+        cache.new_lamps |= readings.keys() != cache.readings.keys()
+        cache.readings, cache.read_at = readings, loop_now
+    elif cache.dirty:
+        dirty = sorted(cache.dirty)
+        cache.dirty.clear()
+        for start in range(0, len(dirty), READ_BATCH):
+            for r in await store.lamp_readings(dirty[start:start + READ_BATCH]):
+                key = (r.gateway, r.device)
+                cache.new_lamps |= key not in cache.readings
+                cache.readings[key] = r
+    return cache.readings
+
+
+async def _positions(store: Store, cache: MapCache) -> dict[tuple[str, str], Located]:
+    marks_ = await store.position_marks()
+    if marks_ != cache.position_marks:
+        cache.positions, cache.position_marks = await device_positions(store), marks_
+    return cache.positions
+
+
 async def snapshot(app: web.Application) -> Snapshot:
-    """The map's cabinets and lamps with their states, rebuilt when something changed (at most every
-    MIN_REBUILD_S) or MAX_AGE_S passed; shared by every request of this process."""
+    """The map's cabinets and lamps with their states, shared by every request of this process. The
+    first is built before answering; later ones, when something changed (at most every MIN_REBUILD_S)
+    or MAX_AGE_S passed, in the background while requests get the current one (a rebuild of the
+    metropolis is 0.2-1 s of the collector's time): when the states moved, the map topic fires and the
+    pages ask for the delta."""
+    cache = app[MAP_CACHE]
+    if cache.current is None:
+        await _refresh(app)
+    elif _due(app, cache) and (cache.refreshing is None or cache.refreshing.done()):
+        cache.refreshing = asyncio.create_task(_refresh(app))
+    assert cache.current is not None
+    return cache.current
+
+
+def _due(app: web.Application, cache: MapCache) -> bool:
+    age = asyncio.get_running_loop().time() - cache.at
+    return age > cache.max_age_s or (app[CHANGES].version != cache.version and age >= cache.min_rebuild_s)
+
+
+async def _refresh(app: web.Application) -> None:
     cache = app[MAP_CACHE]
     async with cache.lock:
+        if cache.current is not None and not _due(app, cache):
+            return  # built while this one waited for the lock
         loop_now, version = asyncio.get_running_loop().time(), app[CHANGES].version
-        age = loop_now - cache.at
-        if cache.current is None or age > MAX_AGE_S or (version != cache.version and age >= MIN_REBUILD_S):
-            built = await _build(app, cache.next_stamp)
-            cache.at, cache.version = loop_now, version
-            prev = cache.current
-            if prev is None or (built.layout, built.states, _online(built)) != (prev.layout, prev.states, _online(prev)):
-                cache.next_stamp += 1
-                cache.current = built
-                cache.history[built.stamp] = built
-                while len(cache.history) > HISTORY:
-                    cache.history.popitem(last=False)
-        assert cache.current is not None
-        return cache.current
+        try:
+            built = await _build(app, cache, cache.next_stamp)
+        except Exception:
+            if cache.current is None:
+                raise
+            log.exception("the map's states could not be rebuilt; the last ones are served")
+            cache.at = loop_now
+            return
+        cache.at, cache.version = loop_now, version
+        prev = cache.current
+        if prev is None or (built.layout, built.states, _online(built)) != (prev.layout, prev.states, _online(prev)):
+            cache.next_stamp += 1
+            cache.current = built
+            cache.history[built.stamp] = built
+            while len(cache.history) > HISTORY:
+                cache.history.popitem(last=False)
+            if prev is not None:
+                app[CHANGES].notify(TOPIC)
+                cache.version = app[CHANGES].version  # its own news is no reason to rebuild
 
 
 def _online(snap: Snapshot) -> str:
@@ -249,39 +355,16 @@ async def _overridden(store: Store, now: int) -> set[tuple[str, str]]:
     return {k for k, end in until.items() if end > now and k not in ended}
 
 
-def _judge(reading: Any, online: bool, lost: bool, failed: bool, now: int) -> tuple[str, int, str | None]:
-    if not online:
-        return "U", -1 if reading is None or reading.level_pct is None else round(reading.level_pct), "gateway_offline"
-    if reading is None:
-        return "U", -1, "never_read"
-    level = -1 if reading.level_pct is None else round(reading.level_pct)
-    if lost:
-        return "U", level, "communication_lost"
-    if reading.last_ts_ms is None or now - reading.last_ts_ms > STALE_AFTER_MS:
-        return "U", level, "stale"
-    if failed:
-        return "F", level, None
-    if level == 0 or (level < 0 and reading.lamp_on is False):
-        return "X", level, None
-    if 0 < level < 100:
-        return "D", level, None
-    return "O", level, None
-
-
-async def _build(app: web.Application, stamp: int) -> Snapshot:
-    store = app[STORE]
-    now = now_ms()
-    source, gateways = await fleet(app, now)
-    gateways.sort(key=lambda g: g.name)
+def _layout(cache: MapCache, gateways: list[GatewayStatus], positions: dict[tuple[str, str], Located],
+            readings: dict[tuple[str, str], LampReading]) -> Layout:
+    signature = (cache.position_marks, tuple((g.name, g.lat, g.lon) for g in gateways))
+    if cache.layout is not None and cache.layout.signature == signature and not cache.new_lamps:
+        return cache.layout
+    cache.new_lamps = False
     index = {g.name: i for i, g in enumerate(gateways)}
-    positions: dict[tuple[str, str], Located] = await device_positions(store)
-    readings = {(r.gateway, r.device): r for r in await store.lamp_readings()}
-    imported = {k for k, p in positions.items() if p.source == "import"}
-    failed = {(f.gateway, f.device) for f in await store.open_lamp_faults()}
-    comm = await store.latest_codes((LOST, RESTORED), now - COMM_WINDOW_MS)
-    overridden = await _overridden(store, now)
+    imported = [k for k, p in positions.items() if p.source == "import"]
     lamps: list[Lamp] = []
-    states: list[LampState] = []
+    keys: list[tuple[str, str]] = []
     unplaced = 0
     for key in sorted({k for k in (*readings, *imported) if k[0] in index}):
         gw = gateways[index[key[0]]]
@@ -294,14 +377,53 @@ async def _build(app: web.Application, stamp: int) -> Snapshot:
             unplaced += 1
             continue
         lamps.append(Lamp(index[key[0]], key[1], round(lat, 6), round(lon, 6), src))
-        state, level, why = _judge(readings.get(key), gw.online, comm.get(key, ("",))[0] == LOST, key in failed, now)
-        states.append(LampState(state, level, key in overridden, why))
+        keys.append(key)
     digest = hashlib.blake2b(digest_size=8)
     for g in gateways:
         digest.update(f"{g.name}\0{g.lat}\0{g.lon}\n".encode())
     for lamp in lamps:
         digest.update(f"{lamp.cabinet}\0{lamp.device}\0{lamp.lat}\0{lamp.lon}\0{lamp.source}\n".encode())
-    return Snapshot(stamp, digest.hexdigest(), source, gateways, lamps, states, unplaced)
+    cache.layout = Layout(signature, digest.hexdigest(), lamps, keys, unplaced)
+    return cache.layout
+
+
+def _judge(reading: LampReading | None, online: bool, lost: bool, failed: bool, fresh_after: int) -> tuple[str, int, str | None]:
+    level = -1 if reading is None or reading.level_pct is None else round(reading.level_pct)
+    if not online:
+        return "U", level, "gateway_offline"
+    if reading is None:
+        return "U", -1, "never_read"
+    if lost:
+        return "U", level, "communication_lost"
+    if reading.last_ts_ms is None or reading.last_ts_ms < fresh_after:
+        return "U", level, "stale"
+    if failed:
+        return "F", level, None
+    if level == 0 or (level < 0 and reading.lamp_on is False):
+        return "X", level, None
+    if 0 < level < 100:
+        return "D", level, None
+    return "O", level, None
+
+
+async def _build(app: web.Application, cache: MapCache, stamp: int) -> Snapshot:
+    store = app[STORE]
+    now = now_ms()
+    source, gateways = await fleet(app, now)
+    gateways.sort(key=lambda g: g.name)
+    positions = await _positions(store, cache)
+    readings = await _readings(store, cache, asyncio.get_running_loop().time())
+    layout = _layout(cache, gateways, positions, readings)
+    failed = {(f.gateway, f.device) for f in await store.open_lamp_faults()}
+    lost = {k for k, (code, _) in (await store.latest_codes((LOST, RESTORED), now - COMM_WINDOW_MS)).items() if code == LOST}
+    overridden = await _overridden(store, now)
+    online = [g.online for g in gateways]
+    fresh_after = now - STALE_AFTER_MS
+    states: list[LampState] = []
+    for lamp, key in zip(layout.lamps, layout.keys, strict=True):
+        state, level, why = _judge(readings.get(key), online[lamp.cabinet], key in lost, key in failed, fresh_after)
+        states.append((state, level, key in overridden, why))
+    return Snapshot(stamp, layout.digest, source, gateways, layout.lamps, states, layout.unplaced)
 
 
 # -- answers -------------------------------------------------------------------------------------
@@ -323,9 +445,9 @@ def _full_states(snap: Snapshot) -> dict[str, Any]:
     return {
         "stamp": snap.stamp, "layout": snap.layout, "full": True,
         "cabinets": {"online": _online(snap)},
-        "lamps": {"state": "".join(s.state for s in snap.states), "level": [s.level for s in snap.states],
-                  "overridden": [i for i, s in enumerate(snap.states) if s.overridden],
-                  "why": {str(i): s.why for i, s in enumerate(snap.states) if s.why is not None}},
+        "lamps": {"state": "".join(s[0] for s in snap.states), "level": [s[1] for s in snap.states],
+                  "overridden": [i for i, s in enumerate(snap.states) if s[2]],
+                  "why": {str(i): s[3] for i, s in enumerate(snap.states) if s[3] is not None}},
     }
 
 
@@ -334,8 +456,7 @@ def _delta(before: Snapshot, snap: Snapshot) -> dict[str, Any]:
     return {
         "stamp": snap.stamp, "layout": snap.layout, "full": False, "since": before.stamp,
         "cabinets": {"changed": [[i, int(new[i])] for i in range(len(new)) if new[i] != old[i]]},
-        "lamps": {"changed": [[i, s.state, s.level, s.overridden, s.why]
-                              for i, (s, b) in enumerate(zip(snap.states, before.states, strict=True)) if s != b]},
+        "lamps": {"changed": [[i, *s] for i, (s, b) in enumerate(zip(snap.states, before.states, strict=True)) if s != b]},
     }
 
 

@@ -3,15 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
+import pytest
 from web_testkit import Web, event, now_ms, sample
 
 from citygate_wire.mqtt import Ack, Command
+from collector.app import create_app, start
+from collector.dashboard.map import MAP_CACHE
 from collector.positions import DevicePosition
+from collector.store import Store
 
 DIJON = "21231"
+
+
+@pytest.fixture
+async def web(store: Store) -> AsyncIterator[Web]:
+    """The collector with a map that rebuilds its states at once (the real one waits a second between
+    rebuilds, 5 s for what it cannot see change): these tests would wait for nothing else."""
+    app = create_app(store)
+    app[MAP_CACHE].min_rebuild_s = app[MAP_CACHE].max_age_s = 0.0
+    runner, url = await start(app, "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+            yield Web(url, store, session)
+    finally:
+        await runner.cleanup()
 
 
 async def layers(web: Web, until: Callable[[dict[str, Any]], bool] = lambda d: True, query: str = "") -> dict[str, Any]:
@@ -146,7 +165,7 @@ async def test_bad_parameters_are_refused_with_a_problem(web: Web) -> None:
 
 async def test_layers_asked_are_the_layers_given_and_answers_are_compressed(web: Web) -> None:
     await web.add_cabinet("gw-a", DIJON, lat=47.32, lon=5.04)
-    doc = await layers(web, query="?layers=cabinets,junctions")
+    doc = await layers(web, lambda d: d["cabinets"]["name"] == ["gw-a"], query="?layers=cabinets,junctions")
     assert "lamps" not in doc and doc["cabinets"]["name"] == ["gw-a"] and doc["junctions"] == []
     reply = await web.get("/control/api/map/layers", headers={"Accept-Encoding": "gzip"})
     assert reply.headers.get("Content-Encoding") == "gzip"
