@@ -8,12 +8,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
 
 from tests.pg_server import stop_own_server
 from tests.store_testkit import new_pg_schema, pg_execute
 
 if TYPE_CHECKING:
     from collector.store import Store
+
+# Hypothesis fails an example slower than its deadline (200 ms by default): on a machine whose two cores
+# run a dozen test processes a decoder call can wait that long for the CPU, and the failure says nothing
+# of the code. Two seconds still catches a decoder that goes quadratic on an input.
+settings.register_profile("citygate", deadline=2000)
+settings.load_profile("citygate")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -120,12 +120,13 @@ def test_read_is_a_live_read_and_a_dead_or_unknown_device_is_one_line(cabinet: C
 
 
 def test_lamp_override_holds_the_level_then_expires_by_itself_and_is_audited(cabinet: Cabinet) -> None:
-    code, doc = cli_json("lamp", "set", "lamp-2", "--level", "30", "--for", "3s", *cabinet.sock())
+    # 10 s: the two CLI calls below must see the override, each a process start on a loaded machine
+    code, doc = cli_json("lamp", "set", "lamp-2", "--level", "30", "--for", "10s", *cabinet.sock())
     assert code == 0, doc
     assert doc["via"] == "direct" and doc["feedback_level_pct"] == 30 and doc["restore_pct"] == 70
     assert cli_json("read", "lamp-2", *cabinet.sock())[1]["values"]["level_pct"] == 30
     assert devices_by_id(cabinet)["lamp-2"]["override"]["level_pct"] == 30
-    wait_until(lambda: cli_json("read", "lamp-2", *cabinet.sock())[1]["values"]["level_pct"] == 70, 30,
+    wait_until(lambda: cli_json("read", "lamp-2", *cabinet.sock())[1]["values"]["level_pct"] == 70, 60,
                "lamp-2 back to its level after the override")
     assert devices_by_id(cabinet)["lamp-2"]["override"] is None
     _, events = cli_json("events", *cabinet.sock())
