@@ -34,7 +34,7 @@ log = logging.getLogger("citygate.collector.reports")
 TOPIC = "reports"
 #: a located lamp-out report is about a faulty lamp of a cabinet at most this far away
 NEAR_LAMP_M = 150.0
-MIN_GAP_S = 2.0
+MIN_GAP_S = 5.0  # at most this often: a metropolis posts batches every few milliseconds
 POLL_S = 15.0
 #: open lamp requests looked at in one pass (the oldest first would need another index: newest first)
 MAX_OPEN = 10_000
