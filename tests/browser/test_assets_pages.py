@@ -80,6 +80,8 @@ async def test_from_a_cabinet_to_a_lamp_and_its_charts(collector: Collector, new
         assert await chart_points(page, "Puissance et tension") >= 30
         assert await chart_points(page, "Énergie et heures") >= 1
         await expect(page.locator(".asset-card", has=page.locator("h2", has_text="Programme"))).to_contain_text("eco")
+        # an operator may dim it from its page (commands.js makes the command; its own tests send it)
+        await expect(page.locator(".asset-facts").get_by_role("button", name="Graduer…")).to_be_visible()
         await shot(page, "lamp")
         await no_horizontal_scroll(page)
         if width != 1366:

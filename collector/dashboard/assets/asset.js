@@ -47,7 +47,7 @@
       "asset.groups": "Groupes d'éclairage", "asset.noGroups": "Aucun groupe connu.",
       "asset.supply": "Tension d'alimentation (moyenne, min, max des appareils)",
       "asset.cabinetDays": "Énergie par jour de l'armoire",
-      "asset.junctionNow": "Maintenant", "asset.signalMode": "Mode", "asset.plan": "Plan", "asset.stage": "Phase", "asset.central": "Commande centrale",
+      "asset.junctionNow": "Maintenant", "asset.changeMode": "Orange clignotant, éteint ou normal…", "asset.signalMode": "Mode", "asset.plan": "Plan", "asset.stage": "Phase", "asset.central": "Commande centrale",
       "asset.yes": "oui", "asset.no": "non",
       "asset.planTable": "Plans exécutés sur la période", "asset.duration": "Durée", "asset.entered": "Entrées",
       "asset.changes": "Changements de mode et de plan", "asset.commands": "Commandes",
@@ -91,7 +91,7 @@
       "asset.groups": "Lighting groups", "asset.noGroups": "No group known.",
       "asset.supply": "Supply voltage (mean, min, max of the devices)",
       "asset.cabinetDays": "The cabinet's energy per day",
-      "asset.junctionNow": "Now", "asset.signalMode": "Mode", "asset.plan": "Plan", "asset.stage": "Stage", "asset.central": "Central control",
+      "asset.junctionNow": "Now", "asset.changeMode": "Flashing amber, dark or normal…", "asset.signalMode": "Mode", "asset.plan": "Plan", "asset.stage": "Stage", "asset.central": "Central control",
       "asset.yes": "yes", "asset.no": "no",
       "asset.planTable": "Plans run in the period", "asset.duration": "Duration", "asset.entered": "Entered",
       "asset.changes": "Mode and plan changes", "asset.commands": "Commands",
@@ -190,7 +190,15 @@
       ...opts,
       axes: [{ ...axes[0], values: days ? dayLabels : timeLabels, space: 70 }, ...axes.slice(1)],
     };
-    if (days) base.scales = { ...(base.scales || {}), x: { time: true, range: (u, lo, hi) => [lo - 43200, hi + 43200] } };
+    if (days) {  // a label on a day's bar, every day or every few days as the width allows
+      const xs = data[0];
+      base.axes[0].splits = (u) => xs.filter((_, i) => i % Math.max(1, Math.ceil((xs.length * 60) / Math.max(1, u.bbox.width / devicePixelRatio))) === 0);
+    }
+    if (days) {  // fixed: with one day only, uPlot's own x range spans years
+      const xs = data[0];
+      base.scales = { ...(base.scales || {}), x: { time: true, auto: false,
+                                                    range: [Math.min(...xs) - 43200, Math.max(...xs) + 43200] } };
+    }
     const u = new uPlot(base, data, box);
     let width = box.clientWidth;
     const observer = new ResizeObserver(() => {
@@ -227,6 +235,11 @@
 
   // -- a lamp ---------------------------------------------------------------------------------------
 
+  /** The command buttons (commands.js) the operator's rank allows for `target`, or nothing. */
+  function commandButtons(target) {
+    return CG.commands && typeof CG.commands.buttons === "function" ? CG.commands.buttons(target) : null;
+  }
+
   function lampFacts(doc) {
     const v = doc.latest.values || {};
     const fault = doc.open_faults[0];
@@ -242,7 +255,8 @@
     return el("section", { class: "card asset-card asset-facts" },
       el("dl", { class: "asset-dl" }, facts.flatMap(([k, val]) => [el("dt", {}, k), el("dd", {}, val)])),
       el("p", { class: fault ? "pill down" : "pill ok" },
-         fault ? CG.t("asset.fault", { since: CG.fmtTime(fault.since_ms, "datetime") }) : CG.t("asset.noFault")));
+         fault ? CG.t("asset.fault", { since: CG.fmtTime(fault.since_ms, "datetime") }) : CG.t("asset.noFault")),
+      commandButtons({ gateway: doc.gateway, lamp: doc.device, label: CG.t("asset.lamp", { device: doc.device }) }));
   }
 
   function programCard(group, programs) {
@@ -356,7 +370,11 @@
       const groups = card(CG.t("asset.groups"), table([CG.t("asset.group", { group: "" }).trim(), CG.t("asset.programName"), CG.t("asset.level"), CG.t("asset.lastSwitch")],
         doc.groups.map((g) => el("tr", {}, el("td", {}, g.group), el("td", {}, g.program || CG.MISSING),
                                   el("td", { class: "num" }, g.level_pct === null ? CG.MISSING : `${num(g.level_pct, 0)} %`),
-                                  el("td", {}, CG.fmtTime(g.last_switch_ms, "datetime")))), CG.t("asset.noGroups"), [false, false, true, false]));
+                                  el("td", {}, CG.fmtTime(g.last_switch_ms, "datetime")))), CG.t("asset.noGroups"), [false, false, true, false]),
+        ...doc.groups.map((g) => {
+          const buttons = commandButtons({ gateway: doc.gateway, group: g.group, label: CG.t("asset.group", { group: g.group }) });
+          return buttons ? el("div", { class: "asset-group-cmd" }, el("h3", { class: "asset-sub" }, CG.t("asset.group", { group: g.group })), buttons) : null;
+        }));
       view.append(head, el("div", { class: "asset-grid" }, lamps, energy.section, volts.section, alarms, groups,
                            programCard(null, doc.programs)));
       state.cleanups.push(plot(energy.box, [bars(CG.t("asset.energy_kwh"), COLORS.energy, "rgba(47, 111, 223, .45)"),
@@ -381,10 +399,14 @@
     const doc = await CG.api(`/control/api/junctions/${path}?${rangeQuery("24h")}`);
     const name = doc.junction || `${doc.gateway} / ${doc.device}`;
     const c = doc.current || {};
+    const modeButton = doc.junction && CG.commands && CG.commands.can("junctionMode")
+      ? el("button", { type: "button", class: "btn", onclick: () => CG.commands.junctionMode(doc.junction) }, CG.t("asset.changeMode"))
+      : null;
     const now = card(CG.t("asset.junctionNow"), el("dl", { class: "asset-dl" },
       [[CG.t("asset.signalMode"), modeName(c.mode)], [CG.t("asset.plan"), c.plan ? String(c.plan) : CG.MISSING],
        [CG.t("asset.stage"), c.stage ? String(c.stage) : CG.MISSING], [CG.t("asset.central"), yesNo(c.central)],
-       [CG.t("asset.lastReading"), CG.fmtTime(c.ts_ms, "datetime")]].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])));
+       [CG.t("asset.lastReading"), CG.fmtTime(c.ts_ms, "datetime")]].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
+      modeButton);
     const plans = card(CG.t("asset.planTable"), table([CG.t("asset.signalMode"), CG.t("asset.plan"), CG.t("asset.duration"), CG.t("asset.entered")],
       doc.plans.map((p) => el("tr", {}, el("td", {}, modeName(p.mode)), el("td", { class: "num" }, p.plan ? String(p.plan) : CG.MISSING),
                               el("td", { class: "num" }, duration(p.duration_ms)), el("td", { class: "num" }, String(p.entered)))),
