@@ -107,7 +107,9 @@ async def test_a_communes_energy_a_junction_and_english(collector: Collector, ne
     ])
     page = await new_page(1366, 768)
     await log_in(page, operator_login)
-    await page.goto(f"{collector.url}/control/#/commune/21231/charts")
+    await page.goto(f"{collector.url}/control/#/cabinet/{lamps}")
+    await page.click("text=Énergie de Dijon par jour")  # from a cabinet to its commune's charts
+    await expect(page).to_have_url(f"{collector.url}/control/#/commune/21231/charts")
     await expect(page.locator(".asset-title")).to_have_text("Énergie de Dijon")
     assert await chart_points(page, "Énergie par jour") > 0
     await shot(page, "commune")
