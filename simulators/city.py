@@ -212,6 +212,7 @@ class Counters:
     reports: int = 0
     reports_refused: int = 0
     mqtt_connects: int = 0
+    closed_socket_callbacks: int = 0
 
 
 class Gateway:
@@ -544,6 +545,21 @@ class City:
 
     async def run(self, until: asyncio.Event | None = None) -> None:
         """Every cabinet until `until` is set (or for ever)."""
+        loop = asyncio.get_running_loop()
+        default = loop.get_exception_handler()
+
+        def quiet_closed_sockets(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            # paho asks the loop to watch a socket it has just closed when a connect times out (a
+            # thousand cabinets connecting at once): nothing is lost, the cabinet connects again
+            if isinstance(context.get("exception"), OSError) and "add_writer" in str(context.get("handle", "")):
+                self.counters.closed_socket_callbacks += 1
+                return
+            if default is not None:
+                default(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(quiet_closed_sockets)
         connector = aiohttp.TCPConnector(limit=200)
         async with aiohttp.ClientSession(connector=connector) as self.http:
             async with asyncio.TaskGroup() as tg:
