@@ -45,14 +45,17 @@
     return CG.MISSING;
   }
 
-  /** Run `load` now and at every change of the reports (coalesced); returns the function that stops it. */
+  /** Run `load` now and at every change of the reports (coalesced), and once more when the first summary
+   * comes (the communes' names); returns the function that stops it. */
   function live(load) {
     let pending = null;
     let stopped = false;
     const run = () => { pending = null; if (!stopped) load(); };
     const off = CG.on("change", (d) => { if (d && d.topic === TOPIC && !pending) pending = setTimeout(run, 250); });
+    let offSummary = null;
+    if (!CG.last("summary")) offSummary = CG.on("summary", () => { offSummary(); offSummary = null; run(); });
     load();
-    return () => { stopped = true; off(); if (pending) clearTimeout(pending); };
+    return () => { stopped = true; off(); if (offSummary) offSummary(); if (pending) clearTimeout(pending); };
   }
 
   function field(id, label, control) {
@@ -70,14 +73,19 @@
     const communes = L.layerGroup().addTo(map);
     const points = L.layerGroup().addTo(map);
     map.setView([47.32, 5.04], 11);
-    const summary = CG.last("summary");
-    for (const c of (summary && summary.communes) || []) {
-      if (typeof c.lat !== "number") continue;
-      L.circleMarker([c.lat, c.lon], { radius: 3, color: "#8a94a6", weight: 1, fillOpacity: 0.4, interactive: false })
-        .bindTooltip(c.name, { permanent: false }).addTo(communes);
-    }
+    let placed = false;
+    const placeCommunes = () => {  // the territory's communes as grey points: where the reports are
+      const summary = CG.last("summary");
+      if (placed || !summary) return;
+      placed = true;
+      for (const c of summary.communes || []) {
+        if (typeof c.lat !== "number") continue;
+        L.circleMarker([c.lat, c.lon], { radius: 3, color: "#8a94a6", weight: 1, fillOpacity: 0.4, interactive: false }).addTo(communes);
+      }
+    };
     return {
       draw(reports) {
+        placeCommunes();
         points.clearLayers();
         const bounds = [];
         for (const r of reports) {
@@ -216,8 +224,9 @@
       CG.toast(t(same ? "reports.note.done" : "reports.move.done", { id: r.service_request_id, state: t(`reports.state.${state}`) }), "ok");
       return true;
     } catch (err) {
-      CG.toast(t("reports.failed", { detail: err.detail || err.message }), "error");
-      return false;
+      // 409: someone (an operator, the repaired lamp) moved it meanwhile: say so and show it as it is now
+      CG.toast(err.status === 409 ? t("reports.conflict", { id: r.service_request_id }) : t("reports.failed", { detail: err.detail || err.message }), "error");
+      return err.status === 409;
     }
   }
 
@@ -279,9 +288,10 @@
         [p.first_name, p.last_name].filter(Boolean).join(" ") || t("reports.anonymous"),
         p.email ? ` · ${p.email}` : "", p.phone ? ` · ${p.phone}` : "", p.attached ? ` · ${t("reports.attached")}` : "",
         p.description ? el("q", {}, p.description) : null)));
-      const history = el("ol", { class: "report-history" }, r.history.map((h) => el("li", {},
+      // no operator: the resident's report itself (the first row), else the collector (a repaired lamp)
+      const history = el("ol", { class: "report-history" }, r.history.map((h, i) => el("li", {},
         el("time", {}, CG.fmtTime(h.datetime, "datetime")), " ", statePill(h.state), " ",
-        h.operator || t("reports.system"), h.note ? el("q", {}, h.note) : null)));
+        h.operator || t(i === 0 ? "reports.resident" : "reports.system"), h.note ? el("q", {}, h.note) : null)));
       const mapBox = el("div", { class: "report-map small", role: "region", "aria-label": t("reports.map.one") });
       card.replaceChildren(
         el("div", { class: "card-head" }, el("h2", {}, t("reports.one.title", { id: r.service_request_id, service: serviceName(r.service_code) })),
@@ -382,6 +392,8 @@
       "reports.anonymous": "anonyme",
       "reports.attached": "rattaché",
       "reports.system": "collecteur",
+      "reports.resident": "habitant (Open311)",
+      "reports.conflict": "Le signalement {id} a changé entre-temps : le voici tel qu'il est, rien n'a été modifié.",
       "reports.reporters": "Habitants (données personnelles : usage interne)",
       "reports.history": "Historique",
       "reports.resident.page": "Voir la page du résident ↗",
@@ -482,6 +494,8 @@
       "reports.anonymous": "anonymous",
       "reports.attached": "attached",
       "reports.system": "collector",
+      "reports.resident": "resident (Open311)",
+      "reports.conflict": "Report {id} changed meanwhile: here it is as it is now, nothing was changed.",
       "reports.reporters": "Residents (personal data: internal use)",
       "reports.history": "History",
       "reports.resident.page": "See the resident's page ↗",
