@@ -59,14 +59,14 @@ class Fold:
         changed = False
         after = start
         while True:
-            rows = await self.store.alarm_sources(source, after, PAGE)
-            for row_id, occurrence in rows:
+            rows, last = await self.store.alarm_sources(source, after, PAGE)
+            for _, occurrence in rows:
                 changed |= (await self.store.fold_occurrence(occurrence, await self._commune(occurrence),
                                                              now_ms()))[1]
-                head = max(head, row_id)
-            if len(rows) < PAGE:
+            head = max(head, last)
+            if last == after:
                 break
-            after = rows[-1][0]
+            after = last
         await self._settle(source, head)
         return changed
 
