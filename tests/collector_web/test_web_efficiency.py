@@ -99,6 +99,11 @@ async def test_every_commune_has_a_row_a_month(web: Web) -> None:
     await seed(web)
     doc = (await web.get("/opendata/v1/efficiency.json?from=2026-11&to=2026-11")).doc
     assert sorted(r["commune_insee"] for r in doc["rows"]) == sorted(load_territory().communes)
+    # the metropolis pooled: only Dijon sent anything; its medians are over all the repairs and reports
+    (total,) = doc["total"]
+    assert (total["month"], total["lamps"], total["energy_kwh"], total["lamp_nights"], total["lamp_nights_lit"]) == \
+        ("2026-11", 2, 0.34, 4, 2)
+    assert (total["repair_median_h"], total["reports_received"], total["report_resolution_median_h"]) == (6.0, 2, 24.0)
 
 
 async def test_csv_plain_and_for_french_spreadsheets(web: Web) -> None:
