@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -31,8 +32,10 @@ from collector.appkeys import STORE
 from collector.control.link import ControlLink
 from collector.control.routes import LINK
 from collector.dburl import redact_url, sqlite_path
+from collector.errors import CollectorError
 from collector.live import CHANGES
 from collector.notify import connect_watched, install_pg_changes
+from collector.retention import Policy, periodic
 from collector.store_pg import split_schema
 
 log = logging.getLogger("citygate.collector")
@@ -134,6 +137,11 @@ def install_instances(app: web.Application, *, retry_s: float = 2.0) -> Leadersh
     url = app[STORE].url
     leadership = app[LEADERSHIP] = Leadership(None if sqlite_path(url) is not None else url, retry_s=retry_s)
     app.setdefault(JOBS, [])
+    try:
+        policy = Policy.from_env()
+    except ValueError as exc:
+        raise CollectorError(str(exc)) from None
+    app[JOBS].append(functools.partial(periodic, app[STORE], policy))
     install_pg_changes(app)
     link = app.get(LINK)
     if link is not None:

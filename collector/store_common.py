@@ -100,11 +100,15 @@ def state_from_row(row: Sequence[Any]) -> DeviceState:
 
 @dataclass(frozen=True, slots=True)
 class SeenSeqs:
-    """-> set[int]: the seqs of gateway `gid` between `lo` and `hi` already stored, sample or event."""
+    """-> set[int]: the seqs of gateway `gid` between `lo` and `hi` already stored, sample or event.
+    A record sent again is the same record, its time too: a store may look for the samples only
+    between `first_ts` and `last_ts`, the batch's times (PostgreSQL: only their monthly partitions)."""
 
     gid: int
     lo: int
     hi: int
+    first_ts: int = 0
+    last_ts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +178,8 @@ def ingest_steps(gateway: Gateway, records: Sequence[WireRecord]) -> Steps:
     last-seen time. Run inside one transaction."""
     gid = gateway.id
     lo, hi = records[0].seq, records[-1].seq
-    seen: set[int] = yield SeenSeqs(gid, lo, hi)
+    times = [r.ts_ms for r in records]
+    seen: set[int] = yield SeenSeqs(gid, lo, hi, min(times), max(times))
     new = [r for r in records if r.seq not in seen] if seen else records
     yield InsertSamples(gid, new)
     traffic = traffic_rows(gid, new)

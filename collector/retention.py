@@ -1,0 +1,300 @@
+"""Retention: raw samples kept `raw_days` (90 by default), events and the audit log their own time;
+the rollups (hour and day, by gateway and by commune) are kept for ever: they are what the
+years are read from.
+
+PostgreSQL: the samples are in monthly partitions; a month wholly older than the horizon is
+detached (`DETACH PARTITION ... CONCURRENTLY`: ingest into the current months goes on) and
+dropped, so the raw data of a month goes as one file, with no row deleted and no vacuum. A sample
+of a dropped month that arrives after all (a backlog older than the horizon) finds its partition
+made again, and goes at the next run. Events and the audit log are deleted in chunks by time.
+
+SQLite: rows are deleted in chunks of `chunk` rows, each its own short transaction on the store's
+writer thread, so a batch waits for at most one chunk (the longest write-lock hold is measured and
+reported). Samples are found by the (gateway, device, time) index, device by device, so a run costs
+what it deletes, not a scan of the table. The file does not shrink: its free pages take the next
+months' samples, so it stays at the size of the horizon's worth of data.
+
+`citygate-collector retention --dry-run` says what would go; `retention run` does it; a serving
+collector runs it every `CITYGATE_RETENTION_INTERVAL_S` (an hour; the first time an interval after
+it started) on the one instance that runs the background jobs (collector.instances). A duration of
+0 days keeps that kind for ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import sqlite3
+import textwrap
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from citygate_wire.common import now_ms
+from collector.cli_db import db_option, default_db
+from collector.errors import CollectorError, StoreError
+from collector.store import Store, open_store
+
+if TYPE_CHECKING:  # the CLI imports this module: the engines load with the store that needs them
+    from collector.store_pg import PgStore
+    from collector.store_sqlite import SqliteStore
+
+log = logging.getLogger("citygate.collector")
+
+DAY_MS = 86_400_000
+CHUNK = 250
+PARTITION = re.compile(r"samples_y(\d{4})m(\d{2})$")
+ENV_PREFIX = "CITYGATE_RETENTION_"
+
+
+@dataclass(frozen=True)
+class Policy:
+    raw_days: int = 90
+    events_days: int = 730
+    audit_days: int = 3650
+    interval_s: float = 3600.0
+
+    @classmethod
+    def from_env(cls) -> Policy:
+        """CITYGATE_RETENTION_RAW_DAYS, _EVENTS_DAYS, _AUDIT_DAYS, _INTERVAL_S; ValueError says what is wrong."""
+        values: dict[str, Any] = {}
+        for name in ("raw_days", "events_days", "audit_days", "interval_s"):
+            raw = os.environ.get(ENV_PREFIX + name.upper())
+            if raw is None:
+                continue
+            if not raw.isdigit() or (name == "interval_s" and int(raw) < 60):
+                what = "seconds, at least 60" if name == "interval_s" else "a whole number of days (0: for ever)"
+                raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r}: expected {what}")
+            values[name] = int(raw)
+        return cls(**values)
+
+    def horizon(self, days: int, now: int) -> int | None:
+        """The time before which records of a kind kept `days` go; None: kept for ever."""
+        return None if days == 0 else now - days * DAY_MS
+
+
+@dataclass
+class Report:
+    """What went (or, for a dry run, would go)."""
+
+    samples: int = 0
+    partitions: list[str] = field(default_factory=list)
+    bytes_freed: int = 0  # PostgreSQL: the dropped partitions' size
+    events: int = 0
+    audit: int = 0
+    longest_lock_ms: float = 0.0  # SQLite: the longest write transaction of the run
+    chunks: int = 0
+
+    def lines(self, policy: Policy, dry_run: bool) -> list[str]:
+        verb = "would go" if dry_run else "removed"
+        kept = {0: "kept for ever"}
+
+        def horizon(days: int) -> str:
+            return kept.get(days, f"older than {days} days")
+
+        out = [f"raw samples {horizon(policy.raw_days)}: {self.samples:,} {verb}"]
+        if self.partitions:
+            out += textwrap.wrap(f"{len(self.partitions)} monthly partitions ({self.bytes_freed / 1e6:,.1f} MB): "
+                                 + ", ".join(self.partitions), 78, initial_indent="  ", subsequent_indent="    ")
+        out.append(f"events {horizon(policy.events_days)}: {self.events:,} {verb}")
+        out.append(f"audit records {horizon(policy.audit_days)}: {self.audit:,} {verb}")
+        out.append("rollups (hour, day): kept for ever")
+        if not dry_run and self.chunks:
+            out.append(f"{self.chunks} chunks, the longest write lock held {self.longest_lock_ms:.1f} ms")
+        return out
+
+
+def month_end_ms(name: str) -> int | None:
+    m = PARTITION.match(name)
+    if m is None:
+        return None
+    year, month = int(m.group(1)), int(m.group(2))
+    from datetime import UTC, datetime
+
+    return int(datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+async def apply(store: Store, policy: Policy, *, dry_run: bool, now: int | None = None, chunk: int = CHUNK) -> Report:
+    """Remove (or count, with `dry_run`) what the policy no longer keeps."""
+    from collector.store_pg import PgStore
+    from collector.store_sqlite import SqliteStore
+
+    now = now_ms() if now is None else now
+    if isinstance(store, PgStore):
+        return await _pg(store, policy, now, dry_run, chunk)
+    if isinstance(store, SqliteStore):
+        return await _sqlite(store, policy, now, dry_run, chunk)
+    raise StoreError(f"no retention for {type(store).__name__}")
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------------------
+
+async def _pg(store: PgStore, policy: Policy, now: int, dry_run: bool, chunk: int) -> Report:
+    pool = store._require()  # retention is the store's own maintenance
+    report = Report()
+    raw = policy.horizon(policy.raw_days, now)
+    if raw is not None:
+        rows = await pool.fetch(
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'samples'::regclass ORDER BY c.relname")
+        for name, size in rows:
+            end = month_end_ms(name)
+            if end is None or end > raw:
+                continue
+            report.samples += await pool.fetchval(f"SELECT COUNT(*) FROM {name}")
+            report.partitions.append(name)
+            report.bytes_freed += size
+            if not dry_run:
+                async with pool.acquire() as conn:
+                    # CONCURRENTLY: ingest into the other partitions is not blocked; not in a transaction
+                    await conn.execute(f"ALTER TABLE samples DETACH PARTITION {name} CONCURRENTLY")
+                    await conn.execute(f"DROP TABLE {name}")
+                store._partitions.discard(name)  # a late sample of that month makes it again
+                log.info("retention: partition %s detached and dropped", name)
+    for table, column, days, attr in (("events", "ts_ms", policy.events_days, "events"),
+                                      ("audit_log", "at_ms", policy.audit_days, "audit")):
+        horizon = policy.horizon(days, now)
+        if horizon is None:
+            continue
+        if dry_run:
+            setattr(report, attr, await pool.fetchval(f"SELECT COUNT(*) FROM {table} WHERE {column} < $1", horizon))
+            continue
+        while True:
+            status = await pool.execute(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} < $1 LIMIT $2)", horizon, chunk)
+            n = int(status.split()[-1])
+            setattr(report, attr, getattr(report, attr) + n)
+            report.chunks += 1
+            if n < chunk:
+                break
+    return report
+
+
+# -- SQLite ------------------------------------------------------------------------------------------------
+
+_DEVICES = ("WITH RECURSIVE d(dev) AS (SELECT MIN(device) FROM samples WHERE gateway_id = ?1"
+            " UNION ALL SELECT (SELECT MIN(device) FROM samples WHERE gateway_id = ?1 AND device > d.dev)"
+            " FROM d WHERE d.dev IS NOT NULL) SELECT dev FROM d WHERE dev IS NOT NULL")
+
+
+async def _sqlite(store: SqliteStore, policy: Policy, now: int, dry_run: bool, chunk: int) -> Report:
+    report = Report()
+    on_reader = store._reader  # a chunk queues with the batches
+    on_writer = store._writer
+
+    def read(sql: str, args: tuple[Any, ...]) -> list[Any]:
+        return store._rdb().execute(sql, args).fetchall()
+
+    async def reader(sql: str, *args: Any) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(on_reader, read, sql, args)
+
+    def write_chunk(sql: str, args: tuple[Any, ...]) -> int:
+        db = store._wdb()
+        t0 = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            n = db.execute(sql, args).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        report.longest_lock_ms = max(report.longest_lock_ms, (time.perf_counter() - t0) * 1000)
+        report.chunks += 1
+        return n
+
+    async def chunks(sql: str, args: tuple[Any, ...]) -> int:
+        """`sql` (a DELETE of at most `chunk` rows) until it deletes fewer: each chunk its own transaction."""
+        total = 0
+        while True:
+            n = await asyncio.get_running_loop().run_in_executor(on_writer, write_chunk, sql, args)
+            total += n
+            if n < chunk:
+                return total
+            await asyncio.sleep(0)  # what the loop has to do (a batch to decode) comes between two chunks
+
+    raw = policy.horizon(policy.raw_days, now)
+    if raw is not None:
+        for (gid,) in await reader("SELECT id FROM gateways"):
+            for (device,) in await reader(_DEVICES, gid):
+                if dry_run:
+                    report.samples += (await reader(
+                        "SELECT COUNT(*) FROM samples WHERE gateway_id = ? AND device = ? AND ts_ms < ?",
+                        gid, device, raw))[0][0]
+                    continue
+                report.samples += await chunks(
+                    "DELETE FROM samples WHERE gateway_id = ?1 AND seq IN (SELECT seq FROM samples"
+                    " WHERE gateway_id = ?1 AND device = ?2 AND ts_ms < ?3 LIMIT ?4)", (gid, device, raw, chunk))
+    for table, column, days, attr in (("events", "ts_ms", policy.events_days, "events"),
+                                      ("audit_log", "at_ms", policy.audit_days, "audit")):
+        horizon = policy.horizon(days, now)
+        if horizon is None:
+            continue
+        if dry_run:
+            setattr(report, attr, (await reader(f"SELECT COUNT(*) FROM {table} WHERE {column} < ?", horizon))[0][0])
+            continue
+        setattr(report, attr, await chunks(
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} < ?1 LIMIT ?2)", (horizon, chunk)))
+    return report
+
+
+# -- the periodic job and the CLI ---------------------------------------------------------------------
+
+async def periodic(store: Store, policy: Policy) -> None:
+    """Run the policy every `interval_s`, the first time `interval_s` after the start, for ever
+    (collector.instances runs it on one instance). Not at once: a collector started for a test or a
+    replay of old records does not see them go under it."""
+    import asyncpg
+
+    while True:
+        await asyncio.sleep(policy.interval_s)
+        try:
+            report = await apply(store, policy, dry_run=False)
+            if report.samples or report.events or report.audit:
+                log.info("retention: %s", "; ".join(line.strip() for line in report.lines(policy, False)))
+        except (OSError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError, StoreError) as exc:
+            log.warning("retention failed (%s): trying again at the next round", exc)
+
+
+def policy_or_exit() -> Policy:
+    try:
+        return Policy.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(invoke_without_command=True)
+@click.option("--dry-run", is_flag=True, help="Say what would go, remove nothing (what a bare `retention` does too).")
+@click.option("--db", "db_url", default=None, help="As for `retention run`.")
+@click.pass_context
+def retention(ctx: click.Context, dry_run: bool, db_url: str | None) -> None:
+    """Raw samples, events and audit records past their time (CITYGATE_RETENTION_*_DAYS).
+
+    `retention --dry-run` says what would go; `retention run` removes it."""
+    if ctx.invoked_subcommand is None:
+        _run(db_url or default_db(), dry_run=True)
+
+
+@retention.command("run")
+@db_option
+def retention_run(db_url: str) -> None:
+    """Remove them now (a serving collector does it every hour by itself)."""
+    _run(db_url, dry_run=False)
+
+
+def _run(db_url: str, *, dry_run: bool) -> None:
+    policy = policy_or_exit()
+
+    async def go() -> Report:
+        async with open_store(db_url) as store:
+            return await apply(store, policy, dry_run=dry_run)
+
+    try:
+        report = asyncio.run(go())
+    except CollectorError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in report.lines(policy, dry_run):
+        click.echo(line)
