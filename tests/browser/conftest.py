@@ -2,7 +2,7 @@
 system Chromium, never a downloaded one) against a real collector (`serve --operator-login` as a
 subprocess, on a SQLite file), fed through the real batch API, with operators made by the real CLI.
 
-Fixtures and helpers (tests/browser/README.md says how to write a test with them):
+Fixtures and helpers (browser_kit.py; collector/dashboard/assets/README.md is the page's contract):
 
 - `browser` (session): the Chromium; `new_page(width, height, lang)` a fresh context and page (its own
   cookies), in Europe/Paris, with the browser's language `lang` ("fr-FR", "en-GB").

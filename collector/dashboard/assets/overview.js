@@ -272,7 +272,9 @@
     const [faultsWrap] = table([t("overview.col.since"), t("overview.col.commune"), t("overview.col.cabinet"), t("overview.col.lamp")], [], { id: "faults" });
     const faultsCard = el("section", { class: "card faults-card", "aria-labelledby": "faults-title" },
       el("div", { class: "card-head" }, el("h2", { id: "faults-title" }, t("overview.faults"))), faultsWrap);
-    const grid = el("div", { class: "grid overview-grid" }, alarmSlot, mapCard, detailCard, faultsCard, ...CG.panels);
+    // the alarms and the faulty lamps one under the other, whatever the height of the map beside them
+    const grid = el("div", { class: "grid overview-grid" }, el("div", { class: "overview-col" }, alarmSlot, faultsCard),
+      mapCard, detailCard, ...CG.panels);
     return { root: el("div", { class: "overview" }, kpis, grid), alarmSlot };
   }
 

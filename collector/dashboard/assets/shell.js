@@ -260,7 +260,7 @@
     const live = document.getElementById("live");
     if (!live) return;
     live.dataset.state = state;
-    document.getElementById("live-text").textContent = t(`shell.live.${state}`);
+    document.getElementById("live-text").textContent = live.title = t(`shell.live.${state}`);  // the dot alone on a narrow screen
     emit("live", state);
   }
 
@@ -354,7 +354,13 @@
   function showTerritory() {
     const h1 = document.getElementById("territory");
     const doc = last.get("summary");
-    h1.textContent = doc && doc.territory ? t("shell.territory", { territory: doc.territory }) : t("shell.brand");
+    if (!doc || !doc.territory) {
+      h1.textContent = t("shell.brand");
+      return;
+    }
+    // "<territory> — control centre": the second part goes on a narrower screen (app.css)
+    const [place, what] = t("shell.territory", { territory: "\u0000" }).split("\u0000");
+    h1.replaceChildren(el("span", { class: "what-before" }, place), doc.territory, el("span", { class: "what" }, what));
   }
 
   function showMe() {
