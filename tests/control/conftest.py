@@ -6,10 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mqtt_testkit import Fleet
+from mqtt_testkit import Fleet, signal_controller
 
 from simulators.mosquitto import Mosquitto
-from simulators.procs import Proc, bin_path, free_port, wait_tcp
 from tests.plugin_dist import install_entry_points, uninstall
 
 
@@ -42,18 +41,8 @@ def gated_bus_type(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         uninstall(site)
 
 
-DIJON = Path(__file__).resolve().parents[2] / "configs" / "intersections" / "dijon-jaures-tram.toml"
-
-
 @pytest.fixture
 def controller() -> Iterator[int]:
     """The signal controller simulator of the Dijon Jaurès junction on Modbus TCP (its port)."""
-    port = free_port()
-    sim = Proc("signals", [bin_path("citygate-sim"), "signals", "--intersection", str(DIJON),
-                           "--tcp", f"127.0.0.1:{port}", "--speed", "10"])
-    try:
-        sim.wait_for("signals: controller dijon-jaures-tram on modbus-tcp", timeout=60)
-        wait_tcp("127.0.0.1", port)
+    with signal_controller() as port:
         yield port
-    finally:
-        sim.stop()

@@ -7,8 +7,8 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from edge_agent.clock import Clock, SystemClock
 from edge_agent.config import parse_config
 from edge_agent.control import ControlService
 from simulators.mosquitto import Mosquitto
+from simulators.procs import Proc, bin_path, free_port, wait_tcp
 
 COMMUNE = "21231"
 
@@ -271,3 +272,26 @@ def lamp_street(port: int) -> dict[str, Any]:
                 "latitude": 47.322, "longitude": 5.041, "time_source": "none",
                 "group": [{"name": "rue-de-la-liberte", "lamps": ["lamp-7", "lamp-8"], "calendar": "dijon"}]}
     return {"bus": [bus], "lighting": lighting}
+
+
+SIGNALS_JUNCTION = Path(__file__).resolve().parents[2] / "configs" / "intersections" / "dijon-jaures-tram.toml"
+
+
+@contextmanager
+def signal_controller() -> Iterator[int]:
+    """The signal controller simulator of the Dijon Jaurès junction on Modbus TCP: its port."""
+    port = free_port()
+    sim = Proc("signals", [bin_path("citygate-sim"), "signals", "--intersection", str(SIGNALS_JUNCTION),
+                           "--tcp", f"127.0.0.1:{port}", "--speed", "10"])
+    try:
+        sim.wait_for("signals: controller dijon-jaures-tram on modbus-tcp", timeout=60)
+        wait_tcp("127.0.0.1", port)
+        yield port
+    finally:
+        sim.stop()
+
+
+def signals_bus(port: int) -> dict[str, Any]:
+    """The agent's `signals` bus driving that controller (as `signals-jaures`)."""
+    return {"name": "signals-jaures", "type": "signals", "host": "127.0.0.1", "port": port,
+            "intersection": str(SIGNALS_JUNCTION), "interval_s": 0.2, "backup_time_s": 3600, "refresh_s": 60}

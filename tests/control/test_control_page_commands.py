@@ -18,7 +18,7 @@ import orjson
 import pytest
 from aiohttp import web
 from click.testing import CliRunner
-from mqtt_testkit import LAMP_MAP, Fleet, lamp_street, running_agent, wait_for
+from mqtt_testkit import LAMP_MAP, Fleet, lamp_street, running_agent, signals_bus, wait_for
 
 from citygate_wire.batch import PATH
 from collector.app import create_app, start
@@ -33,8 +33,6 @@ from simulators.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.timeout(180)
 
-REPO = Path(__file__).resolve().parents[2]
-DIJON = REPO / "configs" / "intersections" / "dijon-jaures-tram.toml"
 LEVEL_CMD = 0  # level_cmd_pct in the LC100 map
 RANKS = ("viewer", "operator", "supervisor")
 
@@ -194,9 +192,7 @@ async def test_a_junction_goes_to_flashing_amber_and_back_by_a_supervisor_with_a
     status, doc = await desk.call("POST", "/api/v1/control/junctions/nowhere/mode", flash, rank="supervisor")
     assert status == 404
 
-    bus = {"name": "signals-jaures", "type": "signals", "host": "127.0.0.1", "port": controller,
-           "intersection": str(DIJON), "interval_s": 0.2, "backup_time_s": 3600, "refresh_s": 60}
-    async with running_agent(tmp_path, desk.fleet, desk.broker, bus=[bus]) as agent:
+    async with running_agent(tmp_path, desk.fleet, desk.broker, bus=[signals_bus(controller)]) as agent:
         signals = agent.context.buses["signals-jaures"]
         await wait_for(lambda: getattr(signals, "_in_sync", False), 60, "the controller to hold our tables")
         status, sent = await desk.call("POST", path, flash, rank="supervisor")

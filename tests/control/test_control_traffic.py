@@ -6,22 +6,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from mqtt_testkit import Fleet, Operator, running_agent, wait_for
+from mqtt_testkit import Fleet, Operator, running_agent, signals_bus, wait_for
 
 from drivers.traffic.registers import Mode
 from simulators.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.timeout(180)
 
-DIJON = Path(__file__).resolve().parents[2] / "configs" / "intersections" / "dijon-jaures-tram.toml"
 
 
 async def test_yellow_flash_plan_and_refusals_through_the_signals_bus(
     tmp_path: Path, fleet: Fleet, broker: Mosquitto, controller: int
 ) -> None:
-    bus = {"name": "signals-jaures", "type": "signals", "host": "127.0.0.1", "port": controller,
-           "intersection": str(DIJON), "interval_s": 0.2, "backup_time_s": 3600, "refresh_s": 60}
-    async with Operator(broker, fleet) as op, running_agent(tmp_path, fleet, broker, bus=[bus]) as agent:
+    async with Operator(broker, fleet) as op, running_agent(tmp_path, fleet, broker, bus=[signals_bus(controller)]) as agent:
         signals = agent.context.buses["signals-jaures"]
         await wait_for(lambda: getattr(signals, "_in_sync", False), 60, "the controller to hold our tables")
 
