@@ -120,6 +120,8 @@ class Snapshot:
     lamps: list[Lamp]
     states: list[LampState]
     unplaced: int
+    #: a letter a cabinet, its marker: x offline, f a failed lamp, u an unreachable lamp, o all well
+    cabinet_status: str
 
 
 @dataclass
@@ -315,7 +317,8 @@ async def _refresh(app: web.Application) -> None:
             return
         cache.at, cache.version = loop_now, version
         prev = cache.current
-        if prev is None or (built.layout, built.states, _online(built)) != (prev.layout, prev.states, _online(prev)):
+        if prev is None or (built.layout, built.states, _online(built), built.cabinet_status) != (
+                prev.layout, prev.states, _online(prev), prev.cabinet_status):
             cache.next_stamp += 1
             cache.current = built
             cache.history[built.stamp] = built
@@ -423,15 +426,22 @@ async def _build(app: web.Application, cache: MapCache, stamp: int) -> Snapshot:
     for lamp, key in zip(layout.lamps, layout.keys, strict=True):
         state, level, why = _judge(readings.get(key), online[lamp.cabinet], key in lost, key in failed, fresh_after)
         states.append((state, level, key in overridden, why))
-    return Snapshot(stamp, layout.digest, source, gateways, layout.lamps, states, layout.unplaced)
+    worst = ["o" if up else "x" for up in online]
+    for lamp, (state, *_) in zip(layout.lamps, states, strict=True):
+        if state in "FU" and worst[lamp.cabinet] != "x" and worst[lamp.cabinet] != "f":
+            worst[lamp.cabinet] = state.lower()
+    return Snapshot(stamp, layout.digest, source, gateways, layout.lamps, states, layout.unplaced, "".join(worst))
 
 
 # -- answers -------------------------------------------------------------------------------------
 
 
 def _cabinets(snap: Snapshot) -> dict[str, Any]:
+    lamps = [0] * len(snap.cabinets)
+    for lamp in snap.lamps:
+        lamps[lamp.cabinet] += 1
     return {"name": [g.name for g in snap.cabinets], "commune": [g.commune for g in snap.cabinets],
-            "lat": [g.lat for g in snap.cabinets], "lon": [g.lon for g in snap.cabinets]}
+            "lat": [g.lat for g in snap.cabinets], "lon": [g.lon for g in snap.cabinets], "lamps": lamps}
 
 
 def _lamps(snap: Snapshot) -> dict[str, Any]:
@@ -444,7 +454,7 @@ def _lamps(snap: Snapshot) -> dict[str, Any]:
 def _full_states(snap: Snapshot) -> dict[str, Any]:
     return {
         "stamp": snap.stamp, "layout": snap.layout, "full": True,
-        "cabinets": {"online": _online(snap)},
+        "cabinets": {"online": _online(snap), "status": snap.cabinet_status},
         "lamps": {"state": "".join(s[0] for s in snap.states), "level": [s[1] for s in snap.states],
                   "overridden": [i for i, s in enumerate(snap.states) if s[2]],
                   "why": {str(i): s[3] for i, s in enumerate(snap.states) if s[3] is not None}},
@@ -453,9 +463,11 @@ def _full_states(snap: Snapshot) -> dict[str, Any]:
 
 def _delta(before: Snapshot, snap: Snapshot) -> dict[str, Any]:
     old, new = _online(before), _online(snap)
+    status, was = snap.cabinet_status, before.cabinet_status
     return {
         "stamp": snap.stamp, "layout": snap.layout, "full": False, "since": before.stamp,
-        "cabinets": {"changed": [[i, int(new[i])] for i in range(len(new)) if new[i] != old[i]]},
+        "cabinets": {"changed": [[i, int(new[i]), status[i]] for i in range(len(new))
+                                 if new[i] != old[i] or status[i] != was[i]]},
         "lamps": {"changed": [[i, *s] for i, (s, b) in enumerate(zip(snap.states, before.states, strict=True)) if s != b]},
     }
 

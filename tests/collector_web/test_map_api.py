@@ -110,6 +110,8 @@ async def test_each_state_is_told_apart_and_unreachable_is_not_off(web: Web) -> 
         "far": ("U", -1, "gateway_offline"),
     }
     assert doc["states"]["cabinets"]["online"] == "10"  # gw-a, gw-quiet by name
+    # gw-a has a failed lamp (worse than its unreachable ones); gw-quiet is offline
+    assert doc["states"]["cabinets"]["status"] == "fx"
 
 
 async def test_an_acknowledged_override_marks_the_lamp_until_it_ends(web: Web) -> None:
@@ -146,7 +148,7 @@ async def test_states_since_a_stamp_carry_only_what_changed(web: Web) -> None:
     assert delta["full"] is False and delta["since"] == stamp and delta["layout"] == first["layout"]
     index = first["lamps"]["device"].index("lamp-3")
     assert delta["lamps"]["changed"] == [[index, "D", 50, False, None]]
-    assert delta["cabinets"]["changed"] == []
+    assert delta["cabinets"]["changed"] == []  # its cabinet stays "all well"
     # a stamp this process does not hold (another instance's, or too old): everything
     full = (await web.get("/control/api/map/states?since=999999")).doc
     assert full["full"] is True and len(full["lamps"]["state"]) == 5

@@ -115,6 +115,7 @@
       data.ovr = new Set(s.lamps.overridden);
       data.why = { ...s.lamps.why };
       data.online = s.cabinets.online.split("");
+      data.cabStatus = s.cabinets.status.split("");
       return null;
     }
     const touched = new Set();
@@ -125,35 +126,52 @@
       if (why) data.why[i] = why; else delete data.why[i];
       touched.add(i);
     }
-    for (const [i, online] of s.cabinets.changed) data.online[i] = online ? "1" : "0";
+    for (const [i, online, status] of s.cabinets.changed) {
+      data.online[i] = online ? "1" : "0";
+      data.cabStatus[i] = status;
+    }
     return { lamps: touched, cabinets: s.cabinets.changed.map(([i]) => i) };
   }
 
   function indexLamps() {
     const lamps = data.doc.lamps;
     const grid = new Map();
-    const perCabinet = data.doc.cabinets.name.map(() => []);
     if (lamps) {
       for (let i = 0; i < lamps.device.length; i++) {
         const key = `${Math.floor(lamps.lat[i] * GRID)}:${Math.floor(lamps.lon[i] * GRID)}`;
         let cell = grid.get(key);
         if (!cell) grid.set(key, (cell = []));
         cell.push(i);
-        perCabinet[lamps.cabinet[i]].push(i);
       }
     }
     data.grid = grid;
-    data.perCabinet = perCabinet;
   }
 
+  let lampsOnTheirWay = null;
+
+  /** The cabinets and small layers, and (in parallel, bigger, needed from street zoom only) the lamps. */
   async function load() {
-    const [config, doc] = await Promise.all([data.config || CG.api("/control/api/map/config"), CG.api("/control/api/map/layers")]);
+    lampsOnTheirWay = CG.api("/control/api/map/layers?layers=lamps");
+    lampsOnTheirWay.catch(() => null);  // awaited by lampsArrived
+    const [config, doc] = await Promise.all([data.config || CG.api("/control/api/map/config"),
+      CG.api(`/control/api/map/layers?layers=${LAYERS.filter((l) => l !== "lamps").join(",")}`)]);
     performance.mark("cg-map-data");
     data.config = config;
     data.doc = doc;
     takeStates(doc.states);
     indexLamps();
-    performance.mark("cg-map-indexed");
+  }
+
+  /** The lamps' positions once here; false if they belong to another layout than the page's (ask again). */
+  async function lampsArrived() {
+    const doc = await lampsOnTheirWay;
+    if (doc.layout !== data.layout) return false;
+    data.doc.lamps = doc.lamps;
+    const newer = doc.states.stamp > data.stamp;
+    if (newer) takeStates(doc.states);  // never back to older states
+    indexLamps();
+    performance.mark("cg-map-lamps");
+    return newer ? "newer" : "same";
   }
 
   // opened on the map: its data is asked for while the page's other scripts still load
@@ -226,12 +244,11 @@
     return c;
   }
 
+  const CAB_STATUS = { o: "ok", x: "offline", f: "failed", u: "unreachable" };
+
+  /** The server's word: offline, else a failed lamp, else an unreachable one, else ok. */
   function cabinetStatus(i) {
-    if (data.online[i] !== "1") return "offline";
-    const mine = data.perCabinet[i] || [];
-    if (mine.some((j) => data.state[j] === "F")) return "failed";
-    if (mine.some((j) => data.state[j] === "U")) return "unreachable";
-    return "ok";
+    return CAB_STATUS[data.cabStatus[i]] || "ok";
   }
 
   const CAB_GLYPH = { ok: "", offline: "✕", failed: "!", unreachable: "?" };
@@ -315,7 +332,7 @@
     }
 
     function drawLamps() {
-      const lampsOn = shown.has("lamps") && map.getZoom() >= LAMP_ZOOM;
+      const lampsOn = shown.has("lamps") && map.getZoom() >= LAMP_ZOOM && Boolean(data.doc.lamps);
       const want = new Set();
       if (lampsOn) {
         const b = map.getBounds().pad(0.2);
@@ -346,7 +363,7 @@
     }
 
     function cabinetTitle(i, status) {
-      return CG.t("map.cabinet", { name: data.doc.cabinets.name[i], status: CG.t(`map.cabinet.${status}`), lamps: CG.fmtNum((data.perCabinet[i] || []).length) });
+      return CG.t("map.cabinet", { name: data.doc.cabinets.name[i], status: CG.t(`map.cabinet.${status}`), lamps: CG.fmtNum(data.doc.cabinets.lamps[i]) });
     }
 
     function buildCabinets() {
@@ -411,10 +428,8 @@
         m.options.cgOverridden = data.ovr.has(i);
         m.redraw();
       }
-      const cabs = new Set(changed.cabinets);
-      for (const i of changed.lamps) cabs.add(data.doc.lamps.cabinet[i]);
-      let clusters = false;
-      for (const i of cabs) {
+      const moved = [];
+      for (const i of changed.cabinets) {
         const m = cabMarkers[i];
         if (!m) continue;
         const st = cabinetStatus(i);
@@ -422,9 +437,9 @@
         m.options.cgStatus = st;
         m.options.title = cabinetTitle(i, st);
         m.setIcon(cabinetIcon(st));
-        clusters = true;
+        moved.push(m);
       }
-      if (clusters) groups.cabinets.refreshClusters();
+      if (moved.length) groups.cabinets.refreshClusters(moved);  // only the clusters above these
       showLegend();
     }
 
@@ -435,8 +450,7 @@
         const s = await CG.api(`/control/api/map/states?since=${data.stamp}`);
         if (stopped) return;
         if (s.layout !== data.layout) {
-          await load();
-          if (!stopped) { focusCabinet(); rebuild(); }
+          await reload();
           return;
         }
         const changed = takeStates(s);
@@ -444,6 +458,23 @@
       } catch (err) {
         console.error(err);
       }
+    }
+
+    /** Everything again (the layout changed): the cabinets, then the lamps. */
+    async function reload() {
+      await load();
+      if (stopped) return;
+      focusCabinet();
+      rebuild();
+      await withLamps();
+    }
+
+    async function withLamps() {
+      const arrived = await lampsArrived();
+      if (stopped) return;
+      if (!arrived) await reload();
+      else if (arrived === "newer") rebuild();  // the cabinets' looks too
+      else drawLamps();
     }
 
     function schedule() {
@@ -455,6 +486,7 @@
       drawn.clear();
       cabMarkers.length = 0;
       buildCabinets();
+      performance.mark("cg-map-cabinets");
       buildOthers();
       if (!data.config.tile_url) groups.communes.addTo(map);
       apply();
@@ -485,7 +517,7 @@
       try {
         if (early) await early;
         early = null;
-        if (!data.doc) await load();
+        if (!data.doc || !lampsOnTheirWay) await load();
         if (stopped) return;
         layerToggles();
         map = L.map(box, { preferCanvas: true, zoomSnap: 1, minZoom: 3, maxZoom: 19, renderer: L.canvas({ padding: 0.3, tolerance: 4 }) });
@@ -498,6 +530,7 @@
         rebuild();
         map.on("moveend", drawLamps);
         offs.push(CG.on("summary", schedule), CG.on("change", schedule));
+        if (!data.doc.lamps) withLamps().catch((err) => console.error(err));
         active = { map, drawn, box };
         section.dataset.ready = "true";
         requestAnimationFrame(() => performance.mark("cg-map-rendered"));  // bench/bench_map_page.py: first render
