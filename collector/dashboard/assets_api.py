@@ -14,8 +14,10 @@ problems, an unknown asset a 404. Behind `--operator-login` like the rest of /co
 What the collector knows of a lamp's program is what the agent journals (`group_level` events at
 each switch: the level, the program, the mode) and what the operators pushed (the control audit's
 `lighting.push_programs` that the gateway carried out). The next switch point is computed by the
-agent's lighting engine, which the collector may not import (the layering contract), so it is
-not given here: `next_switch` is always null, with the reason in `next_switch_note`.
+agent's lighting engine (calendar, sun), which the collector may not import (the layering
+contract): the agent puts it in each `group_level` event (`next_switch_ms`, `next_level_pct`), and
+`next_switch` is that, or null with the reason in `next_switch_note` when the newest event is from
+an agent that did not send it, or the switch it named has passed (the next event has not come).
 """
 
 from __future__ import annotations
@@ -51,8 +53,9 @@ DEFAULT_SPAN_MS = 24 * HOUR_MS
 COMMUNE_DEFAULT_DAYS = 30
 COMMUNE_MAX_DAYS = 366
 MAX_LAMPS = 2_000
-NEXT_SWITCH_NOTE = ("computed by the gateway's lighting engine from its calendar and the sun; the collector "
-                    "shows the last switch it journalled (group_level) and the program set pushed to it")
+NEXT_SWITCH_NOTE = ("computed by the gateway's lighting engine from its calendar and the sun, and sent with each "
+                    "switch (group_level); not known yet: the gateway's newest switch did not carry it, or it "
+                    "has passed and the switch has not been uploaded yet")
 #: events of a lamp's history: its faults and their clearing, and the overrides put on it
 LAMP_EVENT_CODES = frozenset({FAULT_CODE, RESTORED, "dimming_failure", "day_burner", "lamp_unknown",
                               "override_started", "override_ended", "override_restore_failed", "counter_reset",
@@ -159,6 +162,9 @@ async def group_doc(store: Store, gateway: str, group: str) -> dict[str, Any]:
         ts, detail = latest
         doc.update(level_pct=detail.get("level_pct"), program=detail.get("program"), mode=detail.get("mode"),
                    last_switch_ms=ts)
+        at, level = detail.get("next_switch_ms"), detail.get("next_level_pct")
+        if isinstance(at, int) and at > int(time.time() * 1000):
+            return doc | {"next_switch": {"at": at, "level_pct": level}, "next_switch_note": None}
     return doc | {"next_switch": None, "next_switch_note": NEXT_SWITCH_NOTE}
 
 

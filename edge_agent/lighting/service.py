@@ -262,9 +262,13 @@ class LightingService:
             previous = self.group_levels.get(g.name)
             if previous != level:
                 self.group_levels[g.name] = level
+                # the next switch point, which only the engine can tell (calendar, sun): the control
+                # centre shows it on a lamp's page from this event
+                after = self.engine.next_change(None, now, program)
                 ctx.emit(Event(
                     f"group:{g.name}", epoch_ms(now), "group_level", Severity.INFO,
-                    {"level_pct": level, "previous_pct": previous, "program": program.name, "mode": str(self.mode)},
+                    {"level_pct": level, "previous_pct": previous, "program": program.name, "mode": str(self.mode),
+                     "next_switch_ms": epoch_ms(after), "next_level_pct": self.engine.program_level_at(program, after)},
                 ))
             for lamp in g.lamps:
                 state = self.lamps[lamp]

@@ -70,6 +70,25 @@ async def test_a_lamps_day_by_hand(web: Web) -> None:
     assert doc["latest"]["ts_ms"] == at(DAY, 22, 10)
 
 
+async def test_the_next_switch_is_the_one_the_gateway_sent_while_it_is_ahead(web: Web) -> None:
+    import time as clock
+
+    await seed_lamps(web)
+    ops = await web.add_operator()
+    ahead = int(clock.time() * 1000) + 3_600_000
+    await web.upload(GW, [event(0, "group:north", int(clock.time() * 1000) - 60_000, "group_level", "info",
+                                level_pct=50, previous_pct=100, program="eco", mode="synchronised",
+                                next_switch_ms=ahead, next_level_pct=0)])
+    doc = (await web.get(f"/control/api/lamps/{GW}/lamp-1?from={DAY}&to={DAY}", headers=ops)).doc
+    assert doc["group"]["next_switch"] == {"at": ahead, "level_pct": 0} and doc["group"]["next_switch_note"] is None
+    # a switch that has passed is not shown as the next one: the note says why
+    await web.upload(GW, [event(0, "group:north", int(clock.time() * 1000) - 30_000, "group_level", "info",
+                                level_pct=0, previous_pct=50, program="eco", mode="synchronised",
+                                next_switch_ms=int(clock.time() * 1000) - 1, next_level_pct=50)])
+    doc = (await web.get(f"/control/api/lamps/{GW}/lamp-1?from={DAY}&to={DAY}", headers=ops)).doc
+    assert doc["group"]["next_switch"] is None and doc["group"]["next_switch_note"]
+
+
 async def test_the_commanded_level_before_the_range_holds_into_it(web: Web) -> None:
     await seed_lamps(web)
     ops = await web.add_operator()

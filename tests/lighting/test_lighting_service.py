@@ -71,8 +71,12 @@ async def test_a_whole_night_is_switched_exactly_on_the_plan(tmp_path: Path) -> 
     # 22:00 CET -> 70 %, 05:00 CEST -> 100 % (the night has only 23 hours)
     assert (paris("2026-03-28T22:00:00"), 70) in h.bus.models["lamp-1"].commands
     assert (paris("2026-03-29T05:00:00"), 100) in h.bus.models["lamp-1"].commands
-    levels = [e.detail["level_pct"] for e in h.events("group_level") if e.device == "group:avenue"]
-    assert levels == [0, 100, 70, 100, 0]
+    avenue = [e for e in h.events("group_level") if e.device == "group:avenue"]
+    assert [e.detail["level_pct"] for e in avenue] == [0, 100, 70, 100, 0]
+    # each switch names the next one, which the control centre shows: it is the switch that follows
+    for switch, following in pairwise(avenue):
+        assert (switch.detail["next_switch_ms"], switch.detail["next_level_pct"]) == (
+            following.ts_ms, following.detail["level_pct"])
     await h.stop()
 
 

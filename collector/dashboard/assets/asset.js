@@ -35,7 +35,7 @@
       "asset.program": "Programme", "asset.group": "Groupe {group}", "asset.noGroup": "Groupe inconnu du collecteur",
       "asset.programName": "Programme en cours", "asset.mode": "Mode de l'horloge",
       "asset.lastSwitch": "Dernière commutation", "asset.nextSwitch": "Prochaine commutation",
-      "asset.nextSwitchNote": "Calculée par la passerelle (calendrier et soleil), non transmise au collecteur.",
+      "asset.nextSwitchNote": "Pas encore connue : la passerelle l'envoie à chaque commutation (calendrier et soleil).",
       "asset.pushed": "Jeu de programmes poussé par {who} le {when}",
       "asset.pushedNone": "Aucun programme poussé depuis le centre : la passerelle suit sa configuration.",
       "asset.programs": "Programmes : {names}", "asset.calendars": "Calendriers : {names}",
@@ -79,7 +79,7 @@
       "asset.program": "Program", "asset.group": "Group {group}", "asset.noGroup": "Group unknown to the collector",
       "asset.programName": "Program running", "asset.mode": "Clock mode",
       "asset.lastSwitch": "Last switch", "asset.nextSwitch": "Next switch",
-      "asset.nextSwitchNote": "Computed by the gateway (calendar and sun), not sent to the collector.",
+      "asset.nextSwitchNote": "Not known yet: the gateway sends it with each switch (calendar and sun).",
       "asset.pushed": "Program set pushed by {who} on {when}",
       "asset.pushedNone": "No program pushed from the centre: the gateway runs its configuration.",
       "asset.programs": "Programs: {names}", "asset.calendars": "Calendars: {names}",
@@ -266,7 +266,7 @@
                 [CG.t("asset.level"), group.level_pct === null ? CG.MISSING : `${num(group.level_pct, 0)} %`],
                 [CG.t("asset.mode"), group.mode || CG.MISSING],
                 [CG.t("asset.lastSwitch"), CG.fmtTime(group.last_switch_ms, "datetime")],
-                [CG.t("asset.nextSwitch"), group.next_switch ? CG.fmtTime(group.next_switch.at, "datetime") : CG.t("asset.nextSwitchNote")]);
+                [CG.t("asset.nextSwitch"), group.next_switch ? CG.fmtTime(group.next_switch.at, "datetime") + " \u2192 " + CG.fmtNum(group.next_switch.level_pct) + " %" : CG.t("asset.nextSwitchNote")]);
     }
     const pushed = programs
       ? [el("p", {}, CG.t("asset.pushed", { who: programs.issued_by, when: CG.fmtTime(programs.applied_ms, "datetime") })),
