@@ -12,7 +12,9 @@ after a jittered back-off.
 Two scenarios in the same run, each on its own fresh store and collector process:
 - storm: every gateway starts at the same instant;
 - baseline: the same backlog, each gateway starting at a uniform random instant within `--spread-s`
-  (150 s: the agents' jitter).
+  (150 s: the agents' jitter);
+and with `--unbounded` a third: the storm without admission control (a bound of a million
+batches), as the collector was before it.
 
 Figures: time until every record is acknowledged, client timeouts, 5xx answers, 503s (and the
 Retry-After they gave), p50/p99 of the acknowledged POSTs, peak collector RSS (VmHWM), the
@@ -48,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from citygate_wire.batch import encode_records
 from citygate_wire.common import PATH
 from citygate_wire.compression import Compressor
+from collector.admission import ENV as ADMISSION_ENV
 from collector.store import open_store
 from collector.tokens import hash_token, new_token
 from simulators.city import MAX_BATCH, City, plan_city
@@ -133,11 +136,11 @@ async def provision(url: str, backlogs: list[Backlog]) -> None:
             await store.add_gateway(b.gateway, b.commune, hash_token(b.token))
 
 
-def start_collector(url: str, log: Path) -> tuple[subprocess.Popen[str], str]:
+def start_collector(url: str, log: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
     with log.open("w") as err:
         proc = subprocess.Popen([CLI, "serve", "--db", url, "--port", str(port)], stdout=subprocess.PIPE,
-                                stderr=err, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                stderr=err, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
     assert proc.stdout is not None
     for line in proc.stdout:
         if LISTENING.match(line.strip()):
@@ -189,12 +192,12 @@ async def gateway(session: aiohttp.ClientSession, url: str, b: Backlog, delay_s:
 
 
 async def scenario(kind: str, label: str, backlogs: list[Backlog], spread_s: float, timeout_s: float,
-                   tmp: Path) -> Outcome:
+                   tmp: Path, env: dict[str, str] | None = None) -> Outcome:
     url = await fresh_db(kind, tmp, label)
     await provision(url, backlogs)
     out = Outcome(f"{kind} {label}", records=sum(b.records for b in backlogs))
     log = tmp / f"{kind}-{label}.log"
-    proc, base = start_collector(url, log)
+    proc, base = start_collector(url, log, env or {})
     try:
         peak = 0.0
         done = asyncio.Event()
@@ -260,6 +263,11 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"{kind}: storm / baseline: drain {ratio['drain']:.2f}, p99 {ratio['p99']:.2f},"
                   f" peak RSS {ratio['peak_rss']:.2f}", flush=True)
             rows += [base.row(), storm.row(), {"label": f"{kind} ratio", **ratio}]
+            if args.unbounded:
+                free = await scenario(kind, "storm-unbounded", backlogs, 0.0, args.timeout_s, Path(tmp),
+                                      {ADMISSION_ENV: "1000000"})
+                print(show(free.row()), flush=True)
+                rows.append(free.row())
     print(orjson.dumps({"outage_h": args.outage_h, "sample_s": args.sample_s, "gateways": args.gateways,
                         "lamps": args.lamps, "rows": rows}).decode())
 
@@ -273,6 +281,8 @@ def main() -> None:
     ap.add_argument("--sample-s", type=float, default=60.0)
     ap.add_argument("--spread-s", type=float, default=150.0)
     ap.add_argument("--timeout-s", type=float, default=30.0)
+    ap.add_argument("--unbounded", action="store_true",
+                    help="also the storm without admission control (as before it: every batch at once)")
     asyncio.run(main_async(ap.parse_args()))
 
 

@@ -5,9 +5,11 @@ Without a bound, a fleet back after an outage had every gateway's batch read, in
 decoded at once before it queued for the store's single writer or its connection pool: ≈ 2 GB
 resident for 1,500 gateways, answers after 30 s, client timeouts, and each timed-out batch sent
 and processed again. With it, the memory is `limit` batches, and a refused gateway is told when to
-come back: `Retry-After` spreads the refused ones over the time the instance needs for them
-(how many were refused lately × the mean time a batch holds its slot ÷ the slots), jittered, at
-least 1 s and at most `max_retry_after_s`. The edge agent's uploader honours it.
+come back: each refused batch is given the next free place in a schedule that moves on by the
+instance's measured pace (the mean time a batch holds its slot ÷ the slots), so the refused ones
+come back one after the other at the pace they can be taken, not all at once and not later than
+needed; `Retry-After` is the wait until that place (at least 1 s, at most `max_retry_after_s`).
+The edge agent's uploader honours it.
 
 A client that gave up (timed out, its connection closed) while its batch waited or was decoded is
 not stored: `client_gone` is checked just before the store's transaction. One that gives up during
@@ -22,7 +24,6 @@ import math
 import os
 import random
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,8 +36,6 @@ ENV = "CITYGATE_MAX_CONCURRENT_BATCHES"
 #: store takes one at a time (SQLite) or a pool's worth (PostgreSQL): more only waits, in memory
 DEFAULT_LIMIT = 8
 MAX_RETRY_AFTER_S = 60
-#: how far back refusals count as gateways still waiting to come back
-WINDOW_S = 10.0
 
 
 class Overloaded(Problem):
@@ -57,13 +56,15 @@ class Admission:
         self.refused = 0  # 503s answered
         self.gone = 0  # batches not stored: their client had left
         self._service_s = 0.05  # moving mean of the time a batch holds its slot
-        self._recent: deque[float] = deque()  # times of the recent refusals
+        self._booked_until = 0.0  # monotonic time of the last place given to a refused batch
 
     def retry_after(self, now: float) -> int:
-        while self._recent and now - self._recent[0] > WINDOW_S:
-            self._recent.popleft()
-        spread = len(self._recent) * self._service_s / self.limit
-        return max(1, min(self.max_retry_after_s, math.ceil(random.uniform(0.5, 1.5) * spread)))
+        """Seconds until the next free place of the schedule (which that batch takes)."""
+        self._booked_until = max(self._booked_until, now) + self._service_s / self.limit
+        wait = self._booked_until - now
+        if wait > self.max_retry_after_s:  # the schedule is full that far: no place is kept
+            self._booked_until -= self._service_s / self.limit
+        return max(1, min(self.max_retry_after_s, math.ceil(wait + random.uniform(0, 0.5))))
 
     @contextmanager
     def slot(self) -> Iterator[None]:
@@ -71,7 +72,6 @@ class Admission:
         now = time.monotonic()
         if self.active >= self.limit:
             self.refused += 1
-            self._recent.append(now)
             raise Overloaded(self.retry_after(now), self.limit)
         self.active += 1
         self.peak = max(self.peak, self.active)

@@ -108,6 +108,13 @@ class Report:
         return out
 
 
+def _by_time(policy: Policy, now: int) -> list[tuple[str, str, int, str]]:
+    """(table, time column, horizon, Report field) of the kinds deleted by time, those not kept for ever."""
+    kinds = (("events", "ts_ms", policy.events_days, "events"), ("audit_log", "at_ms", policy.audit_days, "audit"))
+    return [(table, column, horizon, attr) for table, column, days, attr in kinds
+            if (horizon := policy.horizon(days, now)) is not None]
+
+
 def month_end_ms(name: str) -> int | None:
     m = PARTITION.match(name)
     if m is None:
@@ -155,11 +162,7 @@ async def _pg(store: PgStore, policy: Policy, now: int, dry_run: bool, chunk: in
                     await conn.execute(f"DROP TABLE {name}")
                 store._partitions.discard(name)  # a late sample of that month makes it again
                 log.info("retention: partition %s detached and dropped", name)
-    for table, column, days, attr in (("events", "ts_ms", policy.events_days, "events"),
-                                      ("audit_log", "at_ms", policy.audit_days, "audit")):
-        horizon = policy.horizon(days, now)
-        if horizon is None:
-            continue
+    for table, column, horizon, attr in _by_time(policy, now):
         if dry_run:
             setattr(report, attr, await pool.fetchval(f"SELECT COUNT(*) FROM {table} WHERE {column} < $1", horizon))
             continue
@@ -228,11 +231,7 @@ async def _sqlite(store: SqliteStore, policy: Policy, now: int, dry_run: bool, c
                 report.samples += await chunks(
                     "DELETE FROM samples WHERE gateway_id = ?1 AND seq IN (SELECT seq FROM samples"
                     " WHERE gateway_id = ?1 AND device = ?2 AND ts_ms < ?3 LIMIT ?4)", (gid, device, raw, chunk))
-    for table, column, days, attr in (("events", "ts_ms", policy.events_days, "events"),
-                                      ("audit_log", "at_ms", policy.audit_days, "audit")):
-        horizon = policy.horizon(days, now)
-        if horizon is None:
-            continue
+    for table, column, horizon, attr in _by_time(policy, now):
         if dry_run:
             setattr(report, attr, (await reader(f"SELECT COUNT(*) FROM {table} WHERE {column} < ?", horizon))[0][0])
             continue
