@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from collector.access import operator_name, operator_roles
+from collector.access import effective_roles, operator_name, operator_roles
 from collector.appkeys import INGEST_LISTENERS, OPERATOR_LOGIN
 from collector.dashboard import data
 from collector.live import CHANGES, KEEPALIVE_S
@@ -140,10 +140,11 @@ async def asset(request: web.Request) -> web.Response:
 
 
 async def get_me(request: web.Request) -> web.Response:
-    """Who is there: the operator's name and roles (with `serve --operator-login`; without it nobody logs in:
-    name null, no role), and whether the collector asks for a login (the page shows a logout then)."""
+    """Who is there: the operator's name and every role its rank grants (a supervisor is an operator and a
+    viewer too: collector.access.effective_roles), and whether the collector asks for a login (the page
+    shows a logout then). Without a login nobody is named: no role, the page is read-only."""
     name = await operator_name(request)
-    roles = sorted(await operator_roles(request)) if name is not None else []
+    roles = effective_roles(await operator_roles(request)) if name is not None else []
     return json_response({"name": name, "roles": roles, "login": request.app.get(OPERATOR_LOGIN, False)})
 
 
@@ -204,7 +205,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                     await changes.closing.wait()
             tasks = [asyncio.ensure_future(e.wait()) for e in [*waits.values(), changes.closing]]
             try:
-                await asyncio.wait(tasks, timeout=STREAM_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+                # other instances' changes come by LISTEN/NOTIFY when it is up (collector.notify): no poll then
+                wait_s = STREAM_POLL_S if changes.polling else KEEPALIVE_S
+                await asyncio.wait(tasks, timeout=wait_s, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for t in tasks:
                     t.cancel()

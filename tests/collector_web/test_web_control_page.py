@@ -72,7 +72,9 @@ async def test_control_page_shows_the_fleet_and_follows_it_live(web: Web, browse
     assert "envois de données" in await text(browser, "#presence-source")
     assert await text(browser, "#alarm-count") == "2"  # the lamp failure (major) and the supply loss
     assert await text(browser, "#fault-count") == "1"
-    alarms = await text(browser, "#alarms tbody")
+    # the overview's alarm widget (alarms.js) loads its own list
+    await browser.wait_for("document.querySelector('#alarm-widget').textContent.includes('Coupure d\\'alimentation')")
+    alarms = await text(browser, "#alarm-widget")
     assert "Coupure d'alimentation" in alarms and "Quetigny" in alarms and "gw-quetigny-0001" in alarms
     faults = await text(browser, "#faults tbody")
     assert "lamp-2" in faults and "gw-dijon-0001" in faults and "Dijon" in faults
@@ -93,11 +95,13 @@ async def test_control_page_shows_the_fleet_and_follows_it_live(web: Web, browse
     await browser.wait_for("document.querySelector('#detail h3')?.textContent === 'Dijon'")
     detail = await text(browser, "#detail")
     assert "gw-dijon-0001 (DIJ-001)" in detail and "gw-dijon-0002 (DIJ-002)" in detail and "hors ligne" in detail
+    # the cabinet's own page (asset.js)
     await browser.evaluate("location.hash = '#/cabinet/gw-dijon-0001'")
-    await browser.wait_for("document.querySelector('#detail h3')?.textContent === 'Armoire DIJ-001'")
-    detail = await text(browser, "#detail")
+    await browser.wait_for("document.querySelector('.asset-title')?.textContent === 'Armoire DIJ-001'")
+    await browser.wait_for("document.querySelector('.asset-lamps')?.textContent.includes('lamp-2')")
+    detail = await text(browser, "#view")
     assert "lamp-1" in detail and "lamp-2" in detail and "en panne" in detail and "Lampe en panne" in detail
-    assert "Dijon" in await text(browser, "#crumbs")
+    assert "Dijon" in await text(browser, ".asset-crumbs")
     kind = "postgresql" if db_url.startswith("postgresql") else "sqlite"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await browser.screenshot(ARTIFACTS / f"control-centre-{kind}-cabinet.png")
@@ -112,7 +116,7 @@ async def test_control_page_shows_the_fleet_and_follows_it_live(web: Web, browse
                                          event(0, "meter-2", now_ms(), "water_leak", "major", night_flow_m3h=0.4)])
     await browser.wait_for("document.querySelector('#online-count').textContent === '3'", timeout=30)
     await browser.wait_for("document.querySelector('#alarm-count').textContent === '3'", timeout=30)
-    assert "Fuite d'eau" in await text(browser, "#alarms tbody")
+    await browser.wait_for("document.querySelector('#alarm-widget').textContent.includes('Fuite d\\'eau')", timeout=30)
     assert await browser.evaluate("window.__noReload") == 42
     assert await browser.evaluate("Number(document.body.dataset.updates)") > updates
     fill = await browser.evaluate("document.querySelector('#map .commune[data-insee=\"21166\"] circle.disc')"
@@ -140,8 +144,9 @@ async def test_a_missing_number_reads_as_a_dash_and_the_page_keeps_working(web: 
     await browser.wait_for("document.querySelector('#detail h3')?.textContent === 'Dijon'")
     assert "—" in await text(browser, "#detail tbody")
     await browser.evaluate("location.hash = '#/cabinet/gw-dijon-0001'")
-    await browser.wait_for("document.querySelector('#detail h3')?.textContent === 'Armoire DIJ-001'")
-    assert "—" in await text(browser, "#detail")
+    await browser.wait_for("document.querySelector('.asset-title')?.textContent === 'Armoire DIJ-001'")
+    await browser.wait_for("document.querySelector('.asset-lamps')?.textContent.includes('lamp-2')")
+    assert "—" in await text(browser, "#view")
     errors = [line for line in browser.console if line.startswith("exception")]
     assert not errors, errors
 

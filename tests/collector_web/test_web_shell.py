@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-from web_testkit import Web
+from web_testkit import Web, now_ms
 
 from collector.app import create_app, start
 from collector.dashboard.routes import ASSETS, SERVED, STREAM_TOPICS, add_stream_topic, asset_file
@@ -87,9 +87,11 @@ async def test_me_says_who_is_there(web: Web, store: Store) -> None:
         headers = await web.add_operator("alice")
         async with aiohttp.ClientSession() as session:
             async with session.get(url + "/control/api/me", headers=headers) as resp:
-                me = await resp.json()
-                assert resp.status == 200 and me["name"] == "alice" and me["login"] is True
-                assert isinstance(me["roles"], list)
+                assert resp.status == 200
+                assert await resp.json() == {"name": "alice", "roles": ["viewer", "operator"], "login": True}
+            await store.set_operator_roles("alice", frozenset({"supervisor", "police"}), "test", now_ms())
+            async with session.get(url + "/control/api/me", headers=headers) as resp:
+                assert (await resp.json())["roles"] == ["viewer", "operator", "supervisor", "police"]
             async with session.get(url + "/control/api/me") as resp:
                 assert resp.status == 401
     finally:
