@@ -88,6 +88,11 @@ class Report:
     audit: int = 0
     longest_lock_ms: float = 0.0  # SQLite: the longest write transaction of the run
     chunks: int = 0
+    lock_ms: list[float] = field(default_factory=list)  # SQLite: each chunk's write transaction
+
+    def lock_pct(self, q: float) -> float:
+        xs = sorted(self.lock_ms)
+        return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else 0.0
 
     def lines(self, policy: Policy, dry_run: bool) -> list[str]:
         verb = "would go" if dry_run else "removed"
@@ -105,6 +110,8 @@ class Report:
         out.append("rollups (hour, day): kept for ever")
         if not dry_run and self.chunks:
             out.append(f"{self.chunks} chunks, the longest write lock held {self.longest_lock_ms:.1f} ms")
+            if self.lock_ms:
+                out.append(f"  (median {self.lock_pct(0.5):.1f} ms, p99 {self.lock_pct(0.99):.1f} ms)")
         return out
 
 
@@ -205,7 +212,9 @@ async def _sqlite(store: SqliteStore, policy: Policy, now: int, dry_run: bool, c
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        report.longest_lock_ms = max(report.longest_lock_ms, (time.perf_counter() - t0) * 1000)
+        held = (time.perf_counter() - t0) * 1000
+        report.lock_ms.append(held)
+        report.longest_lock_ms = max(report.longest_lock_ms, held)
         report.chunks += 1
         return n
 
