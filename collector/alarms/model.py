@@ -186,6 +186,8 @@ class Filters:
     gateway: str | None = None
     limit: int = 50
     offset: int = 0
+    #: gateways whose alarms the reader may not see (a police vehicle's, without the police role)
+    hidden: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

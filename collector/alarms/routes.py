@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from citygate_wire.common import now_ms
-from collector.access import require_role
+from collector.access import RESTRICTED, operator_roles, require_role
 from collector.alarms.fold import Fold
 from collector.alarms.model import ACTIVE, MAX_COMMENT, SEVERITIES, STATES, TOPIC, AlarmError, Filters
 from collector.appkeys import INGEST_LISTENERS, LINK, STORE, TERRITORY
@@ -94,7 +94,19 @@ async def caught_up(app: web.Application) -> None:
         app[CHANGES].notify(TOPIC)
 
 
-def filters(request: web.Request) -> Filters:
+async def hidden(request: web.Request) -> tuple[str, ...]:
+    """The gateways whose alarms this reader may not see: those a feature restricts to a role it does
+    not hold (collector.access.add_restricted: a police vehicle's gateway without the police role)."""
+    restricted: dict[str, str] = {}
+    for names in request.app.get(RESTRICTED, []):
+        restricted.update(await names(request.app))
+    if not restricted:
+        return ()
+    roles = await operator_roles(request)
+    return tuple(sorted(name for name, role in restricted.items() if role not in roles))
+
+
+def filters(request: web.Request, hide: tuple[str, ...]) -> Filters:
     q = request.query
     raw_state = q.get("state", "active")
     if raw_state == "active":
@@ -115,12 +127,13 @@ def filters(request: web.Request) -> Filters:
             raise invalid("commune", f"{commune[:20]!r} is no commune of the territory")
         commune = found.insee
     return Filters(states=states, commune=commune, severity=severity, kind=q.get("kind"), gateway=q.get("gateway"),
-                   limit=int_param(request, "limit", 50, 1, MAX_LIMIT), offset=int_param(request, "offset", 0, 0, 10**9))
+                   limit=int_param(request, "limit", 50, 1, MAX_LIMIT), offset=int_param(request, "offset", 0, 0, 10**9),
+                   hidden=hide)
 
 
 async def get_alarms(request: web.Request) -> web.Response:
     await require_role(request, "viewer")
-    f = filters(request)
+    f = filters(request, await hidden(request))
     await caught_up(request.app)
     alarms, total, counts = await request.app[STORE].list_alarms(f, now_ms())
     names = _commune_names(request.app, {*counts.commune, *(a.commune for a in alarms)})
@@ -141,10 +154,10 @@ def _alarm_id(request: web.Request) -> int:
     return alarm_id
 
 
-async def alarm_document(app: web.Application, alarm_id: int) -> dict[str, Any]:
+async def alarm_document(app: web.Application, alarm_id: int, hide: tuple[str, ...] = ()) -> dict[str, Any]:
     store = app[STORE]
     alarm = await store.get_alarm(alarm_id)
-    if alarm is None:
+    if alarm is None or alarm.gateway in hide:
         raise Problem(404, "unknown-alarm", "Not Found", f"no alarm {alarm_id}")
     audit = await store.alarm_audit(alarm_id)
     return {
@@ -162,7 +175,7 @@ async def get_alarm(request: web.Request) -> web.Response:
     await require_role(request, "viewer")
     alarm_id = _alarm_id(request)
     await caught_up(request.app)
-    return json_response(await alarm_document(request.app, alarm_id))
+    return json_response(await alarm_document(request.app, alarm_id, await hidden(request)))
 
 
 def _text(body: dict[str, Any], name: str, required: bool) -> str | None:
@@ -189,6 +202,7 @@ async def post_action(request: web.Request) -> web.Response:
         raise Problem(400, "invalid-body", "Invalid body", f"unknown member(s) {sorted(extra)}: {action} takes "
                       f"{', '.join(sorted(allowed))}", pointer="")
     store = request.app[STORE]
+    await alarm_document(request.app, alarm_id, await hidden(request))  # 404 for an alarm it may not see
     if action == "assign":
         text = _text(body, "operator", True)
         if text not in {o.name for o in await store.operators()}:

@@ -328,6 +328,9 @@ class AlarmQueries(SqlPrimitives):
                                     ("gateway", "a.gateway_id = (SELECT id FROM gateways WHERE name = ?)", f.gateway)):
             if value is not None and skip != name:
                 add(column, value)
+        if f.hidden:
+            add(f"a.gateway_id NOT IN (SELECT id FROM gateways WHERE name IN ({', '.join(['?'] * len(f.hidden))}))",
+                *f.hidden)
         return " AND ".join(where), args
 
     async def list_alarms(self, f: Filters, now_ms: int) -> tuple[list[Alarm], int, Counts]:

@@ -125,3 +125,25 @@ async def test_bad_requests_get_a_problem(api: Api, method: str, path: str, body
     _, doc = await api.call("GET", "/api/v1/alarms")
     got, problem = await api.call(method, path.replace("{id}", str(doc["alarms"][0]["id"])), body, who)
     assert (got, problem["type"].rsplit(":", 1)[-1]) == (status, slug), problem
+
+
+async def test_a_police_vehicles_alarms_are_for_the_police_role_only(api: Api) -> None:
+    store = api.feed.store
+    await api.feed.gateway("gw-police-1")
+    await store.add_vehicle("police-1", "police", "21231", "gw-police-1", "gps", now_ms())
+    api.tokens["paula"] = new_operator_token()
+    await store.add_operator("paula", hash_token(api.tokens["paula"]), now_ms())
+    await store.set_operator_roles("paula", frozenset({"operator", "police"}), "test", now_ms())
+    await api.feed.upload("gw-police-1", ("gps", "gnss_no_fix", 10, "major", {"satellites": 0}))
+    await api.feed.upload("gw-a", ("lamp-1", "lamp_failure", 10, "major", {}))
+    _, seen = await api.call("GET", "/api/v1/alarms", who="paula")
+    assert sorted(a["gateway"] for a in seen["alarms"]) == ["gw-a", "gw-police-1"]
+    police_id = next(a["id"] for a in seen["alarms"] if a["gateway"] == "gw-police-1")
+    _, doc = await api.call("GET", "/api/v1/alarms")
+    assert [a["gateway"] for a in doc["alarms"]] == ["gw-a"] and doc["total"] == 1
+    assert sum(doc["counts"]["commune"].values()) == 1 and sum(doc["counts"]["state"].values()) == 1
+    for method, path in (("GET", f"/api/v1/alarms/{police_id}"), ("POST", f"/api/v1/alarms/{police_id}/ack")):
+        status, problem = await api.call(method, path)
+        assert status == 404 and problem["type"].endswith("unknown-alarm")
+    status, _ = await api.call("POST", f"/api/v1/alarms/{police_id}/ack", who="paula")
+    assert status == 200
