@@ -38,6 +38,10 @@ def add_opendata_routes(app: web.Application) -> None:
     app.router.add_get("/opendata/v1/communes/daily.csv", daily_csv)
 
 
+#: the days a window may name: from the epoch to the last one whose end (the next midnight) is a date
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9999, 12, 30)
+
+
 def _window(request: web.Request) -> tuple[date, date]:
     today = datetime.fromtimestamp(time.time(), PARIS).date()
     raw_from, raw_to = request.query.get("from"), request.query.get("to")
@@ -51,6 +55,9 @@ def _window(request: web.Request) -> tuple[date, date]:
         first = last - timedelta(days=DEFAULT_DAYS - 1)
     if first > last:
         raise invalid("from", "from is after to")
+    for name, day in (("from", first), ("to", last)):
+        if not FIRST_DAY <= day <= LAST_DAY:  # a day's end must be an instant: 9999-12-31's is not
+            raise invalid(name, f"{name} must be a day from {FIRST_DAY} to {LAST_DAY}, got {day}")
     if (last - first).days + 1 > MAX_DAYS:
         raise invalid("from", f"at most {MAX_DAYS} days at once")
     return first, last
