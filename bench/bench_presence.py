@@ -126,7 +126,7 @@ async def until(store: Store, want: dict[str, tuple[bool, int | None]], limit_s:
         wrong = sum(rows.get(g) != w for g, w in want.items())
         if not wrong:
             return time.perf_counter() - t0, 0
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # reading the table parses every state: not too often, it shares the loop
     return None, wrong
 
 
