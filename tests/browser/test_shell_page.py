@@ -55,7 +55,10 @@ async def test_french_by_default_english_by_the_switch_and_kept(
     await expect(page.locator("#kpi-online h2")).to_have_text("Passerelles en ligne")
     await expect(page.locator("#territory")).to_have_text("Dijon Métropole — centre de contrôle")
     assert await page.get_attribute("#lang button[data-lang=fr]", "aria-pressed") == "true"
-    assert "Lampe en panne" in await page.locator("#alarms").inner_text()
+    await expect(page.locator("#alarm-widget")).to_contain_text("Lampe en panne")
+    for panel, title in (("traffic", "Circulation"), ("cameras", "Caméras"), ("parking", "Stationnement")):
+        await expect(page.locator(f"#{panel} h2")).to_have_text(title)
+    await expect(page.locator("#traffic")).to_contain_text("aucun comptage reçu")
 
     updates = await page.evaluate("Number(document.body.dataset.updates)")
     await page.click("#lang button[data-lang=en]")
@@ -63,8 +66,12 @@ async def test_french_by_default_english_by_the_switch_and_kept(
     assert await page.get_attribute("html", "lang") == "en"
     await expect(page.locator("#nav a[data-route='']")).to_have_text("Overview")
     await expect(page.locator("#territory")).to_have_text("Dijon Métropole — control centre")
-    assert "Lamp failure" in await page.locator("#alarms").inner_text()
+    await expect(page.locator("#alarm-widget")).to_contain_text("Lamp failure")
     assert await page.get_attribute("#lang button[data-lang=en]", "aria-pressed") == "true"
+    for panel, title in (("traffic", "Traffic"), ("cameras", "Cameras"), ("parking", "Parking")):
+        await expect(page.locator(f"#{panel} h2")).to_have_text(title)
+    await expect(page.locator("#traffic")).to_contain_text("no count received")
+    await expect(page.locator("#faults thead")).to_contain_text("Since")
     assert await page.evaluate("Number(document.body.dataset.updates)") > updates  # re-rendered, not reloaded
     assert await page.title() == "Control centre — citygate"
 

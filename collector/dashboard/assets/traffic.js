@@ -1,73 +1,57 @@
-// Control-centre page, "Circulation" panel: each junction's last hour of counts and its faulty detectors,
-// from /api/v1/traffic/junctions (collector/traffic/routes.py), refreshed every 30 s. Text only, never HTML.
+// Control-centre page, "Circulation" panel of the overview: each junction's last hour of counts and its faulty
+// detectors, from /api/v1/traffic/junctions (collector/traffic/routes.py), refreshed every 30 s. Text only, never HTML.
 "use strict";
 
 (() => {
   const REFRESH_MS = 30_000;
-  const node = (tag, cls, text) => {
-    const n = document.createElement(tag);
-    if (cls) n.className = cls;
-    if (text !== undefined) n.textContent = text;
-    return n;
-  };
-  const hour = (iso) => new Date(iso).toLocaleTimeString("fr-FR", { timeZone: "Europe/Paris", hour: "2-digit", minute: "2-digit" });
+  const { el } = CG;
+  const t = (key, vars) => CG.t(key, vars);
+  CG.strings({
+    fr: {
+      "traffic.title": "Circulation", "traffic.junction": "Carrefour", "traffic.period": "Période",
+      "traffic.vehicles": "Véhicules", "traffic.faulty": "Détecteurs en défaut", "traffic.none": "aucun",
+      "traffic.empty": "aucun comptage reçu", "traffic.incomplete": "comptage incomplet : au moins un détecteur en défaut",
+      "traffic.note": "Véhicules comptés sur la dernière heure reçue de chaque carrefour ; * : comptage incomplet.",
+    },
+    en: {
+      "traffic.title": "Traffic", "traffic.junction": "Junction", "traffic.period": "Period",
+      "traffic.vehicles": "Vehicles", "traffic.faulty": "Faulty detectors", "traffic.none": "none",
+      "traffic.empty": "no count received", "traffic.incomplete": "incomplete count: at least one detector is faulty",
+      "traffic.note": "Vehicles counted over each junction's last hour received; *: incomplete count.",
+    },
+  });
 
-  const card = node("section", "card traffic-card");
-  card.id = "traffic";
-  const head = node("div", "card-head");
-  head.append(node("h2", "", "Circulation"));
-  const table = node("table", "list");
-  const tr = node("tr");
-  for (const [label, cls] of [["Carrefour", ""], ["Période", ""], ["Véhicules", "num"], ["Détecteurs en défaut", ""]]) {
-    const th = node("th", cls, label);
-    if (cls === "num") th.style.textAlign = "right";
-    tr.append(th);
-  }
-  table.append(node("thead"), node("tbody"));
-  table.tHead.append(tr);
-  const scroller = node("div");
-  scroller.style.overflowX = "auto"; // a narrow screen scrolls the table, not the page
-  scroller.tabIndex = 0; // and a keyboard can scroll it too
-  scroller.append(table);
-  const note = node("p", "note", "Véhicules comptés sur la dernière heure reçue de chaque carrefour ; * : comptage incomplet.");
-  card.style.gridColumn = "1 / -1"; // the whole width, as the other panels of one table
-  card.append(head, scroller, note);
-  CG.panel(card); // the overview shows it below its own cards
+  const card = el("section", { class: "card traffic-card", id: "traffic", "aria-labelledby": "traffic-title" });
+  let junctions = null;
 
-  function render(junctions) {
-    const body = table.tBodies[0];
-    body.replaceChildren();
-    if (!junctions.length) {
-      const row = node("tr", "empty");
-      const td = node("td", "", "aucun comptage reçu");
-      td.colSpan = 4;
-      row.append(td);
-      body.append(row);
-      return;
+  function draw() {
+    const body = el("tbody");
+    if (junctions && !junctions.length) body.append(el("tr", { class: "empty" }, el("td", { colspan: "4" }, t("traffic.empty"))));
+    for (const j of junctions || []) {
+      const faulty = j.flagged
+        ? el("td", { title: t("traffic.incomplete") }, el("span", { class: "pill major" }, j.faulty_detectors.join(", ")))
+        : el("td", {}, el("span", { class: "pill ok" }, t("traffic.none")));
+      body.append(el("tr", {}, el("td", {}, j.junction), el("td", {}, `${CG.fmtTime(j.from, "time")}–${CG.fmtTime(j.to, "time")}`),
+        el("td", { class: "num" }, `${CG.fmtNum(j.vehicles)}${j.flagged ? " *" : ""}`), faulty));
     }
-    for (const j of junctions) {
-      const row = node("tr");
-      const faulty = node("td");
-      if (j.flagged) {
-        faulty.append(node("span", "pill major", j.faulty_detectors.join(", ")));
-        faulty.title = "comptage incomplet : au moins un détecteur en défaut";
-      } else {
-        faulty.append(node("span", "pill ok", "aucun"));
-      }
-      row.append(node("td", "", j.junction), node("td", "", `${hour(j.from)}–${hour(j.to)}`),
-        node("td", "num", `${j.vehicles.toLocaleString("fr-FR")}${j.flagged ? " *" : ""}`), faulty);
-      body.append(row);
-    }
+    const head = el("thead", {}, el("tr", {}, el("th", { scope: "col" }, t("traffic.junction")), el("th", { scope: "col" }, t("traffic.period")),
+      el("th", { scope: "col", class: "num" }, t("traffic.vehicles")), el("th", { scope: "col" }, t("traffic.faulty"))));
+    // a narrow screen scrolls the table, not the page; the tabindex lets a keyboard scroll it
+    card.replaceChildren(el("div", { class: "card-head" }, el("h2", { id: "traffic-title" }, t("traffic.title"))),
+      el("div", { class: "scroll", tabindex: "0" }, el("table", { class: "list" }, head, body)), el("p", { class: "note" }, t("traffic.note")));
   }
 
   async function refresh() {
     try {
-      const resp = await fetch("/api/v1/traffic/junctions", { headers: { Accept: "application/json" } });
-      if (resp.ok) render(await resp.json());
+      junctions = await CG.api("/api/v1/traffic/junctions");
+      draw();
     } catch (_) {
       // the page's live indicator already says when the collector is unreachable
     }
   }
+  draw();
+  CG.onLang(draw);
+  CG.panel(card); // the overview shows it below its own cards
   refresh();
   setInterval(refresh, REFRESH_MS);
 })();
