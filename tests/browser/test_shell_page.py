@@ -115,6 +115,14 @@ async def test_navigation_marks_the_route_and_an_unknown_one_says_so(
         registered = await page.evaluate(f"CG.hasRoute({route!r})")
         assert routed == (route if registered else "unknown"), (route, routed)
     await expect(page.locator("#kpi-online")).to_be_visible()
+    # the route of most segments wins, "*" matches one segment, the rest are arguments, decoded
+    await page.evaluate("""() => {
+        CG.route('probe', (el, args) => { el.dataset.probe = 'one:' + args.join('|'); });
+        CG.route('probe/*/deep', (el, args) => { el.dataset.probe = 'deep:' + args.join('|'); });
+    }""")
+    for hash_, expected in (("#/probe/a%20b", "one:a b"), ("#/probe/x/deep/7", "deep:x|7"), ("#/probe/x/other", "one:x|other")):
+        await page.evaluate(f"location.hash = '{hash_}'")
+        await page.wait_for_function(f"document.querySelector('#view').dataset.probe === {expected!r}")
     await page.evaluate("location.hash = '#/no-such-page'")
     await expect(page.locator("#view h2")).to_have_text("Page introuvable")
     # the drill-down stays in the overview: a commune, from its disc on the schematic map
@@ -165,7 +173,9 @@ async def test_a_phone_never_scrolls_sideways_and_every_control_takes_a_finger(
     await seed(collector)
     page = await new_page(390, 844)
     await open_overview(page, collector, operator_login)
-    for route in ROUTES:
+    nav = await page.evaluate("[...document.querySelectorAll('#nav a[data-route]')].map((a) => a.dataset.route)")
+    assert {"", "map", "alarms", "reports"} <= set(nav)
+    for route in dict.fromkeys([*nav, *ROUTES]):  # every route of the navigation, modules' own links included
         await page.evaluate(f"location.hash = '#/{route}'")
         await page.wait_for_function(f"document.querySelector('#view').dataset.route !== undefined && location.hash === '#/{route}'")
         await page.wait_for_timeout(300)  # a route may fetch before it draws: let it
