@@ -65,6 +65,7 @@ from aiohttp import web
 from citygate_wire.common import PATH, now_ms
 from collector.appkeys import OPERATOR_LOGIN, STORE
 from collector.credentials import DEFAULT_LEVEL, LEVELS
+from collector.i18n import LANGS, add_messages, request_lang, t
 from collector.params import bearer_owner, bearer_token, unauthorized
 from collector.problem import Handler, Problem
 from collector.tokens import hash_token
@@ -367,37 +368,56 @@ def safe_next(target: str | None) -> str:
 
 
 _FORM = """<!doctype html>
-<html lang="fr"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>citygate: connexion</title>
+<html lang="{lang}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title><link rel="icon" href="data:,">
 <style>
 body {{ font: 16px system-ui, sans-serif; display: grid; place-items: center; min-height: 90vh; margin: 0;
        background: #f3f5f7; color: #1b2733; }}
-form {{ background: #fff; padding: 2rem 2.5rem; border-radius: 8px; box-shadow: 0 2px 10px #0002; width: 22rem; }}
+form {{ background: #fff; padding: 2rem 2.5rem; border-radius: 8px; box-shadow: 0 2px 10px #0002; width: min(22rem, 92vw);
+        box-sizing: border-box; }}
 h1 {{ font-size: 1.3rem; margin: 0 0 1rem; }}
 label {{ display: block; margin-bottom: .4rem; }}
-input[type=password] {{ width: 100%; box-sizing: border-box; padding: .5rem; font: inherit; }}
-button {{ margin-top: 1rem; padding: .5rem 1.2rem; font: inherit; }}
+input[type=password] {{ width: 100%; box-sizing: border-box; padding: .5rem; font: inherit; min-height: 44px; }}
+button {{ margin-top: 1rem; padding: .5rem 1.2rem; font: inherit; min-height: 44px; }}
 p.error {{ color: #b00020; }}
 </style></head>
 <body><form method="post" action="{action}">
-<h1>Centre de contrôle citygate</h1>
-{error}<label for="token">Jeton d'opérateur</label>
+<h1>{heading}</h1>
+{error}<label for="token">{label}</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
 <input type="hidden" name="next" value="{next}">
-<button type="submit">Se connecter</button>
+<button type="submit">{button}</button>
 </form></body></html>
 """
+#: the language the page chose (shell.js sets it at each switch): the form speaks it too
+LANG_COOKIE = "cg_lang"
+add_messages({
+    "login.title": {"fr": "citygate : connexion", "en": "citygate: log in"},
+    "login.heading": {"fr": "Centre de contrôle citygate", "en": "citygate control centre"},
+    "login.label": {"fr": "Jeton d'opérateur", "en": "Operator token"},
+    "login.button": {"fr": "Se connecter", "en": "Log in"},
+    "login.unknown": {"fr": "Jeton inconnu.", "en": "Unknown token."},
+})
 
 
-def _form(next_path: str, error: str = "", status: int = 200) -> web.Response:
-    text = _FORM.format(action=LOGIN, next=html.escape(next_path),
-                        error=f'<p class="error" role="alert">{html.escape(error)}</p>\n' if error else "")
+def form_lang(request: web.Request) -> str:
+    """`?lang=`, else the page's choice (its cookie), else Accept-Language, else French."""
+    asked = request.query.get("lang", "").strip().lower()
+    chosen = request.cookies.get(LANG_COOKIE, "")
+    return asked if asked in LANGS else chosen if chosen in LANGS else request_lang(request)
+
+
+def _form(request: web.Request, next_path: str, error: str = "", status: int = 200) -> web.Response:
+    lang = form_lang(request)
+    text = _FORM.format(action=LOGIN, next=html.escape(next_path), lang=lang, title=t("login.title", lang),
+                        heading=t("login.heading", lang), label=t("login.label", lang), button=t("login.button", lang),
+                        error=f'<p class="error" role="alert">{html.escape(t(error, lang))}</p>\n' if error else "")
     return web.Response(status=status, text=text, content_type="text/html",
                         headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"})
 
 
 async def login_form(request: web.Request) -> web.Response:
-    return _form(safe_next(request.query.get("next")))
+    return _form(request, safe_next(request.query.get("next")))
 
 
 async def login(request: web.Request) -> web.Response:
@@ -421,7 +441,7 @@ async def login(request: web.Request) -> web.Response:
     if name is None or not await store.open_session(name, hash_token(session), now, now + SESSION_S * 1000, source):
         limiter.failed(source, time.monotonic())
         log.warning("control centre: refused a login from %s", source)
-        return _form(target, "Jeton inconnu.", status=401)
+        return _form(request, target, "login.unknown", status=401)
     limiter.succeeded(source)
     log.info("control centre: operator %s logged in from %s", name, source)
     response = _see_other(target)

@@ -77,6 +77,13 @@ async def test_french_by_default_english_by_the_switch_and_kept(
 
     await page.reload()  # the choice is kept
     await expect(page.locator("#kpi-online h2")).to_have_text("Gateways online")
+    # and the login form speaks it too, though the browser asks for French
+    await page.click("#who button[type=submit]")
+    await page.wait_for_url("**/control/login")
+    await expect(page.locator("label[for=token]")).to_have_text("Operator token")
+    assert await page.get_attribute("html", "lang") == "en"
+    await open_overview(page, collector, operator_login)
+    await expect(page.locator("#kpi-online h2")).to_have_text("Gateways online")
     await page.click("#lang button[data-lang=fr]")
     await expect(page.locator("#kpi-online h2")).to_have_text("Passerelles en ligne")
     assert not errors(page), errors(page)

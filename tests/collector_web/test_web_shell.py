@@ -148,3 +148,26 @@ async def test_a_registered_topic_reaches_the_page_as_a_change_event(streaming: 
             changes.notify("shell-test")
             seen += await changes_until(resp, "shell-test")
     assert seen.count("shell-test") == 2 and "not-registered" not in seen, seen
+
+
+async def test_the_login_form_speaks_the_page_s_language(store: Store) -> None:
+    app = create_app(store, operator_login=True)
+    runner, url = await start(app, "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+            async def form(headers: dict[str, str], query: str = "") -> str:
+                async with session.get(f"{url}/control/login{query}", headers=headers) as resp:
+                    assert resp.status == 200
+                    return await resp.text()
+
+            assert 'lang="fr"' in (page := await form({})) and "Jeton d'opérateur" in page
+            assert 'lang="en"' in (page := await form({"Accept-Language": "en-GB,en;q=0.9"})) and "Operator token" in page
+            # the page's switch (its cookie) wins over the browser, ?lang over both
+            assert "Operator token" in await form({"Accept-Language": "fr-FR", "Cookie": "cg_lang=en"})
+            assert "Jeton d'opérateur" in await form({"Accept-Language": "en", "Cookie": "cg_lang=en"}, "?lang=fr")
+            assert "Jeton d'opérateur" in await form({"Cookie": "cg_lang=<script>"})
+            async with session.post(f"{url}/control/login", data={"token": "cop_nobody", "next": "/control/"},
+                                    headers={"Cookie": "cg_lang=en"}) as resp:
+                assert resp.status == 401 and "Unknown token." in await resp.text()
+    finally:
+        await runner.cleanup()

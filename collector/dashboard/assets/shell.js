@@ -74,9 +74,15 @@
     if (!LANGS.includes(lang) || lang === CG.lang) return;
     CG.lang = lang;
     try { localStorage.setItem(LANG_KEY, lang); } catch (_) { /* the choice lasts this page only */ }
+    rememberLang();
     applyLang();
     for (const fn of langListeners) safely(fn, lang);
     rerender();
+  }
+
+  // the login form (served by the collector) speaks the page's language: it reads this cookie
+  function rememberLang() {
+    document.cookie = `cg_lang=${CG.lang}; path=/control/; max-age=31536000; SameSite=Strict`;
   }
 
   function locale() { return CG.lang === "fr" ? "fr-FR" : "en-GB"; }
@@ -385,6 +391,7 @@
     view = document.getElementById("view");
     for (const b of document.querySelectorAll("#lang button")) b.addEventListener("click", () => setLang(b.dataset.lang));
     applyLang();
+    rememberLang();
     on("summary", showTerritory);
     window.addEventListener("hashchange", () => { rerender(); view.focus({ preventScroll: true }); });
     connect();
