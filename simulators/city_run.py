@@ -82,16 +82,20 @@ async def run_city(city: City, duration_s: float | None, report_s: float, outage
         while not stop.is_set():
             await asyncio.sleep(report_s)
             f = figures(city)
-            click.echo(f"city: {json.dumps(f)}" if machine else
-                       f"{f['sim_time']}  records {f['records']:,}  acked {f['acked']:,}  backlog "
-                       f"{f['backlog']:,}  p99 {f['p99_ms']} ms  mqtt {f['mqtt_online']}/{f['gateways']}  "
-                       f"alarms {f['alarms']}  reports {f['reports']}", err=False)
+            click.echo(f"city: {json.dumps(f)}" if machine else line(f))
 
     task = loop.create_task(report())
     try:
         await city.run(stop)
     finally:
         task.cancel()
+
+
+def line(f: dict[str, object]) -> str:
+    """A report line that fits 80 columns for the whole metropolis."""
+    p99 = "" if f.get("p99_ms") is None else f" p99 {f['p99_ms']:.0f}ms"
+    return (f"{str(f['sim_time'])[-5:]} acked {f['acked']:,} of {f['records']:,}{p99} "
+            f"mqtt {f['mqtt_online']}/{f['gateways']} alarms {f['alarms']} reports {f['reports']}")
 
 
 def parse_outage(text: str) -> tuple[str, float, float]:
@@ -171,7 +175,8 @@ def city(cabinets: int, lamps: int, accel: float, duration_s: float | None, samp
                 extra = ["--mqtt-url", mqtt_url, "--mqtt-password-file", str(password)]
             collector, collector_url = start_collector(db, extra=extra, die_with_parent=True)
             procs.append(collector)
-            click.echo(f"collector {collector_url}  (control centre: {collector_url}/)  broker {mqtt_url}")
+            click.echo(f"collector and control centre: {collector_url}/")
+            click.echo(f"MQTT broker: {mqtt_url}")
         if tokens_dir is None:
             raise click.BadParameter("needed with --collector-url", param_hint="--tokens-dir")
         if workers > 1 and slice_ is None:
@@ -187,7 +192,7 @@ def city(cabinets: int, lamps: int, accel: float, duration_s: float | None, samp
         click.echo(f"{len(mine)} cabinets, {sum(len(c.lamps) for c in mine):,} lamps, x{accel:g}")
         asyncio.run(run_city(the_city, duration_s, report_s, cuts, machine))
         f = figures(the_city)
-        click.echo(f"city: {json.dumps(f)}" if machine else f"done: {json.dumps(f)}")
+        click.echo(f"city: {json.dumps(f)}" if machine else f"stopped at {line(f)}")
     finally:
         for p in reversed(procs):
             p.stop()
@@ -210,9 +215,9 @@ def _run_workers(n: int, collector_url: str, tokens_dir: Path, mqtt_url: str | N
                 if found:
                     latest.append(json.loads(found[-1].group(1)))
             if latest:
-                total = {key: sum(f[key] for f in latest) for key in ("records", "acked", "backlog", "mqtt_online",
-                                                                     "gateways", "alarms", "reports")}
-                click.echo(f"{latest[0]['sim_time']}  " + "  ".join(f"{k} {v:,}" for k, v in total.items()))
+                total: dict[str, object] = {key: sum(f[key] for f in latest) for key in (
+                    "records", "acked", "mqtt_online", "gateways", "alarms", "reports")}
+                click.echo(line({**total, "sim_time": latest[0]["sim_time"]}))
     finally:
         for k in kids:
             k.stop()
