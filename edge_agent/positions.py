@@ -13,20 +13,20 @@ nothing, a moved lamp one event. A device without a position stands at its cabin
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from drivers.errors import ConfigError
 from drivers.model import Event, Record, Severity
-from edge_agent.clock import epoch_ms
-from edge_agent.service import AgentContext
+
+if TYPE_CHECKING:  # the config's parser loads this module: `check-config` and the CLI need no asyncio
+    from edge_agent.service import AgentContext
 
 log = logging.getLogger("citygate.positions")
 
@@ -105,6 +105,10 @@ class PositionsService:
                 log.warning("cannot save %s (%s): positions are journalled again at the next start", self._path, exc)
 
     async def run(self, ctx: AgentContext) -> None:
+        import asyncio
+
+        from edge_agent.clock import epoch_ms
+
         self._path = ctx.state_dir / FILE
         self._journalled = self._load(self._path)
         ctx.subscribe(self._observe)
