@@ -17,8 +17,9 @@ the system Chromium (Playwright) opens /control/#/map in a fresh context (empty 
 - live cost: the page left open while uploads arrive at the city's own rate (each cabinet sends its
   batch every 15 min, the shipped `batch_max_age_s`: 1,500 cabinets are 1.7 batches a second, each
   lamp's heartbeat and a state change for one lamp in 40), for `--live-s` seconds: the page's main-thread
-  time (CDP TaskDuration), the collector's CPU (its process's utime + stime) and the bytes the page
-  received, each per second.
+  time (CDP TaskDuration), the collector's CPU (its process's utime + stime; and again for the same
+  batches with no page open: the page's share is the difference) and the bytes the page received
+  (the deltas and the stream's events), each per second.
 
 Figures are medians; each is printed with its ratio to the baseline. The machine is shared: the
 ratios are the result, not the times alone. Targets (issue 17): first render and interactive
@@ -168,6 +169,29 @@ async def load_once(browser: Browser, url: str) -> dict[str, float]:
         await context.close()
 
 
+async def feed(url: str, city: City, seconds: float) -> int:
+    """Batches at the city's rate (a random cabinet each) for `seconds`; how many were sent."""
+    rate = city.cabinets / BATCH_EVERY_S
+    rnd = random.Random(5)
+    seqs = [time.time_ns() // 1000] * city.cabinets  # above any earlier run's: every record is new
+    t0 = time.monotonic()
+    sent = 0
+    async with aiohttp.ClientSession() as session:
+        while (elapsed := time.monotonic() - t0) < seconds:
+            for _ in range(max(0, int(elapsed * rate) + 1 - sent)):
+                await upload(session, url, rnd.randrange(city.cabinets), seqs, city)
+                sent += 1
+            await asyncio.sleep(0.05)
+    return sent
+
+
+async def idle_cost(url: str, pid: int, city: City, seconds: float) -> dict[str, float]:
+    """The collector's CPU for the same batches with no page open: what the page adds is the difference."""
+    t_cpu, t0 = cpu_s(pid), time.monotonic()
+    await feed(url, city, seconds)
+    return {"idle_collector_ms_per_s": 1000 * (cpu_s(pid) - t_cpu) / (time.monotonic() - t0)}
+
+
 async def live_cost(browser: Browser, url: str, pid: int, city: City, seconds: float) -> dict[str, float]:
     """The page open while the city's batches arrive at their rate: costs per second."""
     context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="fr-FR",
@@ -178,7 +202,12 @@ async def live_cost(browser: Browser, url: str, pid: int, city: City, seconds: f
         await cdp.send("Network.enable")
         await cdp.send("Performance.enable")
         received = [0]
-        cdp.on("Network.dataReceived", lambda e: received.__setitem__(0, received[0] + e["encodedDataLength"]))
+
+        def add(n: int) -> None:
+            received[0] += n
+
+        cdp.on("Network.loadingFinished", lambda e: add(e["encodedDataLength"]))  # the deltas
+        cdp.on("Network.eventSourceMessageReceived", lambda e: add(len(e["data"]) + len(e["eventName"]) + 16))
         refreshes = [0]
         page.on("request", lambda r: refreshes.__setitem__(0, refreshes[0] + ("/map/states?since=" in r.url)))
         await page.goto(url + "/control/#/map", timeout=120_000)
@@ -189,20 +218,9 @@ async def live_cost(browser: Browser, url: str, pid: int, city: City, seconds: f
             metrics = (await cdp.send("Performance.getMetrics"))["metrics"]
             return float(next(m["value"] for m in metrics if m["name"] == "TaskDuration"))
 
-        rate = city.cabinets / BATCH_EVERY_S
-        rnd = random.Random(5)
-        seqs = [10**9] * city.cabinets
         t_page, t_cpu, received[0], refreshes[0] = await task_s(), cpu_s(pid), 0, 0
         t0 = time.monotonic()
-        sent = 0
-        async with aiohttp.ClientSession() as session:
-            while (elapsed := time.monotonic() - t0) < seconds:
-                due = int(elapsed * rate) + 1 - sent
-                for _ in range(max(0, due)):
-                    c = rnd.randrange(city.cabinets)
-                    await upload(session, url, c, seqs, city)
-                    sent += 1
-                await asyncio.sleep(0.05)
+        sent = await feed(url, city, seconds)
         elapsed = time.monotonic() - t0
         return {"page_ms_per_s": 1000 * (await task_s() - t_page) / elapsed,
                 "collector_ms_per_s": 1000 * (cpu_s(pid) - t_cpu) / elapsed,
@@ -255,7 +273,9 @@ def medians(runs: list[dict[str, float]]) -> dict[str, float]:
 
 ROWS = (("render_ms", "first render", "ms", 1), ("interactive_ms", "interactive", "ms", 1),
         ("bytes", "bytes transferred", "kB", 1000), ("page_ms_per_s", "live: page main thread", "ms/s", 1),
-        ("collector_ms_per_s", "live: collector CPU", "ms/s", 1), ("bytes_per_s", "live: bytes received", "kB/s", 1000))
+        ("collector_ms_per_s", "live: collector CPU", "ms/s", 1),
+        ("idle_collector_ms_per_s", "  the same, no page open", "ms/s", 1),
+        ("bytes_per_s", "live: bytes received", "kB/s", 1000))
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -275,8 +295,10 @@ async def main(args: argparse.Namespace) -> None:
                         b_runs.append(await load_once(browser, b_url))
                         m_runs.append(await load_once(browser, m_url))
                     for _ in range(args.live_rounds):
-                        b_live.append(await live_cost(browser, b_url, b_pid, base, args.live_s))
-                        m_live.append(await live_cost(browser, m_url, m_pid, metro, args.live_s))
+                        b_live.append({**await live_cost(browser, b_url, b_pid, base, args.live_s),
+                                       **await idle_cost(b_url, b_pid, base, args.live_s)})
+                        m_live.append({**await live_cost(browser, m_url, m_pid, metro, args.live_s),
+                                       **await idle_cost(m_url, m_pid, metro, args.live_s)})
                     b = {**medians(b_runs), **medians(b_live)}
                     m = {**medians(m_runs), **medians(m_live)}
         finally:
