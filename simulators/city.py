@@ -519,9 +519,11 @@ class City:
     async def _report(self, gw: Gateway, lamp: str) -> None:
         # a resident notices it some (real) seconds later
         await asyncio.sleep(self.rng.uniform(1, 5))
-        form = {"service_code": "lamp-out", "lat": str(gw.cab.lat), "long": str(gw.cab.lon),
+        form = {"jurisdiction_id": gw.cab.commune, "service_code": "lamp-out", "lat": str(gw.cab.lat),
+                "long": str(gw.cab.lon),
                 "description": f"Le lampadaire près de l'armoire {gw.cab.cabinet} ne s'allume plus.",
-                "email": f"habitant{self.rng.randrange(10**6)}@example.org", "attribute[lamp_id]": lamp}
+                "email": f"habitant{self.rng.randrange(10**6)}@example.org",
+                "attribute[lamp_id]": f"{gw.cab.gateway}/{lamp}"}
         try:
             async with self.http.post(self.collector_url + "/open311/v2/requests.json", data=form,
                                       timeout=aiohttp.ClientTimeout(total=30)) as resp:
@@ -530,6 +532,8 @@ class City:
                     self.counters.reports += 1
                 else:
                     self.counters.reports_refused += 1
+                    log.warning("report on %s/%s refused (%d): %s", gw.cab.gateway, lamp, resp.status,
+                                (await resp.text())[:300])
         except (aiohttp.ClientError, TimeoutError):
             self.counters.reports_refused += 1
 

@@ -96,6 +96,8 @@ async def test_a_small_city_with_a_commune_cut_off_loses_nothing(tmp_path: Path)
             assert c.refused == 0 and c.records == c.acked
             assert counts.samples + counts.events == c.records  # every record once, none twice
             assert counts.events >= 1 and c.alarms >= 1
+            # residents reported some of the failed lamps through Open311, and none was refused
+            assert c.reports >= 1 and c.reports_refused == 0
             alarms = await store.alarms(limit=10_000)
             assert len(alarms) == c.alarms  # every alarm logged once
     finally:
