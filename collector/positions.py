@@ -110,6 +110,9 @@ class PositionStore(Protocol):
     async def position_marks(self) -> tuple[Any, ...]:
         """A fingerprint of every position: it moves whenever one is written (an index-only count)."""
 
+    async def event_marks(self, codes: Sequence[str]) -> tuple[Any, ...]:
+        """A fingerprint of the events of these codes: it moves whenever one is stored or deleted."""
+
     async def lamp_readings(self, gateways: Sequence[str] | None = None) -> list[LampReading]:
         """Every lamp (a device that reported `lamp_on`), of these gateways or all, with its newest reading
         time, `lamp_on` and the newest `level_pct` it reported."""
@@ -162,6 +165,11 @@ class PositionQueries(SqlPrimitives):
         events = await self._ctl_rows("SELECT COUNT(*), MAX(id) FROM events WHERE code = $1", POSITION_EVENT)
         imported = await self._ctl_rows("SELECT COUNT(*), MAX(updated_ms) FROM device_position")
         return (*events[0], *imported[0])
+
+    async def event_marks(self, codes: Sequence[str]) -> tuple[Any, ...]:
+        rows = await self._ctl_rows(f"SELECT COUNT(*), MAX(id) FROM events WHERE code IN ({marks(1, len(codes))})",
+                                    *codes)
+        return tuple(rows[0])
 
     async def lamp_readings(self, gateways: Sequence[str] | None = None) -> list[LampReading]:
         if gateways is not None and not gateways:

@@ -35,6 +35,7 @@ import hashlib
 import logging
 import os
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,8 @@ from collector.model import Gateway, IngestResult
 from collector.online import GatewayStatus, fleet
 from collector.params import invalid, parse_int
 from collector.positions import LampReading, Located, device_positions
+from collector.readmodel import RESTORED as LAMP_RESTORED
+from collector.rollup import FAULT_CODE
 from collector.store import Store
 
 log = logging.getLogger("citygate.collector.map")
@@ -146,6 +149,8 @@ class MapCache:
     min_rebuild_s: float = MIN_REBUILD_S
     max_age_s: float = MAX_AGE_S
     layout: Layout | None = None
+    #: what the events say, read again only when their fingerprint moved (each read scans every such event)
+    events: dict[str, tuple[tuple[Any, ...], Any]] = field(default_factory=dict)
     warming: asyncio.Task[None] | None = None
     refreshing: asyncio.Task[None] | None = None
 
@@ -333,11 +338,32 @@ def _online(snap: Snapshot) -> str:
     return "".join("1" if g.online else "0" for g in snap.cabinets)
 
 
-async def _overridden(store: Store, now: int) -> set[tuple[str, str]]:
+async def _by_events(store: Store, cache: MapCache, codes: tuple[str, ...],
+                     read: Callable[[Store], Awaitable[Any]]) -> Any:
+    """`read(store)`, again only when the events of `codes` changed."""
+    marks_ = await store.event_marks(codes)
+    known = cache.events.get(read.__name__)
+    if known is None or known[0] != marks_:
+        known = cache.events[read.__name__] = (marks_, await read(store))
+    return known[1]
+
+
+async def _failed(store: Store) -> set[tuple[str, str]]:
+    return {(f.gateway, f.device) for f in await store.open_lamp_faults()}
+
+
+async def _lost(store: Store) -> set[tuple[str, str]]:
+    codes = await store.latest_codes((LOST, RESTORED), now_ms() - COMM_WINDOW_MS)
+    return {k for k, (code, _) in codes.items() if code == LOST}
+
+
+async def _overridden(store: Store, cache: MapCache, now: int) -> set[tuple[str, str]]:
     """(gateway, lamp) under an override its gateway took, not expired, cleared or ended since; a group's
     override reaches the lamps whose group the collector knows (from their fault events)."""
     commands = sorted(await store.commands(limit=RECENT_COMMANDS), key=lambda c: c.issued_at_ms)
-    groups = await store.lamp_groups()
+    if not any(c.action in (OVERRIDE, CLEAR) for c in commands):
+        return set()
+    groups = await _by_events(store, cache, (FAULT_CODE, LAMP_RESTORED), _groups)
     members: dict[tuple[str, str], list[str]] = {}
     for (gw, lamp), group in groups.items():
         members.setdefault((gw, group), []).append(lamp)
@@ -390,6 +416,10 @@ def _layout(cache: MapCache, gateways: list[GatewayStatus], positions: dict[tupl
     return cache.layout
 
 
+async def _groups(store: Store) -> dict[tuple[str, str], str]:
+    return await store.lamp_groups()
+
+
 def _judge(reading: LampReading | None, online: bool, lost: bool, failed: bool, fresh_after: int) -> tuple[str, int, str | None]:
     level = -1 if reading is None or reading.level_pct is None else round(reading.level_pct)
     if not online:
@@ -417,9 +447,9 @@ async def _build(app: web.Application, cache: MapCache, stamp: int) -> Snapshot:
     positions = await _positions(store, cache)
     readings = await _readings(store, cache, asyncio.get_running_loop().time())
     layout = _layout(cache, gateways, positions, readings)
-    failed = {(f.gateway, f.device) for f in await store.open_lamp_faults()}
-    lost = {k for k, (code, _) in (await store.latest_codes((LOST, RESTORED), now - COMM_WINDOW_MS)).items() if code == LOST}
-    overridden = await _overridden(store, now)
+    failed: set[tuple[str, str]] = await _by_events(store, cache, (FAULT_CODE, LAMP_RESTORED), _failed)
+    lost: set[tuple[str, str]] = await _by_events(store, cache, (LOST, RESTORED), _lost)
+    overridden = await _overridden(store, cache, now)
     online = [g.online for g in gateways]
     fresh_after = now - STALE_AFTER_MS
     states: list[LampState] = []
