@@ -1,11 +1,14 @@
 """Admission control of batch ingest: a bounded number of batches read, inflated, decoded and
-stored at once in an instance; beyond it a fast 503 with `Retry-After`, before the body is read.
+stored at once in an instance, a short queue of batches waiting for a place (their bodies not read
+yet), and beyond it a fast 503 with `Retry-After`, before the body is read.
 
 Without a bound, a fleet back after an outage had every gateway's batch read, inflated and
 decoded at once before it queued for the store's single writer or its connection pool: ≈ 2 GB
 resident for 1,500 gateways, answers after 30 s, client timeouts, and each timed-out batch sent
-and processed again. With it, the memory is `limit` batches, and a refused gateway is told when to
-come back: each refused batch is given the next free place in a schedule that moves on by the
+and processed again. With it, the memory is `limit` batches. Up to `queue` more wait, at most
+`queue_wait_s`, for a place, taking it in their order the moment one is free (what they hold is
+what the connection buffered of their body, some tens of kB): the store never waits for a
+gateway to come back. Beyond that a refused gateway is told when to come back: each refused batch is given the next free place in a schedule that moves on by the
 instance's measured pace (the mean time a batch holds its slot ÷ the slots), so the refused ones
 come back one after the other at the pace they can be taken, not all at once and not later than
 needed; `Retry-After` is the wait until that place (at least 1 s, at most `max_retry_after_s`).
@@ -20,12 +23,14 @@ duplicates with the same `ack_seq`, so the gateway learns it then, and nothing i
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from aiohttp import web
 
@@ -36,6 +41,8 @@ ENV = "CITYGATE_MAX_CONCURRENT_BATCHES"
 #: store takes one at a time (SQLite) or a pool's worth (PostgreSQL): more only waits, in memory
 DEFAULT_LIMIT = 8
 MAX_RETRY_AFTER_S = 60
+#: well within the agent's 30 s timeout for the whole exchange
+QUEUE_WAIT_S = 10.0
 
 
 class Overloaded(Problem):
@@ -46,11 +53,15 @@ class Overloaded(Problem):
 
 
 class Admission:
-    def __init__(self, limit: int = DEFAULT_LIMIT, *, max_retry_after_s: int = MAX_RETRY_AFTER_S) -> None:
+    def __init__(self, limit: int = DEFAULT_LIMIT, *, queue: int | None = None, queue_wait_s: float = QUEUE_WAIT_S,
+                 max_retry_after_s: int = MAX_RETRY_AFTER_S) -> None:
         if limit < 1:
             raise ValueError("at least one batch at a time")
         self.limit = limit
+        self.queue = 2 * limit if queue is None else queue
+        self.queue_wait_s = queue_wait_s
         self.max_retry_after_s = max_retry_after_s
+        self._waiters: deque[asyncio.Future[None]] = deque()
         self.active = 0
         self.peak = 0
         self.refused = 0  # 503s answered
@@ -66,20 +77,54 @@ class Admission:
             self._booked_until -= self._service_s / self.limit
         return max(1, min(self.max_retry_after_s, math.ceil(wait + random.uniform(0, 0.5))))
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        """One batch's place, or Overloaded (503) at once."""
+    def _refuse(self, now: float) -> Overloaded:
+        self.refused += 1
+        return Overloaded(self.retry_after(now), self.limit)
+
+    async def _wait_turn(self, now: float) -> None:
+        """Wait in the queue until a place is handed over, or Overloaded."""
+        if len(self._waiters) >= self.queue:
+            raise self._refuse(now)
+        turn = asyncio.get_running_loop().create_future()
+        self._waiters.append(turn)
+        try:
+            async with asyncio.timeout(self.queue_wait_s):
+                await turn
+        except TimeoutError:
+            if turn.cancelled():  # the timeout cancelled it: still waiting, not handed a place
+                self._waiters.remove(turn)
+                raise self._refuse(time.monotonic()) from None
+            # the place was handed over as the time ran out: it is ours
+        except BaseException:  # cancelled (the app stops): a place handed over goes on to the next
+            if turn.done() and not turn.cancelled():
+                self._release()
+            elif turn in self._waiters:
+                self._waiters.remove(turn)
+            raise
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """One batch's place (at once, or after a short wait in the queue), or Overloaded (503)."""
         now = time.monotonic()
         if self.active >= self.limit:
-            self.refused += 1
-            raise Overloaded(self.retry_after(now), self.limit)
-        self.active += 1
+            await self._wait_turn(now)  # a place handed over keeps `active` as it is
+        else:
+            self.active += 1
         self.peak = max(self.peak, self.active)
+        started = time.monotonic()
         try:
             yield
         finally:
-            self.active -= 1
-            self._service_s += 0.1 * (time.monotonic() - now - self._service_s)
+            self._service_s += 0.1 * (time.monotonic() - started - self._service_s)
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiters:
+            turn = self._waiters.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the place goes to the first waiting batch
+                return
+        self.active -= 1
 
 
 def client_gone(request: web.Request) -> bool:

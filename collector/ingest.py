@@ -31,8 +31,8 @@ async def authenticate(request: web.Request) -> Gateway:
 
 
 async def post_batch(request: web.Request) -> web.Response:
-    """A bounded number at once (collector.admission): beyond it a 503, before anything is read."""
-    with request.app[ADMISSION].slot():
+    """A bounded number at once, a few waiting (collector.admission): beyond them a 503, before anything is read."""
+    async with request.app[ADMISSION].slot():
         return await _post_batch(request)
 
 

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import orjson
@@ -44,7 +45,7 @@ async def served(store: Store) -> AsyncIterator[Served]:
     token = new_token()
     await store.add_gateway("gw-1", "21231", hash_token(token))
     app = create_app(store)
-    admission = app[ADMISSION] = Admission(1)
+    admission = app[ADMISSION] = Admission(1, queue=0)
     runner, url = await start(app, "127.0.0.1", 0)
     try:
         yield Served(store, url, token, admission, app)
@@ -98,7 +99,7 @@ async def test_beyond_the_bound_a_fast_503_with_retry_after_before_the_body_is_r
     counts = await served.store.count_records()
     assert counts.samples == 100 + 20_000  # the held batch and the big one, once each
     assert served.admission.refused == 1 and served.admission.peak == 1
-    assert served.app[METRICS].refused.labels("503")._value.get() == 1  # type: ignore[attr-defined,index]
+    assert served.app[METRICS].refused.labels("503")._value.get() == 1  # type: ignore[index]
 
 
 async def test_the_uploader_waits_as_long_as_retry_after_says(served: Served, tmp_path: Path) -> None:
@@ -160,4 +161,47 @@ async def test_clients_that_leave_before_their_answer_lose_nothing_double_nothin
     print(f"of 20 batches whose client left: {served.admission.gone} not stored (client gone), "
           f"{stored_again} stored only when sent again, {20 - stored_again} stored before it was seen gone")
     assert "unhandled error" not in caplog.text
-    assert served.app[METRICS].refused.labels("500")._value.get() == 0  # type: ignore[attr-defined,index]
+    assert served.app[METRICS].refused.labels("500")._value.get() == 0  # type: ignore[index]
+
+
+async def test_a_few_wait_for_a_place_in_their_order_and_the_next_are_refused(served: Served) -> None:
+    served.admission.queue, served.admission.queue_wait_s = 1, 30.0
+    writer, rest = await hold_the_slot(served)
+    headers = {"Authorization": f"Bearer {served.token}", "Content-Encoding": "gzip",
+               "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as session:
+        async def post(first: int) -> tuple[int, dict[str, Any]]:
+            body = batch_body("gw-1", [sample(s) for s in range(first, first + 100)])
+            async with session.post(served.url + PATH, data=body, headers=headers) as resp:
+                return resp.status, orjson.loads(await resp.read())
+
+        waiting = asyncio.create_task(post(1000))  # the queue's one place
+        deadline = time.monotonic() + 10
+        while not served.admission._waiters:
+            assert time.monotonic() < deadline, "the second batch did not wait"
+            await asyncio.sleep(0.01)
+        status, doc = await post(2000)  # the queue is full: refused at once
+        assert status == 503 and doc["type"].endswith(":overloaded")
+        assert not waiting.done()
+        writer.write(rest)  # the held batch ends: its place goes to the waiting one
+        await writer.drain()
+        status, doc = await waiting
+        assert (status, doc["stored"]) == (200, 100)
+        served.admission.queue_wait_s = 0.3
+        deadline = time.monotonic() + 10
+        while served.admission.active:  # the waiting batch's handler gives its place back
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        writer2, rest2 = await hold_the_slot(served)
+        started = time.monotonic()
+        status, doc = await post(3000)  # waits its 0.3 s, then is refused
+        assert status == 503 and 0.3 <= time.monotonic() - started < 10
+        writer2.write(rest2)
+        await writer2.drain()
+    writer.close()
+    writer2.close()
+    deadline = time.monotonic() + 10
+    while served.admission.active:
+        assert time.monotonic() < deadline, "a place was not given back"
+        await asyncio.sleep(0.01)
+    assert (await served.store.count_records()).samples == 100 + 100  # the held batch (sent twice), the waiting one
