@@ -256,7 +256,7 @@ async def test_confirm_dialog_traps_focus_and_esc_cancels(
 
 
 async def test_axe_finds_no_serious_violation_on_the_overview(
-        collector: Collector, new_page: NewPage, operator_login: OperatorLogin, axe_check: AxeCheck,
+        collector: Collector, new_page: NewPage, operator_login: OperatorLogin, axe_check: AxeCheck, shot: Shot,
 ) -> None:
     await seed(collector)
     for lang, width, height in (("fr-FR", 1366, 768), ("en-GB", 390, 844)):
@@ -266,3 +266,5 @@ async def test_axe_finds_no_serious_violation_on_the_overview(
         await page.evaluate("location.hash = '#/commune/21231'")
         await page.wait_for_function("document.querySelector('#detail h3')?.textContent === 'Dijon'")
         await axe_check(page)
+        await page.locator("#detail").scroll_into_view_if_needed()
+        await shot(page, f"commune-{lang}")

@@ -66,6 +66,7 @@
       "overview.cabinets": " armoires",
       "overview.cabinets_online": " armoires en ligne",
       "overview.faulty_lamps": " lampes en panne",
+      "overview.charts": "Courbes d'énergie de la commune",
       "overview.cabinet": "Armoire {name}",
       "overview.gateway": "passerelle ",
       "overview.last_upload": "dernier envoi ",
@@ -149,6 +150,7 @@
       "overview.cabinets": " cabinets",
       "overview.cabinets_online": " cabinets online",
       "overview.faulty_lamps": " failed lamps",
+      "overview.charts": "The commune's energy charts",
       "overview.cabinet": "Cabinet {name}",
       "overview.gateway": "gateway ",
       "overview.last_upload": "last upload ",
@@ -280,7 +282,14 @@
 
   /** H4's widget when alarms.js provides it; until then the open alarms of the summary. */
   function fillAlarmSlot(slot) {
-    if (typeof CG.widgets.alarms === "function") return CG.widgets.alarms(slot, { compact: true });
+    if (typeof CG.widgets.alarms === "function") {
+      try {
+        return CG.widgets.alarms(slot, { compact: true });
+      } catch (err) {  // the rest of the overview stands; the summary's alarms take the widget's place
+        console.error(err);
+        slot.replaceChildren();
+      }
+    }
     const [wrap] = table([t("overview.col.since"), t("overview.col.commune"), t("overview.col.cabinet"), t("overview.col.device"), t("overview.col.alarm")], [], { id: "alarms" });
     slot.append(el("div", { class: "card-head" }, el("h2", { id: "alarm-widget-title" }, t("overview.alarms"))), wrap);
     return null;
@@ -416,7 +425,8 @@
       const online = doc.cabinets.filter((g) => g.online).length;
       return [el("h3", {}, c.name), el("div", { class: "facts" }, el("span", {}, "INSEE ", el("b", {}, c.insee)),
         el("span", {}, el("b", {}, `${online}/${doc.cabinets.length}`), t("overview.cabinets_online")),
-        el("span", {}, el("b", {}, String(doc.faulty_lamps.length)), t("overview.faulty_lamps"))), wrap];
+        el("span", {}, el("b", {}, String(doc.faulty_lamps.length)), t("overview.faulty_lamps")),
+        CG.hasRoute("commune/*/charts") ? el("a", { href: hashOf("commune", c.insee, "charts") }, t("overview.charts")) : null), wrap];
     }
 
     async function renderCabinet(name) {
