@@ -11,8 +11,14 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# CITY=full runs the whole metropolis instead (citygate-sim city: 1,500 cabinets, docs/scaling.md)
+# PORT=8090 serves the demo's collector there (default 8080); SPEED=60 runs its clock an hour a minute
 demo: $(STAMP)
-	$(VENV)/bin/citygate-sim demo
+ifeq ($(CITY),full)
+	$(VENV)/bin/citygate-sim city
+else
+	$(VENV)/bin/citygate-sim demo $(if $(PORT),--port $(PORT)) $(if $(SPEED),--speed $(SPEED))
+endif
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -15,10 +15,13 @@ import os
 from aiohttp import web
 
 from collector.access import add_login_routes, operators_only
+from collector.alarms.routes import add_alarm_routes
 from collector.appkeys import INGEST_LISTENERS, MAX_BODY, MAX_FUTURE_MS, OPERATOR_LOGIN, STORE, TERRITORY
 from collector.cameras.routes import add_camera_routes
 from collector.control.routes import add_control_routes
-from collector.dashboard.routes import add_dashboard_routes
+from collector.dashboard.assets_api import add_asset_routes
+from collector.dashboard.map import add_map_routes
+from collector.dashboard.routes import add_dashboard_routes, add_stream_topic
 from collector.ingest import add_ingest_routes
 from collector.live import install_changes
 from collector.metrics import install_metrics
@@ -29,6 +32,7 @@ from collector.params import refuse_nul
 from collector.parking.routes import add_parking_routes
 from collector.problem import problem_middleware
 from collector.reads import add_read_routes
+from collector.reports.routes import TOPIC as REPORTS_TOPIC
 from collector.reports.routes import add_report_routes
 from collector.store import Store
 from collector.territory import Territory, load_territory
@@ -65,7 +69,11 @@ def create_app(
     install_changes(app)
     install_metrics(app)
     add_report_routes(app)
+    add_stream_topic(app, REPORTS_TOPIC)  # the control page's reports view hears of each change
     add_dashboard_routes(app)
+    add_alarm_routes(app)
+    add_map_routes(app)
+    add_asset_routes(app)
     add_opendata_routes(app)
     add_parking_routes(app)
     add_traffic_routes(app)

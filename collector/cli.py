@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 from pathlib import Path
 
 import click
@@ -15,19 +16,21 @@ from click.core import ParameterSource
 from citygate_wire.common import now_ms
 from citygate_wire.mqtt import COLLECTOR_IDENTITY
 from collector.access import TRUSTED_PROXIES, Network, parse_proxies
+from collector.alarms.cli import alarms
 from collector.app import DEFAULT_MAX_BODY_BYTES, create_app, start
 from collector.cli_db import DB_ENV, db_option, read_db_file
 from collector.control.acl import gateway_name_problem, mosquitto_hash
 from collector.control.cli import (
     audit,
     cli_actor,
+    command_group,
     issue_token,
     mqtt_acl,
     mqtt_credential,
     on_store,
     operator,
+    readable_seq,
     rotate_token,
-    run_store,
     token_file_option,
     when,
 )
@@ -36,6 +39,11 @@ from collector.control.link import LinkConfig
 from collector.control.routes import attach_link
 from collector.dburl import has_secret
 from collector.errors import CollectorError
+from collector.instances import install_instances
+from collector.positions_cli import lamps
+from collector.provision import gateway_import
+from collector.reports.cli import reports
+from collector.retention import retention
 from collector.store import open_store
 from collector.territory import ENV as TERRITORY_ENV
 from collector.territory import Territory, load_territory
@@ -77,6 +85,9 @@ def main() -> None:
 @click.option("--mqtt-client-id", envvar="CITYGATE_MQTT_CLIENT_ID", default=None,
               help="MQTT client id of this instance (default: citygate-collector). Each collector instance on one "
                    "broker needs its own: the broker keeps one session per id.")
+@click.option("--mqtt-share-group", envvar="CITYGATE_MQTT_SHARE_GROUP", default=None,
+              help="Several collector instances: each MQTT message goes to one instance of this group "
+                   "($share/GROUP/...); give every instance the same group and its own --mqtt-client-id.")
 @click.option("--command-key-file", envvar=KEY_ENV, type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Private key that signs commands (`command-key init`); without it the API sends no command.")
 @click.option("--operator-login", is_flag=True, envvar="CITYGATE_OPERATOR_LOGIN",
@@ -89,7 +100,8 @@ def main() -> None:
                    "believed (repeatable; the variable: separated by spaces).")
 def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_body_bytes: int,
           mqtt_url: str | None, mqtt_password_file: Path | None, mqtt_ca_file: Path | None,
-          mqtt_client_id: str | None, command_key_file: Path | None, operator_login: bool, db_file: Path | None,
+          mqtt_client_id: str | None, mqtt_share_group: str | None, command_key_file: Path | None,
+          operator_login: bool, db_file: Path | None,
           trusted_proxies: tuple[str, ...]) -> None:
     """Serve the batch endpoint and the read API until SIGINT/SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -105,12 +117,15 @@ def serve(db_url: str, territory_path: Path | None, host: str, port: int, max_bo
             raise click.BadParameter("needed with --mqtt-url", param_hint="--mqtt-password-file")
         if mqtt_client_id is not None and not 1 <= len(mqtt_client_id) <= 128:
             raise click.BadParameter("1 to 128 characters", param_hint="--mqtt-client-id")
+        if mqtt_share_group is not None and not mqtt_share_group.replace("-", "").replace("_", "").isalnum():
+            raise click.BadParameter("letters, digits, - and _ only", param_hint="--mqtt-share-group")
         try:
             signing = None if command_key_file is None else load_key(command_key_file)
         except KeyFileError as exc:
             raise click.BadParameter(str(exc), param_hint="--command-key-file") from None
         link = LinkConfig(mqtt_url, mqtt_password_file.read_text().strip(), ca_file=mqtt_ca_file,
-                          client_id=mqtt_client_id or COLLECTOR_IDENTITY, command_key=signing)
+                          client_id=mqtt_client_id or COLLECTOR_IDENTITY, command_key=signing,
+                          share_group=mqtt_share_group)
         try:
             link.endpoint()
         except ValueError as exc:
@@ -155,6 +170,7 @@ async def _serve(db_url: str, territory: Territory, host: str, port: int, max_bo
         app[TRUSTED_PROXIES] = trusted_proxies
         if link is not None:
             attach_link(app, link)
+        install_instances(app)
         runner, url = await start(app, host, port)
         # what start-up built (modules, routes, the territory) lives as long as the process: out of
         # the collector's sight, a full collection no longer walks it (12 ms each, under ingest)
@@ -243,25 +259,28 @@ def gateway_list(db_url: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    async def fetch() -> list[tuple[str, ...]]:
-        async with open_store(db_url) as store:
-            infos = await store.gateways()
-        return [
-            (i.gateway.name, i.gateway.commune, i.gateway.cabinet or "", when(i.last_seen_ms),
-             "" if i.last_seq is None else str(i.last_seq))
-            for i in infos
-        ]
-
-    rows = run_store(fetch())
-    table = Table("gateway", "commune", "cabinet", "last seen (UTC)", "last seq")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    infos = on_store(db_url, lambda store: store.gateways())  # never creates a database
+    if not infos:
+        click.echo("no gateway registered: citygate-collector gateway add NAME --commune INSEE")
+        return
+    table = Table(box=None, pad_edge=False)
+    for header in ("gateway", "commune", "cabinet", "last seen (UTC)", "last journal seq"):
+        table.add_column(header, overflow="fold")  # a long name folds onto a second line, never cut
+    for i in infos:
+        table.add_row(i.gateway.name, i.gateway.commune, i.gateway.cabinet or "",
+                      when(i.last_seen_ms, seconds=False), readable_seq(i.last_seq))
+    Console(width=None if sys.stdout.isatty() else 80).print(table)
 
 
+gateway.add_command(gateway_import)
 main.add_command(mqtt_acl)
 main.add_command(mqtt_credential)
 main.add_command(operator)
 main.add_command(command_key)
 main.add_command(audit)
+main.add_command(command_group)
 main.add_command(vehicle)
+main.add_command(retention)
+main.add_command(lamps)
+main.add_command(reports)
+main.add_command(alarms)

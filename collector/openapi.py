@@ -211,6 +211,10 @@ def _open311_paths() -> Doc:
                                             "400": _open311_error(xml)})}
         out[f"/open311/discovery{suffix}"] = discovery
         out[f"/open311/v2/discovery{suffix}"] = discovery
+    out["/open311/follow/{service_request_id}"] = {"get": _op(
+        "The resident's page of a report (French, or English by ?lang=en or Accept-Language)", "Open311", {
+            "200": _json({"type": "string"}, "The page", "text/html"), "404": OPEN311_ERROR},
+        params=[REQUEST_ID, _query("lang", "fr or en", {"enum": ["fr", "en"]})])}
     out["/open311/v2/requests/{service_request_id}/events"] = {"get": _op(
         "Follow a report live (its reporters only)", "Open311", {
             "200": _json({"type": "string"}, "Server-Sent Events: `status` with the request and its internal "
@@ -281,7 +285,8 @@ PATHS: Doc = {
             security=OPERATOR_AUTH, body={"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["action"], "properties": {
                     "gateway": {"type": "string"}, "commune": {"type": "string"}, "action": {"type": "string"},
-                    "args": {"type": "object"}, "valid_s": {"type": "number"}}}}}}),
+                    "args": {"type": "object"}, "valid_s": {"type": "number"},
+                    "reason": {"type": "string", "maxLength": 500}}}}}}),
         "get": _op("The command audit log, newest first", "Control", {
             "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM}, security=OPERATOR_AUTH,
             params=[LIMIT])},
@@ -289,12 +294,25 @@ PATHS: Doc = {
         "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "404": PROBLEM}, security=OPERATOR_AUTH,
         params=[_path("command", "Command id"), _query("wait_s", "Long-poll until final, seconds", {
             "type": "integer", "minimum": 0, "maximum": 60})])},
+    "/api/v1/control/junctions": {"get": _op("Each junction's controller: its mode and plan", "Control", {
+        "200": _json({"type": "object"}), "401": PROBLEM}, security=OPERATOR_AUTH)},
+    "/api/v1/control/junctions/{junction}/mode": {"post": _op(
+        "Flashing amber, dark or back to normal, with a reason (supervisors; never a colour or a stage)", "Control", {
+            "202": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "403": PROBLEM, "404": PROBLEM,
+            "503": PROBLEM}, security=OPERATOR_AUTH, params=[_path("junction", "Junction id, as its counts name it")],
+        body={"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["mode", "reason"], "additionalProperties": False, "properties": {
+                "mode": {"enum": ["yellow_flash", "dark", "normal"]}, "reason": {"type": "string", "maxLength": 500},
+                "duration_s": {"type": "integer", "minimum": 60, "maximum": 65535}}}}}})},
     # -- residents' reports (collector.reports.routes)
     **_open311_paths(),
-    "/api/v1/reports": {"get": _op("Reports with their reporters' contact details", "Reports (operators)", {
+    "/api/v1/reports": {"get": _op("The work queue: reports with their reporters' contact details, newest first, "
+                                   "and the total", "Reports (operators)", {
         "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "404": PROBLEM}, security=OPERATOR_AUTH,
         params=[_query("state", "Comma-separated: received, dispatched, in_progress, resolved"),
-                _query("commune", "INSEE code"), LIMIT])},
+                _query("commune", "INSEE code"), _query("service", "Comma-separated service codes"),
+                _query("assigned", "An operator's name, `me`, or `none` (unassigned)"), LIMIT,
+                _query("offset", "Reports to skip (paging)", {"type": "integer", "minimum": 0})])},
     "/api/v1/reports/{report}": {"get": _op("One report, its reporters and history", "Reports (operators)", {
         "200": _json({"type": "object"}), "401": PROBLEM, "404": PROBLEM}, security=OPERATOR_AUTH, params=[REPORT])},
     "/api/v1/reports/{report}/state": {"post": _op("Move a report to a state", "Reports (operators)", {
@@ -303,15 +321,27 @@ PATHS: Doc = {
             "schema": {"type": "object", "required": ["state"], "additionalProperties": False, "properties": {
                 "state": {"enum": ["received", "dispatched", "in_progress", "resolved"]},
                 "note": {"type": "string", "maxLength": 1000},
-                "expected_datetime": {"type": "string", "format": "date-time"}}}}}})},
+                "expected_datetime": {"type": "string", "format": "date-time"},
+                "from_state": {"enum": ["received", "dispatched", "in_progress", "resolved"]}}}}}},
+        description="A move the lifecycle allows (the same state with a note: the public note only); 409 if it "
+                    "does not, or if the report is no longer in `from_state`")},
+    "/api/v1/reports/{report}/assign": {"post": _op("Assign a report to an operator (null: to nobody)",
+                                                    "Reports (operators)", {
+        "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "403": PROBLEM, "404": PROBLEM},
+        security=OPERATOR_AUTH, params=[REPORT], body={"required": True, "content": {"application/json": {
+            "schema": {"type": "object", "required": ["operator"], "additionalProperties": False, "properties": {
+                "operator": {"type": ["string", "null"]}}}}}})},
     # -- control-centre page (collector.dashboard)
     "/": {"get": _op("Redirect to the control-centre page", "Control centre", {"302": {"description": "Found"}})},
     "/control": {"get": _op("Redirect to the control-centre page (with its slash)", "Control centre", {
         "301": {"description": "Moved Permanently: /control/, with the same query"}})},
     "/control/": {"get": _op("The control-centre page", "Control centre", {
         "200": _json({"type": "string"}, "HTML", "text/html")})},
-    "/control/assets/{name}": {"get": _op("The page's script and style sheet", "Control centre", {
-        "200": {"description": "The asset"}, "404": PROBLEM}, params=[_path("name", "app.js or app.css")])},
+    "/control/assets/{path}": {"get": _op("The page's scripts, style sheets, images and vendored libraries", "Control centre", {
+        "200": {"description": "The asset"}, "304": {"description": "Unchanged (If-None-Match)"}, "404": PROBLEM},
+        params=[_path("path", "A file under the page's assets (shell.js, vendor/leaflet/leaflet.js ...)")])},
+    "/control/api/me": {"get": _op("Who is there: the operator's name and roles, and whether the page asks for a login",
+                                   "Control centre", {"200": _json({"type": "object"})})},
     "/control/api/summary": {"get": _op("The metropolis at a glance", "Control centre", {
         "200": _json({"type": "object"})})},
     "/control/api/communes/{insee}": {"get": _op("One commune and its cabinets", "Control centre", {
@@ -335,8 +365,19 @@ PATHS: Doc = {
         body={"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {
             "comment": {"type": "string", "maxLength": 1000}, "operator": {"type": "string"}}}}}})},
     "/control/api/stream": {"get": _op("The summary, live", "Control centre", {
-        "200": _json({"type": "string"}, "Server-Sent Events: `summary` at once and at each change",
-                     "text/event-stream")})},
+        "200": _json({"type": "string"}, "Server-Sent Events: `summary` at once and at each change, `change` "
+                     "{topic} when a feature's topic changed", "text/event-stream")})},
+    # -- the map (collector.dashboard.map): columns of cabinets and lamps, then deltas
+    "/control/api/map/config": {"get": _op("The map's tile URL (none: a plain background), communes and states",
+                                           "Control centre", {"200": _json({"type": "object"})})},
+    "/control/api/map/layers": {"get": _op(
+        "Every cabinet and lamp (own position or the cabinet's: positionSource) with its state, and the other layers",
+        "Control centre", {"200": _json({"type": "object"})}, params=[_query(
+            "layers", "Comma-separated: cabinets, lamps, junctions, cameras, parking, vehicles (default all)")])},
+    "/control/api/map/states": {"get": _op(
+        "The cabinets' and lamps' states: only those changed since `since` when this instance holds it, else all",
+        "Control centre", {"200": _json({"type": "object"})}, params=[_query(
+            "since", "The stamp of an earlier answer", {"type": "integer", "minimum": 0})])},
     # -- asset pages (collector.dashboard.assets_api): from/to are epoch ms, zoned date-times or dates
     "/control/api/lamps/{gateway}/{device}": {"get": _op(
         "A lamp: commanded vs actual level, power, voltage; energy and burn hours per day; faults; program",
@@ -349,6 +390,10 @@ PATHS: Doc = {
         "A junction: current mode and plan, its changes, the plans it ran, commands and events", "Control centre",
         {"200": _json({"type": "object"}), "404": PROBLEM},
         params=[GATEWAY, _path("device", "Signal controller device"), *ASSET_RANGE])},
+    "/control/api/junctions/{junction}": {"get": _op(
+        "The same, of the junction named in its counts (the map's junction id)", "Control centre",
+        {"200": _json({"type": "object"}), "404": PROBLEM},
+        params=[_path("junction", "Junction id, as its counts name it"), *ASSET_RANGE])},
     "/control/api/communes/{insee}/charts": {"get": _op(
         "A commune's energy per day against the previous period and the all-night baseline", "Control centre",
         {"200": _json({"type": "object"}), "404": PROBLEM},

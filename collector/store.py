@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Protocol, Self
 
 from citygate_wire.batch import WireRecord
+from collector.alarms.store import AlarmStore
 from collector.cameras.store import CameraStore
 from collector.control.store import ControlStore
 from collector.credentials import CredentialStore
@@ -29,6 +30,7 @@ from collector.model import (
     StoredSample,
 )
 from collector.parking.store import ParkingStore
+from collector.positions import PositionStore
 from collector.readmodel import ReadModel
 from collector.reports.store import ReportStore
 from collector.traffic.store import TrafficStore
@@ -36,7 +38,7 @@ from collector.vehicles.store import VehicleStore
 
 
 class Store(ControlStore, ReportStore, ReadModel, CredentialStore, ParkingStore, TrafficStore,
-            VehicleStore, CameraStore, Protocol):
+            VehicleStore, CameraStore, PositionStore, AlarmStore, Protocol):
     url: str
 
     async def __aenter__(self) -> Self: ...

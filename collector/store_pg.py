@@ -24,9 +24,12 @@ import orjson
 
 from citygate_wire.batch import WireRecord
 from citygate_wire.common import now_ms
+from collector.alarms.store import PG_MIGRATION as ALARMS_MIGRATION
+from collector.alarms.store import AlarmQueries
 from collector.cameras.store import PG_MIGRATION as CAMERAS_MIGRATION
 from collector.cameras.store import CameraQueries
 from collector.control.engines import PG_MIGRATION, PgControl
+from collector.control.store import REASON_MIGRATION as COMMAND_REASON_MIGRATION
 from collector.credentials import ACTIVE, CredentialQueries
 from collector.credentials import PG_MIGRATION as CREDENTIALS_MIGRATION
 from collector.dburl import redact_url
@@ -44,9 +47,12 @@ from collector.model import (
 )
 from collector.parking.store import PG_MIGRATION as PARKING_MIGRATION
 from collector.parking.store import ParkingQueries
+from collector.positions import PG_MIGRATION as POSITIONS_MIGRATION
+from collector.positions import PositionQueries
 from collector.readmodel import INDEX_MIGRATION, ReadModelQueries
 from collector.reports.store import ATTRIBUTES_MIGRATION as REPORT_ATTRIBUTES_MIGRATION
 from collector.reports.store import PG_MIGRATION as REPORTS_MIGRATION
+from collector.reports.store import WORKQUEUE_MIGRATION as REPORTS_QUEUE_MIGRATION
 from collector.reports.store import ReportQueries
 from collector.store_common import (
     ROLLUP_TABLES,
@@ -148,6 +154,10 @@ CREATE TABLE {table} (
     (9, PARKING_MIGRATION),  # on-street parking (collector.parking)
     (10, CAMERAS_MIGRATION),  # cameras' places (collector.cameras)
     (11, VEHICLES_MIGRATION),  # service vehicles, streets, operators' roles (collector.vehicles)
+    (12, POSITIONS_MIGRATION),  # each lamp's own position, imported (collector.positions)
+    (13, ALARMS_MIGRATION),  # operators' alarms: one per cause, cleared on restore (collector.alarms)
+    (14, COMMAND_REASON_MIGRATION),  # the operator's reason kept with a command (collector.control)
+    (15, REPORTS_QUEUE_MIGRATION),  # reports as a work queue: assignee, change ref (collector.reports)
 ]
 
 
@@ -197,7 +207,7 @@ def _gateway(row: Any) -> Gateway:
 
 
 class PgStore(PgControl, ReportQueries, ReadModelQueries, CredentialQueries, ParkingQueries,
-              TrafficQueries, VehicleQueries, CameraQueries):
+              TrafficQueries, VehicleQueries, CameraQueries, PositionQueries, AlarmQueries):
     def __init__(self, url: str, *, min_connections: int = 1, max_connections: int = 8) -> None:
         self.url = url
         self._dsn, self.schema = split_schema(url)
@@ -309,6 +319,16 @@ class PgStore(PgControl, ReportQueries, ReadModelQueries, CredentialQueries, Par
     # -- ingest -------------------------------------------------------------------------------
 
     async def ingest(self, gateway: Gateway, records: Sequence[WireRecord]) -> IngestResult:
+        try:
+            return await self._ingest(gateway, records)
+        except asyncpg.CheckViolationError as exc:
+            if "no partition" not in str(exc):
+                raise
+            # retention (collector.retention) dropped a month this instance still knew: make it again
+            self._partitions.clear()
+            return await self._ingest(gateway, records)
+
+    async def _ingest(self, gateway: Gateway, records: Sequence[WireRecord]) -> IngestResult:
         async with self._require().acquire() as conn:
             await self._ensure_partitions(conn, [r.ts_ms for r in records if r.kind == "sample"])
             async with conn.transaction():
@@ -319,12 +339,14 @@ class PgStore(PgControl, ReportQueries, ReadModelQueries, CredentialQueries, Par
     async def _step(self, conn: asyncpg.Connection, step: Step) -> Any:
         """PostgreSQL's side of one step of the ingest algorithm (collector.store_common)."""
         match step:
-            case SeenSeqs(gid, lo, hi):
+            case SeenSeqs(gid, lo, hi, first_ts, last_ts):
+                # the batch's times bound the samples' part: the months it spans are probed, not every one
                 return {
                     r[0] for r in await conn.fetch(
                         "SELECT seq FROM samples WHERE gateway_id = $1 AND seq BETWEEN $2 AND $3"
+                        " AND ts_ms BETWEEN $4 AND $5"
                         " UNION ALL SELECT seq FROM events WHERE gateway_id = $1 AND seq BETWEEN $2 AND $3",
-                        gid, lo, hi,
+                        gid, lo, hi, first_ts, last_ts,
                     )
                 }
             case InsertSamples(gid, records):

@@ -29,9 +29,12 @@ import orjson
 
 from citygate_wire.batch import WireRecord
 from citygate_wire.common import now_ms
+from collector.alarms.store import SQLITE_MIGRATION as ALARMS_MIGRATION
+from collector.alarms.store import AlarmQueries
 from collector.cameras.store import SQLITE_MIGRATION as CAMERAS_MIGRATION
 from collector.cameras.store import CameraQueries
 from collector.control.engines import SQLITE_MIGRATION, SqliteControl
+from collector.control.store import REASON_MIGRATION as COMMAND_REASON_MIGRATION
 from collector.credentials import ACTIVE, CredentialQueries
 from collector.credentials import SQLITE_MIGRATION as CREDENTIALS_MIGRATION
 from collector.errors import GatewayExists, StoreError, UnknownGateway
@@ -49,9 +52,12 @@ from collector.model import (
 )
 from collector.parking.store import SQLITE_MIGRATION as PARKING_MIGRATION
 from collector.parking.store import ParkingQueries
+from collector.positions import SQLITE_MIGRATION as POSITIONS_MIGRATION
+from collector.positions import PositionQueries
 from collector.readmodel import INDEX_MIGRATION, ReadModelQueries
 from collector.reports.store import ATTRIBUTES_MIGRATION as REPORT_ATTRIBUTES_MIGRATION
 from collector.reports.store import SQLITE_MIGRATION as REPORTS_MIGRATION
+from collector.reports.store import WORKQUEUE_MIGRATION as REPORTS_QUEUE_MIGRATION
 from collector.reports.store import ReportQueries
 from collector.rollup import DeviceState
 from collector.store_common import (
@@ -160,6 +166,10 @@ CREATE TABLE {table} (
     (9, PARKING_MIGRATION),  # on-street parking (collector.parking)
     (10, CAMERAS_MIGRATION),  # cameras' places (collector.cameras)
     (11, VEHICLES_MIGRATION),  # service vehicles, streets, operators' roles (collector.vehicles)
+    (12, POSITIONS_MIGRATION),  # each lamp's own position, imported (collector.positions)
+    (13, ALARMS_MIGRATION),  # operators' alarms: one per cause, cleared on restore (collector.alarms)
+    (14, COMMAND_REASON_MIGRATION),  # the operator's reason kept with a command (collector.control)
+    (15, REPORTS_QUEUE_MIGRATION),  # reports as a work queue: assignee, change ref (collector.reports)
 ]
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
@@ -210,7 +220,7 @@ def _gateway(row: Sequence[Any]) -> Gateway:
 
 
 class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQueries, ParkingQueries,
-                  TrafficQueries, VehicleQueries, CameraQueries):
+                  TrafficQueries, VehicleQueries, CameraQueries, PositionQueries, AlarmQueries):
     def __init__(self, path: Path, *, synchronous: str = "FULL", busy_timeout_ms: int = 10_000) -> None:
         self.path = path
         self.url = f"sqlite://{path}"

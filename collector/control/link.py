@@ -12,6 +12,8 @@ read or stored is refused (counted in `refused`, logged with its gateway) and th
 read. A database that fails for a while (SQLite locked past its busy timeout, PostgreSQL
 restarting) is waited for with backoff, message by message, so nothing received is dropped. Any
 other failure of the session is logged, kept in `last_error`, and the link connects again.
+State messages (presence) are written together, a transaction every 50 ms (collector.presence):
+a whole fleet's retained states or Wills arrive at once.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from citygate_wire.mqtt import (
 )
 from collector.errors import StoreError
 from collector.model import Gateway
+from collector.presence import PresenceWriter, Statements, StateMessage, write_presence
 from collector.store import Store
 
 log = logging.getLogger("citygate.collector.control")
@@ -112,6 +115,9 @@ class LinkConfig:
     store_retry_s: float = 0.5
     #: signs every command (gateways run nothing else); None: the API refuses to send commands
     command_key: Ed25519PrivateKey | None = None
+    #: several collector instances: each message goes to one of them (`$share/<group>/...`,
+    #: collector.instances); None: this one instance gets every message
+    share_group: str | None = None
 
     def endpoint(self) -> tuple[str, int, bool]:
         """(host, port, tls) of the URL; ValueError says what is wrong with it."""
@@ -146,12 +152,21 @@ class ControlLink:
         self._kick = asyncio.Event()
         self._change = asyncio.Event()
         self._gateways: dict[str, Gateway] = {}
+        #: set while this instance sends the deliveries (collector.instances: one instance at a time)
+        self.sending = asyncio.Event()
+        self.sending.set()
+        #: called at each kick: the instance that does not send tells the one that does
+        self.on_kick: Callable[[], None] | None = None
+        #: state messages are written together, one transaction a flush (collector.presence)
+        self.presence = PresenceWriter(self._write_presence, self._write_state, self._state_refused)
 
     # -- what the HTTP layer uses -----------------------------------------------------------------
 
     def kick(self) -> None:
         """New deliveries are in the store: send them now rather than at the next resend round."""
         self._kick.set()
+        if self.on_kick is not None:
+            self.on_kick()
 
     def next_change(self) -> asyncio.Event:
         """An event set when the next ack, alarm or expiry is recorded (a fresh one after that)."""
@@ -165,6 +180,14 @@ class ControlLink:
 
     async def run(self) -> None:
         """The link for ever: only a cancellation ends it."""
+        async with asyncio.TaskGroup() as tasks:
+            presence = tasks.create_task(self.presence.run())
+            try:
+                await self._connections()
+            finally:
+                presence.cancel()
+
+    async def _connections(self) -> None:
         failures = 0
         while True:
             client: aiomqtt.Client | None = None
@@ -212,8 +235,13 @@ class ControlLink:
         return client
 
     async def _session(self, client: aiomqtt.Client) -> None:
+        # the registry in one read, before the retained states of the whole fleet arrive at once
+        for info in await self._stored("the gateway registry", self.store.gateways):
+            self._gateways.setdefault(info.gateway.name, info.gateway)
         for kind in ("state", "alarm", "ack"):
-            await client.subscribe(subscription(kind), qos=1)
+            wanted = subscription(kind)
+            await client.subscribe(wanted if self.cfg.share_group is None else f"$share/{self.cfg.share_group}/{wanted}",
+                                   qos=1)
         self.connected = True
         self.connections += 1
         if self._down:
@@ -281,12 +309,13 @@ class ControlLink:
             return
         now = now_ms()
         gid, sender = gateway.id, gateway.name
+        if where.kind != "state":
+            await self.presence.flush()  # what arrived first is stored first
         if where.kind == "state":
             state = decode_state(payload)
             if state.gateway != gateway.name:
                 raise WireError("/gateway", f"{state.gateway!r} in a message on {gateway.name}'s topic")
-            await self._stored(f"state of {sender}", self.store.record_state, gid, state.online, where.commune,
-                               payload, now)
+            self.presence.add(StateMessage(gid, state.online, where.commune, payload, now))
             if not state.online:
                 log.info("gateway %s offline (%s)", gateway.name, state.reason or "no reason given")
         elif where.kind == "alarm":
@@ -302,8 +331,21 @@ class ControlLink:
             else:
                 log.info("ack %s from %s for no open delivery (a repeat, or not ours): ignored", ack.id, gateway.name)
 
+    async def _write_presence(self, statements: Statements) -> None:
+        await self._stored("the state messages", write_presence, self.store, statements)
+
+    async def _write_state(self, m: StateMessage) -> None:
+        await self._stored("a state message", self.store.record_state, m.gateway_id, m.online, m.topic_commune,
+                           m.payload, m.received_ms)
+
+    def _state_refused(self, m: StateMessage, exc: BaseException) -> None:
+        self.refused[("state", "unstorable")] += 1
+        log.error("state message of gateway id %d refused (%d bytes), it cannot be stored: %s", m.gateway_id,
+                  len(m.payload), _why(exc))
+
     async def _send(self, client: aiomqtt.Client) -> None:
         while True:
+            await self.sending.wait()
             self._kick.clear()
             now = now_ms()
             due = await self._stored("the deliveries due", self.store.due_deliveries, now,
