@@ -29,7 +29,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from citygate_wire.common import now_ms
 from collector import series
+from collector.alarms.model import STATES as ALARM_STATES
+from collector.alarms.model import Filters as AlarmFilters
 from collector.appkeys import STORE, TERRITORY
 from collector.efficiency import (
     HOUR_MS,
@@ -231,7 +234,8 @@ async def get_cabinet_charts(request: web.Request) -> web.Response:
     latest = await store.latest_values(gw.name, [d.device for d in lamps])
     faults = {f.device: f.since_ms for f in await store.open_lamp_faults(gw.name)}
     days = await store.rollups("gateway", "day", gw.name, day_of(first), day_of(last))
-    alarms = await store.alarms(gateway=gw.name, limit=100)
+    # the operators' alarms of the cabinet (collector.alarms: one per cause), active first, then the latest cleared
+    alarms, _, _ = await store.list_alarms(AlarmFilters(states=ALARM_STATES, gateway=gw.name, limit=100), now_ms())
     groups = await groups_of(store, gw.name)
     return json_response({
         "gateway": gw.name, "commune": gw.commune, "commune_name": commune_name(request, gw.commune),

@@ -9,7 +9,6 @@ same way (collector.online). Each answer says which source it used.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,9 +16,10 @@ from typing import Any
 from aiohttp import web
 
 from citygate_wire.common import now_ms
-from collector.appkeys import LINK, STORE, TERRITORY
+from collector.alarms.overview import overview_alarms
+from collector.appkeys import STORE, TERRITORY
 from collector.online import GatewayStatus, fleet
-from collector.readmodel import EventAlarm, LampFault
+from collector.readmodel import LampFault
 from collector.reports.model import OPEN_STATES
 from collector.reports.store import Filters
 from collector.rollup import HOUR_MS, PARIS
@@ -55,15 +55,9 @@ def _kwh(wh: float) -> float:
 
 
 async def _alarms(app: web.Application, now: int, names: dict[str, str]) -> list[dict[str, Any]]:
-    """Open alarms, newest first, each with its commune."""
-    store = app[STORE]
-    if LINK in app:
-        rows = [*await store.alarms(status="open", limit=500), *await store.alarms(status="acknowledged", limit=500)]
-        rows.sort(key=lambda a: a.received_ms, reverse=True)
-        return [{"gateway": a.gateway, "commune": names.get(a.gateway), "device": a.device, "ts_ms": a.ts_ms,
-                 "code": a.code, "severity": a.severity, "status": a.status, "detail": dict(a.detail)} for a in rows]
-    uploaded: Sequence[EventAlarm] = await store.open_event_alarms(now - ALARM_WINDOW_MS)
-    return [{**a.as_json(), "status": "open"} for a in uploaded]
+    """Open and acknowledged alarms, one per cause (collector.alarms: a lost bus is one alarm of its N
+    devices), the most severe and latest first: the counts the alarms page and its widget show."""
+    return await overview_alarms(app[STORE])
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ import orjson
 from aiohttp import web
 
 from collector.access import effective_roles, operator_name, operator_roles
+from collector.alarms.model import TOPIC as ALARMS_TOPIC
 from collector.appkeys import INGEST_LISTENERS, OPERATOR_LOGIN
 from collector.dashboard import data
 from collector.live import CHANGES, KEEPALIVE_S
@@ -44,7 +45,7 @@ SERVED = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".
 TEXT = frozenset({".js", ".css", ".html", ".svg", ".json", ".txt", ".map"})
 INGEST_TOPIC = "ingest"
 #: the topics that move the summary (the totals count the open reports)
-SUMMARY_TOPICS = (INGEST_TOPIC, REPORTS_TOPIC)
+SUMMARY_TOPICS = (INGEST_TOPIC, REPORTS_TOPIC, ALARMS_TOPIC)  # an acknowledgement moves the KPI too
 STREAM_GAP_S = 1.0
 STREAM_POLL_S = 5.0
 SUMMARY_TTL_S = 0.5

@@ -43,7 +43,7 @@
       "asset.severity": "Gravité", "asset.detail": "Détail", "asset.noEvents": "Aucun événement sur cette période.",
       "asset.lamps": "Lampes ({n})", "asset.device": "Lampe", "asset.on": "allumée", "asset.off": "éteinte",
       "asset.unknown": "inconnu", "asset.failed": "en panne",
-      "asset.alarms": "Alarmes", "asset.noAlarms": "Aucune alarme.", "asset.status": "Statut",
+      "asset.alarms": "Alarmes", "asset.noAlarms": "Aucune alarme.", "asset.alarmDevices": "{n} équipements", "asset.status": "Statut",
       "asset.groups": "Groupes d'éclairage", "asset.noGroups": "Aucun groupe connu.",
       "asset.supply": "Tension d'alimentation (moyenne, min, max des appareils)",
       "asset.cabinetDays": "Énergie par jour de l'armoire",
@@ -87,7 +87,7 @@
       "asset.severity": "Severity", "asset.detail": "Detail", "asset.noEvents": "No event in this period.",
       "asset.lamps": "Lamps ({n})", "asset.device": "Lamp", "asset.on": "on", "asset.off": "off",
       "asset.unknown": "unknown", "asset.failed": "failed",
-      "asset.alarms": "Alarms", "asset.noAlarms": "No alarm.", "asset.status": "Status",
+      "asset.alarms": "Alarms", "asset.noAlarms": "No alarm.", "asset.alarmDevices": "{n} devices", "asset.status": "Status",
       "asset.groups": "Lighting groups", "asset.noGroups": "No group known.",
       "asset.supply": "Supply voltage (mean, min, max of the devices)",
       "asset.cabinetDays": "The cabinet's energy per day",
@@ -114,6 +114,14 @@
   const num = (v, d) => CG.fmtNum(v, d);
   const yesNo = (v) => (v === true ? CG.t("asset.yes") : v === false ? CG.t("asset.no") : CG.MISSING);
   const modeName = (m) => (m ? CG.t(`asset.mode.${m}`) : CG.MISSING);
+
+  // an alarm's kind and state in words where alarms.js has them (its strings), else the code itself
+  function known(key) {
+    return CG.hasString(key);
+  }
+  function alarmKind(kind) {
+    return known(`alarms.kind.${kind}`) ? CG.t(`alarms.kind.${kind}`) : kind;
+  }
 
   function duration(ms) {
     const h = Math.floor(ms / H);
@@ -367,8 +375,12 @@
       const energy = chartBox(CG.t("asset.cabinetDays"));
       const volts = chartBox(CG.t("asset.supply"));
       const alarms = card(CG.t("asset.alarms"), table([CG.t("asset.when"), CG.t("asset.event"), CG.t("asset.device"), CG.t("asset.status")],
-        doc.alarms.map((a) => el("tr", {}, el("td", {}, CG.fmtTime(a.ts_ms, "datetime")), el("td", {}, a.code),
-                                  el("td", {}, a.device), el("td", {}, a.status))), CG.t("asset.noAlarms")));
+        doc.alarms.map((a) => el("tr", {}, el("td", {}, CG.fmtTime(a.first_ts_ms, "datetime")),
+                                  el("td", {}, el("a", { href: `#/alarms/${a.id}` }, alarmKind(a.kind))),
+                                  el("td", {}, a.devices_total === 1 && a.device ? a.device
+                                    : CG.t("asset.alarmDevices", { n: CG.fmtNum(a.devices_total) })),
+                                  el("td", {}, known(`alarms.state.${a.state}`) ? CG.t(`alarms.state.${a.state}`) : a.state))),
+        CG.t("asset.noAlarms")));
       const groups = card(CG.t("asset.groups"), table([CG.t("asset.group", { group: "" }).trim(), CG.t("asset.programName"), CG.t("asset.level"), CG.t("asset.lastSwitch")],
         doc.groups.map((g) => el("tr", {}, el("td", {}, g.group), el("td", {}, g.program || CG.MISSING),
                                   el("td", { class: "num" }, g.level_pct === null ? CG.MISSING : `${num(g.level_pct, 0)} %`),

@@ -400,7 +400,9 @@
 
   const CG = {
     lang: pickLang(),
-    t, plural, strings: addStrings, setLang, onLang: (fn) => { langListeners.add(fn); return () => langListeners.delete(fn); },
+    t, plural, strings: addStrings, setLang,
+    /** whether some module gave a string for `key` (one module may word another's codes when it can) */
+    hasString: (key) => key in strings[CG.lang] || key in strings.fr, onLang: (fn) => { langListeners.add(fn); return () => langListeners.delete(fn); },
     fmtTime, fmtDate, fmtNum, TZ, MISSING,
     route, hasRoute, go, rerender, args: parseHash,
     api, ApiError,
