@@ -470,11 +470,13 @@
       renderDetail();
     }
 
+    let mounted = true;  // the first fetch may answer after the operator has gone to another view
     const off = CG.on("summary", update);
     const known = CG.last("summary");
     if (known) update(known);
-    else CG.api("/control/api/summary").then((doc) => { if (!summary) update(doc); }).catch((err) => console.error(err));
+    else CG.api("/control/api/summary").then((doc) => { if (mounted && !summary) update(doc); }).catch((err) => console.error(err));
     return () => {
+      mounted = false;
       off();
       detailTicket += 1;
       if (typeof widgetCleanup === "function") widgetCleanup();
