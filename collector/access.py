@@ -298,6 +298,10 @@ def needed_rank(request: web.Request) -> str | None:
 @web.middleware
 async def role_floor(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every route of the operators' prefixes checked at least this much (see the module)."""
+    if request.match_info.http_exception is not None:
+        # no route for this method and path: the router's 404 or 405 says so, whoever asks (the
+        # OpenAPI document, public, lists the routes anyway)
+        return await handler(request)
     needed = needed_rank(request)
     # without --operator-login reads are open as before, whatever Authorization header comes with them
     if needed is not None and (needed != LEVELS[0] or request.app.get(OPERATOR_LOGIN, False)):
