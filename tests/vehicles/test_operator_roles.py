@@ -29,16 +29,20 @@ def test_roles_are_a_set_an_operator_is_given_and_that_existing_operators_do_wit
     run("operator", "add", "alice", "--db", db_url, "--token-file", str(tmp_path / "a"))
     run("operator", "add", "bob", "--role", "police", "--db", db_url, "--token-file", str(tmp_path / "b"))
     lines = run("operator", "list", "--db", db_url).stdout.splitlines()
-    assert [(line.split("\t")[0], line.split("\t")[-1]) for line in lines] == [("alice", "no role"), ("bob", "police")]
+    # a table: operator, rank, other roles, added, last login, sessions (a rank given by default: operator)
+    assert [line.split()[:3] for line in lines[1:]] == [["alice", "operator", "-"], ["bob", "operator", "police"]]
     assert all(len(line.expandtabs()) <= 80 for line in lines)
-    assert run("operator", "roles", "alice", "--role", "police", "--db", db_url).stdout == "operator alice: police\n"
+    assert run("operator", "roles", "alice", "--role", "police", "--db", db_url).stdout == \
+        "operator alice: operator police\n"  # the role is added beside the rank
     run("operator", "roles", "bob", "--none", "--db", db_url)
     lines = run("operator", "list", "--db", db_url).stdout.splitlines()
-    assert [line.split("\t")[-1] for line in lines] == ["police", "no role"]
+    assert [line.split()[1:3] for line in lines[1:3]] == [["operator", "police"], ["operator*", "-"]]
+    assert "no rank given" in lines[-1]  # what the star means: an operator without any rank acts as an operator
     assert "no operator named 'carol'" in run("operator", "roles", "carol", "--none", "--db", db_url, ok=False).output
-    assert "'mayor' is not 'police'" in run("operator", "roles", "bob", "--role", "mayor", "--db", db_url, ok=False).output
+    assert "'mayor' is not one of" in run("operator", "roles", "bob", "--role", "mayor", "--db", db_url,
+                                          ok=False).output
     audit = run("audit", "--db", db_url).stdout
-    assert "operator.roles\talice\troles: police" in audit and "operator.roles\tbob\troles: none" in audit
+    assert "operator.roles\talice\troles: operator police" in audit and "operator.roles\tbob\troles: none" in audit
 
 
 def test_vehicles_and_streets_from_the_command_line(db_url: str, tmp_path: Path) -> None:
