@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import web
 
-from collector.problem import Handler, Problem
+from collector.problem import OPEN311_PREFIX, Handler, Problem
 from collector.rollup import HOUR_MS, PARIS
 from collector.tokens import hash_token
 
@@ -167,6 +167,8 @@ def storable(text: str) -> bool:
 
 @web.middleware
 async def refuse_nul(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path.startswith(OPEN311_PREFIX):
+        return await handler(request)  # Open311 says it in the resident's language (collector.reports.routes)
     for where, items in (("path", request.match_info.items()), ("query", request.query.items())):
         for name, value in items:
             if not (storable(name) and storable(value)):

@@ -85,6 +85,10 @@ MESSAGES = {
     "open311.request_not_in": {"fr": "la demande service_request_id {id} est introuvable dans jurisdiction_id {raw}",
                                "en": "service_request_id {id} was not found in jurisdiction_id {raw}"},
     "open311.token_not_found": {"fr": "token introuvable", "en": "token was not found"},
+    "open311.nul": {"fr": "le paramètre {name} ({where}) contient un caractère NUL",
+                    "en": "{where} parameter {name} holds a NUL"},
+    "open311.internal": {"fr": "le collecteur a échoué sur cette demande ; l'erreur est journalisée",
+                         "en": "the collector failed on this request; it is logged"},
     "open311.token_not_in": {"fr": "token introuvable dans jurisdiction_id {raw}",
                              "en": "token was not found in jurisdiction_id {raw}"},
     "open311.follow_token_required": {

@@ -25,6 +25,7 @@ their lamp's fault (lamps.py).
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable
 from typing import Any
@@ -38,8 +39,8 @@ from collector.access import client_address, site_origin
 from collector.appkeys import STORE, TERRITORY
 from collector.i18n import msg, request_lang, t
 from collector.live import CHANGES, sse
-from collector.params import MAX_ID, bearer_token, parse_int, path_id
-from collector.problem import OPEN311_PREFIX, Handler
+from collector.params import MAX_ID, bearer_token, parse_int, path_id, storable
+from collector.problem import OPEN311_PREFIX, Handler, Problem
 from collector.reports.formats import JSON_TYPE, XML_TYPE, document
 from collector.reports.lamps import install_lamp_follower, lamp_near
 from collector.reports.model import (
@@ -59,6 +60,8 @@ from collector.reports.services import CHANGESET, LAMP_ID, LAMP_ID_RE, SERVICES
 from collector.reports.store import Filters, Lamp
 from collector.territory import Commune
 from collector.tokens import hash_token
+
+log = logging.getLogger("citygate.collector")
 
 ROOT = "/open311"
 PREFIX = ROOT + "/v2"
@@ -106,17 +109,27 @@ async def open311_language(request: web.Request, handler: Handler) -> web.Stream
     """Open311 errors in the request's language (the problem middleware around it writes the body)."""
     if not request.path.startswith(OPEN311_PREFIX):
         return await handler(request)
+    lang = request_lang(request)
+    for where, items in (("path", request.match_info.items()), ("query", request.query.items())):
+        for name, value in items:  # what collector.params.refuse_nul does elsewhere, in the resident's words
+            if not (storable(name) and storable(value)):
+                raise Open311Error(400, msg("open311.nul", where=where, name=repr(name))).in_language(lang)
     try:
         return await handler(request)
     except Open311Error as exc:
-        raise exc.in_language(request_lang(request)) from None
+        raise exc.in_language(lang) from None
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         key = _HTTP_ERRORS.get(exc.status, "open311.http_other")
         headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
         raise Open311Error(exc.status, msg(key, method=request.method, path=request.path, status=exc.status),
-                           headers=headers).in_language(request_lang(request)) from None
+                           headers=headers).in_language(lang) from None
+    except Problem:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        raise Open311Error(500, msg("open311.internal")).in_language(lang) from None
 
 
 def _jurisdiction(request: web.Request) -> Commune | None:

@@ -47,7 +47,7 @@ def assert_error(path: str, reply: Reply, status: int, *fragments: str, paramete
     ("GET", f"/open311/v2/requests/{BIG}/events?token=x", 404, BIG, None),
     ("GET", "/open311/v2/requests.json?service_request_id=%C2%B2", 400, "'²' n'est pas un numéro de demande", None),
     ("GET", f"/open311/v2/requests.json?service_request_id=1,{BIG}", 400, BIG, None),
-    ("GET", "/open311/v2/requests.json?status=%00", 400, "holds a NUL", None),
+    ("GET", "/open311/v2/requests.json?status=%00", 400, "caractère NUL", None),  # French: the resident's default
     ("GET", "/opendata/v1/communes/daily.json?to=0001-01-05", 400, "before year 1", "to"),
     ("GET", "/opendata/v1/communes/daily.csv?from=0001-01-01&to=0001-01-02&commune=%00", 400, "NUL", "commune"),
     ("GET", "/ngsi-ld/v1/entities/urn:ngsi-ld:Device:%00:x", 400, "NUL", "entity_id"),

@@ -69,6 +69,17 @@ async def test_open311_errors_in_both_languages_and_both_formats(web: Web) -> No
         assert fr.doc[0]["code"] == status
 
 
+async def test_a_nul_in_an_open311_parameter_is_said_in_the_residents_language(web: Web) -> None:
+    for headers, words in (({}, "le paramètre 'jurisdiction_id' (query) contient un caractère NUL"),
+                           (ENGLISH, "query parameter 'jurisdiction_id' holds a NUL")):
+        reply = await web.request("GET", "/open311/v2/requests.json?jurisdiction_id=21%00231", headers=headers)
+        assert reply.status == 400
+        assert [(e["code"], e["description"]) for e in reply.doc] == [(400, words)]
+    # elsewhere the problem document, as before
+    reply = await web.request("GET", "/opendata/v1/communes/daily.json?commune=21%00231")
+    assert reply.status == 400 and reply.doc["parameter"] == "commune"
+
+
 async def test_notes_and_notices_follow_the_language_an_operators_note_stays_as_written(web: Web) -> None:
     ops = await web.add_operator()
     reply = await web.request("POST", "/open311/v2/requests.json", data={
