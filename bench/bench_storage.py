@@ -34,7 +34,7 @@ from citygate_wire.common import now_ms
 from collector.retention import DAY_MS, Policy, apply
 from collector.store import Store, open_store
 from collector.tokens import hash_token, new_token
-from simulators.city import MAX_BATCH, City, plan_city
+from simulators.city import MAX_BATCH, City, Rates, plan_city
 
 TERRITORY = Path(__file__).resolve().parent.parent / "configs" / "territory.json"
 YEAR_DAYS = 365.25
@@ -53,7 +53,8 @@ async def fresh_db(kind: str, tmp: Path) -> str:
 
 def plan(gateways: int) -> City:
     cabinets = plan_city(TERRITORY, 1500, 34_000)[:gateways]
-    return City(cabinets, {c.gateway: "t" for c in cabinets}, collector_url="http://unused", mqtt_url=None)
+    return City(cabinets, {c.gateway: "t" for c in cabinets}, collector_url="http://unused", mqtt_url=None,
+                rates=Rates(report_share=0.0))  # no resident reports: nothing is posted here
 
 
 async def fill(store: Store, city: City, start: int, end: int, sample_s: float) -> tuple[int, int, list[float]]:

@@ -53,7 +53,7 @@ from citygate_wire.compression import Compressor
 from collector.admission import ENV as ADMISSION_ENV
 from collector.store import open_store
 from collector.tokens import hash_token, new_token
-from simulators.city import MAX_BATCH, City, plan_city
+from simulators.city import MAX_BATCH, City, Rates, plan_city
 from simulators.procs import free_port
 
 CLI = str(Path(sys.executable).parent / "citygate-collector")
@@ -74,7 +74,8 @@ def build_backlogs(gateways: int, lamps: int, outage_h: float, sample_s: float) 
     """Each cabinet's outage, measured by the city simulation, as the agent's gzip batches."""
     cabinets = plan_city(TERRITORY, gateways, lamps)
     tokens = {c.gateway: new_token() for c in cabinets}
-    city = City(cabinets, tokens, collector_url="http://unused", mqtt_url=None)
+    # no resident reports: the backlog is built offline (they would be posted by the simulation's HTTP session)
+    city = City(cabinets, tokens, collector_url="http://unused", mqtt_url=None, rates=Rates(report_share=0.0))
     end = int(time.time() * 1000) - 60_000
     start = end - int(outage_h * 3_600_000)
     out = []
