@@ -129,7 +129,7 @@ async def test_navigation_marks_the_route_and_an_unknown_one_says_so(
     }""")
     for hash_, expected in (("#/probe/a%20b", "one:a b"), ("#/probe/x/deep/7", "deep:x|7"), ("#/probe/x/other", "one:x|other")):
         await page.evaluate(f"location.hash = '{hash_}'")
-        await page.wait_for_function(f"document.querySelector('#view').dataset.probe === {expected!r}")
+        await page.wait_for_function(f"document.querySelector('#view > .route-pane')?.dataset.probe === {expected!r}")
     await page.evaluate("location.hash = '#/no-such-page'")
     await expect(page.locator("#view h2")).to_have_text("Page introuvable")
     # the drill-down stays in the overview: a commune, from its disc on the schematic map

@@ -188,8 +188,13 @@
         el("p", {}, t("shell.notfound.body")), el("p", {}, el("a", { href: "#/" }, t("nav.overview")))));
       return;
     }
+    // each rendering gets its own pane: a view still drawing when the operator moves on (its data
+    // came late) draws into a pane no longer in the page, never over the next view
+    const pane = document.createElement("div");
+    pane.className = "route-pane";
+    view.append(pane);
     try {
-      const out = found.route.render(view, found.args);
+      const out = found.route.render(pane, found.args);
       if (out && typeof out.then === "function") {
         out.then((fn) => { if (ticket === rendering) cleanup = fn; else if (typeof fn === "function") safely(fn); })
           .catch((err) => showError(err));
