@@ -143,7 +143,11 @@ async def test_a_cabinet_gone_dark_shows_its_cameras_dark_then_back(
         await cab.until(lambda: cab.events("cameras_dark"))
         dark = list(cab.records)
         await cab.cams[0].go_online()
-        await cab.until(lambda: cab.events("cameras_dark_cleared"))
+        first = cab.cams[0].id
+        # the cabinet's light comes back with its first camera, and that camera's sample says it answers
+        # (the page's status reads its newest sample): both before what is uploaded
+        await cab.until(lambda: cab.events("cameras_dark_cleared")
+                        and cab.samples(first)[-1].values.get("reachable") is True)
         back = list(cab.records)
     await _upload(url, session, store, dark)
     op = "cop_" + secrets.token_urlsafe(24)
