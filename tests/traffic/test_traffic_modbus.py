@@ -406,8 +406,9 @@ async def test_the_agent_brings_the_controller_back_to_the_table() -> None:
         finally:
             client.close()
         await rig.advance(5)
+        # the poll that sees plan 3 is followed by the agent's write of plan 1: wait for the write
+        await until(lambda: rig.ctrl.state().plan_target == 1, what="the agent to ask for plan 1 again")
         state = rig.ctrl.state()
-        assert state.plan_target == 1
         # Monday 12:00 CEST + 105 s: the next switch is 16:30 CEST, so the table's command lasts until then.
         next_switch = int(utc(2026, 6, 1, 14, 30).timestamp())
         assert abs(state.plan_command_left_s - (next_switch - rig.ctrl.clock_s)) <= 5
