@@ -79,12 +79,14 @@ class DeafOnceBus:
 
     def __init__(self) -> None:
         self.dropped = 0
+        self.running = False
         self.state = DeviceState("dev-1", self.name, "1")
 
     def states(self) -> list[DeviceState]:
         return [self.state]
 
     async def run(self, sink: RecordSink) -> None:
+        self.running = True
         while True:
             try:
                 await asyncio.sleep(0.01)
@@ -105,7 +107,12 @@ async def test_the_agent_stops_even_when_a_bus_drops_its_first_cancellation(tmp_
     bus = DeafOnceBus()
     cfg.buses.append(BusSpec("deaf-once", bus, Driver(parse=lambda raw, ctx: bus, build=lambda _: bus)))
     task = asyncio.create_task(Agent(cfg).run())
-    await asyncio.sleep(0.3)
+    for _ in range(1000):  # the bus runs once the agent has started (a loaded machine takes its time)
+        if bus.running:
+            break
+        await asyncio.sleep(0.01)
+    assert bus.running, "the bus never ran"
+    await asyncio.sleep(0.05)
     task.cancel()
     done, _ = await asyncio.wait([task], timeout=10)
     assert task in done and task.cancelled(), "the agent still runs 10 s after its cancellation"
