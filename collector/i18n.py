@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+if TYPE_CHECKING:  # the store and the CLI import this module, never the web app: aiohttp is the app's
+    from aiohttp import web
 
 LANGS = ("fr", "en")
 DEFAULT_LANG = "fr"

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
 
 from collector.reports import formats
+
+if TYPE_CHECKING:  # the store and the CLI import this module, never the web app: aiohttp is the app's
+    from aiohttp import web
 
 log = logging.getLogger("citygate.collector")
 
@@ -57,6 +59,8 @@ class Problem(Exception):
 
 
 def problem_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> web.Response:
+    from aiohttp import web
+
     return web.Response(status=status, body=orjson.dumps(body), content_type=CONTENT_TYPE, headers=headers)
 
 
@@ -66,11 +70,12 @@ def open311_response(status: int, descriptions: Sequence[str], headers: Mapping[
     return formats.response(xml, "errors", body, status, headers)
 
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
-@web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    from aiohttp import web  # imported by the app that runs this; a module-level import is what this avoids
+
     open311 = request.path.startswith(OPEN311_PREFIX)
     xml = open311 and formats.is_xml(request.path)
     try:
@@ -94,3 +99,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             return open311_response(500, [detail], xml=xml)
         return problem_response(500, {"type": "about:blank", "title": "Internal Server Error", "status": 500,
                                       "detail": detail})
+
+
+# what @web.middleware marks (a new-style middleware), without importing aiohttp.web with this module
+problem_middleware.__middleware_version__ = 1  # type: ignore[attr-defined]

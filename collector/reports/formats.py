@@ -12,10 +12,12 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from aiohttp import web
+
+if TYPE_CHECKING:  # the store and the CLI import this module, never the web app: aiohttp is the app's
+    from aiohttp import web
 
 #: the element of each item of a list element, as the spec names them
 ITEMS = {"services": "service", "service_requests": "request", "errors": "error", "attributes": "attribute",
@@ -67,6 +69,8 @@ def document(request: web.Request, root: str, doc: Any, status: int = 200,
 
 def response(xml: bool, root: str, doc: Any, status: int = 200,
              headers: Mapping[str, str] | None = None) -> web.Response:
+    from aiohttp import web
+
     if xml:
         return web.Response(status=status, body=to_xml(root, doc), content_type=XML_TYPE, charset="utf-8",
                             headers=headers)

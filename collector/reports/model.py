@@ -19,9 +19,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from collector.i18n import DEFAULT_LANG, Msg, msg, t
 from collector.problem import Problem
@@ -30,6 +28,9 @@ from collector.reports.formats import xml_safe
 from collector.reports.services import LAMP_ID, LAMP_ID_RE, SERVICES, Service
 from collector.rollup import PARIS
 from collector.territory import Commune, Territory
+
+if TYPE_CHECKING:  # the store and the CLI import this module, never the web app: aiohttp is the app's
+    from aiohttp import web
 
 STATES = ("received", "dispatched", "in_progress", "resolved")
 OPEN_STATES = ("received", "dispatched", "in_progress")
