@@ -175,3 +175,39 @@ async def refuse_nul(request: web.Request, handler: Handler) -> web.StreamRespon
                 raise Problem(400, "invalid-parameter", "Invalid parameter",
                               f"{where} parameter {name!r} holds a NUL", parameter=name)
     return await handler(request)
+
+
+# -- pages of a list that grows with the fleet ---------------------------------------------------------
+
+#: a page of a list that grows with the fleet (gateways, presence, cameras, ...): by default, and at most;
+#: the metropolis's 1,500 gateways are two pages of the most
+FLEET_PAGE = 500
+MAX_FLEET_PAGE = 1000
+
+
+def page_params(request: web.Request, default: int = FLEET_PAGE, maximum: int = MAX_FLEET_PAGE) -> tuple[int, int]:
+    """`limit` (1..maximum, `default` when absent) and `offset` (0.., 0 when absent), or Problem 400."""
+    return int_param(request, "limit", default, 1, maximum), int_param(request, "offset", 0, 0, MAX_ID)
+
+
+def page_of(request: web.Request, items: list[T], default: int = FLEET_PAGE,
+            maximum: int = MAX_FLEET_PAGE) -> tuple[list[T], dict[str, Any]]:
+    """The page of `items` that `limit` and `offset` ask for, and what a client needs to go on:
+    {"total", "limit", "offset", "next"}, `next` the address of the following page (this route, its
+    other parameters kept), null on the last one."""
+    limit, offset = page_params(request, default, maximum)
+    more = offset + limit < len(items)
+    return items[offset:offset + limit], {
+        "total": len(items), "limit": limit, "offset": offset,
+        "next": str(request.rel_url.update_query(limit=limit, offset=offset + limit)) if more else None,
+    }
+
+
+def paged_list_response(request: web.Request, page: list[Any], meta: dict[str, Any]) -> web.Response:
+    """A route whose answer is a JSON array: the page, and its `next` as a Link header (RFC 8288) with
+    the total in X-Total-Count (the array itself cannot carry them)."""
+    resp = json_response(page)
+    resp.headers["X-Total-Count"] = str(meta["total"])
+    if meta["next"] is not None:
+        resp.headers["Link"] = f'<{meta["next"]}>; rel="next"'
+    return resp

@@ -9,7 +9,11 @@
     GET /control/api/communes/{insee}      one commune (a former commune's code works too)
     GET /control/api/cabinets/{gateway}    one cabinet
     GET /control/api/stream                SSE: `summary` at once and at every change, and `change`
-                                           {"topic": ...} when a topic of STREAM_TOPICS fires
+                                           {"topic": ...} when a topic of STREAM_TOPICS fires; with
+                                           ?delta=1 `summary` once, then `summary-delta` (what changed)
+    GET /control/api/communes/{insee}/stream
+                                           SSE: `commune` (the commune's document) at once, then
+                                           `delta`: the cabinets that changed, keyed by gateway
 
 The page itself is described in assets/README.md (the front-end contract every feature module follows).
 
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,10 +36,10 @@ from aiohttp import web
 
 from collector.access import effective_roles, operator_name, operator_roles
 from collector.alarms.model import TOPIC as ALARMS_TOPIC
-from collector.appkeys import INGEST_LISTENERS, OPERATOR_LOGIN
+from collector.appkeys import INGEST_LISTENERS, OPERATOR_LOGIN, TERRITORY
 from collector.dashboard import data
 from collector.live import CHANGES, KEEPALIVE_S
-from collector.params import json_response
+from collector.params import json_response, page_of, page_params
 from collector.problem import Problem
 from collector.reports.routes import TOPIC as REPORTS_TOPIC
 
@@ -60,6 +66,8 @@ class SummaryCache:
 
 
 SUMMARY_CACHE = web.AppKey("dashboard_summary_cache", SummaryCache)
+#: a commune's document shared by the streams of that commune, as the summary is (insee -> cache)
+COMMUNE_CACHES = web.AppKey("dashboard_commune_caches", dict[str, SummaryCache])
 #: CHANGES topics the page hears of as `change` events (features add theirs with add_stream_topic)
 STREAM_TOPICS = web.AppKey("dashboard_stream_topics", list[str])
 
@@ -75,6 +83,7 @@ def add_stream_topic(app: web.Application, topic: str) -> None:
 def add_dashboard_routes(app: web.Application) -> None:
     changes = app[CHANGES]
     app[SUMMARY_CACHE] = SummaryCache()
+    app[COMMUNE_CACHES] = {}
     app.setdefault(STREAM_TOPICS, [])
     app[INGEST_LISTENERS].append(lambda *_: changes.notify(INGEST_TOPIC))
     r = app.router
@@ -87,6 +96,7 @@ def add_dashboard_routes(app: web.Application) -> None:
     r.add_get("/control/api/communes/{insee}", get_commune)
     r.add_get("/control/api/cabinets/{gateway}", get_cabinet)
     r.add_get("/control/api/stream", stream)
+    r.add_get("/control/api/communes/{insee}/stream", commune_stream)
 
 
 async def root(request: web.Request) -> web.Response:
@@ -153,11 +163,19 @@ async def get_summary(request: web.Request) -> web.Response:
     return json_response(await data.summary(request.app))
 
 
+#: a page of a commune's cabinets (Dijon has 916 of the metropolis's 1,500): by default and at most
+COMMUNE_PAGE = 1000
+
+
 async def get_commune(request: web.Request) -> web.Response:
+    """The commune and a page of its cabinets (`limit`, `offset`; `total` and `next` beside them); its
+    alarms and faulty lamps are the first LIST_LIMIT of the whole commune's, on every page."""
+    page_params(request, COMMUNE_PAGE, COMMUNE_PAGE)  # a bad value is a 400 before any work
     doc = await data.commune(request.app, request.match_info["insee"])
     if doc is None:
         raise Problem(404, "unknown-commune", "Not Found", f"{request.match_info['insee']!r} is no commune")
-    return json_response(doc)
+    cabinets, meta = page_of(request, doc["cabinets"], COMMUNE_PAGE, COMMUNE_PAGE)
+    return json_response({**doc, "cabinets": cabinets, **meta})
 
 
 async def get_cabinet(request: web.Request) -> web.Response:
@@ -171,35 +189,97 @@ async def stream(request: web.Request) -> web.StreamResponse:
     """`summary` at once and whenever it changed (at most every STREAM_GAP_S), and a `change` event
     {"topic": t} for each topic of STREAM_TOPICS that fired since the last round (however often it
     fired). Changes of this process wake the stream at once; every STREAM_POLL_S it looks at the
-    summary anyway (another instance's changes, the clock)."""
+    summary anyway (another instance's changes, the clock). With ?delta=1 the summary comes whole
+    once, then as `summary-delta` events (`delta`: the communes that changed, keyed by insee)."""
+    mode = request.query.get("delta", "0")
+    if mode not in ("0", "1"):
+        raise Problem(400, "invalid-parameter", "Invalid query parameter", f"delta must be 0 or 1, got {mode[:20]!r}",
+                      parameter="delta")
+    app = request.app
+    topics: list[str] = app[STREAM_TOPICS]
+    return await live(request, lambda: shared_summary(app), "summary",
+                      ("summary-delta", "communes", "insee") if mode == "1" else None, tuple(topics))
+
+
+async def commune_stream(request: web.Request) -> web.StreamResponse:
+    """`commune` (GET /control/api/communes/{insee}'s document) at once, then at each change a `delta`
+    event with only what changed: the cabinets, keyed by gateway name (collector.dashboard.routes.delta)."""
+    app = request.app
+    found = app[TERRITORY].resolve(request.match_info["insee"])
+    if found is None:
+        raise Problem(404, "unknown-commune", "Not Found", f"{request.match_info['insee']!r} is no commune")
+    return await live(request, lambda: shared_commune(app, found.insee), "commune", ("delta", "cabinets", "name"), ())
+
+
+def delta(old: dict[str, Any], new: dict[str, Any], rows: str, key: str) -> dict[str, Any]:
+    """What turns `old` into `new`, two documents with a list of objects `rows` keyed by `key`: each
+    other member that changed, whole (null when it is gone); `rows`: only the rows new or changed;
+    `removed`: the keys of the rows gone; `order`: every row's key, only when the order changed (a
+    row came or went, or moved). {} when nothing changed."""
+    out: dict[str, Any] = {k: v for k, v in new.items() if k != rows and old.get(k) != v}
+    out.update((k, None) for k in old if k not in new)
+    before = {r[key]: r for r in old.get(rows, [])}
+    after = [r[key] for r in new.get(rows, [])]
+    changed = [r for r in new.get(rows, []) if before.get(r[key]) != r]
+    if changed:
+        out[rows] = changed
+    kept = set(after)
+    if removed := [k for k in before if k not in kept]:
+        out["removed"] = removed
+    if after != list(before):
+        out["order"] = after
+    return out
+
+
+Stream = tuple[str, str, str]  # the delta event's name, the rows' member, their key
+
+
+async def live(request: web.Request, snapshot: Callable[[], Awaitable[dict[str, Any]]], name: str, deltas: Stream | None,
+               change_topics: tuple[str, ...]) -> web.StreamResponse:
+    """The page's streams: `name` with `snapshot()` at once, then whenever it changed (at most every
+    STREAM_GAP_S): whole again, or with `deltas` only what changed (`delta`); a `change` event
+    {"topic": t} for each of `change_topics` that fired since the last round."""
     app = request.app
     changes = app[CHANGES]
-    topics: list[str] = app[STREAM_TOPICS]
-    change_topics = tuple(topics)
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
-                                       "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    headers = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    # gzip, flushed at every event (Z_SYNC_FLUSH: the browser decodes each at once): Dijon's 217 kB
+    # document is 20 kB on the wire, a delta of one cabinet a few hundred bytes
+    gz = zlib.compressobj(6, zlib.DEFLATED, 31) if "gzip" in request.headers.get("Accept-Encoding", "") else None
+    if gz is not None:
+        headers["Content-Encoding"] = "gzip"
+    resp = web.StreamResponse(headers=headers)
     await resp.prepare(request)
+
+    async def write(data: bytes) -> None:
+        await resp.write(data if gz is None else gz.compress(data) + gz.flush(zlib.Z_SYNC_FLUSH))
+
     loop = asyncio.get_running_loop()
-    last: bytes | None = None
+    last: dict[str, Any] | None = None
+    last_body: bytes | None = None
     sent = 0
     last_write = loop.time()
-    fired: set[str] = set(SUMMARY_TOPICS)  # the first round sends the summary
+    fired: set[str] = set(SUMMARY_TOPICS)  # the first round sends the document
     try:
         while not changes.closing.is_set():
             waits = {t: changes.next(t) for t in {*SUMMARY_TOPICS, *change_topics}}  # before reading: none missed
             out = []
             if fired.isdisjoint(change_topics) or not fired.isdisjoint(SUMMARY_TOPICS):
-                body = orjson.dumps(await shared_summary(app))
-                if body != last:
-                    last = body
-                    out.append((b"summary", body))
+                doc = await snapshot()
+                if last is None or deltas is None:
+                    body = orjson.dumps(doc)
+                    if body != last_body:
+                        out.append((name.encode(), body))
+                    last_body = body
+                elif diff := delta(last, doc, deltas[1], deltas[2]):
+                    out.append((deltas[0].encode(), orjson.dumps(diff)))
+                last = doc
             out.extend((b"change", orjson.dumps({"topic": t})) for t in change_topics if t in fired)
             for event, body in out:
                 sent += 1
-                await resp.write(b"id: %d\nevent: %s\ndata: %s\n\n" % (sent, event, body))
+                await write(b"id: %d\nevent: %s\ndata: %s\n\n" % (sent, event, body))
                 last_write = loop.time()
             if not out and loop.time() - last_write >= KEEPALIVE_S:
-                await resp.write(b": keepalive\n\n")  # lets proxies and clients see the stream alive
+                await write(b": keepalive\n\n")  # lets proxies and clients see the stream alive
                 last_write = loop.time()
             with contextlib.suppress(TimeoutError):  # a metropolis posts several batches a second
                 async with asyncio.timeout(STREAM_GAP_S):
@@ -213,6 +293,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 for t in tasks:
                     t.cancel()
             fired = {t for t, e in waits.items() if e.is_set()}
+        if gz is not None:
+            await resp.write(gz.flush())
         await resp.write_eof()
     except ConnectionResetError:
         pass  # the client left
@@ -227,4 +309,16 @@ async def shared_summary(app: web.Application) -> dict[str, Any]:
         now, version = asyncio.get_running_loop().time(), app[CHANGES].version
         if cache.doc is None or version != cache.version or now - cache.at > SUMMARY_TTL_S:
             cache.doc, cache.at, cache.version = await data.summary(app), now, version
+        return cache.doc
+
+
+async def shared_commune(app: web.Application, insee: str) -> dict[str, Any]:
+    """A commune's document, shared by the streams of that commune in this process as the summary is."""
+    cache = app[COMMUNE_CACHES].setdefault(insee, SummaryCache())
+    async with cache.lock:
+        now, version = asyncio.get_running_loop().time(), app[CHANGES].version
+        if cache.doc is None or version != cache.version or now - cache.at > SUMMARY_TTL_S:
+            doc = await data.commune(app, insee)
+            assert doc is not None  # the stream resolved it; the territory does not change while serving
+            cache.doc, cache.at, cache.version = doc, now, version
         return cache.doc

@@ -85,7 +85,7 @@
 
   async function refresh() {
     try {
-      doc = await CG.api("/api/v1/cameras");
+      doc = await CG.apiAll("/api/v1/cameras?limit=1000", "cameras");
       draw();
     } catch (_) {
       // the page's live indicator already says when the collector is unreachable

@@ -181,7 +181,7 @@
 
   async function communeGateways(insee) {
     try {
-      const doc = await CG.api("/api/v1/gateways");
+      const doc = await CG.apiAll("/api/v1/gateways?limit=1000", "gateways");  // every page: the count is of all
       return (doc.gateways || []).filter((g) => g.commune === insee).length;
     } catch (_) {
       return null;
@@ -382,7 +382,7 @@
         if (alive) list.replaceChildren(el("p", { class: "note" }, err.status === 401 ? t("commands.nologin") : t("commands.error", { detail: err.detail || err.message })));
       }
       try {
-        const doc = await CG.api(`${API}/junctions`);
+        const doc = await CG.apiAll(`${API}/junctions?limit=1000`, "junctions");
         if (alive) junctions.replaceChildren(junctionsTable(doc.junctions || []));
       } catch (err) {
         if (alive) junctions.replaceChildren(el("p", { class: "note" }, err.status === 401 ? t("commands.nologin") : t("commands.error", { detail: err.detail || err.message })));

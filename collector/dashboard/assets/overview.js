@@ -220,23 +220,45 @@
     return [el("div", { class: "scroll", tabindex: "0" }, el("table", { class: "list", ...(attrs || {}) }, thead, tbody)), tbody];
   }
 
-  /** rows(tbody, items, cells, empty, link): `link(item)` a hash the row opens (its first cell is the link). */
-  function rows(tbody, items, cells, empty, link) {
+  /** rows(tbody, items, cells, empty, link, key): `link(item)` a hash the row opens (its first cell is the link);
+   *  `key(item)` names its row (data-key), for patch(). */
+  function rows(tbody, items, cells, empty, link, key) {
     tbody.replaceChildren();
     if (!items.length) {
       tbody.append(el("tr", { class: "empty" }, el("td", { colspan: "9" }, empty)));
       return;
     }
-    for (const item of items) {
-      const hash = link ? link(item) : null;
-      const tr = el("tr", hash ? { class: "clickable", onclick: (e) => { if (!e.target.closest("a")) CG.go(hash); } } : {});
-      cells(item).forEach((c, i) => {
-        const td = c instanceof Node && c.tagName === "TD" ? c : el("td", {}, c);
-        if (i === 0 && hash) td.replaceChildren(el("a", { href: hash }, ...td.childNodes));
-        tr.append(td);
-      });
-      tbody.append(tr);
+    for (const item of items) tbody.append(row(item, cells, link, key));
+  }
+
+  function row(item, cells, link, key) {
+    const hash = link ? link(item) : null;
+    const tr = el("tr", hash ? { class: "clickable", onclick: (e) => { if (!e.target.closest("a")) CG.go(hash); } } : {});
+    if (key) tr.dataset.key = key(item);
+    cells(item).forEach((c, i) => {
+      const td = c instanceof Node && c.tagName === "TD" ? c : el("td", {}, c);
+      if (i === 0 && hash) td.replaceChildren(el("a", { href: hash }, ...td.childNodes));
+      tr.append(td);
+    });
+    return tr;
+  }
+
+  /** patch(tbody, items, delta, ...): the rows of `delta` (a stream's, CG.applyDelta) replaced in place, the
+   *  removed ones taken out, the order followed; `items` is the whole list after the delta. */
+  function patch(tbody, items, changed, removed, order, cells, empty, link, key) {
+    if (!items.length || !tbody.querySelector("tr[data-key]")) {
+      rows(tbody, items, cells, empty, link, key);
+      return;
     }
+    const byKey = new Map([...tbody.querySelectorAll("tr[data-key]")].map((tr) => [tr.dataset.key, tr]));
+    for (const k of removed || []) { byKey.get(k)?.remove(); byKey.delete(k); }
+    for (const item of changed || []) {
+      const tr = row(item, cells, link, key), was = byKey.get(tr.dataset.key);
+      if (was) was.replaceWith(tr);
+      else tbody.append(tr);
+      byKey.set(tr.dataset.key, tr);
+    }
+    if (order) tbody.append(...order.filter((k) => byKey.has(k)).map((k) => byKey.get(k)));
   }
 
   const num = (text) => el("td", { class: "num" }, text);
@@ -413,20 +435,70 @@
         el("span", {}, el("b", {}, String(summary.totals.gateways)), t("overview.cabinets"))), wrap);
     }
 
-    async function renderCommune(insee) {
-      const doc = await CG.api(`/control/api/communes/${encodeURIComponent(insee)}`);
+    // The commune's view comes by its own stream: its document once, then only the cabinets that changed
+    // (`delta`, keyed by gateway), patched into the table in place (never the whole table fetched again).
+    let commune = null;
+    const cabinetCells = (g) => [g.cabinet ? `${g.name} (${g.cabinet})` : g.name, el("td", {}, onlinePill(g.online)),
+      when(g.last_seen_ms), num(kwh(g.energy_today_kwh)), num(kwh(g.energy_last_week_kwh)), num(g.alarms), num(g.faulty_lamps)];
+    const cabinetLink = (g) => hashOf("cabinet", g.name);
+    const cabinetKey = (g) => g.name;
+
+    function communeFacts(doc) {
+      const c = doc.commune;
+      const online = doc.cabinets.filter((g) => g.online).length;
+      return el("div", { class: "facts", id: "commune-facts" }, el("span", {}, "INSEE ", el("b", {}, c.insee)),
+        el("span", {}, el("b", {}, `${online}/${doc.cabinets.length}`), t("overview.cabinets_online")),
+        el("span", {}, el("b", {}, String(doc.faulty_lamps.length)), t("overview.faulty_lamps")),
+        CG.hasRoute("commune/*/charts") ? el("a", { href: hashOf("commune", c.insee, "charts") }, t("overview.charts")) : null);
+    }
+
+    function renderCommune(doc) {
       const c = doc.commune;
       crumbs([[t("overview.metropolis"), "#/"], [c.name, null]]);
       const [wrap, tbody] = table([t("overview.col.cabinet"), t("overview.col.state"), t("overview.col.last_upload"),
-        t("overview.col.today"), t("overview.col.last_week"), t("overview.col.alarms"), t("overview.col.faults")], [3, 4, 5, 6]);
-      rows(tbody, doc.cabinets, (g) => [g.cabinet ? `${g.name} (${g.cabinet})` : g.name, el("td", {}, onlinePill(g.online)),
-        when(g.last_seen_ms), num(kwh(g.energy_today_kwh)), num(kwh(g.energy_last_week_kwh)), num(g.alarms), num(g.faulty_lamps)],
-      t("overview.no_cabinet"), (g) => hashOf("cabinet", g.name));
-      const online = doc.cabinets.filter((g) => g.online).length;
-      return [el("h3", {}, c.name), el("div", { class: "facts" }, el("span", {}, "INSEE ", el("b", {}, c.insee)),
-        el("span", {}, el("b", {}, `${online}/${doc.cabinets.length}`), t("overview.cabinets_online")),
-        el("span", {}, el("b", {}, String(doc.faulty_lamps.length)), t("overview.faulty_lamps")),
-        CG.hasRoute("commune/*/charts") ? el("a", { href: hashOf("commune", c.insee, "charts") }, t("overview.charts")) : null), wrap];
+        t("overview.col.today"), t("overview.col.last_week"), t("overview.col.alarms"), t("overview.col.faults")], [3, 4, 5, 6],
+      { id: "cabinets" });
+      rows(tbody, doc.cabinets, cabinetCells, t("overview.no_cabinet"), cabinetLink, cabinetKey);
+      $("detail").replaceChildren(el("h3", {}, c.name), communeFacts(doc), wrap);
+    }
+
+    function patchCommune(delta) {
+      commune = CG.applyDelta(commune, delta, "cabinets", "name");
+      const tbody = document.querySelector("#cabinets tbody");
+      if (!tbody) { renderCommune(commune); return; }
+      patch(tbody, commune.cabinets, delta.cabinets, delta.removed, delta.order, cabinetCells, t("overview.no_cabinet"),
+        cabinetLink, cabinetKey);
+      $("commune-facts").replaceWith(communeFacts(commune));
+    }
+
+    function showDetailError(err) {
+      if ($("detail")) $("detail").replaceChildren(el("p", { class: "error", role: "alert" }, t("shell.error", { detail: err.detail || err.message })));
+    }
+
+    function followCommune(insee) {
+      const source = new EventSource(`/control/api/communes/${encodeURIComponent(insee)}/stream`);
+      const parse = (e) => { try { return JSON.parse(e.data); } catch (_) { return undefined; } };
+      source.addEventListener("commune", (e) => {
+        const doc = parse(e);
+        if (doc === undefined || !$("detail")) return;
+        commune = doc;
+        renderCommune(doc);
+        document.body.dataset.communeUpdates = Number(document.body.dataset.communeUpdates || 0) + 1;
+      });
+      source.addEventListener("delta", (e) => {
+        const delta = parse(e);
+        if (delta === undefined || !commune || !$("detail")) return;
+        patchCommune(delta);
+        document.body.dataset.communeUpdates = Number(document.body.dataset.communeUpdates || 0) + 1;
+      });
+      source.addEventListener("error", () => {
+        // a refused stream (an unknown commune: 404) is not retried by the browser: say why once
+        if (source.readyState === EventSource.CLOSED && !commune) {
+          CG.api(`/control/api/communes/${encodeURIComponent(insee)}`)
+            .then((doc) => { if (!commune && $("detail")) { commune = doc; renderCommune(doc); } }).catch(showDetailError);
+        }
+      });
+      return () => source.close();
     }
 
     async function renderCabinet(name) {
@@ -450,8 +522,7 @@
       const ticket = ++detailTicket;
       try {
         if (kind === "commune") {
-          const nodes = await renderCommune(key);
-          if (ticket === detailTicket) $("detail").replaceChildren(...nodes);
+          // nothing: the commune's own stream (followCommune) brings its view
         } else if (kind === "cabinet") {
           const nodes = await renderCabinet(key);
           if (ticket === detailTicket) $("detail").replaceChildren(...nodes);
@@ -459,9 +530,7 @@
           renderMetropolis();
         }
       } catch (err) {
-        if (ticket === detailTicket && $("detail")) {
-          $("detail").replaceChildren(el("p", { class: "error", role: "alert" }, t("shell.error", { detail: err.detail || err.message })));
-        }
+        if (ticket === detailTicket) showDetailError(err);
       }
     }
 
@@ -471,6 +540,7 @@
     }
 
     let mounted = true;  // the first fetch may answer after the operator has gone to another view
+    const unfollow = kind === "commune" ? followCommune(key) : null;
     const off = CG.on("summary", update);
     const known = CG.last("summary");
     if (known) update(known);
@@ -478,6 +548,7 @@
     return () => {
       mounted = false;
       off();
+      if (unfollow) unfollow();
       detailTicket += 1;
       if (typeof widgetCleanup === "function") widgetCleanup();
     };

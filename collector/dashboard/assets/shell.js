@@ -249,6 +249,21 @@
     throw new ApiError(resp.status, p.type || "about:blank", p.title || resp.statusText, p.detail || (typeof doc === "string" ? doc.slice(0, 300) : ""), doc);
   }
 
+  /**
+   * apiAll(path, ...members): every page of a paginated route (its answer's `next`, collector.params.page_of),
+   * the first page's document with each of `members` (lists) holding all the pages' rows; `next` null.
+   */
+  async function apiAll(path, ...members) {
+    const doc = await api(path);
+    for (let next = doc.next, pages = 1; next && pages < 100; pages += 1) {
+      const more = await api(next);
+      for (const m of members) doc[m] = (doc[m] || []).concat(more[m] || []);
+      next = more.next;
+    }
+    doc.next = null;
+    return doc;
+  }
+
   // -- the live stream -------------------------------------------------------------------------------
 
   /** CG.on("summary" | "change" | "live", fn) -> a function that stops listening. */
@@ -275,17 +290,40 @@
     emit("live", state);
   }
 
+  /**
+   * applyDelta(doc, delta, rows, key): a new document, `doc` with a stream's `delta` applied (the
+   * server's collector.dashboard.routes.delta): each member of `delta` replaces the document's (null
+   * removes it), but `rows` (a list of objects keyed by `key`) takes the changed rows, `removed` the
+   * keys of rows gone, `order` every row's key in order when it moved.
+   */
+  function applyDelta(doc, delta, rows, key) {
+    const out = { ...doc };
+    for (const [k, v] of Object.entries(delta)) {
+      if (k === rows || k === "removed" || k === "order") continue;
+      if (v === null) delete out[k];
+      else out[k] = v;
+    }
+    const byKey = new Map((doc[rows] || []).map((r) => [r[key], r]));
+    for (const r of delta[rows] || []) byKey.set(r[key], r);
+    for (const k of delta.removed || []) byKey.delete(k);
+    const order = delta.order || (doc[rows] || []).map((r) => r[key]);  // the server sends it when a row came
+    out[rows] = order.filter((k) => byKey.has(k)).map((k) => byKey.get(k));
+    return out;
+  }
+
   function connect() {
-    const source = new EventSource("/control/api/stream");
+    // the summary comes whole once, then only what changed (summary-delta): the listeners get it whole
+    const source = new EventSource("/control/api/stream?delta=1");
     source.addEventListener("open", () => setLive("open"));
     source.addEventListener("error", () => setLive("error"));
-    for (const name of ["summary", "change"]) {
-      source.addEventListener(name, (e) => {
-        let data;
-        try { data = JSON.parse(e.data); } catch (_) { return; }
-        emit(name, data);
-      });
-    }
+    const parse = (e) => { try { return JSON.parse(e.data); } catch (_) { return undefined; } };
+    source.addEventListener("summary", (e) => { const data = parse(e); if (data !== undefined) emit("summary", data); });
+    source.addEventListener("summary-delta", (e) => {
+      const data = parse(e);
+      const known = last.get("summary");
+      if (data !== undefined && known) emit("summary", applyDelta(known, data, "communes", "insee"));
+    });
+    source.addEventListener("change", (e) => { const data = parse(e); if (data !== undefined) emit("change", data); });
     CG.source = source;
   }
 
@@ -410,8 +448,8 @@
     hasString: (key) => key in strings[CG.lang] || key in strings.fr, onLang: (fn) => { langListeners.add(fn); return () => langListeners.delete(fn); },
     fmtTime, fmtDate, fmtNum, TZ, MISSING,
     route, hasRoute, go, rerender, args: parseHash,
-    api, ApiError,
-    on, last: (name) => last.get(name),
+    api, apiAll, ApiError,
+    on, last: (name) => last.get(name), applyDelta,
     confirm, toast, el,
     me: { name: null, roles: [], login: false },
     can: (role) => CG.me.roles.includes(role),
