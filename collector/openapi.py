@@ -41,6 +41,26 @@ def _query(name: str, description: str, schema: Doc | None = None, required: boo
             "schema": schema or {"type": "string"}}
 
 
+#: the page of a list that grows with the fleet (collector.params.page_of): its answer has total, limit,
+#: offset and next (the following page's address, null on the last), or for a JSON array a Link rel="next"
+#: header and X-Total-Count
+PAGE = [_query("limit", "Page size, 1 to 1000 (default 500)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+        _query("offset", "Rows to skip (default 0)", {"type": "integer", "minimum": 0})]
+PAGE_MEMBERS = {"total": {"type": "integer"}, "limit": {"type": "integer"}, "offset": {"type": "integer"},
+                "next": {"type": ["string", "null"], "description": "The following page's address, null on the last"}}
+
+
+def _paged(member: str, items: Doc | None = None) -> Doc:
+    return _json({"type": "object", "properties": {member: {"type": "array", **({"items": items} if items else {})},
+                                                   **PAGE_MEMBERS}})
+
+
+def _paged_array(description: str) -> Doc:
+    return {**_json({"type": "array"}, description), "headers": {
+        "Link": {"description": 'The next page: <address>; rel="next" (absent on the last)', "schema": {"type": "string"}},
+        "X-Total-Count": {"description": "Rows in all the pages", "schema": {"type": "integer"}}}}
+
+
 def _op(summary: str, tag: str, responses: Doc, *, params: list[Doc] | None = None, body: Doc | None = None,
         security: list[Doc] | None = None, description: str | None = None) -> Doc:
     if params and "400" not in responses:  # any parameter holding a NUL, at least (collector.params)
@@ -232,7 +252,7 @@ def _vehicle_paths() -> Doc:
     ok = {"200": _json({"type": "object"}), "404": PROBLEM}
     return {
         "/api/v1/vehicles": {"get": _op("Service vehicles and their latest position (police ones: police role only)",
-                                        "Vehicles", {"200": _json({"type": "object"})})},
+                                        "Vehicles", {"200": _paged("vehicles")}, params=PAGE)},
         "/api/v1/vehicles/{vehicle}": {"get": _op("One vehicle and its latest position", "Vehicles", ok,
                                                   params=[vehicle])},
         "/api/v1/vehicles/{vehicle}/trips": {"get": _op("Trips: distance, duration, idle time, cycles", "Vehicles",
@@ -251,9 +271,8 @@ PATHS: Doc = {
         "200": _json(_schema("BatchReply")), "400": PROBLEM, "401": PROBLEM, "403": PROBLEM, "413": PROBLEM,
         "415": PROBLEM}, security=GATEWAY_AUTH,
         body={"required": True, "content": {"application/json": {"schema": _schema("Batch")}}})},
-    "/api/v1/gateways": {"get": _op("Gateways with their last-seen time", "Reads", {
-        "200": _json({"type": "object", "properties": {"gateways": {"type": "array",
-                                                                     "items": _schema("GatewayInfo")}}})})},
+    "/api/v1/gateways": {"get": _op("Gateways with their last-seen time, a page at a time by name", "Reads", {
+        "200": _paged("gateways", _schema("GatewayInfo"))}, params=PAGE)},
     "/api/v1/gateways/{gateway}/devices/{device}/samples": {"get": _op("A device's latest samples", "Reads", {
         "200": _json({"type": "object"}), "400": PROBLEM, "404": PROBLEM},
         params=[GATEWAY, _path("device", "Device name"), LIMIT])},
@@ -268,8 +287,8 @@ PATHS: Doc = {
     "/api/v1/rollups/{period}": {"get": _op("The metropolis's rollups (sum of its communes)", "Reads", {
         "200": _json(_schema("Rollups")), "400": PROBLEM, "404": PROBLEM}, params=ROLLUP_PARAMS)},
     # -- control plane (collector.control.routes)
-    "/api/v1/control/presence": {"get": _op("Every gateway's MQTT presence", "Control", {
-        "200": _json({"type": "object"}), "401": PROBLEM}, security=OPERATOR_AUTH)},
+    "/api/v1/control/presence": {"get": _op("Every gateway's MQTT presence, a page at a time by name", "Control", {
+        "200": _paged("gateways"), "401": PROBLEM}, security=OPERATOR_AUTH, params=PAGE)},
     "/api/v1/control/alarms": {"get": _op("The alarm log, newest first", "Control", {
         "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM}, security=OPERATOR_AUTH, params=[
         _query("status", "open, acknowledged or cleared"), _query("gateway", "Gateway name"), LIMIT])},
@@ -295,7 +314,7 @@ PATHS: Doc = {
         params=[_path("command", "Command id"), _query("wait_s", "Long-poll until final, seconds", {
             "type": "integer", "minimum": 0, "maximum": 60})])},
     "/api/v1/control/junctions": {"get": _op("Each junction's controller: its mode and plan", "Control", {
-        "200": _json({"type": "object"}), "401": PROBLEM}, security=OPERATOR_AUTH)},
+        "200": _paged("junctions"), "401": PROBLEM}, security=OPERATOR_AUTH, params=PAGE)},
     "/api/v1/control/junctions/{junction}/mode": {"post": _op(
         "Flashing amber, dark or back to normal, with a reason (supervisors; never a colour or a stage)", "Control", {
             "202": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "403": PROBLEM, "404": PROBLEM,
@@ -344,8 +363,16 @@ PATHS: Doc = {
                                    "Control centre", {"200": _json({"type": "object"})})},
     "/control/api/summary": {"get": _op("The metropolis at a glance", "Control centre", {
         "200": _json({"type": "object"})})},
-    "/control/api/communes/{insee}": {"get": _op("One commune and its cabinets", "Control centre", {
-        "200": _json({"type": "object"}), "404": PROBLEM}, params=[INSEE])},
+    "/control/api/communes/{insee}": {"get": _op("One commune and a page of its cabinets", "Control centre", {
+        "200": _paged("cabinets"), "404": PROBLEM}, params=[INSEE, _query(
+            "limit", "Cabinets a page, 1 to 1000 (default 1000)", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            PAGE[1]])},
+    "/control/api/communes/{insee}/stream": {"get": _op("One commune, live: its document once, then what changed",
+        "Control centre", {"200": _json({"type": "string"}, "Server-Sent Events (gzip when asked, flushed at each "
+                           "event): `commune` (GET /control/api/communes/{insee}'s document, every cabinet) at once, "
+                           "then `delta`: the members that changed, `cabinets` only those new or changed (keyed by "
+                           "name), `removed` the names gone, `order` every name when the order moved",
+                           "text/event-stream"), "404": PROBLEM}, params=[INSEE])},
     "/control/api/cabinets/{gateway}": {"get": _op("One cabinet, its devices and events", "Control centre", {
         "200": _json({"type": "object"}), "404": PROBLEM}, params=[GATEWAY])},
     # -- operators' alarms (collector.alarms.routes)
@@ -365,8 +392,11 @@ PATHS: Doc = {
         body={"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {
             "comment": {"type": "string", "maxLength": 1000}, "operator": {"type": "string"}}}}}})},
     "/control/api/stream": {"get": _op("The summary, live", "Control centre", {
-        "200": _json({"type": "string"}, "Server-Sent Events: `summary` at once and at each change, `change` "
-                     "{topic} when a feature's topic changed", "text/event-stream")})},
+        "200": _json({"type": "string"}, "Server-Sent Events (gzip when asked, flushed at each event): `summary` "
+                     "at once and at each change (with delta=1: once, then `summary-delta`, the members that "
+                     "changed, `communes` only those that changed, keyed by insee), `change` {topic} when a "
+                     "feature's topic changed", "text/event-stream")},
+        params=[_query("delta", "1: the summary once, then only what changed", {"enum": ["0", "1"]})])},
     # -- the map (collector.dashboard.map): columns of cabinets and lamps, then deltas
     "/control/api/map/config": {"get": _op("The map's tile URL (none: a plain background), communes and states",
                                            "Control centre", {"200": _json({"type": "object"})})},
@@ -432,7 +462,7 @@ PATHS: Doc = {
     "/api/v1/parking/now": {"get": _op("Occupancy per street and zone now, and open overstays", "Parking", {
         "200": _json({"type": "object"})})},
     "/api/v1/parking/spaces": {"get": _op("Each space: state since when, its sensor's battery and radio", "Parking", {
-        "200": _json({"type": "array"})}, params=[_query("street", "Street id")])},
+        "200": _paged_array("A page of the spaces, by id")}, params=[_query("street", "Street id"), *PAGE])},
     **{f"/api/v1/parking/{period}": {"get": _op(f"Mean occupancy, coverage and changes per street or zone, {what}",
                                                 "Parking", {"200": _json({"type": "object"}), "400": PROBLEM},
                                                 params=[_query("by", "street (default) or zone"),
@@ -443,7 +473,7 @@ PATHS: Doc = {
         params=[_query("from", "YYYY-MM-DD"), _query("to", "YYYY-MM-DD")])},
     # -- traffic counts (collector.traffic.routes)
     "/api/v1/traffic/junctions": {"get": _op("Each junction's last hour of counts and its faulty detectors", "Traffic",
-                                             {"200": _json({"type": "array"})})},
+                                             {"200": _paged_array("A page of the junctions")}, params=PAGE)},
     "/api/v1/traffic/junctions/{junction}/rollups": {"get": _op(
         "Counts per detector, lane, approach or junction per quarter hour, hour or day; flagged buckets", "Traffic",
         {"200": _json({"type": "object"}), "404": PROBLEM},
@@ -458,8 +488,9 @@ PATHS: Doc = {
         params=[_path("junction", "Junction id"), _path("day", "YYYY-MM-DD (Europe/Paris)")])},
     # -- camera health (collector.cameras.routes): operators only, never in open data
     "/api/v1/cameras": {"get": _op("Each camera's status, open faults, firmware, clock drift and place; per cabinet "
-                                   "and commune", "Cameras", {"200": _json({"type": "object"}), "404": PROBLEM},
-                                   params=[_query("commune", "INSEE code"), _query("gateway", "Gateway name")])},
+                                   "and commune (of every camera; the cameras and their cabinets a page at a time)",
+                                   "Cameras", {"200": _paged("cameras"), "404": PROBLEM},
+                                   params=[_query("commune", "INSEE code"), _query("gateway", "Gateway name"), *PAGE])},
     "/api/v1/cameras/{gateway}/{device}/site": {"put": _op("Where a camera stands (operators only)", "Cameras", {
         "200": _json({"type": "object"}), "404": PROBLEM},
         params=[_path("gateway", "Gateway name"), _path("device", "Camera id")],

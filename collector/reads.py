@@ -8,7 +8,7 @@ from aiohttp import web
 from collector.appkeys import STORE, TERRITORY
 from collector.errors import UnknownGateway
 from collector.model import Gateway, Level, Period
-from collector.params import day_bound, hour_bound, int_param, json_response
+from collector.params import day_bound, hour_bound, int_param, json_response, page_of
 from collector.problem import Problem
 
 MAX_READ_LIMIT = 10_000
@@ -27,8 +27,10 @@ def add_read_routes(app: web.Application) -> None:
 
 
 async def get_gateways(request: web.Request) -> web.Response:
-    infos = await request.app[STORE].gateways()
-    return json_response({"gateways": [info.as_json() for info in infos]})
+    """A page of the fleet by name (`limit`, `offset`: collector.params.page_of), with `total` and the
+    `next` page's address."""
+    page, meta = page_of(request, await request.app[STORE].gateways())
+    return json_response({"gateways": [info.as_json() for info in page], **meta})
 
 
 async def path_gateway(request: web.Request) -> Gateway:

@@ -22,7 +22,7 @@ from collector.access import operator_name
 from collector.appkeys import STORE, TERRITORY
 from collector.cameras.store import CameraSite
 from collector.cameras.views import camera_doc, fold
-from collector.params import json_body, json_response
+from collector.params import json_body, json_response, page_of
 from collector.problem import Problem
 
 HISTORY_DAYS = 90  # faults older than this and never cleared drop out of the view
@@ -55,14 +55,15 @@ async def get_cameras(request: web.Request) -> web.Response:
         latest = await store.latest_values(gw, [c.device for c in mine])
         dark = cabinets[gw].dark_since_ms is not None if gw in cabinets else False
         docs += [camera_doc(c, dark, latest.get(c.device), sites.get((gw, c.device))) for c in mine]
+    communes: dict[str, Counter[str]] = {}
+    for d in docs:
+        communes.setdefault(d["commune"], Counter())[d["status"]] += 1
+    docs, meta = page_of(request, docs)  # the communes' counts are of every camera, the rest of this page's
     per_cabinet = Counter(d["gateway"] for d in docs)
     cabinet_docs = [{"gateway": c.gateway, "commune": c.commune, "cabinet": c.cabinet,
                      "cameras": per_cabinet[c.gateway], "dark_since_ms": c.dark_since_ms}
                     for c in sorted(cabinets.values(), key=lambda c: c.gateway) if per_cabinet[c.gateway]]
-    communes: dict[str, Counter[str]] = {}
-    for d in docs:
-        communes.setdefault(d["commune"], Counter())[d["status"]] += 1
-    return json_response({
+    return json_response({**meta,
         "cameras": docs, "cabinets": cabinet_docs,
         "communes": [{"commune": k, "cameras": sum(v.values()), **{s: v[s] for s in
                       ("ok", "faulty", "unreachable", "dark")}} for k, v in sorted(communes.items())],

@@ -48,7 +48,7 @@ from collector.control.link import ControlLink, LinkConfig
 from collector.control.model import ALARM_ACTIONS, ALARM_STATUSES
 from collector.dashboard.routes import add_stream_topic
 from collector.live import CHANGES
-from collector.params import int_param, json_body, json_response, path_id
+from collector.params import int_param, json_body, json_response, page_of, path_id
 from collector.problem import Problem
 
 PREFIX = "/api/v1/control"
@@ -102,11 +102,11 @@ def attach_link(app: web.Application, cfg: LinkConfig) -> ControlLink:
 async def get_presence(request: web.Request) -> web.Response:
     await require_role(request, VIEWER, identified=True)
     now = now_ms()
-    rows = await request.app[STORE].presence()
+    rows, meta = page_of(request, await request.app[STORE].presence())
     link = request.app.get(LINK)
     return json_response({
         "link": None if link is None else {"connected": link.connected, "last_error": link.last_error},
-        "gateways": [p.as_json(now) for p in rows],
+        "gateways": [p.as_json(now) for p in rows], **meta,
     })
 
 
@@ -272,8 +272,8 @@ MODE_MEMBERS = frozenset({"mode", "reason", "duration_s"})
 
 async def get_junctions(request: web.Request) -> web.Response:
     await require_role(request, VIEWER, identified=True)
-    rows = await junction_controllers(request.app[STORE])
-    return json_response({"modes": sorted(MODES), "junctions": [j.as_json() for j in rows]})
+    rows, meta = page_of(request, await junction_controllers(request.app[STORE]))
+    return json_response({"modes": sorted(MODES), "junctions": [j.as_json() for j in rows], **meta})
 
 
 async def post_junction_mode(request: web.Request) -> web.Response:

@@ -29,7 +29,7 @@ from aiohttp import web
 
 from collector.appkeys import INGEST_LISTENERS, STORE
 from collector.opendata import LICENSE, _window
-from collector.params import invalid, json_response
+from collector.params import invalid, json_response, page_of, paged_list_response
 from collector.parking import live, report
 from collector.parking.inventory import Inventory, load_inventory
 from collector.parking.project import iso, open_hours
@@ -103,13 +103,14 @@ async def get_now(request: web.Request) -> web.Response:
 
 async def get_spaces(request: web.Request) -> web.Response:
     street = request.query.get("street")
-    rows = [s for s in await _spaces(request) if street is None or s.street == street]
-    return json_response([{"space": s.space, "street": s.street, "zone": s.zone, "state": s.state,
+    rows, meta = page_of(request, sorted((s for s in await _spaces(request) if street is None or s.street == street),
+                                         key=lambda s: s.space))
+    return paged_list_response(request, [{"space": s.space, "street": s.street, "zone": s.zone, "state": s.state,
                            "since": None if s.since_ms is None else iso(s.since_ms),
                            "last_heard": None if s.last_ms is None else iso(s.last_ms),
                            "battery_pct": s.battery_pct, "battery_v": s.battery_v, "rssi_dbm": s.rssi_dbm,
                            "snr_db": s.snr_db, "overstay": s.overstay_ms is not None}
-                          for s in sorted(rows, key=lambda s: s.space)])
+                          for s in rows], meta)
 
 
 async def hourly_totals(request: web.Request, by: str) -> tuple[dict[tuple[str, int], report.Totals],

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from collector.appkeys import STORE
-from collector.params import date_param, invalid, json_response
+from collector.params import date_param, invalid, json_response, page_of, paged_list_response
 from collector.problem import Problem
 from collector.traffic.rollup import HOUR_MS, LEVELS, PARIS, PERIODS, LaneInterval, lane_intervals, roll
 from collector.traffic.store import QUARTER_MS
@@ -66,10 +66,12 @@ async def _known(request: web.Request) -> str:
 
 
 async def junctions(request: web.Request) -> web.Response:
-    """Each junction's last hour up to the newest interval it sent, with the detectors faulty in it."""
+    """Each junction's last hour up to the newest interval it sent, with the detectors faulty in it; a
+    page of the junctions (`limit`, `offset`: the Link header names the next, X-Total-Count counts them)."""
     store = request.app[STORE]
     out = []
-    for junction, gateway, newest in await store.traffic_junctions():
+    page, meta = page_of(request, await store.traffic_junctions())
+    for junction, gateway, newest in page:
         rows = await store.traffic_intervals(junction, newest - HOUR_MS, newest + QUARTER_MS, gateway)
         if not rows:
             continue
@@ -79,7 +81,7 @@ async def junctions(request: web.Request) -> web.Response:
         out.append({"junction": junction, "gateway": gateway, "from": iso(end - HOUR_MS), "to": iso(end),
                     "vehicles": sum(r.vehicles for r in recent if r.lane_count),
                     "flagged": bool(faulty), "faulty_detectors": faulty})
-    return json_response(out)
+    return paged_list_response(request, out, meta)
 
 
 def _choice(request: web.Request, name: str, options: tuple[str, ...], default: str) -> str:

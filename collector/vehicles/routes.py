@@ -29,7 +29,7 @@ from collector.access import add_restricted, has_role
 from collector.appkeys import STORE, TERRITORY
 from collector.credentials import POLICE
 from collector.opendata import LICENSE, _window
-from collector.params import int_param, invalid, json_response
+from collector.params import int_param, invalid, json_response, page_of
 from collector.problem import Problem
 from collector.rollup import PARIS
 from collector.vehicles.rounds import local_date, rounds, trips
@@ -100,8 +100,8 @@ async def _doc(store: VehicleStore, v: Vehicle) -> dict[str, Any]:
 
 async def get_vehicles(request: web.Request) -> web.Response:
     store: VehicleStore = request.app[STORE]
-    return json_response({"vehicles": [await _doc(store, v) for v in await store.vehicles()
-                                       if await _may_read(request, v)]})
+    page, meta = page_of(request, [v for v in await store.vehicles() if await _may_read(request, v)])
+    return json_response({"vehicles": [await _doc(store, v) for v in page], **meta})
 
 
 async def get_vehicle(request: web.Request) -> web.Response:
