@@ -30,7 +30,7 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiomqtt
@@ -82,19 +82,25 @@ async def fleet(port: int, first: int, n: int) -> None:
 
 
 class OneCommitLink(ControlLink):
-    """The link as it was: each state message written and committed before the next is read."""
+    """The link as it was: each state message written and committed before the next is read, and
+    every message acknowledged by paho at its receipt."""
 
-    async def _handle(self, topic_name: str, payload: bytes) -> None:
+    def _client(self) -> aiomqtt.Client:
+        client = super()._client()
+        client._client.manual_ack_set(False)
+        return client
+
+    async def _handle(self, topic_name: str, payload: bytes, done: Callable[[], None] = lambda: None) -> bool:
         where = parse_topic(topic_name)
         if where.kind != "state":
-            await super()._handle(topic_name, payload)
-            return
+            return await super()._handle(topic_name, payload, done)
         gateway = await self._gateway(where.gateway)
         if gateway is None:
-            return
+            return False
         state = decode_state(payload)
         await self._stored("state", self.store.record_state, gateway.id, state.online, where.commune, payload,
                            now_ms())
+        return False
 
 
 class DefaultBroker(Mosquitto):

@@ -8,14 +8,26 @@ state at once, and a mass power cut fires every gateway's Will at once: one comm
 dropped (bench/bench_presence.py). Per gateway the messages are applied in the order they arrived,
 as one commit each would have: the newest wins, and `since_ms` moves only when `online` changed,
 to the time of the message that changed it.
+
+A state that comes late never replaces a newer one: the broker sends a message again when the
+instance that had it died before acknowledging it (collector.control.link acknowledges after
+the commit), and with several instances another one may have stored the gateway's next word
+meanwhile. A state with `ts_ms` (the gateway's clock) is written only if it is not older than the
+stored one's `ts_ms`, or, if a Last Will is stored, than the time the Will was received (the Will
+ends the connection whose states came before it). A Will has no time of its own and is always
+written. A stored time more than `CLOCK_SET_BACK_MS` ahead of the new message's receipt is the
+gateway's clock set back: the new state is written.
+
+Each message may carry `done`, called once it is written (or refused): the link's PUBACK.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from collector.sqlprims import SqlPrimitives
@@ -28,7 +40,16 @@ _UPSERT_TAIL = (
     " since_ms = CASE WHEN presence.online = excluded.online THEN presence.since_ms ELSE excluded.since_ms END,"
     " online = excluded.online, updated_ms = excluded.updated_ms,"
     " topic_commune = excluded.topic_commune, state = excluded.state"
+    # a late state never replaces a newer word (see the module's doc); TS_MS() is each engine's JSON read
+    " WHERE TS_MS(excluded.state) IS NULL"
+    " OR TS_MS(excluded.state) >= COALESCE(TS_MS(presence.state), presence.updated_ms)"
+    " OR COALESCE(TS_MS(presence.state), presence.updated_ms) > excluded.updated_ms + {set_back}"
 )
+#: a stored state's time this far ahead of a new message's receipt is a gateway clock that was set back
+CLOCK_SET_BACK_MS = 60_000
+_UPSERT_TAIL = _UPSERT_TAIL.format(set_back=CLOCK_SET_BACK_MS)
+_TS_MS = re.compile(r"TS_MS\((\w+)\.state\)")
+_TS_MS_OF = {"sqlite": r"json_extract(\1.state, '$.ts_ms')", "postgres": r"(\1.state::json ->> 'ts_ms')::bigint"}
 Statements = Sequence[tuple[str, Sequence[Any]]]
 
 
@@ -41,6 +62,8 @@ class StateMessage:
     topic_commune: str
     payload: bytes
     received_ms: int
+    #: called once the message is written or refused (the link acknowledges it to the broker then)
+    done: Callable[[], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +107,8 @@ async def write_presence(store: object, statements: Statements) -> None:
     """Run `statements` in one transaction of `store` (either engine's)."""
     if not isinstance(store, SqlPrimitives):
         raise TypeError(f"{type(store).__name__} has no SQL primitives")
-    await store._ctl_atomic(statements)
+    engine = "sqlite" if str(getattr(store, "url", "")).startswith("sqlite:") else "postgres"
+    await store._ctl_atomic([(_TS_MS.sub(_TS_MS_OF[engine], sql), args) for sql, args in statements])
 
 
 class PresenceWriter:
@@ -124,8 +148,8 @@ class PresenceWriter:
             self._full.set()
 
     async def run(self) -> None:
-        """Flush for ever. A cancellation ends it: what it held is still retained at the broker,
-        which sends it again when the link subscribes."""
+        """Flush for ever. A cancellation ends it: what it held was not acknowledged, so the broker
+        sends it again when the link connects."""
         while True:
             await self._arrived.wait()
             with contextlib.suppress(TimeoutError):
@@ -155,3 +179,6 @@ class PresenceWriter:
                     self._on_refused(m, exc)
         self.written += len(messages)
         self.flushes += 1
+        for m in messages:
+            if m.done is not None:
+                m.done()

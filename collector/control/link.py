@@ -14,6 +14,19 @@ restarting) is waited for with backoff, message by message, so nothing received 
 other failure of the session is logged, kept in `last_error`, and the link connects again.
 State messages (presence) are written together, a transaction every 50 ms (collector.presence):
 a whole fleet's retained states or Wills arrive at once.
+
+A message is acknowledged to the broker (PUBACK) once what it says is committed: the presence
+flush that wrote it, the alarm or ack stored, or its refusal (paho's manual_ack; paho would
+acknowledge at receipt, and what an instance killed with -9 had received but not stored was
+lost). The broker sends what was not acknowledged again when the session comes back (the same
+client id: this instance restarted), and what it stores twice is harmless: alarms by (gateway,
+alarm id), acks only against an open delivery, a state never over a newer one (collector.presence).
+The acknowledgements go in the order the messages came (MQTT 3.1.1, 4.6.0).
+
+With a shared subscription (`share_group`) the MQTT 5 rule is that no retained message is sent
+to it (Mosquitto 2.0 sends them anyway; other brokers follow the rule), so each session also
+subscribes to the states without `$share` until the retained ones have stopped coming: when
+every instance restarts, the presence of gateways that said nothing meanwhile is still read.
 """
 
 from __future__ import annotations
@@ -25,7 +38,7 @@ import random
 import socket
 import sqlite3
 import ssl
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +67,7 @@ from citygate_wire.mqtt import (
 )
 from collector.errors import StoreError
 from collector.model import Gateway
-from collector.presence import PresenceWriter, Statements, StateMessage, write_presence
+from collector.presence import PresenceWriter, Statements, StateMessage, presence_statements, write_presence
 from collector.store import Store
 
 log = logging.getLogger("citygate.collector.control")
@@ -62,6 +75,10 @@ T = TypeVar("T")
 
 DEFAULT_KEEPALIVE_S = 20
 SEND_BATCH = 500
+#: the retained states (read without $share) have all come once none came for this long
+RETAINED_QUIET_S = 2.0
+#: and the subscription without $share ends this long after it began in any case
+RETAINED_MAX_S = 120.0
 #: Small packets leave at once instead of waiting for the previous one's ack (Nagle), up to 40 ms a hop.
 NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
@@ -95,6 +112,42 @@ def _no_nul(payload: bytes) -> None:
 
 def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _nothing() -> None:
+    pass
+
+
+class _Acks:
+    """The PUBACKs of one session, each sent once its message's effect is committed and in the
+    order the messages came: a message done before an older one waits for it. A closed session's
+    acknowledgements are not sent (the broker sends those messages again to the next session)."""
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self._paho = client._client
+        self._queue: deque[list[int]] = deque()  # [mid, done]
+        self.open = True
+        self.sent = 0
+
+    def take(self, message: aiomqtt.Message) -> Callable[[], None]:
+        """What to call once `message` is written or refused."""
+        if message.qos == 0:
+            return _nothing
+        entry = [message.mid, 0]
+        self._queue.append(entry)
+
+        def done() -> None:
+            entry[1] = 1
+            while self._queue and self._queue[0][1]:
+                mid = self._queue.popleft()[0]
+                if self.open:
+                    self._paho.ack(mid, 1)
+                    self.sent += 1
+        return done
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
 
 
 @dataclass(frozen=True)
@@ -159,6 +212,11 @@ class ControlLink:
         self.on_kick: Callable[[], None] | None = None
         #: state messages are written together, one transaction a flush (collector.presence)
         self.presence = PresenceWriter(self._write_presence, self._write_state, self._state_refused)
+        #: messages acknowledged to the broker after their commit (the current session's count in _acks)
+        self.acked = 0
+        self._acks: _Acks | None = None
+        #: when the latest retained message came (loop time): the reading of the retained states ends when they stop
+        self._retained_at = 0.0
 
     # -- what the HTTP layer uses -----------------------------------------------------------------
 
@@ -232,6 +290,9 @@ class ControlLink:
             socket_options=NO_DELAY,
         )
         client.pending_calls_threshold = SEND_BATCH + 10  # those publishes are meant to be in flight together
+        # PUBACK once stored (_Acks), not at receipt; set before connecting: the messages the session
+        # kept for us come right after the CONNACK, before `async with client` has returned
+        client._client.manual_ack_set(True)
         return client
 
     async def _session(self, client: aiomqtt.Client) -> None:
@@ -247,21 +308,52 @@ class ControlLink:
         if self._down:
             log.info("MQTT link to %s restored", self.cfg.url)
         self._down = False
-        # the link breaking under one of the two loops raises its MqttError: the caller reconnects
-        await run_together({"MQTT receive": self._receive(client), "MQTT send": self._send(client)})
+        acks = self._acks = _Acks(client)
+        loops = {"MQTT receive": self._receive(client, acks), "MQTT send": self._send(client)}
+        if self.cfg.share_group is not None:
+            loops["MQTT retained states"] = self._retained_states(client)
+        try:
+            # the link breaking under one of the loops raises its MqttError: the caller reconnects
+            await run_together(loops)
+        finally:
+            acks.open = False
+            self.acked += acks.sent
 
-    async def _receive(self, client: aiomqtt.Client) -> None:
+    async def _retained_states(self, client: aiomqtt.Client) -> None:
+        """Every gateway's retained state, which a shared subscription does not get (MQTT 5, 4.8.2):
+        subscribed without $share until they stopped coming. What also comes live meanwhile is
+        stored twice, harmlessly."""
+        loop = asyncio.get_running_loop()
+        wanted = subscription("state")
+        began = self._retained_at = loop.time()
+        await client.subscribe(wanted, qos=1)
+        while loop.time() - began < RETAINED_MAX_S:
+            quiet = loop.time() - self._retained_at
+            if quiet >= RETAINED_QUIET_S:
+                break
+            await asyncio.sleep(RETAINED_QUIET_S - quiet)
+        await client.unsubscribe(wanted)
+
+    async def _receive(self, client: aiomqtt.Client, acks: _Acks) -> None:
+        loop = asyncio.get_running_loop()
         async for message in client.messages:
+            done = acks.take(message)
+            if message.retain:
+                self._retained_at = loop.time()
             payload = message.payload
             if isinstance(payload, bytes | bytearray):
-                await self._take(message.topic.value, bytes(payload))
+                await self._take(message.topic.value, bytes(payload), done)
+            else:
+                done()
 
-    async def _take(self, topic_name: str, payload: bytes) -> None:
-        """Handle one message in isolation: whatever is wrong with it is refused, and only it."""
+    async def _take(self, topic_name: str, payload: bytes, done: Callable[[], None] = _nothing) -> None:
+        """Handle one message in isolation: whatever is wrong with it is refused, and only it. `done`
+        is called once it is stored (by the presence flush for a state) or refused."""
         kind = topic_name.rsplit("/", 1)[-1][:16]
         try:
             _no_nul(payload)
-            await self._handle(topic_name, payload)
+            if await self._handle(topic_name, payload, done):
+                return  # the presence flush calls done
         except WireError as exc:
             self.refused[(kind, "invalid")] += 1
             log.warning("message on %s refused (%d bytes): %s", topic_name[:200], len(payload), exc)
@@ -271,6 +363,7 @@ class ControlLink:
             self.refused[(kind, "unstorable")] += 1
             log.error("message on %s refused (%d bytes), it cannot be stored: %s", topic_name[:200], len(payload),
                       _why(exc))
+        done()
 
     async def _stored(self, what: str, write: Callable[..., Awaitable[T]], *args: Any) -> T:
         """`write(*args)`, again and again with backoff while the database is unavailable: a message that
@@ -300,13 +393,14 @@ class ControlLink:
                 self._gateways[name] = gateway
         return gateway
 
-    async def _handle(self, topic_name: str, payload: bytes) -> None:
+    async def _handle(self, topic_name: str, payload: bytes, done: Callable[[], None] = _nothing) -> bool:
+        """Store one message; True if it went to the presence writer, which calls `done` once it is written."""
         where = parse_topic(topic_name)
         gateway = await self._gateway(where.gateway)
         if gateway is None:
             self.refused[(where.kind, "unknown-gateway")] += 1
             log.warning("message on %s from a gateway the registry does not know: ignored", topic_name)
-            return
+            return False
         now = now_ms()
         gid, sender = gateway.id, gateway.name
         if where.kind != "state":
@@ -315,9 +409,10 @@ class ControlLink:
             state = decode_state(payload)
             if state.gateway != gateway.name:
                 raise WireError("/gateway", f"{state.gateway!r} in a message on {gateway.name}'s topic")
-            self.presence.add(StateMessage(gid, state.online, where.commune, payload, now))
+            self.presence.add(StateMessage(gid, state.online, where.commune, payload, now, done))
             if not state.online:
                 log.info("gateway %s offline (%s)", gateway.name, state.reason or "no reason given")
+            return True
         elif where.kind == "alarm":
             alarm = decode_alarm(payload)
             if await self._stored(f"alarm {alarm.id} of {sender}", self.store.record_alarm, gid, alarm, now):
@@ -330,13 +425,14 @@ class ControlLink:
                 self._changed()
             else:
                 log.info("ack %s from %s for no open delivery (a repeat, or not ours): ignored", ack.id, gateway.name)
+        return False
 
     async def _write_presence(self, statements: Statements) -> None:
         await self._stored("the state messages", write_presence, self.store, statements)
 
     async def _write_state(self, m: StateMessage) -> None:
-        await self._stored("a state message", self.store.record_state, m.gateway_id, m.online, m.topic_commune,
-                           m.payload, m.received_ms)
+        # the flush's own statements (a late state never replaces a newer one), for this message alone
+        await self._stored("a state message", write_presence, self.store, presence_statements([m]))
 
     def _state_refused(self, m: StateMessage, exc: BaseException) -> None:
         self.refused[("state", "unstorable")] += 1

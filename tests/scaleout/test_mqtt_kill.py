@@ -1,0 +1,221 @@
+"""Two collector instances sharing the MQTT messages (`$share/citygate/...`) on a real Mosquitto and
+one PostgreSQL: one killed (SIGKILL) in the middle of a burst of states, alarms and acks loses
+nothing, because a message is acknowledged to the broker only once what it says is committed
+(collector.control.link); and with every instance stopped, the gateways' retained states are read
+again when they start (collector.control.link reads them without $share)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from pathlib import Path
+
+import aiomqtt
+import orjson
+from scaleout_kit import COMMUNE, HAProxy, Instance, fetch
+
+from citygate_wire.common import now_ms
+from citygate_wire.mqtt import Ack, Alarm, Command, State, encode_ack, encode_alarm, encode_state, topic
+from collector.store import open_store
+from collector.tokens import hash_token
+from simulators.mosquitto import Mosquitto
+
+GATEWAYS = 30
+ROUNDS = 14
+#: the last word of gateway g: a clean stop (offline, timestamped), still online, or its Last Will
+ENDS = ("stopped", "online", "will")
+
+
+def end_of(g: int) -> str:
+    return ENDS[g % len(ENDS)]
+
+
+def name_of(g: int) -> str:
+    return f"gw-{g:02d}"
+
+
+def instance(name: str, url: str, folder: Path, broker: Mosquitto) -> Instance:
+    (folder / "collector-password").write_text("unused: the test broker is anonymous")
+    return Instance(name, url, folder, "--mqtt-url", broker.url, "--mqtt-password-file",
+                    str(folder / "collector-password"), "--mqtt-client-id", f"citygate-collector-{name}",
+                    "--mqtt-share-group", "citygate")
+
+
+async def registered(url: str, *, commands: bool = True) -> None:
+    async with open_store(url) as store:
+        for g in range(GATEWAYS):
+            gateway = await store.add_gateway(name_of(g), COMMUNE, hash_token(f"token-{g}"))
+            for r in range(ROUNDS if commands else 0):  # a command for each ack the gateway will send
+                cmd = Command(f"cmd-{g}-{r}", "agent.set_log_level", {"level": "info"}, now_ms(),
+                              now_ms() + 3_600_000, "alice", name_of(g))
+                await store.add_command(cmd, name_of(g), [gateway.id])
+
+
+def client_of(port: int, g: int) -> aiomqtt.Client:
+    name = name_of(g)
+    will = aiomqtt.Will(topic(COMMUNE, name, "state"),
+                        encode_state(State(name, COMMUNE, False, reason="connection lost")), qos=1, retain=True)
+    return aiomqtt.Client("127.0.0.1", port, identifier=name, clean_session=False, will=will, timeout=30)
+
+
+async def gateway(port: int, g: int, last: dict[str, tuple[bool, int | None]], go: asyncio.Event) -> None:
+    """ROUNDS rounds of a state (online and offline in turn), an alarm and an ack, then its last word."""
+    name = name_of(g)
+    state_topic = topic(COMMUNE, name, "state")
+    ts = 0
+    client = client_of(port, g)
+    with contextlib.suppress(aiomqtt.MqttError):  # the Will's end: the socket cut under the client
+        async with client:
+            await go.wait()
+            for r in range(ROUNDS):
+                ts = max(now_ms(), ts + 1)
+                online = r % 2 == 0
+                await client.publish(state_topic, encode_state(State(name, COMMUNE, online, ts, interval_s=600)),
+                                     qos=1, retain=True)
+                last[name] = (online, ts)
+                await client.publish(topic(COMMUNE, name, "alarm"), encode_alarm(
+                    Alarm(f"{name}-{r}", "lamp-1", ts, "lamp_failure", "major")), qos=1)
+                await client.publish(topic(COMMUNE, name, "ack"), encode_ack(
+                    Ack(f"cmd-{g}-{r}", "done", ts, result={"round": r})), qos=1)
+            ts = max(now_ms(), ts + 1)
+            if end_of(g) == "stopped":
+                await client.publish(state_topic, encode_state(State(name, COMMUNE, False, ts, reason="agent stopped")),
+                                     qos=1, retain=True)
+                last[name] = (False, ts)
+            elif end_of(g) == "online":
+                await client.publish(state_topic, encode_state(State(name, COMMUNE, True, ts, interval_s=600)),
+                                     qos=1, retain=True)
+                last[name] = (True, ts)
+            else:
+                last[name] = (False, None)  # the Will: offline, no time of its own
+                sock = client._client.socket()
+                assert isinstance(sock, socket.socket)
+                sock.shutdown(socket.SHUT_RDWR)  # no DISCONNECT: the broker publishes the Will
+
+
+async def presence(url: str) -> dict[str, tuple[bool, int | None]]:
+    rows = await fetch(url, "SELECT g.name, p.online, p.state FROM presence p JOIN gateways g ON g.id = p.gateway_id")
+    return {r[0]: (bool(r[1]), orjson.loads(r[2]).get("ts_ms")) for r in rows}
+
+
+async def wrong(url: str, want: dict[str, tuple[bool, int | None]], *, messages: bool) -> tuple[list[str], int, int]:
+    """Gateways whose presence is not their last word, and (`messages`) alarms missing, deliveries not answered."""
+    rows = await presence(url)
+    bad = sorted(n for n, w in want.items() if rows.get(n) != w)
+    if not messages:
+        return bad, 0, 0
+    alarms = {r[0] for r in await fetch(url, "SELECT alarm_id FROM alarms")}
+    missing = sum(f"{name_of(g)}-{r}" not in alarms for g in range(GATEWAYS) for r in range(ROUNDS))
+    unanswered = (await fetch(url, "SELECT COUNT(*) FROM command_deliveries WHERE status <> 'done'"))[0][0]
+    return bad, missing, unanswered
+
+
+async def settled(url: str, want: dict[str, tuple[bool, int | None]], timeout_s: float,
+                  *, messages: bool = True) -> tuple[float, tuple[list[str], int, int]]:
+    """Seconds until nothing is wrong (or the timeout), and what is still wrong then."""
+    began = time.monotonic()
+    while True:
+        now_wrong = await wrong(url, want, messages=messages)
+        if now_wrong == ([], 0, 0) or time.monotonic() - began > timeout_s:
+            return time.monotonic() - began, now_wrong
+        await asyncio.sleep(0.1)
+
+
+async def connected(broker: Mosquitto, names: str) -> None:
+    deadline = time.monotonic() + 60
+    while not all(broker.log().count(f"as citygate-collector-{n}") for n in names):
+        assert time.monotonic() < deadline, "the instances did not connect to the broker"
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # their SUBSCRIBE follows the CONNECT
+
+
+async def test_an_instance_killed_in_a_burst_loses_no_message(
+        pg_schema_url: str, tmp_path: Path, procs: list[Instance | HAProxy]) -> None:
+    url = pg_schema_url
+    await registered(url)
+    broker = Mosquitto(tmp_path / "broker")
+    broker.start()
+    try:
+        a, b = instance("a", url, tmp_path, broker), instance("b", url, tmp_path, broker)
+        for inst in (a, b):
+            procs.append(inst)
+            inst.start()
+        await connected(broker, "ab")
+
+        last: dict[str, tuple[bool, int | None]] = {}
+        go = asyncio.Event()
+        burst = [asyncio.create_task(gateway(broker.port, g, last, go)) for g in range(GATEWAYS)]
+        await asyncio.sleep(1.0)  # every gateway connected
+        go.set()
+        total = GATEWAYS * ROUNDS
+        deadline = time.monotonic() + 120
+        while (await fetch(url, "SELECT COUNT(*) FROM alarms"))[0][0] < total // 3:
+            assert time.monotonic() < deadline, "the burst did not get a third through"
+            await asyncio.sleep(0.01)
+        a.kill9()  # in the middle of the burst: what a received and had not committed was not acknowledged
+        stored_at_kill = (await fetch(url, "SELECT COUNT(*) FROM alarms"))[0][0]
+        a.start()  # as systemd would: its session (same client id) gets what the broker kept for it
+        async with asyncio.timeout(120):
+            await asyncio.gather(*burst)
+        assert stored_at_kill < total, "the kill came after the end of the burst"
+        took, (bad, missing, unanswered) = await settled(url, last, 60)
+        print(f"killed at {stored_at_kill} of {total} alarms; settled {took:.1f} s after the burst; wrong presence:"
+              f" {len(bad)} of {GATEWAYS}, alarms missing: {missing} of {total}, acks missing: {unanswered} of {total}")
+        assert (bad, missing, unanswered) == ([], 0, 0)
+        # each alarm once (the unique index keeps a redelivered one from being a second row)
+        doubled = await fetch(url, "SELECT gateway_id, alarm_id FROM alarms GROUP BY 1, 2 HAVING COUNT(*) > 1")
+        assert doubled == []
+        assert a.logged("Traceback") == 0 and b.logged("Traceback") == 0
+    finally:
+        broker.kill()
+
+
+async def test_retained_states_are_read_when_every_instance_starts_again(
+        pg_schema_url: str, tmp_path: Path, procs: list[Instance | HAProxy]) -> None:
+    url = pg_schema_url
+    await registered(url, commands=False)
+    broker = Mosquitto(tmp_path / "broker")
+    broker.start()
+    try:
+        # the fleet's retained states before any instance ever subscribed: only the retained copy tells them
+        last: dict[str, tuple[bool, int | None]] = {}
+        for g in range(GATEWAYS):
+            name = name_of(g)
+            async with client_of(broker.port, g) as client:
+                ts = now_ms()
+                online = g % 2 == 0
+                await client.publish(topic(COMMUNE, name, "state"),
+                                     encode_state(State(name, COMMUNE, online, ts, interval_s=600)), qos=1, retain=True)
+                last[name] = (online, ts)
+        a, b = instance("a", url, tmp_path, broker), instance("b", url, tmp_path, broker)
+        for inst in (a, b):
+            procs.append(inst)
+            inst.start()
+        took, (bad, _, _) = await settled(url, last, 10, messages=False)
+        print(f"first start: presence exact in {took:.1f} s")
+        assert bad == []
+
+        # every instance stopped; the gateways change state meanwhile (retained)
+        a.stop()
+        b.stop()
+        for g in range(0, GATEWAYS, 3):
+            name = name_of(g)
+            async with client_of(broker.port, g) as client:
+                ts = now_ms()
+                online = not last[name][0]
+                await client.publish(topic(COMMUNE, name, "state"),
+                                     encode_state(State(name, COMMUNE, online, ts, interval_s=600)), qos=1, retain=True)
+                last[name] = (online, ts)
+        # and what the table has is lost too (a restored database, a new schema): only retained states can tell
+        await fetch(url, "DELETE FROM presence")
+        started = time.monotonic()
+        a.start()
+        b.start()
+        took, (bad, _, _) = await settled(url, last, 10, messages=False)
+        print(f"every instance started again: presence exact {time.monotonic() - started:.1f} s after the first"
+              f" start began ({took:.1f} s after both listened)")
+        assert bad == []
+    finally:
+        broker.kill()
