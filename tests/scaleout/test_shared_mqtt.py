@@ -1,7 +1,7 @@
 """Two collector instances on one real Mosquitto with a shared subscription (`$share/citygate/...`):
 each MQTT message is handled by one instance; one killed (SIGKILL) and started again loses none of
-what was published while it was dead. (What it had received, acknowledged by paho at receipt, and
-not stored yet dies with it, as with one instance: docs/scaling.md.)"""
+what was published while it was dead. (What it had received and not stored yet is not lost either:
+the link acknowledges a message after its commit, tests/scaleout/test_mqtt_kill.py.)"""
 
 from __future__ import annotations
 
