@@ -121,3 +121,24 @@ async def test_store_failures_are_counted_and_metrics_still_answer(web: Web, db_
     assert m["citygate_ingest_refused_batches_total{status=500}"] == 1
     assert m["citygate_ingest_batches_total"] == 1
     assert m["citygate_gateways_online"] == 1
+
+
+async def test_the_event_loops_lag_and_its_wait_for_a_cpu_are_measured(web: Web) -> None:
+    """Where a batch's tail comes from: the loop's timer lateness (probed every 0.1 s while the app
+    serves), and on Linux its thread's CPU time and its wait for a CPU, both counters that only grow."""
+    first = await scrape(web)
+    assert first["citygate_event_loop_cpu_seconds_total"] > 0
+    assert first["citygate_event_loop_cpu_wait_seconds_total"] >= 0
+    m = first
+    for _ in range(200):  # until two probes were observed (each 0.1 s), whatever the machine's load
+        if m["citygate_event_loop_lag_seconds_count"] >= 2:
+            break
+        await asyncio.sleep(0.05)
+        m = await scrape(web)
+    assert m["citygate_event_loop_lag_seconds_count"] >= 2
+    assert m['citygate_event_loop_lag_seconds_bucket{le=+Inf}'] == m["citygate_event_loop_lag_seconds_count"]
+    assert m["citygate_event_loop_cpu_seconds_total"] >= first["citygate_event_loop_cpu_seconds_total"]
+    assert m["citygate_event_loop_cpu_wait_seconds_total"] >= first["citygate_event_loop_cpu_wait_seconds_total"]
+    # the batch histogram has bounds fine enough to say whether a p99 is within 50 ms
+    assert {"citygate_ingest_batch_seconds_bucket{le=0.035}", "citygate_ingest_batch_seconds_bucket{le=0.05}",
+            "citygate_ingest_batch_seconds_bucket{le=0.075}"} <= m.keys()
