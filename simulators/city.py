@@ -27,14 +27,21 @@ and ending at the wall clock's now (the collector refuses records dated in the f
   commune's uplink can be cut and restored (`City.cut_commune`).
 - residents report a failed lamp (Open311 `lamp-out`) with probability `report_share`.
 
-simulators.city_run plans the city, provisions it through `citygate-collector gateway import`,
-and runs it (`citygate-sim city`).
+With `plan_city(..., assets=Assets())` the city has the metropolis's other assets too
+(simulators.city_assets): 113 signalised junctions, 269 cameras and the parking sensors on its
+cabinets, and 205 service vehicles, each a gateway of its own, in the record formats of the real
+drivers; `Rates` holds their rhythms and fault rates.
+
+simulators.city_run plans the city, provisions it through `citygate-collector gateway import`
+(and the vehicles, their streets and the parking inventory: `provision_assets`), and runs it
+(`citygate-sim city`), optionally with a few real agents (simulators.city_agents).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import logging
@@ -68,6 +75,21 @@ from citygate_wire.mqtt import (
     subscription,
     topic,
 )
+from simulators.city_assets import (
+    NONE,
+    Assets,
+    CameraSim,
+    Junction,
+    JunctionSim,
+    ParkingSim,
+    ParkingStreet,
+    VehiclePlan,
+    VehicleSim,
+    grid_of,
+    parking_streets,
+    plan_junction,
+    write_parking_inventory,
+)
 
 log = logging.getLogger("citygate.sim.city")
 
@@ -83,14 +105,22 @@ NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 @dataclass(frozen=True, slots=True)
 class Cabinet:
+    """A street cabinet's gateway and what it drives; or, with `vehicle`, the gateway on board a vehicle."""
+
     gateway: str
     cabinet: str
     commune: str
     lat: float
     lon: float
     lamps: tuple[str, ...]
+    junctions: tuple[Junction, ...] = ()
+    cameras: tuple[str, ...] = ()
+    parking: tuple[ParkingStreet, ...] = ()  # the streets whose sensors its LoRaWAN bus hears
+    vehicle: VehiclePlan | None = None
 
     def inventory_row(self) -> dict[str, Any]:
+        if self.vehicle is not None:  # no cabinet, no fixed place
+            return {"gateway": self.gateway, "commune": self.commune}
         return {"gateway": self.gateway, "cabinet": self.cabinet, "commune": self.commune, "lat": self.lat,
                 "lon": self.lon, "lamps": list(self.lamps)}
 
@@ -109,9 +139,12 @@ def _largest_remainder(total: int, weights: list[float], floor: int = 0) -> list
     return out
 
 
-def plan_city(territory_file: Path, cabinets: int = 1500, lamps: int = 34_000, seed: int = 18) -> list[Cabinet]:
+def plan_city(territory_file: Path, cabinets: int = 1500, lamps: int = 34_000, seed: int = 18, *,
+              assets: Assets | None = None) -> list[Cabinet]:
     """Cabinets and lamps over the territory's communes in proportion to their population (every commune
-    at least one cabinet), each cabinet near its commune's centre, its lamps split unevenly."""
+    at least one cabinet), each cabinet near its commune's centre, its lamps split unevenly. With
+    `assets`, the junctions, cameras and parking spaces on cabinets and the vehicles' own gateways
+    (after the cabinets) too: the cabinets and lamps are the same with or without them."""
     doc = json.loads(territory_file.read_text(encoding="utf-8"))
     communes = sorted(doc["communes"], key=lambda c: c["insee"])
     if cabinets < len(communes) or lamps < cabinets:
@@ -131,7 +164,72 @@ def plan_city(territory_file: Path, cabinets: int = 1500, lamps: int = 34_000, s
                 round(c["lat"] + rng.gauss(0, spread), 6), round(c["lon"] + rng.gauss(0, spread * 1.5), 6),
                 tuple(f"lamp-{u:03d}" for u in range(1, n + 1)),
             ))
+    if assets is None or assets == NONE:
+        return out
+    return plan_assets(communes, out, assets, seed)
+
+
+def plan_assets(communes: list[dict[str, Any]], cabinets: list[Cabinet], assets: Assets, seed: int) -> list[Cabinet]:
+    """The junctions, cameras and parking on the cabinets of each commune (in proportion to its
+    population), then a gateway a service vehicle."""
+    rng = random.Random(f"assets:{seed}")  # its own generator: the cabinets stay as they were planned
+    weights = [float(c["population"]) for c in communes]
+    by_commune: dict[str, list[int]] = {}
+    for k, cab in enumerate(cabinets):
+        by_commune.setdefault(cab.commune, []).append(k)
+    junctions: dict[int, list[Junction]] = {}
+    cameras: dict[int, list[str]] = {}
+    parking: dict[int, list[ParkingStreet]] = {}
+    shares = zip(communes, _largest_remainder(assets.junctions, weights), _largest_remainder(assets.cameras, weights),
+                 _largest_remainder(assets.parking_spaces, weights), strict=True)
+    for c, n_junctions, n_cameras, n_spaces in shares:
+        mine = by_commune[c["insee"]]
+        sites = rng.sample(mine, min(n_junctions, len(mine))) if n_junctions <= len(mine) else \
+            [rng.choice(mine) for _ in range(n_junctions)]
+        for k, site in enumerate(sites, 1):
+            junctions.setdefault(site, []).append(plan_junction(f"j{c['insee']}-{k:03d}", rng))
+        # cameras watch the junctions first, two to four a cabinet, then other cabinets
+        order = list(dict.fromkeys([*sites, *rng.sample(mine, len(mine))]))
+        left, i = n_cameras, 0
+        while left > 0:
+            site = order[i % len(order)]
+            take = min(left, rng.randint(2, 4))
+            base = len(cameras.get(site, []))
+            cameras.setdefault(site, []).extend(
+                f"cam-{cabinets[site].cabinet}-{base + m}" for m in range(1, take + 1))
+            left -= take
+            i += 1
+        if n_spaces:  # one cabinet a commune hears its sensors (the commune's LoRaWAN gateway)
+            parking[mine[0]] = parking_streets(c, n_spaces, rng)
+    out = [dataclasses.replace(cab, junctions=tuple(junctions.get(k, ())), cameras=tuple(cameras.get(k, ())),
+                               parking=tuple(parking.get(k, ())))
+           for k, cab in enumerate(cabinets)]
+    police = round(assets.vehicles * assets.police_share)
+    services = ["police"] * police + ["waste"] * (assets.vehicles - police)
+    rng.shuffle(services)
+    n = 0
+    for c, count in zip(communes, _largest_remainder(assets.vehicles, weights), strict=True):
+        grid = grid_of(c)
+        for k in range(1, count + 1):
+            service = services[n]
+            n += 1
+            name = f"{service}-{c['insee']}-{k:02d}"
+            depot = (rng.randrange(grid.n), rng.randrange(grid.n))
+            lat, lon = grid.node(*depot)
+            out.append(Cabinet(f"gw-{name}", name, c["insee"], lat, lon, (),
+                               vehicle=VehiclePlan(name, service, grid, depot)))
     return out
+
+
+def parking_inventory(plan: list[Cabinet], folder: Path) -> Path:
+    """The plan's parking as the collector's inventory ($CITYGATE_PARKING names the folder)."""
+    return write_parking_inventory({c.gateway: list(c.parking) for c in plan if c.parking}, folder)
+
+
+def streets_geojson(plan: list[Cabinet]) -> dict[str, Any]:
+    """The street grids the vehicles drive, as `citygate-collector vehicle streets` reads them."""
+    grids = {c.vehicle.grid.commune: c.vehicle.grid for c in plan if c.vehicle is not None}
+    return {"type": "FeatureCollection", "features": [f for g in grids.values() for f in g.streets()]}
 
 
 def write_inventory(cabinets: list[Cabinet], path: Path) -> None:
@@ -196,6 +294,18 @@ class Rates:
     power_cut_rate: float = 2.0  # a cabinet-year, at night
     report_share: float = 0.3  # of failed lamps reported by a resident
     keepalive_s: int = 20
+    # the other assets (simulators.city_assets)
+    counts_interval_s: float = 60.0  # a junction controller's counting interval
+    detector_fault_rate: float = 1.0  # a detector-year (stuck off or on for 1 hour to 5 days)
+    signal_fault_rate: float = 2.0  # a junction-year (a signal lamp, or the controller flashing amber)
+    camera_sample_s: float = 300.0
+    camera_down_rate: float = 3.0  # a camera-year (unreachable for 30 min to 2 days)
+    camera_dark_rate: float = 0.5  # a cabinet-year: all its cameras at once (its switch)
+    parking_stay_s: float = 2400.0  # mean stay on a space
+    parking_heartbeat_s: float = 14_400.0
+    sensor_silent_rate: float = 0.5  # a sensor-year (silent for 6 hours to 3 days)
+    police_hours: tuple[float, float] = (7.0, 21.0)  # local time on the road
+    waste_hours: tuple[float, float] = (5.0, 12.0)  # Monday to Saturday
 
 
 @dataclass
@@ -213,6 +323,10 @@ class Counters:
     reports_refused: int = 0
     mqtt_connects: int = 0
     closed_socket_callbacks: int = 0
+    counts: int = 0  # detector intervals
+    parking: int = 0  # sensor uplinks
+    positions: int = 0
+    trips: int = 0
 
 
 class Gateway:
@@ -237,6 +351,11 @@ class Gateway:
         self._uplink_back.set()
         self.alarms: deque[Alarm] = deque()
         self._wake_mqtt = asyncio.Event()
+        self.junctions = [JunctionSim(j, random.Random(rng.random())) for j in cab.junctions]
+        self.cameras = CameraSim(cab.cameras, random.Random(rng.random())) if cab.cameras else None
+        spaces = [s for street in cab.parking for s in street.spaces()]
+        self.parking = ParkingSim.of(spaces, random.Random(rng.random())) if spaces else None
+        self.vehicle = VehicleSim(cab.vehicle, random.Random(rng.random())) if cab.vehicle else None
 
     # -- state ------------------------------------------------------------------------------
 
@@ -265,6 +384,22 @@ class Gateway:
 
     def tick(self, now: int, dt_s: float) -> None:
         """One sampling round at simulated time `now`, `dt_s` simulated seconds after the previous."""
+        if self.vehicle is not None:  # the gateway on board: powered by the vehicle, no lamp, no meter
+            if self.rng.random() < self.city.rates.uplink_loss_rate * dt_s / YEAR_S:
+                self.uplink_down_until = now + int(self.rng.uniform(300, 7200) * 1000)
+                self._mqtt_cut.set()
+            self.vehicle.tick(self, now, dt_s)
+            return
+        self._lamps(now, dt_s)
+        if self.powered(now):  # the cabinet's other buses share its power
+            for j in self.junctions:
+                j.tick(self, now, dt_s)
+            if self.cameras is not None:
+                self.cameras.tick(self, now, dt_s)
+            if self.parking is not None:
+                self.parking.tick(self, now, dt_s)
+
+    def _lamps(self, now: int, dt_s: float) -> None:
         r = self.city.rates
         if not self.powered(now):
             return
@@ -330,8 +465,10 @@ class Gateway:
             await asyncio.sleep(wait)
 
     async def upload_once(self) -> float | None:
-        """None: a batch was acknowledged; > 0: the Retry-After to honour; -1: failed, back off."""
+        """None: a batch was acknowledged (or nothing to send); > 0: the Retry-After to honour; -1: failed, back off."""
         city = self.city
+        if not self.journal:
+            return None
         records = list(itertools.islice(self.journal, 0, MAX_BATCH))
         body = Compressor("gzip").compress([encode_records(self.cab.gateway, self.cab.commune, records)])
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",

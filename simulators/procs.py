@@ -116,10 +116,10 @@ def wait_tcp(host: str, port: int, timeout: float = 30.0) -> None:
 
 
 def start_collector(db: str, *, port: int = 0, echo: bool = False, extra: Sequence[str] = (),
-                    die_with_parent: bool = False) -> tuple[Proc, str]:
+                    die_with_parent: bool = False, env: dict[str, str] | None = None) -> tuple[Proc, str]:
     """A collector subprocess on 127.0.0.1; returns it with its base URL once it listens."""
     proc = Proc("collector", [bin_path("citygate-collector"), "serve", "--db", db, "--host", "127.0.0.1",
-                              "--port", str(port), *extra], echo=echo, die_with_parent=die_with_parent)
+                              "--port", str(port), *extra], echo=echo, die_with_parent=die_with_parent, env=env)
     url = proc.wait_for(READY_COLLECTOR).group(1)
     return proc, url
 
