@@ -15,7 +15,10 @@ the commit), and with several instances another one may have stored the gateway'
 meanwhile. A state with `ts_ms` (the gateway's clock) is written only if it is not older than the
 stored one's `ts_ms`, or, if a Last Will is stored, than the time the Will was received (the Will
 ends the connection whose states came before it). A Will has no time of its own and is always
-written. A stored time more than `CLOCK_SET_BACK_MS` ahead of the new message's receipt is the
+written. A state that the same link received after the gateway's Will (`after_will`: the broker
+keeps one publisher's messages in order) is written whatever its time: a Will queued while the
+collector was down is received late, after the states of the gateway's next connection were
+published. A stored time more than `CLOCK_SET_BACK_MS` ahead of the new message's receipt is the
 gateway's clock set back: the new state is written.
 
 Each message may carry `done`, called once it is written (or refused): the link's PUBACK.
@@ -64,6 +67,8 @@ class StateMessage:
     received_ms: int
     #: called once the message is written or refused (the link acknowledges it to the broker then)
     done: Callable[[], None] | None = field(default=None, compare=False)
+    #: the link received it right after the gateway's Will: it follows that Will, whatever its time
+    after_will: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,7 @@ class _Run:
 
     first_ms: int
     last: StateMessage
+    after_will: bool
 
 
 def presence_rounds(messages: Sequence[StateMessage]) -> list[list[_Run]]:
@@ -81,9 +87,9 @@ def presence_rounds(messages: Sequence[StateMessage]) -> list[list[_Run]]:
     for m in messages:
         mine = runs.setdefault(m.gateway_id, [])
         if mine and mine[-1].last.online == m.online:
-            mine[-1] = _Run(mine[-1].first_ms, m)
+            mine[-1] = _Run(mine[-1].first_ms, m, mine[-1].after_will)
         else:
-            mine.append(_Run(m.received_ms, m))
+            mine.append(_Run(m.received_ms, m, m.after_will))
     depth = max((len(r) for r in runs.values()), default=0)
     return [[r[k] for r in runs.values() if len(r) > k] for k in range(depth)]
 
@@ -92,14 +98,18 @@ def presence_statements(messages: Sequence[StateMessage]) -> list[tuple[str, lis
     """Multi-row upserts (`$n` parameters, both engines) that write `messages` in arrival order."""
     statements: list[tuple[str, list[Any]]] = []
     for round_ in presence_rounds(messages):
-        for start in range(0, len(round_), _ROWS_PER_STATEMENT):
-            chunk = round_[start:start + _ROWS_PER_STATEMENT]
-            args: list[Any] = []
-            for run in chunk:
-                m = run.last
-                args += [m.gateway_id, int(m.online), run.first_ms, m.received_ms, m.topic_commune, m.payload.decode()]
-            rows = ", ".join("(" + ", ".join(f"${i * 6 + j}" for j in range(1, 7)) + ")" for i in range(len(chunk)))
-            statements.append((_UPSERT_HEAD + rows + _UPSERT_TAIL, args))
+        for after_will in (False, True):
+            runs = [r for r in round_ if r.after_will == after_will]
+            tail = _UPSERT_TAIL[:_UPSERT_TAIL.index(" WHERE ")] if after_will else _UPSERT_TAIL
+            for start in range(0, len(runs), _ROWS_PER_STATEMENT):
+                chunk = runs[start:start + _ROWS_PER_STATEMENT]
+                args: list[Any] = []
+                for run in chunk:
+                    m = run.last
+                    args += [m.gateway_id, int(m.online), run.first_ms, m.received_ms, m.topic_commune,
+                             m.payload.decode()]
+                rows = ", ".join("(" + ", ".join(f"${i * 6 + j}" for j in range(1, 7)) + ")" for i in range(len(chunk)))
+                statements.append((_UPSERT_HEAD + rows + tail, args))
     return statements
 
 

@@ -217,6 +217,8 @@ class ControlLink:
         self._acks: _Acks | None = None
         #: when the latest retained message came (loop time): the reading of the retained states ends when they stop
         self._retained_at = 0.0
+        #: gateways whose latest message this link handled is their Will: the state that comes next follows it
+        self._after_will: set[int] = set()
 
     # -- what the HTTP layer uses -----------------------------------------------------------------
 
@@ -409,7 +411,12 @@ class ControlLink:
             state = decode_state(payload)
             if state.gateway != gateway.name:
                 raise WireError("/gateway", f"{state.gateway!r} in a message on {gateway.name}'s topic")
-            self.presence.add(StateMessage(gid, state.online, where.commune, payload, now, done))
+            after_will = gid in self._after_will
+            if state.online or state.ts_ms is not None:
+                self._after_will.discard(gid)
+            else:
+                self._after_will.add(gid)  # a Will: offline, and no time of its own
+            self.presence.add(StateMessage(gid, state.online, where.commune, payload, now, done, after_will))
             if not state.online:
                 log.info("gateway %s offline (%s)", gateway.name, state.reason or "no reason given")
             return True

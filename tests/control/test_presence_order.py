@@ -85,3 +85,18 @@ async def test_the_writer_applies_it_within_a_flush_and_says_each_message_done(s
     assert done == [0, 1]
     [row] = [p for p in await store.presence() if p.gateway == NAME]
     assert (row.online, row.state["ts_ms"], row.since_ms) == (True, T0 + 50, T0 + 51)
+
+
+async def test_a_state_received_after_a_late_will_follows_it(store: Store) -> None:
+    """The collector restarts: its session's queue holds a gateway's Will and then the state of its
+    next connection, both received now, the state timed before the Will's (late) receipt."""
+    gid = (await store.add_gateway(NAME, "21231", hash_token("t"))).id
+    back = message(gid, True, T0 + 1_000, T0 + 60_001)
+    queued = [message(gid, True, T0, T0 + 60_000), message(gid, False, None, T0 + 60_000),
+              StateMessage(back.gateway_id, True, "21231", back.payload, back.received_ms, after_will=True)]
+    await write_presence(store, presence_statements(queued))  # one flush, as the link writes them
+    [row] = [p for p in await store.presence() if p.gateway == NAME]
+    assert (row.online, row.state["ts_ms"]) == (True, T0 + 1_000)
+    # without the link's word that it follows the Will, the same state is taken for a late one
+    late = message(gid, True, T0 + 1_000, T0 + 60_001)
+    assert await write(store, message(gid, False, None, T0 + 60_000), late) == (False, None, T0 + 60_000)
