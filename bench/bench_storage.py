@@ -176,7 +176,7 @@ def show(r: dict[str, Any]) -> str:
             f"           retention: {r['retention_removed']:,} samples removed"
             f" ({r['retention_partitions']} partitions, {r['retention_chunks']} chunks), write lock a chunk:"
             f" median {r['retention_lock_p50_ms']} ms, p99 {r['retention_lock_p99_ms']} ms, longest"
-            f" {r['retention_longest_lock_ms']} ms (a WAL checkpoint falls in some); ingest p99 {r['ingest_p99_ms_before']} ms before,"
+            f" {r['retention_longest_lock_ms']} ms; ingest p99 {r['ingest_p99_ms_before']} ms before,"
             f" {r['ingest_p99_ms_during']} ms during ({r['batches_during']} batches)")
 
 

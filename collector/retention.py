@@ -4,15 +4,27 @@ years are read from.
 
 PostgreSQL: the samples are in monthly partitions; a month wholly older than the horizon is
 detached (`DETACH PARTITION ... CONCURRENTLY`: ingest into the current months goes on) and
-dropped, so the raw data of a month goes as one file, with no row deleted and no vacuum. A sample
+dropped, so the raw data of a month goes as one file, with no row deleted and no vacuum. Each
+statement waits at most PG_LOCK_TIMEOUT for its locks, so no lock request of the run sits in a
+table's queue with ingest's behind it; a partition whose locks were not had goes at the next run. A sample
 of a dropped month that arrives after all (a backlog older than the horizon) finds its partition
 made again, and goes at the next run. Events and the audit log are deleted in chunks by time.
 
-SQLite: rows are deleted in chunks of `chunk` rows, each its own short transaction on the store's
-writer thread, so a batch waits for at most one chunk (the longest write-lock hold is measured and
-reported). Samples are found by the (gateway, device, time) index, device by device, so a run costs
-what it deletes, not a scan of the table. The file does not shrink: its free pages take the next
-months' samples, so it stays at the size of the horizon's worth of data.
+SQLite: rows are deleted in chunks of at most `chunk` rows, each its own short transaction on the
+store's writer thread, queued with the batches, so a batch waits for at most one chunk (each
+chunk's write transaction is measured and reported). A gateway's samples are deleted in the
+order of its primary key (gateway, seq) from its first: a gateway's sequence numbers follow its
+clock, so its oldest samples are a run of neighbouring rows on few pages, and a chunk writes a
+few dozen pages to the WAL. (Device by device through the (gateway, device, time) index, as
+before, a chunk's 250 rows lay among every other lamp's of the gateway: hundreds of pages a chunk,
+a WAL checkpoint every forty chunks, and a batch queued behind the commit that ran it waited 1.7
+s.) When a chunk of the key order holds no old sample, the (gateway, device, time) index finds
+the old samples that are left, if any (a gateway whose clock went back), device by device. Every
+CHECKPOINT_CHUNKS chunks the run waits for a PASSIVE checkpoint on the store's checkpointer
+thread, with no chunk of its own in flight, so the WAL is copied while the writer is idle and
+starts over (collector.store_sqlite): the run never makes the writer checkpoint. The file does not
+shrink: its free pages take the next months' samples, so it stays at the size of the horizon's
+worth of data. No VACUUM (it would hold the write lock for as long as it rewrites the file).
 
 `citygate-collector retention --dry-run` says what would go; `retention run` does it; a serving
 collector runs it every `CITYGATE_RETENTION_INTERVAL_S` (an hour; the first time an interval after
@@ -29,8 +41,9 @@ import re
 import sqlite3
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -43,10 +56,12 @@ if TYPE_CHECKING:  # the CLI imports this module: the engines load with the stor
     from collector.store_pg import PgStore
     from collector.store_sqlite import SqliteStore
 
+T = TypeVar("T")
 log = logging.getLogger("citygate.collector")
 
 DAY_MS = 86_400_000
-CHUNK = 250
+CHUNK = 500
+CHECKPOINT_CHUNKS = 16
 PARTITION = re.compile(r"samples_y(\d{4})m(\d{2})$")
 ENV_PREFIX = "CITYGATE_RETENTION_"
 
@@ -147,33 +162,60 @@ async def apply(store: Store, policy: Policy, *, dry_run: bool, now: int | None 
 
 # -- PostgreSQL ----------------------------------------------------------------------------------------
 
+#: how long a DDL statement of the run waits for a lock before it gives up (this run) and leaves the
+#: partition to the next: a waiting ACCESS EXCLUSIVE request queues every later lock request of the
+#: table behind it, ingest's included, so no statement of the run may wait long for one
+PG_LOCK_TIMEOUT = "2s"
+_PARTITIONS = ("SELECT c.relname, pg_total_relation_size(c.oid), i.inhdetachpending FROM pg_inherits i"
+               " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'samples'::regclass ORDER BY c.relname")
+
+
+async def _drop_partition(conn: Any, name: str, pending: bool) -> bool:
+    """Detach (CONCURRENTLY: it takes SHARE UPDATE EXCLUSIVE on `samples`, which ingest's inserts do
+    not wait for) and drop partition `name`, under PG_LOCK_TIMEOUT; False if a lock was not had in
+    time (the next run tries again). A detach interrupted between its two transactions leaves the
+    partition "detach pending": FINALIZE completes it, and until then PostgreSQL detaches no other
+    partition of the table concurrently."""
+    import asyncpg
+
+    how = "FINALIZE" if pending else "CONCURRENTLY"
+    try:
+        # not in a transaction (CONCURRENTLY's own two); the lock timeout is the session's, reset after
+        await conn.execute(f"SET lock_timeout = '{PG_LOCK_TIMEOUT}'")
+        await conn.execute(f"ALTER TABLE samples DETACH PARTITION {name} {how}")
+        await conn.execute(f"DROP TABLE {name}")  # no longer a partition: nothing ingests into it
+    except asyncpg.LockNotAvailableError as exc:
+        log.warning("retention: partition %s not dropped this run (%s): the next run tries again", name, exc)
+        return False
+    finally:
+        await conn.execute("RESET lock_timeout")
+    return True
+
+
 async def _pg(store: PgStore, policy: Policy, now: int, dry_run: bool, chunk: int) -> Report:
     pool = store._require()  # retention is the store's own maintenance
     report = Report()
     raw = policy.horizon(policy.raw_days, now)
     if raw is not None:
-        rows = await pool.fetch(
-            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-            " WHERE i.inhparent = 'samples'::regclass ORDER BY c.relname")
-        for name, size in rows:
+        for name, size, pending in await pool.fetch(_PARTITIONS):
             end = month_end_ms(name)
             if end is None or end > raw:
                 continue
-            report.samples += await pool.fetchval(f"SELECT COUNT(*) FROM {name}")
-            report.partitions.append(name)
-            report.bytes_freed += size
+            samples = await pool.fetchval(f"SELECT COUNT(*) FROM {name}")
             if not dry_run:
                 async with pool.acquire() as conn:
-                    # CONCURRENTLY: ingest into the other partitions is not blocked; not in a transaction
-                    await conn.execute(f"ALTER TABLE samples DETACH PARTITION {name} CONCURRENTLY")
-                    await conn.execute(f"DROP TABLE {name}")
+                    if not await _drop_partition(conn, name, pending):
+                        break  # the next months too wait for the next run (one detach pending at a time)
                 store._partitions.discard(name)  # a late sample of that month makes it again
                 log.info("retention: partition %s detached and dropped", name)
+            report.samples += samples
+            report.partitions.append(name)
+            report.bytes_freed += size
     for table, column, horizon, attr in _by_time(policy, now):
         if dry_run:
             setattr(report, attr, await pool.fetchval(f"SELECT COUNT(*) FROM {table} WHERE {column} < $1", horizon))
             continue
-        while True:
+        while True:  # by the time index, each chunk its own transaction: row locks on old rows only
             status = await pool.execute(
                 f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} < $1 LIMIT $2)", horizon, chunk)
             n = int(status.split()[-1])
@@ -189,63 +231,110 @@ async def _pg(store: PgStore, policy: Policy, now: int, dry_run: bool, chunk: in
 _DEVICES = ("WITH RECURSIVE d(dev) AS (SELECT MIN(device) FROM samples WHERE gateway_id = ?1"
             " UNION ALL SELECT (SELECT MIN(device) FROM samples WHERE gateway_id = ?1 AND device > d.dev)"
             " FROM d WHERE d.dev IS NOT NULL) SELECT dev FROM d WHERE dev IS NOT NULL")
+#: the seq `chunk` rows after `lo` in the gateway's key order (none: fewer are left)
+_NEXT = "SELECT seq FROM samples WHERE gateway_id = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1 OFFSET ?3"
+_IN_KEY_ORDER = "DELETE FROM samples WHERE gateway_id = ?1 AND seq >= ?2 AND seq < ?3 AND ts_ms < ?4"
+_BY_DEVICE = ("DELETE FROM samples WHERE gateway_id = ?1 AND seq IN (SELECT seq FROM samples"
+              " WHERE gateway_id = ?1 AND device = ?2 AND ts_ms < ?3 LIMIT ?4)")
+_OLD_LEFT = "SELECT 1 FROM samples WHERE gateway_id = ? AND device = ? AND ts_ms < ? LIMIT 1"
+_NO_END = 2**63 - 1
 
 
-async def _sqlite(store: SqliteStore, policy: Policy, now: int, dry_run: bool, chunk: int) -> Report:
-    report = Report()
-    on_reader = store._reader  # a chunk queues with the batches
-    on_writer = store._writer
+def _deleted(sql: str, args: tuple[Any, ...]) -> Callable[[sqlite3.Connection], int]:
+    return lambda db: db.execute(sql, args).rowcount
 
-    def read(sql: str, args: tuple[Any, ...]) -> list[Any]:
-        return store._rdb().execute(sql, args).fetchall()
 
-    async def reader(sql: str, *args: Any) -> list[Any]:
-        return await asyncio.get_running_loop().run_in_executor(on_reader, read, sql, args)
+class _SqliteRun:
+    """One run's chunks on the store's writer thread, each its own transaction, timed."""
 
-    def write_chunk(sql: str, args: tuple[Any, ...]) -> int:
-        db = store._wdb()
+    def __init__(self, store: SqliteStore, report: Report, chunk: int) -> None:
+        self.store, self.report, self.chunk = store, report, chunk
+
+    async def read(self, sql: str, *args: Any) -> list[Any]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self.store._reader, lambda: self.store._rdb().execute(sql, args).fetchall())
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        db = self.store._wdb()
         t0 = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
         try:
-            n = db.execute(sql, args).rowcount
+            out = work(db)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         held = (time.perf_counter() - t0) * 1000
-        report.lock_ms.append(held)
-        report.longest_lock_ms = max(report.longest_lock_ms, held)
-        report.chunks += 1
-        return n
+        self.report.lock_ms.append(held)
+        self.report.longest_lock_ms = max(self.report.longest_lock_ms, held)
+        self.report.chunks += 1
+        return out
 
-    async def chunks(sql: str, args: tuple[Any, ...]) -> int:
-        """`sql` (a DELETE of at most `chunk` rows) until it deletes fewer: each chunk its own transaction."""
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(db)` in a transaction of its own, queued with the batches; every CHECKPOINT_CHUNKS
+        a PASSIVE checkpoint while no chunk is in flight (module docstring)."""
+        out = await asyncio.get_running_loop().run_in_executor(self.store._writer, self._transaction, work)
+        if self.report.chunks % CHECKPOINT_CHUNKS == 0:
+            await self.store.checkpoint()
+        else:
+            await asyncio.sleep(0)  # what the loop has to do (a batch to decode) comes between two chunks
+        return out
+
+    async def by_key(self, gid: int, horizon: int) -> int:
+        """The gateway's old samples from its first, in key order, until a chunk holds none."""
+        first: int | None = (await self.read("SELECT MIN(seq) FROM samples WHERE gateway_id = ?", gid))[0][0]
+        total = 0
+        while first is not None:
+            def chunk(db: sqlite3.Connection, lo: int = first) -> tuple[int, int | None]:
+                row = db.execute(_NEXT, (gid, lo, self.chunk)).fetchone()
+                hi = _NO_END if row is None else row[0]
+                return db.execute(_IN_KEY_ORDER, (gid, lo, hi, horizon)).rowcount, None if row is None else hi
+
+            n, first = await self.write(chunk)
+            total += n
+            if n == 0:
+                break
+        return total
+
+    async def by_device(self, gid: int, horizon: int) -> int:
+        """What the key order left: old samples after newer ones (a clock set back), device by device."""
+        total = 0
+        for (device,) in await self.read(_DEVICES, gid):
+            while await self.read(_OLD_LEFT, gid, device, horizon):
+                total += await self.write(_deleted(_BY_DEVICE, (gid, device, horizon, self.chunk)))
+        return total
+
+    async def by_time(self, table: str, column: str, horizon: int) -> int:
+        sql = f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} < ?1 LIMIT ?2)"
         total = 0
         while True:
-            n = await asyncio.get_running_loop().run_in_executor(on_writer, write_chunk, sql, args)
+            n = await self.write(_deleted(sql, (horizon, self.chunk)))
             total += n
-            if n < chunk:
+            if n < self.chunk:
                 return total
-            await asyncio.sleep(0)  # what the loop has to do (a batch to decode) comes between two chunks
 
+
+async def _sqlite(store: SqliteStore, policy: Policy, now: int, dry_run: bool, chunk: int) -> Report:
+    report = Report()
+    run = _SqliteRun(store, report, chunk)
     raw = policy.horizon(policy.raw_days, now)
     if raw is not None:
-        for (gid,) in await reader("SELECT id FROM gateways"):
-            for (device,) in await reader(_DEVICES, gid):
-                if dry_run:
-                    report.samples += (await reader(
+        for (gid,) in await run.read("SELECT id FROM gateways"):
+            if dry_run:
+                for (device,) in await run.read(_DEVICES, gid):
+                    report.samples += (await run.read(
                         "SELECT COUNT(*) FROM samples WHERE gateway_id = ? AND device = ? AND ts_ms < ?",
                         gid, device, raw))[0][0]
-                    continue
-                report.samples += await chunks(
-                    "DELETE FROM samples WHERE gateway_id = ?1 AND seq IN (SELECT seq FROM samples"
-                    " WHERE gateway_id = ?1 AND device = ?2 AND ts_ms < ?3 LIMIT ?4)", (gid, device, raw, chunk))
+                continue
+            report.samples += await run.by_key(gid, raw)
+            report.samples += await run.by_device(gid, raw)
     for table, column, horizon, attr in _by_time(policy, now):
         if dry_run:
-            setattr(report, attr, (await reader(f"SELECT COUNT(*) FROM {table} WHERE {column} < ?", horizon))[0][0])
+            setattr(report, attr, (await run.read(f"SELECT COUNT(*) FROM {table} WHERE {column} < ?", horizon))[0][0])
             continue
-        setattr(report, attr, await chunks(
-            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {column} < ?1 LIMIT ?2)", (horizon, chunk)))
+        setattr(report, attr, await run.by_time(table, column, horizon))
+    if not dry_run and report.chunks:
+        await store.checkpoint()
     return report
 
 

@@ -5,12 +5,18 @@ owns a second connection, so reads never wait for an ingest transaction. `synchr
 by default: a batch is acknowledged only after its transaction is on disk, and the gateway
 deletes what was acknowledged, so a power cut after the ack must not lose it.
 
-The writer checkpoints the WAL into the database file every WAL_AUTOCHECKPOINT pages (SQLite's
-default is 1000). Durability does not depend on it: a committed transaction is in the WAL,
-fsynced, and a kill -9 or a power cut replays the WAL at the next open. A fleet's batches
-interleave gateways, so each touches another gateway's index pages; between two checkpoints a
-page is rewritten in the WAL many times but copied once. With 10,000 pages (a WAL of about
-40 MB) the commit of a 2000-sample batch takes 2.2 ms, checkpoints included, not 3.2 ms.
+The WAL is copied into the database file (checkpointed) by a thread of its own, on a connection
+of its own, in PASSIVE mode, every CHECKPOINT_EVERY_S when something was written: a PASSIVE
+checkpoint takes no write lock, so ingest goes on while it copies. The writer connection never
+checkpoints (wal_autocheckpoint=0): SQLite's automatic checkpoint runs inside the COMMIT that
+crosses the threshold, on the one writer thread, and every batch queued behind that commit waited
+for the whole copy and its fsync (1.7 s measured beside a retention run, which writes many
+pages). Only if the WAL outgrows WAL_CATCH_UP_PAGES anyway (a writer so busy that the passive
+checkpoints never find it between two transactions, so the WAL never starts over) does the writer
+thread copy what is left, between two transactions, as SQLite's automatic checkpoint did.
+Durability does not depend on checkpoints: a committed transaction is in the WAL, fsynced, and a
+kill -9 or a power cut replays the WAL at the next open. The mode is never TRUNCATE, RESTART or
+FULL while the store is open: those wait for the writer and hold the write lock.
 """
 
 from __future__ import annotations
@@ -173,7 +179,8 @@ CREATE TABLE {table} (
 ]
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
-WAL_AUTOCHECKPOINT = 10_000  # pages
+CHECKPOINT_EVERY_S = 1.0
+WAL_CATCH_UP_PAGES = 10_000  # about 40 MB of WAL
 #: most rows a multi-row INSERT carries. Its one sqlite3_step releases the GIL once for them all, where
 #: executemany takes the GIL back after every row, and waits for it while the event loop decodes
 #: the next batch: the writer thread stalled for as long as the decoding ran. The larger the
@@ -230,6 +237,10 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQuer
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-r")
         self._w: sqlite3.Connection | None = None
         self._r: sqlite3.Connection | None = None
+        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-ckpt")
+        self._c: sqlite3.Connection | None = None
+        self._c_version: int | None = None  # PRAGMA data_version at the last checkpoint
+        self._checkpoints: asyncio.Task[None] | None = None
         self._loop_db: sqlite3.Connection | None = None  # point reads on the event loop, never waiting
         # device states as the last committed ingest left them, by gateway id (writer thread only);
         # valid while no other connection wrote (PRAGMA data_version), dropped on any failure
@@ -243,11 +254,19 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQuer
         await self._on(self._reader, self._open_reader)
         self._loop_db = self._connect(busy_timeout_ms=0)
         self._loop_db.execute("PRAGMA query_only=ON")
+        await self._on(self._checkpointer, self._open_checkpointer)
+        self._checkpoints = asyncio.get_running_loop().create_task(self._checkpoint_loop())
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            await asyncio.gather(self._checkpoints, return_exceptions=True)
+            self._checkpoints = None
+        await self._on(self._checkpointer, self._close_checkpointer)
+        self._checkpointer.shutdown(wait=True)
         if self._loop_db is not None:
             self._loop_db.close()
             self._loop_db = None
@@ -272,7 +291,7 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQuer
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.synchronous}")
-            db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+            db.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer thread's work (module docstring)
             self._migrate(db)
         except sqlite3.Error as exc:
             db.close()
@@ -299,6 +318,46 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQuer
         db = self._connect()
         db.execute("PRAGMA query_only=ON")
         self._r = db
+
+    def _open_checkpointer(self) -> None:
+        self._c = self._connect()
+
+    def _close_checkpointer(self) -> None:
+        if self._c is not None:
+            self._c.close()
+            self._c = None
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            try:
+                await self.checkpoint(only_if_written=True)
+            except (sqlite3.Error, StoreError) as exc:
+                log.warning("WAL checkpoint failed (%s): trying again in %.0f s", exc, CHECKPOINT_EVERY_S)
+
+    async def checkpoint(self, *, only_if_written: bool = False) -> int:
+        """Copy the WAL into the database file on the checkpointer thread (PASSIVE: ingest goes on);
+        the frames the WAL holds. Should it hold more than WAL_CATCH_UP_PAGES, the writer thread
+        copies the rest between two transactions, so the WAL starts over at the next write."""
+        frames = await self._on(self._checkpointer, self._checkpoint_passive, only_if_written)
+        if frames > WAL_CATCH_UP_PAGES:
+            log.info("WAL at %d pages: the writer checkpoints it between two transactions", frames)
+            frames = await self._on(self._writer, self._checkpoint_on, self._wdb())
+        return frames
+
+    def _checkpoint_passive(self, only_if_written: bool) -> int:
+        if self._c is None:
+            raise StoreError(f"{self.path}: store is not open")
+        version = self._c.execute("PRAGMA data_version").fetchone()[0]
+        if only_if_written and version == self._c_version:
+            return 0
+        self._c_version = version
+        return self._checkpoint_on(self._c)
+
+    @staticmethod
+    def _checkpoint_on(db: sqlite3.Connection) -> int:
+        _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(frames)
 
     def _close_writer(self) -> None:
         if self._w is not None:

@@ -5,6 +5,7 @@ PostgreSQL duplicate check probes only the batch's months."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,10 @@ import pytest
 
 from citygate_wire.batch import decode_batch
 from collector.model import Gateway
-from collector.retention import DAY_MS, Policy, apply
+from collector.retention import CHECKPOINT_CHUNKS, DAY_MS, Policy, apply
 from collector.store import Store, open_store
 from collector.store_pg import split_schema
+from collector.store_sqlite import SqliteStore
 from collector.tokens import hash_token, new_token
 
 CLI = str(Path(sys.executable).parent / "citygate-collector")
@@ -195,3 +197,104 @@ async def test_the_periodic_job_removes_them_an_interval_after_the_start(store: 
     finally:
         job.cancel()
         await asyncio.gather(job, return_exceptions=True)
+
+
+class Trace:
+    """Every statement each of a SQLite store's connections runs, by connection, and the rows each
+    write transaction of the writer changed (sqlite3's trace callback: what ran, not what was meant)."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.statements: dict[str, list[str]] = {}
+        self.changed: list[int] = []  # rows changed by each committed transaction of the writer
+        self._begun: int | None = None
+        conns = {"writer": store._w, "reader": store._r, "checkpointer": store._c, "loop": store._loop_db}
+        for name, conn in conns.items():
+            assert conn is not None
+            conn.set_trace_callback(self._recorder(name, conn))
+
+    def _recorder(self, name: str, conn: sqlite3.Connection) -> Any:
+        seen = self.statements.setdefault(name, [])
+
+        def record(sql: str) -> None:
+            seen.append(sql)
+            if name != "writer":
+                return
+            if sql.startswith("BEGIN"):
+                self._begun = conn.total_changes
+            elif sql == "COMMIT" and self._begun is not None:
+                self.changed.append(conn.total_changes - self._begun)
+                self._begun = None
+
+        return record
+
+    def checkpoints(self, name: str) -> list[str]:
+        return [s for s in self.statements.get(name, []) if "wal_checkpoint" in s.lower()]
+
+
+async def test_sqlite_retention_deletes_in_short_transactions_and_never_checkpoints_on_the_writer(
+        tmp_path: Path) -> None:
+    async with SqliteStore(tmp_path / "collector.db") as store:
+        gw, expected = await fill(store)
+        # a second gateway whose clock went back: old samples after newer ones in its key order
+        back = await store.add_gateway("gw-2", "21231", hash_token(new_token()))
+        await ingest(store, back, records(1, NOW - 5 * DAY_MS, 2000))
+        await ingest(store, back, records(2001, NOW - 150 * DAY_MS, 2000))
+        for i in range(10):  # and a large backlog, past the horizon
+            await ingest(store, gw, records(10_000 + i * 5000, NOW - 300 * DAY_MS + i * 5000 * 60_000, 5000))
+        old = expected["old_samples"] + 2000 + 50_000
+        assert (await store._on(store._writer, lambda: store._wdb().execute("PRAGMA wal_autocheckpoint").fetchone()))[
+            0] == 0  # SQLite's automatic checkpoint, in the COMMIT of the writer, is off
+
+        trace = Trace(store)
+        report = await apply(store, POLICY, dry_run=False, now=NOW, chunk=300)
+        assert report.samples == old
+        assert trace.changed and max(trace.changed) <= 300, max(trace.changed)  # no transaction deletes more
+        assert len(trace.changed) == report.chunks >= old // 300
+        assert not trace.checkpoints("writer")  # the writer never copies the WAL: ingest never waits on it
+        copied = trace.checkpoints("checkpointer")
+        assert len(copied) >= report.chunks // CHECKPOINT_CHUNKS  # while the run has no chunk in flight
+        assert all(s.lower() == "pragma wal_checkpoint(passive)" for ss in trace.statements.values() for s in ss
+                   if "wal_checkpoint" in s.lower())  # never TRUNCATE, RESTART or FULL: they block writers
+        assert not any("vacuum" in s.lower() for ss in trace.statements.values() for s in ss)
+        for g in (gw, back):
+            for device in (f"lamp-{i}" for i in range(5)):
+                kept = await store.recent_samples(g, device, limit=100_000)
+                assert kept and min(s.ts_ms for s in kept) >= NOW - POLICY.raw_days * DAY_MS
+        assert (await store.count_records(back)).samples == 2000  # its recent ones, found before its old ones
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_partition_in_use_waits_for_the_next_run_and_ingest_never_waits(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from collector import retention
+
+    monkeypatch.setattr(retention, "PG_LOCK_TIMEOUT", "300ms")
+    dsn, schema = split_schema(db_url)
+    async with open_store(db_url) as store:
+        gw, _ = await fill(store)
+        reader = await asyncpg.connect(dsn, server_settings={"search_path": schema or "public"})
+        try:
+            # a long report reading the oldest month: the detach must wait for it, and may not wait long
+            tx = reader.transaction(isolation="repeatable_read")
+            await tx.start()
+            oldest = min(r["relname"] for r in await reader.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'samples'::regclass"))
+            await reader.fetchval(f"SELECT COUNT(*) FROM {oldest}")
+            run = asyncio.create_task(apply(store, POLICY, dry_run=False, now=NOW))
+            recent = records(900_000, NOW - DAY_MS, 50)
+            await asyncio.wait_for(ingest(store, gw, recent), 10)  # ingest goes on meanwhile
+            first = await run
+            assert first.partitions == [] and first.events > 0  # the months wait, in order; the events go
+            await tx.rollback()
+            pending = await reader.fetchval(
+                "SELECT i.inhdetachpending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE c.relname = $1", oldest)
+            assert pending is True  # the detach's first transaction committed, its wait timed out
+        finally:
+            await reader.close()
+        second = await apply(store, POLICY, dry_run=False, now=NOW)
+        assert second.partitions[0] == oldest and len(second.partitions) == 3  # FINALIZE completed it, then the rest
+        assert (await apply(store, POLICY, dry_run=True, now=NOW)).samples == 0
