@@ -11,11 +11,12 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# CITY=full runs the whole metropolis instead (citygate-sim city: 1,500 cabinets, docs/scaling.md)
+# CITY=full runs the whole metropolis instead (citygate-sim city: 1,500 cabinets, docs/scaling.md),
+# with its junctions, cameras, vehicles and parking; AGENTS=2 runs two of its cabinets with real agents
 # PORT=8090 serves the demo's collector there (default 8080); SPEED=60 runs its clock an hour a minute
 demo: $(STAMP)
 ifeq ($(CITY),full)
-	$(VENV)/bin/citygate-sim city
+	$(VENV)/bin/citygate-sim city $(if $(AGENTS),--agents $(AGENTS))
 else
 	$(VENV)/bin/citygate-sim demo $(if $(PORT),--port $(PORT)) $(if $(SPEED),--speed $(SPEED))
 endif
