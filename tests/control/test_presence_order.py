@@ -4,6 +4,8 @@ several instances another one may have stored the gateway's next word meanwhile.
 
 from __future__ import annotations
 
+import functools
+
 from citygate_wire.mqtt import State, encode_state
 from collector.presence import (
     CLOCK_SET_BACK_MS,
@@ -80,7 +82,7 @@ async def test_the_writer_applies_it_within_a_flush_and_says_each_message_done(s
     for k, (online, ts) in enumerate([(False, T0 + 10), (True, T0 + 20)]):  # both older than what is stored
         m = message(gid, online, ts, T0 + 100 + k)
         writer.add(StateMessage(m.gateway_id, m.online, m.topic_commune, m.payload, m.received_ms,
-                                lambda k=k: done.append(k)))
+                                functools.partial(done.append, k)))
     await writer.flush()
     assert done == [0, 1]
     [row] = [p for p in await store.presence() if p.gateway == NAME]

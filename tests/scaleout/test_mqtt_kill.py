@@ -233,12 +233,12 @@ async def test_retained_states_are_read_when_every_instance_starts_again(
             plain = [line.split(": ", 1)[-1] for line in broker.log().splitlines()
                      if line.endswith(" city/+/+/state") and "$share" not in line]
             subscribed = {n: plain.count(f"citygate-collector-{n} 1 city/+/+/state") for n in "ab"}
-            last = {n: [x for x in plain if f"-{n} " in x][-1:] for n in "ab"}
-            if all(last[n] == [f"citygate-collector-{n} city/+/+/state"] for n in "ab") or time.monotonic() > deadline:
+            ending = {n: [x for x in plain if f"-{n} " in x][-1:] for n in "ab"}
+            if all(ending[n] == [f"citygate-collector-{n} city/+/+/state"] for n in "ab") or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.2)
         assert subscribed == {"a": 2, "b": 2}, plain  # once a session, two sessions each
-        assert all(last[n] == [f"citygate-collector-{n} city/+/+/state"] for n in "ab"), plain  # then unsubscribed
+        assert all(ending[n] == [f"citygate-collector-{n} city/+/+/state"] for n in "ab"), plain  # then unsubscribed
     finally:
         broker.kill()
 
