@@ -184,12 +184,17 @@ async def _drop_partition(conn: Any, name: str, pending: bool) -> bool:
     not wait for) and drop partition `name`, under PG_LOCK_TIMEOUT; False if a lock was not had in
     time (the next run tries again). A detach interrupted between its two transactions leaves the
     partition "detach pending": FINALIZE completes it, and until then PostgreSQL detaches no other
-    partition of the table concurrently."""
+    partition of the table concurrently. The store's partition lock is held meanwhile: a batch that
+    makes a new month's partition (CREATE TABLE ... PARTITION OF locks `samples` exclusively) waits
+    for it alone, rather than queue that lock behind the detach, and every other batch behind both."""
     import asyncpg
 
+    from collector.store_pg import _PARTITION_LOCK
+
     how = "FINALIZE" if pending else "CONCURRENTLY"
+    # not in a transaction (CONCURRENTLY's own two): a session's advisory lock and lock timeout, undone after
+    await conn.execute("SELECT pg_advisory_lock($1)", _PARTITION_LOCK)
     try:
-        # not in a transaction (CONCURRENTLY's own two); the lock timeout is the session's, reset after
         await conn.execute(f"SET lock_timeout = '{PG_LOCK_TIMEOUT}'")
         await conn.execute(f"ALTER TABLE samples DETACH PARTITION {name} {how}")
         await conn.execute(f"DROP TABLE {name}")  # no longer a partition: nothing ingests into it
@@ -198,7 +203,24 @@ async def _drop_partition(conn: Any, name: str, pending: bool) -> bool:
         return False
     finally:
         await conn.execute("RESET lock_timeout")
+        await conn.execute("SELECT pg_advisory_unlock($1)", _PARTITION_LOCK)
     return True
+
+
+async def _next_month(store: PgStore, now: int) -> None:
+    """Make this month's and the next month's partitions ahead of their first batch, under
+    PG_LOCK_TIMEOUT: CREATE TABLE ... PARTITION OF locks `samples` exclusively, and a batch that
+    made it would have every other batch wait behind that lock."""
+    import asyncpg
+
+    async with store._require().acquire() as conn:
+        try:
+            await conn.execute(f"SET lock_timeout = '{PG_LOCK_TIMEOUT}'")
+            await store._ensure_partitions(conn, [now, now + 31 * DAY_MS])
+        except asyncpg.LockNotAvailableError as exc:
+            log.warning("retention: next month's partition not made ahead (%s): its first batch makes it", exc)
+        finally:
+            await conn.execute("RESET lock_timeout")
 
 
 async def _pg(store: PgStore, policy: Policy, now: int, dry_run: bool, chunk: int) -> Report:
@@ -220,6 +242,8 @@ async def _pg(store: PgStore, policy: Policy, now: int, dry_run: bool, chunk: in
             report.samples += samples
             report.partitions.append(name)
             report.bytes_freed += size
+    if not dry_run:
+        await _next_month(store, now)
     for table, column, horizon, attr in _by_time(policy, now):
         if dry_run:
             setattr(report, attr, await pool.fetchval(f"SELECT COUNT(*) FROM {table} WHERE {column} < $1", horizon))

@@ -19,7 +19,7 @@ from citygate_wire.batch import decode_batch
 from collector.model import Gateway
 from collector.retention import CHECKPOINT_CHUNKS, DAY_MS, Policy, apply
 from collector.store import Store, open_store
-from collector.store_pg import split_schema
+from collector.store_pg import month_partition, split_schema
 from collector.store_sqlite import SqliteStore
 from collector.tokens import hash_token, new_token
 
@@ -298,3 +298,7 @@ async def test_a_partition_in_use_waits_for_the_next_run_and_ingest_never_waits(
         second = await apply(store, POLICY, dry_run=False, now=NOW)
         assert second.partitions[0] == oldest and len(second.partitions) == 3  # FINALIZE completed it, then the rest
         assert (await apply(store, POLICY, dry_run=True, now=NOW)).samples == 0
+        after = await store._require().fetchval(  # type: ignore[attr-defined]
+            "SELECT COUNT(*) FROM pg_class WHERE relname = $1 AND relnamespace = $2::regnamespace",
+            month_partition(NOW + 31 * DAY_MS)[0], schema)
+        assert after == 1  # next month's partition made ahead: no batch will lock `samples` to make it
