@@ -511,8 +511,9 @@ class Gateway:
                 await asyncio.sleep(0.2)
                 continue
             self._mqtt_cut.clear()
+            client = self._client()
             try:
-                async with self._client() as client:
+                async with client:
                     failures = 0
                     city.counters.mqtt_connects += 1
                     await self._session(client)
@@ -520,6 +521,9 @@ class Gateway:
                 failures += 1
             finally:
                 self.mqtt_online = False
+                disconnected = client._disconnected  # a cut we made, or the broker's: expected, not an error
+                if disconnected.done() and not disconnected.cancelled():
+                    disconnected.exception()
             await asyncio.sleep(self.rng.uniform(0.25, min(10.0, 0.5 * 2 ** min(failures, 6))))
 
     def _client(self) -> aiomqtt.Client:
