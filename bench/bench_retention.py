@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import os
 import sqlite3
 import subprocess
@@ -59,6 +60,17 @@ class Phase:
     wait_ms: list[float] = field(default_factory=list)
     wal_max_bytes: int = 0
     seconds: float = 0.0
+
+
+class CatchUps(logging.Handler):
+    """Counts the store's catch-up checkpoints on the writer thread (what retention must never cause)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += record.getMessage().startswith("WAL at")
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -173,6 +185,9 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
           f" file {path.stat().st_size / 1e9:.2f} GB", flush=True)
 
     policy = Policy(raw_days=args.keep_days, events_days=0, audit_days=0)
+    catch_ups = CatchUps()
+    logging.getLogger("citygate.collector").addHandler(catch_ups)
+    logging.getLogger("citygate.collector").setLevel(logging.INFO)
     gc.collect()
     gc.freeze()  # as `serve` does once started: the set-up's objects out of the collector's sight
     async with SqliteStore(path) as store:
@@ -193,7 +208,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         await asyncio.gather(*jobs)
         left = (await store.count_records()).samples
     return {"rows": rows, "report": report, "baseline": baseline, "during": during, "errors": load.errors,
-            "left": left}
+            "left": left, "catch_ups": catch_ups.count}
 
 
 async def retain_cli(path: Path, args: argparse.Namespace) -> Report:
@@ -222,7 +237,8 @@ def show(r: dict[str, Any]) -> None:
     print(f"retention: {rep.samples:,} samples in {d.seconds:.1f} s = {rep.samples / d.seconds:,.0f} rows/s"
           + (f"; {rep.chunks:,} transactions, each held the writer median {rep.lock_pct(0.5):.2f} ms,"
              f" p99 {rep.lock_pct(0.99):.2f} ms, longest {rep.longest_lock_ms:.2f} ms" if rep.chunks else ""))
-    print(f"ingest errors: {r['errors']}; samples in the store after the run: {r['left']:,}")
+    print(f"ingest errors: {r['errors']}; samples in the store after the run: {r['left']:,};"
+          f" checkpoints the writer thread had to make: {r['catch_ups']}")
 
 
 def main() -> None:

@@ -62,6 +62,7 @@ log = logging.getLogger("citygate.collector")
 DAY_MS = 86_400_000
 CHUNK = 500
 CHECKPOINT_CHUNKS = 16
+CHECKPOINT_TRIES = 5
 #: `retention run` beside a serving collector (another process): between two chunks the write lock
 #: stays free this many times as long as the chunk held it. The collector's batches do not queue
 #: behind the run's chunks there: SQLite has them sleep and try again (1, 2, 5, 10 ms ...), and
@@ -308,12 +309,19 @@ class _SqliteRun:
         a PASSIVE checkpoint while no chunk is in flight (module docstring)."""
         out = await asyncio.get_running_loop().run_in_executor(self.store._writer, self._transaction, work)
         if self.report.chunks % CHECKPOINT_CHUNKS == 0:
-            await self.store.checkpoint()
+            await self.checkpoint()
         if self.beside:
             await asyncio.sleep(max(OTHER_PROCESS_GAP * self.report.lock_ms[-1] / 1000, OTHER_PROCESS_GAP_MIN_S))
         else:
             await asyncio.sleep(0)  # what the loop has to do (a batch to decode) comes between two chunks
         return out
+
+    async def checkpoint(self) -> None:
+        """A PASSIVE checkpoint, again while batches wrote during the last (a few frames each time,
+        soon copied), so the WAL starts over: otherwise it would grow until the writer copied it."""
+        for _ in range(CHECKPOINT_TRIES):
+            if not await self.store.checkpoint():
+                return
 
     async def by_key(self, gid: int, horizon: int) -> int:
         """The gateway's old samples from its first, in key order, until a chunk holds none."""
@@ -369,7 +377,7 @@ async def _sqlite(store: SqliteStore, policy: Policy, now: int, dry_run: bool, c
             continue
         setattr(report, attr, await run.by_time(table, column, horizon))
     if not dry_run and report.chunks:
-        await store.checkpoint()
+        await run.checkpoint()
     return report
 
 

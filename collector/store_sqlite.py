@@ -337,27 +337,29 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQuer
 
     async def checkpoint(self, *, only_if_written: bool = False) -> int:
         """Copy the WAL into the database file on the checkpointer thread (PASSIVE: ingest goes on);
-        the frames the WAL holds. Should it hold more than WAL_CATCH_UP_PAGES, the writer thread
-        copies the rest between two transactions, so the WAL starts over at the next write."""
-        frames = await self._on(self._checkpointer, self._checkpoint_passive, only_if_written)
+        the frames it left uncopied (written meanwhile), 0 when the WAL may start over at the next
+        write. Should the WAL hold more than WAL_CATCH_UP_PAGES, the writer thread copies the rest
+        between two transactions, so that it starts over."""
+        frames, left = await self._on(self._checkpointer, self._checkpoint_passive, only_if_written)
         if frames > WAL_CATCH_UP_PAGES:
             log.info("WAL at %d pages: the writer checkpoints it between two transactions", frames)
-            frames = await self._on(self._writer, self._checkpoint_on, self._wdb())
-        return frames
+            frames, left = await self._on(self._writer, self._checkpoint_on, self._wdb())
+        return left
 
-    def _checkpoint_passive(self, only_if_written: bool) -> int:
+    def _checkpoint_passive(self, only_if_written: bool) -> tuple[int, int]:
         if self._c is None:
             raise StoreError(f"{self.path}: store is not open")
         version = self._c.execute("PRAGMA data_version").fetchone()[0]
         if only_if_written and version == self._c_version:
-            return 0
+            return 0, 0
         self._c_version = version
         return self._checkpoint_on(self._c)
 
     @staticmethod
-    def _checkpoint_on(db: sqlite3.Connection) -> int:
-        _, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        return int(frames)
+    def _checkpoint_on(db: sqlite3.Connection) -> tuple[int, int]:
+        """(frames in the WAL, frames not copied) after a PASSIVE checkpoint."""
+        _, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(frames), max(0, int(frames) - int(copied))
 
     def _close_writer(self) -> None:
         if self._w is not None:
