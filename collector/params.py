@@ -211,3 +211,35 @@ def paged_list_response(request: web.Request, page: list[Any], meta: dict[str, A
     if meta["next"] is not None:
         resp.headers["Link"] = f'<{meta["next"]}>; rel="next"'
     return resp
+
+
+# -- pages of a log that grows at its head (alarms, commands) -----------------------------------------
+
+#: a page of a log newest first: by default, and at most (the bounds these routes had before they were paged)
+LOG_PAGE, MAX_LOG_PAGE = 100, 10_000
+
+
+def log_cursor(request: web.Request, parse_id: Callable[[str], T | None]) -> tuple[int, T] | None:
+    """The `before` cursor of a log page, `<ms>:<id>` (the time and id of the previous page's last row,
+    as its `next` gives it), or None when absent; a bad one is Problem 400."""
+    raw = request.query.get("before")
+    if raw is None:
+        return None
+    ms, sep, rest = raw.partition(":")
+    when, ident = parse_int(ms), parse_id(rest) if sep else None
+    if when is None or not 0 <= when <= MAX_ID or ident is None:
+        raise invalid("before", f"before must be the cursor an earlier page's next gives (<ms>:<id>), got {raw[:60]!r}")
+    return when, ident
+
+
+def log_page(request: web.Request, rows: list[T], limit: int,
+             cursor: Callable[[T], str]) -> tuple[list[T], dict[str, Any]]:
+    """A page of a log read newest first with one row more than `limit` (that row says a next page exists):
+    the page and {"limit", "before", "next"}, `next` this route with `before` the cursor of the page's last
+    row (other parameters kept), null on the last page."""
+    page = rows[:limit]
+    more = len(rows) > limit and page
+    return page, {
+        "limit": limit, "before": request.query.get("before"),
+        "next": str(request.rel_url.update_query(limit=limit, before=cursor(page[-1]))) if more else None,
+    }

@@ -6,16 +6,21 @@ commands, reading a device, the agent's log level and handling alarms an operato
 commands a supervisor. The operator's name goes into the audit of every command and alarm action.
 
     GET  /api/v1/control/presence                     every gateway: online, since, stale, last state
-    GET  /api/v1/control/alarms?status=&gateway=&limit=
+    GET  /api/v1/control/alarms?status=&gateway=&limit=&before=   the alarm log, newest first, a page at a time
     POST /api/v1/control/alarms/{id}/acknowledge      {"note": "..."} (optional body)
     POST /api/v1/control/alarms/{id}/clear            {"note": "..."} (optional body)
     POST /api/v1/control/commands                     {"gateway"|"commune", "action", "args", "valid_s", "reason"}
-    GET  /api/v1/control/commands?limit=              the audit log, newest first
+    GET  /api/v1/control/commands?limit=&before=      the audit log, newest first, a page at a time
     GET  /api/v1/control/commands/{id}?wait_s=        one command and its acks; wait_s long-polls until final
     GET  /api/v1/control/junctions                    each junction's controller: mode, plan (collector.control.junctions)
     POST /api/v1/control/junctions/{junction}/mode    {"mode": "yellow_flash"|"dark"|"normal", "reason", "duration_s"}
 
 Each command recorded or answered is told to the page's stream (topic `commands`).
+
+The two logs are paged by a `before` cursor (the time and id of the previous page's last row, given
+by `next`), not an offset: they grow at their head, where a new alarm would shift every offset by one
+and the next page would show a row again; the cursor resumes right after the last row seen, however
+many came since, and is an index seek where an offset reads every row it skips.
 """
 
 from __future__ import annotations
@@ -48,7 +53,19 @@ from collector.control.link import ControlLink, LinkConfig
 from collector.control.model import ALARM_ACTIONS, ALARM_STATUSES
 from collector.dashboard.routes import add_stream_topic
 from collector.live import CHANGES
-from collector.params import int_param, json_body, json_response, page_of, path_id
+from collector.params import (
+    LOG_PAGE,
+    MAX_ID,
+    MAX_LOG_PAGE,
+    int_param,
+    json_body,
+    json_response,
+    log_cursor,
+    log_page,
+    page_of,
+    parse_int,
+    path_id,
+)
 from collector.problem import Problem
 
 PREFIX = "/api/v1/control"
@@ -57,6 +74,8 @@ COMMANDS_TOPIC = "commands"
 DEFAULT_VALID_S = 300
 MAX_WAIT_S = 60
 MAX_NOTE = 500
+#: a `before` cursor's command id is at most this long (ids are UUIDs: collector.control.commands)
+MAX_COMMAND_ID = 100
 
 
 def add_control_routes(app: web.Application) -> None:
@@ -116,9 +135,17 @@ async def get_alarms(request: web.Request) -> web.Response:
     if status is not None and status not in ALARM_STATUSES:
         raise Problem(400, "invalid-parameter", "Invalid query parameter",
                       f"status must be one of {', '.join(ALARM_STATUSES)}", parameter="status")
-    limit = int_param(request, "limit", 100, 1, 10_000)
-    rows = await request.app[STORE].alarms(status=status, gateway=request.query.get("gateway"), limit=limit)
-    return json_response({"alarms": [a.as_json() for a in rows]})
+    limit = int_param(request, "limit", LOG_PAGE, 1, MAX_LOG_PAGE)
+    before = log_cursor(request, _alarm_id)
+    rows = await request.app[STORE].alarms(status=status, gateway=request.query.get("gateway"), limit=limit + 1,
+                                           before=before)
+    page, meta = log_page(request, rows, limit, lambda a: f"{a.received_ms}:{a.id}")
+    return json_response({"alarms": [a.as_json() for a in page], **meta})
+
+
+def _alarm_id(raw: str) -> int | None:
+    value = parse_int(raw)
+    return value if value is not None and 0 <= value <= MAX_ID else None
 
 
 async def post_alarm_action(request: web.Request) -> web.Response:
@@ -235,9 +262,11 @@ async def _targets(request: web.Request, body: dict[str, Any]) -> tuple[str, lis
 
 async def get_commands(request: web.Request) -> web.Response:
     await require_role(request, VIEWER, identified=True)
-    limit = int_param(request, "limit", 100, 1, 10_000)
-    rows = await request.app[STORE].commands(limit)
-    return json_response({"commands": [c.as_json() for c in rows]})
+    limit = int_param(request, "limit", LOG_PAGE, 1, MAX_LOG_PAGE)
+    before = log_cursor(request, lambda raw: raw if 0 < len(raw) <= MAX_COMMAND_ID else None)
+    rows = await request.app[STORE].commands(limit + 1, before)
+    page, meta = log_page(request, rows, limit, lambda c: f"{c.issued_at_ms}:{c.id}")
+    return json_response({"commands": [c.as_json() for c in page], **meta})
 
 
 async def get_command(request: web.Request) -> web.Response:

@@ -48,8 +48,9 @@ class ControlStore(Protocol):
     async def record_alarm(self, gateway_id: int, alarm: Alarm, now_ms: int) -> bool:
         """Log an alarm once (a QoS 1 duplicate is ignored); True if new."""
 
-    async def alarms(self, *, status: str | None = None, gateway: str | None = None, limit: int = 100) -> list[AlarmRow]:
-        """Newest first."""
+    async def alarms(self, *, status: str | None = None, gateway: str | None = None, limit: int = 100,
+                     before: tuple[int, int] | None = None) -> list[AlarmRow]:
+        """Newest first (received, then id); `before` (received_ms, id): only the alarms after it in that order."""
 
     async def alarm(self, alarm_id: int) -> AlarmRow | None: ...
 
@@ -63,8 +64,8 @@ class ControlStore(Protocol):
 
     async def command(self, command_id: str) -> CommandRow | None: ...
 
-    async def commands(self, limit: int = 100) -> list[CommandRow]:
-        """The audit log, newest first."""
+    async def commands(self, limit: int = 100, before: tuple[int, str] | None = None) -> list[CommandRow]:
+        """The audit log, newest first (issued, then id); `before` (issued_at_ms, id): only the commands after it."""
 
     async def last_logins(self) -> dict[str, int]:
         """Operator name -> when it last logged in (the audit of its logins); absent if never."""
@@ -169,9 +170,13 @@ class ControlQueries(SqlPrimitives):
         )
         return n == 1
 
-    async def alarms(self, *, status: str | None = None, gateway: str | None = None, limit: int = 100) -> list[AlarmRow]:
+    async def alarms(self, *, status: str | None = None, gateway: str | None = None, limit: int = 100,
+                     before: tuple[int, int] | None = None) -> list[AlarmRow]:
         where: list[str] = []
         args: list[Any] = []
+        if before is not None:
+            args += before
+            where.append(f"(a.received_ms < ${len(args) - 1} OR (a.received_ms = ${len(args) - 1} AND a.id < ${len(args)}))")
         if status is not None:
             args.append(status)
             where.append(f"a.status = ${len(args)}")
@@ -244,9 +249,11 @@ class ControlQueries(SqlPrimitives):
             return None
         return self._command(rows[0], (await self._deliveries([command_id]))[command_id])
 
-    async def commands(self, limit: int = 100) -> list[CommandRow]:
+    async def commands(self, limit: int = 100, before: tuple[int, str] | None = None) -> list[CommandRow]:
+        after = "" if before is None else "WHERE issued_at_ms < $2 OR (issued_at_ms = $2 AND id < $3) "
         rows = await self._ctl_rows(
-            f"SELECT {_COMMAND_COLS} FROM commands ORDER BY issued_at_ms DESC, id DESC LIMIT $1", limit
+            f"SELECT {_COMMAND_COLS} FROM commands {after}ORDER BY issued_at_ms DESC, id DESC LIMIT $1",
+            limit, *(before or ()),
         )
         deliveries = await self._deliveries([r[0] for r in rows])
         return [self._command(r, deliveries[r[0]]) for r in rows]

@@ -1,7 +1,8 @@
 """Read routes that return the fleet come a page at a time: `limit` (a default, a maximum) and `offset`,
 with the total and the next page's address (`next` in the document, or a Link header and X-Total-Count
-for an answer that is a JSON array); a bad value is a 400 problem naming the parameter. On both stores,
-over real HTTP."""
+for an answer that is a JSON array); the alarm log and the command audit, newest first, by a `before`
+cursor; a bad value is a 400 problem naming the parameter. On both stores, over real HTTP. (The map's
+pages of one snapshot: test_map_api.py.)"""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from web_testkit import Web, now_ms, sample
 
+from citygate_wire.mqtt import Alarm, Command
 from collector.params import FLEET_PAGE, MAX_FLEET_PAGE
 
 #: every route paged by collector.params.page_of, and the member holding its rows (None: a JSON array)
@@ -104,3 +106,82 @@ async def test_every_paged_route_says_its_total_and_takes_the_maximum(web: Web, 
         assert isinstance(reply.doc, list) and reply.headers["X-Total-Count"].isdigit()
     else:
         assert reply.doc["limit"] == top and isinstance(reply.doc["total"], int) and member in reply.doc
+
+
+# -- the alarm log and the command audit: a `before` cursor, since they grow at their head ---------------
+
+
+async def alarm_log(web: Web, n: int) -> list[int]:
+    """`n` alarms of one cabinet received a millisecond apart (two at the same instant: the id breaks the
+    tie); their ids newest first."""
+    gw = (await web.add_cabinet("gw-alarms", "21231", 47.32, 5.04)).gateway
+    t0 = now_ms()
+    for i in range(n):
+        await web.store.record_alarm(gw.id, Alarm(f"a{i}", "lamp-1", t0 + i, "lamp_failure", "major"),  # type: ignore[attr-defined]
+                                     t0 + min(i, n - 2))
+    rows = await web.store.alarms(limit=100)  # type: ignore[attr-defined]
+    return [a.id for a in rows]
+
+
+async def walk_log(web: Web, url: str, member: str, key: str, headers: dict[str, str],
+                   between: Any = None) -> list[list[Any]]:
+    """Every page from `url` by its `next` (`between()` awaited after the first page), each page's keys."""
+    pages: list[list[Any]] = []
+    next_url: str | None = url
+    while next_url is not None:
+        reply = await web.get(next_url, headers=headers)
+        assert reply.status == 200, reply.text
+        pages.append([row[key] for row in reply.doc[member]])
+        next_url = reply.doc["next"]
+        assert next_url is None or ("before=" in next_url and "limit=2" in next_url), next_url
+        if len(pages) == 1 and between is not None:
+            await between()
+        assert len(pages) < 10
+    return pages
+
+
+async def test_the_alarm_log_is_walked_by_a_before_cursor_and_a_new_alarm_shifts_nothing(web: Web) -> None:
+    newest_first = await alarm_log(web, 5)
+    headers = await viewer(web)
+    gw = web.cabinets["gw-alarms"].gateway
+
+    async def a_new_alarm_arrives() -> None:  # at the head: an offset would show the first page's last row again
+        await web.store.record_alarm(gw.id, Alarm("late", "lamp-2", now_ms(), "lamp_failure", "major"),  # type: ignore[attr-defined]
+                                     now_ms() + 60_000)
+
+    pages = await walk_log(web, "/api/v1/control/alarms?limit=2&gateway=gw-alarms", "alarms", "id", headers,
+                           a_new_alarm_arrives)
+    assert [len(p) for p in pages] == [2, 2, 1] and [i for p in pages for i in p] == newest_first
+    whole = (await web.get("/api/v1/control/alarms", headers=headers)).doc
+    assert whole["limit"] == 100 and whole["next"] is None and whole["before"] is None and len(whole["alarms"]) == 6
+    # exactly a page's worth: no next page (the route reads one row more to know)
+    assert (await web.get("/api/v1/control/alarms?limit=6", headers=headers)).doc["next"] is None
+    filtered = (await web.get("/api/v1/control/alarms?limit=1&status=open", headers=headers)).doc
+    assert "status=open" in filtered["next"]
+
+
+async def test_the_command_audit_is_walked_by_a_before_cursor(web: Web) -> None:
+    gw = (await web.add_cabinet("gw-cmds", "21231", 47.32, 5.04)).gateway
+    t0 = now_ms()
+    for i in range(5):  # two issued at the same instant: the id breaks the tie
+        issued = t0 + min(i, 3)
+        await web.store.add_command(Command(f"cmd-{i}", "lighting.override", {"lamp": "l1", "level_pct": 10},  # type: ignore[attr-defined]
+                                            issued, issued + 60_000, "test"), "gateway:gw-cmds", [gw.id])
+    headers = await viewer(web)
+    pages = await walk_log(web, "/api/v1/control/commands?limit=2", "commands", "id", headers)
+    assert pages == [["cmd-4", "cmd-3"], ["cmd-2", "cmd-1"], ["cmd-0"]]
+    whole = (await web.get("/api/v1/control/commands", headers=headers)).doc
+    assert [c["id"] for c in whole["commands"]] == [i for p in pages for i in p] and whole["next"] is None
+
+
+@pytest.mark.parametrize("path", ["/api/v1/control/alarms", "/api/v1/control/commands"])
+@pytest.mark.parametrize("query", ["limit=0", "limit=10001", "limit=x", "before=", "before=12", "before=x:1",
+                                   "before=-1:1", "before=1:", "before=99999999999999999999:1"])
+async def test_a_bad_log_page_is_a_400_naming_the_parameter(web: Web, path: str, query: str) -> None:
+    headers = await viewer(web)
+    reply = await web.get(f"{path}?{query}", headers=headers)
+    assert reply.status == 400 and reply.content_type == "application/problem+json", (path, query, reply.text)
+    assert reply.doc["parameter"] == query.split("=")[0], reply.doc
+    if "alarms" in path:  # an alarm's id is a number
+        reply = await web.get(f"{path}?before=1:abc", headers=headers)
+        assert reply.status == 400 and reply.doc["parameter"] == "before"
