@@ -10,6 +10,8 @@ the system Chromium (Playwright) opens /control/#/map in a fresh context (empty 
 
 - first render: navigation start to the first frame after the map drew its cabinets and layers
   (the page's `cg-map-rendered` mark);
+- every lamp held: navigation start to the lamps' positions and states all there (every page of the
+  lamps put together, `cg-map-lamps`: what street zoom needs);
 - interactive: the end of the last long task (> 50 ms, PerformanceObserver) before a quiet 2 s after
   the first render, or the first render if none came after it;
 - bytes: what the network carried for the page, compressed as sent (CDP encodedDataLength), the
@@ -159,12 +161,14 @@ async def load_once(browser: Browser, url: str) -> dict[str, float]:
         await page.goto(url + "/control/#/map", timeout=120_000)
         await page.wait_for_function("performance.getEntriesByName('cg-map-rendered').length > 0", timeout=120_000)
         rendered = await page.evaluate("performance.getEntriesByName('cg-map-rendered')[0].startTime")
+        await page.wait_for_function("performance.getEntriesByName('cg-map-lamps').length > 0", timeout=120_000)
+        lamps = await page.evaluate("performance.getEntriesByName('cg-map-lamps')[0].startTime")
         await asyncio.sleep(QUIET_S)
         long_tasks = await page.evaluate("window.__cgLong")
         after = [start + duration for start, duration in long_tasks if start + duration > rendered]
         interactive = max([rendered, *after])
         total = sum(v for k, v in sizes.items() if k not in streams)
-        return {"render_ms": rendered, "interactive_ms": interactive, "bytes": total}
+        return {"render_ms": rendered, "lamps_ms": lamps, "interactive_ms": interactive, "bytes": total}
     finally:
         await context.close()
 
@@ -271,7 +275,8 @@ def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(run[k] for run in runs) for k in runs[0]}
 
 
-ROWS = (("render_ms", "first render", "ms", 1), ("interactive_ms", "interactive", "ms", 1),
+ROWS = (("render_ms", "first render", "ms", 1), ("lamps_ms", "every lamp held", "ms", 1),
+        ("interactive_ms", "interactive", "ms", 1),
         ("bytes", "bytes transferred", "kB", 1000), ("page_ms_per_s", "live: page main thread", "ms/s", 1),
         ("collector_ms_per_s", "live: collector CPU", "ms/s", 1),
         ("idle_collector_ms_per_s", "  the same, no page open", "ms/s", 1),

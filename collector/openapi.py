@@ -128,6 +128,18 @@ GATEWAY_AUTH: list[Doc] = [{"gatewayToken": []}]
 OPERATOR_AUTH: list[Doc] = [{"operatorToken": []}]
 LIMIT = _query("limit", "How many, newest first", {"type": "integer", "minimum": 1, "maximum": 10000,
                                                      "default": 100})
+#: a page of a log newest first (alarm log, command audit: collector.params.log_page): `before` is the cursor
+#: the previous page's `next` gives, not an offset (the log grows at its head); the answer has limit, before, next
+BEFORE = _query("before", "Resume after this row: the cursor <ms>:<id> of the previous page's next",
+                {"type": "string", "pattern": "^[0-9]{1,19}:.+$"})
+LOG_MEMBERS = {"limit": {"type": "integer"}, "before": {"type": ["string", "null"]},
+               "next": {"type": ["string", "null"], "description": "The following (older) page's address, null on the last"}}
+
+
+def _log_page(member: str) -> Doc:
+    return _json({"type": "object", "properties": {member: {"type": "array"}, **LOG_MEMBERS}})
+
+
 PERIOD = _path("period", "Bucket size", "^(hour|day)$")
 ROLLUP_PARAMS = [PERIOD, _query("from", "First bucket, either period: a date YYYY-MM-DD (a Paris day), a "
                                          "date-time with its zone, or UTC epoch ms", required=True),
@@ -289,9 +301,9 @@ PATHS: Doc = {
     # -- control plane (collector.control.routes)
     "/api/v1/control/presence": {"get": _op("Every gateway's MQTT presence, a page at a time by name", "Control", {
         "200": _paged("gateways"), "401": PROBLEM}, security=OPERATOR_AUTH, params=PAGE)},
-    "/api/v1/control/alarms": {"get": _op("The alarm log, newest first", "Control", {
-        "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM}, security=OPERATOR_AUTH, params=[
-        _query("status", "open, acknowledged or cleared"), _query("gateway", "Gateway name"), LIMIT])},
+    "/api/v1/control/alarms": {"get": _op("The alarm log, newest first, a page at a time", "Control", {
+        "200": _log_page("alarms"), "400": PROBLEM, "401": PROBLEM}, security=OPERATOR_AUTH, params=[
+        _query("status", "open, acknowledged or cleared"), _query("gateway", "Gateway name"), LIMIT, BEFORE])},
     "/api/v1/control/alarms/{alarm}/{action}": {"post": _op("Acknowledge or clear an alarm", "Control", {
         "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "404": PROBLEM, "409": PROBLEM},
         security=OPERATOR_AUTH, params=[_path("alarm", "Alarm id", "^[0-9]+$"),
@@ -306,9 +318,9 @@ PATHS: Doc = {
                     "gateway": {"type": "string"}, "commune": {"type": "string"}, "action": {"type": "string"},
                     "args": {"type": "object"}, "valid_s": {"type": "number"},
                     "reason": {"type": "string", "maxLength": 500}}}}}}),
-        "get": _op("The command audit log, newest first", "Control", {
-            "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM}, security=OPERATOR_AUTH,
-            params=[LIMIT])},
+        "get": _op("The command audit log, newest first, a page at a time", "Control", {
+            "200": _log_page("commands"), "400": PROBLEM, "401": PROBLEM}, security=OPERATOR_AUTH,
+            params=[LIMIT, BEFORE])},
     "/api/v1/control/commands/{command}": {"get": _op("One command and its acknowledgements", "Control", {
         "200": _json({"type": "object"}), "400": PROBLEM, "401": PROBLEM, "404": PROBLEM}, security=OPERATOR_AUTH,
         params=[_path("command", "Command id"), _query("wait_s", "Long-poll until final, seconds", {
@@ -401,9 +413,17 @@ PATHS: Doc = {
     "/control/api/map/config": {"get": _op("The map's tile URL (none: a plain background), communes and states",
                                            "Control centre", {"200": _json({"type": "object"})})},
     "/control/api/map/layers": {"get": _op(
-        "Every cabinet and lamp (own position or the cabinet's: positionSource) with its state, and the other layers",
-        "Control centre", {"200": _json({"type": "object"})}, params=[_query(
-            "layers", "Comma-separated: cabinets, lamps, junctions, cameras, parking, vehicles (default all)")])},
+        "Every cabinet and lamp (own position or the cabinet's: positionSource) with its state, and the other layers; "
+        "the lamps and their states in pages of one snapshot (stamp, layout, total, limit, offset, next), the other "
+        "layers and the cabinets with the first page", "Control centre", {
+            "200": _json({"type": "object"}), "400": PROBLEM,
+            "410": PROBLEM},
+        params=[_query("layers", "Comma-separated: cabinets, lamps, junctions, cameras, parking, vehicles (default all)"),
+                _query("limit", "Lamps a page, 1 to 20000 (default 10000)",
+                       {"type": "integer", "minimum": 1, "maximum": 20000}),
+                _query("offset", "Lamps to skip (default 0)", {"type": "integer", "minimum": 0}),
+                _query("stamp", "The snapshot of the first page (its stamp; next carries it)",
+                       {"type": "integer", "minimum": 0})])},
     "/control/api/map/states": {"get": _op(
         "The cabinets' and lamps' states: only those changed since `since` when this instance holds it, else all",
         "Control centre", {"200": _json({"type": "object"})}, params=[_query(

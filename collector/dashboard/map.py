@@ -3,8 +3,10 @@ then only what changed.
 
     GET /control/api/map/config               the tile URL ($CITYGATE_TILE_URL; none: a plain
                                               background), the communes as points, the legend's states
-    GET /control/api/map/layers?layers=a,b    the layers asked (default all): cabinets, lamps, junctions,
-                                              cameras, parking, vehicles; with the states of `states`
+    GET /control/api/map/layers?layers=a,b&limit=&offset=&stamp=
+                                              the layers asked (default all): cabinets, lamps, junctions,
+                                              cameras, parking, vehicles; with their states (`states`);
+                                              the lamps a page at a time (below)
     GET /control/api/map/states?since=STAMP   the states of cabinets and lamps: only those that changed
                                               since STAMP when this process still holds it, else all
 
@@ -12,6 +14,16 @@ Columns, not objects: 34,000 lamps as arrays of names, positions and one state l
 (about 0.2 MB compressed: bench/bench_map_page.py). A lamp is known by its index in the answer's
 `layout`; a `layout` that changed (a lamp, a cabinet or a position added or moved) makes the page
 ask the layers again.
+
+Pages of one snapshot: the lamps (and their states) come `limit` at a time from `offset`, with `total`
+and `next`; every page has the snapshot's `stamp` and `layout`, and `stamp=S` asks a page of snapshot S
+(`next` carries it) as long as this process holds it (the last HISTORY snapshots: at least half a
+minute, one rebuild a second at most), else 410 and the client starts over. The other layers, the
+cabinets and their states come with the first page (offset 0) only. A map page is a piece of one
+picture, not a list page: MAP_PAGE lamps (10,000: 0.7 MB of JSON, 0.1 MB gzipped) by default,
+MAX_MAP_PAGE (20,000) at most, so the metropolis's 34,000 lamps are four pages the page asks at once
+after the first has told it the total and the stamp; ten times the metropolis is 34 pages, never one
+answer of 24 MB.
 
 A lamp's state, first that applies:
 - `U` unreachable: its gateway offline (collector.online: MQTT presence, or its uploads), or its
@@ -51,8 +63,9 @@ from collector.dashboard.routes import add_stream_topic
 from collector.live import CHANGES
 from collector.model import Gateway, IngestResult
 from collector.online import GatewayStatus, fleet
-from collector.params import invalid, parse_int
+from collector.params import MAX_ID, int_param, invalid, page_params, parse_int
 from collector.positions import LampReading, Located, device_positions
+from collector.problem import Problem
 from collector.readmodel import RESTORED as LAMP_RESTORED
 from collector.rollup import FAULT_CODE
 from collector.store import Store
@@ -80,6 +93,8 @@ READ_BATCH = 500  # gateways a readings statement names
 HISTORY = 32  # stamps a delta can start from
 SOURCE_LETTER = {"config": "c", "import": "i", "cabinet": "b"}
 STATES = {"O": "on", "D": "dimmed", "X": "off", "F": "failed", "U": "unreachable"}
+#: lamps a page of /layers: by default, and at most (see above)
+MAP_PAGE, MAX_MAP_PAGE = 10_000, 20_000
 
 
 def tile_url_problem(url: str) -> str | None:
@@ -214,23 +229,42 @@ def _layers_param(request: web.Request) -> list[str]:
 
 async def get_layers(request: web.Request) -> web.Response:
     asked = _layers_param(request)
-    snap = await snapshot(request.app)
+    limit, offset = page_params(request, MAP_PAGE, MAX_MAP_PAGE)
+    snap = await _snapshot_asked(request)
     doc: dict[str, Any] = {"stamp": snap.stamp, "layout": snap.layout, "presence_source": snap.presence_source}
     store = request.app[STORE]
-    if "cabinets" in asked or "lamps" in asked:  # lamps name their cabinet by its index
+    first = offset == 0
+    if first and ("cabinets" in asked or "lamps" in asked):  # lamps name their cabinet by its index
         doc["cabinets"] = _cabinets(snap)
     if "lamps" in asked:
-        doc["lamps"] = _lamps(snap)
-    if "junctions" in asked:
+        doc["lamps"] = _lamps(snap, offset, offset + limit)
+    if first and "junctions" in asked:
         doc["junctions"] = await _junctions(store, snap)
-    if "cameras" in asked:
+    if first and "cameras" in asked:
         doc["cameras"] = await _cameras(store, snap)
-    if "parking" in asked:
+    if first and "parking" in asked:
         doc["parking"] = await _parking(store)
-    if "vehicles" in asked:
+    if first and "vehicles" in asked:
         doc["vehicles"] = await _vehicles(request, store)
-    doc["states"] = _full_states(snap)
+    doc["states"] = _full_states(snap, (offset, offset + limit) if "lamps" in asked else None, cabinets=first)
+    if "lamps" in asked:
+        more = offset + limit < len(snap.lamps)
+        doc.update(total=len(snap.lamps), limit=limit, offset=offset, next=str(request.rel_url.update_query(
+            limit=limit, offset=offset + limit, stamp=snap.stamp)) if more else None)
     return _compressed(request, doc)
+
+
+async def _snapshot_asked(request: web.Request) -> Snapshot:
+    """The snapshot `stamp` names (a page after the first), else the current one; Problem 410 when this
+    process no longer holds it (or never did: another instance's): the client asks the first page again."""
+    if "stamp" not in request.query:
+        return await snapshot(request.app)
+    stamp = int_param(request, "stamp", 0, 0, MAX_ID)
+    held = request.app[MAP_CACHE].history.get(stamp)
+    if held is None:
+        raise Problem(410, "snapshot-gone", "Snapshot gone",
+                      f"the map's snapshot {stamp} is no longer held: ask the first page again", parameter="stamp")
+    return held
 
 
 async def get_states(request: web.Request) -> web.Response:
@@ -474,21 +508,27 @@ def _cabinets(snap: Snapshot) -> dict[str, Any]:
             "lat": [g.lat for g in snap.cabinets], "lon": [g.lon for g in snap.cabinets], "lamps": lamps}
 
 
-def _lamps(snap: Snapshot) -> dict[str, Any]:
-    return {"cabinet": [lamp.cabinet for lamp in snap.lamps], "device": [lamp.device for lamp in snap.lamps],
-            "lat": [lamp.lat for lamp in snap.lamps], "lon": [lamp.lon for lamp in snap.lamps],
-            "positionSource": "".join(SOURCE_LETTER[lamp.source] for lamp in snap.lamps),
+def _lamps(snap: Snapshot, lo: int, hi: int) -> dict[str, Any]:
+    lamps = snap.lamps[lo:hi]
+    return {"cabinet": [lamp.cabinet for lamp in lamps], "device": [lamp.device for lamp in lamps],
+            "lat": [lamp.lat for lamp in lamps], "lon": [lamp.lon for lamp in lamps],
+            "positionSource": "".join(SOURCE_LETTER[lamp.source] for lamp in lamps),
             "positionSources": {v: k for k, v in SOURCE_LETTER.items()}, "unplaced": snap.unplaced}
 
 
-def _full_states(snap: Snapshot) -> dict[str, Any]:
-    return {
-        "stamp": snap.stamp, "layout": snap.layout, "full": True,
-        "cabinets": {"online": _online(snap), "status": snap.cabinet_status},
-        "lamps": {"state": "".join(s[0] for s in snap.states), "level": [s[1] for s in snap.states],
-                  "overridden": [i for i, s in enumerate(snap.states) if s[2]],
-                  "why": {str(i): s[3] for i, s in enumerate(snap.states) if s[3] is not None}},
-    }
+def _full_states(snap: Snapshot, lamps: tuple[int, int] | None = (0, MAX_ID), *, cabinets: bool = True) -> dict[str, Any]:
+    """Every state of `snap`: the cabinets' (unless not `cabinets`) and the lamps' of [lo, hi) (none when
+    `lamps` is None), each lamp known by its index in the whole snapshot."""
+    doc: dict[str, Any] = {"stamp": snap.stamp, "layout": snap.layout, "full": True}
+    if cabinets:
+        doc["cabinets"] = {"online": _online(snap), "status": snap.cabinet_status}
+    if lamps is not None:
+        lo, hi = lamps
+        states = snap.states[lo:hi]
+        doc["lamps"] = {"state": "".join(s[0] for s in states), "level": [s[1] for s in states],
+                        "overridden": [lo + i for i, s in enumerate(states) if s[2]],
+                        "why": {str(lo + i): s[3] for i, s in enumerate(states) if s[3] is not None}}
+    return doc
 
 
 def _delta(before: Snapshot, snap: Snapshot) -> dict[str, Any]:

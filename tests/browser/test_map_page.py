@@ -184,3 +184,33 @@ async def test_the_map_at_each_size_and_in_english(collector: Collector, new_pag
     await open_map(page, collector, operator_login, f"#/map/{gw}")
     await expect(page.locator(".map-layers legend")).to_have_text("Layers")
     assert "Unreachable" in await page.locator(".map-legend").inner_text()
+
+
+async def test_the_map_puts_the_lamps_of_several_pages_together(collector: Collector, new_page,  # type: ignore[no-untyped-def]
+                                                                operator_login, shot) -> None:
+    """Lamps 3 a page (the page's knob), so the fleet here is several pages: the map holds every lamp the
+    server counts, each in its state, and goes on by deltas from that snapshot."""
+    gw = await seed(collector, 47.3190, 5.1190)
+    page = await new_page(1366, 768)
+    await page.add_init_script("window.CG_MAP_LAMP_PAGE = 3")
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/map/layers?layers=lamps" in r.url else None)
+    await open_map(page, collector, operator_login, f"#/map/{gw}")
+    await drawn_states(page, gw)
+    assert {d: (await lamp(page, gw, d))["state"] for d in STATES} == STATES
+    total = await page.evaluate("CG.api('/control/api/map/layers?layers=lamps&limit=1').then((d) => d.total)")
+    held = await page.evaluate("CG.mapDebug.lamps()")  # positions and states
+    assert held == [total, total] and total > 6 and len(asked) >= -(-total // 3), (held, total, asked)
+    assert any("stamp=" in u and "offset=3" in u for u in asked)
+    await collector.upload(gw, [event("on", now_ms(), "lamp_failure", "major")])
+    await page.wait_for_function("([g]) => CG.mapDebug.lamp(g, 'on').state === 'F'", arg=[gw], timeout=30_000)
+    await shot(page, "paged")
+    assert not errors(page), errors(page)
+    phone = await new_page(390, 844)
+    await phone.add_init_script("window.CG_MAP_LAMP_PAGE = 3")
+    await open_map(phone, collector, operator_login, f"#/map/{gw}")
+    await drawn_states(phone, gw)
+    assert await phone.evaluate("CG.mapDebug.lamps()") == [total, total]
+    await no_horizontal_scroll(phone)
+    await shot(phone, "paged")
+    assert not errors(phone), errors(phone)

@@ -174,3 +174,44 @@ async def test_layers_asked_are_the_layers_given_and_answers_are_compressed(web:
     config = (await web.get("/control/api/map/config")).doc
     assert config["tile_url"] is None and any(c["insee"] == DIJON for c in config["communes"])
     assert set(config["states"]) == {"O", "D", "X", "F", "U"}
+
+
+async def test_the_layers_come_in_pages_of_one_snapshot(web: Web) -> None:
+    """limit/offset over the lamps: every page of the same stamp and layout, its slice of the lamps and of
+    their states, the total and next (carrying the stamp); the other layers with the first page only; a
+    stamp the process let go is a 410, and the client starts over."""
+    await web.add_cabinet("gw-a", DIJON, lat=47.32, lon=5.04)
+    now = now_ms()
+    await web.upload("gw-a", [sample(0, f"lamp-{i}", now - 1000, lamp_on=True, level_pct=100 if i % 2 else 40)
+                              for i in range(5)]
+                     + [event(0, "lamp-3", now - 500, "communication_failure", "major", failures=3)])
+    whole = await layers(web, lambda d: d["states"]["lamps"]["state"] == "DODUD", "?layers=lamps")
+    assert whole["total"] == 5 and whole["next"] is None and whole["limit"] == 10_000 and whole["offset"] == 0
+    pages, url = [], "/control/api/map/layers?limit=2"
+    while url is not None:
+        doc = (await web.get(url)).doc
+        pages.append(doc)
+        assert (doc["stamp"], doc["layout"], doc["total"], doc["limit"]) == (whole["stamp"], whole["layout"], 5, 2)
+        url = doc["next"]
+        assert url is None or f"stamp={whole['stamp']}" in url
+    assert [p["offset"] for p in pages] == [0, 2, 4]
+    assert [p["lamps"]["device"] for p in pages] == [["lamp-0", "lamp-1"], ["lamp-2", "lamp-3"], ["lamp-4"]]
+    assert "".join(p["states"]["lamps"]["state"] for p in pages) == "DODUD"
+    assert [p["states"]["lamps"]["why"] for p in pages] == [{}, {"3": "communication_lost"}, {}]  # whole indices
+    assert "cabinets" in pages[0] and "junctions" in pages[0] and "cabinets" in pages[0]["states"]
+    assert all(k not in p for p in pages[1:] for k in ("cabinets", "junctions", "cameras", "parking", "vehicles"))
+    # a page past the first of a snapshot this process no longer holds (or never did)
+    gone = await web.get("/control/api/map/layers?layers=lamps&offset=2&stamp=999999")
+    assert gone.status == 410 and gone.content_type == "application/problem+json" and gone.doc["parameter"] == "stamp"
+    # the cabinets' layers without the lamps: the cabinets' states only, no page
+    cabs = (await web.get("/control/api/map/layers?layers=cabinets")).doc
+    assert "lamps" not in cabs["states"] and "total" not in cabs and cabs["states"]["cabinets"]["online"] == "1"
+
+
+async def test_a_bad_map_page_is_refused_naming_the_parameter(web: Web) -> None:
+    for query, parameter in (("limit=0", "limit"), ("limit=20001", "limit"), ("limit=ten", "limit"),
+                             ("offset=-1", "offset"), ("stamp=abc", "stamp"), ("stamp=-2", "stamp")):
+        reply = await web.get(f"/control/api/map/layers?layers=lamps&{query}")
+        assert reply.status == 400 and reply.doc["parameter"] == parameter, (query, reply.text)
+    top = (await web.get("/control/api/map/layers?layers=lamps&limit=20000&offset=7")).doc
+    assert top["limit"] == 20_000 and top["lamps"]["device"] == [] and top["next"] is None

@@ -1,6 +1,7 @@
 // map.js: the map of every asset (route "#/map", and CG.widgets.map for the overview).
-// Data: /control/api/map/config, /layers (columns: 34,000 lamps in one answer) and /states?since=STAMP
-// (only what changed) on the shell's "summary" and "change" events. Leaflet with a canvas renderer:
+// Data: /control/api/map/config, /layers (columns: the lamps in pages of one snapshot, 10,000 lamps a
+// page by default: the first tells the total and the stamp, the others are asked at once and put together)
+// and /states?since=STAMP (only what changed) on the shell's "summary" and "change" events. Leaflet with a canvas renderer:
 // cabinets are clustered markers whose look tells their lamps' worst state; each lamp is drawn on the
 // canvas from LAMP_ZOOM, where a view holds a few hundred of them. Each state has its colour AND its
 // shape (the legend shows both): on ●, dimmed ◐, off ○, failed ▲, unreachable ■ (never "off").
@@ -16,6 +17,9 @@
   const COLOURS = { O: "#f0b400", D: "#b07800", X: "#4a5560", F: "#c8102e", U: "#6b3fa0", ovr: "#0060df" };
   const LAYERS = ["cabinets", "lamps", "junctions", "cameras", "parking", "vehicles"];
   const ON_BY_DEFAULT = new Set(["cabinets", "lamps", "junctions"]);
+  // lamps a page (the server's default when unset); tests make it small to see the metropolis in pages
+  const LAMP_PAGE = Number(window.CG_MAP_LAMP_PAGE) || 0;
+  const LAMPS_URL = "/control/api/map/layers?layers=lamps";
 
   CG.strings({
     fr: {
@@ -110,10 +114,12 @@
     data.stamp = s.stamp;
     data.layout = s.layout;
     if (s.full) {
-      data.state = s.lamps.state.split("");
-      data.level = s.lamps.level.slice();
-      data.ovr = new Set(s.lamps.overridden);
-      data.why = { ...s.lamps.why };
+      if (s.lamps) {  // the cabinets' layers come without the lamps' states: those come with the lamps
+        data.state = s.lamps.state.split("");
+        data.level = s.lamps.level.slice();
+        data.ovr = new Set(s.lamps.overridden);
+        data.why = { ...s.lamps.why };
+      }
       data.online = s.cabinets.online.split("");
       data.cabStatus = s.cabinets.status.split("");
       return null;
@@ -149,9 +155,40 @@
 
   let lampsOnTheirWay = null;
 
+  /** Every lamp of one snapshot and their states: the first page, then the others at once (by the first
+   * one's stamp), put together as one answer. A snapshot the server let go meanwhile (410): again. */
+  async function allLamps() {
+    for (let attempt = 1; ; attempt++) {
+      const first = await CG.api(LAMP_PAGE ? `${LAMPS_URL}&limit=${LAMP_PAGE}` : LAMPS_URL);
+      const asks = [];
+      for (let off = first.offset + first.limit; off < first.total; off += first.limit) {
+        asks.push(CG.api(`${LAMPS_URL}&limit=${first.limit}&offset=${off}&stamp=${first.stamp}`));
+      }
+      try {
+        const rest = await Promise.all(asks);
+        const lamps = first.lamps;
+        const st = first.states.lamps;
+        for (const page of rest) {
+          for (const col of ["cabinet", "device", "lat", "lon", "level"]) {
+            const into = col === "level" ? st.level : lamps[col];
+            for (const v of (col === "level" ? page.states.lamps.level : page.lamps[col])) into.push(v);
+          }
+          lamps.positionSource += page.lamps.positionSource;
+          st.state += page.states.lamps.state;
+          for (const i of page.states.lamps.overridden) st.overridden.push(i);
+          Object.assign(st.why, page.states.lamps.why);
+        }
+        performance.mark("cg-map-lamp-pages");
+        return first;
+      } catch (err) {
+        if (err.status !== 410 || attempt >= 5) throw err;
+      }
+    }
+  }
+
   /** The cabinets and small layers, and (in parallel, bigger, needed from street zoom only) the lamps. */
   async function load() {
-    lampsOnTheirWay = CG.api("/control/api/map/layers?layers=lamps");
+    lampsOnTheirWay = allLamps();
     lampsOnTheirWay.catch(() => null);  // awaited by lampsArrived
     const [config, doc] = await Promise.all([data.config || CG.api("/control/api/map/config"),
       CG.api(`/control/api/map/layers?layers=${LAYERS.filter((l) => l !== "lamps").join(",")}`)]);
@@ -162,16 +199,18 @@
     indexLamps();
   }
 
-  /** The lamps' positions once here; false if they belong to another layout than the page's (ask again). */
+  /** The lamps' positions and states once here; false if they belong to another layout than the page's
+   * (ask again). The page goes on from the lamps' snapshot (its deltas wait for it), the cabinets' states
+   * with them. */
   async function lampsArrived() {
     const doc = await lampsOnTheirWay;
     if (doc.layout !== data.layout) return false;
     data.doc.lamps = doc.lamps;
-    const newer = doc.states.stamp > data.stamp;
-    if (newer) takeStates(doc.states);  // never back to older states
+    const other = doc.states.stamp !== data.stamp;
+    takeStates(doc.states);
     indexLamps();
     performance.mark("cg-map-lamps");
-    return newer ? "newer" : "same";
+    return other ? "other" : "same";
   }
 
   // opened on the map: its data is asked for while the page's other scripts still load
@@ -303,15 +342,15 @@
 
     function showLegend() {
       const n = counts();
-      const rows = STATES.map((st) => el("li", {}, legendIcon(st, false), el("span", {}, CG.t(`map.state.${STATE_KEY[st]}`)), el("span", { class: "n" }, CG.fmtNum(n[st]))));
-      rows.push(el("li", {}, legendIcon("O", true), el("span", {}, CG.t("map.state.overridden")), el("span", { class: "n" }, CG.fmtNum(n.ovr))));
+      const num = (k) => (data.doc.lamps ? CG.fmtNum(n[k]) : "…");  // the lamps' states come with the lamps
+      const rows = STATES.map((st) => el("li", {}, legendIcon(st, false), el("span", {}, CG.t(`map.state.${STATE_KEY[st]}`)), el("span", { class: "n" }, num(st))));
+      rows.push(el("li", {}, legendIcon("O", true), el("span", {}, CG.t("map.state.overridden")), el("span", { class: "n" }, num("ovr"))));
       const cabs = ["ok", "unreachable", "failed", "offline"].map((s) => el("li", {}, el("span", { class: `cg-cab cg-cab-${s}`, "aria-hidden": "true" }, CAB_GLYPH[s]), el("span", {}, CG.t(`map.cabinet.${s}`))));
       legend.replaceChildren(el("ul", { class: "map-legend-lamps" }, rows), el("ul", { class: "map-legend-cabs" }, cabs));
     }
 
     function showStatus() {
-      const total = data.state.length;
-      let text = CG.t("map.count", { n: CG.fmtNum(total) });
+      let text = data.doc.lamps ? CG.t("map.count", { n: CG.fmtNum(data.state.length) }) : CG.t("map.loading");
       if (data.doc.lamps && data.doc.lamps.unplaced) text += ` · ${CG.t("map.unplaced", { n: CG.fmtNum(data.doc.lamps.unplaced) })}`;
       if (shown.has("lamps") && map && map.getZoom() < LAMP_ZOOM) text += ` · ${CG.t("map.zoom")}`;
       if (!data.config.tile_url) text += ` · ${CG.t("map.notiles")}`;
@@ -446,6 +485,10 @@
     async function refresh() {
       timer = null;
       if (stopped || data.stamp === null) return;
+      if (!data.doc.lamps) {  // a delta goes on from the lamps' snapshot: wait for it
+        schedule();
+        return;
+      }
       try {
         const s = await CG.api(`/control/api/map/states?since=${data.stamp}`);
         if (stopped) return;
@@ -473,8 +516,11 @@
       const arrived = await lampsArrived();
       if (stopped) return;
       if (!arrived) await reload();
-      else if (arrived === "newer") rebuild();  // the cabinets' looks too
-      else drawLamps();
+      else if (arrived === "other") rebuild();  // the cabinets' looks too
+      else {
+        drawLamps();
+        showLegend();
+      }
     }
 
     function schedule() {
@@ -556,6 +602,8 @@
   CG.mapDebug = {
     stamp: () => data.stamp,
     drawn: () => (active ? active.drawn.size : 0),
+    /** [lamps placed, lamp states held] (every page put together) */
+    lamps: () => [data.doc && data.doc.lamps ? data.doc.lamps.device.length : 0, data.state.length],
     /** a lamp's state letter and, when drawn, where it is on the page */
     lamp(gateway, device) {
       if (!data.doc || !data.doc.lamps) return null;
