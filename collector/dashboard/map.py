@@ -46,6 +46,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -153,7 +154,10 @@ class MapCache:
     current: Snapshot | None = None
     at: float = 0.0
     version: int = -1
-    next_stamp: int = 1
+    #: each process starts its stamps at a random place (below 2**52: a number the page holds exactly),
+    #: so a stamp or a `since` another instance behind the proxy gave is unknown here (a full answer, a
+    #: 410 for a page), never taken for one of this process's snapshots
+    next_stamp: int = field(default_factory=lambda: secrets.randbelow(2**51) + 1)
     history: OrderedDict[int, Snapshot] = field(default_factory=OrderedDict)
     position_marks: tuple[Any, ...] | None = None
     positions: dict[tuple[str, str], Located] = field(default_factory=dict)

@@ -215,3 +215,35 @@ async def test_a_bad_map_page_is_refused_naming_the_parameter(web: Web) -> None:
         assert reply.status == 400 and reply.doc["parameter"] == parameter, (query, reply.text)
     top = (await web.get("/control/api/map/layers?layers=lamps&limit=20000&offset=7")).doc
     assert top["limit"] == 20_000 and top["lamps"]["device"] == [] and top["next"] is None
+
+
+async def test_a_stamp_of_another_instance_is_never_taken_for_one_of_this_one(store: Store) -> None:
+    """Two collectors on one store, as behind a proxy: each numbers its snapshots from a place of its
+    own, so B answers A's stamp with everything (states) or a 410 (a page), never a delta from a
+    snapshot of B that happens to bear the same number."""
+    apps, webs, runners = [], [], []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        try:
+            for _ in range(2):
+                app = create_app(store)
+                app[MAP_CACHE].min_rebuild_s = app[MAP_CACHE].max_age_s = 0.0
+                runner, url = await start(app, "127.0.0.1", 0)
+                apps.append(app)
+                runners.append(runner)
+                webs.append(Web(url, store, session))
+            a, b = webs
+            await a.add_cabinet("gw-a", DIJON, lat=47.32, lon=5.04)
+            b.cabinets = a.cabinets  # one fleet: each instance is sent a batch (the other reads it later)
+            await a.upload("gw-a", [sample(0, f"lamp-{i}", now_ms() - 1000, lamp_on=True) for i in range(3)])
+            await b.upload("gw-a", [sample(0, f"lamp-{i}", now_ms() - 500, lamp_on=True) for i in range(3)])
+            on_a = await layers(a, lambda d: len(d["lamps"]["device"]) == 3)
+            on_b = await layers(b, lambda d: len(d["lamps"]["device"]) == 3)
+            assert on_a["stamp"] != on_b["stamp"]
+            assert 0 < on_a["stamp"] < 2**53 and 0 < on_b["stamp"] < 2**53  # a number the page holds exactly
+            full = (await b.get(f"/control/api/map/states?since={on_a['stamp']}")).doc
+            assert full["full"] is True and len(full["lamps"]["state"]) == 3
+            page = await b.get(f"/control/api/map/layers?layers=lamps&limit=1&offset=1&stamp={on_a['stamp']}")
+            assert page.status == 410 and page.doc["parameter"] == "stamp"
+        finally:
+            for runner in runners:
+                await runner.cleanup()
