@@ -70,7 +70,9 @@ async def test_control_page_shows_the_fleet_and_follows_it_live(web: Web, browse
     assert {"Chenôve", "Neuilly-Crimolois", "Bretenière", "Fénay", "Marsannay-la-Côte"} <= set(names)
     assert (await text(browser, "#online-count"), await text(browser, "#gateway-count")) == ("2", "4")
     assert "envois de données" in await text(browser, "#presence-source")
-    assert await text(browser, "#alarm-count") == "2"  # the lamp failure (major) and the supply loss
+    # the lamp failure (major) and the supply loss: the operators' alarms, folded from the uploads a
+    # moment after they are stored, and sent to the page by its stream when they are
+    await browser.wait_for("document.querySelector('#alarm-count').textContent === '2'", timeout=30)
     assert await text(browser, "#fault-count") == "1"
     # the overview's alarm widget (alarms.js) loads its own list
     await browser.wait_for("document.querySelector('#alarm-widget').textContent.includes('Coupure d\\'alimentation')")

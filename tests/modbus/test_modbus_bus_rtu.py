@@ -55,7 +55,12 @@ async def test_rtu_dead_devices_do_not_delay_neighbours_on_the_sequential_line()
         neighbour_gaps = [g for u in units if u not in dead for g in gaps(records.sample_times(f"lamp-{u}")[2:])]
         assert len(neighbour_gaps) >= 8 * 7
         assert statistics.median(neighbour_gaps) == pytest.approx(0.4, abs=0.05)
-        assert max(neighbour_gaps) < 0.4 + 0.15 + 0.1, f"a neighbour waited {max(neighbour_gaps):.3f} s"
+        # In line behind the two dead ones a neighbour would wait 0.4 + 2 x 3 x 0.15 = 1.3 s every cycle.
+        # Off the line, at most one timeout of its own (a reply a loaded machine read late: 0.4 + 0.15 +
+        # its retry) now and then: never a dead controller's retries.
+        late = [g for g in neighbour_gaps if g > 0.4 + 0.15 + 0.1]
+        assert len(late) <= len(neighbour_gaps) // 20, f"neighbours waited {sorted(late)} s"
+        assert max(neighbour_gaps) < 0.4 + 3 * 0.15 + 0.1, f"a neighbour waited {max(neighbour_gaps):.3f} s"
         assert sorted(e.device for e in records.events("communication_failure")) == ["lamp-4", "lamp-8"]
 
 
