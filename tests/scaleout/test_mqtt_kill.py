@@ -135,6 +135,15 @@ async def settled(url: str, want: dict[str, tuple[bool, int | None]], timeout_s:
         await asyncio.sleep(0.1)
 
 
+def two_instances(url: str, folder: Path, broker: Mosquitto, procs: list[Instance | HAProxy]) -> tuple[Instance, Instance]:
+    """Instances a and b on the share group, started (the fixture stops them)."""
+    a, b = instance("a", url, folder, broker), instance("b", url, folder, broker)
+    for inst in (a, b):
+        procs.append(inst)
+        inst.start()
+    return a, b
+
+
 async def connected(broker: Mosquitto, names: str, times: int = 1, then_s: float = 1.0) -> None:
     """Once the instances `names` have connected `times` times each, and `then_s` later (their
     SUBSCRIBE follows the CONNECT)."""
@@ -152,10 +161,7 @@ async def test_an_instance_killed_in_a_burst_loses_no_message(
     broker = Mosquitto(tmp_path / "broker")
     broker.start()
     try:
-        a, b = instance("a", url, tmp_path, broker), instance("b", url, tmp_path, broker)
-        for inst in (a, b):
-            procs.append(inst)
-            inst.start()
+        a, b = two_instances(url, tmp_path, broker, procs)
         await connected(broker, "ab")
 
         last: dict[str, tuple[bool, int | None]] = {}
@@ -208,10 +214,7 @@ async def test_retained_states_are_read_when_every_instance_starts_again(
                 await client.publish(topic(COMMUNE, name, "state"),
                                      encode_state(State(name, COMMUNE, online, ts, interval_s=600)), qos=1, retain=True)
                 last[name] = (online, ts)
-        a, b = instance("a", url, tmp_path, broker), instance("b", url, tmp_path, broker)
-        for inst in (a, b):
-            procs.append(inst)
-            inst.start()
+        a, b = two_instances(url, tmp_path, broker, procs)
         took, (bad, _, _) = await settled(url, last, 10, messages=False)
         print(f"first start: presence exact in {took:.1f} s")
         assert bad == []
@@ -265,10 +268,7 @@ async def test_gateways_that_came_back_while_an_instance_was_dead_are_online(
     broker = Mosquitto(tmp_path / "broker")
     broker.start()
     try:
-        a, b = instance("a", url, tmp_path, broker), instance("b", url, tmp_path, broker)
-        for inst in (a, b):
-            procs.append(inst)
-            inst.start()
+        a, _b = two_instances(url, tmp_path, broker, procs)
         await connected(broker, "ab")
         a.kill9()
         last: dict[str, tuple[bool, int | None]] = {}
