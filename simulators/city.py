@@ -553,8 +553,12 @@ class Gateway:
             await self._publish(client, state_topic, receive)
         finally:
             receive.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await receive
+            # wait for its end without taking this task's own cancellation for it: swallowed, a city
+            # told to stop kept a cabinet reconnecting for ever (`make demo CITY=full` hung on Ctrl-C)
+            await asyncio.wait([receive])
+            if not receive.cancelled():
+                with contextlib.suppress(aiomqtt.MqttError):
+                    receive.result()
 
     async def _publish(self, client: aiomqtt.Client, state_topic: str, receive: asyncio.Future[None]) -> None:
         loop = asyncio.get_running_loop()
