@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 
 import pytest
@@ -50,9 +49,11 @@ async def test_rtu_dead_devices_do_not_delay_neighbours_on_the_sequential_line()
         records = Records()
         for u in dead:
             sim.set_fault(u, "no-answer")
-        async with polling(bus, records):
-            await asyncio.sleep(4.0)
-        neighbour_gaps = [g for u in units if u not in dead for g in gaps(records.sample_times(f"lamp-{u}")[2:])]
+        neighbours = [u for u in units if u not in dead]
+        async with polling(bus, records):  # ten polls of each (a loaded machine starts the line later)
+            await wait_for(lambda: all(len(records.sample_times(f"lamp-{u}")) >= 10 for u in neighbours),
+                           timeout=30, what="ten polls of every neighbour")
+        neighbour_gaps = [g for u in neighbours for g in gaps(records.sample_times(f"lamp-{u}")[2:])]
         assert len(neighbour_gaps) >= 8 * 7
         assert statistics.median(neighbour_gaps) == pytest.approx(0.4, abs=0.05)
         # In line behind the two dead ones a neighbour would wait 0.4 + 2 x 3 x 0.15 = 1.3 s every cycle.
