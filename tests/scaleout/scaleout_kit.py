@@ -18,8 +18,10 @@ from typing import Any
 import aiohttp
 import asyncpg
 import orjson
+from aiohttp import web
 
 from citygate_wire.batch import PATH
+from collector.live import CHANGES
 from collector.store_pg import split_schema
 from simulators.procs import free_port, wait_tcp
 
@@ -27,6 +29,14 @@ CLI = str(Path(sys.executable).parent / "citygate-collector")
 LISTENING = re.compile(r"citygate-collector listening on (http://\S+)")
 TS0 = 1_764_547_200_000  # 2025-12-01T00:00:00Z
 COMMUNE = "21231"
+
+
+async def listening(*apps: web.Application, timeout_s: float = 30) -> None:
+    """Once every app's LISTEN connection is up (its streams then stop polling)."""
+    deadline = time.monotonic() + timeout_s
+    while any(app[CHANGES].polling for app in apps):
+        assert time.monotonic() < deadline, "the instances did not LISTEN"
+        await asyncio.sleep(0.05)
 
 
 async def fetch(url: str, sql: str) -> list[asyncpg.Record]:

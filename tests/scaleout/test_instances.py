@@ -10,12 +10,22 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from scaleout_kit import COMMUNE, HAProxy, Instance, Uploader, batch_body, fetch, haproxy_config, sample
+from scaleout_kit import (
+    COMMUNE,
+    HAProxy,
+    Instance,
+    Uploader,
+    batch_body,
+    fetch,
+    haproxy_config,
+    listening,
+    sample,
+)
 
 from collector.app import create_app, start
 from collector.appkeys import STORE
 from collector.instances import install_instances
-from collector.live import CHANGES, sse
+from collector.live import sse
 from collector.notify import PG_CHANGES
 from collector.store import open_store
 from collector.tokens import hash_token, new_token
@@ -114,10 +124,7 @@ async def test_a_batch_through_one_instance_wakes_the_other_s_streams_by_notify(
         delays = []
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
-                deadline = time.monotonic() + 30
-                while app_b[CHANGES].polling or app_a[CHANGES].polling:
-                    assert time.monotonic() < deadline, "the instances did not LISTEN"
-                    await asyncio.sleep(0.05)
+                await listening(app_a, app_b)
                 stream = asyncio.create_task(read_snapshots(session, url_b + "/test/gateways", seen, ready))
                 async with asyncio.timeout(30):
                     await ready.wait()  # the first snapshot, at once

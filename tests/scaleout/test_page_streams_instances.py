@@ -11,11 +11,10 @@ from typing import Any
 
 import aiohttp
 import orjson
-from scaleout_kit import COMMUNE, Uploader, batch_body, sample
+from scaleout_kit import COMMUNE, Uploader, batch_body, listening, sample
 
 from collector.app import create_app, start
 from collector.instances import install_instances
-from collector.live import CHANGES
 from collector.notify import PG_CHANGES
 from collector.store import open_store
 from collector.tokens import hash_token, new_token
@@ -48,10 +47,7 @@ async def test_a_batch_through_one_instance_is_a_delta_on_the_other_s_commune_st
         delays = []
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
-                deadline = time.monotonic() + 30
-                while app_b[CHANGES].polling or app_a[CHANGES].polling:
-                    assert time.monotonic() < deadline, "the instances did not LISTEN"
-                    await asyncio.sleep(0.05)
+                await listening(app_a, app_b)
                 queue: asyncio.Queue[tuple[str, Any, float]] = asyncio.Queue()
                 async with session.get(f"{url_b}/control/api/communes/{COMMUNE}/stream") as commune, \
                         session.get(f"{url_b}/control/api/stream?delta=1") as summary:
