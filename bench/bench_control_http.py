@@ -44,10 +44,12 @@ from typing import Any
 
 import aiohttp
 import orjson
-from playwright.async_api import Browser, CDPSession, Page, async_playwright
+from playwright.async_api import Browser, async_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench_map_page import watched_page  # noqa: E402
 
 from citygate_wire.batch import PATH, EventRecord, SampleRecord, WireRecord  # noqa: E402
 from collector.store_sqlite import SqliteStore  # noqa: E402
@@ -126,20 +128,6 @@ VIEWS = {
     "commune": (f"#/commune/{DIJON}", "document.querySelectorAll('#detail tbody tr').length >= {n}"),
     "map": ("#/map", "performance.getEntriesByName('cg-map-rendered').length > 0"),
 }
-
-
-@contextlib.asynccontextmanager
-async def watched_page(browser: Browser) -> AsyncIterator[tuple[Page, CDPSession]]:
-    """A page in a fresh context (no cache, no cookie) at 1366x768, Paris, and its CDP session, network on."""
-    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="fr-FR",
-                                        timezone_id="Europe/Paris")
-    try:
-        page = await context.new_page()
-        cdp = await context.new_cdp_session(page)
-        await cdp.send("Network.enable")
-        yield page, cdp
-    finally:
-        await context.close()
 
 
 async def load_once(browser: Browser, url: str, view: str, dijon: int) -> dict[str, float]:

@@ -50,7 +50,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, CDPSession, Page, async_playwright
 
 from citygate_wire.batch import PATH, EventRecord, SampleRecord, WireRecord
 from collector.store_sqlite import SqliteStore
@@ -137,14 +137,23 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def load_once(browser: Browser, url: str) -> dict[str, float]:
+@contextlib.asynccontextmanager
+async def watched_page(browser: Browser) -> AsyncIterator[tuple[Page, CDPSession]]:
+    """A page in a fresh context (no cache, no cookie) at 1366x768, Paris, and its CDP session, network on."""
     context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="fr-FR",
                                         timezone_id="Europe/Paris")
     try:
         page = await context.new_page()
-        await page.add_init_script(LONG_TASKS)
         cdp = await context.new_cdp_session(page)
         await cdp.send("Network.enable")
+        yield page, cdp
+    finally:
+        await context.close()
+
+
+async def load_once(browser: Browser, url: str) -> dict[str, float]:
+    async with watched_page(browser) as (page, cdp):
+        await page.add_init_script(LONG_TASKS)
         await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
         sizes: dict[str, float] = {}
         streams: set[str] = set()
@@ -169,8 +178,6 @@ async def load_once(browser: Browser, url: str) -> dict[str, float]:
         interactive = max([rendered, *after])
         total = sum(v for k, v in sizes.items() if k not in streams)
         return {"render_ms": rendered, "lamps_ms": lamps, "interactive_ms": interactive, "bytes": total}
-    finally:
-        await context.close()
 
 
 async def feed(url: str, city: City, seconds: float) -> int:
@@ -198,12 +205,7 @@ async def idle_cost(url: str, pid: int, city: City, seconds: float) -> dict[str,
 
 async def live_cost(browser: Browser, url: str, pid: int, city: City, seconds: float) -> dict[str, float]:
     """The page open while the city's batches arrive at their rate: costs per second."""
-    context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="fr-FR",
-                                        timezone_id="Europe/Paris")
-    try:
-        page = await context.new_page()
-        cdp = await context.new_cdp_session(page)
-        await cdp.send("Network.enable")
+    async with watched_page(browser) as (page, cdp):
         await cdp.send("Performance.enable")
         received = [0]
 
@@ -229,8 +231,6 @@ async def live_cost(browser: Browser, url: str, pid: int, city: City, seconds: f
         return {"page_ms_per_s": 1000 * (await task_s() - t_page) / elapsed,
                 "collector_ms_per_s": 1000 * (cpu_s(pid) - t_cpu) / elapsed,
                 "bytes_per_s": received[0] / elapsed, "batches": sent, "refreshes": refreshes[0]}
-    finally:
-        await context.close()
 
 
 async def upload(session: aiohttp.ClientSession, url: str, c: int, seqs: list[int], city: City) -> None:
