@@ -43,6 +43,7 @@ __all__ = [
     "AUTH_CODES",
     "COLLECTOR_IDENTITY",
     "MAX_COMMAND_BYTES",
+    "MAX_SESSION",
     "MAX_VALIDITY_MS",
     "POSITIONS",
     "ROOT",
@@ -104,6 +105,8 @@ MAX_VALIDITY_MS = 24 * 3600 * 1000  # a command valid longer than a day is a mis
 MAX_ID_LEN = 64
 MAX_NAME_LEN = 128
 MAX_REASON_LEN = 500
+#: a state's `session` (connection epoch) fits a signed 64-bit column and a JSON number read as a double
+MAX_SESSION = 2**53 - 1
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _GATEWAY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -551,7 +554,13 @@ def decode_ack(payload: bytes) -> Ack:
 
 @dataclass(frozen=True, slots=True)
 class State:
-    """A gateway's retained state. The Last Will is a State with online=False and no ts_ms."""
+    """A gateway's retained state. The Last Will is a State with online=False and no ts_ms.
+
+    `session` is the epoch of the MQTT connection that carries it (the Will set at that connect
+    too): it increases from one connection of the gateway to the next, across reboots and clock
+    steps, so the collector orders a Will against states (collector.presence). None: an older
+    gateway's message, ordered by ts_ms alone.
+    """
 
     gateway: str
     commune: str
@@ -567,12 +576,15 @@ class State:
     alarms_dropped: int = 0
     interval_s: float | None = None  # the next state comes within this; the collector judges staleness by it
     reason: str | None = None
+    session: int | None = None
 
 
 def encode_state(state: State) -> bytes:
     doc: dict[str, Any] = {"v": VERSION, "gateway": state.gateway, "commune": state.commune, "online": state.online}
     if state.ts_ms is not None:
         doc["ts_ms"] = state.ts_ms
+    if state.session is not None:
+        doc["session"] = state.session
     if state.reason is not None:
         doc["reason"] = state.reason
     if state.online:
@@ -618,11 +630,12 @@ def decode_state(payload: bytes) -> State:
     if type(online) is not bool:
         raise WireError("/online", "expected a boolean")
     ts_ms = None if doc.get("ts_ms") is None else _ts(doc, "ts_ms")
+    session = None if doc.get("session") is None else _int(doc, "session", 0, MAX_SESSION)
     reason = _opt_str(doc, "reason", MAX_REASON_LEN)
-    _only(doc, {"v", "gateway", "commune", "online", "ts_ms", "reason", "version", "config_hash",
+    _only(doc, {"v", "gateway", "commune", "online", "ts_ms", "session", "reason", "version", "config_hash",
                 "journal", "clock", "uplink", "alarms_dropped", "interval_s"})
     if not online:
-        return State(gateway, commune, False, ts_ms, reason=reason)
+        return State(gateway, commune, False, ts_ms, reason=reason, session=session)
     journal = _obj(doc, "journal")
     clock = _obj(doc, "clock")
     uplink = _obj(doc, "uplink")
@@ -638,6 +651,7 @@ def decode_state(payload: bytes) -> State:
         alarms_dropped=_opt_int(doc, "alarms_dropped", "") or 0,
         interval_s=_opt_number(doc, "interval_s", 0.1, 86_400),
         reason=reason,
+        session=session,
     )
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from citygate_wire.mqtt import (
     MAX_COMMAND_BYTES,
+    MAX_SESSION,
     Ack,
     Alarm,
     Command,
@@ -140,6 +141,32 @@ def test_acks_states_alarms_round_trip() -> None:
     assert decode_alarm(encode_alarm(alarm)) == alarm
 
 
+def test_a_state_and_a_will_carry_their_connection_s_session() -> None:
+    online = State("gw-a", "21231", True, T0, interval_s=60.0, session=T0 + 3)
+    will = State("gw-a", "21231", False, reason="connection lost", session=T0 + 3)
+    for state in (online, will, State("gw-a", "21231", False, session=0), State("gw-a", "21231", False,
+                                                                                  session=MAX_SESSION)):
+        assert decode_state(encode_state(state)) == state
+    assert orjson.loads(encode_state(will)) == {"v": 1, "gateway": "gw-a", "commune": "21231", "online": False,
+                                                "session": T0 + 3, "reason": "connection lost"}
+    # an older gateway's messages have none
+    assert b"session" not in encode_state(State("gw-a", "21231", False, reason="connection lost"))
+    assert decode_state(b'{"v":1,"gateway":"gw-a","commune":"21231","online":false}').session is None
+
+
+@pytest.mark.parametrize(("session", "why"), [
+    (-1, "out of range"), (MAX_SESSION + 1, "out of range"), (2**63, "out of range"), (1.5, "got float"),
+    ("17", "got str"), (True, "got bool"), ([1], "got list"),
+])
+def test_a_bad_session_is_refused(session: Any, why: str) -> None:
+    for online in (True, False):
+        doc = {"v": 1, "gateway": "gw-a", "commune": "21231", "online": online, "ts_ms": T0, "session": session,
+               "journal": {}, "clock": {}, "uplink": {}}
+        with pytest.raises(WireError, match=why) as err:
+            decode_state(orjson.dumps(doc))
+        assert err.value.pointer == "/session"
+
+
 def test_a_refusal_without_a_reason_is_refused() -> None:
     with pytest.raises(WireError, match="code and a reason"):
         decode_ack(b'{"v":1,"id":"c","status":"refused","ts_ms":%d}' % T0)
@@ -158,7 +185,7 @@ JSON = st.recursive(
 )
 FIELDS = ["v", "id", "action", "args", "issued_at_ms", "expires_at_ms", "issued_by", "status", "ts_ms", "code",
           "reason", "result", "gateway", "commune", "online", "journal", "clock", "uplink", "device", "severity",
-          "detail", "level_pct", "lamp", "group", "until_ms", "interval_s", "alarms_dropped"]
+          "detail", "level_pct", "lamp", "group", "until_ms", "interval_s", "alarms_dropped", "session"]
 DOCS = st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=10).map(lambda d: {"v": 1, **d})
 
 
