@@ -12,14 +12,29 @@ to the time of the message that changed it.
 A state that comes late never replaces a newer one: the broker sends a message again when the
 instance that had it died before acknowledging it (collector.control.link acknowledges after
 the commit), and with several instances another one may have stored the gateway's next word
-meanwhile. A state with `ts_ms` (the gateway's clock) is written only if it is not older than the
-stored one's `ts_ms`, or, if a Last Will is stored, than the time the Will was received (the Will
-ends the connection whose states came before it). A Will has no time of its own and is always
-written. A state that the same link received after the gateway's Will (`after_will`: the broker
-keeps one publisher's messages in order) is written whatever its time: a Will queued while the
-collector was down is received late, after the states of the gateway's next connection were
-published. A stored time more than `CLOCK_SET_BACK_MS` ahead of the new message's receipt is the
-gateway's clock set back: the new state is written.
+meanwhile.
+
+A message with a `session` (the epoch of the gateway's MQTT connection, in its states and in the
+Will set at that connect; it increases from one connection to the next) is ordered by (session,
+rank) against a stored one that has a session too: a later session always wins, an earlier one
+never replaces a later one; within a session states go by `ts_ms`, and the session's Will (no
+`ts_ms`) comes after all of them. So a Will that waited at the broker and comes after the
+gateway's next connection was written changes nothing, and neither does a state of a connection
+written after that connection's Will. Within a session a stored time more than
+`CLOCK_SET_BACK_MS` ahead of the new message's receipt is the gateway's clock set back: the new
+state is written.
+
+When either side has no session (an older gateway's messages), the rule by time alone: a state
+with `ts_ms` (the gateway's clock) is written only if it is not older than the stored one's
+`ts_ms`, or, if a Last Will is stored, than the time the Will was received (the Will ends the
+connection whose states came before it). A Will has no time of its own and is always written. A
+state that the same link received after the gateway's Will (`after_will`: the broker keeps one
+publisher's messages in order) is written whatever its time: a Will queued while the collector
+was down is received late, after the states of the gateway's next connection were published. A
+stored time more than `CLOCK_SET_BACK_MS` ahead of the new message's receipt is the gateway's
+clock set back: the new state is written. What this cannot order (no session): a Will written
+after the gateway's next connection's state by another instance, a state written after its
+connection's Will by another instance.
 
 Each message may carry `done`, called once it is written (or refused): the link's PUBACK.
 """
@@ -28,31 +43,50 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from collector.sqlprims import SqlPrimitives
 
 #: presence rows written by one statement (6 parameters each: within both engines' limits)
 _ROWS_PER_STATEMENT = 500
 _UPSERT_HEAD = "INSERT INTO presence (gateway_id, online, since_ms, updated_ms, topic_commune, state) VALUES "
-_UPSERT_TAIL = (
+#: a stored state's time this far ahead of a new message's receipt is a gateway clock that was set back
+CLOCK_SET_BACK_MS = 60_000
+_SET_BACK = f"TS_MS(presence.state) > excluded.updated_ms + {CLOCK_SET_BACK_MS}"
+_BOTH_SESSIONS = "SESSION(excluded.state) IS NOT NULL AND SESSION(presence.state) IS NOT NULL"
+#: (session, rank) order: a later session wins; within one, ts_ms, and its Will (no ts_ms) after every state
+_BY_SESSION = (
+    "SESSION(excluded.state) > SESSION(presence.state)"
+    " OR (SESSION(excluded.state) = SESSION(presence.state) AND (TS_MS(excluded.state) IS NULL"
+    f" OR TS_MS(excluded.state) >= TS_MS(presence.state) OR {_SET_BACK}))"
+)
+#: when either side has no session: by time alone (see the module's doc)
+_BY_TIME = (
+    "TS_MS(excluded.state) IS NULL"
+    " OR TS_MS(excluded.state) >= COALESCE(TS_MS(presence.state), presence.updated_ms)"
+    f" OR COALESCE(TS_MS(presence.state), presence.updated_ms) > excluded.updated_ms + {CLOCK_SET_BACK_MS}"
+)
+_UPSERT_SET = (
     " ON CONFLICT (gateway_id) DO UPDATE SET"
     " since_ms = CASE WHEN presence.online = excluded.online THEN presence.since_ms ELSE excluded.since_ms END,"
     " online = excluded.online, updated_ms = excluded.updated_ms,"
     " topic_commune = excluded.topic_commune, state = excluded.state"
-    # a late state never replaces a newer word (see the module's doc); TS_MS() is each engine's JSON read
-    " WHERE TS_MS(excluded.state) IS NULL"
-    " OR TS_MS(excluded.state) >= COALESCE(TS_MS(presence.state), presence.updated_ms)"
-    " OR COALESCE(TS_MS(presence.state), presence.updated_ms) > excluded.updated_ms + {set_back}"
 )
-#: a stored state's time this far ahead of a new message's receipt is a gateway clock that was set back
-CLOCK_SET_BACK_MS = 60_000
-_UPSERT_TAIL = _UPSERT_TAIL.format(set_back=CLOCK_SET_BACK_MS)
-_TS_MS = re.compile(r"TS_MS\((\w+)\.state\)")
-_TS_MS_OF = {"sqlite": r"json_extract(\1.state, '$.ts_ms')", "postgres": r"(\1.state::json ->> 'ts_ms')::bigint"}
+# a late state never replaces a newer word (see the module's doc); TS_MS() and SESSION() are each engine's JSON read
+_UPSERT_TAIL = f"{_UPSERT_SET} WHERE CASE WHEN {_BOTH_SESSIONS} THEN {_BY_SESSION} ELSE {_BY_TIME} END"
+#: a run the link received right after the gateway's Will: only the session order may refuse it
+_UPSERT_TAIL_AFTER_WILL = f"{_UPSERT_SET} WHERE CASE WHEN {_BOTH_SESSIONS} THEN {_BY_SESSION} ELSE TRUE END"
+_JSON_READ = re.compile(r"(TS_MS|SESSION)\((\w+)\.state\)")
+_JSON_READ_OF = {
+    "sqlite": {"TS_MS": "json_extract({}.state, '$.ts_ms')", "SESSION": "json_extract({}.state, '$.session')"},
+    "postgres": {"TS_MS": "({}.state::json ->> 'ts_ms')::bigint", "SESSION": "({}.state::json ->> 'session')::bigint"},
+}
 Statements = Sequence[tuple[str, Sequence[Any]]]
 
 
@@ -71,9 +105,29 @@ class StateMessage:
     after_will: bool = False
 
 
+def _order(m: StateMessage) -> tuple[int, float] | None:
+    """(session, rank) of a message that has a session: rank is ts_ms, a Will's (none) after all of them."""
+    try:
+        doc = orjson.loads(m.payload)
+    except orjson.JSONDecodeError:
+        return None
+    session = doc.get("session") if type(doc) is dict else None
+    if type(session) is not int:
+        return None
+    ts = doc.get("ts_ms")
+    return session, ts if type(ts) is int else math.inf
+
+
+def _follows(new: StateMessage, kept: StateMessage) -> bool:
+    """Whether `new` replaces `kept`, the message a run keeps: by (session, rank) when both have a
+    session, otherwise the one that came last (as one commit a message would leave it)."""
+    a, b = _order(new), _order(kept)
+    return a is None or b is None or a >= b
+
+
 @dataclass(frozen=True, slots=True)
 class _Run:
-    """Consecutive messages of one gateway with the same `online`: the last one is what stays."""
+    """Consecutive messages of one gateway with the same `online`: the latest of them (_follows) is what stays."""
 
     first_ms: int
     last: StateMessage
@@ -87,7 +141,8 @@ def presence_rounds(messages: Sequence[StateMessage]) -> list[list[_Run]]:
     for m in messages:
         mine = runs.setdefault(m.gateway_id, [])
         if mine and mine[-1].last.online == m.online:
-            mine[-1] = _Run(mine[-1].first_ms, m, mine[-1].after_will)
+            if _follows(m, mine[-1].last):
+                mine[-1] = _Run(mine[-1].first_ms, m, mine[-1].after_will)
         else:
             mine.append(_Run(m.received_ms, m, m.after_will))
     depth = max((len(r) for r in runs.values()), default=0)
@@ -100,7 +155,7 @@ def presence_statements(messages: Sequence[StateMessage]) -> list[tuple[str, lis
     for round_ in presence_rounds(messages):
         for after_will in (False, True):
             runs = [r for r in round_ if r.after_will == after_will]
-            tail = _UPSERT_TAIL[:_UPSERT_TAIL.index(" WHERE ")] if after_will else _UPSERT_TAIL
+            tail = _UPSERT_TAIL_AFTER_WILL if after_will else _UPSERT_TAIL
             for start in range(0, len(runs), _ROWS_PER_STATEMENT):
                 chunk = runs[start:start + _ROWS_PER_STATEMENT]
                 args: list[Any] = []
@@ -118,7 +173,9 @@ async def write_presence(store: object, statements: Statements) -> None:
     if not isinstance(store, SqlPrimitives):
         raise TypeError(f"{type(store).__name__} has no SQL primitives")
     engine = "sqlite" if str(getattr(store, "url", "")).startswith("sqlite:") else "postgres"
-    await store._ctl_atomic([(_TS_MS.sub(_TS_MS_OF[engine], sql), args) for sql, args in statements])
+    reads = _JSON_READ_OF[engine]
+    await store._ctl_atomic([(_JSON_READ.sub(lambda r: reads[r[1]].format(r[2]), sql), args)
+                             for sql, args in statements])
 
 
 class PresenceWriter:
