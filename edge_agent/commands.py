@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS commands (
     replay        BLOB                        -- the ack to a copy received after the ack: sent instead
 );
 CREATE INDEX IF NOT EXISTS commands_unpublished ON commands(published) WHERE published = 0;
+CREATE TABLE IF NOT EXISTS mqtt_session (
+    one   INTEGER PRIMARY KEY CHECK (one = 1),
+    epoch INTEGER NOT NULL                    -- the last MQTT connection's epoch (citygate_wire.mqtt.State.session)
+);
 """
 
 
@@ -165,6 +169,21 @@ class CommandStore:
     def _ack_of(self, cmd_id: str) -> bytes | None:
         row = self._require().execute("SELECT ack FROM commands WHERE id = ?", (cmd_id,)).fetchone()
         return None if row is None or row[0] is None else bytes(row[0])
+
+    async def next_session(self, now_ms: int) -> int:
+        """The epoch of the MQTT connection about to be made, committed before it is used: the last
+        one + 1, or `now_ms` if that is more. So it increases from one connection to the next, across
+        restarts and power cuts (durable, FULL) and a clock set back; the wall clock keeps it ahead of
+        what a lost state directory had given out."""
+        return int(await self._call(self._next_session, now_ms))
+
+    def _next_session(self, now_ms: int) -> int:
+        db = self._require()
+        row = db.execute("SELECT epoch FROM mqtt_session").fetchone()
+        epoch = max(now_ms, row[0] + 1 if row else 0)
+        db.execute("INSERT INTO mqtt_session (one, epoch) VALUES (1, ?) ON CONFLICT (one) DO UPDATE SET epoch = ?",
+                   (epoch, epoch))
+        return epoch
 
     async def prune(self, now_ms: int) -> int:
         return int(await self._call(self._prune, now_ms))

@@ -24,6 +24,10 @@ there is no clear-text fall-back that would show the gateway's password to whoev
     alarm_buffer = 1000                     # alarms kept while disconnected (oldest dropped, counted)
     backoff_max_s = 60                      # reconnect attempts at most this far apart
 
+Each connection has an epoch (`session`: edge_agent.commands.CommandStore.next_session, committed
+before the connect), in the Will set at that connect and in every state published on it: the
+collector orders a Will against states by it, whichever of its instances writes them.
+
 Commands are run only if signed with the collector's Ed25519 key (citygate_wire.mqtt
 authenticate_command): without `command_key` every command is refused, and check-config says so.
 
@@ -225,6 +229,8 @@ class ControlService:
         self._wake = asyncio.Event()
         self._config_hash: str | None = None
         self._counted = TcpCount()  # the open connection's counts already added to the usage meter
+        #: the epoch of the current (or last tried) connection: `session` in its Will and its states
+        self.session: int | None = None
 
     def status(self) -> dict[str, Any]:
         """For the technician's `status` (edge_agent.localapi)."""
@@ -266,6 +272,8 @@ class ControlService:
     async def _connect_forever(self, ctx: AgentContext, store: CommandStore, executor: Executor) -> None:
         failures = 0
         while True:
+            # each connection its epoch, in its Will and its states: the collector orders them by it
+            self.session = await store.next_session(epoch_ms(ctx.clock.now()))
             client = self._client(ctx)
             try:
                 async with client:
@@ -292,7 +300,8 @@ class ControlService:
     def _client(self, ctx: AgentContext) -> aiomqtt.Client:
         gateway = ctx.gateway_id
         will = aiomqtt.Will(topic(ctx.commune, gateway, "state"),
-                            encode_state(State(gateway, ctx.commune, False, reason="connection lost")),
+                            encode_state(State(gateway, ctx.commune, False, reason="connection lost",
+                                               session=self.session)),
                             qos=1, retain=True)
         return aiomqtt.Client(
             self.cfg.host, self.cfg.port,
@@ -329,7 +338,7 @@ class ControlService:
         except asyncio.CancelledError:
             # a clean stop: say so at once instead of letting the broker wait for the keepalive
             offline = encode_state(State(ctx.gateway_id, ctx.commune, False, epoch_ms(ctx.clock.now()),
-                                         reason="agent stopped"))
+                                         reason="agent stopped", session=self.session))
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.publish(state_topic, offline, qos=1, retain=True), GOODBYE_TIMEOUT_S)
             raise
@@ -416,6 +425,7 @@ class ControlService:
             uplink_connected=uploader.state.connected if uploader is not None else None,
             alarms_dropped=self.alarms_dropped,
             interval_s=self.cfg.state_interval_s,
+            session=self.session,
         ))
 
 
