@@ -9,6 +9,7 @@ protocols with the real codecs (citygate_wire):
   acknowledged (`ack_seq`) leaves the journal, anything else is sent again: with the
   `Retry-After` of a 503 or 429, else with jittered exponential backoff.
 - the MQTT control plane: one connection a cabinet with its Last Will (retained offline state),
+  each connection's epoch (`session`) in its Will and its states as a real agent sends it,
   its retained online state every `state_s`, an alarm for each fault, and an ack for each command
   (format checked, signature not: it is a simulation).
 
@@ -346,6 +347,8 @@ class Gateway:
         self.power_off_until = 0
         self.commune_down = False
         self.mqtt_online = False
+        #: the epoch of the MQTT connection (`session` of its Will and states): increases connection by connection
+        self.session = 0
         self._mqtt_cut = asyncio.Event()
         self._uplink_back = asyncio.Event()
         self._uplink_back.set()
@@ -511,6 +514,8 @@ class Gateway:
                 await asyncio.sleep(0.2)
                 continue
             self._mqtt_cut.clear()
+            # a real agent keeps the last one on disk; within one run memory does, and the wall clock across runs
+            self.session = max(self.session + 1, int(time.time() * 1000))
             client = self._client()
             try:
                 async with client:
@@ -528,7 +533,8 @@ class Gateway:
 
     def _client(self) -> aiomqtt.Client:
         will = aiomqtt.Will(topic(self.cab.commune, self.cab.gateway, "state"),
-                            encode_state(State(self.cab.gateway, self.cab.commune, False, reason="connection lost")),
+                            encode_state(State(self.cab.gateway, self.cab.commune, False, reason="connection lost",
+                                               session=self.session)),
                             qos=1, retain=True)
         return aiomqtt.Client(self.city.mqtt_host, self.city.mqtt_port, username=self.cab.gateway,
                               password=self.token, identifier=self.cab.gateway,
@@ -541,7 +547,7 @@ class Gateway:
         return encode_state(State(self.cab.gateway, self.cab.commune, True, int(time.time() * 1000),
                                   version="city-sim", journal_backlog=len(self.journal),
                                   journal_oldest_ts_ms=oldest, clock_synced=True, uplink_connected=True,
-                                  interval_s=self.city.rates.state_s))
+                                  interval_s=self.city.rates.state_s, session=self.session))
 
     async def _session(self, client: aiomqtt.Client) -> None:
         state_topic = topic(self.cab.commune, self.cab.gateway, "state")

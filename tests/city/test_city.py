@@ -7,7 +7,7 @@ import asyncio
 import collections
 from pathlib import Path
 
-from collector.store import open_store
+from collector.store import Store, open_store
 from simulators.city import City, Rates, lamp_level, plan_city, sun_elevation_deg, write_inventory
 from simulators.city_run import TERRITORY, mqtt_files, provision, read_tokens
 from simulators.mosquitto import Mosquitto
@@ -70,6 +70,9 @@ async def test_a_small_city_with_a_commune_cut_off_loses_nothing(tmp_path: Path)
                 return all((await presence()).values())
 
             await wait_until(all_online, 60, "every gateway online")
+            # each cabinet's connection has its epoch (`session`), in its states and its Will
+            first = await sessions(store)
+            assert all(first.values())
             names_cut = {g.cab.gateway for g in city.by_commune(cut)}
             assert city.cut_commune(cut) == len(names_cut) >= 2
 
@@ -78,11 +81,15 @@ async def test_a_small_city_with_a_commune_cut_off_loses_nothing(tmp_path: Path)
                 return all(p[n] is False for n in names_cut) and all(v for n, v in p.items() if n not in names_cut)
 
             await wait_until(cut_offline, 30, f"commune {cut} offline, the others online")
+            wills = await sessions(store)
+            assert all(wills[n] == first[n] for n in names_cut), "a Will has its connection's session"
             await asyncio.sleep(4)  # 4 simulated minutes of readings journalled behind the cut
             held = sum(len(g.journal) for g in city.by_commune(cut))
             assert held > 0
             city.restore_commune(cut)
             await wait_until(all_online, 60, "every gateway online again")
+            back = await sessions(store)
+            assert all(back[n] > first[n] for n in names_cut), "a new connection, a later session"
             await asyncio.sleep(2)
             stop.set()
             await running
@@ -104,6 +111,11 @@ async def test_a_small_city_with_a_commune_cut_off_loses_nothing(tmp_path: Path)
         if collector is not None:
             collector.stop()
         broker.stop()
+
+
+async def sessions(store: Store) -> dict[str, int]:
+    """Each gateway's `session` in its stored presence (0 if none)."""
+    return {p.gateway: (p.state or {}).get("session") or 0 for p in await store.presence()}
 
 
 async def _upload(city: City, g) -> float | None:  # type: ignore[no-untyped-def]
