@@ -190,17 +190,34 @@ def page_params(request: web.Request, default: int = FLEET_PAGE, maximum: int = 
     return int_param(request, "limit", default, 1, maximum), int_param(request, "offset", 0, 0, MAX_ID)
 
 
-def page_of(request: web.Request, items: list[T], default: int = FLEET_PAGE,
-            maximum: int = MAX_FLEET_PAGE) -> tuple[list[T], dict[str, Any]]:
-    """The page of `items` that `limit` and `offset` ask for, and what a client needs to go on:
+def page_meta(request: web.Request, limit: int, offset: int, total: int) -> dict[str, Any]:
+    """What a client needs to go on from the page at `offset` of `limit` rows among `total`:
     {"total", "limit", "offset", "next"}, `next` the address of the following page (this route, its
     other parameters kept), null on the last one."""
-    limit, offset = page_params(request, default, maximum)
-    more = offset + limit < len(items)
-    return items[offset:offset + limit], {
-        "total": len(items), "limit": limit, "offset": offset,
+    more = offset + limit < total
+    return {
+        "total": total, "limit": limit, "offset": offset,
         "next": str(request.rel_url.update_query(limit=limit, offset=offset + limit)) if more else None,
     }
+
+
+def page_of(request: web.Request, items: list[T], default: int = FLEET_PAGE,
+            maximum: int = MAX_FLEET_PAGE) -> tuple[list[T], dict[str, Any]]:
+    """The page of `items` that `limit` and `offset` ask for, and its page_meta. For the lists that stay
+    small (a few hundred rows: junctions, cameras, a street's parking, a commune's cabinets, the vehicles
+    an operator may see) and are read whole; the fleet itself is read a page at a time (page_from)."""
+    limit, offset = page_params(request, default, maximum)
+    return items[offset:offset + limit], page_meta(request, limit, offset, len(items))
+
+
+async def page_from(request: web.Request, read: Callable[[int, int], Awaitable[tuple[list[T], int]]],
+                    default: int = FLEET_PAGE, maximum: int = MAX_FLEET_PAGE) -> tuple[list[T], dict[str, Any]]:
+    """The page that `limit` and `offset` ask for, read by `read(limit, offset)` (the page's rows and the
+    total, from the store: a store page method), and its page_meta; the same page and meta as page_of
+    over the whole list, without reading every row of a list that grows with the fleet."""
+    limit, offset = page_params(request, default, maximum)
+    rows, total = await read(limit, offset)
+    return rows, page_meta(request, limit, offset, total)
 
 
 def paged_list_response(request: web.Request, page: list[Any], meta: dict[str, Any]) -> web.Response:
