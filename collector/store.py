@@ -66,6 +66,9 @@ class Store(ControlStore, ReportStore, ReadModel, CredentialStore, ParkingStore,
     async def gateways(self) -> list[GatewayInfo]:
         """Every gateway with its last-seen time, ordered by name."""
 
+    async def gateways_page(self, limit: int, offset: int) -> tuple[list[GatewayInfo], int]:
+        """The `limit` gateways from `offset` on of gateways()'s list, and how many it holds."""
+
     async def ingest(self, gateway: Gateway, records: Sequence[WireRecord]) -> IngestResult:
         """Store a validated batch (ascending seq, at least one record) in one transaction.
 

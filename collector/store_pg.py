@@ -58,6 +58,7 @@ from collector.reports.store import PG_MIGRATION as REPORTS_MIGRATION
 from collector.reports.store import WORKQUEUE_MIGRATION as REPORTS_QUEUE_MIGRATION
 from collector.reports.store import ReportQueries
 from collector.rollup import DeviceState
+from collector.sqlprims import counted_page_sql, page_rows
 from collector.store_common import (
     ROLLUP_TABLES,
     STATE_COLUMNS,
@@ -170,6 +171,8 @@ def _param(i: int) -> str:
 
 _STATE_TYPES = ("bigint", "float8", "float8", "boolean", "bigint", "text", "bigint", "text")  # of STATE_COLUMNS
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
+#: a page of gateways(): collector.sqlprims.counted_page_sql
+_GATEWAYS_PAGE = counted_page_sql(f"{_GATEWAY_COLS}, created_ms, last_seen_ms, last_seq", "gateways", ACTIVE, "name")
 _ROLLUP_TYPES = ("float8", "bigint", "bigint", "bigint", "float8", "bigint", "bigint", "bigint")  # of ROLLUP_COLUMNS
 #: a batch's duplicate check and its devices' states, read in one round trip once its gateway is locked
 _SEEN_AND_STATES = (
@@ -388,6 +391,10 @@ class PgStore(PgControl, ReportQueries, ReadModelQueries, CredentialQueries, Par
             f"SELECT {_GATEWAY_COLS}, created_ms, last_seen_ms, last_seq FROM gateways WHERE {ACTIVE} ORDER BY name"
         )
         return [GatewayInfo(_gateway(r), r[6], r[7], r[8]) for r in rows]
+
+    async def gateways_page(self, limit: int, offset: int) -> tuple[list[GatewayInfo], int]:
+        rows, total = page_rows(await self._ctl_rows(_GATEWAYS_PAGE, limit, offset))
+        return [GatewayInfo(_gateway(r), r[6], r[7], r[8]) for r in rows], total
 
     # -- ingest -------------------------------------------------------------------------------
 

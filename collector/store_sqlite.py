@@ -66,6 +66,7 @@ from collector.reports.store import SQLITE_MIGRATION as REPORTS_MIGRATION
 from collector.reports.store import WORKQUEUE_MIGRATION as REPORTS_QUEUE_MIGRATION
 from collector.reports.store import ReportQueries
 from collector.rollup import DeviceState
+from collector.sqlprims import counted_page_sql, page_rows
 from collector.store_common import (
     ROLLUP_TABLES,
     STATE_COLUMNS,
@@ -179,6 +180,8 @@ CREATE TABLE {table} (
 ]
 
 _GATEWAY_COLS = "id, name, commune, cabinet, lat, lon"
+#: a page of gateways(): collector.sqlprims.counted_page_sql
+_GATEWAYS_PAGE = counted_page_sql(f"{_GATEWAY_COLS}, created_ms, last_seen_ms, last_seq", "gateways", ACTIVE, "name")
 CHECKPOINT_EVERY_S = 1.0
 WAL_CATCH_UP_PAGES = 10_000  # about 40 MB of WAL
 #: most rows a multi-row INSERT carries. Its one sqlite3_step releases the GIL once for them all, where
@@ -447,6 +450,10 @@ class SqliteStore(SqliteControl, ReportQueries, ReadModelQueries, CredentialQuer
             f"SELECT {_GATEWAY_COLS}, created_ms, last_seen_ms, last_seq FROM gateways WHERE {ACTIVE} ORDER BY name"
         ).fetchall()
         return [GatewayInfo(_gateway(r), r[6], r[7], r[8]) for r in rows]
+
+    async def gateways_page(self, limit: int, offset: int) -> tuple[list[GatewayInfo], int]:
+        rows, total = page_rows(await self._ctl_rows(_GATEWAYS_PAGE, limit, offset))
+        return [GatewayInfo(_gateway(r), r[6], r[7], r[8]) for r in rows], total
 
     # -- ingest -------------------------------------------------------------------------------
 

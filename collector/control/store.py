@@ -15,7 +15,7 @@ import orjson
 from citygate_wire.mqtt import Ack, Alarm, Command
 from collector.control.model import ALARM_ACTIONS, AlarmRow, CommandRow, Delivery, DueDelivery, Presence
 from collector.errors import CollectorError
-from collector.sqlprims import SqlPrimitives, marks
+from collector.sqlprims import SqlPrimitives, counted_page_sql, marks, page_rows
 
 #: migration 14: the reason an operator gave for a command (traffic commands must give one)
 REASON_MIGRATION = "ALTER TABLE commands ADD COLUMN reason TEXT"
@@ -44,6 +44,9 @@ class ControlStore(Protocol):
 
     async def presence(self) -> list[Presence]:
         """Every registered gateway, heard of or not, by name."""
+
+    async def presence_page(self, limit: int, offset: int) -> tuple[list[Presence], int]:
+        """The `limit` gateways from `offset` on of presence()'s list, and how many it holds."""
 
     async def record_alarm(self, gateway_id: int, alarm: Alarm, now_ms: int) -> bool:
         """Log an alarm once (a QoS 1 duplicate is ignored); True if new."""
@@ -95,6 +98,16 @@ _ALARM_COLS = ("a.id, g.name, a.alarm_id, a.device, a.ts_ms, a.code, a.severity,
 _DELIVERY_COLS = ("d.command_id, g.name, d.status, d.sends, d.last_sent_ms, d.answered_ms, d.code, d.reason,"
                   " d.result")
 _COMMAND_COLS = "id, action, args, target, issued_by, issued_at_ms, expires_at_ms, reason"
+
+
+_PRESENCE_COLS = "g.name, g.commune, p.online, p.since_ms, p.updated_ms, p.state"
+#: a page of presence()'s list: its gateways' page first (an index scan by name), then their presence
+_PRESENCE_PAGE = counted_page_sql(_PRESENCE_COLS, "gateways", "removed_ms IS NULL", "name",
+                                  " LEFT JOIN presence p ON p.gateway_id = g.id")
+
+
+def _presence(r: Sequence[Any]) -> Presence:
+    return Presence(r[0], r[1], None if r[2] is None else bool(r[2]), r[3], r[4], _json(r[5]))
 
 
 def _alarm(r: Sequence[Any]) -> AlarmRow:
@@ -154,10 +167,14 @@ class ControlQueries(SqlPrimitives):
 
     async def presence(self) -> list[Presence]:
         rows = await self._ctl_rows(
-            "SELECT g.name, g.commune, p.online, p.since_ms, p.updated_ms, p.state"
-            " FROM gateways g LEFT JOIN presence p ON p.gateway_id = g.id WHERE g.removed_ms IS NULL ORDER BY g.name"
+            f"SELECT {_PRESENCE_COLS} FROM gateways g LEFT JOIN presence p ON p.gateway_id = g.id"
+            " WHERE g.removed_ms IS NULL ORDER BY g.name"
         )
-        return [Presence(r[0], r[1], None if r[2] is None else bool(r[2]), r[3], r[4], _json(r[5])) for r in rows]
+        return [_presence(r) for r in rows]
+
+    async def presence_page(self, limit: int, offset: int) -> tuple[list[Presence], int]:
+        rows, total = page_rows(await self._ctl_rows(_PRESENCE_PAGE, limit, offset))
+        return [_presence(r) for r in rows], total
 
     # -- alarms ---------------------------------------------------------------------------------
 
