@@ -8,7 +8,7 @@ from aiohttp import web
 from collector.appkeys import STORE, TERRITORY
 from collector.errors import UnknownGateway
 from collector.model import Gateway, Level, Period
-from collector.params import day_bound, hour_bound, int_param, json_response, page_of
+from collector.params import day_bound, hour_bound, int_param, json_response, page_from
 from collector.problem import Problem
 
 MAX_READ_LIMIT = 10_000
@@ -27,9 +27,9 @@ def add_read_routes(app: web.Application) -> None:
 
 
 async def get_gateways(request: web.Request) -> web.Response:
-    """A page of the fleet by name (`limit`, `offset`: collector.params.page_of), with `total` and the
-    `next` page's address."""
-    page, meta = page_of(request, await request.app[STORE].gateways())
+    """A page of the fleet by name (`limit`, `offset`: collector.params.page_from, read a page at a time
+    from the store), with `total` and the `next` page's address."""
+    page, meta = await page_from(request, request.app[STORE].gateways_page)
     return json_response({"gateways": [info.as_json() for info in page], **meta})
 
 

@@ -62,6 +62,7 @@ from collector.params import (
     json_response,
     log_cursor,
     log_page,
+    page_from,
     page_of,
     parse_int,
     path_id,
@@ -121,7 +122,7 @@ def attach_link(app: web.Application, cfg: LinkConfig) -> ControlLink:
 async def get_presence(request: web.Request) -> web.Response:
     await require_role(request, VIEWER, identified=True)
     now = now_ms()
-    rows, meta = page_of(request, await request.app[STORE].presence())
+    rows, meta = await page_from(request, request.app[STORE].presence_page)
     link = request.app.get(LINK)
     return json_response({
         "link": None if link is None else {"connected": link.connected, "last_error": link.last_error},
