@@ -55,7 +55,8 @@ class Proc:
             preexec_fn=_die_with_parent if die_with_parent else None,
         )
         self._echo = echo
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
     def _read(self) -> None:
         assert self.popen.stdout is not None
@@ -78,12 +79,17 @@ class Proc:
                         return m
                 seen = len(self.lines)
                 left = deadline - time.monotonic()
-                if left <= 0 or (self.popen.poll() is not None and seen == len(self.lines)):
+                ended = self.popen.poll() is not None and not self._reader.is_alive()  # and all its output read
+                if left <= 0 or (ended and seen == len(self.lines)):
                     out = "\n".join(self.lines[-40:])
                     raise RuntimeError(f"{self.name} not ready ({rx.pattern!r}), exit={self.popen.poll()}:\n{out}")
                 self._cond.wait(min(left, 0.2))
 
     def output(self) -> str:
+        """What the process wrote so far; once it has exited, all it wrote (the reader thread may
+        still be reading the pipe's last lines: it is given up to 5 s to reach the end)."""
+        if self.popen.poll() is not None:
+            self._reader.join(5)
         with self._cond:
             return "\n".join(self.lines)
 
