@@ -95,18 +95,20 @@ def test_local_commands_load_no_http_client_nor_bus_stack_they_do_not_use(args: 
     assert not modules & unused, sorted(modules & unused)
 
 
-def best_of(argv: list[str], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=60, check=False)
-        times.append(time.perf_counter() - start)
-    return min(times)
+def took(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, cwd=ROOT, capture_output=True, timeout=60, check=False)
+    return time.perf_counter() - start
 
 
 def start_ratio(words: list[str], runs: int) -> tuple[float, float]:
-    baseline = best_of([sys.executable, "-c", "import click"], runs)
-    return best_of([str(AGENT), *words, "--help"], runs) / baseline, baseline
+    """The best start of `words --help` over the best `import click`, the two runs taken in turn (a
+    burst of load on the machine falls on both, not on the command's runs alone)."""
+    baseline, command = [], []
+    for _ in range(runs):
+        baseline.append(took([sys.executable, "-c", "import click"]))
+        command.append(took([str(AGENT), *words, "--help"]))
+    return min(command) / min(baseline), min(baseline)
 
 
 def test_each_command_starts_within_twice_import_click() -> None:
@@ -116,8 +118,10 @@ def test_each_command_starts_within_twice_import_click() -> None:
     ratios, baselines = {}, []
     for words in all_help_paths():
         ratio, baseline = start_ratio(words, 5)
-        if ratio > 2.0:
-            ratio, baseline = start_ratio(words, 15)
+        for runs in (15, 30):  # over the bound: measured again, with more runs
+            if ratio <= 2.0:
+                break
+            ratio, baseline = start_ratio(words, runs)
         ratios[" ".join(words) or "citygate-agent"] = ratio
         baselines.append(baseline)
     slow = {k: round(v, 2) for k, v in ratios.items() if v > 2.0}
