@@ -60,6 +60,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import aiomqtt
 
+from citygate_wire.aio import stop_tasks
 from citygate_wire.batch import encode_records
 from citygate_wire.common import PATH
 from citygate_wire.compression import Compressor
@@ -725,8 +726,10 @@ class City:
                     if self.use_mqtt:
                         tasks.append(tg.create_task(gw.mqtt_loop()))
                 await (until or asyncio.Event()).wait()
-                for t in tasks:
-                    t.cancel()
+                # cancelled again until they end: on Python 3.11 a cancellation landing as paho's publish
+                # or pymodbus' request completes is dropped (citygate_wire.aio), and a cabinet's MQTT loop
+                # cancelled once then ran on, reconnecting, with the TaskGroup waiting for it for ever
+                await stop_tasks(tasks)
 
     async def drain(self, timeout_s: float) -> bool:
         """Upload every journal now (uplinks permitting); True if all of it was acknowledged."""
