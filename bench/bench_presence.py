@@ -60,18 +60,20 @@ def names(start: int, n: int) -> list[str]:
 async def fleet(port: int, first: int, n: int) -> None:
     clients: list[aiomqtt.Client] = []
     stack = contextlib.AsyncExitStack()
+    session = now_ms()  # each connection's epoch, as an agent sends it (later for the fleet's next start)
     async with stack:
         for name in names(first, n):
             will = aiomqtt.Will(topic(COMMUNE, name, "state"),
-                                encode_state(State(name, COMMUNE, False, reason="connection lost")), qos=1, retain=True)
+                                encode_state(State(name, COMMUNE, False, reason="connection lost", session=session)),
+                                qos=1, retain=True)
             client = aiomqtt.Client("127.0.0.1", port, identifier=name, protocol=aiomqtt.ProtocolVersion.V311,
                                     clean_session=False, keepalive=60, will=will, socket_options=NO_DELAY)
             await stack.enter_async_context(client)
             clients.append(client)
         ts = now_ms()
         await asyncio.gather(*(
-            c.publish(topic(COMMUNE, name, "state"), encode_state(State(name, COMMUNE, True, ts, interval_s=600)),
-                      qos=1, retain=True)
+            c.publish(topic(COMMUNE, name, "state"),
+                      encode_state(State(name, COMMUNE, True, ts, interval_s=600, session=session)), qos=1, retain=True)
             for c, name in zip(clients, names(first, n), strict=True)))
         print(f"ts {ts}", flush=True)
         print(READY, flush=True)
