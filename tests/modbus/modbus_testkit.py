@@ -85,6 +85,34 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 15.0, what: s
         await asyncio.sleep(0.02)
 
 
+class Stalls:
+    """How late this process's event loop ran while watched: the longest delay of a 20 ms timer."""
+
+    def __init__(self) -> None:
+        self.max_s = 0.0
+
+
+@asynccontextmanager
+async def loop_stalls() -> AsyncIterator[Stalls]:
+    """Watch the event loop for the block: on a loaded machine the process is not scheduled for a
+    while now and then, and every timing measured across that stall grows by it (a poll's gap, a
+    timeout). Timing bounds add `max_s` so they tell the code's delays from the machine's."""
+    stalls = Stalls()
+
+    async def tick() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            planned = loop.time() + 0.02
+            await asyncio.sleep(0.02)
+            stalls.max_s = max(stalls.max_s, loop.time() - planned)
+
+    task = asyncio.create_task(tick())
+    try:
+        yield stalls
+    finally:
+        task.cancel()
+
+
 @asynccontextmanager
 async def polling(bus: ModbusBus, records: Records) -> AsyncIterator[asyncio.Task[None]]:
     """Run the bus's poller for the duration of the block, then stop it and close the bus."""

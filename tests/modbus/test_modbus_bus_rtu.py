@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 
 import pytest
-from modbus_testkit import DALI_GW, LC100, Records, gaps, make_bus, polling, rtu_table, wait_for
+from modbus_testkit import DALI_GW, LC100, Records, gaps, loop_stalls, make_bus, polling, rtu_table, wait_for
 
 from drivers.errors import DeviceError
 from simulators.lamps import LampSimulator
@@ -50,18 +50,21 @@ async def test_rtu_dead_devices_do_not_delay_neighbours_on_the_sequential_line()
         for u in dead:
             sim.set_fault(u, "no-answer")
         neighbours = [u for u in units if u not in dead]
-        async with polling(bus, records):  # ten polls of each (a loaded machine starts the line later)
+        async with loop_stalls() as stalls, polling(bus, records):
+            # ten polls of each (a loaded machine starts the line later)
             await wait_for(lambda: all(len(records.sample_times(f"lamp-{u}")) >= 10 for u in neighbours),
                            timeout=30, what="ten polls of every neighbour")
         neighbour_gaps = [g for u in neighbours for g in gaps(records.sample_times(f"lamp-{u}")[2:])]
         assert len(neighbour_gaps) >= 8 * 7
-        assert statistics.median(neighbour_gaps) == pytest.approx(0.4, abs=0.05)
         # In line behind the two dead ones a neighbour would wait 0.4 + 2 x 3 x 0.15 = 1.3 s every cycle.
+        assert statistics.median(neighbour_gaps) == pytest.approx(0.4, abs=0.05)
         # Off the line, at most one timeout of its own (a reply a loaded machine read late: 0.4 + 0.15 +
-        # its retry) now and then: never a dead controller's retries.
-        late = [g for g in neighbour_gaps if g > 0.4 + 0.15 + 0.1]
-        assert len(late) <= len(neighbour_gaps) // 20, f"neighbours waited {sorted(late)} s"
-        assert max(neighbour_gaps) < 0.4 + 3 * 0.15 + 0.1, f"a neighbour waited {max(neighbour_gaps):.3f} s"
+        # its retry) now and then: never a dead controller's retries. A stall of the whole process (a
+        # loaded machine) delays a poll by as much, whatever the code: it is added to the bounds.
+        late = [g for g in neighbour_gaps if g > 0.4 + 0.15 + 0.1 + stalls.max_s]
+        assert len(late) <= len(neighbour_gaps) // 20, f"neighbours waited {sorted(late)} s (stalls {stalls.max_s:.3f} s)"
+        bound = 0.4 + 3 * 0.15 + 0.1 + stalls.max_s
+        assert max(neighbour_gaps) < bound, f"a neighbour waited {max(neighbour_gaps):.3f} s (stalls {stalls.max_s:.3f} s)"
         assert sorted(e.device for e in records.events("communication_failure")) == ["lamp-4", "lamp-8"]
 
 

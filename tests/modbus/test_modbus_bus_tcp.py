@@ -7,7 +7,7 @@ import statistics
 import time
 
 import pytest
-from modbus_testkit import DALI_GW, LC100, Records, gaps, make_bus, polling, tcp_table, wait_for
+from modbus_testkit import DALI_GW, LC100, Records, gaps, loop_stalls, make_bus, polling, tcp_table, wait_for
 
 from drivers.base import LampBus
 from drivers.dali import arc_to_percent
@@ -203,14 +203,17 @@ async def test_dead_devices_do_not_delay_their_neighbours() -> None:
         records = Records()
         for u in dead:
             sim.set_fault(u, "no-answer")
-        async with polling(bus, records):
-            await asyncio.sleep(4.0)
         healthy = [u for u in units if u not in dead]
+        async with loop_stalls() as stalls, polling(bus, records):
+            await wait_for(lambda: all(len(records.sample_times(f"lamp-{u}")) >= 10 for u in healthy),
+                           timeout=30, what="ten polls of every healthy lamp")
         # Skip the first cycle, in which each dead device is found dead by one timeout.
         all_gaps = [g for u in healthy for g in gaps(records.sample_times(f"lamp-{u}")[2:])]
-        assert len(all_gaps) >= len(healthy) * 8
+        assert len(all_gaps) >= len(healthy) * 7
         assert statistics.median(all_gaps) == pytest.approx(0.3, abs=0.05)
-        assert max(all_gaps) < 0.3 + 0.25 + 0.1, f"a neighbour waited {max(all_gaps):.3f} s"
+        # a stall of the whole process (a loaded machine) delays a poll by as much, whatever the code
+        bound = 0.3 + 0.25 + 0.1 + stalls.max_s
+        assert max(all_gaps) < bound, f"a neighbour waited {max(all_gaps):.3f} s (stalls {stalls.max_s:.3f} s)"
         assert {e.device for e in records.events("communication_failure")} == {f"lamp-{u}" for u in dead}
 
 
