@@ -13,6 +13,7 @@ from drivers import bthome
 from drivers.ble import AllowedSensor, BleBus, BleConfig
 from drivers.model import Event, Record, Sample
 from simulators.ble import ReplayScanner, parse_scenario
+from tests.tasks_testkit import stop
 
 KEY_HEX = "231d39c1d7cc1ab1aee224cd096db932"
 KEY = bytes.fromhex(KEY_HEX)
@@ -59,9 +60,7 @@ async def running(bus: BleBus) -> AsyncIterator[tuple[Sink, asyncio.Task[None]]]
     try:
         yield sink, task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
         await bus.aclose()
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from citygate_wire.aio import stop_tasks
 from drivers.base import BusContext
 from drivers.cameras.bus import CameraBus
 from drivers.model import Event, Record, Sample
@@ -64,8 +65,7 @@ async def running(folder: Path, cams: list[CameraSim], **overrides: Any) -> Asyn
     try:
         yield cab
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_tasks([task])
         await bus.aclose()
 
 

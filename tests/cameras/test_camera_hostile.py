@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from citygate_wire.aio import stop_tasks
 from drivers.base import BusContext
 from drivers.cameras.bus import CameraBus
 from drivers.model import Event, Record
@@ -103,8 +104,7 @@ async def test_a_hostile_camera_costs_an_event_and_never_stops_the_bus(tmp_path:
                     await asyncio.sleep(0.05)
                 assert not task.done(), task
             finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await stop_tasks([task])
     finally:
         await good.go_offline()
     states = {s.device: s for s in bus.states()}

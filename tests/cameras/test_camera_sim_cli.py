@@ -10,6 +10,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from citygate_wire.aio import stop_tasks
 from drivers.base import BusContext
 from drivers.cameras.bus import CameraBus
 from drivers.model import Event, Record
@@ -44,8 +45,7 @@ async def test_the_simulator_command_writes_the_bus_table_and_its_faults_reach_t
             else:
                 raise AssertionError(f"faults not seen: {codes}")
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await stop_tasks([task])
     finally:
         proc.terminate()
         await proc.wait()

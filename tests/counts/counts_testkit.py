@@ -17,6 +17,7 @@ from drivers.traffic.config import load_timings
 from drivers.traffic.counter import CountReader
 from simulators.signals import SignalControllerServer
 from simulators.signals_engine import CountingUnit, SignalController
+from tests.tasks_testkit import stop
 from tests.traffic.traffic_testkit import DIJON, PARIS, until, utc
 
 #: Monday 1 June 2026, 08:00 in Paris: the morning peak
@@ -41,9 +42,7 @@ class Rig:
 
     async def stop_agent(self) -> None:
         if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await stop(self.task)
             self.task = None
         if self.bus is not None:
             await self.bus.aclose()

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 
 from drivers.base import Bus
 from drivers.model import Record
+from tests.tasks_testkit import stop
 
 
 async def until(cond: Callable[[], bool], timeout: float = 30.0) -> None:
@@ -28,7 +29,5 @@ async def running(bus: Bus) -> AsyncIterator[list[Record]]:
     try:
         yield records
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
         await bus.aclose()

@@ -17,6 +17,7 @@ from drivers.modbus.bus import ModbusBus, build
 from drivers.modbus.config import parse_bus_config
 from drivers.modbus.frames import crc16
 from drivers.model import Event, Record, Sample
+from tests.tasks_testkit import stop
 
 REPO = Path(__file__).resolve().parents[2]
 MAPS = REPO / "configs" / "registermaps"
@@ -120,11 +121,7 @@ async def polling(bus: ModbusBus, records: Records) -> AsyncIterator[asyncio.Tas
     try:
         yield task
     finally:
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await stop(task)
         await bus.aclose()
 
 

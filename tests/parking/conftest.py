@@ -4,7 +4,6 @@ often is on its loopback), started and killed by the test."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from drivers.model import Event, Record
 from drivers.registry import parse_bus
 from simulators.mosquitto import Mosquitto
 from simulators.parking import Faults, ParkingSim, publish, spaces_of, write_sensors_csv
+from tests.tasks_testkit import stop
 
 
 @pytest.fixture
@@ -76,9 +76,7 @@ async def run_field(broker: Mosquitto, folder: Path) -> Field:
             while not all(st.silent for st in silent):
                 await asyncio.sleep(0.05)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop(task)
     return Field(sim, records, bus, sent)
 
 

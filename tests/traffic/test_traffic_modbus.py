@@ -43,6 +43,7 @@ from drivers.traffic.registers import (
 from drivers.traffic.timeline import Aspect
 from simulators.signals import SignalControllerServer
 from simulators.signals_engine import SignalController
+from tests.tasks_testkit import stop
 
 START = utc(2026, 6, 1, 10, 0)  # Monday 12:00 CEST: the Dijon weekday table runs plan 1
 
@@ -61,9 +62,7 @@ class Rig:
 
     async def stop_agent(self) -> None:
         if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            await stop(self.task)
             self.task = None
         await self.bus.aclose()
 
@@ -428,9 +427,7 @@ async def test_a_controller_clock_off_by_minutes_is_reported() -> None:
         try:
             await until(lambda: any(isinstance(r, Event) and r.code == "clock_skew" for r in records), what="skew")
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
             await bus.aclose()
         skew = next(r for r in records if isinstance(r, Event) and r.code == "clock_skew")
         assert skew.severity is Severity.MINOR and skew.detail == {"controller_minus_agent_s": -120}
