@@ -16,6 +16,7 @@ from typing import Any
 import aiomqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from citygate_wire.aio import stop_tasks
 from citygate_wire.mqtt import (
     COLLECTOR_IDENTITY,
     Ack,
@@ -242,8 +243,7 @@ async def running_agent(tmp_path: Path, fleet: Fleet, broker: Mosquitto, gateway
             task.result()
         yield agent
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_tasks([task])  # cancelled again until it ends, as the agent does (citygate_wire.aio)
 
 
 def control(agent: Agent) -> ControlService:

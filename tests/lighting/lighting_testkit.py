@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from citygate_wire.aio import stop_tasks
 from drivers.base import Bus, DeviceState
 from drivers.errors import DeviceError
 from drivers.model import Event, Record, RecordSink, Sample
@@ -160,8 +161,7 @@ class Harness:
     async def stop(self) -> None:
         """Like a kill: the task stops where it is; only what the service already saved remains."""
         assert self.task is not None
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        await stop_tasks([self.task])  # cancelled again until it ends, as the agent does (citygate_wire.aio)
         self.task = None
 
     async def settled(self, after_cycles: int, timeout: float = 20.0) -> None:

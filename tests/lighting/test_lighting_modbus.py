@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from lighting_testkit import Harness, lighting_config
 
+from citygate_wire.aio import stop_tasks
 from drivers.base import BusContext
 from drivers.modbus.bus import ModbusBus, build
 from drivers.modbus.config import parse_bus_config
@@ -125,6 +126,4 @@ async def test_lamp_failure_and_day_burner_from_the_lamps_own_readings(tmp_path:
             assert burner.device == "lamp-3" and burner.detail["target_pct"] == 0
             assert {e.device for e in h.events("lamp_failure")} == {"lamp-1"}  # nothing else was taken for a fault
         finally:
-            for t in pollers:
-                t.cancel()
-            await asyncio.gather(*pollers, return_exceptions=True)
+            await stop_tasks(pollers)  # cancelled again until they end, as the agent does (citygate_wire.aio)

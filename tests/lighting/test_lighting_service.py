@@ -18,6 +18,7 @@ import orjson
 import pytest
 from lighting_testkit import Harness, LampModel, SettableTimeSync, lighting_config
 
+from citygate_wire.aio import stop_tasks
 from drivers.model import Event, Severity
 from edge_agent.clock import SystemClock
 from edge_agent.lighting.engine import Engine
@@ -397,8 +398,7 @@ async def test_a_change_is_applied_within_one_second_on_the_system_clock(tmp_pat
         assert timedelta(0) <= t_on - start < timedelta(seconds=1)
         assert timedelta(0) <= t_off - (start + timedelta(seconds=1.5)) < timedelta(seconds=1)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await stop_tasks([task])
 
 
 WRITER = """
