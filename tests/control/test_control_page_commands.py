@@ -124,7 +124,9 @@ async def test_a_lamp_dimmed_from_the_api_is_acknowledged_and_the_page_is_told(t
 
             told = desk.app[CHANGES].next("commands")  # taken before: no change can be missed
             status, sent = await desk.call("POST", "/api/v1/control/commands", dim)
-            assert status == 202 and sent["issued_by"] == "op-operator" and sent["deliveries"][0]["status"] == "pending"
+            # pending, or already sent when the link sent it before this answer was written (a loaded machine)
+            assert status == 202 and sent["issued_by"] == "op-operator" and sent["deliveries"][0]["status"] in (
+                "pending", "sent")
             async with asyncio.timeout(10):
                 await told.wait()
             acked = desk.app[CHANGES].next("commands")
