@@ -89,7 +89,9 @@ async def test_numbering_never_goes_back_once_every_record_is_purged(tmp_path: P
 
 async def test_a_poll_cycle_is_one_commit_and_an_event_is_not_kept_waiting(tmp_path: Path) -> None:
     commits: list[list[str]] = []
-    async with Journal(tmp_path / "j.db", flush_interval_s=2.0, idle_s=0.3) as journal:
+    # idle_s and flush_interval_s wide enough that a loaded machine's stalls (a few hundred ms) neither
+    # split a cycle nor pass for the idle time
+    async with Journal(tmp_path / "j.db", flush_interval_s=5.0, idle_s=1.0) as journal:
         batch: list[str] = []
         journal.observers.append(lambda r: batch.append(type(r).__name__))
         real_write = journal._write
@@ -98,17 +100,24 @@ async def test_a_poll_cycle_is_one_commit_and_an_event_is_not_kept_waiting(tmp_p
             real_write(rows)
             commits.append([])
 
+        async def commits_reach(n: int, within_s: float) -> float:
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            while len(commits) < n and loop.time() - start < within_s:
+                await asyncio.sleep(0.01)
+            return loop.time() - start
+
         journal._write = counting  # type: ignore[method-assign]
         for cycle in range(2):
             for i in range(23):  # a cycle's readings, 10 ms apart: under idle_s, one commit
                 journal.append(sample(cycle * 23 + i))
                 await asyncio.sleep(0.01)
-            await asyncio.sleep(0.6)
+            await commits_reach(cycle + 1, 5.0)  # once idle for idle_s
         assert len(commits) == 2 and batch.count("Sample") == 46
         journal.append(sample(100))
         journal.append(Event("lamp-3", TS, "lamp_failure", Severity.MAJOR))
-        await asyncio.sleep(0.2)  # under idle_s: only the event can have brought the commit forward
-        assert len(commits) == 3 and batch[-2:] == ["Sample", "Event"]
+        took = await commits_reach(3, 0.9)  # under idle_s: only the event can have brought the commit forward
+        assert len(commits) == 3 and took < 1.0 and batch[-2:] == ["Sample", "Event"]
 
 
 async def test_a_stream_without_pause_commits_at_least_every_flush_interval(tmp_path: Path) -> None:
