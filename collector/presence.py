@@ -103,12 +103,17 @@ class StateMessage:
     done: Callable[[], None] | None = field(default=None, compare=False)
     #: the link received it right after the gateway's Will: it follows that Will, whatever its time
     after_will: bool = False
+    #: (session, rank) when it has a session (_order), read from the payload once, when it is made
+    order: tuple[int, float] | None = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "order", _order(self.payload))
 
 
-def _order(m: StateMessage) -> tuple[int, float] | None:
-    """(session, rank) of a message that has a session: rank is ts_ms, a Will's (none) after all of them."""
+def _order(payload: bytes) -> tuple[int, float] | None:
+    """(session, rank) of a state message that has a session: rank is ts_ms, a Will's (none) after all of them."""
     try:
-        doc = orjson.loads(m.payload)
+        doc = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return None
     session = doc.get("session") if type(doc) is dict else None
@@ -121,7 +126,7 @@ def _order(m: StateMessage) -> tuple[int, float] | None:
 def _follows(new: StateMessage, kept: StateMessage) -> bool:
     """Whether `new` replaces `kept`, the message a run keeps: by (session, rank) when both have a
     session, otherwise the one that came last (as one commit a message would leave it)."""
-    a, b = _order(new), _order(kept)
+    a, b = new.order, kept.order
     return a is None or b is None or a >= b
 
 
